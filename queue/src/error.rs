@@ -1,0 +1,58 @@
+//! The spool's error type.
+
+use thiserror::Error;
+
+/// Errors returned by the spool. Callers mostly need to distinguish
+/// "the caller did something wrong" (`NotFound`, `NotLeased`, `AlreadyFinal`,
+/// `Invalid`) from "the spool could not do its job" (`Storage`, `Encoding`,
+/// `Corrupt`, `Closed`), e.g. to answer SMTP with 4xx versus 5xx or to
+/// decide whether to retry.
+#[derive(Debug, Error)]
+pub enum SpoolError {
+    /// sled failed (I/O, corruption). For enqueue this means the message
+    /// was NOT durably accepted and the client must be told to retry.
+    #[error("spool storage error: {0}")]
+    Storage(#[from] sled::Error),
+    /// A record could not be (de)serialized.
+    #[error("spool encoding error ({context}): {source}")]
+    Encoding {
+        context: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Stored data violates the key layout (e.g. a counter of wrong size).
+    #[error("spool data corrupt: {0}")]
+    Corrupt(String),
+    /// No message with this id exists.
+    #[error("message {0} not found in spool")]
+    NotFound(String),
+    /// The message is not leased by this process, so it may not be settled
+    /// (another settlement may have already happened, or it was released).
+    #[error("message {0} is not leased")]
+    NotLeased(String),
+    /// The message is already delivered or bounced.
+    #[error("message {0} is already final ({1})")]
+    AlreadyFinal(String, crate::Status),
+    /// The request itself is unacceptable (empty recipient list, NUL bytes
+    /// in a key component, malformed cursor ...).
+    #[error("invalid spool request: {0}")]
+    Invalid(String),
+    /// The writer thread is gone (spool shutting down or it panicked).
+    #[error("spool writer is closed")]
+    Closed,
+}
+
+impl SpoolError {
+    pub(crate) fn encoding(context: impl Into<String>, source: serde_json::Error) -> Self {
+        SpoolError::Encoding {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// Whether the failure is transient from the caller's point of view
+    /// (storage trouble or shutdown), as opposed to a bad request.
+    pub fn is_temporary(&self) -> bool {
+        matches!(self, SpoolError::Storage(_) | SpoolError::Closed)
+    }
+}

@@ -1,0 +1,178 @@
+//! Key layout of the `spool` tree.
+//!
+//! Everything lives in ONE sled tree, distinguished by key prefixes, because
+//! sled only makes a `Batch` atomic within a single tree: keeping the body,
+//! the records, every index and every counter in the same tree is what lets a
+//! whole group commit be a single `Tree::apply_batch`, so a crash can never
+//! leave an index pointing at a missing record or a counter that disagrees
+//! with the data.
+//!
+//! | key                                              | value                         |
+//! |--------------------------------------------------|-------------------------------|
+//! | `m/<msgid>`                                      | `MessageRecord` as JSON       |
+//! | `b/<queueid>`                                    | raw message body              |
+//! | `r/<queueid>`                                    | u64 BE: non-final messages    |
+//! | `d/<due u64 BE><msgid>`                          | empty: due index              |
+//! | `iw/<ws>\0<created u64 BE><msgid>`               | empty: list by workspace      |
+//! | `it/<ws>\0<to lowercase>\0<created u64 BE><msgid>` | empty: list by recipient    |
+//! | `iq/<queueid>/<index u32 BE><msgid>`             | empty: messages of submission |
+//! | `s/<status>`                                     | u64 BE: count per status      |
+//! | `c/<submitter>\0<day u64 BE>`                    | u64 BE: accepted recipients   |
+//!
+//! Timestamps are stored big-endian with the sign bit flipped
+//! ([`time_key`]), so byte order equals numeric order even for negative
+//! values; that is what makes range scans over the due index and reverse
+//! scans for newest-first listing work. Variable-length components are
+//! terminated by NUL, which is why the spool refuses workspace ids,
+//! submitters and addresses containing NUL. Ids are fixed length, so the
+//! trailing message id is recovered by slicing.
+
+/// Message id length (`msg_` + 16 hex), used to slice it off index keys.
+pub const MSG_ID_LEN: usize = 20;
+
+pub const RECORD: &[u8] = b"m/";
+pub const BODY: &[u8] = b"b/";
+pub const REMAINING: &[u8] = b"r/";
+pub const DUE: &[u8] = b"d/";
+pub const BY_WORKSPACE: &[u8] = b"iw/";
+pub const BY_RECIPIENT: &[u8] = b"it/";
+pub const BY_QUEUE: &[u8] = b"iq/";
+pub const STATUS_COUNT: &[u8] = b"s/";
+pub const ACCEPTED: &[u8] = b"c/";
+
+fn cat(parts: &[&[u8]]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        k.extend_from_slice(p);
+    }
+    k
+}
+
+/// Order-preserving encoding of a signed millisecond timestamp (or day).
+pub fn time_key(v: i64) -> [u8; 8] {
+    ((v as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+pub fn record(msg_id: &str) -> Vec<u8> {
+    cat(&[RECORD, msg_id.as_bytes()])
+}
+
+pub fn body(queue_id: &str) -> Vec<u8> {
+    cat(&[BODY, queue_id.as_bytes()])
+}
+
+pub fn remaining(queue_id: &str) -> Vec<u8> {
+    cat(&[REMAINING, queue_id.as_bytes()])
+}
+
+pub fn due(due_ms: i64, msg_id: &str) -> Vec<u8> {
+    cat(&[DUE, &time_key(due_ms), msg_id.as_bytes()])
+}
+
+/// Exclusive upper bound of due-index keys with a due time `<= now_ms`.
+/// Message ids are ASCII, so `0xff` sorts after every id.
+pub fn due_upper_bound(now_ms: i64) -> Vec<u8> {
+    cat(&[DUE, &time_key(now_ms), &[0xff]])
+}
+
+/// Prefix of all listing-index keys of a workspace.
+pub fn workspace_prefix(ws: &str) -> Vec<u8> {
+    cat(&[BY_WORKSPACE, ws.as_bytes(), b"\0"])
+}
+
+/// Prefix of the listing-index keys of one recipient in a workspace.
+/// `to` must already be lowercased.
+pub fn recipient_prefix(ws: &str, to_lower: &str) -> Vec<u8> {
+    cat(&[
+        BY_RECIPIENT,
+        ws.as_bytes(),
+        b"\0",
+        to_lower.as_bytes(),
+        b"\0",
+    ])
+}
+
+/// The per-message suffix shared by both listing indexes; it doubles as the
+/// (hex-encoded) pagination cursor.
+pub fn listing_suffix(created_ms: i64, msg_id: &str) -> Vec<u8> {
+    cat(&[&time_key(created_ms), msg_id.as_bytes()])
+}
+
+pub fn queue_prefix(queue_id: &str) -> Vec<u8> {
+    cat(&[BY_QUEUE, queue_id.as_bytes(), b"/"])
+}
+
+pub fn queue_member(queue_id: &str, index: u32, msg_id: &str) -> Vec<u8> {
+    cat(&[
+        &queue_prefix(queue_id),
+        &index.to_be_bytes(),
+        msg_id.as_bytes(),
+    ])
+}
+
+pub fn status_count(status: &str) -> Vec<u8> {
+    cat(&[STATUS_COUNT, status.as_bytes()])
+}
+
+pub fn accepted(submitter: &str, day: i64) -> Vec<u8> {
+    cat(&[ACCEPTED, submitter.as_bytes(), b"\0", &time_key(day)])
+}
+
+/// The message id at the end of an index key, if the key is long enough and
+/// the tail is valid UTF-8.
+pub fn trailing_msg_id(key: &[u8]) -> Option<&str> {
+    let start = key.len().checked_sub(MSG_ID_LEN)?;
+    std::str::from_utf8(&key[start..]).ok()
+}
+
+pub fn encode_u64(v: u64) -> [u8; 8] {
+    v.to_be_bytes()
+}
+
+/// Decodes a counter value; `None` if it is not exactly 8 bytes.
+pub fn decode_u64(v: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(v.try_into().ok()?))
+}
+
+/// Hex encoding for opaque cursors.
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn from_hex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) || !s.is_ascii() {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_keys_sort_numerically() {
+        let vals = [i64::MIN, -5, -1, 0, 1, 1_700_000_000_000, i64::MAX];
+        for w in vals.windows(2) {
+            assert!(time_key(w[0]) < time_key(w[1]));
+        }
+    }
+
+    #[test]
+    fn due_bound_includes_now_only() {
+        let id = "msg_ffffffffffffffff";
+        assert!(due(10, id) < due_upper_bound(10));
+        assert!(due(11, "msg_0000000000000000") > due_upper_bound(10));
+    }
+
+    #[test]
+    fn hex_roundtrip() {
+        let b = listing_suffix(-3, "msg_0123456789abcdef");
+        assert_eq!(from_hex(&to_hex(&b)).unwrap(), b);
+        assert!(from_hex("zz").is_none());
+        assert!(from_hex("abc").is_none());
+    }
+}

@@ -1,0 +1,455 @@
+//! Rackwave's durable spool: where accepted mail waits until it is delivered
+//! or bounced.
+//!
+//! # Guarantees
+//!
+//! * **Durable acceptance.** [`Spool::enqueue`] returns only after the body
+//!   and every record are fsynced (`sled::Db::flush`). The SMTP server
+//!   answers `250 OK queued as <queue id>` only after that, so a crash can
+//!   never lose mail we claimed to have taken responsibility for. (The
+//!   converse is at-least-once: if the connection dies between commit and
+//!   reply, the client retries and the message may be queued twice.)
+//! * **Group commit.** fsync is the expensive part, so one writer thread
+//!   batches concurrent mutations into a single atomic `apply_batch` and a
+//!   single flush (see [`SpoolConfig`]).
+//! * **Atomic bookkeeping.** Records, body, due index, listing indexes,
+//!   per-status counters and per-submitter daily counters live in one sled
+//!   tree and change in the same batch, so they never disagree, even after
+//!   a crash. Counters are therefore exact and loaded at open instead of
+//!   recomputed by scanning.
+//! * **Bounded memory.** Nothing proportional to queue length is held in
+//!   RAM: the due queue is an on-disk index scanned in time order, listings
+//!   are index scans with cursors. Only leased ids and a few counters are
+//!   kept in memory.
+//!
+//! # Life of a message
+//!
+//! One [`Submission`] (one SMTP transaction) gets a queue id and produces
+//! one [`MessageRecord`] per recipient, all sharing one stored body. The
+//! delivery engine calls [`Spool::lease`] to take due messages, tries them,
+//! and settles each lease with [`Spool::delivered`], [`Spool::defer`] or
+//! [`Spool::bounce`] (or gives it back with [`Spool::release`]). Leases are
+//! in memory only: a lease that is never settled (crash, restart) simply
+//! makes the message leasable again. When the last message of a submission
+//! becomes final the body is deleted; the records stay for listing.
+
+mod error;
+mod ids;
+mod keys;
+mod record;
+mod writer;
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use tokio::sync::oneshot;
+use tracing::warn;
+
+pub use error::SpoolError;
+pub use ids::{is_message_id, is_queue_id, new_queue_id};
+pub use record::{
+    DeliveryAttempt, Enqueued, ListFilter, MessageRecord, Page, SpoolStats, Status, StatusChange,
+    StatusCounts, Submission,
+};
+
+use writer::{decode_counter, decode_record, lock, Outcome, Request, Shared, Writer};
+
+/// Name of the sled tree holding everything the spool stores.
+pub const TREE_NAME: &str = "spool";
+
+/// Maximum number of index entries one [`Spool::list`] call examines.
+/// Bounds the cost of a listing whose status filter matches rarely; the
+/// caller gets a cursor to continue instead of an unbounded scan.
+pub const LIST_SCAN_BUDGET: usize = 10_000;
+
+/// Tuning of the write path.
+#[derive(Clone, Debug)]
+pub struct SpoolConfig {
+    /// Share one fsync among all mutations waiting at the same time
+    /// (default `true`). `false` flushes after every single operation; it
+    /// exists to measure what group commit buys, not for production.
+    pub group_commit: bool,
+    /// Maximum number of operations per commit (default 512). Caps the size
+    /// of one sled batch and the latency a single fsync adds to the last
+    /// waiter of a large group.
+    pub max_batch: usize,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        SpoolConfig {
+            group_commit: true,
+            max_batch: 512,
+        }
+    }
+}
+
+/// Handle to the spool. Cheap to clone; all clones share one writer thread,
+/// which stops (after finishing its current group) when the last clone is
+/// dropped.
+#[derive(Clone)]
+pub struct Spool {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    tree: sled::Tree,
+    shared: Arc<Shared>,
+    /// `Option` so `Drop` can close the channel before joining the thread.
+    tx: Option<mpsc::Sender<Request>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the channel ends the writer loop; joining makes sure its
+        // clones of the Db are gone, so the database can be reopened.
+        self.tx.take();
+        if let Some(handle) = self.writer.take() {
+            if handle.join().is_err() {
+                warn!("spool writer thread panicked");
+            }
+        }
+    }
+}
+
+impl Spool {
+    /// Opens (creating if needed) the sled tree `"spool"` in `db`, loads the
+    /// status counters and starts the writer thread.
+    ///
+    /// Call it once per process and database: the spool relies on being the
+    /// only writer of its tree for exact counters and race-free updates.
+    pub fn open(db: &sled::Db, config: SpoolConfig) -> Result<Spool, SpoolError> {
+        let tree = db.open_tree(TREE_NAME)?;
+        let mut counts = StatusCounts::default();
+        for status in Status::ALL {
+            let key = keys::status_count(status.as_str());
+            if let Some(raw) = tree.get(&key)? {
+                *counts.get_mut(status) = decode_counter(&key, &raw)?;
+            }
+        }
+        let shared = Arc::new(Shared::new(counts));
+        let (tx, rx) = mpsc::channel();
+        let writer = Writer {
+            db: db.clone(),
+            tree: tree.clone(),
+            shared: shared.clone(),
+            rx,
+            group_commit: config.group_commit,
+            max_batch: config.max_batch,
+        };
+        let handle = std::thread::Builder::new()
+            .name("rackwave-spool-writer".into())
+            .spawn(move || writer.run())
+            .map_err(|e| SpoolError::Storage(sled::Error::Io(e)))?;
+        Ok(Spool {
+            inner: Arc::new(Inner {
+                tree,
+                shared,
+                tx: Some(tx),
+                writer: Some(handle),
+            }),
+        })
+    }
+
+    fn send(&self, request: Request) -> Result<(), SpoolError> {
+        self.inner
+            .tx
+            .as_ref()
+            .ok_or(SpoolError::Closed)?
+            .send(request)
+            .map_err(|_| SpoolError::Closed)
+    }
+
+    /// Durably queues a submission: stores the body once and one record per
+    /// recipient (status `Queued`, due at `received_at_ms`), bumps the
+    /// status and per-submitter daily counters, all in one atomic commit.
+    ///
+    /// Returns only after that commit is fsynced, so the caller may then
+    /// promise delivery (SMTP `250`). On error nothing is promised: the
+    /// caller should answer with a temporary failure.
+    pub async fn enqueue(&self, submission: Submission) -> Result<Enqueued, SpoolError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::Enqueue { submission, reply })?;
+        rx.await.map_err(|_| SpoolError::Closed)?
+    }
+
+    /// Takes up to `limit` messages that are due (`next_attempt_at_ms <=
+    /// now_ms`) and not already leased, oldest due first, and marks them
+    /// leased.
+    ///
+    /// The lease lives in memory only. This is deliberate: after a restart
+    /// no one is working on those messages, so they must be leasable again
+    /// without any recovery step. Each lease must end in exactly one of
+    /// [`delivered`](Self::delivered), [`defer`](Self::defer),
+    /// [`bounce`](Self::bounce) or [`release`](Self::release).
+    pub fn lease(&self, now_ms: i64, limit: usize) -> Result<Vec<MessageRecord>, SpoolError> {
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        let tree = &self.inner.tree;
+        // Held for the whole scan so two concurrent callers never lease the
+        // same message.
+        let mut leased = lock(&self.inner.shared.leased);
+        for item in tree.range(keys::DUE.to_vec()..keys::due_upper_bound(now_ms)) {
+            let (key, _) = item?;
+            let Some(id) = keys::trailing_msg_id(&key) else {
+                warn!(key = %String::from_utf8_lossy(&key), "malformed due index key");
+                continue;
+            };
+            if leased.contains(id) {
+                continue;
+            }
+            let rkey = keys::record(id);
+            let Some(raw) = tree.get(&rkey)? else {
+                warn!(message_id = id, "due index points at missing record");
+                continue;
+            };
+            let rec = decode_record(&rkey, &raw)?;
+            if rec.status.is_final() {
+                warn!(message_id = id, "due index points at final record");
+                continue;
+            }
+            leased.insert(rec.id.clone());
+            out.push(rec);
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Gives a lease back unchanged (e.g. the delivery engine is shutting
+    /// down before trying it). The message is immediately leasable again.
+    pub fn release(&self, id: &str) {
+        lock(&self.inner.shared.leased).remove(id);
+    }
+
+    /// Whether `id` is currently leased.
+    pub fn is_leased(&self, id: &str) -> bool {
+        lock(&self.inner.shared.leased).contains(id)
+    }
+
+    /// Number of currently leased messages (in-flight deliveries).
+    pub fn leased_count(&self) -> usize {
+        lock(&self.inner.shared.leased).len()
+    }
+
+    async fn settle(
+        &self,
+        id: &str,
+        outcome: Outcome,
+        attempt: DeliveryAttempt,
+    ) -> Result<MessageRecord, SpoolError> {
+        // Fast path; the writer checks again authoritatively.
+        if !self.is_leased(id) {
+            return Err(SpoolError::NotLeased(id.to_string()));
+        }
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::Settle {
+            id: id.to_string(),
+            outcome,
+            attempt,
+            reply,
+        })?;
+        rx.await.map_err(|_| SpoolError::Closed)?
+    }
+
+    /// Settles a leased message as delivered (final): records the attempt,
+    /// removes it from the due index and frees the body if this was the
+    /// submission's last pending message. Returns the updated record once
+    /// durable; the lease is cleared.
+    pub async fn delivered(
+        &self,
+        id: &str,
+        attempt: DeliveryAttempt,
+    ) -> Result<MessageRecord, SpoolError> {
+        self.settle(id, Outcome::Delivered, attempt).await
+    }
+
+    /// Settles a leased message as deferred: records the attempt and puts
+    /// it back in the due index at `retry_at_ms`. The retry schedule is the
+    /// caller's policy; the spool only stores the decision.
+    pub async fn defer(
+        &self,
+        id: &str,
+        retry_at_ms: i64,
+        attempt: DeliveryAttempt,
+    ) -> Result<MessageRecord, SpoolError> {
+        self.settle(id, Outcome::Deferred { retry_at_ms }, attempt)
+            .await
+    }
+
+    /// Settles a leased message as bounced (final), like
+    /// [`delivered`](Self::delivered). Generating the bounce notification
+    /// is the caller's job.
+    pub async fn bounce(
+        &self,
+        id: &str,
+        attempt: DeliveryAttempt,
+    ) -> Result<MessageRecord, SpoolError> {
+        self.settle(id, Outcome::Bounced, attempt).await
+    }
+
+    /// Reads one message record.
+    pub fn get(&self, id: &str) -> Result<Option<MessageRecord>, SpoolError> {
+        let key = keys::record(id);
+        self.inner
+            .tree
+            .get(&key)?
+            .map(|raw| decode_record(&key, &raw))
+            .transpose()
+    }
+
+    /// The stored message of a submission; `None` once all its messages are
+    /// final (the body is freed then) or if the queue id is unknown.
+    pub fn body(&self, queue_id: &str) -> Result<Option<Vec<u8>>, SpoolError> {
+        Ok(self
+            .inner
+            .tree
+            .get(keys::body(queue_id))?
+            .map(|v| v.to_vec()))
+    }
+
+    /// Message ids of one submission, in recipient order.
+    pub fn by_queue_id(&self, queue_id: &str) -> Result<Vec<String>, SpoolError> {
+        if !is_queue_id(queue_id) {
+            return Ok(Vec::new());
+        }
+        let mut ids = Vec::new();
+        for item in self.inner.tree.scan_prefix(keys::queue_prefix(queue_id)) {
+            let (key, _) = item?;
+            if let Some(id) = keys::trailing_msg_id(&key) {
+                ids.push(id.to_string());
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Lists a workspace's messages newest first, optionally only those to
+    /// one recipient (case-insensitive) and/or in one status.
+    ///
+    /// Pagination is by opaque cursor (a position in the index), so pages
+    /// stay stable while new mail arrives and cost does not grow with the
+    /// page number. The recipient filter uses its own index; the status
+    /// filter is applied while scanning, and at most [`LIST_SCAN_BUDGET`]
+    /// entries are examined per call, so a page may come back short (even
+    /// empty) with a `next_cursor` to continue.
+    pub fn list(
+        &self,
+        filter: &ListFilter,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page, SpoolError> {
+        let ws = &filter.workspace_id;
+        if ws.is_empty() || ws.contains('\0') {
+            return Err(SpoolError::Invalid(
+                "list needs a workspace id without NUL bytes".into(),
+            ));
+        }
+        let prefix = match &filter.to {
+            Some(to) if to.contains('\0') => {
+                return Err(SpoolError::Invalid("recipient contains a NUL byte".into()))
+            }
+            Some(to) => keys::recipient_prefix(ws, &to.to_lowercase()),
+            None => keys::workspace_prefix(ws),
+        };
+        let limit = limit.max(1);
+        let end = match cursor {
+            Some(c) => {
+                let suffix = keys::from_hex(c)
+                    .filter(|s| s.len() == 8 + keys::MSG_ID_LEN)
+                    .ok_or_else(|| SpoolError::Invalid(format!("malformed cursor {c:?}")))?;
+                let mut end = prefix.clone();
+                end.extend_from_slice(&suffix);
+                end
+            }
+            // The prefix ends with NUL, so bumping that byte gives the first
+            // key past every key with this prefix.
+            None => {
+                let mut end = prefix.clone();
+                *end.last_mut().expect("prefix is not empty") += 1;
+                end
+            }
+        };
+
+        let tree = &self.inner.tree;
+        let mut messages = Vec::new();
+        let mut next_cursor = None;
+        let mut last_suffix: Option<Vec<u8>> = None;
+        for (scanned, item) in tree.range(prefix.clone()..end).rev().enumerate() {
+            let (key, _) = item?;
+            if messages.len() >= limit || scanned >= LIST_SCAN_BUDGET {
+                // More entries exist; continue after the last one examined.
+                next_cursor = last_suffix.as_deref().map(keys::to_hex);
+                break;
+            }
+            last_suffix = Some(key[prefix.len()..].to_vec());
+            let Some(id) = keys::trailing_msg_id(&key) else {
+                continue;
+            };
+            let rkey = keys::record(id);
+            let Some(raw) = tree.get(&rkey)? else {
+                warn!(message_id = id, "listing index points at missing record");
+                continue;
+            };
+            let rec = decode_record(&rkey, &raw)?;
+            if filter.status.is_some_and(|s| s != rec.status) {
+                continue;
+            }
+            messages.push(rec);
+        }
+        Ok(Page {
+            messages,
+            next_cursor,
+        })
+    }
+
+    /// Exact number of messages per status. Served from memory: the writer
+    /// keeps this mirror in step with the durable counters it commits.
+    pub fn counts(&self) -> StatusCounts {
+        *lock(&self.inner.shared.counts)
+    }
+
+    /// Recipients accepted for `submitter` on UTC day `day` (days since the
+    /// Unix epoch, i.e. `received_at_ms.div_euclid(86_400_000)`), e.g. for
+    /// daily sending limits. Maintained in the enqueue's own commit, so it
+    /// survives restarts and always agrees with what was queued.
+    pub fn accepted_on_day(&self, submitter: &str, day: i64) -> Result<u64, SpoolError> {
+        let key = keys::accepted(submitter, day);
+        match self.inner.tree.get(&key)? {
+            Some(raw) => decode_counter(&key, &raw),
+            None => Ok(0),
+        }
+    }
+
+    /// Write-path statistics since [`open`](Self::open), e.g. for flushes
+    /// per message and flush latency metrics.
+    pub fn stats(&self) -> SpoolStats {
+        let s = &self.inner.shared;
+        SpoolStats {
+            flushes: s.flushes.load(Ordering::Relaxed),
+            commits: s.commits.load(Ordering::Relaxed),
+            records_enqueued: s.records_enqueued.load(Ordering::Relaxed),
+            submissions: s.submissions.load(Ordering::Relaxed),
+            settlements: s.settlements.load(Ordering::Relaxed),
+            last_flush_nanos: s.last_flush_nanos.load(Ordering::Relaxed),
+            total_flush_nanos: s.total_flush_nanos.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The ids currently leased (diagnostics).
+    pub fn leased_ids(&self) -> HashSet<String> {
+        lock(&self.inner.shared.leased).clone()
+    }
+}
+
+/// The UTC day (days since the Unix epoch) of a millisecond timestamp, as
+/// used by [`Spool::accepted_on_day`].
+pub fn utc_day(ms: i64) -> i64 {
+    ms.div_euclid(writer::DAY_MS)
+}

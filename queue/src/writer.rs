@@ -1,0 +1,565 @@
+//! The single writer thread and its group commit.
+//!
+//! Why one thread: every mutation of the spool is a read-modify-write
+//! (counters, a record's history, the remaining-recipients count of a body).
+//! Funnelling all of them through one thread makes those updates race-free
+//! without locks, keeps the durable counters exact, and — most importantly —
+//! lets one `fsync` cover many callers: the thread blocks for the first
+//! request, drains whatever else queued up meanwhile (at most `max_batch`),
+//! applies everything as ONE atomic `Tree::apply_batch`, flushes ONCE and
+//! then answers every waiter. While a flush is in progress new requests pile
+//! up in the channel and form the next group, so under load the number of
+//! fsyncs per message drops without adding any artificial delay.
+//!
+//! Each request is staged separately (see [`Staged`]): it reads through the
+//! writes of earlier requests in the same group, and only if it succeeds are
+//! its writes merged into the group. A bad request (settling an unknown or
+//! final message, say) therefore fails alone. A failure of the batch apply
+//! or of the flush fails every request of the group, because none of them
+//! can then be promised to be durable.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use tokio::sync::oneshot;
+use tracing::{debug, error, warn};
+
+use crate::error::SpoolError;
+use crate::ids;
+use crate::keys;
+use crate::record::{
+    DeliveryAttempt, Enqueued, MessageRecord, Status, StatusChange, StatusCounts, Submission,
+};
+
+/// Milliseconds per UTC day, for the per-submitter daily counter.
+pub(crate) const DAY_MS: i64 = 86_400_000;
+
+/// How a leased message is settled.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Outcome {
+    Delivered,
+    Deferred { retry_at_ms: i64 },
+    Bounced,
+}
+
+impl Outcome {
+    fn status(self) -> Status {
+        match self {
+            Outcome::Delivered => Status::Delivered,
+            Outcome::Deferred { .. } => Status::Deferred,
+            Outcome::Bounced => Status::Bounced,
+        }
+    }
+}
+
+/// A mutation request plus the channel on which its caller awaits the
+/// (durable) result.
+pub(crate) enum Request {
+    Enqueue {
+        submission: Submission,
+        reply: oneshot::Sender<Result<Enqueued, SpoolError>>,
+    },
+    Settle {
+        id: String,
+        outcome: Outcome,
+        attempt: DeliveryAttempt,
+        reply: oneshot::Sender<Result<MessageRecord, SpoolError>>,
+    },
+}
+
+/// State shared between the public handle and the writer thread. Only
+/// small, bounded things live here: the set of leased ids and counters.
+pub(crate) struct Shared {
+    /// Ids handed out by `lease` and not yet settled or released. In memory
+    /// only on purpose: after a crash nobody is delivering them any more,
+    /// so they must become leasable again.
+    pub leased: Mutex<HashSet<String>>,
+    /// Mirror of the durable `s/<status>` counters, updated by the writer
+    /// right after each successful apply.
+    pub counts: Mutex<StatusCounts>,
+    pub flushes: AtomicU64,
+    pub commits: AtomicU64,
+    pub records_enqueued: AtomicU64,
+    pub submissions: AtomicU64,
+    pub settlements: AtomicU64,
+    pub last_flush_nanos: AtomicU64,
+    pub total_flush_nanos: AtomicU64,
+}
+
+impl Shared {
+    pub fn new(counts: StatusCounts) -> Shared {
+        Shared {
+            leased: Mutex::new(HashSet::new()),
+            counts: Mutex::new(counts),
+            flushes: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
+            records_enqueued: AtomicU64::new(0),
+            submissions: AtomicU64::new(0),
+            settlements: AtomicU64::new(0),
+            last_flush_nanos: AtomicU64::new(0),
+            total_flush_nanos: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Locks a mutex, ignoring poisoning: the protected data (a set of ids,
+/// plain counters) stays consistent even if a holder panicked.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Decodes a stored record.
+pub(crate) fn decode_record(key: &[u8], raw: &[u8]) -> Result<MessageRecord, SpoolError> {
+    serde_json::from_slice(raw).map_err(|e| {
+        SpoolError::encoding(
+            format!("decoding record {}", String::from_utf8_lossy(key)),
+            e,
+        )
+    })
+}
+
+/// Decodes a stored counter value.
+pub(crate) fn decode_counter(key: &[u8], raw: &[u8]) -> Result<u64, SpoolError> {
+    keys::decode_u64(raw).ok_or_else(|| {
+        SpoolError::Corrupt(format!(
+            "counter {} has {} bytes, expected 8",
+            String::from_utf8_lossy(key),
+            raw.len()
+        ))
+    })
+}
+
+/// Pending writes: `Some` = insert, `None` = remove. A BTreeMap so later
+/// requests read earlier writes and prefix checks can use ranges.
+type Writes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// Writes accumulated for the current group.
+#[derive(Default)]
+struct Group {
+    writes: Writes,
+    /// Net change of each status counter, indexed by `Status::index`.
+    delta: [i64; 4],
+    /// Ids settled in this group: a second settlement of the same lease in
+    /// one group must fail, even though the lease is only cleared after
+    /// the commit.
+    settled: HashSet<String>,
+    submissions: u64,
+    records: u64,
+}
+
+/// One request's writes, staged on top of the group and the tree.
+struct Staged<'a> {
+    tree: &'a sled::Tree,
+    group: &'a Group,
+    writes: Writes,
+    delta: [i64; 4],
+}
+
+impl<'a> Staged<'a> {
+    fn new(tree: &'a sled::Tree, group: &'a Group) -> Self {
+        Staged {
+            tree,
+            group,
+            writes: BTreeMap::new(),
+            delta: [0; 4],
+        }
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, SpoolError> {
+        if let Some(v) = self.writes.get(key) {
+            return Ok(v.clone());
+        }
+        if let Some(v) = self.group.writes.get(key) {
+            return Ok(v.clone());
+        }
+        Ok(self.tree.get(key)?.map(|v| v.to_vec()))
+    }
+
+    fn exists(&self, key: &[u8]) -> Result<bool, SpoolError> {
+        Ok(self.get(key)?.is_some())
+    }
+
+    /// Whether any key with this prefix exists (pending inserts or tree).
+    /// Only used for never-deleted keys, so pending removals are ignored.
+    fn any_with_prefix(&self, prefix: &[u8]) -> Result<bool, SpoolError> {
+        let pending = |m: &Writes| {
+            m.range(prefix.to_vec()..)
+                .next()
+                .is_some_and(|(k, v)| k.starts_with(prefix) && v.is_some())
+        };
+        if pending(&self.writes) || pending(&self.group.writes) {
+            return Ok(true);
+        }
+        Ok(self.tree.scan_prefix(prefix).next().transpose()?.is_some())
+    }
+
+    fn get_counter(&self, key: &[u8]) -> Result<Option<u64>, SpoolError> {
+        self.get(key)?
+            .map(|raw| decode_counter(key, &raw))
+            .transpose()
+    }
+
+    fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.writes.insert(key, Some(value));
+    }
+
+    fn remove(&mut self, key: Vec<u8>) {
+        self.writes.insert(key, None);
+    }
+
+    fn put_record(&mut self, rec: &MessageRecord) -> Result<(), SpoolError> {
+        let raw = serde_json::to_vec(rec)
+            .map_err(|e| SpoolError::encoding(format!("encoding record {}", rec.id), e))?;
+        self.put(keys::record(&rec.id), raw);
+        Ok(())
+    }
+
+    /// The request succeeded: its writes become part of the group.
+    fn merge(self) -> (Writes, [i64; 4]) {
+        (self.writes, self.delta)
+    }
+}
+
+/// A staged request's outcome, held until the group is durable.
+enum Done {
+    Enqueue(
+        oneshot::Sender<Result<Enqueued, SpoolError>>,
+        Result<Enqueued, SpoolError>,
+    ),
+    Settle(
+        oneshot::Sender<Result<MessageRecord, SpoolError>>,
+        Result<MessageRecord, SpoolError>,
+    ),
+}
+
+impl Done {
+    /// Replaces a success with `err` (the group could not be made durable).
+    fn fail(&mut self, err: &SpoolError) {
+        let clone = || match err {
+            SpoolError::Storage(e) => SpoolError::Storage(e.clone()),
+            other => SpoolError::Corrupt(other.to_string()),
+        };
+        match self {
+            Done::Enqueue(_, r) if r.is_ok() => *r = Err(clone()),
+            Done::Settle(_, r) if r.is_ok() => *r = Err(clone()),
+            _ => {}
+        }
+    }
+
+    fn send(self) {
+        // A dropped receiver means the caller gave up waiting; the
+        // outcome is durable regardless, so there is nothing to undo.
+        match self {
+            Done::Enqueue(tx, r) => drop(tx.send(r)),
+            Done::Settle(tx, r) => drop(tx.send(r)),
+        }
+    }
+}
+
+/// The writer thread's state.
+pub(crate) struct Writer {
+    pub db: sled::Db,
+    pub tree: sled::Tree,
+    pub shared: Arc<Shared>,
+    pub rx: Receiver<Request>,
+    pub group_commit: bool,
+    pub max_batch: usize,
+}
+
+impl Writer {
+    /// Runs until every sender is dropped (the last `Spool` clone is gone).
+    pub fn run(self) {
+        let max = self.max_batch.max(1);
+        while let Ok(first) = self.rx.recv() {
+            let mut requests = vec![first];
+            if self.group_commit {
+                while requests.len() < max {
+                    match self.rx.try_recv() {
+                        Ok(r) => requests.push(r),
+                        Err(_) => break,
+                    }
+                }
+            }
+            self.commit_group(requests);
+        }
+        debug!("spool writer stopping");
+    }
+
+    fn commit_group(&self, requests: Vec<Request>) {
+        let mut group = Group::default();
+        let mut done = Vec::with_capacity(requests.len());
+        for request in requests {
+            match request {
+                Request::Enqueue { submission, reply } => {
+                    let mut st = Staged::new(&self.tree, &group);
+                    let result = stage_enqueue(&mut st, submission);
+                    if result.is_ok() {
+                        let (writes, delta) = st.merge();
+                        absorb(&mut group, writes, delta);
+                        group.submissions += 1;
+                        group.records += result.as_ref().map_or(0, |e| e.message_ids.len() as u64);
+                    }
+                    done.push(Done::Enqueue(reply, result));
+                }
+                Request::Settle {
+                    id,
+                    outcome,
+                    attempt,
+                    reply,
+                } => {
+                    let mut st = Staged::new(&self.tree, &group);
+                    let result = stage_settle(&mut st, &self.shared, &id, outcome, attempt);
+                    if result.is_ok() {
+                        let (writes, delta) = st.merge();
+                        absorb(&mut group, writes, delta);
+                        group.settled.insert(id);
+                    }
+                    done.push(Done::Settle(reply, result));
+                }
+            }
+        }
+
+        if !group.writes.is_empty() {
+            if let Err(err) = self.apply_and_flush(&group) {
+                error!(error = %err, requests = done.len(), "spool commit failed");
+                for d in &mut done {
+                    d.fail(&err);
+                }
+            }
+        }
+        if !group.settled.is_empty() {
+            let mut leased = lock(&self.shared.leased);
+            for id in &group.settled {
+                leased.remove(id);
+            }
+        }
+        for d in done {
+            d.send();
+        }
+    }
+
+    /// Applies the group atomically, updates the in-memory mirrors and
+    /// flushes. The caller clears the leases of settled ids whatever the
+    /// outcome: if the apply failed the messages are unchanged and simply
+    /// become leasable again; if only the flush failed the tree already
+    /// shows the new state.
+    fn apply_and_flush(&self, group: &Group) -> Result<(), SpoolError> {
+        let mut batch = sled::Batch::default();
+        for (k, v) in &group.writes {
+            match v {
+                Some(v) => batch.insert(k.as_slice(), v.as_slice()),
+                None => batch.remove(k.as_slice()),
+            }
+        }
+        let mut counts = *lock(&self.shared.counts);
+        for status in Status::ALL {
+            let d = group.delta[status.index()];
+            if d != 0 {
+                let c = counts.get_mut(status);
+                let next = (*c as i128 + d as i128).max(0) as u64;
+                if (*c as i128 + d as i128) < 0 {
+                    warn!(status = %status, "status counter would go negative; clamping");
+                }
+                *c = next;
+                batch.insert(
+                    keys::status_count(status.as_str()),
+                    &keys::encode_u64(next)[..],
+                );
+            }
+        }
+        self.tree.apply_batch(batch)?;
+        *lock(&self.shared.counts) = counts;
+        let s = &self.shared;
+        s.commits.fetch_add(1, Ordering::Relaxed);
+        s.submissions
+            .fetch_add(group.submissions, Ordering::Relaxed);
+        s.records_enqueued
+            .fetch_add(group.records, Ordering::Relaxed);
+        s.settlements
+            .fetch_add(group.settled.len() as u64, Ordering::Relaxed);
+
+        let started = Instant::now();
+        let flushed = self.db.flush();
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        s.flushes.fetch_add(1, Ordering::Relaxed);
+        s.last_flush_nanos.store(nanos, Ordering::Relaxed);
+        s.total_flush_nanos.fetch_add(nanos, Ordering::Relaxed);
+        flushed?;
+        Ok(())
+    }
+}
+
+fn absorb(group: &mut Group, writes: Writes, delta: [i64; 4]) {
+    group.writes.extend(writes);
+    for (g, d) in group.delta.iter_mut().zip(delta) {
+        *g += d;
+    }
+}
+
+/// Rejects input that would break the key layout or make no sense.
+fn validate(sub: &Submission) -> Result<(), SpoolError> {
+    let nul = |what: &str, v: &str| {
+        if v.contains('\0') {
+            Err(SpoolError::Invalid(format!("{what} contains a NUL byte")))
+        } else {
+            Ok(())
+        }
+    };
+    if sub.workspace_id.is_empty() {
+        return Err(SpoolError::Invalid("workspace id is empty".into()));
+    }
+    if sub.recipients.is_empty() {
+        return Err(SpoolError::Invalid("submission has no recipients".into()));
+    }
+    if sub.recipients.len() > u32::MAX as usize {
+        return Err(SpoolError::Invalid("too many recipients".into()));
+    }
+    nul("workspace id", &sub.workspace_id)?;
+    nul("submitter", &sub.submitter)?;
+    for r in &sub.recipients {
+        nul("recipient", r)?;
+    }
+    Ok(())
+}
+
+fn stage_enqueue(st: &mut Staged<'_>, sub: Submission) -> Result<Enqueued, SpoolError> {
+    validate(&sub)?;
+    let queue_id = if let Some(q) = sub.queue_id.clone() {
+        if !ids::is_queue_id(&q) || st.any_with_prefix(&keys::queue_prefix(&q))? {
+            return Err(SpoolError::Invalid(format!(
+                "queue id {q} is malformed or already in use"
+            )));
+        }
+        q
+    } else {
+        loop {
+            let q = ids::new_queue_id();
+            if !st.any_with_prefix(&keys::queue_prefix(&q))? {
+                break q;
+            }
+            warn!(queue_id = %q, "queue id collision; drawing another");
+        }
+    };
+    let n = sub.recipients.len() as u64;
+    let at = sub.received_at_ms;
+    let mut message_ids = Vec::with_capacity(sub.recipients.len());
+    for (index, to) in sub.recipients.iter().enumerate() {
+        let id = loop {
+            let id = ids::new_message_id();
+            if !st.exists(&keys::record(&id))? {
+                break id;
+            }
+            warn!(message_id = %id, "message id collision; drawing another");
+        };
+        let rec = MessageRecord {
+            id: id.clone(),
+            queue_id: queue_id.clone(),
+            workspace_id: sub.workspace_id.clone(),
+            submitter: sub.submitter.clone(),
+            from: sub.mail_from.clone(),
+            to: to.clone(),
+            subject: sub.subject.clone(),
+            status: Status::Queued,
+            created_at_ms: at,
+            next_attempt_at_ms: Some(at),
+            attempts: 0,
+            history: vec![StatusChange {
+                status: Status::Queued,
+                at_ms: at,
+                event: Status::Queued.default_event().to_string(),
+                detail: None,
+            }],
+            delivery_attempts: Vec::new(),
+        };
+        st.put_record(&rec)?;
+        st.put(keys::due(at, &id), Vec::new());
+        let suffix = keys::listing_suffix(at, &id);
+        let mut k = keys::workspace_prefix(&sub.workspace_id);
+        k.extend_from_slice(&suffix);
+        st.put(k, Vec::new());
+        let mut k = keys::recipient_prefix(&sub.workspace_id, &to.to_lowercase());
+        k.extend_from_slice(&suffix);
+        st.put(k, Vec::new());
+        st.put(keys::queue_member(&queue_id, index as u32, &id), Vec::new());
+        message_ids.push(id);
+    }
+    st.put(keys::body(&queue_id), sub.body);
+    st.put(keys::remaining(&queue_id), keys::encode_u64(n).to_vec());
+    let ck = keys::accepted(&sub.submitter, at.div_euclid(DAY_MS));
+    let accepted = st.get_counter(&ck)?.unwrap_or(0).saturating_add(n);
+    st.put(ck, keys::encode_u64(accepted).to_vec());
+    st.delta[Status::Queued.index()] += n as i64;
+    Ok(Enqueued {
+        queue_id,
+        message_ids,
+    })
+}
+
+fn stage_settle(
+    st: &mut Staged<'_>,
+    shared: &Shared,
+    id: &str,
+    outcome: Outcome,
+    attempt: DeliveryAttempt,
+) -> Result<MessageRecord, SpoolError> {
+    if st.group.settled.contains(id) || !lock(&shared.leased).contains(id) {
+        return Err(SpoolError::NotLeased(id.to_string()));
+    }
+    let key = keys::record(id);
+    let raw = st
+        .get(&key)?
+        .ok_or_else(|| SpoolError::NotFound(id.to_string()))?;
+    let mut rec = decode_record(&key, &raw)?;
+    if rec.status.is_final() {
+        return Err(SpoolError::AlreadyFinal(id.to_string(), rec.status));
+    }
+    let old = rec.status;
+    let new = outcome.status();
+    if let Some(due) = rec.next_attempt_at_ms {
+        st.remove(keys::due(due, id));
+    }
+    rec.status = new;
+    rec.attempts = rec.attempts.saturating_add(1);
+    let event = if attempt.event.is_empty() {
+        new.default_event().to_string()
+    } else {
+        attempt.event.clone()
+    };
+    rec.history.push(StatusChange {
+        status: new,
+        at_ms: attempt.at_ms,
+        event,
+        detail: attempt.detail.clone(),
+    });
+    rec.delivery_attempts.push(attempt);
+    match outcome {
+        Outcome::Deferred { retry_at_ms } => {
+            rec.next_attempt_at_ms = Some(retry_at_ms);
+            st.put(keys::due(retry_at_ms, id), Vec::new());
+        }
+        Outcome::Delivered | Outcome::Bounced => {
+            rec.next_attempt_at_ms = None;
+            let rk = keys::remaining(&rec.queue_id);
+            let left = match st.get_counter(&rk)? {
+                Some(n) => n.saturating_sub(1),
+                None => {
+                    warn!(queue_id = %rec.queue_id, "remaining counter missing; freeing body");
+                    0
+                }
+            };
+            if left == 0 {
+                st.remove(rk);
+                st.remove(keys::body(&rec.queue_id));
+            } else {
+                st.put(rk, keys::encode_u64(left).to_vec());
+            }
+        }
+    }
+    st.put_record(&rec)?;
+    st.delta[old.index()] -= 1;
+    st.delta[new.index()] += 1;
+    Ok(rec)
+}

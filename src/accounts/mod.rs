@@ -1,0 +1,442 @@
+//! Tenants and their credentials: workspaces, SMTP accounts and API keys.
+//!
+//! Everything is scoped to a workspace. Passwords are stored as argon2
+//! hashes; API keys are shown once and stored as their SHA-256 (they are
+//! long random strings, so a fast hash is enough and lookups stay O(1)).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, SaltString};
+use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::clock::{rfc3339, Clock};
+use crate::ids::random_hex;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountsError {
+    #[error("storage: {0}")]
+    Storage(#[from] sled::Error),
+    #[error("corrupt record {key}: {source}")]
+    Corrupt {
+        key: String,
+        source: serde_json::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+}
+
+/// The two platforms of the seed; keys of one are refused by the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    Migosmtp,
+    Telnxo,
+}
+
+impl Platform {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::Migosmtp => "migosmtp",
+            Platform::Telnxo => "telnxo",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Workspace {
+    pub id: String,
+    pub name: String,
+    /// Optional cap on accepted recipients per UTC day across all of the
+    /// workspace's SMTP accounts.
+    pub daily_quota: Option<u64>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SmtpAccount {
+    pub workspace_id: String,
+    pub username: String,
+    pub password_hash: String,
+    /// Accepted recipients per UTC day.
+    pub daily_quota: u64,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub id: String,
+    pub workspace_id: String,
+    pub platform: Platform,
+    /// The first characters of the key, so operators can tell keys apart.
+    pub prefix: String,
+    pub created_at: String,
+}
+
+/// A freshly created key: the only time the secret exists in clear.
+pub struct NewApiKey {
+    pub key: String,
+    pub record: ApiKey,
+}
+
+const MAX_NAME: usize = 200;
+const MAX_USERNAME: usize = 254;
+const MIN_PASSWORD: usize = 8;
+const MAX_PASSWORD: usize = 1024;
+
+#[derive(Clone)]
+pub struct Accounts {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    workspaces: sled::Tree,
+    smtp_accounts: sled::Tree,
+    api_keys: sled::Tree,
+    clock: Clock,
+    /// Verified credentials, as HMAC(process secret, password), so a client
+    /// that authenticates on every connection costs one argon2 run, not one
+    /// per connection; the password itself is never kept.
+    auth_cache: Mutex<HashMap<String, [u8; 32]>>,
+    cache_key: [u8; 32],
+}
+
+impl Accounts {
+    pub fn open(db: &sled::Db, clock: Clock) -> Result<Accounts, AccountsError> {
+        let mut cache_key = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut cache_key);
+        Ok(Accounts {
+            inner: Arc::new(Inner {
+                workspaces: db.open_tree("workspaces")?,
+                smtp_accounts: db.open_tree("smtp_accounts")?,
+                api_keys: db.open_tree("api_keys")?,
+                clock,
+                auth_cache: Mutex::new(HashMap::new()),
+                cache_key,
+            }),
+        })
+    }
+
+    pub fn create_workspace(
+        &self,
+        name: &str,
+        daily_quota: Option<u64>,
+    ) -> Result<Workspace, AccountsError> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > MAX_NAME || name.chars().any(char::is_control) {
+            return Err(AccountsError::Invalid(format!(
+                "name must be 1 to {MAX_NAME} characters without control characters"
+            )));
+        }
+        let ws = Workspace {
+            id: format!("ws_{}", random_hex(8)),
+            name: name.to_string(),
+            daily_quota,
+            created_at: rfc3339(self.inner.clock.now_ms()),
+        };
+        put(&self.inner.workspaces, &ws.id, &ws)?;
+        Ok(ws)
+    }
+
+    pub fn workspace(&self, id: &str) -> Result<Option<Workspace>, AccountsError> {
+        get(&self.inner.workspaces, id)
+    }
+
+    pub fn workspaces(&self) -> Result<Vec<Workspace>, AccountsError> {
+        self.inner
+            .workspaces
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                decode(&k, &v)
+            })
+            .collect()
+    }
+
+    /// Creates an SMTP account; usernames are global because SMTP AUTH
+    /// carries no workspace.
+    pub async fn create_smtp_account(
+        &self,
+        workspace_id: &str,
+        username: &str,
+        password: &str,
+        daily_quota: u64,
+    ) -> Result<SmtpAccount, AccountsError> {
+        self.require_workspace(workspace_id)?;
+        if username.is_empty()
+            || username.len() > MAX_USERNAME
+            || username
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(AccountsError::Invalid(format!(
+                "username must be 1 to {MAX_USERNAME} characters without spaces or control characters"
+            )));
+        }
+        if password.len() < MIN_PASSWORD || password.len() > MAX_PASSWORD {
+            return Err(AccountsError::Invalid(format!(
+                "password must be {MIN_PASSWORD} to {MAX_PASSWORD} octets"
+            )));
+        }
+        let password = password.to_string();
+        let hash = tokio::task::spawn_blocking(move || {
+            let salt = SaltString::generate(&mut OsRng);
+            Argon2::default()
+                .hash_password(password.as_bytes(), &salt)
+                .map(|h| h.to_string())
+                .map_err(|e| AccountsError::Hash(e.to_string()))
+        })
+        .await
+        .map_err(|e| AccountsError::Hash(e.to_string()))??;
+        let account = SmtpAccount {
+            workspace_id: workspace_id.to_string(),
+            username: username.to_string(),
+            password_hash: hash,
+            daily_quota,
+            created_at: rfc3339(self.inner.clock.now_ms()),
+        };
+        let bytes = serde_json::to_vec(&account).expect("account serializes");
+        let inserted = self.inner.smtp_accounts.compare_and_swap(
+            username,
+            None as Option<&[u8]>,
+            Some(bytes),
+        )?;
+        if inserted.is_err() {
+            return Err(AccountsError::Conflict(format!(
+                "smtp account {username} already exists"
+            )));
+        }
+        Ok(account)
+    }
+
+    pub fn smtp_account(&self, username: &str) -> Result<Option<SmtpAccount>, AccountsError> {
+        get(&self.inner.smtp_accounts, username)
+    }
+
+    pub fn smtp_accounts_of(&self, workspace_id: &str) -> Result<Vec<SmtpAccount>, AccountsError> {
+        let mut out = Vec::new();
+        for kv in self.inner.smtp_accounts.iter() {
+            let (k, v) = kv?;
+            let a: SmtpAccount = decode(&k, &v)?;
+            if a.workspace_id == workspace_id {
+                out.push(a);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Checks SMTP credentials. Unknown users cost the same argon2 run as
+    /// known ones, so timing does not tell which usernames exist.
+    pub async fn verify_smtp(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<SmtpAccount>, AccountsError> {
+        let account = self.smtp_account(username)?;
+        let tag = self.cache_tag(username, password);
+        if let Some(account) = &account {
+            let cached = self.inner.auth_cache.lock().unwrap().get(username).copied();
+            if let Some(cached) = cached {
+                if bool::from(cached.ct_eq(&tag)) {
+                    return Ok(Some(account.clone()));
+                }
+            }
+        }
+        let hash = account
+            .as_ref()
+            .map(|a| a.password_hash.clone())
+            .unwrap_or_else(|| dummy_hash().to_string());
+        let password = password.to_string();
+        let ok = tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&hash)
+                .map(|parsed| {
+                    Argon2::default()
+                        .verify_password(password.as_bytes(), &parsed)
+                        .is_ok()
+                })
+                .unwrap_or(false)
+        })
+        .await
+        .map_err(|e| AccountsError::Hash(e.to_string()))?;
+        match account {
+            Some(account) if ok => {
+                let mut cache = self.inner.auth_cache.lock().unwrap();
+                if cache.len() > 100_000 {
+                    cache.clear();
+                }
+                cache.insert(username.to_string(), tag);
+                Ok(Some(account))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn cache_tag(&self, username: &str, password: &str) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.inner.cache_key)
+            .expect("hmac takes any key length");
+        mac.update(username.as_bytes());
+        mac.update(&[0]);
+        mac.update(password.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    pub fn create_api_key(
+        &self,
+        workspace_id: &str,
+        platform: Platform,
+    ) -> Result<NewApiKey, AccountsError> {
+        self.require_workspace(workspace_id)?;
+        let key = format!("rw_{}_{}", platform.as_str(), random_hex(24));
+        let record = ApiKey {
+            id: format!("key_{}", random_hex(8)),
+            workspace_id: workspace_id.to_string(),
+            platform,
+            prefix: key[..key.len().min(16)].to_string(),
+            created_at: rfc3339(self.inner.clock.now_ms()),
+        };
+        put(&self.inner.api_keys, &key_digest(&key), &record)?;
+        Ok(NewApiKey { key, record })
+    }
+
+    /// Finds the key presented by a client. The lookup is by digest, so the
+    /// stored value is never compared byte by byte with the secret.
+    pub fn api_key(&self, presented: &str) -> Result<Option<ApiKey>, AccountsError> {
+        get(&self.inner.api_keys, &key_digest(presented))
+    }
+
+    fn require_workspace(&self, workspace_id: &str) -> Result<Workspace, AccountsError> {
+        self.workspace(workspace_id)?
+            .ok_or_else(|| AccountsError::NotFound(format!("workspace {workspace_id}")))
+    }
+}
+
+/// An argon2 hash of a random password, verified against when the username
+/// is unknown so both paths take as long.
+fn dummy_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(random_hex(16).as_bytes(), &salt)
+            .expect("hashing a random password")
+            .to_string()
+    })
+}
+
+fn key_digest(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+fn put<T: Serialize>(tree: &sled::Tree, key: &str, value: &T) -> Result<(), AccountsError> {
+    tree.insert(key, serde_json::to_vec(value).expect("record serializes"))?;
+    Ok(())
+}
+
+fn get<T: for<'de> Deserialize<'de>>(
+    tree: &sled::Tree,
+    key: &str,
+) -> Result<Option<T>, AccountsError> {
+    tree.get(key)?
+        .map(|v| decode(key.as_bytes(), &v))
+        .transpose()
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(key: &[u8], value: &[u8]) -> Result<T, AccountsError> {
+    serde_json::from_slice(value).map_err(|source| AccountsError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accounts() -> (tempfile::TempDir, Accounts) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        (dir, Accounts::open(&db, Clock::manual(0)).unwrap())
+    }
+
+    #[tokio::test]
+    async fn password_is_hashed_and_verified() {
+        let (_d, a) = accounts();
+        let ws = a.create_workspace("Acme", None).unwrap();
+        let acct = a
+            .create_smtp_account(&ws.id, "app1", "correct horse", 100)
+            .await
+            .unwrap();
+        assert!(acct.password_hash.starts_with("$argon2"));
+        assert!(!acct.password_hash.contains("correct horse"));
+        assert!(a
+            .verify_smtp("app1", "correct horse")
+            .await
+            .unwrap()
+            .is_some());
+        // second time from the cache
+        assert!(a
+            .verify_smtp("app1", "correct horse")
+            .await
+            .unwrap()
+            .is_some());
+        assert!(a
+            .verify_smtp("app1", "wrong horse!")
+            .await
+            .unwrap()
+            .is_none());
+        assert!(a
+            .verify_smtp("nobody", "correct horse")
+            .await
+            .unwrap()
+            .is_none());
+    }
+
+    #[tokio::test]
+    async fn duplicate_username_and_unknown_workspace_are_refused() {
+        let (_d, a) = accounts();
+        let ws = a.create_workspace("Acme", None).unwrap();
+        a.create_smtp_account(&ws.id, "app1", "password1", 1)
+            .await
+            .unwrap();
+        assert!(matches!(
+            a.create_smtp_account(&ws.id, "app1", "password2", 1).await,
+            Err(AccountsError::Conflict(_))
+        ));
+        assert!(matches!(
+            a.create_smtp_account("ws_nope", "app2", "password2", 1)
+                .await,
+            Err(AccountsError::NotFound(_))
+        ));
+        assert!(matches!(
+            a.create_smtp_account(&ws.id, "a b", "password2", 1).await,
+            Err(AccountsError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn api_keys_are_stored_hashed_and_scoped() {
+        let (_d, a) = accounts();
+        let ws = a.create_workspace("Acme", None).unwrap();
+        let k = a.create_api_key(&ws.id, Platform::Telnxo).unwrap();
+        assert!(k.key.starts_with("rw_telnxo_"));
+        let found = a.api_key(&k.key).unwrap().unwrap();
+        assert_eq!(found.workspace_id, ws.id);
+        assert_eq!(found.platform, Platform::Telnxo);
+        assert!(a.api_key("rw_telnxo_guess").unwrap().is_none());
+        for kv in a.inner.api_keys.iter() {
+            let (k2, v) = kv.unwrap();
+            assert!(!String::from_utf8_lossy(&k2).contains(&k.key));
+            assert!(!String::from_utf8_lossy(&v).contains(&k.key));
+        }
+    }
+}

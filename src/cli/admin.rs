@@ -1,0 +1,264 @@
+//! `rackwave admin …`: the admin API from the shell. Each subcommand is one
+//! HTTP call; the JSON answer is printed as is, and an error answer exits
+//! non-zero with its message.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+
+use crate::config::Config;
+use crate::server::ADMIN_TOKEN_FILE;
+
+#[derive(Args, Debug)]
+pub struct AdminArgs {
+    /// Config file of the server: gives the HTTP address and the token.
+    #[arg(long, default_value = "config.toml")]
+    pub config: PathBuf,
+    /// Base URL of the HTTP plane (default: from the config's [http] listen).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Admin token (default: config, then RACKWAVE_ADMIN_TOKEN, then the
+    /// token generated in the data directory).
+    #[arg(long, env = "RACKWAVE_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Workspaces.
+    #[command(subcommand)]
+    Workspaces(WorkspacesCmd),
+    /// SMTP accounts of a workspace.
+    #[command(subcommand, name = "smtp-accounts")]
+    SmtpAccounts(SmtpAccountsCmd),
+    /// API keys of a workspace.
+    #[command(subcommand, name = "api-keys")]
+    ApiKeys(ApiKeysCmd),
+    /// Messages and their history.
+    #[command(subcommand)]
+    Messages(MessagesCmd),
+    /// Message counts by status.
+    Queue,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WorkspacesCmd {
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        daily_quota: Option<u64>,
+    },
+    List,
+    Get {
+        id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SmtpAccountsCmd {
+    Create {
+        #[arg(long)]
+        workspace: String,
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        password: String,
+        #[arg(long)]
+        daily_quota: u64,
+    },
+    List {
+        #[arg(long)]
+        workspace: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ApiKeysCmd {
+    Create {
+        #[arg(long)]
+        workspace: String,
+        /// migosmtp or telnxo
+        #[arg(long)]
+        platform: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MessagesCmd {
+    List {
+        #[arg(long)]
+        workspace: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        queue_id: Option<String>,
+        #[arg(long)]
+        cursor: Option<String>,
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    Get {
+        id: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminCliError {
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("no admin token: pass --token, set RACKWAVE_ADMIN_TOKEN, or run the server once to generate {0}")]
+    NoToken(PathBuf),
+    #[error("request to {url} failed: {source}")]
+    Http { url: String, source: reqwest::Error },
+    #[error("{status}: {message}")]
+    Api { status: u16, message: String },
+}
+
+/// Runs one admin subcommand and returns the JSON answer.
+pub async fn run(args: AdminArgs) -> Result<Value, AdminCliError> {
+    let config = if args.config.exists() {
+        Some(Config::load(&args.config)?)
+    } else {
+        None
+    };
+    let base = args.url.clone().unwrap_or_else(|| {
+        let addr = config
+            .as_ref()
+            .map(|c| c.http.listen)
+            .unwrap_or_else(|| crate::config::HttpConfig::default().listen);
+        format!("http://{addr}")
+    });
+    let token = match args.token.clone().filter(|t| !t.is_empty()) {
+        Some(t) => t,
+        None => token_from(config.as_ref())?,
+    };
+    let (method, path, body) = request_for(&args.command);
+    let url = format!("{}{}", base.trim_end_matches('/'), path);
+    let client = reqwest::Client::new();
+    let mut req = client.request(method, &url).bearer_auth(token);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let resp = req.send().await.map_err(|source| AdminCliError::Http {
+        url: url.clone(),
+        source,
+    })?;
+    let status = resp.status();
+    let value: Value = resp.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        let message = value["error"]["message"]
+            .as_str()
+            .unwrap_or("request failed")
+            .to_string();
+        return Err(AdminCliError::Api {
+            status: status.as_u16(),
+            message,
+        });
+    }
+    Ok(value)
+}
+
+fn token_from(config: Option<&Config>) -> Result<String, AdminCliError> {
+    if let Some(t) = config.and_then(Config::admin_token) {
+        return Ok(t);
+    }
+    let data = config
+        .map(|c| c.storage.path.clone())
+        .unwrap_or_else(|| PathBuf::from("data"));
+    let file = data.join(ADMIN_TOKEN_FILE);
+    read_token(&file).ok_or(AdminCliError::NoToken(file))
+}
+
+fn read_token(path: &Path) -> Option<String> {
+    let t = std::fs::read_to_string(path).ok()?.trim().to_string();
+    (!t.is_empty()).then_some(t)
+}
+
+/// The HTTP request of a subcommand: method, path with query, JSON body.
+fn request_for(cmd: &AdminCommand) -> (reqwest::Method, String, Option<Value>) {
+    use reqwest::Method;
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    match cmd {
+        AdminCommand::Workspaces(WorkspacesCmd::Create { name, daily_quota }) => (
+            Method::POST,
+            "/admin/v1/workspaces".into(),
+            Some(json!({"name": name, "daily_quota": daily_quota})),
+        ),
+        AdminCommand::Workspaces(WorkspacesCmd::List) => {
+            (Method::GET, "/admin/v1/workspaces".into(), None)
+        }
+        AdminCommand::Workspaces(WorkspacesCmd::Get { id }) => (
+            Method::GET,
+            format!("/admin/v1/workspaces/{}", enc(id)),
+            None,
+        ),
+        AdminCommand::SmtpAccounts(SmtpAccountsCmd::Create {
+            workspace,
+            username,
+            password,
+            daily_quota,
+        }) => (
+            Method::POST,
+            format!("/admin/v1/workspaces/{}/smtp-accounts", enc(workspace)),
+            Some(json!({"username": username, "password": password, "daily_quota": daily_quota})),
+        ),
+        AdminCommand::SmtpAccounts(SmtpAccountsCmd::List { workspace }) => (
+            Method::GET,
+            format!("/admin/v1/workspaces/{}/smtp-accounts", enc(workspace)),
+            None,
+        ),
+        AdminCommand::ApiKeys(ApiKeysCmd::Create {
+            workspace,
+            platform,
+        }) => (
+            Method::POST,
+            format!("/admin/v1/workspaces/{}/api-keys", enc(workspace)),
+            Some(json!({"platform": platform})),
+        ),
+        AdminCommand::Messages(MessagesCmd::List {
+            workspace,
+            to,
+            status,
+            queue_id,
+            cursor,
+            limit,
+        }) => {
+            let limit = limit.map(|l| l.to_string());
+            let query: Vec<String> = [
+                ("workspace", workspace.as_deref()),
+                ("to", to.as_deref()),
+                ("status", status.as_deref()),
+                ("queue_id", queue_id.as_deref()),
+                ("cursor", cursor.as_deref()),
+                ("limit", limit.as_deref()),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| format!("{k}={}", enc(v))))
+            .collect();
+            (
+                Method::GET,
+                format!("/admin/v1/messages?{}", query.join("&")),
+                None,
+            )
+        }
+        AdminCommand::Messages(MessagesCmd::Get { id }) => {
+            (Method::GET, format!("/admin/v1/messages/{}", enc(id)), None)
+        }
+        AdminCommand::Queue => (Method::GET, "/admin/v1/queue".into(), None),
+    }
+}

@@ -1,0 +1,29 @@
+//! The command line: `rackwave serve` and `rackwave admin …`.
+
+pub mod admin;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "rackwave",
+    version,
+    about = "Rackwave: a mail transfer agent with an embedded management plane"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the whole system (SMTP, HTTP, spool) from a config file.
+    Serve {
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+    },
+    /// Call the admin API of a running server.
+    Admin(admin::AdminArgs),
+}

@@ -1,0 +1,26 @@
+//! Rackwave: a mail transfer agent with an embedded management plane.
+//!
+//! The modules follow the path of a message and the parts of the system:
+//!
+//! - [`config`]: `config.toml`, validated, with one-line errors.
+//! - [`smtp`]: the submission server (listener, session steps, parsing).
+//! - [`quota`]: daily quotas, reserved at RCPT and committed when durable.
+//! - the spool is its own crate, `rackwave-queue` (`queue/`).
+//! - [`accounts`]: workspaces, SMTP accounts, API keys.
+//! - [`http`]: the admin API, health, metrics, OpenAPI.
+//! - [`server`]: wires everything from a config and shuts it down gracefully.
+//! - [`cli`]: `rackwave serve` and `rackwave admin`.
+
+pub mod accounts;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod http;
+pub mod ids;
+pub mod logging;
+pub mod metrics;
+pub mod quota;
+pub mod server;
+pub mod smtp;
+
+pub use rackwave_queue as queue;
