@@ -1,0 +1,486 @@
+//! The admin API and `rackwave admin` over real HTTP: provisioning, message
+//! lookup, tenancy, and every kind of bad request answered in the JSON error
+//! shape.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use serde_json::{json, Value};
+
+fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str) {
+    assert_eq!(status, want_status, "{body}");
+    assert_eq!(body["error"]["code"], want_code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
+
+async fn raw_request(
+    ts: &TestServer,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<(&str, &str)>,
+) -> (u16, Value) {
+    let client = reqwest::Client::new();
+    let mut req = client.request(method.parse().unwrap(), format!("{}{}", ts.http, path));
+    if let Some(t) = token {
+        req = req.header("Authorization", t);
+    }
+    if let Some((ctype, b)) = body {
+        req = req.header("Content-Type", ctype).body(b.to_string());
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn token_is_required_and_checked() {
+    let ts = start().await;
+    let (s, b) = raw_request(&ts, "GET", "/admin/v1/queue", None, None).await;
+    assert_error(s, &b, 401, "unauthorized");
+    let (s, b) = raw_request(&ts, "GET", "/admin/v1/queue", Some("Bearer wrong"), None).await;
+    assert_error(s, &b, 401, "unauthorized");
+    let (s, b) = raw_request(
+        &ts,
+        "GET",
+        "/admin/v1/queue",
+        Some(&format!("Basic {ADMIN_TOKEN}")),
+        None,
+    )
+    .await;
+    assert_error(s, &b, 401, "unauthorized");
+    let (s, b) = raw_request(
+        &ts,
+        "POST",
+        "/admin/v1/workspaces",
+        None,
+        Some(("application/json", r#"{"name":"x"}"#)),
+    )
+    .await;
+    assert_error(s, &b, 401, "unauthorized");
+    let (s, b) = raw_request(
+        &ts,
+        "GET",
+        "/admin/v1/queue",
+        Some(&format!("Bearer {ADMIN_TOKEN}")),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["depth"], 0);
+}
+
+#[tokio::test]
+async fn malformed_and_hostile_bodies() {
+    let ts = start().await;
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let post = |body: &'static str| {
+        let ts = &ts;
+        let auth = auth.clone();
+        async move {
+            raw_request(
+                ts,
+                "POST",
+                "/admin/v1/workspaces",
+                Some(&auth),
+                Some(("application/json", body)),
+            )
+            .await
+        }
+    };
+    let (s, b) = post("{not json").await;
+    assert_error(s, &b, 400, "invalid_json");
+    let (s, b) = post(r#"{"nom": "x"}"#).await;
+    assert_error(s, &b, 400, "invalid_json");
+    let (s, b) = post(r#"{"name": 42}"#).await;
+    assert_error(s, &b, 400, "invalid_json");
+    let (s, b) = post(r#"{"name": ""}"#).await;
+    assert_error(s, &b, 400, "invalid_request");
+    let (s, b) = post(r#"{"name": "a\u0000b"}"#).await;
+    assert_error(s, &b, 400, "invalid_request");
+    let (s, b) = raw_request(
+        &ts,
+        "POST",
+        "/admin/v1/workspaces",
+        Some(&auth),
+        Some(("text/plain", r#"{"name":"x"}"#)),
+    )
+    .await;
+    assert_error(s, &b, 415, "unsupported_media_type");
+    let huge = format!(r#"{{"name": "{}"}}"#, "x".repeat(2 * 1024 * 1024));
+    let client = reqwest::Client::new();
+    let resp = client
+        .post(format!("{}/admin/v1/workspaces", ts.http))
+        .header("Authorization", &auth)
+        .header("Content-Type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    let s = resp.status().as_u16();
+    let b: Value = resp.json().await.unwrap();
+    assert_error(s, &b, 413, "payload_too_large");
+    let (s, b) = raw_request(&ts, "GET", "/admin/v1/nothing-here", Some(&auth), None).await;
+    assert_error(s, &b, 404, "not_found");
+    // The server is still fine.
+    let id = ts.create_workspace("after abuse", None).await;
+    assert!(id.starts_with("ws_"));
+}
+
+#[tokio::test]
+async fn provisioning_and_unknown_workspaces() {
+    let ts = start().await;
+    let ws = ts.create_workspace("Acme", Some(1000)).await;
+    let (s, w) = ts.get(&format!("/admin/v1/workspaces/{ws}")).await;
+    assert_eq!(s, 200);
+    assert_eq!(w["name"], "Acme");
+    assert_eq!(w["daily_quota"], 1000);
+
+    let (s, b) = ts
+        .admin(
+            "POST",
+            "/admin/v1/workspaces/ws_0000000000000000/smtp-accounts",
+            Some(json!({"username": "u", "password": "longenough", "daily_quota": 1})),
+        )
+        .await;
+    assert_error(s, &b, 404, "not_found");
+    let (s, b) = ts
+        .admin(
+            "POST",
+            "/admin/v1/workspaces/ws_0000000000000000/api-keys",
+            Some(json!({"platform": "migosmtp"})),
+        )
+        .await;
+    assert_error(s, &b, 404, "not_found");
+
+    let (s, acct) = ts
+        .admin(
+            "POST",
+            &format!("/admin/v1/workspaces/{ws}/smtp-accounts"),
+            Some(json!({"username": "app", "password": "longenough", "daily_quota": 10})),
+        )
+        .await;
+    assert_eq!(s, 201, "{acct}");
+    assert!(
+        acct.get("password").is_none() && acct.get("password_hash").is_none(),
+        "{acct}"
+    );
+    let (s, b) = ts
+        .admin(
+            "POST",
+            &format!("/admin/v1/workspaces/{ws}/smtp-accounts"),
+            Some(json!({"username": "app", "password": "longenough2", "daily_quota": 10})),
+        )
+        .await;
+    assert_error(s, &b, 409, "conflict");
+    let (s, b) = ts
+        .admin(
+            "POST",
+            &format!("/admin/v1/workspaces/{ws}/smtp-accounts"),
+            Some(json!({"username": "short", "password": "short", "daily_quota": 10})),
+        )
+        .await;
+    assert_error(s, &b, 400, "invalid_request");
+
+    let (s, key) = ts
+        .admin(
+            "POST",
+            &format!("/admin/v1/workspaces/{ws}/api-keys"),
+            Some(json!({"platform": "telnxo"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{key}");
+    assert_eq!(key["platform"], "telnxo");
+    assert!(key["key"].as_str().unwrap().starts_with("rw_telnxo_"));
+    let (s, b) = ts
+        .admin(
+            "POST",
+            &format!("/admin/v1/workspaces/{ws}/api-keys"),
+            Some(json!({"platform": "smtp2go"})),
+        )
+        .await;
+    assert_error(s, &b, 400, "invalid_json");
+}
+
+#[tokio::test]
+async fn messages_are_found_by_workspace_recipient_and_queue_id_and_not_across_tenants() {
+    let ts = start().await;
+    let a = ts.create_account("tenant-a", 100).await;
+    let b = ts.create_account("tenant-b", 100).await;
+    let mut s = ts.authed(&a).await;
+    let r = s
+        .send_mail(
+            "app@a.test",
+            &["one@dest.test", "Two@Dest.test", "three@dest.test"],
+            &message("app@a.test", "one@dest.test", "hello", "body"),
+        )
+        .await;
+    assert_eq!(r.code, 250, "{r:?}");
+    let qid = queue_id(&r);
+    let mut s = ts.authed(&b).await;
+    let r = s
+        .send_mail(
+            "app@b.test",
+            &["one@dest.test"],
+            &message("app@b.test", "one@dest.test", "other", "body"),
+        )
+        .await;
+    assert_eq!(r.code, 250);
+
+    let msgs = ts.messages(&a.workspace_id).await;
+    assert_eq!(msgs.len(), 3);
+    for m in &msgs {
+        assert_eq!(m["workspace_id"], a.workspace_id.as_str());
+        assert_eq!(m["queue_id"], qid.as_str());
+        assert_eq!(m["status"], "queued");
+        let id = m["id"].as_str().unwrap();
+        assert!(id.starts_with("msg_") && id.len() == 20, "{id}");
+    }
+    let ids: std::collections::HashSet<&str> =
+        msgs.iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 3, "one message id per recipient");
+
+    let (_, page) = ts
+        .get(&format!(
+            "/admin/v1/messages?workspace={}&to=two@dest.test",
+            a.workspace_id
+        ))
+        .await;
+    let found = page["messages"].as_array().unwrap();
+    assert_eq!(found.len(), 1, "{page}");
+    assert_eq!(found[0]["to"], "Two@Dest.test");
+    // Workspace B only sees its own message to the same address.
+    let (_, page) = ts
+        .get(&format!(
+            "/admin/v1/messages?workspace={}&to=one@dest.test",
+            b.workspace_id
+        ))
+        .await;
+    let found = page["messages"].as_array().unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0]["subject"], "other");
+    // The queue id finds all three, and scoped to another workspace, none.
+    let (_, page) = ts.get(&format!("/admin/v1/messages?queue_id={qid}")).await;
+    assert_eq!(page["messages"].as_array().unwrap().len(), 3);
+    let (_, page) = ts
+        .get(&format!(
+            "/admin/v1/messages?queue_id={qid}&workspace={}",
+            b.workspace_id
+        ))
+        .await;
+    assert_eq!(page["messages"].as_array().unwrap().len(), 0);
+
+    // Pagination: one at a time covers all three exactly once.
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (s, page) = ts
+            .get(&format!(
+                "/admin/v1/messages?workspace={}&limit=1{cursor}",
+                a.workspace_id
+            ))
+            .await;
+        assert_eq!(s, 200, "{page}");
+        for m in page["messages"].as_array().unwrap() {
+            seen.push(m["id"].as_str().unwrap().to_string());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 3);
+
+    // One message in full.
+    let id = msgs[0]["id"].as_str().unwrap();
+    let (s, m) = ts.get(&format!("/admin/v1/messages/{id}")).await;
+    assert_eq!(s, 200);
+    assert_eq!(m["history"][0]["event"], "email.queued");
+    assert_eq!(m["history"][0]["status"], "queued");
+    assert_eq!(m["from"], "app@a.test");
+    assert_eq!(m["subject"], "hello");
+    assert_eq!(m["created_at"], "2026-06-07T09:39:00Z");
+
+    let (s, b2) = ts.get("/admin/v1/messages/msg_0000000000000000").await;
+    assert_error(s, &b2, 404, "not_found");
+    let (s, b2) = ts
+        .get("/admin/v1/messages?workspace=ws_0000000000000000")
+        .await;
+    assert_error(s, &b2, 404, "not_found");
+    let (s, b2) = ts.get("/admin/v1/messages").await;
+    assert_error(s, &b2, 400, "invalid_request");
+    let (s, b2) = ts
+        .get(&format!(
+            "/admin/v1/messages?workspace={}&status=lost",
+            a.workspace_id
+        ))
+        .await;
+    assert_error(s, &b2, 400, "invalid_request");
+    let (s, b2) = ts
+        .get(&format!(
+            "/admin/v1/messages?workspace={}&cursor=%00%01garbage",
+            a.workspace_id
+        ))
+        .await;
+    assert_error(s, &b2, 400, "invalid_request");
+    let (s, b2) = ts
+        .get(&format!(
+            "/admin/v1/messages?workspace={}&limit=0",
+            a.workspace_id
+        ))
+        .await;
+    assert_error(s, &b2, 400, "invalid_request");
+
+    let (_, q) = ts.get("/admin/v1/queue").await;
+    assert_eq!(q["queued"], 4);
+    assert_eq!(q["depth"], 4);
+}
+
+#[tokio::test]
+async fn health_metrics_and_openapi() {
+    let ts = start().await;
+    let account = ts.create_account("metered", 10).await;
+    let mut s = ts.authed(&account).await;
+    assert_eq!(
+        s.send_mail(
+            "a@b.test",
+            &["c@d.test"],
+            &message("a@b.test", "c@d.test", "m", "b")
+        )
+        .await
+        .code,
+        250
+    );
+    let bad = ts.raw().await;
+    drop(bad);
+
+    let resp = reqwest::get(format!("{}/healthz", ts.http)).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let metrics = reqwest::get(format!("{}/metrics", ts.http))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "rackwave_smtp_connections_total",
+        "rackwave_smtp_messages_accepted_total 1",
+        "rackwave_smtp_recipients_accepted_total 1",
+        "rackwave_spool_depth 1",
+        "rackwave_spool_flushes_total",
+        "rackwave_spool_flush_seconds_total",
+        "rackwave_smtp_auth_failures_total 0",
+    ] {
+        assert!(metrics.contains(name), "missing {name} in\n{metrics}");
+    }
+    let doc: Value = reqwest::get(format!("{}/openapi.json", ts.http))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/admin/v1/workspaces",
+        "/admin/v1/workspaces/{id}/smtp-accounts",
+        "/admin/v1/workspaces/{id}/api-keys",
+        "/admin/v1/messages",
+        "/admin/v1/messages/{id}",
+        "/admin/v1/queue",
+        "/healthz",
+        "/metrics",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "openapi lacks {path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_cli_performs_the_same_calls() {
+    let ts = start().await;
+    let exe = env!("CARGO_BIN_EXE_rackwave");
+    let cli = |args: &[&str]| {
+        let mut all = vec![
+            "admin",
+            "--config",
+            "/nonexistent.toml",
+            "--url",
+            &ts.http,
+            "--token",
+            ADMIN_TOKEN,
+        ];
+        all.extend_from_slice(args);
+        let out = Command::new(exe).args(&all).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (ok, out, err) =
+        tokio::task::block_in_place(|| cli(&["workspaces", "create", "--name", "From CLI"]));
+    assert!(ok, "{err}");
+    let ws: Value = serde_json::from_str(&out).unwrap();
+    let ws_id = ws["id"].as_str().unwrap().to_string();
+    let (ok, out, err) = tokio::task::block_in_place(|| {
+        cli(&[
+            "smtp-accounts",
+            "create",
+            "--workspace",
+            &ws_id,
+            "--username",
+            "cli-user",
+            "--password",
+            "cli-password",
+            "--daily-quota",
+            "5",
+        ])
+    });
+    assert!(ok, "{err}");
+    assert!(out.contains("cli-user"));
+    let (ok, out, _) = tokio::task::block_in_place(|| {
+        cli(&[
+            "api-keys",
+            "create",
+            "--workspace",
+            &ws_id,
+            "--platform",
+            "migosmtp",
+        ])
+    });
+    assert!(ok);
+    assert!(out.contains("rw_migosmtp_"));
+    let (ok, out, _) = tokio::task::block_in_place(|| cli(&["queue"]));
+    assert!(ok);
+    assert!(out.contains("\"depth\""));
+    let (ok, _, err) =
+        tokio::task::block_in_place(|| cli(&["messages", "get", "msg_0000000000000000"]));
+    assert!(!ok);
+    assert!(err.contains("404"), "{err}");
+    // A wrong token fails with the server's message.
+    let out = tokio::task::block_in_place(|| {
+        Command::new(exe)
+            .args([
+                "admin",
+                "--config",
+                "/nonexistent.toml",
+                "--url",
+                &ts.http,
+                "--token",
+                "nope",
+                "queue",
+            ])
+            .output()
+            .unwrap()
+    });
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+}

@@ -1,0 +1,322 @@
+//! Test rig: a real server started in process on ephemeral loopback ports
+//! with a manual clock, an admin API client, and a raw SMTP client for
+//! protocol edge cases. Nothing here imitates the server: tests talk to it
+//! over real sockets.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rackwave::clock::Clock;
+use rackwave::config::Config;
+use rackwave::server::Server;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+/// 2026-06-07T09:39:00Z, the seed's example time.
+pub const START_MS: i64 = 1_780_825_140_000;
+
+pub struct TestServer {
+    pub server: Option<Server>,
+    pub dir: tempfile::TempDir,
+    pub clock: Clock,
+    pub smtp: SocketAddr,
+    pub smtp_tls: SocketAddr,
+    pub http: String,
+    client: reqwest::Client,
+}
+
+/// A config for tests: ephemeral ports, a fresh data directory, short
+/// delays so failures do not slow the suite.
+pub fn test_config(dir: &std::path::Path) -> Config {
+    let mut c = Config::default();
+    c.storage.path = dir.join("data");
+    c.smtp.listen = "127.0.0.1:0".parse().unwrap();
+    c.smtp.listen_tls = Some("127.0.0.1:0".parse().unwrap());
+    c.http.listen = "127.0.0.1:0".parse().unwrap();
+    c.admin.token = ADMIN_TOKEN.into();
+    c.smtp.hostname = "mx.rackwave.test".into();
+    c.smtp.auth_failure_delay_ms = 5;
+    c.smtp.shutdown_grace_secs = 5;
+    c.webhooks.allow_private_targets = true;
+    c
+}
+
+pub async fn start() -> TestServer {
+    start_with(|_| {}).await
+}
+
+pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    tweak(&mut config);
+    let clock = Clock::manual(START_MS);
+    let server = Server::start(config, clock.clone())
+        .await
+        .expect("server starts");
+    TestServer {
+        smtp: server.smtp_addr,
+        smtp_tls: server.smtp_tls_addr.expect("implicit TLS listener"),
+        http: format!("http://{}", server.http_addr),
+        server: Some(server),
+        dir,
+        clock,
+        client: reqwest::Client::new(),
+    }
+}
+
+/// An SMTP account ready to send.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub workspace_id: String,
+    pub username: String,
+    pub password: String,
+}
+
+impl TestServer {
+    pub async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let url = format!("{}{}", self.http, path);
+        let mut req = self
+            .client
+            .request(method.parse().unwrap(), &url)
+            .bearer_auth(ADMIN_TOKEN);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("admin request");
+        let status = resp.status().as_u16();
+        let value = resp.json().await.unwrap_or(Value::Null);
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.admin("GET", path, None).await
+    }
+
+    pub async fn create_workspace(&self, name: &str, daily_quota: Option<u64>) -> String {
+        let (status, ws) = self
+            .admin(
+                "POST",
+                "/admin/v1/workspaces",
+                Some(json!({"name": name, "daily_quota": daily_quota})),
+            )
+            .await;
+        assert_eq!(status, 201, "{ws}");
+        ws["id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn create_account_in(
+        &self,
+        workspace_id: &str,
+        username: &str,
+        quota: u64,
+    ) -> Account {
+        let password = format!("pw-{username}-secret");
+        let (status, body) = self
+            .admin(
+                "POST",
+                &format!("/admin/v1/workspaces/{workspace_id}/smtp-accounts"),
+                Some(json!({"username": username, "password": password, "daily_quota": quota})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        Account {
+            workspace_id: workspace_id.to_string(),
+            username: username.to_string(),
+            password,
+        }
+    }
+
+    /// A new workspace with one SMTP account.
+    pub async fn create_account(&self, username: &str, quota: u64) -> Account {
+        let ws = self
+            .create_workspace(&format!("ws of {username}"), None)
+            .await;
+        self.create_account_in(&ws, username, quota).await
+    }
+
+    /// Messages of a workspace (all pages).
+    pub async fn messages(&self, workspace_id: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut path = format!("/admin/v1/messages?workspace={workspace_id}&limit=500");
+            if let Some(c) = &cursor {
+                path.push_str(&format!("&cursor={c}"));
+            }
+            let (status, page) = self.get(&path).await;
+            assert_eq!(status, 200, "{page}");
+            out.extend(page["messages"].as_array().unwrap().iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => return out,
+            }
+        }
+    }
+
+    pub async fn raw(&self) -> RawSmtp<TcpStream> {
+        RawSmtp::connect(self.smtp).await
+    }
+
+    /// A raw session already greeted and authenticated (loopback, clear text).
+    pub async fn authed(&self, account: &Account) -> RawSmtp<TcpStream> {
+        let mut s = self.raw().await;
+        s.expect(220).await;
+        s.cmd_expect("EHLO client.test", 250).await;
+        s.cmd_expect(
+            &format!("AUTH PLAIN {}", plain(&account.username, &account.password)),
+            235,
+        )
+        .await;
+        s
+    }
+
+    /// Stops the server as `rackwave serve` does on SIGTERM.
+    pub async fn stop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+    }
+}
+
+/// base64 of `\0user\0password` (RFC 4616).
+pub fn plain(user: &str, password: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"))
+}
+
+/// A message with the headers a client would send.
+pub fn message(from: &str, to: &str, subject: &str, body: &str) -> String {
+    format!(
+        "From: <{from}>\r\nTo: <{to}>\r\nSubject: {subject}\r\nDate: Sun, 7 Jun 2026 09:39:00 +0000\r\n\r\n{body}\r\n"
+    )
+}
+
+/// A reply: code and the text of all its lines.
+#[derive(Debug, Clone)]
+pub struct SmtpReply {
+    pub code: u16,
+    pub lines: Vec<String>,
+}
+
+impl SmtpReply {
+    pub fn text(&self) -> String {
+        self.lines.join("\n")
+    }
+}
+
+/// A minimal SMTP client over any stream: sends lines, reads replies.
+pub struct RawSmtp<S> {
+    io: BufReader<S>,
+}
+
+impl RawSmtp<TcpStream> {
+    pub async fn connect(addr: SocketAddr) -> RawSmtp<TcpStream> {
+        let tcp = TcpStream::connect(addr).await.expect("connect to SMTP");
+        RawSmtp::new(tcp)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> RawSmtp<S> {
+    pub fn new(stream: S) -> RawSmtp<S> {
+        RawSmtp {
+            io: BufReader::new(stream),
+        }
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.io.get_mut().write_all(bytes).await.expect("write");
+        self.io.get_mut().flush().await.expect("flush");
+    }
+
+    pub async fn send(&mut self, line: &str) {
+        self.send_raw(format!("{line}\r\n").as_bytes()).await;
+    }
+
+    /// Reads one (possibly multi-line) reply; `None` when the server closed.
+    pub async fn reply(&mut self) -> Option<SmtpReply> {
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            let n = tokio::time::timeout(Duration::from_secs(20), self.io.read_line(&mut line))
+                .await
+                .expect("reply within 20 s")
+                .ok()?;
+            if n == 0 {
+                return None;
+            }
+            let line = line.trim_end_matches(['\r', '\n']);
+            assert!(line.len() >= 3, "short reply line {line:?}");
+            let code: u16 = line[..3].parse().expect("reply code");
+            let more = line.as_bytes().get(3) == Some(&b'-');
+            lines.push(line.get(4..).unwrap_or("").to_string());
+            if !more {
+                return Some(SmtpReply { code, lines });
+            }
+        }
+    }
+
+    pub async fn expect(&mut self, code: u16) -> SmtpReply {
+        let r = self
+            .reply()
+            .await
+            .expect("a reply, not a closed connection");
+        assert_eq!(r.code, code, "expected {code}, got {r:?}");
+        r
+    }
+
+    pub async fn cmd(&mut self, line: &str) -> SmtpReply {
+        self.send(line).await;
+        self.reply()
+            .await
+            .expect("a reply, not a closed connection")
+    }
+
+    pub async fn cmd_expect(&mut self, line: &str, code: u16) -> SmtpReply {
+        let r = self.cmd(line).await;
+        assert_eq!(r.code, code, "{line}: expected {code}, got {r:?}");
+        r
+    }
+
+    /// True once the server has closed the connection.
+    pub async fn closed(&mut self) -> bool {
+        let mut buf = String::new();
+        matches!(
+            tokio::time::timeout(Duration::from_secs(20), self.io.read_line(&mut buf)).await,
+            Ok(Ok(0)) | Ok(Err(_))
+        )
+    }
+
+    /// MAIL, RCPTs, DATA and the message; returns the final reply.
+    pub async fn send_mail(&mut self, from: &str, to: &[&str], data: &str) -> SmtpReply {
+        self.cmd_expect(&format!("MAIL FROM:<{from}>"), 250).await;
+        for rcpt in to {
+            self.cmd_expect(&format!("RCPT TO:<{rcpt}>"), 250).await;
+        }
+        self.cmd_expect("DATA", 354).await;
+        let mut body = data.replace("\r\n.", "\r\n..");
+        if !body.ends_with("\r\n") {
+            body.push_str("\r\n");
+        }
+        body.push_str(".\r\n");
+        self.send_raw(body.as_bytes()).await;
+        self.reply().await.expect("reply to end of data")
+    }
+
+    pub fn into_inner(self) -> S {
+        self.io.into_inner()
+    }
+}
+
+/// The queue id from `250 2.0.0 OK queued as <id>`.
+pub fn queue_id(reply: &SmtpReply) -> String {
+    reply
+        .text()
+        .rsplit(' ')
+        .next()
+        .expect("queue id in reply")
+        .to_string()
+}

@@ -1,0 +1,239 @@
+//! The real `rackwave` binary: `250 OK queued` means durable. SIGKILL it
+//! right after the replies (with other transactions still in flight), start
+//! it again, and every acknowledged message must be there. Also: SIGTERM
+//! shuts down gracefully, and a broken config fails with one clear line.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+struct Ports {
+    smtp: SocketAddr,
+    smtps: SocketAddr,
+    http: SocketAddr,
+}
+
+fn write_config(dir: &Path, ports: &Ports) -> std::path::PathBuf {
+    let path = dir.join("config.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[storage]\npath = \"data\"\n\n[smtp]\nlisten = \"{}\"\nlisten_tls = \"{}\"\nhostname = \"mx.test\"\n\n[http]\nlisten = \"{}\"\n\n[admin]\ntoken = \"{ADMIN_TOKEN}\"\n",
+            ports.smtp, ports.smtps, ports.http
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn spawn(config: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_rackwave"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start rackwave")
+}
+
+async fn wait_ready(http: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let url = format!("http://{http}/healthz");
+    while Instant::now() < deadline {
+        if let Ok(r) = reqwest::get(&url).await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("server did not become ready");
+}
+
+async fn admin(http: SocketAddr, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let client = reqwest::Client::new();
+    let mut req = client
+        .request(method.parse().unwrap(), format!("http://{http}{path}"))
+        .bearer_auth(ADMIN_TOKEN);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_after_250_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = Ports {
+        smtp: free_addr(),
+        smtps: free_addr(),
+        http: free_addr(),
+    };
+    let config = write_config(dir.path(), &ports);
+    let mut child = spawn(&config);
+    wait_ready(ports.http).await;
+
+    let (s, ws) = admin(
+        ports.http,
+        "POST",
+        "/admin/v1/workspaces",
+        Some(json!({"name": "durable"})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let ws_id = ws["id"].as_str().unwrap().to_string();
+    let (s, _) = admin(
+        ports.http,
+        "POST",
+        &format!("/admin/v1/workspaces/{ws_id}/smtp-accounts"),
+        Some(json!({"username": "durable", "password": "durable-pass", "daily_quota": 100000})),
+    )
+    .await;
+    assert_eq!(s, 201);
+
+    // Eight sessions send as fast as they can; the moment 40 messages have
+    // been acknowledged the server is killed, mid-flight for the others.
+    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (kill_tx, mut kill_rx) = tokio::sync::mpsc::channel::<()>(1);
+    let mut senders = Vec::new();
+    for n in 0..8 {
+        let acked = acked.clone();
+        let kill_tx = kill_tx.clone();
+        let smtp = ports.smtp;
+        senders.push(tokio::spawn(async move {
+            let mut s = RawSmtp::connect(smtp).await;
+            s.expect(220).await;
+            s.cmd_expect("EHLO killer.test", 250).await;
+            s.cmd_expect(
+                &format!("AUTH PLAIN {}", plain("durable", "durable-pass")),
+                235,
+            )
+            .await;
+            for i in 0.. {
+                let to = format!("r{n}-{i}@dest.test");
+                let data = message("app@src.test", &to, &format!("m {n} {i}"), "durable body");
+                s.send(&format!(
+                    "MAIL FROM:<app@src.test>\r\nRCPT TO:<{to}>\r\nDATA"
+                ))
+                .await;
+                let ok = async {
+                    for code in [250, 250, 354] {
+                        if s.reply().await?.code != code {
+                            return None;
+                        }
+                    }
+                    s.send_raw(format!("{data}.\r\n").as_bytes()).await;
+                    s.reply().await
+                }
+                .await;
+                match ok {
+                    Some(r) if r.code == 250 => {
+                        let n_acked = {
+                            let mut a = acked.lock().unwrap();
+                            a.push(queue_id(&r));
+                            a.len()
+                        };
+                        if n_acked >= 40 {
+                            let _ = kill_tx.try_send(());
+                        }
+                    }
+                    _ => return, // the server died under us
+                }
+            }
+        }));
+    }
+    tokio::time::timeout(Duration::from_secs(60), kill_rx.recv())
+        .await
+        .expect("40 messages acknowledged within a minute");
+    child.kill().expect("SIGKILL");
+    child.wait().unwrap();
+    for s in senders {
+        let _ = s.await;
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() >= 40);
+
+    let mut child = spawn(&config);
+    wait_ready(ports.http).await;
+    for qid in &acked {
+        let (s, page) = admin(
+            ports.http,
+            "GET",
+            &format!("/admin/v1/messages?queue_id={qid}"),
+            None,
+        )
+        .await;
+        assert_eq!(s, 200);
+        let msgs = page["messages"].as_array().unwrap();
+        assert_eq!(msgs.len(), 1, "acknowledged {qid} lost after SIGKILL");
+        assert_eq!(msgs[0]["status"], "queued");
+    }
+    let (_, counts) = admin(ports.http, "GET", "/admin/v1/queue", None).await;
+    assert!(
+        counts["queued"].as_u64().unwrap() >= acked.len() as u64,
+        "{counts}"
+    );
+
+    // SIGTERM: a graceful stop that exits 0.
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "graceful shutdown exits 0, got {status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no exit after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[test]
+fn broken_config_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[smtp]\nlisten = \"127.0.0.1:0\"\nmax_recipent = 5\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rackwave"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].contains("bad.toml:3"), "{stderr}");
+    assert!(lines[0].contains("max_recipent"), "{stderr}");
+
+    let missing = Command::new(env!("CARGO_BIN_EXE_rackwave"))
+        .args(["serve", "--config", "/nonexistent/rackwave.toml"])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/rackwave.toml"));
+}
