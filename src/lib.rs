@@ -9,9 +9,11 @@
 //! - [`accounts`]: workspaces, SMTP accounts, API keys.
 //! - [`http`]: the admin API, health, metrics, OpenAPI.
 //! - [`server`]: wires everything from a config and shuts it down gracefully.
-//! - [`cli`]: `rackwave serve` and `rackwave admin`.
+//! - [`cli`]: `rackwave serve`, `rackwave admin` and `rackwave bench`.
+//! - [`bench`]: the load generator behind `rackwave bench`.
 
 pub mod accounts;
+pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use rackwave::cli::{Cli, Command};
+use rackwave::cli::{BenchCommand, Cli, Command};
 use rackwave::config::Config;
 
 #[tokio::main]
@@ -26,6 +26,23 @@ async fn main() -> ExitCode {
                     eprintln!("error: {e}");
                     ExitCode::FAILURE
                 }
+            }
+        }
+        Command::Bench(BenchCommand::Smtp(args)) => {
+            let json = args.json;
+            let summary = rackwave::bench::smtp::run(args).await;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&summary).expect("summary serializes")
+                );
+            } else {
+                print!("{summary}");
+            }
+            if summary.messages_ok == 0 {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
             }
         }
         Command::Admin(args) => match rackwave::cli::admin::run(args).await {

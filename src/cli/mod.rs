@@ -26,4 +26,13 @@ pub enum Command {
     },
     /// Call the admin API of a running server.
     Admin(admin::AdminArgs),
+    /// Load testing.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Drive an SMTP server (Rackwave, Postfix, …) with messages.
+    Smtp(crate::bench::smtp::SmtpBenchArgs),
 }

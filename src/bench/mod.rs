@@ -1,0 +1,3 @@
+//! Load testing: `rackwave bench smtp` drives any ESMTP server.
+
+pub mod smtp;

@@ -1,0 +1,288 @@
+//! `rackwave bench smtp`: an ESMTP load generator. It speaks plain ESMTP
+//! (EHLO, optional AUTH PLAIN, optional PIPELINING), so it can be pointed at
+//! Postfix or any other MTA as well as at Rackwave.
+//!
+//! Every run is bounded: by a message count and by a duration.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use clap::Args;
+use serde::Serialize;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+#[derive(Args, Debug, Clone)]
+pub struct SmtpBenchArgs {
+    /// Server to load, HOST:PORT.
+    #[arg(long)]
+    pub target: SocketAddr,
+    /// Messages to send in all.
+    #[arg(long, default_value_t = 1000)]
+    pub messages: u64,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 10)]
+    pub concurrency: usize,
+    /// Message size in octets (headers included).
+    #[arg(long, default_value_t = 2048)]
+    pub size: usize,
+    /// Recipients per message.
+    #[arg(long, default_value_t = 1)]
+    pub recipients: usize,
+    /// AUTH PLAIN credentials, USER:PASS.
+    #[arg(long)]
+    pub auth: Option<String>,
+    /// Send MAIL, RCPT and DATA in one write (RFC 2920).
+    #[arg(long)]
+    pub pipelining: bool,
+    /// Messages per connection before reconnecting (0: no limit).
+    #[arg(long, default_value_t = 0)]
+    pub per_connection: u64,
+    /// Stop after this many seconds even if messages remain.
+    #[arg(long, default_value_t = 300)]
+    pub duration: u64,
+    /// Domain of the generated recipients.
+    #[arg(long, default_value = "sink.test")]
+    pub to_domain: String,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub messages_ok: u64,
+    pub messages_failed: u64,
+    pub elapsed_secs: f64,
+    pub messages_per_sec: f64,
+    pub latency_ms_p50: f64,
+    pub latency_ms_p90: f64,
+    pub latency_ms_p99: f64,
+    pub latency_ms_max: f64,
+    /// Replies other than the expected ones, by code (0: connection error).
+    pub errors_by_code: BTreeMap<u16, u64>,
+}
+
+#[derive(Default)]
+struct Shared {
+    latencies_us: Mutex<Vec<u64>>,
+    errors: Mutex<BTreeMap<u16, u64>>,
+    ok: AtomicU64,
+    failed: AtomicU64,
+}
+
+pub async fn run(args: SmtpBenchArgs) -> Summary {
+    let body = Arc::new(build_message(args.size));
+    let next = Arc::new(AtomicU64::new(0));
+    let shared = Arc::new(Shared::default());
+    let deadline = Instant::now() + Duration::from_secs(args.duration);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..args.concurrency.max(1) {
+        let args = args.clone();
+        let body = body.clone();
+        let next = next.clone();
+        let shared = shared.clone();
+        tasks.push(tokio::spawn(async move {
+            while next.load(Ordering::Relaxed) < args.messages && Instant::now() < deadline {
+                if let Err(code) = connection(&args, worker, &body, &next, &shared, deadline).await
+                {
+                    *shared.errors.lock().unwrap().entry(code).or_default() += 1;
+                    // Do not spin on a server that refuses connections.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut lat = std::mem::take(&mut *shared.latencies_us.lock().unwrap());
+    lat.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if lat.is_empty() {
+            return 0.0;
+        }
+        let i = ((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1;
+        lat[i] as f64 / 1000.0
+    };
+    let ok = shared.ok.load(Ordering::Relaxed);
+    let errors_by_code = std::mem::take(&mut *shared.errors.lock().unwrap());
+    Summary {
+        messages_ok: ok,
+        messages_failed: shared.failed.load(Ordering::Relaxed),
+        elapsed_secs: elapsed,
+        messages_per_sec: ok as f64 / elapsed.max(1e-9),
+        latency_ms_p50: pct(0.50),
+        latency_ms_p90: pct(0.90),
+        latency_ms_p99: pct(0.99),
+        latency_ms_max: lat.last().map_or(0.0, |v| *v as f64 / 1000.0),
+        errors_by_code,
+    }
+}
+
+/// A message of about `size` octets with realistic headers and 76-column
+/// lines.
+pub fn build_message(size: usize) -> Vec<u8> {
+    let mut m = b"From: Bench <bench@rackwave.test>\r\nTo: <dest@sink.test>\r\nSubject: rackwave bench\r\nDate: Sun, 7 Jun 2026 09:39:00 +0000\r\nMessage-ID: <bench@rackwave.test>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n".to_vec();
+    let line = b"The quick brown fox jumps over the lazy dog, again and again and again.....\r\n";
+    while m.len() < size {
+        m.extend_from_slice(line);
+    }
+    m
+}
+
+struct Conn {
+    io: BufReader<TcpStream>,
+}
+
+impl Conn {
+    async fn reply(&mut self) -> Result<u16, u16> {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = self.io.read_line(&mut line).await.map_err(|_| 0u16)?;
+            if n == 0 || line.len() < 4 {
+                return Err(0);
+            }
+            let code = line[..3].parse::<u16>().map_err(|_| 0u16)?;
+            if line.as_bytes()[3] != b'-' {
+                return Ok(code);
+            }
+        }
+    }
+
+    async fn expect(&mut self, want: u16) -> Result<(), u16> {
+        match self.reply().await? {
+            c if c == want => Ok(()),
+            c => Err(c),
+        }
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), u16> {
+        self.io.get_mut().write_all(bytes).await.map_err(|_| 0u16)
+    }
+}
+
+/// One connection: greet, authenticate, then send messages until the run
+/// or the per-connection budget is over.
+async fn connection(
+    args: &SmtpBenchArgs,
+    worker: usize,
+    body: &[u8],
+    next: &AtomicU64,
+    shared: &Shared,
+    deadline: Instant,
+) -> Result<(), u16> {
+    let tcp = TcpStream::connect(args.target).await.map_err(|_| 0u16)?;
+    let _ = tcp.set_nodelay(true);
+    let mut c = Conn {
+        io: BufReader::new(tcp),
+    };
+    c.expect(220).await?;
+    c.write(b"EHLO bench.rackwave.test\r\n").await?;
+    c.expect(250).await?;
+    if let Some(auth) = &args.auth {
+        let (user, pass) = auth.split_once(':').unwrap_or((auth, ""));
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{pass}"));
+        c.write(format!("AUTH PLAIN {token}\r\n").as_bytes())
+            .await?;
+        c.expect(235).await?;
+    }
+    let mut sent_here = 0u64;
+    let mut data = Vec::with_capacity(body.len() + 8);
+    data.extend_from_slice(body);
+    data.extend_from_slice(b".\r\n");
+    loop {
+        if args.per_connection > 0 && sent_here >= args.per_connection {
+            break;
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+        let n = next.fetch_add(1, Ordering::Relaxed);
+        if n >= args.messages {
+            break;
+        }
+        let t0 = Instant::now();
+        let mut envelope = String::from("MAIL FROM:<bench@rackwave.test>\r\n");
+        for r in 0..args.recipients.max(1) {
+            envelope.push_str(&format!(
+                "RCPT TO:<u{worker}-{n}-{r}@{}>\r\n",
+                args.to_domain
+            ));
+        }
+        let outcome: Result<(), u16> = async {
+            if args.pipelining {
+                envelope.push_str("DATA\r\n");
+                c.write(envelope.as_bytes()).await?;
+                c.expect(250).await?;
+                for _ in 0..args.recipients.max(1) {
+                    c.expect(250).await?;
+                }
+                c.expect(354).await?;
+            } else {
+                let mut lines = envelope.split_inclusive("\r\n");
+                c.write(lines.next().unwrap_or_default().as_bytes()).await?;
+                c.expect(250).await?;
+                for line in lines {
+                    c.write(line.as_bytes()).await?;
+                    c.expect(250).await?;
+                }
+                c.write(b"DATA\r\n").await?;
+                c.expect(354).await?;
+            }
+            c.write(&data).await?;
+            c.expect(250).await
+        }
+        .await;
+        match outcome {
+            Ok(()) => {
+                shared.ok.fetch_add(1, Ordering::Relaxed);
+                shared
+                    .latencies_us
+                    .lock()
+                    .unwrap()
+                    .push(t0.elapsed().as_micros() as u64);
+                sent_here += 1;
+            }
+            Err(code) => {
+                shared.failed.fetch_add(1, Ordering::Relaxed);
+                return Err(code);
+            }
+        }
+    }
+    let _ = c.write(b"QUIT\r\n").await;
+    let _ = c.reply().await;
+    Ok(())
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "messages: {} ok, {} failed in {:.2} s",
+            self.messages_ok, self.messages_failed, self.elapsed_secs
+        )?;
+        writeln!(f, "rate:     {:.0} messages/s", self.messages_per_sec)?;
+        writeln!(
+            f,
+            "latency:  p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms (MAIL to final reply)",
+            self.latency_ms_p50, self.latency_ms_p90, self.latency_ms_p99, self.latency_ms_max
+        )?;
+        if !self.errors_by_code.is_empty() {
+            let e: Vec<String> = self
+                .errors_by_code
+                .iter()
+                .map(|(code, n)| format!("{code}: {n}"))
+                .collect();
+            writeln!(f, "errors:   {} (0 = connection error)", e.join(", "))?;
+        }
+        Ok(())
+    }
+}
