@@ -310,35 +310,43 @@ async fn messages_are_found_by_workspace_recipient_and_queue_id_and_not_across_t
     assert_eq!(m["subject"], "hello");
     assert_eq!(m["created_at"], "2026-06-07T09:39:00Z");
 
-    let (s, b2) = ts.get("/admin/v1/messages/msg_0000000000000000").await;
-    assert_error(s, &b2, 404, "not_found");
-    let (s, b2) = ts
-        .get("/admin/v1/messages?workspace=ws_0000000000000000")
-        .await;
-    assert_error(s, &b2, 404, "not_found");
-    let (s, b2) = ts.get("/admin/v1/messages").await;
-    assert_error(s, &b2, 400, "invalid_request");
-    let (s, b2) = ts
-        .get(&format!(
-            "/admin/v1/messages?workspace={}&status=lost",
-            a.workspace_id
-        ))
-        .await;
-    assert_error(s, &b2, 400, "invalid_request");
-    let (s, b2) = ts
-        .get(&format!(
-            "/admin/v1/messages?workspace={}&cursor=%00%01garbage",
-            a.workspace_id
-        ))
-        .await;
-    assert_error(s, &b2, 400, "invalid_request");
-    let (s, b2) = ts
-        .get(&format!(
-            "/admin/v1/messages?workspace={}&limit=0",
-            a.workspace_id
-        ))
-        .await;
-    assert_error(s, &b2, 400, "invalid_request");
+    let ws = &a.workspace_id;
+    for (path, status, code) in [
+        (
+            "/admin/v1/messages/msg_0000000000000000".to_string(),
+            404,
+            "not_found",
+        ),
+        (
+            "/admin/v1/messages?workspace=ws_0000000000000000".into(),
+            404,
+            "not_found",
+        ),
+        ("/admin/v1/messages".into(), 400, "invalid_request"),
+        (
+            format!("/admin/v1/messages?workspace={ws}&status=lost"),
+            400,
+            "invalid_request",
+        ),
+        (
+            format!("/admin/v1/messages?workspace={ws}&cursor=%00%01garbage"),
+            400,
+            "invalid_request",
+        ),
+        (
+            format!("/admin/v1/messages?workspace={ws}&limit=0"),
+            400,
+            "invalid_request",
+        ),
+        (
+            format!("/admin/v1/messages?workspace={ws}&limit=many"),
+            400,
+            "invalid_request",
+        ),
+    ] {
+        let (s, body) = ts.get(&path).await;
+        assert_error(s, &body, status, code);
+    }
 
     let (_, q) = ts.get("/admin/v1/queue").await;
     assert_eq!(q["queued"], 4);

@@ -717,20 +717,49 @@ async fn dropped_connection_mid_data_queues_nothing_and_releases_quota() {
     assert_eq!(msgs[0]["subject"], "whole");
 }
 
-#[tokio::test]
-async fn silent_client_times_out() {
-    let ts = start_with(|c| c.smtp.command_timeout_secs = 1).await;
-    let mut s = ts.raw().await;
-    s.expect(220).await;
-    let t0 = Instant::now();
-    let r = next_status(&mut s, 421, "4.4.2").await;
-    assert!(r.text().contains("mx.rackwave.test"), "{r:?}");
-    let waited = t0.elapsed();
-    assert!(
-        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
-        "{waited:?}"
-    );
-    assert!(s.closed().await);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_clients_time_out() {
+    let ts = start_with(|c| {
+        c.smtp.command_timeout_secs = 1;
+        c.smtp.data_timeout_secs = 1;
+    })
+    .await;
+    let acct = ts.create_account("sleepy", 10).await;
+    // Three silent clients at once: after the greeting, in an AUTH
+    // exchange, and in the middle of DATA.
+    let idle = async {
+        let mut s = ts.raw().await;
+        s.expect(220).await;
+        let t0 = Instant::now();
+        let r = next_status(&mut s, 421, "4.4.2").await;
+        assert!(r.text().contains("mx.rackwave.test"), "{r:?}");
+        let waited = t0.elapsed();
+        assert!(
+            waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+            "{waited:?}"
+        );
+        assert!(s.closed().await);
+    };
+    let in_auth = async {
+        let mut s = ts.raw().await;
+        s.expect(220).await;
+        s.cmd_expect("EHLO client.test", 250).await;
+        s.cmd_expect("AUTH LOGIN", 334).await;
+        next_status(&mut s, 421, "4.4.2").await;
+        assert!(s.closed().await);
+    };
+    let in_data = async {
+        let mut s = ts.authed(&acct).await;
+        cmd_status(&mut s, "MAIL FROM:<a@client.test>", 250, "2.1.0").await;
+        cmd_status(&mut s, "RCPT TO:<b@dest.test>", 250, "2.1.5").await;
+        s.cmd_expect("DATA", 354).await;
+        s.send_raw(b"From: <a@client.test>\r\nSubject: slow\r\n\r\npart")
+            .await;
+        next_status(&mut s, 421, "4.4.2").await;
+        assert!(s.closed().await);
+    };
+    tokio::join!(idle, in_auth, in_data);
+    assert!(ts.messages(&acct.workspace_id).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -806,6 +835,9 @@ async fn graceful_shutdown_lets_data_in_flight_finish() {
     let msg = message("a@client.test", "b@dest.test", "in flight", "finishing");
     let (first, second) = msg.split_at(30);
     s.send_raw(first.as_bytes()).await;
+    let mut idle = ts.raw().await;
+    idle.expect(220).await;
+    idle.cmd_expect("EHLO client.test", 250).await;
 
     let server = ts.server.take().unwrap();
     let spool = server.spool.clone();
@@ -820,6 +852,9 @@ async fn graceful_shutdown_lets_data_in_flight_finish() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(closed, "listener still accepting during shutdown");
+    // A session between transactions is told and closed at once.
+    next_status(&mut idle, 421, "4.3.2").await;
+    assert!(idle.closed().await);
     assert!(
         !stopping.is_finished(),
         "shutdown did not wait for the session"
@@ -843,7 +878,6 @@ async fn graceful_shutdown_lets_data_in_flight_finish() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: an unparseable client Date (or an empty Message-ID) makes the server add a second one (src/smtp/inbound/data.rs, has_date/has_message_id test parse success, not presence)"]
 async fn client_date_and_message_id_are_never_duplicated() {
     let ts = start().await;
     let acct = ts.create_account("dup-headers", 10).await;
@@ -957,7 +991,10 @@ async fn quota_counts_unique_recipients_and_resets_the_next_day() {
     assert!(r.text().contains("duplicate"), "{r:?}");
     let r = data_raw(
         &mut s,
-        &format!("{}.\r\n", message("a@client.test", "b@dest.test", "d1", "x")),
+        &format!(
+            "{}.\r\n",
+            message("a@client.test", "b@dest.test", "d1", "x")
+        ),
     )
     .await;
     let qid = queued(&r);
@@ -989,7 +1026,6 @@ async fn used_quota_survives_a_restart() {
     first.stop().await;
     let data = first.dir.path().join("data");
     let second = start_with(|c| c.storage.path = data.clone()).await;
-    second.clock.set_ms(common::START_MS);
     let mut s = second.authed(&acct).await;
     cmd_status(&mut s, "MAIL FROM:<a@client.test>", 250, "2.1.0").await;
     cmd_status(&mut s, "RCPT TO:<c@dest.test>", 550, "5.4.5").await;

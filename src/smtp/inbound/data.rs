@@ -45,12 +45,21 @@ impl HeaderError {
     }
 }
 
+/// Which fields the client supplied (present, whether or not their value
+/// parses: adding a second Date would break RFC 5322 §3.6).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct HeaderFields {
+    pub date: bool,
+    pub message_id: bool,
+}
+
 /// Checks the header section's structure: every line before the first
 /// empty line is `name: value` (name of printable ASCII without colon) or
 /// a folded continuation, and a From field is present.
-pub(super) fn check_header_section(message: &[u8]) -> Result<(), HeaderError> {
+pub(super) fn check_header_section(message: &[u8]) -> Result<HeaderFields, HeaderError> {
     let mut lines = 0usize;
     let mut from = false;
+    let mut fields = HeaderFields::default();
     for (i, line) in message.split(|b| *b == b'\n').enumerate() {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
@@ -71,6 +80,8 @@ pub(super) fn check_header_section(message: &[u8]) -> Result<(), HeaderError> {
             return Err(HeaderError::Malformed(i + 1));
         }
         from |= name.eq_ignore_ascii_case(b"from");
+        fields.date |= name.eq_ignore_ascii_case(b"date");
+        fields.message_id |= name.eq_ignore_ascii_case(b"message-id");
     }
     if lines == 0 {
         return Err(HeaderError::Missing);
@@ -78,7 +89,7 @@ pub(super) fn check_header_section(message: &[u8]) -> Result<(), HeaderError> {
     if !from {
         return Err(HeaderError::NoFrom);
     }
-    Ok(())
+    Ok(fields)
 }
 
 impl Session {
@@ -236,17 +247,18 @@ impl Session {
 
     /// Checks, stamps and durably queues a complete message, then answers.
     async fn accept(&mut self, body: Vec<u8>) -> Flow {
-        if let Err(e) = check_header_section(&body) {
-            self.reset_transaction();
-            return self.refuse("header", e.reply());
-        }
+        let fields = match check_header_section(&body) {
+            Ok(fields) => fields,
+            Err(e) => {
+                self.reset_transaction();
+                return self.refuse("header", e.reply());
+            }
+        };
         let Some(parsed) = MessageParser::default().parse_headers(&body) else {
             self.reset_transaction();
             return self.refuse("header", HeaderError::Missing.reply());
         };
         let subject = parsed.subject().map(str::to_string);
-        let has_message_id = parsed.message_id().is_some();
-        let has_date = parsed.date().is_some();
         drop(parsed);
 
         let (Some(mut tx), Some(auth), Some(helo)) = (self.tx.take(), &self.auth, &self.helo)
@@ -272,12 +284,12 @@ impl Session {
             .as_bytes(),
         );
         // RFC 6409 §8: a submission server may add what the client left out.
-        if !has_message_id {
+        if !fields.message_id {
             stamped.extend_from_slice(
                 format!("Message-ID: <{}.{queue_id}@{host}>\r\n", random_hex(8)).as_bytes(),
             );
         }
-        if !has_date {
+        if !fields.date {
             stamped.extend_from_slice(format!("Date: {}\r\n", rfc5322(now)).as_bytes());
         }
         stamped.extend_from_slice(&body);
@@ -325,11 +337,16 @@ mod tests {
     fn header_sections() {
         assert_eq!(
             check_header_section(b"From: a@b.c\r\nSubject: x\r\n\r\nbody"),
-            Ok(())
+            Ok(HeaderFields::default())
         );
         assert_eq!(
-            check_header_section(b"From: a@b.c\r\nSubject: x\r\n\tfolded\r\n\r\n"),
-            Ok(())
+            check_header_section(
+                b"From: a@b.c\r\nSubject: x\r\n\tfolded\r\nDATE: junk\r\nmessage-id:\r\n\r\n"
+            ),
+            Ok(HeaderFields {
+                date: true,
+                message_id: true
+            })
         );
         assert_eq!(
             check_header_section(b"\r\nbody only"),
