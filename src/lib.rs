@@ -6,7 +6,9 @@
 //! - [`smtp`]: the submission server (listener, session steps, parsing).
 //! - [`quota`]: daily quotas, reserved at RCPT and committed when durable.
 //! - the spool is its own crate, `rackwave-queue` (`queue/`).
+//! - [`delivery`]: scheduler, MX lookup, outbound SMTP, bounce classification.
 //! - [`accounts`]: workspaces, SMTP accounts, API keys.
+//! - [`domains`]: sender domains and DKIM keys and signing.
 //! - [`http`]: the admin API, health, metrics, OpenAPI.
 //! - [`server`]: wires everything from a config and shuts it down gracefully.
 //! - [`cli`]: `rackwave serve`, `rackwave admin` and `rackwave bench`.
@@ -17,6 +19,8 @@ pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod delivery;
+pub mod domains;
 pub mod http;
 pub mod ids;
 pub mod logging;

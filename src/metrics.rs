@@ -33,12 +33,18 @@ pub struct Inner {
     pub smtp_messages_accepted: Counter,
     pub smtp_recipients_accepted: Counter,
     pub smtp_refused: Family<Reason, Counter>,
+    delivery_outcomes: Family<OutcomeLabel, Counter>,
     spool_depth: Gauge,
     spool_messages: Family<StatusLabel, Gauge>,
     spool_flushes: Counter,
     spool_commits: Counter,
     spool_flush_seconds: Counter<f64, AtomicU64>,
     last_spool: Mutex<(u64, u64, f64)>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -70,6 +76,7 @@ impl Metrics {
             smtp_messages_accepted: Counter::default(),
             smtp_recipients_accepted: Counter::default(),
             smtp_refused: Family::default(),
+            delivery_outcomes: Family::default(),
             spool_depth: Gauge::default(),
             spool_messages: Family::default(),
             spool_flushes: Counter::default(),
@@ -114,6 +121,11 @@ impl Metrics {
             inner.smtp_refused.clone(),
         );
         registry.register(
+            "delivery_attempts",
+            "Delivery attempts by outcome (delivered, deferred, bounced)",
+            inner.delivery_outcomes.clone(),
+        );
+        registry.register(
             "spool_depth",
             "Messages waiting for delivery (queued and deferred)",
             inner.spool_depth.clone(),
@@ -143,6 +155,21 @@ impl Metrics {
         Metrics {
             inner: Arc::new(inner),
         }
+    }
+
+    pub fn delivered(&self) {
+        self.outcome("delivered");
+    }
+    pub fn deferred(&self) {
+        self.outcome("deferred");
+    }
+    pub fn bounced(&self) {
+        self.outcome("bounced");
+    }
+    fn outcome(&self, outcome: &'static str) {
+        self.delivery_outcomes
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
     }
 
     pub fn refused(&self, reason: &'static str) {

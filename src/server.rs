@@ -15,6 +15,8 @@ use tokio::task::JoinSet;
 use crate::accounts::{Accounts, AccountsError};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::delivery::DeliveryEngine;
+use crate::domains::{Domains, DomainsError};
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::quota::Quotas;
@@ -33,8 +35,12 @@ pub enum StartError {
     Spool(#[from] rackwave_queue::SpoolError),
     #[error("accounts: {0}")]
     Accounts(#[from] AccountsError),
+    #[error("sender domains: {0}")]
+    Domains(#[from] DomainsError),
     #[error("TLS: {0}")]
     Tls(#[from] tls::TlsError),
+    #[error("{0}")]
+    Delivery(#[from] crate::delivery::EngineError),
     #[error("cannot listen on {addr} ({what}): {source}")]
     Bind {
         addr: SocketAddr,
@@ -54,6 +60,8 @@ pub struct Server {
     pub spool: Spool,
     pub accounts: Accounts,
     pub clock: Clock,
+    /// The delivery engine, unless `[delivery] enabled = false`.
+    pub delivery: Option<DeliveryEngine>,
     db: sled::Db,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
@@ -87,6 +95,7 @@ impl Server {
             },
         )?;
         let accounts = Accounts::open(&db, clock.clone())?;
+        let domains = Domains::open(&db, clock.clone())?;
         let quotas = Quotas::new(spool.clone(), accounts.clone(), clock.clone());
         let metrics = Metrics::new();
         let admin_token = admin_token(&config, &data)?;
@@ -105,13 +114,36 @@ impl Server {
 
         let (shutdown, _) = watch::channel(false);
         let mut tasks = JoinSet::new();
+        let delivery = if config.delivery.enabled {
+            let (engine, task) = DeliveryEngine::start(
+                config.delivery.clone(),
+                spool.clone(),
+                clock.clone(),
+                metrics.clone(),
+                None,
+                shutdown.subscribe(),
+            )?;
+            tasks.spawn(async move {
+                let _ = task.await;
+            });
+            Some(engine)
+        } else {
+            None
+        };
         let ctx = SmtpContext::new(
             config.smtp.clone(),
-            accounts.clone(),
-            quotas,
-            spool.clone(),
-            metrics.clone(),
-            clock.clone(),
+            smtp::Services {
+                accounts: accounts.clone(),
+                quotas,
+                spool: spool.clone(),
+                domains: domains.clone(),
+                metrics: metrics.clone(),
+                clock: clock.clone(),
+                new_mail: delivery
+                    .as_ref()
+                    .map(DeliveryEngine::waker)
+                    .unwrap_or_default(),
+            },
             tls.acceptor,
         );
 
@@ -139,6 +171,7 @@ impl Server {
         let state = AppState::new(
             accounts.clone(),
             spool.clone(),
+            domains,
             metrics,
             clock.clone(),
             &admin_token,
@@ -164,6 +197,7 @@ impl Server {
             spool,
             accounts,
             clock,
+            delivery,
             db,
             shutdown,
             tasks,

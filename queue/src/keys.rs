@@ -12,16 +12,32 @@
 //! | `m/<msgid>`                                      | `MessageRecord` as JSON       |
 //! | `b/<queueid>`                                    | raw message body              |
 //! | `r/<queueid>`                                    | u64 BE: non-final messages    |
-//! | `d/<due u64 BE><msgid>`                          | empty: due index              |
+//! | `d/<ws>\0<due u64 BE><msgid>`                    | empty: due index, one lane per workspace |
+//! | `l/<ws>`                                         | u64 BE: entries in `<ws>`'s due lane |
 //! | `iw/<ws>\0<created u64 BE><msgid>`               | empty: list by workspace      |
 //! | `it/<ws>\0<to lowercase>\0<created u64 BE><msgid>` | empty: list by recipient    |
 //! | `iq/<queueid>/<index u32 BE><msgid>`             | empty: messages of submission |
 //! | `s/<status>`                                     | u64 BE: count per status      |
 //! | `c/<submitter>\0<day u64 BE>`                    | u64 BE: accepted recipients   |
 //!
+//! # Due lanes
+//!
+//! The due index is partitioned by workspace: every pending (queued or
+//! deferred) message has exactly one `d/<ws>\0<due><msgid>` entry, so the
+//! entries of one workspace (its *lane*) form one contiguous key range
+//! ordered by due time. `Spool::lease` takes messages round-robin across
+//! lanes, so one workspace's backlog never delays another workspace's mail.
+//!
+//! To find the lanes without scanning the due index, each non-empty lane has
+//! a durable counter `l/<ws>` (number of entries in the lane), changed in the
+//! same batch as the entries themselves and deleted when it reaches zero.
+//! `Spool::open` loads these counters (one key per workspace with pending
+//! mail) into an in-memory lane table; the writer keeps that table in step
+//! after each commit. The sum of all lane counters equals queued + deferred.
+//!
 //! Timestamps are stored big-endian with the sign bit flipped
 //! ([`time_key`]), so byte order equals numeric order even for negative
-//! values; that is what makes range scans over the due index and reverse
+//! values; that is what makes range scans over the due lanes and reverse
 //! scans for newest-first listing work. Variable-length components are
 //! terminated by NUL, which is why the spool refuses workspace ids,
 //! submitters and addresses containing NUL. Ids are fixed length, so the
@@ -34,6 +50,7 @@ pub const RECORD: &[u8] = b"m/";
 pub const BODY: &[u8] = b"b/";
 pub const REMAINING: &[u8] = b"r/";
 pub const DUE: &[u8] = b"d/";
+pub const LANE_COUNT: &[u8] = b"l/";
 pub const BY_WORKSPACE: &[u8] = b"iw/";
 pub const BY_RECIPIENT: &[u8] = b"it/";
 pub const BY_QUEUE: &[u8] = b"iq/";
@@ -65,14 +82,44 @@ pub fn remaining(queue_id: &str) -> Vec<u8> {
     cat(&[REMAINING, queue_id.as_bytes()])
 }
 
-pub fn due(due_ms: i64, msg_id: &str) -> Vec<u8> {
-    cat(&[DUE, &time_key(due_ms), msg_id.as_bytes()])
+/// Inverse of [`time_key`].
+pub fn time_from_key(k: [u8; 8]) -> i64 {
+    (u64::from_be_bytes(k) ^ (1 << 63)) as i64
 }
 
-/// Exclusive upper bound of due-index keys with a due time `<= now_ms`.
-/// Message ids are ASCII, so `0xff` sorts after every id.
-pub fn due_upper_bound(now_ms: i64) -> Vec<u8> {
-    cat(&[DUE, &time_key(now_ms), &[0xff]])
+/// Prefix of every due-index key of one workspace (its lane).
+pub fn due_lane(ws: &str) -> Vec<u8> {
+    cat(&[DUE, ws.as_bytes(), b"\0"])
+}
+
+/// Exclusive end of a workspace's lane: the lane prefix with its NUL
+/// terminator bumped to 1, which sorts after every key of the lane and
+/// before the lane of any other workspace.
+pub fn due_lane_end(ws: &str) -> Vec<u8> {
+    cat(&[DUE, ws.as_bytes(), b"\x01"])
+}
+
+pub fn due(ws: &str, due_ms: i64, msg_id: &str) -> Vec<u8> {
+    cat(&[&due_lane(ws), &time_key(due_ms), msg_id.as_bytes()])
+}
+
+/// Exclusive upper bound of the keys of `ws`'s lane with a due time
+/// `<= now_ms`. Message ids are ASCII, so `0xff` sorts after every id.
+pub fn due_upper_bound(ws: &str, now_ms: i64) -> Vec<u8> {
+    cat(&[&due_lane(ws), &time_key(now_ms), &[0xff]])
+}
+
+/// The due time of a due-index key (`d/<ws>\0<due><msgid>`), read from the
+/// end of the key since ids have a fixed length.
+pub fn due_time_of(key: &[u8]) -> Option<i64> {
+    let end = key.len().checked_sub(MSG_ID_LEN)?;
+    let start = end.checked_sub(8)?;
+    Some(time_from_key(key[start..end].try_into().ok()?))
+}
+
+/// Durable number of entries in `ws`'s due lane.
+pub fn lane_count(ws: &str) -> Vec<u8> {
+    cat(&[LANE_COUNT, ws.as_bytes()])
 }
 
 /// Prefix of all listing-index keys of a workspace.
@@ -162,10 +209,34 @@ mod tests {
     }
 
     #[test]
+    fn time_key_roundtrip() {
+        for v in [i64::MIN, -5, 0, 7, 1_700_000_000_000, i64::MAX] {
+            assert_eq!(time_from_key(time_key(v)), v);
+        }
+    }
+
+    #[test]
     fn due_bound_includes_now_only() {
         let id = "msg_ffffffffffffffff";
-        assert!(due(10, id) < due_upper_bound(10));
-        assert!(due(11, "msg_0000000000000000") > due_upper_bound(10));
+        assert!(due("ws", 10, id) < due_upper_bound("ws", 10));
+        assert!(due("ws", 11, "msg_0000000000000000") > due_upper_bound("ws", 10));
+        assert!(due_lane("ws") <= due("ws", i64::MIN, "msg_0000000000000000"));
+        assert_eq!(due_time_of(&due("ws", -42, id)), Some(-42));
+    }
+
+    #[test]
+    fn lanes_do_not_overlap() {
+        // "ws" is a prefix of "ws1" and "ws\x01"; their lanes must not mix.
+        let id = "msg_0123456789abcdef";
+        for other in ["ws1", "ws\x01", "w", "wt"] {
+            let k = due(other, 0, id);
+            assert!(
+                !(due_lane("ws") <= k && k < due_lane_end("ws")),
+                "{other:?}"
+            );
+        }
+        let k = due("ws", i64::MAX, "msg_ffffffffffffffff");
+        assert!(due_lane("ws") <= k && k < due_lane_end("ws"));
     }
 
     #[test]

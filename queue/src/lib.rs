@@ -19,8 +19,13 @@
 //!   recomputed by scanning.
 //! * **Bounded memory.** Nothing proportional to queue length is held in
 //!   RAM: the due queue is an on-disk index scanned in time order, listings
-//!   are index scans with cursors. Only leased ids and a few counters are
-//!   kept in memory.
+//!   are index scans with cursors. Only leased ids, a few counters and one
+//!   small entry per workspace with pending mail (its due lane) are kept in
+//!   memory.
+//! * **Fair leasing.** The due index has one lane per workspace, and
+//!   [`Spool::lease`] takes due messages round-robin across the lanes, so a
+//!   workspace with a huge backlog cannot make the others wait behind it
+//!   (see [`Spool::lease`] and the key layout in `keys.rs`).
 //!
 //! # Life of a message
 //!
@@ -28,10 +33,23 @@
 //! one [`MessageRecord`] per recipient, all sharing one stored body. The
 //! delivery engine calls [`Spool::lease`] to take due messages, tries them,
 //! and settles each lease with [`Spool::delivered`], [`Spool::defer`] or
-//! [`Spool::bounce`] (or gives it back with [`Spool::release`]). Leases are
-//! in memory only: a lease that is never settled (crash, restart) simply
+//! [`Spool::bounce`], hands it back for later without counting an attempt
+//! with [`Spool::postpone`] (e.g. a destination's connection or rate limit
+//! is reached), or gives it back unchanged with [`Spool::release`]. Leases
+//! are in memory only: a lease that is never settled (crash, restart) simply
 //! makes the message leasable again. When the last message of a submission
 //! becomes final the body is deleted; the records stay for listing.
+//!
+//! # History events
+//!
+//! Each record's `history` is the message timeline shown to API and webhook
+//! consumers: `email.queued` at enqueue, then per settlement optionally
+//! `email.sent` ([`SENT_EVENT`]: the message data was handed to the remote
+//! server, recorded when the attempt's [`DeliveryAttempt::sent_at_ms`] is
+//! set, with the status the message had before the settlement), followed
+//! by the settlement's own entry (`email.deferred`, `email.delivered`,
+//! `email.bounced` or the attempt's custom event). A postponement adds
+//! nothing.
 
 mod error;
 mod ids;
@@ -39,10 +57,11 @@ mod keys;
 mod record;
 mod writer;
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
@@ -52,10 +71,10 @@ pub use error::SpoolError;
 pub use ids::{is_message_id, is_queue_id, new_queue_id};
 pub use record::{
     DeliveryAttempt, Enqueued, ListFilter, MessageRecord, Page, SpoolStats, Status, StatusChange,
-    StatusCounts, Submission,
+    StatusCounts, Submission, SENT_EVENT,
 };
 
-use writer::{decode_counter, decode_record, lock, Outcome, Request, Shared, Writer};
+use writer::{decode_counter, decode_record, lock, Lanes, Outcome, Request, Shared, Writer};
 
 /// Name of the sled tree holding everything the spool stores.
 pub const TREE_NAME: &str = "spool";
@@ -98,6 +117,9 @@ pub struct Spool {
 struct Inner {
     tree: sled::Tree,
     shared: Arc<Shared>,
+    /// The lane that got the most recent message from `lease`; the next
+    /// call starts with the lane after it. Locked only while `leased` is.
+    last_lane: Mutex<Option<String>>,
     /// `Option` so `Drop` can close the channel before joining the thread.
     tx: Option<mpsc::Sender<Request>>,
     writer: Option<JoinHandle<()>>,
@@ -118,7 +140,8 @@ impl Drop for Inner {
 
 impl Spool {
     /// Opens (creating if needed) the sled tree `"spool"` in `db`, loads the
-    /// status counters and starts the writer thread.
+    /// status counters and the due lanes (one small counter per workspace
+    /// with pending mail) and starts the writer thread.
     ///
     /// Call it once per process and database: the spool relies on being the
     /// only writer of its tree for exact counters and race-free updates.
@@ -131,7 +154,20 @@ impl Spool {
                 *counts.get_mut(status) = decode_counter(&key, &raw)?;
             }
         }
-        let shared = Arc::new(Shared::new(counts));
+        let mut lane_counts = Vec::new();
+        for item in tree.scan_prefix(keys::LANE_COUNT) {
+            let (key, raw) = item?;
+            let ws = std::str::from_utf8(&key[keys::LANE_COUNT.len()..])
+                .map_err(|_| {
+                    SpoolError::Corrupt(format!(
+                        "lane counter key {} is not UTF-8",
+                        String::from_utf8_lossy(&key)
+                    ))
+                })?
+                .to_string();
+            lane_counts.push((ws, decode_counter(&key, &raw)?));
+        }
+        let shared = Arc::new(Shared::new(counts, Lanes::from_counts(lane_counts)));
         let (tx, rx) = mpsc::channel();
         let writer = Writer {
             db: db.clone(),
@@ -149,6 +185,7 @@ impl Spool {
             inner: Arc::new(Inner {
                 tree,
                 shared,
+                last_lane: Mutex::new(None),
                 tx: Some(tx),
                 writer: Some(handle),
             }),
@@ -178,49 +215,107 @@ impl Spool {
     }
 
     /// Takes up to `limit` messages that are due (`next_attempt_at_ms <=
-    /// now_ms`) and not already leased, oldest due first, and marks them
-    /// leased.
+    /// now_ms`) and not already leased, and marks them leased.
+    ///
+    /// Fairness: every workspace has its own due lane, ordered by due time.
+    /// Messages are taken round-robin across the lanes with something due,
+    /// one per lane in turn (oldest due first within a lane), and the
+    /// rotation continues across calls: a call starts with the lane after
+    /// the one that got the previous call's last message. So a workspace
+    /// with one due message gets it leased in the next call even while
+    /// another has 100,000 due, and `limit` is shared evenly among the
+    /// workspaces that have due mail. Lanes known to have nothing due yet
+    /// are skipped without touching the disk.
     ///
     /// The lease lives in memory only. This is deliberate: after a restart
     /// no one is working on those messages, so they must be leasable again
     /// without any recovery step. Each lease must end in exactly one of
     /// [`delivered`](Self::delivered), [`defer`](Self::defer),
-    /// [`bounce`](Self::bounce) or [`release`](Self::release).
+    /// [`bounce`](Self::bounce), [`postpone`](Self::postpone) or
+    /// [`release`](Self::release).
     pub fn lease(&self, now_ms: i64, limit: usize) -> Result<Vec<MessageRecord>, SpoolError> {
         let mut out = Vec::new();
         if limit == 0 {
             return Ok(out);
         }
         let tree = &self.inner.tree;
+        let shared = &self.inner.shared;
         // Held for the whole scan so two concurrent callers never lease the
         // same message.
-        let mut leased = lock(&self.inner.shared.leased);
-        for item in tree.range(keys::DUE.to_vec()..keys::due_upper_bound(now_ms)) {
-            let (key, _) = item?;
-            let Some(id) = keys::trailing_msg_id(&key) else {
-                warn!(key = %String::from_utf8_lossy(&key), "malformed due index key");
-                continue;
-            };
-            if leased.contains(id) {
-                continue;
-            }
-            let rkey = keys::record(id);
-            let Some(raw) = tree.get(&rkey)? else {
-                warn!(message_id = id, "due index points at missing record");
-                continue;
-            };
-            let rec = decode_record(&rkey, &raw)?;
-            if rec.status.is_final() {
-                warn!(message_id = id, "due index points at final record");
-                continue;
-            }
-            leased.insert(rec.id.clone());
-            out.push(rec);
-            if out.len() >= limit {
+        let mut leased = lock(&shared.leased);
+        let mut last_lane = lock(&self.inner.last_lane);
+
+        // Snapshot of the lanes that may have something due, in workspace
+        // order rotated to start after the last lane served.
+        let mut lanes: Vec<LaneScan> = lock(&shared.lanes)
+            .map
+            .iter()
+            .filter(|(_, lane)| lane.next_due_hint <= now_ms)
+            .map(|(ws, lane)| LaneScan {
+                ws: ws.clone(),
+                version: lane.version,
+                iter: None,
+                saw_due: false,
+            })
+            .collect();
+        if let Some(last) = last_lane.as_deref() {
+            let start = lanes.partition_point(|l| l.ws.as_str() <= last);
+            lanes.rotate_left(start);
+        }
+        let mut queue = VecDeque::from(lanes);
+
+        while out.len() < limit {
+            let Some(mut lane) = queue.pop_front() else {
                 break;
+            };
+            match next_due_in_lane(tree, &mut lane, now_ms, &leased)? {
+                Some(rec) => {
+                    leased.insert(rec.id.clone());
+                    out.push(rec);
+                    queue.push_back(lane);
+                }
+                None if !lane.saw_due => {
+                    // Nothing due at all: remember when the lane's earliest
+                    // entry becomes due, so later calls skip it until then.
+                    let upper = keys::due_upper_bound(&lane.ws, now_ms);
+                    let next = match tree.range(upper..keys::due_lane_end(&lane.ws)).next() {
+                        Some(item) => keys::due_time_of(&item?.0).unwrap_or(i64::MIN),
+                        None => i64::MAX,
+                    };
+                    lock(&shared.lanes).raise_hint(&lane.ws, lane.version, next);
+                }
+                None => {}
             }
         }
+        // The lane served last is now at the back of the queue (a lane is
+        // requeued right after it yields a message).
+        if let Some(rec) = out.last() {
+            *last_lane = Some(rec.workspace_id.clone());
+        }
         Ok(out)
+    }
+
+    /// Hands a leased message back for a later attempt without counting
+    /// one: its due time becomes `until_ms`, and its status, `attempts`,
+    /// `delivery_attempts` and `history` stay as they are. The lease is
+    /// cleared. Meant for the scheduler when it cannot try the message now
+    /// (a destination's connection or rate limit is reached), as opposed to
+    /// [`defer`](Self::defer), which records a failed attempt.
+    ///
+    /// Durable like the settlements (same writer, same group commit).
+    /// Fails with [`SpoolError::NotLeased`] if `id` is not leased.
+    pub async fn postpone(&self, id: &str, until_ms: i64) -> Result<(), SpoolError> {
+        // Fast path; the writer checks again authoritatively.
+        if !self.is_leased(id) {
+            return Err(SpoolError::NotLeased(id.to_string()));
+        }
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::Postpone {
+            id: id.to_string(),
+            until_ms,
+            reply,
+        })?;
+        rx.await.map_err(|_| SpoolError::Closed)?
     }
 
     /// Gives a lease back unchanged (e.g. the delivery engine is shutting
@@ -409,6 +504,25 @@ impl Spool {
         })
     }
 
+    /// Number of entries in the due index, i.e. pending (queued + deferred)
+    /// messages whether due now or later, leased ones included. Served from
+    /// the in-memory lane table (one entry per workspace); always equals
+    /// `counts().pending()`.
+    pub fn due_count(&self) -> u64 {
+        lock(&self.inner.shared.lanes).total()
+    }
+
+    /// The workspaces with pending mail and how many pending messages each
+    /// has (their due lanes), in workspace id order. One entry per
+    /// workspace; for metrics and diagnostics.
+    pub fn due_lanes(&self) -> Vec<(String, u64)> {
+        lock(&self.inner.shared.lanes)
+            .map
+            .iter()
+            .map(|(ws, lane)| (ws.clone(), lane.count))
+            .collect()
+    }
+
     /// Exact number of messages per status. Served from memory: the writer
     /// keeps this mirror in step with the durable counters it commits.
     pub fn counts(&self) -> StatusCounts {
@@ -446,6 +560,52 @@ impl Spool {
     pub fn leased_ids(&self) -> HashSet<String> {
         lock(&self.inner.shared.leased).clone()
     }
+}
+
+/// Progress of one `lease` call through one workspace's lane.
+struct LaneScan {
+    ws: String,
+    /// The lane's version when the call took its snapshot.
+    version: u64,
+    /// Opened on first use: the lane's keys due at `now_ms`, in order.
+    iter: Option<sled::Iter>,
+    /// Whether any due key (leased or not) was seen in the lane.
+    saw_due: bool,
+}
+
+/// The next leasable due message of a lane, advancing its iterator.
+fn next_due_in_lane(
+    tree: &sled::Tree,
+    lane: &mut LaneScan,
+    now_ms: i64,
+    leased: &HashSet<String>,
+) -> Result<Option<MessageRecord>, SpoolError> {
+    let iter = lane.iter.get_or_insert_with(|| {
+        tree.range(keys::due_lane(&lane.ws)..keys::due_upper_bound(&lane.ws, now_ms))
+    });
+    for item in iter.by_ref() {
+        let (key, _) = item?;
+        lane.saw_due = true;
+        let Some(id) = keys::trailing_msg_id(&key) else {
+            warn!(key = %String::from_utf8_lossy(&key), "malformed due index key");
+            continue;
+        };
+        if leased.contains(id) {
+            continue;
+        }
+        let rkey = keys::record(id);
+        let Some(raw) = tree.get(&rkey)? else {
+            warn!(message_id = id, "due index points at missing record");
+            continue;
+        };
+        let rec = decode_record(&rkey, &raw)?;
+        if rec.status.is_final() {
+            warn!(message_id = id, "due index points at final record");
+            continue;
+        }
+        return Ok(Some(rec));
+    }
+    Ok(None)
 }
 
 /// The UTC day (days since the Unix epoch) of a millisecond timestamp, as

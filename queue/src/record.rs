@@ -94,9 +94,18 @@ pub struct StatusChange {
     pub detail: Option<String>,
 }
 
+/// History event recorded when the message data was handed to the remote
+/// server, i.e. the remote SMTP server received the complete message (the
+/// end of DATA / the last BDAT chunk was transmitted), whatever it then
+/// replied. It is written by a settlement whose
+/// [`DeliveryAttempt::sent_at_ms`] is set, just before that settlement's own
+/// history entry, and carries the status the message had before the
+/// settlement (e.g. `Queued` or `Deferred`).
+pub const SENT_EVENT: &str = "email.sent";
+
 /// What happened during one delivery attempt. Supplied by the delivery
 /// engine when it settles a lease, stored verbatim in the record.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct DeliveryAttempt {
     pub at_ms: i64,
     #[serde(default)]
@@ -112,6 +121,12 @@ pub struct DeliveryAttempt {
     pub event: String,
     #[serde(default)]
     pub detail: Option<String>,
+    /// When the message data was handed to the remote server (see
+    /// [`SENT_EVENT`]); `None` if the attempt never got that far (connection
+    /// or envelope failure). When set, settling adds an `email.sent` history
+    /// entry at this time before the settlement's own entry.
+    #[serde(default)]
+    pub sent_at_ms: Option<i64>,
 }
 
 /// One recipient of one submission: the unit of delivery, leasing and

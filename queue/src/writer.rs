@@ -17,6 +17,12 @@
 //! final message, say) therefore fails alone. A failure of the batch apply
 //! or of the flush fails every request of the group, because none of them
 //! can then be promised to be durable.
+//!
+//! The writer also maintains the per-workspace due lanes (see `keys`): every
+//! due-index insert or removal goes through [`Staged::lane_add`] /
+//! [`Staged::lane_remove`], which keep the durable lane counter exact, and
+//! after each apply the in-memory [`Lanes`] table is updated from the
+//! group's final counter values.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,6 +38,7 @@ use crate::ids;
 use crate::keys;
 use crate::record::{
     DeliveryAttempt, Enqueued, MessageRecord, Status, StatusChange, StatusCounts, Submission,
+    SENT_EVENT,
 };
 
 /// Milliseconds per UTC day, for the per-submitter daily counter.
@@ -68,6 +75,144 @@ pub(crate) enum Request {
         attempt: DeliveryAttempt,
         reply: oneshot::Sender<Result<MessageRecord, SpoolError>>,
     },
+    Postpone {
+        id: String,
+        until_ms: i64,
+        reply: oneshot::Sender<Result<(), SpoolError>>,
+    },
+}
+
+/// In-memory view of one workspace's due lane.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Lane {
+    /// Entries in the lane (mirror of the durable `l/<ws>` counter).
+    pub count: u64,
+    /// A lower bound of the earliest due time in the lane: `lease` skips
+    /// the lane without touching sled while `now < next_due_hint`. The
+    /// writer lowers it whenever it adds an entry; `lease` raises it after
+    /// finding nothing due (see [`Lanes::raise_hint`]). `i64::MIN` means
+    /// unknown (always scan).
+    pub next_due_hint: i64,
+    /// Changes whenever the writer commits a change to the lane (in
+    /// particular every added entry); values are unique across lanes and
+    /// lane re-creations, so a lease can tell whether the lane changed
+    /// since its snapshot.
+    pub version: u64,
+}
+
+/// The lane table: one entry per workspace with pending mail, nothing per
+/// message.
+#[derive(Debug, Default)]
+pub(crate) struct Lanes {
+    pub map: BTreeMap<String, Lane>,
+    next_version: u64,
+}
+
+impl Lanes {
+    /// Builds the table from the durable lane counters read at open. Hints
+    /// are unknown, so the first lease scans every lane once.
+    pub fn from_counts(counts: impl IntoIterator<Item = (String, u64)>) -> Lanes {
+        let mut lanes = Lanes::default();
+        for (ws, count) in counts {
+            if count > 0 {
+                let version = lanes.bump();
+                lanes.map.insert(
+                    ws,
+                    Lane {
+                        count,
+                        next_due_hint: i64::MIN,
+                        version,
+                    },
+                );
+            }
+        }
+        lanes
+    }
+
+    fn bump(&mut self) -> u64 {
+        self.next_version += 1;
+        self.next_version
+    }
+
+    /// Records a committed change of a lane: its new durable count and the
+    /// earliest due time added to it, if any. Must run after the change is
+    /// applied to the tree (so a lease that misses the new entries sees the
+    /// version change and does not raise the hint past them).
+    fn apply(&mut self, ws: &str, change: LaneChange) {
+        if change.count == 0 {
+            self.map.remove(ws);
+            return;
+        }
+        // Any change gets a new version; only additions need one, but a
+        // spurious change merely makes a concurrent hint raise give up.
+        let version = self.bump();
+        match self.map.get_mut(ws) {
+            Some(lane) => {
+                lane.count = change.count;
+                lane.version = version;
+                if let Some(t) = change.min_added {
+                    lane.next_due_hint = lane.next_due_hint.min(t);
+                }
+            }
+            None => {
+                self.map.insert(
+                    ws.to_string(),
+                    Lane {
+                        count: change.count,
+                        // A lane only appears through additions; `MIN`
+                        // (scan) is the safe fallback.
+                        next_due_hint: change.min_added.unwrap_or(i64::MIN),
+                        version,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Raises a lane's hint to `hint` after a scan found no entry due
+    /// before it, unless the writer added entries since the scan's
+    /// snapshot (`version` changed) or the lane is gone.
+    pub fn raise_hint(&mut self, ws: &str, version: u64, hint: i64) {
+        if let Some(lane) = self.map.get_mut(ws) {
+            if lane.version == version && lane.next_due_hint < hint {
+                lane.next_due_hint = hint;
+            }
+        }
+    }
+
+    /// Total entries in the due index (queued + deferred messages).
+    pub fn total(&self) -> u64 {
+        self.map.values().map(|l| l.count).sum()
+    }
+}
+
+/// A lane's state after a request (or group): the absolute durable count
+/// and the earliest due time added.
+#[derive(Debug, Clone, Copy)]
+struct LaneChange {
+    count: u64,
+    min_added: Option<i64>,
+}
+
+impl LaneChange {
+    fn merge(&mut self, later: LaneChange) {
+        self.count = later.count;
+        self.min_added = match (self.min_added, later.min_added) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
+fn merge_lanes(into: &mut BTreeMap<String, LaneChange>, from: BTreeMap<String, LaneChange>) {
+    for (ws, change) in from {
+        match into.get_mut(&ws) {
+            Some(c) => c.merge(change),
+            None => {
+                into.insert(ws, change);
+            }
+        }
+    }
 }
 
 /// State shared between the public handle and the writer thread. Only
@@ -80,6 +225,9 @@ pub(crate) struct Shared {
     /// Mirror of the durable `s/<status>` counters, updated by the writer
     /// right after each successful apply.
     pub counts: Mutex<StatusCounts>,
+    /// The due lanes (one entry per workspace with pending mail), kept in
+    /// step with the durable `l/<ws>` counters like `counts`.
+    pub lanes: Mutex<Lanes>,
     pub flushes: AtomicU64,
     pub commits: AtomicU64,
     pub records_enqueued: AtomicU64,
@@ -90,10 +238,11 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn new(counts: StatusCounts) -> Shared {
+    pub fn new(counts: StatusCounts, lanes: Lanes) -> Shared {
         Shared {
             leased: Mutex::new(HashSet::new()),
             counts: Mutex::new(counts),
+            lanes: Mutex::new(lanes),
             flushes: AtomicU64::new(0),
             commits: AtomicU64::new(0),
             records_enqueued: AtomicU64::new(0),
@@ -142,12 +291,16 @@ struct Group {
     writes: Writes,
     /// Net change of each status counter, indexed by `Status::index`.
     delta: [i64; 4],
-    /// Ids settled in this group: a second settlement of the same lease in
-    /// one group must fail, even though the lease is only cleared after
-    /// the commit.
+    /// Ids settled or postponed in this group: a second settlement of the
+    /// same lease in one group must fail, even though the lease is only
+    /// cleared after the commit.
     settled: HashSet<String>,
+    /// Lanes touched by the group.
+    lanes: BTreeMap<String, LaneChange>,
     submissions: u64,
     records: u64,
+    /// Settlements proper (postponements excluded), for the statistics.
+    settlements: u64,
 }
 
 /// One request's writes, staged on top of the group and the tree.
@@ -156,6 +309,7 @@ struct Staged<'a> {
     group: &'a Group,
     writes: Writes,
     delta: [i64; 4],
+    lanes: BTreeMap<String, LaneChange>,
 }
 
 impl<'a> Staged<'a> {
@@ -165,6 +319,7 @@ impl<'a> Staged<'a> {
             group,
             writes: BTreeMap::new(),
             delta: [0; 4],
+            lanes: BTreeMap::new(),
         }
     }
 
@@ -217,9 +372,78 @@ impl<'a> Staged<'a> {
         Ok(())
     }
 
-    /// The request succeeded: its writes become part of the group.
-    fn merge(self) -> (Writes, [i64; 4]) {
-        (self.writes, self.delta)
+    /// Adds a due-index entry to `ws`'s lane and counts it. The caller
+    /// guarantees the entry does not exist yet (fresh id, or just removed).
+    fn lane_add(&mut self, ws: &str, due_ms: i64, id: &str) -> Result<(), SpoolError> {
+        self.put(keys::due(ws, due_ms, id), Vec::new());
+        self.bump_lane(ws, true, Some(due_ms))
+    }
+
+    /// Removes a due-index entry from `ws`'s lane, if it exists, and
+    /// uncounts it.
+    fn lane_remove(&mut self, ws: &str, due_ms: i64, id: &str) -> Result<(), SpoolError> {
+        let key = keys::due(ws, due_ms, id);
+        if !self.exists(&key)? {
+            warn!(message_id = id, workspace = ws, "due index entry missing");
+            return Ok(());
+        }
+        self.remove(key);
+        self.bump_lane(ws, false, None)
+    }
+
+    fn bump_lane(&mut self, ws: &str, up: bool, added: Option<i64>) -> Result<(), SpoolError> {
+        let key = keys::lane_count(ws);
+        let cur = self.get_counter(&key)?.unwrap_or(0);
+        let next = if up {
+            cur.saturating_add(1)
+        } else {
+            cur.checked_sub(1).unwrap_or_else(|| {
+                warn!(workspace = ws, "lane counter would go negative; clamping");
+                0
+            })
+        };
+        if next == 0 {
+            self.remove(key);
+        } else {
+            self.put(key, keys::encode_u64(next).to_vec());
+        }
+        let mut change = LaneChange {
+            count: next,
+            min_added: added,
+        };
+        if let Some(prev) = self.lanes.get(ws) {
+            let mut merged = *prev;
+            merged.merge(change);
+            change = merged;
+        }
+        self.lanes.insert(ws.to_string(), change);
+        Ok(())
+    }
+
+    /// The request succeeded: its changes, to be absorbed by the group.
+    fn finish(self) -> Changes {
+        Changes {
+            writes: self.writes,
+            delta: self.delta,
+            lanes: self.lanes,
+        }
+    }
+}
+
+/// A successful request's changes (released from the borrow of the group).
+struct Changes {
+    writes: Writes,
+    delta: [i64; 4],
+    lanes: BTreeMap<String, LaneChange>,
+}
+
+impl Group {
+    fn absorb(&mut self, changes: Changes) {
+        self.writes.extend(changes.writes);
+        for (g, d) in self.delta.iter_mut().zip(changes.delta) {
+            *g += d;
+        }
+        merge_lanes(&mut self.lanes, changes.lanes);
     }
 }
 
@@ -233,6 +457,10 @@ enum Done {
         oneshot::Sender<Result<MessageRecord, SpoolError>>,
         Result<MessageRecord, SpoolError>,
     ),
+    Postpone(
+        oneshot::Sender<Result<(), SpoolError>>,
+        Result<(), SpoolError>,
+    ),
 }
 
 impl Done {
@@ -245,6 +473,7 @@ impl Done {
         match self {
             Done::Enqueue(_, r) if r.is_ok() => *r = Err(clone()),
             Done::Settle(_, r) if r.is_ok() => *r = Err(clone()),
+            Done::Postpone(_, r) if r.is_ok() => *r = Err(clone()),
             _ => {}
         }
     }
@@ -255,6 +484,7 @@ impl Done {
         match self {
             Done::Enqueue(tx, r) => drop(tx.send(r)),
             Done::Settle(tx, r) => drop(tx.send(r)),
+            Done::Postpone(tx, r) => drop(tx.send(r)),
         }
     }
 }
@@ -297,8 +527,8 @@ impl Writer {
                     let mut st = Staged::new(&self.tree, &group);
                     let result = stage_enqueue(&mut st, submission);
                     if result.is_ok() {
-                        let (writes, delta) = st.merge();
-                        absorb(&mut group, writes, delta);
+                        let changes = st.finish();
+                        group.absorb(changes);
                         group.submissions += 1;
                         group.records += result.as_ref().map_or(0, |e| e.message_ids.len() as u64);
                     }
@@ -313,11 +543,26 @@ impl Writer {
                     let mut st = Staged::new(&self.tree, &group);
                     let result = stage_settle(&mut st, &self.shared, &id, outcome, attempt);
                     if result.is_ok() {
-                        let (writes, delta) = st.merge();
-                        absorb(&mut group, writes, delta);
+                        let changes = st.finish();
+                        group.absorb(changes);
                         group.settled.insert(id);
+                        group.settlements += 1;
                     }
                     done.push(Done::Settle(reply, result));
+                }
+                Request::Postpone {
+                    id,
+                    until_ms,
+                    reply,
+                } => {
+                    let mut st = Staged::new(&self.tree, &group);
+                    let result = stage_postpone(&mut st, &self.shared, &id, until_ms);
+                    if result.is_ok() {
+                        let changes = st.finish();
+                        group.absorb(changes);
+                        group.settled.insert(id);
+                    }
+                    done.push(Done::Postpone(reply, result));
                 }
             }
         }
@@ -372,6 +617,12 @@ impl Writer {
         }
         self.tree.apply_batch(batch)?;
         *lock(&self.shared.counts) = counts;
+        if !group.lanes.is_empty() {
+            let mut lanes = lock(&self.shared.lanes);
+            for (ws, change) in &group.lanes {
+                lanes.apply(ws, *change);
+            }
+        }
         let s = &self.shared;
         s.commits.fetch_add(1, Ordering::Relaxed);
         s.submissions
@@ -379,7 +630,7 @@ impl Writer {
         s.records_enqueued
             .fetch_add(group.records, Ordering::Relaxed);
         s.settlements
-            .fetch_add(group.settled.len() as u64, Ordering::Relaxed);
+            .fetch_add(group.settlements, Ordering::Relaxed);
 
         let started = Instant::now();
         let flushed = self.db.flush();
@@ -389,13 +640,6 @@ impl Writer {
         s.total_flush_nanos.fetch_add(nanos, Ordering::Relaxed);
         flushed?;
         Ok(())
-    }
-}
-
-fn absorb(group: &mut Group, writes: Writes, delta: [i64; 4]) {
-    group.writes.extend(writes);
-    for (g, d) in group.delta.iter_mut().zip(delta) {
-        *g += d;
     }
 }
 
@@ -475,7 +719,7 @@ fn stage_enqueue(st: &mut Staged<'_>, sub: Submission) -> Result<Enqueued, Spool
             delivery_attempts: Vec::new(),
         };
         st.put_record(&rec)?;
-        st.put(keys::due(at, &id), Vec::new());
+        st.lane_add(&sub.workspace_id, at, &id)?;
         let suffix = keys::listing_suffix(at, &id);
         let mut k = keys::workspace_prefix(&sub.workspace_id);
         k.extend_from_slice(&suffix);
@@ -498,13 +742,10 @@ fn stage_enqueue(st: &mut Staged<'_>, sub: Submission) -> Result<Enqueued, Spool
     })
 }
 
-fn stage_settle(
-    st: &mut Staged<'_>,
-    shared: &Shared,
-    id: &str,
-    outcome: Outcome,
-    attempt: DeliveryAttempt,
-) -> Result<MessageRecord, SpoolError> {
+/// Loads the record of a lease being settled or postponed, checking that
+/// the lease is held (and not already used in this group) and that the
+/// message is still pending.
+fn leased_record(st: &Staged<'_>, shared: &Shared, id: &str) -> Result<MessageRecord, SpoolError> {
     if st.group.settled.contains(id) || !lock(&shared.leased).contains(id) {
         return Err(SpoolError::NotLeased(id.to_string()));
     }
@@ -512,17 +753,36 @@ fn stage_settle(
     let raw = st
         .get(&key)?
         .ok_or_else(|| SpoolError::NotFound(id.to_string()))?;
-    let mut rec = decode_record(&key, &raw)?;
+    let rec = decode_record(&key, &raw)?;
     if rec.status.is_final() {
         return Err(SpoolError::AlreadyFinal(id.to_string(), rec.status));
     }
+    Ok(rec)
+}
+
+fn stage_settle(
+    st: &mut Staged<'_>,
+    shared: &Shared,
+    id: &str,
+    outcome: Outcome,
+    attempt: DeliveryAttempt,
+) -> Result<MessageRecord, SpoolError> {
+    let mut rec = leased_record(st, shared, id)?;
     let old = rec.status;
     let new = outcome.status();
     if let Some(due) = rec.next_attempt_at_ms {
-        st.remove(keys::due(due, id));
+        st.lane_remove(&rec.workspace_id, due, id)?;
     }
     rec.status = new;
     rec.attempts = rec.attempts.saturating_add(1);
+    if let Some(sent_at) = attempt.sent_at_ms {
+        rec.history.push(StatusChange {
+            status: old,
+            at_ms: sent_at,
+            event: SENT_EVENT.to_string(),
+            detail: None,
+        });
+    }
     let event = if attempt.event.is_empty() {
         new.default_event().to_string()
     } else {
@@ -538,7 +798,7 @@ fn stage_settle(
     match outcome {
         Outcome::Deferred { retry_at_ms } => {
             rec.next_attempt_at_ms = Some(retry_at_ms);
-            st.put(keys::due(retry_at_ms, id), Vec::new());
+            st.lane_add(&rec.workspace_id, retry_at_ms, id)?;
         }
         Outcome::Delivered | Outcome::Bounced => {
             rec.next_attempt_at_ms = None;
@@ -562,4 +822,22 @@ fn stage_settle(
     st.delta[old.index()] -= 1;
     st.delta[new.index()] += 1;
     Ok(rec)
+}
+
+/// Moves a leased message's due time to `until_ms` without touching its
+/// status, attempts or history.
+fn stage_postpone(
+    st: &mut Staged<'_>,
+    shared: &Shared,
+    id: &str,
+    until_ms: i64,
+) -> Result<(), SpoolError> {
+    let mut rec = leased_record(st, shared, id)?;
+    if let Some(due) = rec.next_attempt_at_ms {
+        st.lane_remove(&rec.workspace_id, due, id)?;
+    }
+    rec.next_attempt_at_ms = Some(until_ms);
+    st.lane_add(&rec.workspace_id, until_ms, id)?;
+    st.put_record(&rec)?;
+    Ok(())
 }

@@ -32,6 +32,7 @@ fn attempt(at: i64, event: &str) -> DeliveryAttempt {
         reply: "250 ok".into(),
         event: event.into(),
         detail: None,
+        sent_at_ms: None,
     }
 }
 

@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::accounts::Accounts;
 use crate::clock::Clock;
+use crate::domains::Domains;
 use crate::metrics::Metrics;
 
 pub use error::ApiError;
@@ -29,6 +30,7 @@ pub use openapi::ApiDoc;
 pub struct AppState {
     pub accounts: Accounts,
     pub spool: Spool,
+    pub domains: Domains,
     pub metrics: Metrics,
     pub clock: Clock,
     /// SHA-256 of the admin token: compared in constant time, never kept
@@ -40,6 +42,7 @@ impl AppState {
     pub fn new(
         accounts: Accounts,
         spool: Spool,
+        domains: Domains,
         metrics: Metrics,
         clock: Clock,
         admin_token: &str,
@@ -47,6 +50,7 @@ impl AppState {
         AppState {
             accounts,
             spool,
+            domains,
             metrics,
             clock,
             admin_token_digest: Arc::new(Sha256::digest(admin_token.as_bytes()).into()),

@@ -6,7 +6,9 @@ use axum::{Json, Router};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::admin::{api_keys_v1, messages_v1, queue_v1, smtp_accounts_v1, workspaces_v1};
+use super::admin::{
+    api_keys_v1, domains_v1, messages_v1, queue_v1, smtp_accounts_v1, workspaces_v1,
+};
 use super::{health, AppState};
 
 #[derive(OpenApi)]
@@ -21,6 +23,8 @@ use super::{health, AppState};
         smtp_accounts_v1::create,
         smtp_accounts_v1::list,
         api_keys_v1::create,
+        domains_v1::create,
+        domains_v1::list,
         messages_v1::list,
         messages_v1::get,
         queue_v1::counts,

@@ -48,7 +48,8 @@ pub async fn serve(
                     Refusal::Total => "total",
                     Refusal::PerIp => "per_ip",
                 };
-                ctx.metrics
+                ctx.services
+                    .metrics
                     .smtp_connections_refused
                     .get_or_create(&Reason { reason })
                     .inc();
@@ -65,8 +66,8 @@ pub async fn serve(
         let ctx = ctx.clone();
         let shutdown = shutdown.clone();
         sessions.spawn(async move {
-            ctx.metrics.smtp_connections.inc();
-            ctx.metrics.smtp_connections_active.inc();
+            ctx.services.metrics.smtp_connections.inc();
+            ctx.services.metrics.smtp_connections_active.inc();
             let stream = if implicit_tls {
                 match tokio::time::timeout(ctx.config.command_timeout(), ctx.tls.accept(tcp)).await
                 {
@@ -85,7 +86,7 @@ pub async fn serve(
                     .run()
                     .await;
             }
-            ctx.metrics.smtp_connections_active.dec();
+            ctx.services.metrics.smtp_connections_active.dec();
             drop(slot);
         });
     }

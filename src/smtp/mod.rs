@@ -11,7 +11,7 @@ mod inbound;
 pub mod limits;
 mod listener;
 pub mod reply;
-mod stream;
+pub(crate) mod stream;
 pub mod tls;
 
 use std::sync::Arc;
@@ -22,36 +22,38 @@ use tokio_rustls::TlsAcceptor;
 use crate::accounts::Accounts;
 use crate::clock::Clock;
 use crate::config::SmtpConfig;
+use crate::domains::Domains;
 use crate::metrics::Metrics;
 use crate::quota::Quotas;
 
 pub use listener::serve;
 
-/// Everything a session needs, shared by all sessions.
-pub struct SmtpContext {
-    pub config: SmtpConfig,
+/// The parts of the system a session works with.
+#[derive(Clone)]
+pub struct Services {
     pub accounts: Accounts,
     pub quotas: Quotas,
     pub spool: Spool,
+    pub domains: Domains,
     pub metrics: Metrics,
     pub clock: Clock,
+    /// Poked after each accepted message so delivery starts at once.
+    pub new_mail: Arc<tokio::sync::Notify>,
+}
+
+/// Everything a session needs, shared by all sessions.
+pub struct SmtpContext {
+    pub config: SmtpConfig,
+    pub services: Services,
     pub tls: TlsAcceptor,
     pub auth_guard: limits::AuthGuard,
     pub connections: limits::ConnectionLimits,
 }
 
 impl SmtpContext {
-    pub fn new(
-        config: SmtpConfig,
-        accounts: Accounts,
-        quotas: Quotas,
-        spool: Spool,
-        metrics: Metrics,
-        clock: Clock,
-        tls: TlsAcceptor,
-    ) -> Arc<SmtpContext> {
+    pub fn new(config: SmtpConfig, services: Services, tls: TlsAcceptor) -> Arc<SmtpContext> {
         let auth_guard = limits::AuthGuard::new(
-            clock.clone(),
+            services.clock.clone(),
             config.auth_max_failures,
             std::time::Duration::from_millis(config.auth_failure_delay_ms),
             std::time::Duration::from_secs(config.auth_lockout_secs),
@@ -60,11 +62,7 @@ impl SmtpContext {
             limits::ConnectionLimits::new(config.max_connections, config.max_connections_per_ip);
         Arc::new(SmtpContext {
             config,
-            accounts,
-            quotas,
-            spool,
-            metrics,
-            clock,
+            services,
             tls,
             auth_guard,
             connections,

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod dns;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -42,6 +44,9 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     c.smtp.auth_failure_delay_ms = 5;
     c.smtp.shutdown_grace_secs = 5;
     c.webhooks.allow_private_targets = true;
+    // Tests that deliver turn the engine on with their own DNS and sinks;
+    // the others must not reach for the real network.
+    c.delivery.enabled = false;
     c
 }
 

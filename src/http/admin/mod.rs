@@ -2,6 +2,7 @@
 //! per endpoint, so the surface reads as this directory's listing.
 
 pub mod api_keys_v1;
+pub mod domains_v1;
 pub mod messages_v1;
 pub mod queue_v1;
 pub mod smtp_accounts_v1;
@@ -26,6 +27,10 @@ pub fn router(state: AppState) -> Router<AppState> {
             post(smtp_accounts_v1::create).get(smtp_accounts_v1::list),
         )
         .route("/workspaces/{id}/api-keys", post(api_keys_v1::create))
+        .route(
+            "/workspaces/{id}/domains",
+            post(domains_v1::create).get(domains_v1::list),
+        )
         .route("/messages", get(messages_v1::list))
         .route("/messages/{id}", get(messages_v1::get))
         .route("/queue", get(queue_v1::counts))

@@ -132,13 +132,14 @@ impl Session {
         };
         let verified = self
             .ctx
+            .services
             .accounts
             .verify_smtp(&credentials.username, &credentials.password)
             .await;
         let account = match verified {
             Ok(Some(account)) => account,
             Ok(None) => {
-                self.ctx.metrics.smtp_auth_failures.inc();
+                self.ctx.services.metrics.smtp_auth_failures.inc();
                 let delay = self.ctx.auth_guard.failed(self.peer.ip());
                 tracing::info!(peer = %self.peer, "SMTP authentication failed");
                 // The delay is real time on purpose: it slows the guesser.
@@ -154,7 +155,7 @@ impl Session {
                 );
             }
         };
-        let workspace = match self.ctx.accounts.workspace(&account.workspace_id) {
+        let workspace = match self.ctx.services.accounts.workspace(&account.workspace_id) {
             Ok(Some(ws)) => ws,
             _ => {
                 return self.refuse(

@@ -245,6 +245,37 @@ impl Session {
         Ok(())
     }
 
+    /// Prepends a DKIM signature when the workspace has a key for the
+    /// `From:` domain. Signing is CPU work, so it runs off the I/O threads;
+    /// a signing failure is logged and the message goes out unsigned rather
+    /// than being refused.
+    async fn dkim_sign(&self, workspace_id: &str, domain: String, message: Vec<u8>) -> Vec<u8> {
+        let domains = self.ctx.services.domains.clone();
+        let ws = workspace_id.to_string();
+        let signed = tokio::task::spawn_blocking(move || {
+            let header = domains.sign(&ws, &domain, &message);
+            (header, message, domain)
+        })
+        .await;
+        match signed {
+            Ok((Ok(Some(header)), message, _)) => {
+                let mut out = Vec::with_capacity(header.len() + message.len() + 2);
+                out.extend_from_slice(header.as_bytes());
+                if !header.ends_with("\r\n") {
+                    out.extend_from_slice(b"\r\n");
+                }
+                out.extend_from_slice(&message);
+                out
+            }
+            Ok((Ok(None), message, _)) => message,
+            Ok((Err(e), message, domain)) => {
+                tracing::warn!(error = %e, domain, "DKIM signing failed; sending unsigned");
+                message
+            }
+            Err(e) => panic!("DKIM signing task panicked: {e}"),
+        }
+    }
+
     /// Checks, stamps and durably queues a complete message, then answers.
     async fn accept(&mut self, body: Vec<u8>) -> Flow {
         let fields = match check_header_section(&body) {
@@ -259,13 +290,19 @@ impl Session {
             return self.refuse("header", HeaderError::Missing.reply());
         };
         let subject = parsed.subject().map(str::to_string);
+        let from_domain = parsed
+            .from()
+            .and_then(|a| a.first())
+            .and_then(|a| a.address())
+            .and_then(|a| a.rsplit_once('@'))
+            .map(|(_, d)| d.trim_end_matches('>').to_ascii_lowercase());
         drop(parsed);
 
         let (Some(mut tx), Some(auth), Some(helo)) = (self.tx.take(), &self.auth, &self.helo)
         else {
             return self.refuse("bad_sequence", Reply::bad_sequence("No transaction"));
         };
-        let now = self.ctx.clock.now_ms();
+        let now = self.ctx.services.clock.now_ms();
         let queue_id = rackwave_queue::new_queue_id();
         let host = &self.ctx.config.hostname;
         let protocol = match (helo.esmtp, self.is_tls()) {
@@ -294,6 +331,9 @@ impl Session {
         }
         stamped.extend_from_slice(&body);
         drop(body);
+        if let Some(domain) = from_domain {
+            stamped = self.dkim_sign(&auth.workspace.id, domain, stamped).await;
+        }
 
         let recipients = tx.recipients.len() as u64;
         let submission = Submission {
@@ -306,13 +346,19 @@ impl Session {
             body: stamped,
             received_at_ms: now,
         };
-        match self.ctx.spool.enqueue(submission).await {
+        match self.ctx.services.spool.enqueue(submission).await {
             Ok(enqueued) => {
                 self.ctx
+                    .services
                     .quotas
                     .commit(tx.reservation, now.div_euclid(MS_PER_DAY));
-                self.ctx.metrics.smtp_messages_accepted.inc();
-                self.ctx.metrics.smtp_recipients_accepted.inc_by(recipients);
+                self.ctx.services.metrics.smtp_messages_accepted.inc();
+                self.ctx
+                    .services
+                    .metrics
+                    .smtp_recipients_accepted
+                    .inc_by(recipients);
+                self.ctx.services.new_mail.notify_one();
                 self.reply(Reply::new(
                     250,
                     "2.0.0",

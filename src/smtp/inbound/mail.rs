@@ -44,6 +44,7 @@ impl Session {
         }
         let reservation = self
             .ctx
+            .services
             .quotas
             .begin(&auth.account.username, &auth.workspace.id);
         self.tx = Some(Transaction {

@@ -39,7 +39,12 @@ impl Session {
             workspace: &auth.workspace.id,
             workspace_quota: auth.workspace.daily_quota,
         };
-        match self.ctx.quotas.reserve_one(&mut tx.reservation, &limits) {
+        match self
+            .ctx
+            .services
+            .quotas
+            .reserve_one(&mut tx.reservation, &limits)
+        {
             Ok(()) => {
                 tx.recipients.push(to);
                 self.reply(Reply::new(250, "2.1.5", "Recipient OK"))

@@ -21,7 +21,7 @@ use crate::smtp::SmtpContext;
 
 /// Longest line accepted, in octets including CRLF (RFC 5321 §4.5.3.1.6).
 pub(super) const MAX_LINE: usize = 1000;
-pub(super) const READ_BUFFER: usize = 64 * 1024;
+pub(super) const READ_BUFFER: usize = 8 * 1024;
 
 pub struct Session {
     pub(super) ctx: Arc<SmtpContext>,
@@ -168,7 +168,7 @@ impl Session {
     /// Drops the transaction; its quota reservation is released.
     pub(super) fn reset_transaction(&mut self) {
         if let Some(mut tx) = self.tx.take() {
-            self.ctx.quotas.release_all(&mut tx.reservation);
+            self.ctx.services.quotas.release_all(&mut tx.reservation);
         }
     }
 
@@ -190,7 +190,7 @@ impl Session {
 
     /// A refusal, counted in the metrics by reason.
     pub(super) fn refuse(&mut self, reason: &'static str, reply: Reply) -> Flow {
-        self.ctx.metrics.refused(reason);
+        self.ctx.services.metrics.refused(reason);
         self.reply(reply)
     }
 

@@ -1,0 +1,377 @@
+//! One delivery connection: resolve the domain, connect to the first MX
+//! host that answers (every host and address is tried before giving up),
+//! negotiate TLS per policy, then carry messages from the domain queue
+//! until the queue is empty or the connection's message budget is spent.
+//! Each message is settled in the spool as delivered, deferred or bounced.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rackwave_queue::{DeliveryAttempt, MessageRecord};
+use serde_json::json;
+
+use super::classify::{classify, BounceType, Verdict};
+use super::client::{synthetic, ClientError, Connection, Envelope, RemoteReply, Timeouts};
+use super::lookup::{MxHost, RouteError};
+use super::scheduler::DomainQueue;
+use super::{verp, EngineContext};
+use crate::clock::rfc3339;
+use crate::config::TlsPolicy;
+
+/// Where an attempt went, for the attempt log.
+#[derive(Debug, Clone, Default)]
+struct Remote {
+    host: Option<String>,
+    ip: Option<String>,
+    tls: bool,
+}
+
+/// The outcome of one attempt at one message.
+enum Outcome {
+    Delivered(RemoteReply),
+    /// Refused or failed, with the reply (real or made up for local errors).
+    Failed {
+        reply: RemoteReply,
+        permanent_hint: Option<BounceType>,
+    },
+}
+
+pub async fn run(ctx: &EngineContext, queue: &DomainQueue, in_flight: &AtomicUsize) {
+    let settle_all = |outcome_reply: RemoteReply, hint: Option<BounceType>, remote: Remote| async move {
+        while let Some(msg) = queue.take() {
+            settle(
+                ctx,
+                &msg,
+                Outcome::Failed {
+                    reply: outcome_reply.clone(),
+                    permanent_hint: hint,
+                },
+                &remote,
+                None,
+            )
+            .await;
+            in_flight.fetch_sub(1, Ordering::Relaxed);
+        }
+    };
+
+    let hosts = match ctx
+        .router
+        .route(&queue.domain, queue.shaping.smarthost.as_deref())
+        .await
+    {
+        Ok(hosts) => hosts,
+        Err(e) => {
+            let (reply, hint) = route_failure(&e);
+            settle_all(reply, hint, Remote::default()).await;
+            return;
+        }
+    };
+
+    let (mut conn, remote) = match connect_any(ctx, queue, &hosts).await {
+        Ok(c) => c,
+        Err(reply) => {
+            settle_all(reply, None, Remote::default()).await;
+            return;
+        }
+    };
+
+    let mut sent = 0;
+    while sent < queue.shaping.messages_per_connection {
+        let Some(msg) = queue.take() else { break };
+        queue.rate_slot().await;
+        let mut sent_at = None;
+        let clock = ctx.clock.clone();
+        let outcome = match ctx.spool.body(&msg.queue_id) {
+            Ok(Some(body)) => {
+                let mail_from = if msg.from.is_empty() {
+                    String::new()
+                } else {
+                    verp::encode(&msg.id, &ctx.config.bounce_domain)
+                };
+                let envelope = Envelope {
+                    mail_from: &mail_from,
+                    rcpt_to: &msg.to,
+                    smtputf8: !msg.to.is_ascii() || !msg.from.is_ascii(),
+                    eight_bit: body.iter().any(|b| *b >= 0x80),
+                };
+                let result = conn
+                    .send(&envelope, &body, || sent_at = Some(clock.now_ms()))
+                    .await;
+                match result {
+                    Ok(reply) => Outcome::Delivered(reply),
+                    Err(e) => {
+                        let usable = e.connection_usable();
+                        let outcome = Outcome::Failed {
+                            reply: error_reply(&e),
+                            permanent_hint: None,
+                        };
+                        settle(ctx, &msg, outcome, &remote, sent_at).await;
+                        in_flight.fetch_sub(1, Ordering::Relaxed);
+                        sent += 1;
+                        if !usable || conn.rset().await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                }
+            }
+            Ok(None) => Outcome::Failed {
+                reply: synthetic(554, "5.3.0", "message data missing from the spool"),
+                permanent_hint: Some(BounceType::Other),
+            },
+            Err(e) => Outcome::Failed {
+                reply: synthetic(451, "4.3.0", &format!("spool read failed: {e}")),
+                permanent_hint: None,
+            },
+        };
+        settle(ctx, &msg, outcome, &remote, sent_at).await;
+        in_flight.fetch_sub(1, Ordering::Relaxed);
+        sent += 1;
+    }
+    conn.quit().await;
+}
+
+/// Tries every host and address in order; for opportunistic TLS a failed
+/// handshake is retried once in clear text (RFC 7435 §3).
+async fn connect_any(
+    ctx: &EngineContext,
+    queue: &DomainQueue,
+    hosts: &[MxHost],
+) -> Result<(Connection, Remote), RemoteReply> {
+    let timeouts = Timeouts {
+        connect: ctx.config.connect_timeout(),
+        command: ctx.config.command_timeout(),
+        data: ctx.config.data_timeout(),
+    };
+    let policy = queue.shaping.tls;
+    let mut failures = Vec::new();
+    for host in hosts {
+        for ip in &host.addrs {
+            let peer = SocketAddr::new(*ip, host.port);
+            let attempt = async {
+                let mut conn =
+                    Connection::open(peer, &host.name, &ctx.config.hostname, timeouts).await?;
+                let wants_tls = match policy {
+                    TlsPolicy::Disabled => false,
+                    TlsPolicy::Opportunistic => conn.capabilities.starttls,
+                    TlsPolicy::Required | TlsPolicy::RequiredVerified => true,
+                };
+                if wants_tls {
+                    if !conn.capabilities.starttls {
+                        return Err(ClientError::Tls(
+                            "STARTTLS required by policy but not offered".into(),
+                        ));
+                    }
+                    let connector = if policy == TlsPolicy::RequiredVerified {
+                        &ctx.tls_verified
+                    } else {
+                        &ctx.tls_any
+                    };
+                    conn.starttls(connector).await?;
+                }
+                Ok(conn)
+            };
+            match attempt.await {
+                Ok(conn) => {
+                    let remote = Remote {
+                        host: Some(host.name.clone()),
+                        ip: Some(ip.to_string()),
+                        tls: conn.tls.is_some(),
+                    };
+                    return Ok((conn, remote));
+                }
+                Err(ClientError::Tls(why)) if policy == TlsPolicy::Opportunistic => {
+                    tracing::info!(host = %host.name, %ip, why, "TLS failed, retrying in clear text");
+                    match Connection::open(peer, &host.name, &ctx.config.hostname, timeouts).await {
+                        Ok(conn) => {
+                            let remote = Remote {
+                                host: Some(host.name.clone()),
+                                ip: Some(ip.to_string()),
+                                tls: false,
+                            };
+                            return Ok((conn, remote));
+                        }
+                        Err(e) => failures.push(format!("{} [{ip}]: {e}", host.name)),
+                    }
+                }
+                Err(e) => failures.push(format!("{} [{ip}]: {e}", host.name)),
+            }
+        }
+    }
+    Err(synthetic(
+        451,
+        "4.4.1",
+        &format!("no MX host could be reached: {}", failures.join("; ")),
+    ))
+}
+
+/// The reply recorded for a failure: the server's own when it refused,
+/// otherwise one made up with the RFC 3463 code that fits.
+fn error_reply(e: &ClientError) -> RemoteReply {
+    match e {
+        ClientError::Rejected { reply, .. } => reply.clone(),
+        ClientError::Timeout { step } => synthetic(
+            451,
+            "4.4.2",
+            &format!("timeout waiting for the reply to {}", step.as_str()),
+        ),
+        ClientError::Io { step, message } => synthetic(
+            451,
+            "4.4.2",
+            &format!("connection lost during {}: {message}", step.as_str()),
+        ),
+        ClientError::Tls(why) => synthetic(454, "4.7.5", &format!("TLS failure: {why}")),
+        ClientError::Protocol { step, line } => synthetic(
+            451,
+            "4.5.0",
+            &format!("malformed reply to {}: {line}", step.as_str()),
+        ),
+    }
+}
+
+fn route_failure(e: &RouteError) -> (RemoteReply, Option<BounceType>) {
+    match e {
+        RouteError::NullMx(_) => (
+            synthetic(556, "5.1.10", &e.to_string()),
+            Some(BounceType::InvalidDomain),
+        ),
+        RouteError::NoSuchDomain(_) => (
+            synthetic(550, "5.1.2", &e.to_string()),
+            Some(BounceType::InvalidDomain),
+        ),
+        RouteError::NoAddress(_) => (
+            synthetic(550, "5.4.4", &e.to_string()),
+            Some(BounceType::RoutingError),
+        ),
+        RouteError::Temporary { .. } => (synthetic(451, "4.4.3", &e.to_string()), None),
+    }
+}
+
+/// Records the outcome of one attempt in the spool: delivered, deferred
+/// (with the next retry), bounced, or expired.
+async fn settle(
+    ctx: &EngineContext,
+    msg: &MessageRecord,
+    outcome: Outcome,
+    remote: &Remote,
+    sent_at: Option<i64>,
+) {
+    let now = ctx.clock.now_ms();
+    let attempt_number = msg.attempts + 1;
+    let base = |reply: &RemoteReply, event: &str, detail: serde_json::Value| DeliveryAttempt {
+        at_ms: now,
+        remote_host: remote.host.clone(),
+        remote_ip: remote.ip.clone(),
+        tls: remote.tls,
+        reply: reply.raw.clone(),
+        event: event.to_string(),
+        detail: Some(detail.to_string()),
+        sent_at_ms: sent_at,
+    };
+    let result = match outcome {
+        Outcome::Delivered(reply) => {
+            ctx.metrics.delivered();
+            ctx.spool
+                .delivered(
+                    &msg.id,
+                    base(
+                        &reply,
+                        "email.delivered",
+                        json!({"delivered_at": rfc3339(now)}),
+                    ),
+                )
+                .await
+        }
+        Outcome::Failed {
+            reply,
+            permanent_hint,
+        } => {
+            let verdict = match (
+                classify(reply.code, reply.enhanced.as_deref(), &reply.text),
+                permanent_hint,
+            ) {
+                (Verdict::Bounced(t), hint) => Verdict::Bounced(hint.unwrap_or(t)),
+                (v, _) => v,
+            };
+            let code = reply
+                .enhanced
+                .clone()
+                .unwrap_or_else(|| reply.code.to_string());
+            match verdict {
+                Verdict::Bounced(bounce_type) | Verdict::Deferred(bounce_type)
+                    if matches!(verdict, Verdict::Bounced(_))
+                        || ctx.retry.expired(msg.created_at_ms, now) =>
+                {
+                    let (bounce_type, code, reason) = if matches!(verdict, Verdict::Bounced(_)) {
+                        (bounce_type, code, reply.text.clone())
+                    } else {
+                        (
+                            BounceType::Expired,
+                            "4.4.7".to_string(),
+                            format!(
+                                "message expired after {} attempts; last error: {}",
+                                attempt_number, reply.text
+                            ),
+                        )
+                    };
+                    ctx.metrics.bounced();
+                    ctx.spool
+                        .bounce(
+                            &msg.id,
+                            base(
+                                &reply,
+                                "email.bounced",
+                                json!({"bounce_type": bounce_type.as_str(), "bounce_code": code, "bounce_reason": reason}),
+                            ),
+                        )
+                        .await
+                }
+                Verdict::Deferred(defer_type) => {
+                    let next = ctx
+                        .retry
+                        .next_attempt(msg.created_at_ms, attempt_number, now);
+                    ctx.metrics.deferred();
+                    ctx.spool
+                        .defer(
+                            &msg.id,
+                            next,
+                            base(
+                                &reply,
+                                "email.deferred",
+                                json!({
+                                    "defer_reason": reply.text,
+                                    "defer_code": code,
+                                    "defer_type": defer_type.as_str(),
+                                    "next_retry_at": rfc3339(next),
+                                    "attempt_number": attempt_number,
+                                }),
+                            ),
+                        )
+                        .await
+                }
+                // A 2xx reply reported as a failure cannot happen; treat it
+                // as temporary rather than lose the message.
+                Verdict::Delivered | Verdict::Bounced(_) => {
+                    let next = ctx
+                        .retry
+                        .next_attempt(msg.created_at_ms, attempt_number, now);
+                    ctx.spool
+                        .defer(&msg.id, next, base(&reply, "email.deferred", json!({"defer_reason": reply.text, "next_retry_at": rfc3339(next), "attempt_number": attempt_number})))
+                        .await
+                }
+            }
+        }
+    };
+    match result {
+        Ok(_) => {
+            if let Some(events) = &ctx.on_settled {
+                events(&msg.id);
+            }
+        }
+        Err(e) => {
+            // The lease stays in memory only: the message returns after a
+            // restart and is tried again, never lost.
+            tracing::error!(error = %e, id = %msg.id, "recording a delivery attempt failed");
+        }
+    }
+}

@@ -1,0 +1,565 @@
+//! The delivery engine end to end: mail accepted over SMTP is resolved
+//! through a real DNS server (tests/common/dns.rs, zones in
+//! fixtures/zones/) and delivered to real SMTP sinks on 127.0.0.x that play
+//! the remote MX hosts with scripted replies. Retries run on the manual
+//! clock: the test moves time forward instead of waiting.
+
+mod common;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use common::dns::{self, loopback, DnsServer};
+use common::*;
+use rackwave::bench::sink::{start_on_same_port, Action, Script, Sink, SinkConfig, Step};
+use rackwave::config::{Config, ShapingOverride, TlsPolicy};
+use serde_json::{json, Value};
+
+/// An address nothing listens on: a mail server that is down.
+const DOWN: u8 = 99;
+
+struct Rig {
+    ts: TestServer,
+    dns: DnsServer,
+    sinks: Vec<Sink>,
+    account: Account,
+}
+
+/// Starts sinks on 127.0.0.`ip` (all on one port), a DNS server serving
+/// delivery.zone with `{SINK1}`/`{SINK2}` pointing at `hosts`, and the
+/// server with delivery on.
+async fn rig(sinks: Vec<(u8, SinkConfig)>, hosts: [u8; 2], tweak: impl FnOnce(&mut Config)) -> Rig {
+    let configs: Vec<SinkConfig> = sinks
+        .into_iter()
+        .map(|(ip, mut c)| {
+            c.listen = SocketAddr::new(IpAddr::V4(loopback(ip)), 0);
+            c
+        })
+        .collect();
+    let sinks = start_on_same_port(configs).await.expect("sinks start");
+    let port = sinks.first().map(|s| s.addr.port()).unwrap_or(2);
+    let s1 = loopback(hosts[0]).to_string();
+    let s2 = loopback(hosts[1]).to_string();
+    let dns = dns::start(
+        loopback(53),
+        &dns::fixture("delivery.zone"),
+        &[("{SINK1}", &s1), ("{SINK2}", &s2)],
+    )
+    .await;
+    let ns = dns.addr;
+    let ts = start_with(|c| {
+        c.delivery.enabled = true;
+        c.delivery.nameservers = vec![ns];
+        c.delivery.smtp_port = port;
+        c.delivery.hostname = "out.rackwave.test".into();
+        c.delivery.bounce_domain = "bounces.rackwave.test".into();
+        c.delivery.poll_interval_ms = 50;
+        c.delivery.connect_timeout_secs = 2;
+        c.delivery.command_timeout_secs = 5;
+        tweak(c);
+    })
+    .await;
+    let account = ts.create_account("sender", 10_000).await;
+    Rig {
+        ts,
+        dns,
+        sinks,
+        account,
+    }
+}
+
+fn sink() -> SinkConfig {
+    SinkConfig::default()
+}
+
+impl Rig {
+    /// Submits one message per recipient; returns the queue id.
+    async fn send(&self, from: &str, to: &[&str], subject: &str) -> String {
+        let mut s = self.ts.authed(&self.account).await;
+        let r = s
+            .send_mail(
+                from,
+                to,
+                &message(from, to[0], subject, "Hello from the delivery tests."),
+            )
+            .await;
+        assert_eq!(r.code, 250, "{r:?}");
+        queue_id(&r)
+    }
+
+    fn kick(&self) {
+        self.ts
+            .server
+            .as_ref()
+            .unwrap()
+            .delivery
+            .as_ref()
+            .expect("delivery engine on")
+            .kick();
+    }
+
+    /// Waits until every message of the submission has one of `statuses`.
+    async fn wait(&self, queue_id: &str, statuses: &[&str]) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, page) = self
+                .ts
+                .get(&format!("/admin/v1/messages?queue_id={queue_id}"))
+                .await;
+            let msgs = page["messages"].as_array().cloned().unwrap_or_default();
+            if !msgs.is_empty()
+                && msgs
+                    .iter()
+                    .all(|m| statuses.contains(&m["status"].as_str().unwrap_or("")))
+            {
+                let mut full = Vec::new();
+                for m in msgs {
+                    let (_, detail) = self
+                        .ts
+                        .get(&format!("/admin/v1/messages/{}", m["id"].as_str().unwrap()))
+                        .await;
+                    full.push(detail);
+                }
+                return full;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "messages of {queue_id} never reached {statuses:?}: {page}"
+            );
+            self.kick();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The JSON detail of a message's last delivery attempt.
+fn last_attempt(msg: &Value) -> (Value, Value) {
+    let attempt = msg["delivery_attempts"]
+        .as_array()
+        .and_then(|a| a.last())
+        .cloned()
+        .unwrap_or_else(|| panic!("no delivery attempt in {msg}"));
+    let detail: Value = serde_json::from_str(attempt["detail"].as_str().unwrap()).unwrap();
+    (attempt, detail)
+}
+
+fn events(msg: &Value) -> Vec<String> {
+    msg["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["event"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_mx_down_second_delivers_with_verp_sender() {
+    let r = rig(vec![(22, sink())], [DOWN, 22], |_| {}).await;
+    let qid = r
+        .send("app@sender.test", &["alice@two-mx.test"], "two mx")
+        .await;
+    let msgs = r.wait(&qid, &["delivered"]).await;
+    let (attempt, detail) = last_attempt(&msgs[0]);
+    assert_eq!(attempt["remote_host"], "mx2.two-mx.test");
+    assert_eq!(attempt["remote_ip"], "127.0.0.22");
+    assert!(
+        attempt["reply"].as_str().unwrap().starts_with("250"),
+        "{attempt}"
+    );
+    assert!(detail["delivered_at"].as_str().is_some());
+    assert_eq!(
+        events(&msgs[0]),
+        ["email.queued", "email.sent", "email.delivered"]
+    );
+
+    let got = r.sinks[0].received();
+    assert_eq!(got.len(), 1);
+    let id = msgs[0]["id"].as_str().unwrap();
+    assert_eq!(
+        got[0].mail_from,
+        format!("bounce-{id}@bounces.rackwave.test")
+    );
+    assert_eq!(got[0].rcpt_to, ["alice@two-mx.test"]);
+    assert_eq!(got[0].ehlo, "out.rackwave.test");
+    let data = String::from_utf8_lossy(&got[0].data);
+    assert!(data.contains("Subject: two mx"), "{data}");
+    assert!(data.starts_with("Received: from client.test"), "{data}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_mx_falls_back_to_the_address() {
+    let r = rig(vec![(23, sink())], [23, DOWN], |_| {}).await;
+    let qid = r
+        .send("app@sender.test", &["bob@a-only.test"], "implicit mx")
+        .await;
+    let msgs = r.wait(&qid, &["delivered"]).await;
+    assert_eq!(last_attempt(&msgs[0]).0["remote_ip"], "127.0.0.23");
+    assert_eq!(r.sinks[0].messages(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn null_mx_and_missing_domains_bounce_without_connecting() {
+    let r = rig(vec![(24, sink())], [24, DOWN], |_| {}).await;
+    let qid = r
+        .send("app@sender.test", &["carol@null-mx.test"], "null mx")
+        .await;
+    let msgs = r.wait(&qid, &["bounced"]).await;
+    let (_, detail) = last_attempt(&msgs[0]);
+    assert_eq!(detail["bounce_type"], "invalid_domain");
+    assert_eq!(detail["bounce_code"], "5.1.10");
+    assert_eq!(events(&msgs[0]), ["email.queued", "email.bounced"]);
+
+    let qid = r
+        .send("app@sender.test", &["dave@no-such-domain.test"], "nxdomain")
+        .await;
+    let msgs = r.wait(&qid, &["bounced"]).await;
+    let (_, detail) = last_attempt(&msgs[0]);
+    assert_eq!(detail["bounce_type"], "invalid_domain");
+    assert_eq!(detail["bounce_code"], "5.1.2");
+    assert_eq!(
+        r.sinks[0].connections(),
+        0,
+        "no connection for undeliverable domains"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn temporary_failure_is_retried_on_schedule() {
+    let script = Script::default()
+        .on(
+            Step::Rcpt,
+            Action::reply("421 4.7.0 Try again later, closing connection"),
+        )
+        .times(1);
+    let r = rig(
+        vec![(25, SinkConfig { script, ..sink() })],
+        [25, DOWN],
+        |c| {
+            c.delivery.retry_schedule_secs = vec![300, 900];
+        },
+    )
+    .await;
+    let queued_at = r.ts.clock.now_ms();
+    let qid = r
+        .send("app@sender.test", &["erin@example.test"], "retry me")
+        .await;
+    let msgs = r.wait(&qid, &["deferred"]).await;
+    let (attempt, detail) = last_attempt(&msgs[0]);
+    assert_eq!(detail["attempt_number"], 1);
+    assert_eq!(
+        detail["next_retry_at"],
+        rackwave::clock::rfc3339(queued_at + 300_000)
+    );
+    assert!(detail["defer_reason"]
+        .as_str()
+        .unwrap()
+        .contains("Try again later"));
+    assert!(attempt["reply"].as_str().unwrap().starts_with("421 4.7.0"));
+    assert_eq!(msgs[0]["attempts"], 1);
+
+    // Not due yet: nothing happens.
+    r.ts.clock.advance_ms(299_000);
+    r.kick();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(r.sinks[0].messages(), 0);
+    // Due: delivered on the second attempt.
+    r.ts.clock.advance_ms(1_000);
+    let msgs = r.wait(&qid, &["delivered"]).await;
+    assert_eq!(msgs[0]["attempts"], 2);
+    assert_eq!(
+        events(&msgs[0]),
+        [
+            "email.queued",
+            "email.deferred",
+            "email.sent",
+            "email.delivered"
+        ]
+    );
+    assert_eq!(r.sinks[0].messages(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_user_bounces_as_invalid_recipient() {
+    let script = Script::default().on_rcpt_containing(
+        "nobody",
+        Action::reply("550 5.1.1 <nobody@example.test>: Recipient address rejected: User unknown in virtual mailbox table"),
+    );
+    let r = rig(
+        vec![(26, SinkConfig { script, ..sink() })],
+        [26, DOWN],
+        |_| {},
+    )
+    .await;
+    let qid = r
+        .send(
+            "app@sender.test",
+            &["nobody@example.test", "somebody@example.test"],
+            "mixed",
+        )
+        .await;
+    let msgs = r.wait(&qid, &["bounced", "delivered"]).await;
+    for m in &msgs {
+        let (_, detail) = last_attempt(m);
+        if m["to"] == "nobody@example.test" {
+            assert_eq!(m["status"], "bounced");
+            assert_eq!(detail["bounce_type"], "invalid_recipient");
+            assert_eq!(detail["bounce_code"], "5.1.1");
+            assert!(detail["bounce_reason"]
+                .as_str()
+                .unwrap()
+                .contains("User unknown"));
+        } else {
+            assert_eq!(m["status"], "delivered");
+        }
+    }
+    assert_eq!(r.sinks[0].messages(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_server_times_out_and_defers() {
+    let script = Script::default().on(Step::Greeting, Action::Silent);
+    let r = rig(
+        vec![(27, SinkConfig { script, ..sink() })],
+        [27, DOWN],
+        |c| {
+            c.delivery.command_timeout_secs = 1;
+        },
+    )
+    .await;
+    let qid = r
+        .send("app@sender.test", &["frank@example.test"], "silence")
+        .await;
+    let msgs = r.wait(&qid, &["deferred"]).await;
+    let (_, detail) = last_attempt(&msgs[0]);
+    let reason = detail["defer_reason"].as_str().unwrap();
+    assert!(reason.contains("timed out"), "{reason}");
+    assert_eq!(detail["attempt_number"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_is_used_when_offered() {
+    let r = rig(
+        vec![(
+            28,
+            SinkConfig {
+                starttls: true,
+                ..sink()
+            },
+        )],
+        [28, DOWN],
+        |_| {},
+    )
+    .await;
+    let qid = r
+        .send("app@sender.test", &["grace@example.test"], "encrypted")
+        .await;
+    let msgs = r.wait(&qid, &["delivered"]).await;
+    assert_eq!(last_attempt(&msgs[0]).0["tls"], true);
+    assert!(r.sinks[0].received()[0].tls);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn required_tls_without_starttls_defers() {
+    let r = rig(vec![(29, sink())], [29, DOWN], |c| {
+        c.delivery.domains.insert(
+            "example.test".into(),
+            ShapingOverride {
+                tls: Some(TlsPolicy::Required),
+                ..Default::default()
+            },
+        );
+    })
+    .await;
+    let qid = r
+        .send(
+            "app@sender.test",
+            &["heidi@example.test"],
+            "must be encrypted",
+        )
+        .await;
+    let msgs = r.wait(&qid, &["deferred"]).await;
+    let reason = last_attempt(&msgs[0]).1["defer_reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(reason.contains("STARTTLS"), "{reason}");
+    assert_eq!(r.sinks[0].messages(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_to_one_domain_share_connections_within_limits() {
+    let r = rig(vec![(30, sink())], [30, DOWN], |c| {
+        c.delivery.domains.insert(
+            "example.test".into(),
+            ShapingOverride {
+                max_connections: Some(2),
+                messages_per_connection: Some(25),
+                ..Default::default()
+            },
+        );
+    })
+    .await;
+    let rcpts: Vec<String> = (0..50).map(|i| format!("user{i}@example.test")).collect();
+    let refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+    let qid = r.send("app@sender.test", &refs, "fifty").await;
+    let msgs = r.wait(&qid, &["delivered"]).await;
+    assert_eq!(msgs.len(), 50);
+    let sink = &r.sinks[0];
+    assert_eq!(sink.messages(), 50, "each message delivered exactly once");
+    assert!(sink.max_concurrent_connections() <= 2, "{:?}", sink.stats());
+    assert!(
+        sink.max_messages_per_connection() <= 25,
+        "{:?}",
+        sink.stats()
+    );
+    assert!(
+        sink.max_messages_per_connection() >= 10,
+        "connections were reused: {:?}",
+        sink.stats()
+    );
+    assert!(sink.connections() <= 6, "{:?}", sink.stats());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undeliverable_mail_expires_at_its_lifetime() {
+    let script = Script::default().on(
+        Step::Rcpt,
+        Action::reply("451 4.3.0 Mailbox temporarily unavailable"),
+    );
+    let r = rig(
+        vec![(31, SinkConfig { script, ..sink() })],
+        [31, DOWN],
+        |c| {
+            c.delivery.retry_schedule_secs = vec![300];
+            c.delivery.max_queue_lifetime_secs = 600;
+        },
+    )
+    .await;
+    let qid = r
+        .send("app@sender.test", &["ivan@example.test"], "doomed")
+        .await;
+    r.wait(&qid, &["deferred"]).await;
+    r.ts.clock.advance_ms(300_000);
+    let msgs = loop {
+        let msgs = r.wait(&qid, &["deferred"]).await;
+        if msgs[0]["attempts"] == 2 {
+            break msgs;
+        }
+    };
+    // The second retry is capped at the end of the lifetime.
+    assert_eq!(
+        last_attempt(&msgs[0]).1["next_retry_at"],
+        rackwave::clock::rfc3339(START_MS + 600_000)
+    );
+    r.ts.clock.advance_ms(300_000);
+    let msgs = r.wait(&qid, &["bounced"]).await;
+    let (_, detail) = last_attempt(&msgs[0]);
+    assert_eq!(detail["bounce_type"], "expired");
+    assert_eq!(detail["bounce_code"], "4.4.7");
+    assert!(detail["bounce_reason"]
+        .as_str()
+        .unwrap()
+        .contains("Mailbox temporarily unavailable"));
+}
+
+async fn dkim_round_trip(algorithm: &str, ip: u8) {
+    let r = rig(vec![(ip, sink())], [ip, DOWN], |_| {}).await;
+    let (status, domain) =
+        r.ts.admin(
+            "POST",
+            &format!("/admin/v1/workspaces/{}/domains", r.account.workspace_id),
+            Some(json!({"domain": "dkim.test", "algorithm": algorithm, "selector": "s1"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{domain}");
+    assert_eq!(domain["dkim_record"]["name"], "s1._domainkey.dkim.test");
+    let value = domain["dkim_record"]["value"].as_str().unwrap();
+    r.dns
+        .add_record(&format!("s1._domainkey.dkim TXT \"{value}\""));
+
+    let qid = r
+        .send("news@dkim.test", &["judy@example.test"], "signed")
+        .await;
+    r.wait(&qid, &["delivered"]).await;
+    let data = r.sinks[0].received()[0].data.clone();
+    assert!(String::from_utf8_lossy(&data).starts_with("DKIM-Signature:"));
+
+    // Verify as a receiver would: mail-auth's verifier, our DNS server.
+    use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
+    let mut ns = NameServerConfig::udp_and_tcp(r.dns.addr.ip());
+    for c in &mut ns.connections {
+        c.port = r.dns.addr.port();
+    }
+    let verifier = mail_auth::MessageAuthenticator::new(
+        ResolverConfig::from_name_servers(vec![ns]),
+        ResolverOpts::default(),
+    )
+    .unwrap();
+    let parsed = mail_auth::AuthenticatedMessage::parse(&data).unwrap();
+    let results = verifier.verify_dkim(&parsed).await;
+    assert!(!results.is_empty());
+    assert!(
+        results
+            .iter()
+            .all(|r| r.result() == &mail_auth::DkimResult::Pass),
+        "{results:?}"
+    );
+    // A message from a domain without a key goes out unsigned.
+    let qid = r
+        .send("news@sender.test", &["judy@example.test"], "unsigned")
+        .await;
+    r.wait(&qid, &["delivered"]).await;
+    assert!(!String::from_utf8_lossy(&r.sinks[0].received()[1].data).contains("DKIM-Signature"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dkim_rsa_signature_verifies() {
+    dkim_round_trip("rsa-2048", 32).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dkim_ed25519_signature_verifies() {
+    dkim_round_trip("ed25519", 33).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sender_domains_are_one_workspace_each() {
+    let r = rig(vec![(34, sink())], [34, DOWN], |_| {}).await;
+    let path = format!("/admin/v1/workspaces/{}/domains", r.account.workspace_id);
+    let (s, _) =
+        r.ts.admin(
+            "POST",
+            &path,
+            Some(json!({"domain": "Shared.Test", "algorithm": "ed25519"})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let other = r.ts.create_workspace("other", None).await;
+    let (s, body) =
+        r.ts.admin(
+            "POST",
+            &format!("/admin/v1/workspaces/{other}/domains"),
+            Some(json!({"domain": "shared.test"})),
+        )
+        .await;
+    assert_eq!(s, 409, "{body}");
+    let (s, body) =
+        r.ts.admin("POST", &path, Some(json!({"domain": "not a domain"})))
+            .await;
+    assert_eq!(s, 400, "{body}");
+    let (s, body) =
+        r.ts.admin(
+            "POST",
+            "/admin/v1/workspaces/ws_0000000000000000/domains",
+            Some(json!({"domain": "x.test"})),
+        )
+        .await;
+    assert_eq!(s, 404, "{body}");
+    let (s, list) = r.ts.get(&path).await;
+    assert_eq!(s, 200);
+    assert_eq!(list["domains"].as_array().unwrap().len(), 1);
+    assert!(
+        list.to_string().find("private").is_none(),
+        "private key leaked: {list}"
+    );
+}
