@@ -563,3 +563,129 @@ async fn sender_domains_are_one_workspace_each() {
         "private key leaked: {list}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smarthost_route_replaces_mx_lookup() {
+    // The relay listens on its own address and port; DNS knows nothing of it.
+    let relay_sink = Sink::start(SinkConfig::new(SocketAddr::new(
+        IpAddr::V4(loopback(35)),
+        0,
+    )))
+    .await
+    .unwrap();
+    let relay = relay_sink.addr;
+    let r2 = rig(vec![(36, sink())], [36, DOWN], |c| {
+        c.delivery.domains.insert(
+            "example.test".into(),
+            ShapingOverride {
+                smarthost: Some(relay.to_string()),
+                ..Default::default()
+            },
+        );
+    })
+    .await;
+    let qid = r2
+        .send("app@sender.test", &["kim@example.test"], "via relay")
+        .await;
+    let msgs = r2.wait(&qid, &["delivered"]).await;
+    assert_eq!(
+        last_attempt(&msgs[0]).0["remote_ip"],
+        relay.ip().to_string()
+    );
+    assert_eq!(relay_sink.messages(), 1);
+    assert_eq!(r2.sinks[0].messages(), 0, "the MX was not used");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verified_tls_refuses_a_self_signed_certificate() {
+    let r = rig(
+        vec![(
+            37,
+            SinkConfig {
+                starttls: true,
+                ..sink()
+            },
+        )],
+        [37, DOWN],
+        |c| {
+            c.delivery.domains.insert(
+                "example.test".into(),
+                ShapingOverride {
+                    tls: Some(TlsPolicy::RequiredVerified),
+                    ..Default::default()
+                },
+            );
+        },
+    )
+    .await;
+    let qid = r
+        .send("app@sender.test", &["lee@example.test"], "verified only")
+        .await;
+    let msgs = r.wait(&qid, &["deferred"]).await;
+    let reason = last_attempt(&msgs[0]).1["defer_reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(reason.contains("TLS"), "{reason}");
+    assert_eq!(
+        r.sinks[0].messages(),
+        0,
+        "nothing sent over an unverified channel"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_spaces_messages_out() {
+    let r = rig(vec![(38, sink())], [38, DOWN], |c| {
+        c.delivery.domains.insert(
+            "example.test".into(),
+            ShapingOverride {
+                messages_per_second: Some(20.0),
+                ..Default::default()
+            },
+        );
+    })
+    .await;
+    let rcpts: Vec<String> = (0..6).map(|i| format!("rate{i}@example.test")).collect();
+    let refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+    let qid = r.send("app@sender.test", &refs, "paced").await;
+    r.wait(&qid, &["delivered"]).await;
+    let mut at: Vec<_> = r.sinks[0].received().iter().map(|m| m.at).collect();
+    at.sort();
+    // 20 per second: consecutive messages start at least 50 ms apart, so
+    // six take at least 250 ms (a lower bound only; never flaky).
+    let span = at[5].duration_since(at[0]);
+    assert!(
+        span >= Duration::from_millis(240),
+        "six messages in {span:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn utf8_recipient_needs_smtputf8_at_the_remote() {
+    let r = rig(
+        vec![(
+            39,
+            SinkConfig {
+                smtputf8: false,
+                ..sink()
+            },
+        )],
+        [39, DOWN],
+        |_| {},
+    )
+    .await;
+    let mut s = r.ts.authed(&r.account).await;
+    s.cmd_expect("MAIL FROM:<app@sender.test> SMTPUTF8", 250)
+        .await;
+    s.cmd_expect("RCPT TO:<josé@example.test>", 250).await;
+    s.cmd_expect("DATA", 354).await;
+    let data = message("app@sender.test", "x@example.test", "utf8", "hi");
+    s.send_raw(format!("{data}.\r\n").as_bytes()).await;
+    let reply = s.reply().await.unwrap();
+    assert_eq!(reply.code, 250);
+    let msgs = r.wait(&queue_id(&reply), &["bounced"]).await;
+    let (_, detail) = last_attempt(&msgs[0]);
+    assert_eq!(detail["bounce_code"], "5.6.7");
+    assert_eq!(r.sinks[0].messages(), 0);
+}

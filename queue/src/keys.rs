@@ -19,6 +19,8 @@
 //! | `iq/<queueid>/<index u32 BE><msgid>`             | empty: messages of submission |
 //! | `s/<status>`                                     | u64 BE: count per status      |
 //! | `c/<submitter>\0<day u64 BE>`                    | u64 BE: accepted recipients   |
+//! | `f/<seq u64 BE>`                                 | `FeedEntry` as JSON: change feed |
+//! | `fh`                                             | u64 BE: highest feed seq ever issued |
 //!
 //! # Due lanes
 //!
@@ -34,6 +36,25 @@
 //! `Spool::open` loads these counters (one key per workspace with pending
 //! mail) into an in-memory lane table; the writer keeps that table in step
 //! after each commit. The sum of all lane counters equals queued + deferred.
+//!
+//! # Change feed
+//!
+//! Every history entry the writer appends to a record (`email.queued`,
+//! `email.sent`, the settlement's event) also gets one `f/<seq>` entry in
+//! the SAME batch, so the feed and the records can never disagree, even
+//! after a crash: if a history entry is on disk, so is its feed entry. The
+//! event emitter (webhooks) tails the feed from a cursor it stores itself;
+//! that is what makes "no event is ever lost" possible without scanning
+//! records. Big-endian seqs make key order equal to seq order, so tailing
+//! is a range scan from `f/<cursor + 1>`.
+//!
+//! Seqs are strictly increasing and never reused. The consumer deletes what
+//! it has consumed (`Spool::trim_feed`), possibly everything, so the last
+//! `f/` key alone cannot tell the next seq after a restart: `fh` holds the
+//! highest seq ever issued and is rewritten in every batch that adds feed
+//! entries. `Spool::open` resumes from the larger of `fh` and the last `f/`
+//! key. `fh` sorts after every `f/` key (`h` > `/`), so it never shows up
+//! in a scan of the feed.
 //!
 //! Timestamps are stored big-endian with the sign bit flipped
 //! ([`time_key`]), so byte order equals numeric order even for negative
@@ -56,6 +77,9 @@ pub const BY_RECIPIENT: &[u8] = b"it/";
 pub const BY_QUEUE: &[u8] = b"iq/";
 pub const STATUS_COUNT: &[u8] = b"s/";
 pub const ACCEPTED: &[u8] = b"c/";
+pub const FEED: &[u8] = b"f/";
+/// The feed's durable high-water mark (highest seq ever issued).
+pub const FEED_HIGH: &[u8] = b"fh";
 
 fn cat(parts: &[&[u8]]) -> Vec<u8> {
     let mut k = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
@@ -165,6 +189,23 @@ pub fn accepted(submitter: &str, day: i64) -> Vec<u8> {
     cat(&[ACCEPTED, submitter.as_bytes(), b"\0", &time_key(day)])
 }
 
+/// Feed entry number `seq`.
+pub fn feed(seq: u64) -> Vec<u8> {
+    cat(&[FEED, &seq.to_be_bytes()])
+}
+
+/// Exclusive end of the feed: sorts after every `f/` key (`0` follows `/`)
+/// and before [`FEED_HIGH`].
+pub fn feed_end() -> Vec<u8> {
+    b"f0".to_vec()
+}
+
+/// The seq of a feed key, if it has the feed shape.
+pub fn feed_seq_of(key: &[u8]) -> Option<u64> {
+    let raw = key.strip_prefix(FEED)?;
+    decode_u64(raw)
+}
+
 /// The message id at the end of an index key, if the key is long enough and
 /// the tail is valid UTF-8.
 pub fn trailing_msg_id(key: &[u8]) -> Option<&str> {
@@ -237,6 +278,20 @@ mod tests {
         }
         let k = due("ws", i64::MAX, "msg_ffffffffffffffff");
         assert!(due_lane("ws") <= k && k < due_lane_end("ws"));
+    }
+
+    #[test]
+    fn feed_keys_sort_by_seq_and_stay_in_range() {
+        let seqs = [0, 1, 255, 256, 1 << 40, u64::MAX];
+        for w in seqs.windows(2) {
+            assert!(feed(w[0]) < feed(w[1]));
+        }
+        for s in seqs {
+            assert!(FEED <= feed(s).as_slice() && feed(s) < feed_end());
+            assert_eq!(feed_seq_of(&feed(s)), Some(s));
+        }
+        assert!(feed_end().as_slice() < FEED_HIGH);
+        assert_eq!(feed_seq_of(FEED_HIGH), None);
     }
 
     #[test]

@@ -268,3 +268,45 @@ pub struct SpoolStats {
     /// Sum of all flush durations; divide by `flushes` for the mean.
     pub total_flush_nanos: u64,
 }
+
+/// One entry of the spool's change feed (see the crate docs, "Change
+/// feed"): exactly one per history entry the spool writes, committed in the
+/// same atomic batch as that history entry.
+///
+/// `seq` is the entry's position in the feed: strictly increasing in commit
+/// order, never reused (not even after trimming or a restart), and
+/// contiguous as issued (gaps only appear where the consumer trimmed).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct FeedEntry {
+    pub seq: u64,
+    pub message_id: String,
+    pub queue_id: String,
+    pub workspace_id: String,
+    /// The history entry's event, e.g. `email.queued`, [`SENT_EVENT`],
+    /// `email.deferred`, `email.delivered`, `email.bounced` or a custom
+    /// settlement event.
+    pub event: String,
+    /// The history entry's status (for [`SENT_EVENT`] the status the
+    /// message had before the settlement, as in the history).
+    pub status: Status,
+    /// The history entry's time.
+    pub at_ms: i64,
+    /// Envelope recipient.
+    pub to: String,
+    /// Envelope sender.
+    pub from: String,
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// 0 for `email.queued`; for [`SENT_EVENT`] and settlement events the
+    /// 1-based number of the delivery attempt (the record's `attempts`
+    /// after the settlement).
+    pub attempt_number: u32,
+    /// The DeliveryAttempt's detail (JSON text) for settlement events,
+    /// None for email.queued and email.sent
+    #[serde(default)]
+    pub detail: Option<String>,
+    /// Remote reply (raw) for settlement events, None for email.queued and
+    /// email.sent.
+    #[serde(default)]
+    pub reply: Option<String>,
+}
