@@ -45,6 +45,30 @@ async fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
         }
+        Command::Bench(BenchCommand::Sink(args)) => {
+            let json = args.json;
+            match rackwave::bench::sink_cmd::run(args).await {
+                Ok(summary) => {
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::to_string_pretty(&summary).expect("summary serializes")
+                        );
+                    } else {
+                        print!("{summary}");
+                    }
+                    if summary.timed_out {
+                        ExitCode::FAILURE
+                    } else {
+                        ExitCode::SUCCESS
+                    }
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Admin(args) => match rackwave::cli::admin::run(args).await {
             Ok(value) => {
                 println!(

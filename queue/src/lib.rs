@@ -50,6 +50,42 @@
 //! by the settlement's own entry (`email.deferred`, `email.delivered`,
 //! `email.bounced` or the attempt's custom event). A postponement adds
 //! nothing.
+//!
+//! # Change feed
+//!
+//! The webhook emitter promises that no event is ever lost, not even on a
+//! crash. Every event it publishes about a message is exactly one history
+//! entry, so the spool publishes a durable, ordered change feed: for EVERY
+//! history entry it writes, one [`FeedEntry`] is written in the SAME atomic
+//! batch. If a history entry is on disk, so is its feed entry, and vice
+//! versa; there is no window in which one exists without the other.
+//!
+//! * **Ordering.** Each entry has a `seq`, strictly increasing in commit
+//!   order (within an enqueue in recipient order; within a settlement
+//!   `email.sent` before the settlement's entry), so the events of one
+//!   message appear in the feed in the order they happened. Seqs are
+//!   contiguous as issued and never reused, not even after trimming or a
+//!   restart (a durable high-water mark is kept next to the entries).
+//! * **Durable before visible.** [`Spool::feed`] returns an entry only once
+//!   the commit that wrote it is fsynced, i.e. never before the SMTP `250`
+//!   (or the settlement's caller) could have been answered. The writer
+//!   applies a batch before it flushes, so `feed` stops at an in-memory
+//!   durable high-water mark ([`Spool::last_feed_seq`]) moved after the
+//!   flush. (If a flush fails, its entries stay invisible until a later
+//!   flush succeeds; the tree shows them by then, exactly like the records.)
+//! * **Tailing.** The consumer stores its own cursor (the last seq it
+//!   published), reads [`Spool::feed`]`(cursor, limit)` and, when that comes
+//!   back empty, waits on [`Spool::feed_notify`], which fires after every
+//!   flush that made new entries durable (with a stored permit, so a
+//!   notification arriving while the consumer is busy is not lost). Delivery
+//!   to the consumer is therefore at-least-once in the consumer's own terms:
+//!   it must persist its cursor after publishing.
+//! * **Trimming.** The feed grows until the consumer deletes what it has
+//!   consumed with [`Spool::trim_feed`]. Nobody else trims it: an emitter
+//!   that is down makes the feed grow, it never loses events.
+//!
+//! Existing records written before the feed existed have no feed entries;
+//! the feed starts with the first history entry written by this version.
 
 mod error;
 mod ids;
@@ -70,11 +106,13 @@ use tracing::warn;
 pub use error::SpoolError;
 pub use ids::{is_message_id, is_queue_id, new_queue_id};
 pub use record::{
-    DeliveryAttempt, Enqueued, ListFilter, MessageRecord, Page, SpoolStats, Status, StatusChange,
-    StatusCounts, Submission, SENT_EVENT,
+    DeliveryAttempt, Enqueued, FeedEntry, ListFilter, MessageRecord, Page, SpoolStats, Status,
+    StatusChange, StatusCounts, Submission, SENT_EVENT,
 };
 
-use writer::{decode_counter, decode_record, lock, Lanes, Outcome, Request, Shared, Writer};
+use writer::{
+    decode_counter, decode_feed, decode_record, lock, Lanes, Outcome, Request, Shared, Writer,
+};
 
 /// Name of the sled tree holding everything the spool stores.
 pub const TREE_NAME: &str = "spool";
@@ -167,7 +205,30 @@ impl Spool {
                 .to_string();
             lane_counts.push((ws, decode_counter(&key, &raw)?));
         }
-        let shared = Arc::new(Shared::new(counts, Lanes::from_counts(lane_counts)));
+        // Next feed seq: the durable high-water mark survives trimming
+        // everything; the last entry covers a missing mark.
+        let mut feed_seq = match tree.get(keys::FEED_HIGH)? {
+            Some(raw) => decode_counter(keys::FEED_HIGH, &raw)?,
+            None => 0,
+        };
+        if let Some(item) = tree
+            .range(keys::FEED.to_vec()..keys::feed_end())
+            .next_back()
+        {
+            let (key, _) = item?;
+            let last = keys::feed_seq_of(&key).ok_or_else(|| {
+                SpoolError::Corrupt(format!(
+                    "feed key {} is malformed",
+                    String::from_utf8_lossy(&key)
+                ))
+            })?;
+            feed_seq = feed_seq.max(last);
+        }
+        let shared = Arc::new(Shared::new(
+            counts,
+            Lanes::from_counts(lane_counts),
+            feed_seq,
+        ));
         let (tx, rx) = mpsc::channel();
         let writer = Writer {
             db: db.clone(),
@@ -554,6 +615,67 @@ impl Spool {
             last_flush_nanos: s.last_flush_nanos.load(Ordering::Relaxed),
             total_flush_nanos: s.total_flush_nanos.load(Ordering::Relaxed),
         }
+    }
+
+    /// Up to `limit` change-feed entries with `seq > after_seq`, in seq
+    /// order (`after_seq` 0 = from the oldest entry not trimmed yet). Only
+    /// durable entries are returned (seq <= [`last_feed_seq`]
+    /// (Self::last_feed_seq)); an empty result means the consumer is caught
+    /// up and should wait on [`feed_notify`](Self::feed_notify). Seqs are
+    /// contiguous except where entries were trimmed.
+    pub fn feed(&self, after_seq: u64, limit: usize) -> Result<Vec<FeedEntry>, SpoolError> {
+        let durable = self.last_feed_seq();
+        let mut out = Vec::new();
+        if limit == 0 || after_seq >= durable {
+            return Ok(out);
+        }
+        let range = keys::feed(after_seq + 1)..=keys::feed(durable);
+        for item in self.inner.tree.range(range).take(limit) {
+            let (key, raw) = item?;
+            out.push(decode_feed(&key, &raw)?);
+        }
+        Ok(out)
+    }
+
+    /// Deletes the feed entries with `seq <= up_to_seq` (the consumer has
+    /// published them). Clamped to [`last_feed_seq`](Self::last_feed_seq),
+    /// so entries the consumer cannot have seen are never deleted. Seqs are
+    /// not reused afterwards, even if everything was trimmed.
+    ///
+    /// Goes through the writer (in chunks, so a large trim never becomes one
+    /// huge batch) and is visible once this returns, but it is NOT fsynced
+    /// on its own: a group holding only trims is applied without a flush,
+    /// and the deletions become durable with the next group commit (any
+    /// enqueue or settlement), sled's periodic background flush or a clean
+    /// shutdown (sled flushes when the database is dropped). After a crash
+    /// some trimmed entries may therefore reappear; they are below the
+    /// consumer's stored cursor, so it skips them and trims them again.
+    pub async fn trim_feed(&self, up_to_seq: u64) -> Result<(), SpoolError> {
+        loop {
+            let (reply, rx) = oneshot::channel();
+            self.send(Request::TrimFeed { up_to_seq, reply })?;
+            let more = rx.await.map_err(|_| SpoolError::Closed)??;
+            if !more {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Notified after every commit that added feed entries, once they are
+    /// durable (after the fsync). Both `notify_waiters` (every task waiting
+    /// now) and `notify_one` (a stored permit, so a consumer that was not
+    /// waiting at that moment still wakes on its next `notified().await`)
+    /// are used. A wake-up can be spurious or cover several commits: always
+    /// re-read with [`feed`](Self::feed) from the stored cursor.
+    pub fn feed_notify(&self) -> Arc<tokio::sync::Notify> {
+        self.inner.shared.feed_notify.clone()
+    }
+
+    /// The highest durable feed seq issued so far (0 if none ever was),
+    /// i.e. the last seq [`feed`](Self::feed) can return. It never goes
+    /// down, not even when everything is trimmed or the spool is reopened.
+    pub fn last_feed_seq(&self) -> u64 {
+        self.inner.shared.feed_durable.load(Ordering::Acquire)
     }
 
     /// The ids currently leased (diagnostics).

@@ -255,7 +255,8 @@ impl StatusCounts {
 pub struct SpoolStats {
     /// `db.flush()` (fsync) calls made by the writer.
     pub flushes: u64,
-    /// Atomic batches applied (one per group).
+    /// Atomic batches applied (one per group). Equals `flushes` except for
+    /// groups made only of feed trims, which are applied without a flush.
     pub commits: u64,
     /// Recipients (message records) enqueued.
     pub records_enqueued: u64,

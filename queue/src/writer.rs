@@ -23,6 +23,18 @@
 //! [`Staged::lane_remove`], which keep the durable lane counter exact, and
 //! after each apply the in-memory [`Lanes`] table is updated from the
 //! group's final counter values.
+//!
+//! Change feed: every history entry staged for a record goes through
+//! [`Staged::history`], which also stages a `f/<seq>` feed entry, so the
+//! two always land in the same batch. Seqs are allocated at staging time
+//! from the group's base (`feed_applied + 1`) plus the entries staged before
+//! in the group; a failed request drops its writes, so its seqs are reused
+//! by the next request and the feed stays contiguous. After the apply
+//! `feed_applied` moves forward, and only after a successful flush does
+//! `feed_durable` (what `Spool::feed` exposes) catch up and the feed's
+//! `Notify` fire. Trims of the feed are writer requests like the others but
+//! a group made only of trims is applied without a flush (see
+//! `Spool::trim_feed`).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,19 +42,24 @@ use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 use tracing::{debug, error, warn};
 
 use crate::error::SpoolError;
 use crate::ids;
 use crate::keys;
 use crate::record::{
-    DeliveryAttempt, Enqueued, MessageRecord, Status, StatusChange, StatusCounts, Submission,
-    SENT_EVENT,
+    DeliveryAttempt, Enqueued, FeedEntry, MessageRecord, Status, StatusChange, StatusCounts,
+    Submission, SENT_EVENT,
 };
 
 /// Milliseconds per UTC day, for the per-submitter daily counter.
 pub(crate) const DAY_MS: i64 = 86_400_000;
+
+/// Maximum number of feed entries one trim request deletes; `trim_feed`
+/// repeats the request until it reports nothing left, so a large trim never
+/// becomes one huge batch.
+pub(crate) const FEED_TRIM_CHUNK: usize = 4096;
 
 /// How a leased message is settled.
 #[derive(Debug, Clone, Copy)]
@@ -79,6 +96,13 @@ pub(crate) enum Request {
         id: String,
         until_ms: i64,
         reply: oneshot::Sender<Result<(), SpoolError>>,
+    },
+    /// Deletes up to [`FEED_TRIM_CHUNK`] feed entries with seq <=
+    /// `up_to_seq` (clamped to the durable high-water mark); answers
+    /// whether more such entries remain.
+    TrimFeed {
+        up_to_seq: u64,
+        reply: oneshot::Sender<Result<bool, SpoolError>>,
     },
 }
 
@@ -235,14 +259,26 @@ pub(crate) struct Shared {
     pub settlements: AtomicU64,
     pub last_flush_nanos: AtomicU64,
     pub total_flush_nanos: AtomicU64,
+    /// Highest feed seq applied to the tree (written by the writer only).
+    /// The next group's entries start right after it.
+    pub feed_applied: AtomicU64,
+    /// Highest feed seq known to be fsynced: `Spool::feed` never returns
+    /// entries past it. Set to `feed_applied` after every successful flush.
+    pub feed_durable: AtomicU64,
+    /// Fired after every flush that made new feed entries durable.
+    pub feed_notify: Arc<Notify>,
 }
 
 impl Shared {
-    pub fn new(counts: StatusCounts, lanes: Lanes) -> Shared {
+    /// `feed_seq` is the highest feed seq found on disk at open.
+    pub fn new(counts: StatusCounts, lanes: Lanes, feed_seq: u64) -> Shared {
         Shared {
             leased: Mutex::new(HashSet::new()),
             counts: Mutex::new(counts),
             lanes: Mutex::new(lanes),
+            feed_applied: AtomicU64::new(feed_seq),
+            feed_durable: AtomicU64::new(feed_seq),
+            feed_notify: Arc::new(Notify::new()),
             flushes: AtomicU64::new(0),
             commits: AtomicU64::new(0),
             records_enqueued: AtomicU64::new(0),
@@ -268,6 +304,20 @@ pub(crate) fn decode_record(key: &[u8], raw: &[u8]) -> Result<MessageRecord, Spo
             e,
         )
     })
+}
+
+/// Decodes a stored feed entry; the key is authoritative for `seq`.
+pub(crate) fn decode_feed(key: &[u8], raw: &[u8]) -> Result<FeedEntry, SpoolError> {
+    let seq = keys::feed_seq_of(key).ok_or_else(|| {
+        SpoolError::Corrupt(format!(
+            "feed key {} is malformed",
+            String::from_utf8_lossy(key)
+        ))
+    })?;
+    let mut entry: FeedEntry = serde_json::from_slice(raw)
+        .map_err(|e| SpoolError::encoding(format!("decoding feed entry {seq}"), e))?;
+    entry.seq = seq;
+    Ok(entry)
 }
 
 /// Decodes a stored counter value.
@@ -301,6 +351,13 @@ struct Group {
     records: u64,
     /// Settlements proper (postponements excluded), for the statistics.
     settlements: u64,
+    /// Seq of the group's first feed entry.
+    feed_base: u64,
+    /// Feed entries staged by the group's successful requests.
+    feed_count: u64,
+    /// Whether the group holds anything that must be fsynced before the
+    /// callers are answered (everything but feed trims).
+    needs_flush: bool,
 }
 
 /// One request's writes, staged on top of the group and the tree.
@@ -310,6 +367,8 @@ struct Staged<'a> {
     writes: Writes,
     delta: [i64; 4],
     lanes: BTreeMap<String, LaneChange>,
+    /// Feed entries staged by this request.
+    feed_count: u64,
 }
 
 impl<'a> Staged<'a> {
@@ -320,6 +379,7 @@ impl<'a> Staged<'a> {
             writes: BTreeMap::new(),
             delta: [0; 4],
             lanes: BTreeMap::new(),
+            feed_count: 0,
         }
     }
 
@@ -369,6 +429,47 @@ impl<'a> Staged<'a> {
         let raw = serde_json::to_vec(rec)
             .map_err(|e| SpoolError::encoding(format!("encoding record {}", rec.id), e))?;
         self.put(keys::record(&rec.id), raw);
+        Ok(())
+    }
+
+    /// Appends a history entry to `rec` and stages its feed entry (the
+    /// next seq) in the same writes. The ONLY way history is written, so
+    /// every history entry has exactly one feed entry in the same batch.
+    /// `attempt` is the settling attempt (`None` for `email.queued`);
+    /// `settlement` says whether this is the settlement's own entry (which
+    /// carries the attempt's detail and reply) rather than `email.sent`.
+    fn history(
+        &mut self,
+        rec: &mut MessageRecord,
+        change: StatusChange,
+        attempt: Option<&DeliveryAttempt>,
+        settlement: bool,
+    ) -> Result<(), SpoolError> {
+        let seq = self.group.feed_base + self.group.feed_count + self.feed_count;
+        let (detail, reply) = match attempt {
+            Some(a) if settlement => (a.detail.clone(), Some(a.reply.clone())),
+            _ => (None, None),
+        };
+        let entry = FeedEntry {
+            seq,
+            message_id: rec.id.clone(),
+            queue_id: rec.queue_id.clone(),
+            workspace_id: rec.workspace_id.clone(),
+            event: change.event.clone(),
+            status: change.status,
+            at_ms: change.at_ms,
+            to: rec.to.clone(),
+            from: rec.from.clone(),
+            subject: rec.subject.clone(),
+            attempt_number: if attempt.is_some() { rec.attempts } else { 0 },
+            detail,
+            reply,
+        };
+        let raw = serde_json::to_vec(&entry)
+            .map_err(|e| SpoolError::encoding(format!("encoding feed entry {seq}"), e))?;
+        self.put(keys::feed(seq), raw);
+        self.feed_count += 1;
+        rec.history.push(change);
         Ok(())
     }
 
@@ -426,6 +527,7 @@ impl<'a> Staged<'a> {
             writes: self.writes,
             delta: self.delta,
             lanes: self.lanes,
+            feed_count: self.feed_count,
         }
     }
 }
@@ -435,10 +537,27 @@ struct Changes {
     writes: Writes,
     delta: [i64; 4],
     lanes: BTreeMap<String, LaneChange>,
+    feed_count: u64,
 }
 
 impl Group {
+    fn new(feed_base: u64) -> Group {
+        Group {
+            feed_base,
+            ..Group::default()
+        }
+    }
+
+    /// Absorbs the changes of a successful request that must be durable
+    /// before its caller is answered.
     fn absorb(&mut self, changes: Changes) {
+        self.needs_flush = true;
+        self.absorb_lazy(changes);
+    }
+
+    /// Absorbs changes that need no fsync of their own (feed trims).
+    fn absorb_lazy(&mut self, changes: Changes) {
+        self.feed_count += changes.feed_count;
         self.writes.extend(changes.writes);
         for (g, d) in self.delta.iter_mut().zip(changes.delta) {
             *g += d;
@@ -461,6 +580,10 @@ enum Done {
         oneshot::Sender<Result<(), SpoolError>>,
         Result<(), SpoolError>,
     ),
+    TrimFeed(
+        oneshot::Sender<Result<bool, SpoolError>>,
+        Result<bool, SpoolError>,
+    ),
 }
 
 impl Done {
@@ -474,6 +597,7 @@ impl Done {
             Done::Enqueue(_, r) if r.is_ok() => *r = Err(clone()),
             Done::Settle(_, r) if r.is_ok() => *r = Err(clone()),
             Done::Postpone(_, r) if r.is_ok() => *r = Err(clone()),
+            Done::TrimFeed(_, r) if r.is_ok() => *r = Err(clone()),
             _ => {}
         }
     }
@@ -485,6 +609,7 @@ impl Done {
             Done::Enqueue(tx, r) => drop(tx.send(r)),
             Done::Settle(tx, r) => drop(tx.send(r)),
             Done::Postpone(tx, r) => drop(tx.send(r)),
+            Done::TrimFeed(tx, r) => drop(tx.send(r)),
         }
     }
 }
@@ -519,7 +644,8 @@ impl Writer {
     }
 
     fn commit_group(&self, requests: Vec<Request>) {
-        let mut group = Group::default();
+        let feed_base = self.shared.feed_applied.load(Ordering::Acquire) + 1;
+        let mut group = Group::new(feed_base);
         let mut done = Vec::with_capacity(requests.len());
         for request in requests {
             match request {
@@ -564,6 +690,16 @@ impl Writer {
                     }
                     done.push(Done::Postpone(reply, result));
                 }
+                Request::TrimFeed { up_to_seq, reply } => {
+                    let mut st = Staged::new(&self.tree, &group);
+                    let durable = self.shared.feed_durable.load(Ordering::Acquire);
+                    let result = stage_trim_feed(&mut st, up_to_seq.min(durable));
+                    if result.is_ok() {
+                        let changes = st.finish();
+                        group.absorb_lazy(changes);
+                    }
+                    done.push(Done::TrimFeed(reply, result));
+                }
             }
         }
 
@@ -587,10 +723,14 @@ impl Writer {
     }
 
     /// Applies the group atomically, updates the in-memory mirrors and
-    /// flushes. The caller clears the leases of settled ids whatever the
-    /// outcome: if the apply failed the messages are unchanged and simply
-    /// become leasable again; if only the flush failed the tree already
-    /// shows the new state.
+    /// flushes (unless the group holds only feed trims). The caller clears
+    /// the leases of settled ids whatever the outcome: if the apply failed
+    /// the messages are unchanged and simply become leasable again; if only
+    /// the flush failed the tree already shows the new state.
+    ///
+    /// Feed: the group's entries and the `fh` high-water mark go into the
+    /// same batch; `feed_applied` moves after the apply, `feed_durable` (and
+    /// the notification) only after a successful flush.
     fn apply_and_flush(&self, group: &Group) -> Result<(), SpoolError> {
         let mut batch = sled::Batch::default();
         for (k, v) in &group.writes {
@@ -615,7 +755,15 @@ impl Writer {
                 );
             }
         }
+        // Highest seq of the group's entries, if it staged any.
+        let feed_last = (group.feed_count > 0).then(|| group.feed_base + group.feed_count - 1);
+        if let Some(last) = feed_last {
+            batch.insert(keys::FEED_HIGH, &keys::encode_u64(last)[..]);
+        }
         self.tree.apply_batch(batch)?;
+        if let Some(last) = feed_last {
+            self.shared.feed_applied.store(last, Ordering::Release);
+        }
         *lock(&self.shared.counts) = counts;
         if !group.lanes.is_empty() {
             let mut lanes = lock(&self.shared.lanes);
@@ -632,6 +780,11 @@ impl Writer {
         s.settlements
             .fetch_add(group.settlements, Ordering::Relaxed);
 
+        if !group.needs_flush {
+            // Only feed trims: they become durable with the next group
+            // commit or sled's own periodic flush (see `Spool::trim_feed`).
+            return Ok(());
+        }
         let started = Instant::now();
         let flushed = self.db.flush();
         let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
@@ -639,6 +792,16 @@ impl Writer {
         s.last_flush_nanos.store(nanos, Ordering::Relaxed);
         s.total_flush_nanos.fetch_add(nanos, Ordering::Relaxed);
         flushed?;
+        // Everything applied so far is on disk now, including entries of an
+        // earlier group whose own flush failed.
+        let applied = s.feed_applied.load(Ordering::Acquire);
+        if s.feed_durable.swap(applied, Ordering::AcqRel) < applied {
+            // notify_waiters wakes every task waiting right now; the stored
+            // permit of notify_one wakes a consumer that was busy (not
+            // waiting) when the entries arrived, so none is ever missed.
+            s.feed_notify.notify_waiters();
+            s.feed_notify.notify_one();
+        }
         Ok(())
     }
 }
@@ -698,7 +861,7 @@ fn stage_enqueue(st: &mut Staged<'_>, sub: Submission) -> Result<Enqueued, Spool
             }
             warn!(message_id = %id, "message id collision; drawing another");
         };
-        let rec = MessageRecord {
+        let mut rec = MessageRecord {
             id: id.clone(),
             queue_id: queue_id.clone(),
             workspace_id: sub.workspace_id.clone(),
@@ -710,14 +873,20 @@ fn stage_enqueue(st: &mut Staged<'_>, sub: Submission) -> Result<Enqueued, Spool
             created_at_ms: at,
             next_attempt_at_ms: Some(at),
             attempts: 0,
-            history: vec![StatusChange {
+            history: Vec::with_capacity(1),
+            delivery_attempts: Vec::new(),
+        };
+        st.history(
+            &mut rec,
+            StatusChange {
                 status: Status::Queued,
                 at_ms: at,
                 event: Status::Queued.default_event().to_string(),
                 detail: None,
-            }],
-            delivery_attempts: Vec::new(),
-        };
+            },
+            None,
+            false,
+        )?;
         st.put_record(&rec)?;
         st.lane_add(&sub.workspace_id, at, &id)?;
         let suffix = keys::listing_suffix(at, &id);
@@ -776,24 +945,34 @@ fn stage_settle(
     rec.status = new;
     rec.attempts = rec.attempts.saturating_add(1);
     if let Some(sent_at) = attempt.sent_at_ms {
-        rec.history.push(StatusChange {
-            status: old,
-            at_ms: sent_at,
-            event: SENT_EVENT.to_string(),
-            detail: None,
-        });
+        st.history(
+            &mut rec,
+            StatusChange {
+                status: old,
+                at_ms: sent_at,
+                event: SENT_EVENT.to_string(),
+                detail: None,
+            },
+            Some(&attempt),
+            false,
+        )?;
     }
     let event = if attempt.event.is_empty() {
         new.default_event().to_string()
     } else {
         attempt.event.clone()
     };
-    rec.history.push(StatusChange {
-        status: new,
-        at_ms: attempt.at_ms,
-        event,
-        detail: attempt.detail.clone(),
-    });
+    st.history(
+        &mut rec,
+        StatusChange {
+            status: new,
+            at_ms: attempt.at_ms,
+            event,
+            detail: attempt.detail.clone(),
+        },
+        Some(&attempt),
+        true,
+    )?;
     rec.delivery_attempts.push(attempt);
     match outcome {
         Outcome::Deferred { retry_at_ms } => {
@@ -840,4 +1019,27 @@ fn stage_postpone(
     st.lane_add(&rec.workspace_id, until_ms, id)?;
     st.put_record(&rec)?;
     Ok(())
+}
+
+/// Deletes up to [`FEED_TRIM_CHUNK`] feed entries with seq <= `up_to_seq`
+/// (already clamped to the durable high-water mark, so entries staged in
+/// this group are never in range). Returns whether more remain.
+fn stage_trim_feed(st: &mut Staged<'_>, up_to_seq: u64) -> Result<bool, SpoolError> {
+    if up_to_seq == 0 {
+        return Ok(false);
+    }
+    let end = match up_to_seq.checked_add(1) {
+        Some(next) => keys::feed(next),
+        None => keys::feed_end(),
+    };
+    let mut iter = st.tree.range(keys::FEED.to_vec()..end);
+    let mut removed = 0;
+    while removed < FEED_TRIM_CHUNK {
+        let Some(item) = iter.next() else {
+            return Ok(false);
+        };
+        st.remove(item?.0.to_vec());
+        removed += 1;
+    }
+    Ok(iter.next().transpose()?.is_some())
 }

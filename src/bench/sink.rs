@@ -325,6 +325,14 @@ pub struct ReceivedMessage {
     pub at: Instant,
 }
 
+/// Timing of the messages that carried the bench header.
+#[derive(Debug, Clone, Default)]
+pub struct Arrivals {
+    pub first: Option<Instant>,
+    pub last: Option<Instant>,
+    pub latencies_us: Vec<u64>,
+}
+
 /// Counters, for `rackwave bench sink` output.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 pub struct SinkStats {
@@ -352,6 +360,7 @@ struct Shared {
     bytes: AtomicU64,
     max_per_connection: AtomicU64,
     received: Mutex<Vec<ReceivedMessage>>,
+    arrivals: Mutex<Arrivals>,
 }
 
 /// A running sink. Dropping it shuts it down.
@@ -394,6 +403,7 @@ impl Sink {
             bytes: AtomicU64::new(0),
             max_per_connection: AtomicU64::new(0),
             received: Mutex::new(Vec::new()),
+            arrivals: Mutex::default(),
         });
         let accept = tokio::spawn(accept_loop(listener, shared.clone())).abort_handle();
         tracing::debug!(%addr, "SMTP sink listening");
@@ -433,6 +443,12 @@ impl Sink {
     /// The most connections open at once.
     pub fn max_concurrent_connections(&self) -> u64 {
         self.shared.peak.load(Ordering::Relaxed)
+    }
+
+    /// Arrivals of messages stamped by `rackwave bench smtp`: first and
+    /// last arrival and each message's submission-to-arrival latency.
+    pub fn arrivals(&self) -> Arrivals {
+        self.shared.arrivals.lock().unwrap().clone()
     }
 
     /// All counters at once.
@@ -627,6 +643,50 @@ struct Transaction {
 struct Body {
     data: Vec<u8>,
     size: u64,
+    /// From a `X-Rackwave-Bench-Sent:` header: when the load generator
+    /// submitted the message (µs since the epoch).
+    sent_us: Option<u64>,
+    in_header: bool,
+}
+
+/// The header `rackwave bench smtp` stamps into every message, so the sink
+/// can tell how long the message took from submission to arrival.
+pub const SENT_HEADER: &str = "X-Rackwave-Bench-Sent";
+
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+impl Body {
+    fn new() -> Body {
+        Body {
+            in_header: true,
+            ..Body::default()
+        }
+    }
+
+    /// Looks for the bench header while the header section lasts.
+    fn scan_header(&mut self, line: &[u8]) {
+        if !self.in_header {
+            return;
+        }
+        if line == b"\r\n" || line == b"\n" {
+            self.in_header = false;
+            return;
+        }
+        let name = SENT_HEADER.as_bytes();
+        if line.len() > name.len() + 1
+            && line[..name.len()].eq_ignore_ascii_case(name)
+            && line[name.len()] == b':'
+        {
+            self.sent_us = std::str::from_utf8(&line[name.len() + 1..])
+                .ok()
+                .and_then(|v| v.trim().parse().ok());
+        }
+    }
 }
 
 /// The conditions a rule is checked against.
@@ -916,7 +976,7 @@ impl Session {
         // The message.
         let keep = self.shared.config.keep_messages;
         let limit = self.shared.config.size;
-        let mut body = Body::default();
+        let mut body = Body::new();
         let mut too_long = false;
         let mut line = Vec::with_capacity(1024);
         loop {
@@ -936,6 +996,7 @@ impl Session {
             } else {
                 &line[..]
             };
+            body.scan_header(content);
             body.size += content.len() as u64;
             let within = limit.is_none_or(|max| body.size <= max);
             if keep && within && !too_long {
@@ -1023,6 +1084,13 @@ impl Session {
                 .recipients
                 .fetch_add(txn.rcpts.len() as u64, Ordering::Relaxed);
             shared.bytes.fetch_add(body.size, Ordering::Relaxed);
+            if let Some(sent) = body.sent_us {
+                let mut arrivals = shared.arrivals.lock().unwrap();
+                let now = Instant::now();
+                arrivals.first.get_or_insert(now);
+                arrivals.last = Some(now);
+                arrivals.latencies_us.push(now_us().saturating_sub(sent));
+            }
             if shared.config.keep_messages {
                 shared.received.lock().unwrap().push(ReceivedMessage {
                     mail_from: txn.mail_from,

@@ -104,13 +104,7 @@ pub async fn run(args: SmtpBenchArgs) -> Summary {
     let elapsed = started.elapsed().as_secs_f64();
     let mut lat = std::mem::take(&mut *shared.latencies_us.lock().unwrap());
     lat.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        if lat.is_empty() {
-            return 0.0;
-        }
-        let i = ((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1;
-        lat[i] as f64 / 1000.0
-    };
+    let pct = |p: f64| super::percentiles::quantile(&lat, p) as f64 / 1000.0;
     let ok = shared.ok.load(Ordering::Relaxed);
     let errors_by_code = std::mem::take(&mut *shared.errors.lock().unwrap());
     Summary {
@@ -124,6 +118,13 @@ pub async fn run(args: SmtpBenchArgs) -> Summary {
         latency_ms_max: lat.last().map_or(0.0, |v| *v as f64 / 1000.0),
         errors_by_code,
     }
+}
+
+fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
 }
 
 /// A message of about `size` octets with realistic headers and 76-column
@@ -195,9 +196,7 @@ async fn connection(
         c.expect(235).await?;
     }
     let mut sent_here = 0u64;
-    let mut data = Vec::with_capacity(body.len() + 8);
-    data.extend_from_slice(body);
-    data.extend_from_slice(b".\r\n");
+    let mut data = Vec::with_capacity(body.len() + 64);
     loop {
         if args.per_connection > 0 && sent_here >= args.per_connection {
             break;
@@ -237,6 +236,14 @@ async fn connection(
                 c.write(b"DATA\r\n").await?;
                 c.expect(354).await?;
             }
+            // Stamped with the submission time, so a `rackwave bench sink`
+            // behind the server under test can measure end-to-end latency.
+            data.clear();
+            data.extend_from_slice(
+                format!("{}: {}\r\n", super::sink::SENT_HEADER, unix_micros()).as_bytes(),
+            );
+            data.extend_from_slice(body);
+            data.extend_from_slice(b".\r\n");
             c.write(&data).await?;
             c.expect(250).await
         }

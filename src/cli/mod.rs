@@ -35,4 +35,6 @@ pub enum Command {
 pub enum BenchCommand {
     /// Drive an SMTP server (Rackwave, Postfix, …) with messages.
     Smtp(crate::bench::smtp::SmtpBenchArgs),
+    /// A fast SMTP sink standing in for the remote MX.
+    Sink(crate::bench::sink_cmd::SinkArgs),
 }

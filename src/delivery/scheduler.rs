@@ -28,6 +28,8 @@ pub struct DomainQueue {
     pub domain: String,
     pub shaping: Shaping,
     state: Mutex<DomainState>,
+    /// Wakes an idle connection of this domain when a message arrives.
+    arrived: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -49,6 +51,7 @@ impl DomainQueue {
             domain,
             shaping,
             state: Mutex::default(),
+            arrived: tokio::sync::Notify::new(),
         }
     }
 
@@ -62,6 +65,18 @@ impl DomainQueue {
             st.rotation.push_back(ws);
         }
         st.pending += 1;
+        drop(st);
+        self.arrived.notify_one();
+    }
+
+    /// The next message, waiting up to `idle` for one to arrive: an open
+    /// connection is worth keeping for a moment rather than reopening.
+    pub async fn take_or_wait(&self, idle: Duration) -> Option<MessageRecord> {
+        if let Some(m) = self.take() {
+            return Some(m);
+        }
+        let _ = tokio::time::timeout(idle, self.arrived.notified()).await;
+        self.take()
     }
 
     /// The next message, round-robin across workspaces.
@@ -249,10 +264,9 @@ impl Scheduler {
             loop {
                 {
                     let st = queue.state.lock().unwrap();
-                    let wanted = st
-                        .pending
-                        .div_ceil(queue.shaping.messages_per_connection)
-                        .max(1);
+                    // One connection per ten waiting messages, up to the
+                    // domain's limit: a backlog is worked in parallel.
+                    let wanted = st.pending.div_ceil(10).max(1);
                     if st.pending == 0
                         || st.connections >= queue.shaping.max_connections
                         || st.connections >= wanted
@@ -269,7 +283,7 @@ impl Scheduler {
                 let done = done_tx.clone();
                 let in_flight = self.in_flight.clone();
                 workers.spawn(async move {
-                    worker::run(&ctx, &queue, &in_flight).await;
+                    worker::run(ctx, queue.clone(), in_flight).await;
                     drop(permit);
                     let _ = done.send(queue.domain.clone());
                 });

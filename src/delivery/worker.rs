@@ -6,6 +6,9 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use tokio::task::JoinSet;
 
 use rackwave_queue::{DeliveryAttempt, MessageRecord};
 use serde_json::json;
@@ -36,99 +39,133 @@ enum Outcome {
     },
 }
 
-pub async fn run(ctx: &EngineContext, queue: &DomainQueue, in_flight: &AtomicUsize) {
-    let settle_all = |outcome_reply: RemoteReply, hint: Option<BounceType>, remote: Remote| async move {
-        while let Some(msg) = queue.take() {
-            settle(
-                ctx,
-                &msg,
-                Outcome::Failed {
-                    reply: outcome_reply.clone(),
-                    permanent_hint: hint,
-                },
-                &remote,
-                None,
-            )
-            .await;
-            in_flight.fetch_sub(1, Ordering::Relaxed);
-        }
+pub async fn run(ctx: Arc<EngineContext>, queue: Arc<DomainQueue>, in_flight: Arc<AtomicUsize>) {
+    let mut settler = Settler {
+        tasks: JoinSet::new(),
+        ctx: ctx.clone(),
+        in_flight,
     };
 
-    let hosts = match ctx
+    let route = ctx
         .router
         .route(&queue.domain, queue.shaping.smarthost.as_deref())
-        .await
-    {
-        Ok(hosts) => hosts,
-        Err(e) => {
-            let (reply, hint) = route_failure(&e);
-            settle_all(reply, hint, Remote::default()).await;
-            return;
-        }
+        .await;
+    let connected = match route {
+        Ok(hosts) => connect_any(&ctx, &queue, &hosts)
+            .await
+            .map_err(|reply| (reply, None)),
+        Err(e) => Err(route_failure(&e)),
     };
-
-    let (mut conn, remote) = match connect_any(ctx, queue, &hosts).await {
+    let (mut conn, remote) = match connected {
         Ok(c) => c,
-        Err(reply) => {
-            settle_all(reply, None, Remote::default()).await;
+        Err((reply, hint)) => {
+            // The whole domain is unreachable now: every message waiting
+            // for it gets the same verdict.
+            while let Some(msg) = queue.take() {
+                let outcome = Outcome::Failed {
+                    reply: reply.clone(),
+                    permanent_hint: hint,
+                };
+                settler.later(msg, outcome, &Remote::default(), None);
+            }
+            settler.finish().await;
             return;
         }
     };
 
     let mut sent = 0;
     while sent < queue.shaping.messages_per_connection {
-        let Some(msg) = queue.take() else { break };
+        let Some(msg) = queue.take_or_wait(CONNECTION_IDLE).await else {
+            break;
+        };
         queue.rate_slot().await;
+        sent += 1;
         let mut sent_at = None;
         let clock = ctx.clock.clone();
-        let outcome = match ctx.spool.body(&msg.queue_id) {
-            Ok(Some(body)) => {
-                let mail_from = if msg.from.is_empty() {
-                    String::new()
-                } else {
-                    verp::encode(&msg.id, &ctx.config.bounce_domain)
+        let body = match ctx.spool.body(&msg.queue_id) {
+            Ok(Some(body)) => body,
+            Ok(None) => {
+                let outcome = Outcome::Failed {
+                    reply: synthetic(554, "5.3.0", "message data missing from the spool"),
+                    permanent_hint: Some(BounceType::Other),
                 };
-                let envelope = Envelope {
-                    mail_from: &mail_from,
-                    rcpt_to: &msg.to,
-                    smtputf8: !msg.to.is_ascii() || !msg.from.is_ascii(),
-                    eight_bit: body.iter().any(|b| *b >= 0x80),
+                settler.later(msg, outcome, &remote, None);
+                continue;
+            }
+            Err(e) => {
+                let outcome = Outcome::Failed {
+                    reply: synthetic(451, "4.3.0", &format!("spool read failed: {e}")),
+                    permanent_hint: None,
                 };
-                let result = conn
-                    .send(&envelope, &body, || sent_at = Some(clock.now_ms()))
-                    .await;
-                match result {
-                    Ok(reply) => Outcome::Delivered(reply),
-                    Err(e) => {
-                        let usable = e.connection_usable();
-                        let outcome = Outcome::Failed {
-                            reply: error_reply(&e),
-                            permanent_hint: None,
-                        };
-                        settle(ctx, &msg, outcome, &remote, sent_at).await;
-                        in_flight.fetch_sub(1, Ordering::Relaxed);
-                        sent += 1;
-                        if !usable || conn.rset().await.is_err() {
-                            return;
-                        }
-                        continue;
-                    }
+                settler.later(msg, outcome, &remote, None);
+                continue;
+            }
+        };
+        let mail_from = if msg.from.is_empty() {
+            String::new()
+        } else {
+            verp::encode(&msg.id, &ctx.config.bounce_domain)
+        };
+        let envelope = Envelope {
+            mail_from: &mail_from,
+            rcpt_to: &msg.to,
+            smtputf8: !msg.to.is_ascii() || !msg.from.is_ascii(),
+            eight_bit: body.iter().any(|b| *b >= 0x80),
+        };
+        let result = conn
+            .send(&envelope, &body, || sent_at = Some(clock.now_ms()))
+            .await;
+        match result {
+            Ok(reply) => settler.later(msg, Outcome::Delivered(reply), &remote, sent_at),
+            Err(e) => {
+                let usable = e.connection_usable();
+                let outcome = Outcome::Failed {
+                    reply: error_reply(&e),
+                    permanent_hint: None,
+                };
+                settler.later(msg, outcome, &remote, sent_at);
+                if !usable || conn.rset().await.is_err() {
+                    settler.finish().await;
+                    return;
                 }
             }
-            Ok(None) => Outcome::Failed {
-                reply: synthetic(554, "5.3.0", "message data missing from the spool"),
-                permanent_hint: Some(BounceType::Other),
-            },
-            Err(e) => Outcome::Failed {
-                reply: synthetic(451, "4.3.0", &format!("spool read failed: {e}")),
-                permanent_hint: None,
-            },
-        };
-        settle(ctx, &msg, outcome, &remote, sent_at).await;
-        in_flight.fetch_sub(1, Ordering::Relaxed);
-        sent += 1;
+        }
     }
     conn.quit().await;
+    settler.finish().await;
+}
+
+/// How long an open connection waits for another message before QUIT.
+const CONNECTION_IDLE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Settlements are written while the connection carries on with the next
+/// message: the spool's group commit then shares one fsync among many of
+/// them instead of the connection waiting for each.
+struct Settler {
+    tasks: JoinSet<()>,
+    ctx: Arc<EngineContext>,
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl Settler {
+    fn later(
+        &mut self,
+        msg: MessageRecord,
+        outcome: Outcome,
+        remote: &Remote,
+        sent_at: Option<i64>,
+    ) {
+        let (ctx, in_flight, remote) = (self.ctx.clone(), self.in_flight.clone(), remote.clone());
+        self.tasks.spawn(async move {
+            settle(&ctx, &msg, outcome, &remote, sent_at).await;
+            in_flight.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+
+    /// Waits for every settlement of this connection to be recorded.
+    async fn finish(&mut self) {
+        while self.tasks.join_next().await.is_some() {}
+    }
 }
 
 /// Tries every host and address in order; for opportunistic TLS a failed
