@@ -689,3 +689,54 @@ async fn utf8_recipient_needs_smtputf8_at_the_remote() {
     assert_eq!(detail["bounce_code"], "5.6.7");
     assert_eq!(r.sinks[0].messages(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_workspace_bulk_send_does_not_hold_back_another() {
+    // A destination that takes 20 messages a second: a bulk send of 40 from
+    // one workspace takes two seconds to drain.
+    let r = rig(vec![(40, sink())], [40, DOWN], |c| {
+        c.delivery.domains.insert(
+            "example.test".into(),
+            ShapingOverride {
+                messages_per_second: Some(20.0),
+                max_connections: Some(1),
+                ..Default::default()
+            },
+        );
+    })
+    .await;
+    let rcpts: Vec<String> = (0..40).map(|i| format!("bulk{i}@example.test")).collect();
+    let refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+    let bulk = r.send("news@bulk.test", &refs, "bulk").await;
+    assert!(
+        r.sinks[0]
+            .wait_for_messages(2, Duration::from_secs(10))
+            .await
+    );
+    // Another workspace sends one message while the backlog drains.
+    let other = r.ts.create_account("transactional", 100).await;
+    let mut s = r.ts.authed(&other).await;
+    let reply = s
+        .send_mail(
+            "app@other.test",
+            &["vip@example.test"],
+            &message("app@other.test", "vip@example.test", "receipt", "hi"),
+        )
+        .await;
+    assert_eq!(reply.code, 250);
+    r.wait(&queue_id(&reply), &["delivered"]).await;
+    let order: Vec<String> = r.sinks[0]
+        .received()
+        .iter()
+        .map(|m| m.rcpt_to[0].clone())
+        .collect();
+    let position = order.iter().position(|t| t == "vip@example.test").unwrap();
+    let before = order.len();
+    r.wait(&bulk, &["delivered"]).await;
+    assert!(
+        position < before && r.sinks[0].messages() == 41,
+        "the other workspace's message waited for the bulk backlog: {order:?}"
+    );
+    // It went out next to where it was submitted, not after all 40.
+    assert!(position < 12, "delivered as number {position}: {order:?}");
+}
