@@ -31,38 +31,12 @@ async fn main() -> ExitCode {
         Command::Bench(BenchCommand::Smtp(args)) => {
             let json = args.json;
             let summary = rackwave::bench::smtp::run(args).await;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&summary).expect("summary serializes")
-                );
-            } else {
-                print!("{summary}");
-            }
-            if summary.messages_ok == 0 {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
-            }
+            report(&summary, json, summary.messages_ok > 0)
         }
         Command::Bench(BenchCommand::Sink(args)) => {
             let json = args.json;
             match rackwave::bench::sink_cmd::run(args).await {
-                Ok(summary) => {
-                    if json {
-                        println!(
-                            "{}",
-                            serde_json::to_string_pretty(&summary).expect("summary serializes")
-                        );
-                    } else {
-                        print!("{summary}");
-                    }
-                    if summary.timed_out {
-                        ExitCode::FAILURE
-                    } else {
-                        ExitCode::SUCCESS
-                    }
-                }
+                Ok(summary) => report(&summary, json, !summary.timed_out),
                 Err(e) => {
                     eprintln!("error: {e}");
                     ExitCode::FAILURE
@@ -82,5 +56,23 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+/// Prints a benchmark summary as text or JSON; the exit code says whether
+/// the run achieved anything.
+fn report<T: serde::Serialize + std::fmt::Display>(summary: &T, json: bool, ok: bool) -> ExitCode {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(summary).expect("summary serializes")
+        );
+    } else {
+        print!("{summary}");
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }

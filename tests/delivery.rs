@@ -68,6 +68,11 @@ async fn rig(sinks: Vec<(u8, SinkConfig)>, hosts: [u8; 2], tweak: impl FnOnce(&m
     }
 }
 
+/// Shaping and routing for the domain most tests send to.
+fn for_example_test(c: &mut Config, shaping: ShapingOverride) {
+    c.delivery.domains.insert("example.test".into(), shaping);
+}
+
 fn sink() -> SinkConfig {
     SinkConfig::default()
 }
@@ -361,8 +366,8 @@ async fn starttls_is_used_when_offered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn required_tls_without_starttls_defers() {
     let r = rig(vec![(29, sink())], [29, DOWN], |c| {
-        c.delivery.domains.insert(
-            "example.test".into(),
+        for_example_test(
+            c,
             ShapingOverride {
                 tls: Some(TlsPolicy::Required),
                 ..Default::default()
@@ -389,8 +394,8 @@ async fn required_tls_without_starttls_defers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_to_one_domain_share_connections_within_limits() {
     let r = rig(vec![(30, sink())], [30, DOWN], |c| {
-        c.delivery.domains.insert(
-            "example.test".into(),
+        for_example_test(
+            c,
             ShapingOverride {
                 max_connections: Some(2),
                 messages_per_connection: Some(25),
@@ -575,8 +580,8 @@ async fn smarthost_route_replaces_mx_lookup() {
     .unwrap();
     let relay = relay_sink.addr;
     let r2 = rig(vec![(36, sink())], [36, DOWN], |c| {
-        c.delivery.domains.insert(
-            "example.test".into(),
+        for_example_test(
+            c,
             ShapingOverride {
                 smarthost: Some(relay.to_string()),
                 ..Default::default()
@@ -608,8 +613,8 @@ async fn verified_tls_refuses_a_self_signed_certificate() {
         )],
         [37, DOWN],
         |c| {
-            c.delivery.domains.insert(
-                "example.test".into(),
+            for_example_test(
+                c,
                 ShapingOverride {
                     tls: Some(TlsPolicy::RequiredVerified),
                     ..Default::default()
@@ -637,8 +642,8 @@ async fn verified_tls_refuses_a_self_signed_certificate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limit_spaces_messages_out() {
     let r = rig(vec![(38, sink())], [38, DOWN], |c| {
-        c.delivery.domains.insert(
-            "example.test".into(),
+        for_example_test(
+            c,
             ShapingOverride {
                 messages_per_second: Some(20.0),
                 ..Default::default()
@@ -695,8 +700,8 @@ async fn one_workspace_bulk_send_does_not_hold_back_another() {
     // A destination that takes 20 messages a second: a bulk send of 40 from
     // one workspace takes two seconds to drain.
     let r = rig(vec![(40, sink())], [40, DOWN], |c| {
-        c.delivery.domains.insert(
-            "example.test".into(),
+        for_example_test(
+            c,
             ShapingOverride {
                 messages_per_second: Some(20.0),
                 max_connections: Some(1),
