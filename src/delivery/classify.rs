@@ -80,8 +80,8 @@
 //! "blocked" in the text is a [`BounceType::PolicyBlock`].
 //!
 //! [`classify_with_reason`] also returns which rule (its note) or which step
-//! decided, for the attempt log; the ignored test `explain_corpus` prints it
-//! for the whole corpus.
+//! decided; the delivery engine records it in each attempt's log as
+//! `classified_by`, so an operator can see why a reply got its type.
 
 use std::fmt;
 use std::str::FromStr;
@@ -843,18 +843,6 @@ mod tests {
             entries.len(),
             mismatches.join("\n")
         );
-    }
-
-    /// `cargo test explain_corpus -- --ignored --nocapture` prints why each
-    /// line got its verdict.
-    #[test]
-    #[ignore]
-    fn explain_corpus() {
-        for (n, _, reply) in corpus() {
-            let (code, enh, text) = parse_reply_line(&reply).unwrap();
-            let (v, why) = classify_with_reason(code, enh.as_deref(), &text);
-            println!("{n:>4} {v:<32} {why:.60} | {reply:.90}");
-        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use rackwave_queue::{DeliveryAttempt, MessageRecord};
 use serde_json::json;
 
-use super::classify::{classify, BounceType, Verdict};
+use super::classify::{classify_with_reason, BounceType, Verdict};
 use super::client::{synthetic, ClientError, Connection, Envelope, RemoteReply, Timeouts};
 use super::lookup::{MxHost, RouteError};
 use super::scheduler::DomainQueue;
@@ -295,7 +295,7 @@ async fn settle(
 ) {
     let now = ctx.clock.now_ms();
     let attempt_number = msg.attempts + 1;
-    let base = |reply: &RemoteReply, event: &str, detail: serde_json::Value| DeliveryAttempt {
+    let attempt = |reply: &RemoteReply, event: &str, detail: serde_json::Value| DeliveryAttempt {
         at_ms: now,
         remote_host: remote.host.clone(),
         remote_ip: remote.ip.clone(),
@@ -308,92 +308,72 @@ async fn settle(
     let result = match outcome {
         Outcome::Delivered(reply) => {
             ctx.metrics.delivered();
+            let detail = json!({"delivered_at": rfc3339(now)});
             ctx.spool
-                .delivered(
-                    &msg.id,
-                    base(
-                        &reply,
-                        "email.delivered",
-                        json!({"delivered_at": rfc3339(now)}),
-                    ),
-                )
+                .delivered(&msg.id, attempt(&reply, "email.delivered", detail))
                 .await
         }
         Outcome::Failed {
             reply,
             permanent_hint,
         } => {
-            let verdict = match (
-                classify(reply.code, reply.enhanced.as_deref(), &reply.text),
-                permanent_hint,
-            ) {
-                (Verdict::Bounced(t), hint) => Verdict::Bounced(hint.unwrap_or(t)),
-                (v, _) => v,
-            };
+            let (verdict, rule) =
+                classify_with_reason(reply.code, reply.enhanced.as_deref(), &reply.text);
             let code = reply
                 .enhanced
                 .clone()
                 .unwrap_or_else(|| reply.code.to_string());
-            match verdict {
-                Verdict::Bounced(bounce_type) | Verdict::Deferred(bounce_type)
-                    if matches!(verdict, Verdict::Bounced(_))
-                        || ctx.retry.expired(msg.created_at_ms, now) =>
-                {
-                    let (bounce_type, code, reason) = if matches!(verdict, Verdict::Bounced(_)) {
-                        (bounce_type, code, reply.text.clone())
-                    } else {
-                        (
-                            BounceType::Expired,
-                            "4.4.7".to_string(),
-                            format!(
-                                "message expired after {} attempts; last error: {}",
-                                attempt_number, reply.text
-                            ),
-                        )
-                    };
+            // A temporary failure past the message's lifetime is final too.
+            let bounce = match verdict {
+                Verdict::Bounced(t) => Some((
+                    permanent_hint.unwrap_or(t),
+                    code.clone(),
+                    reply.text.clone(),
+                )),
+                _ if ctx.retry.expired(msg.created_at_ms, now) => Some((
+                    BounceType::Expired,
+                    "4.4.7".to_string(),
+                    format!(
+                        "message expired after {attempt_number} attempts; last error: {}",
+                        reply.text
+                    ),
+                )),
+                _ => None,
+            };
+            match bounce {
+                Some((bounce_type, bounce_code, bounce_reason)) => {
                     ctx.metrics.bounced();
+                    let detail = json!({
+                        "bounce_type": bounce_type.as_str(),
+                        "bounce_code": bounce_code,
+                        "bounce_reason": bounce_reason,
+                        "classified_by": rule,
+                    });
                     ctx.spool
-                        .bounce(
-                            &msg.id,
-                            base(
-                                &reply,
-                                "email.bounced",
-                                json!({"bounce_type": bounce_type.as_str(), "bounce_code": code, "bounce_reason": reason}),
-                            ),
-                        )
+                        .bounce(&msg.id, attempt(&reply, "email.bounced", detail))
                         .await
                 }
-                Verdict::Deferred(defer_type) => {
+                None => {
+                    // Deferred, or (never expected) a 2xx reported as a
+                    // failure: retried rather than lost.
+                    let defer_type = match verdict {
+                        Verdict::Deferred(t) => t,
+                        _ => BounceType::TemporaryFailure,
+                    };
                     let next = ctx
                         .retry
                         .next_attempt(msg.created_at_ms, attempt_number, now);
                     ctx.metrics.deferred();
+                    let detail = json!({
+                        "defer_reason": reply.text,
+                        "defer_code": code,
+                        "defer_type": defer_type.as_str(),
+                        "next_retry_at": rfc3339(next),
+                        "attempt_number": attempt_number,
+                        "classified_by": rule,
+                    });
                     ctx.spool
-                        .defer(
-                            &msg.id,
-                            next,
-                            base(
-                                &reply,
-                                "email.deferred",
-                                json!({
-                                    "defer_reason": reply.text,
-                                    "defer_code": code,
-                                    "defer_type": defer_type.as_str(),
-                                    "next_retry_at": rfc3339(next),
-                                    "attempt_number": attempt_number,
-                                }),
-                            ),
-                        )
-                        .await
-                }
-                // A 2xx reply reported as a failure cannot happen; treat it
-                // as temporary rather than lose the message.
-                Verdict::Delivered | Verdict::Bounced(_) => {
-                    let next = ctx
-                        .retry
-                        .next_attempt(msg.created_at_ms, attempt_number, now);
-                    ctx.spool
-                        .defer(&msg.id, next, base(&reply, "email.deferred", json!({"defer_reason": reply.text, "next_retry_at": rfc3339(next), "attempt_number": attempt_number})))
+                        .defer(&msg.id, next, attempt(&reply, "email.deferred", detail))
                         .await
                 }
             }
@@ -401,8 +381,8 @@ async fn settle(
     };
     match result {
         Ok(_) => {
-            if let Some(events) = &ctx.on_settled {
-                events(&msg.id);
+            if let Some(hook) = &ctx.on_settled {
+                hook(&msg.id);
             }
         }
         Err(e) => {
