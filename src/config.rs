@@ -303,11 +303,53 @@ impl DeliveryConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebhooksConfig {
     /// Allow endpoints on loopback and private addresses (tests do).
     pub allow_private_targets: bool,
+    /// How often the emitter and the event feed look for work when nothing
+    /// wakes them (new events and finished attempts wake them at once).
+    pub poll_interval_ms: u64,
+    /// Webhook requests in flight at most, over all endpoints.
+    pub max_concurrency: usize,
+    /// Webhook requests in flight at most to one endpoint, so a slow or dead
+    /// endpoint never holds up the others.
+    pub per_endpoint_concurrency: usize,
+    /// Whole-request timeout of one webhook attempt (the seed: 30 s).
+    pub timeout_secs: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            allow_private_targets: false,
+            poll_interval_ms: 200,
+            max_concurrency: 64,
+            per_endpoint_concurrency: 4,
+            timeout_secs: 30,
+        }
+    }
+}
+
+impl WebhooksConfig {
+    /// The limits that must not be zero, as a one-line error.
+    pub fn check(&self) -> Result<(), String> {
+        for (key, value) in [
+            ("[webhooks] poll_interval_ms", self.poll_interval_ms),
+            ("[webhooks] max_concurrency", self.max_concurrency as u64),
+            (
+                "[webhooks] per_endpoint_concurrency",
+                self.per_endpoint_concurrency as u64,
+            ),
+            ("[webhooks] timeout_secs", self.timeout_secs),
+        ] {
+            if value == 0 {
+                return Err(format!("{key} must be greater than 0"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// An IP network in CIDR notation, e.g. `127.0.0.0/8` or `::1/128`.
@@ -429,6 +471,7 @@ impl Config {
                 message,
             })
         };
+        self.webhooks.check().or_else(fail)?;
         if self.smtp.tls_cert.is_some() != self.smtp.tls_key.is_some() {
             return fail("[smtp] tls_cert and tls_key must be set together".into());
         }

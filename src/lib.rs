@@ -9,6 +9,7 @@
 //! - [`delivery`]: scheduler, MX lookup, outbound SMTP, bounce classification.
 //! - [`accounts`]: workspaces, SMTP accounts, API keys.
 //! - [`domains`]: sender domains and DKIM keys and signing.
+//! - [`events`]: the event log and the signed, retrying webhook emitter.
 //! - [`http`]: the admin API, health, metrics, OpenAPI.
 //! - [`server`]: wires everything from a config and shuts it down gracefully.
 //! - [`cli`]: `rackwave serve`, `rackwave admin` and `rackwave bench`.
@@ -21,6 +22,7 @@ pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod domains;
+pub mod events;
 pub mod http;
 pub mod ids;
 pub mod logging;

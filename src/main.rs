@@ -30,8 +30,23 @@ async fn main() -> ExitCode {
         }
         Command::Bench(BenchCommand::Smtp(args)) => {
             let json = args.json;
-            let summary = rackwave::bench::smtp::run(args).await;
-            report(&summary, json, summary.messages_ok > 0)
+            match rackwave::bench::smtp::run(args).await {
+                Ok(summary) => report(&summary, json, summary.messages_ok > 0),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Bench(BenchCommand::E2e(args)) => {
+            let json = args.smtp.json;
+            match rackwave::bench::e2e::run(args).await {
+                Ok(summary) => report(&summary, json, summary.complete()),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Bench(BenchCommand::Sink(args)) => {
             let json = args.json;

@@ -17,6 +17,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::delivery::DeliveryEngine;
 use crate::domains::{Domains, DomainsError};
+use crate::events::{Events, EventsError};
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::quota::Quotas;
@@ -41,6 +42,8 @@ pub enum StartError {
     Tls(#[from] tls::TlsError),
     #[error("{0}")]
     Delivery(#[from] crate::delivery::EngineError),
+    #[error("events: {0}")]
+    Events(#[from] EventsError),
     #[error("cannot listen on {addr} ({what}): {source}")]
     Bind {
         addr: SocketAddr,
@@ -62,6 +65,9 @@ pub struct Server {
     pub clock: Clock,
     /// The delivery engine, unless `[delivery] enabled = false`.
     pub delivery: Option<DeliveryEngine>,
+    /// The event log and webhook emitter (`kick()` it after moving a
+    /// manual clock).
+    pub events: Events,
     db: sled::Db,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
@@ -114,6 +120,11 @@ impl Server {
 
         let (shutdown, _) = watch::channel(false);
         let mut tasks = JoinSet::new();
+        let events = Events::open(&db, spool.clone(), clock.clone(), config.webhooks.clone())?;
+        let events_task = events.start(shutdown.subscribe());
+        tasks.spawn(async move {
+            let _ = events_task.await;
+        });
         let delivery = if config.delivery.enabled {
             let (engine, task) = DeliveryEngine::start(
                 config.delivery.clone(),
@@ -174,6 +185,7 @@ impl Server {
             domains,
             metrics,
             clock.clone(),
+            events.clone(),
             &admin_token,
         );
         let app = http::router(state, config.http.max_body_bytes);
@@ -198,6 +210,7 @@ impl Server {
             accounts,
             clock,
             delivery,
+            events,
             db,
             shutdown,
             tasks,

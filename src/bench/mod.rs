@@ -1,6 +1,10 @@
-//! Load testing: `rackwave bench smtp` drives any ESMTP server.
+//! Load testing: `rackwave bench smtp` drives any ESMTP server,
+//! `rackwave bench sink` stands in for the remote MX, and
+//! `rackwave bench e2e` does both at once to measure a relay end to end.
 
+pub mod e2e;
 pub mod percentiles;
+pub mod progress;
 pub mod sink;
 pub mod sink_cmd;
 pub mod smtp;

@@ -37,4 +37,7 @@ pub enum BenchCommand {
     Smtp(crate::bench::smtp::SmtpBenchArgs),
     /// A fast SMTP sink standing in for the remote MX.
     Sink(crate::bench::sink_cmd::SinkArgs),
+    /// End to end: start a sink, drive messages through the MTA under test
+    /// (which relays to the sink), report acceptance and delivery.
+    E2e(crate::bench::e2e::E2eArgs),
 }

@@ -1,4 +1,5 @@
-//! The HTTP plane (axum): the admin API under `/admin/v1`, health, metrics
+//! The HTTP plane (axum): the admin API under `/admin/v1`, the platform APIs
+//! under `/migosmtp/v1` and `/telnxo/v1` ([`platform`]), health, metrics
 //! and the OpenAPI document. One file per admin endpoint under [`admin`].
 //!
 //! Every error, including malformed JSON, unknown routes and missing
@@ -9,6 +10,7 @@ mod error;
 mod extract;
 mod health;
 mod openapi;
+pub mod platform;
 
 use std::sync::Arc;
 
@@ -20,6 +22,7 @@ use sha2::{Digest, Sha256};
 use crate::accounts::Accounts;
 use crate::clock::Clock;
 use crate::domains::Domains;
+use crate::events::Events;
 use crate::metrics::Metrics;
 
 pub use error::ApiError;
@@ -33,6 +36,9 @@ pub struct AppState {
     pub domains: Domains,
     pub metrics: Metrics,
     pub clock: Clock,
+    /// The event log and webhook endpoints (`/{platform}/v1/events`,
+    /// `/{platform}/v1/webhooks`).
+    pub events: Events,
     /// SHA-256 of the admin token: compared in constant time, never kept
     /// in clear beyond start-up.
     pub admin_token_digest: Arc<[u8; 32]>,
@@ -45,6 +51,7 @@ impl AppState {
         domains: Domains,
         metrics: Metrics,
         clock: Clock,
+        events: Events,
         admin_token: &str,
     ) -> AppState {
         AppState {
@@ -53,6 +60,7 @@ impl AppState {
             domains,
             metrics,
             clock,
+            events,
             admin_token_digest: Arc::new(Sha256::digest(admin_token.as_bytes()).into()),
         }
     }
@@ -62,6 +70,14 @@ impl AppState {
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
         .nest("/admin/v1", admin::router(state.clone()))
+        .nest(
+            "/migosmtp/v1",
+            platform::router(state.clone(), crate::accounts::Platform::Migosmtp),
+        )
+        .nest(
+            "/telnxo/v1",
+            platform::router(state.clone(), crate::accounts::Platform::Telnxo),
+        )
         .merge(health::router())
         .merge(openapi::router())
         .fallback(|| async { ApiError::not_found("no such route") })

@@ -9,6 +9,7 @@ use utoipa::{Modify, OpenApi};
 use super::admin::{
     api_keys_v1, domains_v1, messages_v1, queue_v1, smtp_accounts_v1, workspaces_v1,
 };
+use super::platform::{events_v1, webhooks_v1};
 use super::{health, AppState};
 
 #[derive(OpenApi)]
@@ -28,9 +29,22 @@ use super::{health, AppState};
         messages_v1::list,
         messages_v1::get,
         queue_v1::counts,
+        webhooks_v1::create,
+        webhooks_v1::list,
+        webhooks_v1::get,
+        webhooks_v1::update,
+        webhooks_v1::delete,
+        webhooks_v1::rotate,
+        webhooks_v1::test,
+        webhooks_v1::deliveries,
+        webhooks_v1::delivery,
+        webhooks_v1::resend,
+        events_v1::list,
+        events_v1::get,
     ),
     modifiers(&BearerAuth),
     tags((name = "admin", description = "Operator API, admin bearer token"),
+         (name = "webhooks", description = "Webhook endpoints and the event log of a workspace, under /migosmtp/v1 and /telnxo/v1, with that platform's API key"),
          (name = "operations", description = "Health and metrics"))
 )]
 pub struct ApiDoc;
@@ -42,6 +56,10 @@ impl Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "admin_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "api_key",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
     }

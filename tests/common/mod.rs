@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod dns;
+pub mod receiver;
 
 use std::net::SocketAddr;
 use std::time::Duration;
