@@ -7,20 +7,14 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::binary::{free_addr, spawn, wait_ready};
 use common::dns;
 use common::*;
 use serde_json::{json, Value};
-
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
 
 struct Ports {
     smtp: SocketAddr,
@@ -40,31 +34,6 @@ fn write_config(dir: &Path, ports: &Ports, delivery: &str) -> std::path::PathBuf
     )
     .unwrap();
     path
-}
-
-fn spawn(config: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_rackwave"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start rackwave")
-}
-
-async fn wait_ready(http: SocketAddr) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let url = format!("http://{http}/healthz");
-    while Instant::now() < deadline {
-        if let Ok(r) = reqwest::get(&url).await {
-            if r.status().is_success() {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("server did not become ready");
 }
 
 async fn admin(http: SocketAddr, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {

@@ -7,10 +7,9 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::binary::{free_addr, spawn, wait_ready};
 use common::receiver::{Behavior, Receiver};
 use common::*;
 use rackwave::events::{EventType, Product};
@@ -917,37 +916,6 @@ async fn delivery_outcomes_become_events_with_the_seed_fields() {
 
 // --- The real binary, SIGKILLed with deliveries pending. -------------------
 
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-fn spawn(config: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_rackwave"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start rackwave")
-}
-
-async fn wait_ready(http: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(r) = reqwest::get(format!("{http}/healthz")).await {
-            if r.status().is_success() {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("server did not become ready");
-}
-
 async fn admin(http: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     api(http, ADMIN_TOKEN, method, path, body).await
 }
@@ -971,7 +939,7 @@ async fn sigkill_with_deliveries_pending_then_all_delivered_with_their_event_ids
     rx.set_default("kill", Behavior::Hang);
 
     let mut child = spawn(&config);
-    wait_ready(&http).await;
+    wait_ready(http_addr).await;
     let (_, ws) = admin(
         &http,
         "POST",
@@ -1038,7 +1006,7 @@ async fn sigkill_with_deliveries_pending_then_all_delivered_with_their_event_ids
 
     rx.set_default("kill", Behavior::ok());
     let mut child = spawn(&config);
-    wait_ready(&http).await;
+    wait_ready(http_addr).await;
     // Every message's event arrives, verified, and the ones that hung come
     // again with the event ids they had before the kill.
     let deadline = Instant::now() + Duration::from_secs(30);
