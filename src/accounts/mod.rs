@@ -109,6 +109,12 @@ struct Inner {
     /// per connection; the password itself is never kept.
     auth_cache: Mutex<HashMap<String, [u8; 32]>>,
     cache_key: [u8; 32],
+    /// One argon2 check at a time per username: fifty connections of one
+    /// app logging in together cost one hash, not fifty (the others then
+    /// find the cache filled).
+    verifying: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// argon2 verifications run so far.
+    password_checks: std::sync::atomic::AtomicU64,
 }
 
 impl Accounts {
@@ -123,6 +129,8 @@ impl Accounts {
                 clock,
                 auth_cache: Mutex::new(HashMap::new()),
                 cache_key,
+                verifying: Mutex::new(HashMap::new()),
+                password_checks: Default::default(),
             }),
         })
     }
@@ -244,19 +252,35 @@ impl Accounts {
     ) -> Result<Option<SmtpAccount>, AccountsError> {
         let account = self.smtp_account(username)?;
         let tag = self.cache_tag(username, password);
-        if let Some(account) = &account {
-            let cached = self.inner.auth_cache.lock().unwrap().get(username).copied();
-            if let Some(cached) = cached {
-                if bool::from(cached.ct_eq(&tag)) {
-                    return Ok(Some(account.clone()));
-                }
-            }
+        if self.cached(account.as_ref(), username, &tag) {
+            return Ok(account);
+        }
+        // Only existing accounts are gated (so the map is bounded by the
+        // number of accounts, whatever usernames a guesser tries).
+        let gate = account.as_ref().map(|_| {
+            self.inner
+                .verifying
+                .lock()
+                .unwrap()
+                .entry(username.to_string())
+                .or_default()
+                .clone()
+        });
+        let _turn = match &gate {
+            Some(g) => Some(g.lock().await),
+            None => None,
+        };
+        if self.cached(account.as_ref(), username, &tag) {
+            return Ok(account);
         }
         let hash = account
             .as_ref()
             .map(|a| a.password_hash.clone())
             .unwrap_or_else(|| dummy_hash().to_string());
         let password = password.to_string();
+        self.inner
+            .password_checks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let ok = tokio::task::spawn_blocking(move || {
             PasswordHash::new(&hash)
                 .map(|parsed| {
@@ -279,6 +303,25 @@ impl Accounts {
             }
             _ => Ok(None),
         }
+    }
+
+    /// argon2 verifications run so far (the expensive path of AUTH).
+    pub fn password_checks(&self) -> u64 {
+        self.inner
+            .password_checks
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether these credentials were verified before (and the account
+    /// still exists).
+    fn cached(&self, account: Option<&SmtpAccount>, username: &str, tag: &[u8; 32]) -> bool {
+        if account.is_none() {
+            return false;
+        }
+        let cache = self.inner.auth_cache.lock().unwrap();
+        cache
+            .get(username)
+            .is_some_and(|cached| bool::from(cached.ct_eq(tag)))
     }
 
     fn cache_tag(&self, username: &str, password: &str) -> [u8; 32] {
@@ -399,6 +442,32 @@ mod tests {
             .await
             .unwrap()
             .is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_logins_of_one_account_share_one_hash() {
+        let (_d, a) = accounts();
+        let ws = a.create_workspace("Acme", None).unwrap();
+        a.create_smtp_account(&ws.id, "busy", "busy password", 1)
+            .await
+            .unwrap();
+        let logins: Vec<_> = (0..20)
+            .map(|_| {
+                let a = a.clone();
+                tokio::spawn(async move { a.verify_smtp("busy", "busy password").await })
+            })
+            .collect();
+        for l in logins {
+            assert!(l.await.unwrap().unwrap().is_some());
+        }
+        assert_eq!(a.password_checks(), 1);
+        // A wrong password is still checked (and refused), every time.
+        assert!(a
+            .verify_smtp("busy", "wrong password")
+            .await
+            .unwrap()
+            .is_none());
+        assert_eq!(a.password_checks(), 2);
     }
 
     #[tokio::test]
