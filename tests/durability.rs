@@ -37,16 +37,7 @@ fn write_config(dir: &Path, ports: &Ports, delivery: &str) -> std::path::PathBuf
 }
 
 async fn admin(http: SocketAddr, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let client = reqwest::Client::new();
-    let mut req = client
-        .request(method.parse().unwrap(), format!("http://{http}{path}"))
-        .bearer_auth(ADMIN_TOKEN);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    api(&format!("http://{http}"), ADMIN_TOKEN, method, path, body).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,14 +81,7 @@ async fn sigkill_after_250_loses_nothing() {
         let kill_tx = kill_tx.clone();
         let smtp = ports.smtp;
         senders.push(tokio::spawn(async move {
-            let mut s = RawSmtp::connect(smtp).await;
-            s.expect(220).await;
-            s.cmd_expect("EHLO killer.test", 250).await;
-            s.cmd_expect(
-                &format!("AUTH PLAIN {}", plain("durable", "durable-pass")),
-                235,
-            )
-            .await;
+            let mut s = RawSmtp::login(smtp, "durable", "durable-pass").await;
             for i in 0.. {
                 let to = format!("r{n}-{i}@dest.test");
                 let data = message("app@src.test", &to, &format!("m {n} {i}"), "durable body");
@@ -268,14 +252,7 @@ async fn sigkill_mid_delivery_then_everything_is_delivered() {
     .await;
     assert_eq!(s, 201);
     let rcpts: Vec<String> = (0..60).map(|i| format!("r{i}@example.test")).collect();
-    let mut s = RawSmtp::connect(ports.smtp).await;
-    s.expect(220).await;
-    s.cmd_expect("EHLO killer.test", 250).await;
-    s.cmd_expect(
-        &format!("AUTH PLAIN {}", plain("killer", "killer-pass")),
-        235,
-    )
-    .await;
+    let mut s = RawSmtp::login(ports.smtp, "killer", "killer-pass").await;
     let refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
     let r = s
         .send_mail(

@@ -28,25 +28,6 @@ struct Tenant {
     account: Account,
 }
 
-async fn api(
-    ts_http: &str,
-    key: &str,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let client = reqwest::Client::new();
-    let mut req = client
-        .request(method.parse().unwrap(), format!("{ts_http}{path}"))
-        .bearer_auth(key);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.expect("API request");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
 async fn api_key(ts: &TestServer, ws: &str, platform: &str) -> String {
     let (s, k) = ts
         .admin(
@@ -978,14 +959,7 @@ async fn sigkill_with_deliveries_pending_then_all_delivered_with_their_event_ids
 
     // Six messages; at most four requests hang at the endpoint at once,
     // the other deliveries wait in the outbox.
-    let mut s = RawSmtp::connect(smtp).await;
-    s.expect(220).await;
-    s.cmd_expect("EHLO killer.test", 250).await;
-    s.cmd_expect(
-        &format!("AUTH PLAIN {}", plain("killer", "killer-pass")),
-        235,
-    )
-    .await;
+    let mut s = RawSmtp::login(smtp, "killer", "killer-pass").await;
     let mut messages = Vec::new();
     for i in 0..6 {
         let to = format!("r{i}@dest.test");

@@ -74,6 +74,8 @@ pub async fn run(ctx: Arc<EngineContext>, queue: Arc<DomainQueue>, in_flight: Ar
     };
 
     let mut sent = 0;
+    // The last body read: (queue id, data, has 8-bit octets).
+    let mut body: Option<(String, Vec<u8>, bool)> = None;
     while sent < queue.shaping.messages_per_connection {
         let Some(msg) = queue.take_or_wait(CONNECTION_IDLE).await else {
             break;
@@ -82,25 +84,36 @@ pub async fn run(ctx: Arc<EngineContext>, queue: Arc<DomainQueue>, in_flight: Ar
         sent += 1;
         let mut sent_at = None;
         let clock = ctx.clock.clone();
-        let body = match ctx.spool.body(&msg.queue_id) {
-            Ok(Some(body)) => body,
-            Ok(None) => {
-                let outcome = Outcome::Failed {
-                    reply: synthetic(554, "5.3.0", "message data missing from the spool"),
-                    permanent_hint: Some(BounceType::Other),
-                };
-                settler.later(msg, outcome, &remote, None);
-                continue;
-            }
-            Err(e) => {
-                let outcome = Outcome::Failed {
-                    reply: synthetic(451, "4.3.0", &format!("spool read failed: {e}")),
-                    permanent_hint: None,
-                };
-                settler.later(msg, outcome, &remote, None);
-                continue;
-            }
-        };
+        // Recipients of one submission usually follow each other on a
+        // connection (same domain): their shared body is read once.
+        let cached = body
+            .as_ref()
+            .is_some_and(|(qid, _, _)| *qid == msg.queue_id);
+        if !cached {
+            body = match ctx.spool.body(&msg.queue_id) {
+                Ok(Some(data)) => {
+                    let eight_bit = data.iter().any(|b| *b >= 0x80);
+                    Some((msg.queue_id.clone(), data, eight_bit))
+                }
+                Ok(None) => {
+                    let outcome = Outcome::Failed {
+                        reply: synthetic(554, "5.3.0", "message data missing from the spool"),
+                        permanent_hint: Some(BounceType::Other),
+                    };
+                    settler.later(msg, outcome, &remote, None);
+                    continue;
+                }
+                Err(e) => {
+                    let outcome = Outcome::Failed {
+                        reply: synthetic(451, "4.3.0", &format!("spool read failed: {e}")),
+                        permanent_hint: None,
+                    };
+                    settler.later(msg, outcome, &remote, None);
+                    continue;
+                }
+            };
+        }
+        let (_, data, eight_bit) = body.as_ref().expect("read or cached above");
         let mail_from = if msg.from.is_empty() {
             String::new()
         } else {
@@ -110,10 +123,10 @@ pub async fn run(ctx: Arc<EngineContext>, queue: Arc<DomainQueue>, in_flight: Ar
             mail_from: &mail_from,
             rcpt_to: &msg.to,
             smtputf8: !msg.to.is_ascii() || !msg.from.is_ascii(),
-            eight_bit: body.iter().any(|b| *b >= 0x80),
+            eight_bit: *eight_bit,
         };
         let result = conn
-            .send(&envelope, &body, || sent_at = Some(clock.now_ms()))
+            .send(&envelope, data, || sent_at = Some(clock.now_ms()))
             .await;
         match result {
             Ok(reply) => settler.later(msg, Outcome::Delivered(reply), &remote, sent_at),

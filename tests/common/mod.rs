@@ -30,7 +30,6 @@ pub struct TestServer {
     pub smtp: SocketAddr,
     pub smtp_tls: SocketAddr,
     pub http: String,
-    client: reqwest::Client,
 }
 
 /// A config for tests: ephemeral ports, a fresh data directory, short
@@ -71,7 +70,6 @@ pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
         server: Some(server),
         dir,
         clock,
-        client: reqwest::Client::new(),
     }
 }
 
@@ -85,18 +83,7 @@ pub struct Account {
 
 impl TestServer {
     pub async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let url = format!("{}{}", self.http, path);
-        let mut req = self
-            .client
-            .request(method.parse().unwrap(), &url)
-            .bearer_auth(ADMIN_TOKEN);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.expect("admin request");
-        let status = resp.status().as_u16();
-        let value = resp.json().await.unwrap_or(Value::Null);
-        (status, value)
+        api(&self.http, ADMIN_TOKEN, method, path, body).await
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
@@ -170,15 +157,7 @@ impl TestServer {
 
     /// A raw session already greeted and authenticated (loopback, clear text).
     pub async fn authed(&self, account: &Account) -> RawSmtp<TcpStream> {
-        let mut s = self.raw().await;
-        s.expect(220).await;
-        s.cmd_expect("EHLO client.test", 250).await;
-        s.cmd_expect(
-            &format!("AUTH PLAIN {}", plain(&account.username, &account.password)),
-            235,
-        )
-        .await;
-        s
+        RawSmtp::login(self.smtp, &account.username, &account.password).await
     }
 
     /// Stops the server as `rackwave serve` does on SIGTERM.
@@ -187,6 +166,26 @@ impl TestServer {
             server.shutdown().await;
         }
     }
+}
+
+/// One HTTP call with a bearer token (admin token or platform API key)
+/// to the server at `base` (`http://host:port`); the status and JSON body.
+pub async fn api(
+    base: &str,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .request(method.parse().unwrap(), format!("{base}{path}"))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.expect("API request");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
 }
 
 /// base64 of `\0user\0password` (RFC 4616).
@@ -224,6 +223,16 @@ impl RawSmtp<TcpStream> {
     pub async fn connect(addr: SocketAddr) -> RawSmtp<TcpStream> {
         let tcp = TcpStream::connect(addr).await.expect("connect to SMTP");
         RawSmtp::new(tcp)
+    }
+
+    /// Connected, greeted and authenticated with AUTH PLAIN.
+    pub async fn login(addr: SocketAddr, user: &str, password: &str) -> RawSmtp<TcpStream> {
+        let mut s = RawSmtp::connect(addr).await;
+        s.expect(220).await;
+        s.cmd_expect("EHLO client.test", 250).await;
+        s.cmd_expect(&format!("AUTH PLAIN {}", plain(user, password)), 235)
+            .await;
+        s
     }
 }
 
