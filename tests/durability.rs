@@ -308,8 +308,10 @@ async fn sigkill_mid_delivery_then_everything_is_delivered() {
     got.sort();
     got.dedup();
     assert_eq!(got.len(), 60, "every recipient reached the remote");
-    // At most the messages in flight at the kill (2 connections) repeat.
-    assert!(total - 60 <= 2, "{} duplicates", total - 60);
+    // At most the messages in flight at the kill repeat: per connection
+    // (2 here) the one whose 250 was on its way and the one before it,
+    // whose settlement is written while the next message is sent.
+    assert!(total - 60 <= 4, "{} duplicates", total - 60);
     child.kill().unwrap();
     child.wait().unwrap();
 }

@@ -125,6 +125,10 @@ pub async fn run(ctx: Arc<EngineContext>, queue: Arc<DomainQueue>, in_flight: Ar
             smtputf8: !msg.to.is_ascii() || !msg.from.is_ascii(),
             eight_bit: *eight_bit,
         };
+        // The previous message's settlement may still be written while this
+        // one is sent, but no older one: after a crash at most two delivered
+        // messages per connection are delivered again.
+        settler.bound(1).await;
         let result = conn
             .send(&envelope, data, || sent_at = Some(clock.now_ms()))
             .await;
@@ -173,6 +177,12 @@ impl Settler {
             settle(&ctx, &msg, outcome, &remote, sent_at).await;
             in_flight.fetch_sub(1, Ordering::Relaxed);
         });
+    }
+
+    /// Waits until at most `n` settlements are still being written, so a
+    /// crash can only repeat a bounded number of delivered messages.
+    async fn bound(&mut self, n: usize) {
+        while self.tasks.len() > n && self.tasks.join_next().await.is_some() {}
     }
 
     /// Waits for every settlement of this connection to be recorded.
