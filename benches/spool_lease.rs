@@ -19,7 +19,7 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let db = sled::open(dir.path()).unwrap();
-    let spool = Spool::open(&db, SpoolConfig::default()).unwrap();
+    let spool = Spool::open(&db, &dir.path().join("bodies"), SpoolConfig::default()).unwrap();
     // Fill the queue: 200 submissions of 100 recipients each, 2 KB bodies.
     rt.block_on(async {
         let tasks: Vec<_> = (0..DEPTH / 100)

@@ -95,6 +95,7 @@ impl Server {
             })?;
         let spool = Spool::open(
             &db,
+            &data.join("bodies"),
             SpoolConfig {
                 group_commit: config.storage.group_commit,
                 ..SpoolConfig::default()

@@ -44,6 +44,7 @@ fn bench(c: &mut Criterion) {
         let db = sled::open(dir.path()).unwrap();
         let spool = Spool::open(
             &db,
+            &dir.path().join("bodies"),
             SpoolConfig {
                 group_commit,
                 ..SpoolConfig::default()

@@ -13,6 +13,14 @@ pub enum SpoolError {
     /// was NOT durably accepted and the client must be told to retry.
     #[error("spool storage error: {0}")]
     Storage(#[from] sled::Error),
+    /// Reading or writing a body segment file failed. For enqueue this,
+    /// like `Storage`, means the message was NOT accepted.
+    #[error("spool i/o error ({context}): {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
     /// A record could not be (de)serialized.
     #[error("spool encoding error ({context}): {source}")]
     Encoding {
@@ -50,9 +58,26 @@ impl SpoolError {
         }
     }
 
+    /// The same failure for one more caller: a group's failure is reported
+    /// to each of its waiters. Keeps whether it is temporary.
+    pub(crate) fn for_another_waiter(&self) -> SpoolError {
+        match self {
+            SpoolError::Storage(e) => SpoolError::Storage(e.clone()),
+            SpoolError::Io { context, source } => SpoolError::Io {
+                context: context.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            SpoolError::Closed => SpoolError::Closed,
+            other => SpoolError::Corrupt(other.to_string()),
+        }
+    }
+
     /// Whether the failure is transient from the caller's point of view
     /// (storage trouble or shutdown), as opposed to a bad request.
     pub fn is_temporary(&self) -> bool {
-        matches!(self, SpoolError::Storage(_) | SpoolError::Closed)
+        matches!(
+            self,
+            SpoolError::Storage(_) | SpoolError::Io { .. } | SpoolError::Closed
+        )
     }
 }

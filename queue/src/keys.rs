@@ -10,7 +10,8 @@
 //! | key                                              | value                         |
 //! |--------------------------------------------------|-------------------------------|
 //! | `m/<msgid>`                                      | `MessageRecord` as JSON       |
-//! | `b/<queueid>`                                    | raw message body              |
+//! | `b/<queueid>`                                    | `BodyRef`: where the body is in the segment files (see `bodies`) |
+//! | `g/<segment u64 BE>`                             | u64 BE: live bodies in that segment |
 //! | `r/<queueid>`                                    | u64 BE: non-final messages    |
 //! | `d/<ws>\0<due u64 BE><msgid>`                    | empty: due index, one lane per workspace |
 //! | `l/<ws>`                                         | u64 BE: entries in `<ws>`'s due lane |
@@ -70,6 +71,7 @@ pub const MSG_ID_LEN: usize = 20;
 pub const RECORD: &[u8] = b"m/";
 pub const BODY: &[u8] = b"b/";
 pub const REMAINING: &[u8] = b"r/";
+pub const SEGMENT_LIVE: &[u8] = b"g/";
 pub const DUE: &[u8] = b"d/";
 pub const LANE_COUNT: &[u8] = b"l/";
 pub const BY_WORKSPACE: &[u8] = b"iw/";
@@ -100,6 +102,16 @@ pub fn record(msg_id: &str) -> Vec<u8> {
 
 pub fn body(queue_id: &str) -> Vec<u8> {
     cat(&[BODY, queue_id.as_bytes()])
+}
+
+/// Durable number of live bodies in body segment `segment`.
+pub fn segment_live(segment: u64) -> Vec<u8> {
+    cat(&[SEGMENT_LIVE, &segment.to_be_bytes()])
+}
+
+/// The segment id of a [`segment_live`] key.
+pub fn segment_of_live_key(key: &[u8]) -> Option<u64> {
+    decode_u64(key.strip_prefix(SEGMENT_LIVE)?)
 }
 
 pub fn remaining(queue_id: &str) -> Vec<u8> {

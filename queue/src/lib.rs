@@ -4,7 +4,8 @@
 //! # Guarantees
 //!
 //! * **Durable acceptance.** [`Spool::enqueue`] returns only after the body
-//!   and every record are fsynced (`sled::Db::flush`). The SMTP server
+//!   (appended to a segment file and `fdatasync`ed first) and every record
+//!   (`sled::Db::flush`) are on disk. The SMTP server
 //!   answers `250 OK queued as <queue id>` only after that, so a crash can
 //!   never lose mail we claimed to have taken responsibility for. (The
 //!   converse is at-least-once: if the connection dies between commit and
@@ -12,7 +13,11 @@
 //! * **Group commit.** fsync is the expensive part, so one writer thread
 //!   batches concurrent mutations into a single atomic `apply_batch` and a
 //!   single flush (see [`SpoolConfig`]).
-//! * **Atomic bookkeeping.** Records, body, due index, listing indexes,
+//! * **Bodies outside the tree.** Bodies are written once, sequentially,
+//!   into append-only segment files; the tree holds a small checksummed
+//!   reference per body (see `bodies.rs` for why and how crashes are
+//!   handled).
+//! * **Atomic bookkeeping.** Records, body references, due index, listing indexes,
 //!   per-status counters and per-submitter daily counters live in one sled
 //!   tree and change in the same batch, so they never disagree, even after
 //!   a crash. Counters are therefore exact and loaded at open instead of
@@ -87,6 +92,7 @@
 //! Existing records written before the feed existed have no feed entries;
 //! the feed starts with the first history entry written by this version.
 
+mod bodies;
 mod error;
 mod ids;
 mod keys;
@@ -94,6 +100,7 @@ mod record;
 mod writer;
 
 use std::collections::{HashSet, VecDeque};
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -133,6 +140,11 @@ pub struct SpoolConfig {
     /// of one sled batch and the latency a single fsync adds to the last
     /// waiter of a large group.
     pub max_batch: usize,
+    /// A body segment file stops taking new bodies at this size (default
+    /// 32 MiB). A segment is deleted when its last body is released, so
+    /// smaller segments give space back sooner; larger ones mean fewer
+    /// files.
+    pub body_segment_bytes: u64,
 }
 
 impl Default for SpoolConfig {
@@ -140,6 +152,7 @@ impl Default for SpoolConfig {
         SpoolConfig {
             group_commit: true,
             max_batch: 512,
+            body_segment_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -154,6 +167,7 @@ pub struct Spool {
 
 struct Inner {
     tree: sled::Tree,
+    bodies: Arc<bodies::BodyFiles>,
     shared: Arc<Shared>,
     /// The lane that got the most recent message from `lease`; the next
     /// call starts with the lane after it. Locked only while `leased` is.
@@ -177,14 +191,22 @@ impl Drop for Inner {
 }
 
 impl Spool {
-    /// Opens (creating if needed) the sled tree `"spool"` in `db`, loads the
+    /// Opens (creating if needed) the sled tree `"spool"` in `db` and the
+    /// body segments in `bodies_dir` (deleting segments left unreferenced
+    /// by a crash), loads the
     /// status counters and the due lanes (one small counter per workspace
     /// with pending mail) and starts the writer thread.
     ///
     /// Call it once per process and database: the spool relies on being the
     /// only writer of its tree for exact counters and race-free updates.
-    pub fn open(db: &sled::Db, config: SpoolConfig) -> Result<Spool, SpoolError> {
+    pub fn open(
+        db: &sled::Db,
+        bodies_dir: &Path,
+        config: SpoolConfig,
+    ) -> Result<Spool, SpoolError> {
         let tree = db.open_tree(TREE_NAME)?;
+        let body_writer = bodies::BodyWriter::open(bodies_dir, &tree, config.body_segment_bytes)?;
+        let body_files = body_writer.files();
         let mut counts = StatusCounts::default();
         for status in Status::ALL {
             let key = keys::status_count(status.as_str());
@@ -235,6 +257,7 @@ impl Spool {
             tree: tree.clone(),
             shared: shared.clone(),
             rx,
+            bodies: body_writer,
             group_commit: config.group_commit,
             max_batch: config.max_batch,
         };
@@ -245,6 +268,7 @@ impl Spool {
         Ok(Spool {
             inner: Arc::new(Inner {
                 tree,
+                bodies: body_files,
                 shared,
                 last_lane: Mutex::new(None),
                 tx: Some(tx),
@@ -464,11 +488,25 @@ impl Spool {
     /// The stored message of a submission; `None` once all its messages are
     /// final (the body is freed then) or if the queue id is unknown.
     pub fn body(&self, queue_id: &str) -> Result<Option<Vec<u8>>, SpoolError> {
-        Ok(self
-            .inner
-            .tree
-            .get(keys::body(queue_id))?
-            .map(|v| v.to_vec()))
+        let Some(raw) = self.inner.tree.get(keys::body(queue_id))? else {
+            return Ok(None);
+        };
+        match bodies::BodyRef::decode(&raw) {
+            Some(r) => match self.inner.bodies.read(r) {
+                Ok(body) => Ok(Some(body)),
+                // The last message became final meanwhile and its segment
+                // was deleted: the body is gone, as asked.
+                Err(SpoolError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound
+                        && self.inner.tree.get(keys::body(queue_id))?.is_none() =>
+                {
+                    Ok(None)
+                }
+                Err(e) => Err(e),
+            },
+            // Stored inline in sled by an earlier version.
+            None => Ok(Some(raw.to_vec())),
+        }
     }
 
     /// Message ids of one submission, in recipient order.

@@ -45,6 +45,7 @@ use std::time::Instant;
 use tokio::sync::{oneshot, Notify};
 use tracing::{debug, error, warn};
 
+use crate::bodies::{BodyRef, BodyWriter};
 use crate::error::SpoolError;
 use crate::ids;
 use crate::keys;
@@ -358,6 +359,15 @@ struct Group {
     /// Whether the group holds anything that must be fsynced before the
     /// callers are answered (everything but feed trims).
     needs_flush: bool,
+    /// Body segment taking this group's new bodies, and its length before
+    /// them: a body's offset is known when its reference is staged.
+    segment: u64,
+    segment_base: u64,
+    /// New bodies, in the order of their offsets.
+    bodies: Vec<Vec<u8>>,
+    body_bytes: u64,
+    /// Segments whose last live body this group releases.
+    emptied: Vec<u64>,
 }
 
 /// One request's writes, staged on top of the group and the tree.
@@ -369,6 +379,9 @@ struct Staged<'a> {
     lanes: BTreeMap<String, LaneChange>,
     /// Feed entries staged by this request.
     feed_count: u64,
+    bodies: Vec<Vec<u8>>,
+    body_bytes: u64,
+    emptied: Vec<u64>,
 }
 
 impl<'a> Staged<'a> {
@@ -380,7 +393,48 @@ impl<'a> Staged<'a> {
             delta: [0; 4],
             lanes: BTreeMap::new(),
             feed_count: 0,
+            bodies: Vec::new(),
+            body_bytes: 0,
+            emptied: Vec::new(),
         }
+    }
+
+    /// Stages a new body: its reference (at the offset it will get when the
+    /// group's bodies are appended) and its segment's live counter.
+    fn put_body(&mut self, queue_id: &str, body: Vec<u8>) -> Result<(), SpoolError> {
+        let len = u32::try_from(body.len())
+            .map_err(|_| SpoolError::Invalid("message body exceeds 4 GiB".into()))?;
+        let r = BodyRef {
+            segment: self.group.segment,
+            offset: self.group.segment_base + self.group.body_bytes + self.body_bytes,
+            len,
+            crc: crc32fast::hash(&body),
+        };
+        let ck = keys::segment_live(r.segment);
+        let live = self.get_counter(&ck)?.unwrap_or(0) + 1;
+        self.put(ck, keys::encode_u64(live).to_vec());
+        self.put(keys::body(queue_id), r.encode());
+        self.body_bytes += u64::from(len);
+        self.bodies.push(body);
+        Ok(())
+    }
+
+    /// Stages the removal of a body and the release of its segment.
+    fn remove_body(&mut self, queue_id: &str) -> Result<(), SpoolError> {
+        let key = keys::body(queue_id);
+        // Bodies stored inline by earlier versions have no segment.
+        if let Some(r) = self.get(&key)?.as_deref().and_then(BodyRef::decode) {
+            let ck = keys::segment_live(r.segment);
+            match self.get_counter(&ck)?.unwrap_or(0) {
+                0 | 1 => {
+                    self.remove(ck);
+                    self.emptied.push(r.segment);
+                }
+                n => self.put(ck, keys::encode_u64(n - 1).to_vec()),
+            }
+        }
+        self.remove(key);
+        Ok(())
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, SpoolError> {
@@ -528,6 +582,9 @@ impl<'a> Staged<'a> {
             delta: self.delta,
             lanes: self.lanes,
             feed_count: self.feed_count,
+            bodies: self.bodies,
+            body_bytes: self.body_bytes,
+            emptied: self.emptied,
         }
     }
 }
@@ -538,12 +595,17 @@ struct Changes {
     delta: [i64; 4],
     lanes: BTreeMap<String, LaneChange>,
     feed_count: u64,
+    bodies: Vec<Vec<u8>>,
+    body_bytes: u64,
+    emptied: Vec<u64>,
 }
 
 impl Group {
-    fn new(feed_base: u64) -> Group {
+    fn new(feed_base: u64, (segment, segment_base): (u64, u64)) -> Group {
         Group {
             feed_base,
+            segment,
+            segment_base,
             ..Group::default()
         }
     }
@@ -559,6 +621,9 @@ impl Group {
     fn absorb_lazy(&mut self, changes: Changes) {
         self.feed_count += changes.feed_count;
         self.writes.extend(changes.writes);
+        self.bodies.extend(changes.bodies);
+        self.body_bytes += changes.body_bytes;
+        self.emptied.extend(changes.emptied);
         for (g, d) in self.delta.iter_mut().zip(changes.delta) {
             *g += d;
         }
@@ -589,10 +654,7 @@ enum Done {
 impl Done {
     /// Replaces a success with `err` (the group could not be made durable).
     fn fail(&mut self, err: &SpoolError) {
-        let clone = || match err {
-            SpoolError::Storage(e) => SpoolError::Storage(e.clone()),
-            other => SpoolError::Corrupt(other.to_string()),
-        };
+        let clone = || err.for_another_waiter();
         match self {
             Done::Enqueue(_, r) if r.is_ok() => *r = Err(clone()),
             Done::Settle(_, r) if r.is_ok() => *r = Err(clone()),
@@ -614,19 +676,33 @@ impl Done {
     }
 }
 
+/// Answers every request of a group that could not even start with `err`.
+fn fail_all(requests: Vec<Request>, err: &SpoolError) {
+    for request in requests {
+        let e = err.for_another_waiter();
+        match request {
+            Request::Enqueue { reply, .. } => drop(reply.send(Err(e))),
+            Request::Settle { reply, .. } => drop(reply.send(Err(e))),
+            Request::Postpone { reply, .. } => drop(reply.send(Err(e))),
+            Request::TrimFeed { reply, .. } => drop(reply.send(Err(e))),
+        }
+    }
+}
+
 /// The writer thread's state.
 pub(crate) struct Writer {
     pub db: sled::Db,
     pub tree: sled::Tree,
     pub shared: Arc<Shared>,
     pub rx: Receiver<Request>,
+    pub bodies: BodyWriter,
     pub group_commit: bool,
     pub max_batch: usize,
 }
 
 impl Writer {
     /// Runs until every sender is dropped (the last `Spool` clone is gone).
-    pub fn run(self) {
+    pub fn run(mut self) {
         let max = self.max_batch.max(1);
         while let Ok(first) = self.rx.recv() {
             let mut requests = vec![first];
@@ -643,9 +719,16 @@ impl Writer {
         debug!("spool writer stopping");
     }
 
-    fn commit_group(&self, requests: Vec<Request>) {
+    fn commit_group(&mut self, requests: Vec<Request>) {
+        let segment = match self.bodies.prepare(&self.tree) {
+            Ok(segment) => segment,
+            Err(err) => {
+                error!(error = %err, requests = requests.len(), "no body segment to write to");
+                return fail_all(requests, &err);
+            }
+        };
         let feed_base = self.shared.feed_applied.load(Ordering::Acquire) + 1;
-        let mut group = Group::new(feed_base);
+        let mut group = Group::new(feed_base, segment);
         let mut done = Vec::with_capacity(requests.len());
         for request in requests {
             match request {
@@ -731,7 +814,10 @@ impl Writer {
     /// Feed: the group's entries and the `fh` high-water mark go into the
     /// same batch; `feed_applied` moves after the apply, `feed_durable` (and
     /// the notification) only after a successful flush.
-    fn apply_and_flush(&self, group: &Group) -> Result<(), SpoolError> {
+    fn apply_and_flush(&mut self, group: &Group) -> Result<(), SpoolError> {
+        // Bodies first: once the batch below is durable its references
+        // must point at durable bytes.
+        self.bodies.append(&group.bodies)?;
         let mut batch = sled::Batch::default();
         for (k, v) in &group.writes {
             match v {
@@ -792,6 +878,7 @@ impl Writer {
         s.last_flush_nanos.store(nanos, Ordering::Relaxed);
         s.total_flush_nanos.fetch_add(nanos, Ordering::Relaxed);
         flushed?;
+        self.bodies.release(&group.emptied);
         // Everything applied so far is on disk now, including entries of an
         // earlier group whose own flush failed.
         let applied = s.feed_applied.load(Ordering::Acquire);
@@ -899,7 +986,7 @@ fn stage_enqueue(st: &mut Staged<'_>, sub: Submission) -> Result<Enqueued, Spool
         st.put(keys::queue_member(&queue_id, index as u32, &id), Vec::new());
         message_ids.push(id);
     }
-    st.put(keys::body(&queue_id), sub.body);
+    st.put_body(&queue_id, sub.body)?;
     st.put(keys::remaining(&queue_id), keys::encode_u64(n).to_vec());
     let ck = keys::accepted(&sub.submitter, at.div_euclid(DAY_MS));
     let accepted = st.get_counter(&ck)?.unwrap_or(0).saturating_add(n);
@@ -991,7 +1078,7 @@ fn stage_settle(
             };
             if left == 0 {
                 st.remove(rk);
-                st.remove(keys::body(&rec.queue_id));
+                st.remove_body(&rec.queue_id)?;
             } else {
                 st.put(rk, keys::encode_u64(left).to_vec());
             }

@@ -12,7 +12,7 @@ const T0: i64 = 1_700_000_000_000;
 
 fn open(dir: &std::path::Path) -> (sled::Db, Spool) {
     let db = sled::open(dir).unwrap();
-    let spool = Spool::open(&db, SpoolConfig::default()).unwrap();
+    let spool = Spool::open(&db, &dir.join("bodies"), SpoolConfig::default()).unwrap();
     (db, spool)
 }
 

@@ -6,7 +6,7 @@ const T0: i64 = 1_700_000_000_000;
 
 fn open(dir: &tempfile::TempDir) -> (sled::Db, Spool) {
     let db = sled::open(dir.path()).unwrap();
-    let spool = Spool::open(&db, SpoolConfig::default()).unwrap();
+    let spool = Spool::open(&db, &dir.path().join("bodies"), SpoolConfig::default()).unwrap();
     (db, spool)
 }
 
@@ -472,6 +472,7 @@ async fn without_group_commit_every_op_flushes() {
     let db = sled::open(dir.path()).unwrap();
     let spool = Spool::open(
         &db,
+        &dir.path().join("bodies"),
         SpoolConfig {
             group_commit: false,
             ..SpoolConfig::default()

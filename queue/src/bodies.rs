@@ -1,0 +1,339 @@
+//! Message bodies, kept in append-only segment files beside the sled tree.
+//!
+//! # Why not in sled
+//!
+//! Bodies are most of the spool's bytes but are written once, read once per
+//! delivery connection and deleted once. sled 0.34 stores values inside its
+//! B-tree leaf pages and rewrites a whole page whenever any key on it
+//! changes, so a 2 KB body is copied again and again while the records next
+//! to it are updated, and values past a quarter segment (128 KB) become a
+//! file each. Both the write amplification and the page cache pressure grow
+//! with queue depth. Here a body is written exactly once, sequentially, and
+//! sled only holds a 25-byte [`BodyRef`] to it.
+//!
+//! # Durability
+//!
+//! The writer thread appends every body of a group to the current segment,
+//! `fdatasync`s the segment, and only THEN applies the sled batch holding the
+//! references and fsyncs sled. So a durable reference always points at
+//! durable bytes. A crash in between leaves unreferenced bytes at the end of
+//! a segment: garbage, never a dangling reference. Each body carries a CRC32
+//! in its reference, so torn or damaged data is reported, not delivered.
+//!
+//! After a restart the writer never appends to an old segment: it starts a
+//! new one, so a half-written tail needs no repair.
+//!
+//! # Reclaiming space
+//!
+//! Each segment has a durable live-body counter (`g/<segment>` in the spool
+//! tree) changed in the same batch as the references. A segment whose
+//! counter reaches zero, and that is no longer the one being appended to,
+//! is deleted once that batch is fsynced. At open, segment files without a
+//! counter (only garbage from a crash, or emptied before the crash) are
+//! deleted. A segment stays while any one of its bodies is pending, so a
+//! long deferral pins its whole segment; segments are kept small
+//! (`SpoolConfig::body_segment_bytes`) to bound that cost. Compacting such segments is not
+//! done yet.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use tracing::{debug, warn};
+
+use crate::error::SpoolError;
+use crate::keys;
+use crate::writer::{decode_counter, lock};
+
+/// First byte of an encoded [`BodyRef`]. Bodies stored inline in sled by
+/// earlier versions are RFC 5322 text and never start with it.
+const REF_TAG: u8 = 0xB5;
+const REF_LEN: usize = 25;
+
+/// Where one body lives: segment, byte range and checksum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BodyRef {
+    pub segment: u64,
+    pub offset: u64,
+    pub len: u32,
+    pub crc: u32,
+}
+
+impl BodyRef {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(REF_LEN);
+        v.push(REF_TAG);
+        v.extend_from_slice(&self.segment.to_be_bytes());
+        v.extend_from_slice(&self.offset.to_be_bytes());
+        v.extend_from_slice(&self.len.to_be_bytes());
+        v.extend_from_slice(&self.crc.to_be_bytes());
+        v
+    }
+
+    /// `None` if `raw` is not a reference (a body stored inline in sled by
+    /// an earlier version).
+    pub fn decode(raw: &[u8]) -> Option<BodyRef> {
+        if raw.len() != REF_LEN || raw[0] != REF_TAG {
+            return None;
+        }
+        let u64_at = |i: usize| u64::from_be_bytes(raw[i..i + 8].try_into().expect("8 bytes"));
+        let u32_at = |i: usize| u32::from_be_bytes(raw[i..i + 4].try_into().expect("4 bytes"));
+        Some(BodyRef {
+            segment: u64_at(1),
+            offset: u64_at(9),
+            len: u32_at(17),
+            crc: u32_at(21),
+        })
+    }
+}
+
+fn segment_name(id: u64) -> String {
+    format!("seg-{id:016x}")
+}
+
+fn segment_id(name: &str) -> Option<u64> {
+    let hex = name.strip_prefix("seg-")?;
+    (hex.len() == 16)
+        .then(|| u64::from_str_radix(hex, 16).ok())
+        .flatten()
+}
+
+fn io_error(context: String) -> impl FnOnce(std::io::Error) -> SpoolError {
+    move |source| SpoolError::Io { context, source }
+}
+
+/// Read side, shared by every `Spool` clone and the writer (which evicts
+/// deleted segments). Open files are cached: unlinking a segment does not
+/// disturb a read already holding its file.
+pub(crate) struct BodyFiles {
+    dir: PathBuf,
+    open: Mutex<HashMap<u64, Arc<File>>>,
+}
+
+impl BodyFiles {
+    fn file(&self, segment: u64) -> Result<Arc<File>, SpoolError> {
+        if let Some(f) = lock(&self.open).get(&segment) {
+            return Ok(f.clone());
+        }
+        let path = self.dir.join(segment_name(segment));
+        let file = File::open(&path).map_err(io_error(format!("opening {}", path.display())))?;
+        let file = Arc::new(file);
+        lock(&self.open).insert(segment, file.clone());
+        Ok(file)
+    }
+
+    /// Reads and checks one body.
+    pub fn read(&self, r: BodyRef) -> Result<Vec<u8>, SpoolError> {
+        let file = self.file(r.segment)?;
+        let mut buf = vec![0; r.len as usize];
+        file.read_exact_at(&mut buf, r.offset)
+            .map_err(io_error(format!(
+                "reading {} bytes at {} of segment {}",
+                r.len,
+                r.offset,
+                segment_name(r.segment)
+            )))?;
+        if crc32fast::hash(&buf) != r.crc {
+            return Err(SpoolError::Corrupt(format!(
+                "body at {} of segment {} fails its checksum",
+                r.offset,
+                segment_name(r.segment)
+            )));
+        }
+        Ok(buf)
+    }
+
+    fn forget(&self, segment: u64) {
+        lock(&self.open).remove(&segment);
+    }
+}
+
+/// Write side, owned by the writer thread.
+pub(crate) struct BodyWriter {
+    files: Arc<BodyFiles>,
+    current: u64,
+    file: File,
+    /// Bytes in the current segment, including any garbage after a failed
+    /// group (offsets are always computed from this).
+    len: u64,
+    /// A write or sync failed: the next group starts a new segment rather
+    /// than trusting the state of this one.
+    poisoned: bool,
+    segment_target: u64,
+}
+
+impl BodyWriter {
+    /// Opens the body directory: deletes segments no durable counter refers
+    /// to and starts a fresh segment after the highest id seen.
+    pub fn open(
+        dir: &Path,
+        tree: &sled::Tree,
+        segment_target: u64,
+    ) -> Result<BodyWriter, SpoolError> {
+        std::fs::create_dir_all(dir).map_err(io_error(format!("creating {}", dir.display())))?;
+        let mut live = HashMap::new();
+        for item in tree.scan_prefix(keys::SEGMENT_LIVE) {
+            let (key, raw) = item?;
+            let id = keys::segment_of_live_key(&key).ok_or_else(|| {
+                SpoolError::Corrupt(format!(
+                    "segment counter key {} is malformed",
+                    String::from_utf8_lossy(&key)
+                ))
+            })?;
+            live.insert(id, decode_counter(&key, &raw)?);
+        }
+        let mut highest = live.keys().copied().max();
+        let listing =
+            std::fs::read_dir(dir).map_err(io_error(format!("listing {}", dir.display())))?;
+        for entry in listing {
+            let entry = entry.map_err(io_error(format!("listing {}", dir.display())))?;
+            let name = entry.file_name();
+            let Some(id) = name.to_str().and_then(segment_id) else {
+                continue;
+            };
+            highest = highest.max(Some(id));
+            if !live.contains_key(&id) {
+                debug!(segment = id, "deleting unreferenced body segment");
+                std::fs::remove_file(entry.path())
+                    .map_err(io_error(format!("deleting {}", entry.path().display())))?;
+            }
+        }
+        for id in live.keys() {
+            if !dir.join(segment_name(*id)).exists() {
+                warn!(
+                    segment = id,
+                    "body segment referenced by the spool is missing"
+                );
+            }
+        }
+        let files = Arc::new(BodyFiles {
+            dir: dir.to_path_buf(),
+            open: Mutex::new(HashMap::new()),
+        });
+        let current = highest.map_or(1, |h| h + 1);
+        let file = create_segment(dir, current)?;
+        Ok(BodyWriter {
+            files,
+            current,
+            file,
+            len: 0,
+            poisoned: false,
+            segment_target,
+        })
+    }
+
+    pub fn files(&self) -> Arc<BodyFiles> {
+        self.files.clone()
+    }
+
+    /// Where the next group's bodies go: `(segment, bytes already in it)`.
+    /// Starts a new segment when the current one is full or poisoned; the
+    /// old one is deleted right away if no body in it is live.
+    pub fn prepare(&mut self, tree: &sled::Tree) -> Result<(u64, u64), SpoolError> {
+        if self.poisoned || self.len >= self.segment_target {
+            let next = self.current + 1;
+            let file = create_segment(&self.files.dir, next)?;
+            let old = std::mem::replace(&mut self.current, next);
+            self.file = file;
+            self.len = 0;
+            self.poisoned = false;
+            // Every earlier group is fsynced by now, so the tree's counter
+            // is the durable one.
+            if tree.get(keys::segment_live(old))?.is_none() {
+                self.delete(old);
+            }
+        }
+        Ok((self.current, self.len))
+    }
+
+    /// Appends a group's bodies (in the order their references were
+    /// staged) and makes them durable.
+    pub fn append(&mut self, bodies: &[Vec<u8>]) -> Result<(), SpoolError> {
+        if bodies.is_empty() {
+            return Ok(());
+        }
+        let result = (|| {
+            for body in bodies {
+                self.file.write_all(body)?;
+                self.len += body.len() as u64;
+            }
+            self.file.sync_data()
+        })();
+        result.map_err(|e| {
+            self.poisoned = true;
+            SpoolError::Io {
+                context: format!("writing segment {}", segment_name(self.current)),
+                source: e,
+            }
+        })
+    }
+
+    /// Deletes segments whose last live body was released by a group that
+    /// is now durable. The segment being appended to is kept; `prepare`
+    /// deletes it when it rotates away from it.
+    pub fn release(&mut self, emptied: &[u64]) {
+        for &segment in emptied {
+            if segment != self.current {
+                self.delete(segment);
+            }
+        }
+    }
+
+    fn delete(&self, segment: u64) {
+        self.files.forget(segment);
+        let path = self.files.dir.join(segment_name(segment));
+        match std::fs::remove_file(&path) {
+            Ok(()) => debug!(segment, "deleted empty body segment"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            // Harmless: an unreferenced segment is deleted at the next open.
+            Err(e) => warn!(path = %path.display(), error = %e, "deleting body segment failed"),
+        }
+    }
+}
+
+/// Creates a segment file and fsyncs the directory, so the file's existence
+/// is as durable as the bodies later written into it.
+fn create_segment(dir: &Path, id: u64) -> Result<File, SpoolError> {
+    let path = dir.join(segment_name(id));
+    let file = OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .open(&path)
+        .map_err(io_error(format!("creating {}", path.display())))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_error(format!("syncing {}", dir.display())))?;
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_roundtrip_and_inline_bodies_are_not_references() {
+        let r = BodyRef {
+            segment: 7,
+            offset: 1 << 40,
+            len: 123_456,
+            crc: 0xdead_beef,
+        };
+        assert_eq!(BodyRef::decode(&r.encode()), Some(r));
+        assert_eq!(BodyRef::decode(b"From: a@b\r\n\r\nhello\r\n"), None);
+        let mut short = r.encode();
+        short.pop();
+        assert_eq!(BodyRef::decode(&short), None);
+    }
+
+    #[test]
+    fn segment_names_roundtrip() {
+        for id in [0, 1, 0xabc, u64::MAX] {
+            assert_eq!(segment_id(&segment_name(id)), Some(id));
+        }
+        assert_eq!(segment_id("seg-12"), None);
+        assert_eq!(segment_id("conf"), None);
+    }
+}
