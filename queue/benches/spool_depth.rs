@@ -49,9 +49,15 @@
 //! * `SIZE`: body size in bytes, a realistic RFC 5322 message of headers and
 //!   76-character lines (default 2048);
 //! * `TASKS`: concurrent enqueuing tasks (default 50);
+//! * `RECIPIENTS`: distinct recipient addresses, used in turn (default
+//!   100,000; the spool indexes messages by recipient);
 //! * `WINDOW`: messages per measurement window (default 5000);
 //! * `DIR`: directory in which the temporary data directory is created
 //!   (default the system temp dir); it is deleted at the end.
+//!
+//! Like the server, the run has a consumer of the spool's change feed that
+//! trims what it has read (the server's webhook event consumer does this),
+//! so the feed does not grow with the queue.
 //!
 //! A full 1 M run writes a few GB and takes a while: the fill rate is bound
 //! by fsyncs shared between the `TASKS` concurrent enqueues.
@@ -78,6 +84,28 @@ const FILLER_ROTATIONS: usize = 64;
 const TARGET_RSS_MB: f64 = 300.0;
 const TARGET_SLOWDOWN: f64 = 2.0;
 
+/// Follows the change feed and trims it, as the server's event consumer
+/// does (without turning the entries into events), until the spool closes.
+async fn consume_feed(spool: Spool) {
+    let notify = spool.feed_notify();
+    let mut last = 0;
+    loop {
+        let entries = match spool.feed(last, 1000) {
+            Ok(entries) => entries,
+            Err(_) => return,
+        };
+        match entries.last() {
+            Some(entry) => {
+                last = entry.seq;
+                if spool.trim_feed(last).await.is_err() {
+                    return;
+                }
+            }
+            None => notify.notified().await,
+        }
+    }
+}
+
 /// An unsigned integer from the environment, or `default` if unset.
 fn env_u64(name: &str, default: u64) -> u64 {
     match std::env::var(name) {
@@ -94,6 +122,8 @@ fn env_u64(name: &str, default: u64) -> u64 {
 struct Bench {
     spool: Spool,
     size: usize,
+    /// Distinct recipient addresses, used in turn.
+    recipients: u64,
     /// `FILLER_ROTATIONS` more lines of text than any body needs.
     filler: Vec<u8>,
     /// Next message number (unique across fill and measurement windows).
@@ -129,7 +159,7 @@ impl Bench {
              Content-Type: text/plain; charset=utf-8\r\n\
              Content-Transfer-Encoding: 7bit\r\n\
              \r\n",
-            rcpt = seq % 100_000,
+            rcpt = seq % self.recipients,
         )
         .into_bytes();
         body.truncate(self.size);
@@ -148,7 +178,7 @@ impl Bench {
             workspace_id: WORKSPACE.into(),
             submitter: "sender@bench.example.com".into(),
             mail_from: "sender@bench.example.com".into(),
-            recipients: vec![format!("user{}@example.net", seq % 100_000)],
+            recipients: vec![format!("user{}@example.net", seq % self.recipients)],
             subject: Some(format!("Depth benchmark message {seq}")),
             body: self.message(seq),
             received_at_ms: T0,
@@ -336,6 +366,7 @@ fn main() {
     let size = env_u64("SIZE", 2048) as usize;
     let tasks = env_u64("TASKS", 50).max(1);
     let window = env_u64("WINDOW", 5000).max(1);
+    let recipients = env_u64("RECIPIENTS", 100_000).max(1);
     assert!(depth > 0, "DEPTH must be at least 1");
 
     let base: PathBuf = std::env::var_os("DIR").map_or_else(std::env::temp_dir, PathBuf::from);
@@ -356,7 +387,7 @@ fn main() {
     }
 
     println!(
-        "spool_depth: DEPTH={depth} SIZE={size} TASKS={tasks} WINDOW={window} dir={}",
+        "spool_depth: DEPTH={depth} SIZE={size} TASKS={tasks} WINDOW={window} RECIPIENTS={recipients} dir={}",
         dir.path().display()
     );
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -368,6 +399,7 @@ fn main() {
     let bench = Arc::new(Bench {
         spool,
         size,
+        recipients,
         filler: filler(size + FILLER_ROTATIONS * (LINE + 2)),
         next_seq: AtomicU64::new(0),
         enqueued: AtomicU64::new(0),
@@ -379,6 +411,7 @@ fn main() {
         }),
     });
 
+    let consumer = rt.spawn(consume_feed(bench.spool.clone()));
     let rows: Vec<Row> = rt.block_on(async {
         let mut rows = Vec::new();
         for &checkpoint in &checkpoints {
@@ -469,6 +502,7 @@ fn main() {
     }
 
     // Stop the writer thread and close sled before the directory goes.
+    consumer.abort();
     drop(rt);
     drop(bench);
     drop(db);
