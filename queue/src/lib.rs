@@ -332,46 +332,69 @@ impl Spool {
 
         // Snapshot of the lanes that may have something due, in workspace
         // order rotated to start after the last lane served.
-        let mut lanes: Vec<LaneScan> = lock(&shared.lanes)
-            .map
-            .iter()
-            .filter(|(_, lane)| lane.next_due_hint <= now_ms)
-            .map(|(ws, lane)| LaneScan {
-                ws: ws.clone(),
-                version: lane.version,
-                iter: None,
-                saw_due: false,
-            })
-            .collect();
+        let mut lanes: Vec<LaneScan> = {
+            let mut table = lock(&shared.lanes);
+            table.begin_lease();
+            table
+                .map
+                .iter()
+                .filter(|(_, lane)| lane.next_due_hint <= now_ms)
+                .map(|(ws, lane)| LaneScan {
+                    ws: ws.clone(),
+                    version: lane.version,
+                    start_after: lane.leased_through.clone(),
+                    iter: None,
+                    // Keys behind the cursor are due (and leased).
+                    saw_due: lane.leased_through.is_some(),
+                    last_key: None,
+                })
+                .collect()
+        };
         if let Some(last) = last_lane.as_deref() {
             let start = lanes.partition_point(|l| l.ws.as_str() <= last);
             lanes.rotate_left(start);
         }
-        let mut queue = VecDeque::from(lanes);
+        let mut queue: VecDeque<usize> = (0..lanes.len()).collect();
 
-        while out.len() < limit {
-            let Some(mut lane) = queue.pop_front() else {
-                break;
-            };
-            match next_due_in_lane(tree, &mut lane, now_ms, &leased)? {
-                Some(rec) => {
-                    leased.insert(rec.id.clone());
-                    out.push(rec);
-                    queue.push_back(lane);
+        let result = (|| {
+            while out.len() < limit {
+                let Some(i) = queue.pop_front() else {
+                    break;
+                };
+                let lane = &mut lanes[i];
+                match next_due_in_lane(tree, lane, now_ms, &leased)? {
+                    Some(rec) => {
+                        leased.insert(rec.id.clone());
+                        out.push(rec);
+                        queue.push_back(i);
+                    }
+                    None if !lane.saw_due => {
+                        // Nothing due at all: remember when the lane's earliest
+                        // entry becomes due, so later calls skip it until then.
+                        let upper = keys::due_upper_bound(&lane.ws, now_ms);
+                        let next = match tree.range(upper..keys::due_lane_end(&lane.ws)).next() {
+                            Some(item) => keys::due_time_of(&item?.0).unwrap_or(i64::MIN),
+                            None => i64::MAX,
+                        };
+                        lock(&shared.lanes).raise_hint(&lane.ws, lane.version, next);
+                    }
+                    None => {}
                 }
-                None if !lane.saw_due => {
-                    // Nothing due at all: remember when the lane's earliest
-                    // entry becomes due, so later calls skip it until then.
-                    let upper = keys::due_upper_bound(&lane.ws, now_ms);
-                    let next = match tree.range(upper..keys::due_lane_end(&lane.ws)).next() {
-                        Some(item) => keys::due_time_of(&item?.0).unwrap_or(i64::MIN),
-                        None => i64::MAX,
-                    };
-                    lock(&shared.lanes).raise_hint(&lane.ws, lane.version, next);
+            }
+            Ok::<_, SpoolError>(())
+        })();
+        // Everything up to the last key each scan examined is leased now
+        // (or unleasable): the next call can start after it. Also after an
+        // error, since the keys before it were examined all the same.
+        {
+            let mut table = lock(&shared.lanes);
+            for lane in lanes {
+                if let Some(key) = lane.last_key {
+                    table.advance_cursor(&lane.ws, key.to_vec());
                 }
-                None => {}
             }
         }
+        result?;
         // The lane served last is now at the back of the queue (a lane is
         // requeued right after it yields a message).
         if let Some(rec) = out.last() {
@@ -406,7 +429,11 @@ impl Spool {
     /// Gives a lease back unchanged (e.g. the delivery engine is shutting
     /// down before trying it). The message is immediately leasable again.
     pub fn release(&self, id: &str) {
-        lock(&self.inner.shared.leased).remove(id);
+        let mut leased = lock(&self.inner.shared.leased);
+        if leased.remove(id) {
+            // It may sit behind a lane's lease cursor.
+            lock(&self.inner.shared.lanes).clear_cursors();
+        }
     }
 
     /// Whether `id` is currently leased.
@@ -727,10 +754,14 @@ struct LaneScan {
     ws: String,
     /// The lane's version when the call took its snapshot.
     version: u64,
+    /// The lane's lease cursor at the snapshot: the scan starts after it.
+    start_after: Option<Vec<u8>>,
     /// Opened on first use: the lane's keys due at `now_ms`, in order.
     iter: Option<sled::Iter>,
     /// Whether any due key (leased or not) was seen in the lane.
     saw_due: bool,
+    /// The last key the scan examined.
+    last_key: Option<sled::IVec>,
 }
 
 /// The next leasable due message of a lane, advancing its iterator.
@@ -741,11 +772,17 @@ fn next_due_in_lane(
     leased: &HashSet<String>,
 ) -> Result<Option<MessageRecord>, SpoolError> {
     let iter = lane.iter.get_or_insert_with(|| {
-        tree.range(keys::due_lane(&lane.ws)..keys::due_upper_bound(&lane.ws, now_ms))
+        let start = match &lane.start_after {
+            // The smallest key after the cursor.
+            Some(cursor) => [cursor.as_slice(), &[0]].concat(),
+            None => keys::due_lane(&lane.ws),
+        };
+        tree.range(start..keys::due_upper_bound(&lane.ws, now_ms))
     });
     for item in iter.by_ref() {
         let (key, _) = item?;
         lane.saw_due = true;
+        lane.last_key = Some(key.clone());
         let Some(id) = keys::trailing_msg_id(&key) else {
             warn!(key = %String::from_utf8_lossy(&key), "malformed due index key");
             continue;

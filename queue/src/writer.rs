@@ -108,7 +108,7 @@ pub(crate) enum Request {
 }
 
 /// In-memory view of one workspace's due lane.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Lane {
     /// Entries in the lane (mirror of the durable `l/<ws>` counter).
     pub count: u64,
@@ -123,6 +123,16 @@ pub(crate) struct Lane {
     /// lane re-creations, so a lease can tell whether the lane changed
     /// since its snapshot.
     pub version: u64,
+    /// Lease cursor: every due-index key of the lane up to and including
+    /// this one is leased (or unleasable), so `lease` resumes after it
+    /// instead of stepping over thousands of leased keys from the front of
+    /// the lane on every call. Cleared whenever that stops being true: an
+    /// entry added at or before it, a release, a failed commit.
+    pub leased_through: Option<Vec<u8>>,
+    /// Earliest due time added to the lane since the current (or last)
+    /// `lease` call began; `lease` only sets a cursor that lies before it,
+    /// so an entry added while it was scanning is never skipped.
+    pub min_added_since_lease: i64,
 }
 
 /// The lane table: one entry per workspace with pending mail, nothing per
@@ -147,6 +157,8 @@ impl Lanes {
                         count,
                         next_due_hint: i64::MIN,
                         version,
+                        leased_through: None,
+                        min_added_since_lease: i64::MIN,
                     },
                 );
             }
@@ -177,6 +189,15 @@ impl Lanes {
                 lane.version = version;
                 if let Some(t) = change.min_added {
                     lane.next_due_hint = lane.next_due_hint.min(t);
+                    lane.min_added_since_lease = lane.min_added_since_lease.min(t);
+                    let behind = lane
+                        .leased_through
+                        .as_deref()
+                        .and_then(keys::due_time_of)
+                        .is_none_or(|due| t <= due);
+                    if behind {
+                        lane.leased_through = None;
+                    }
                 }
             }
             None => {
@@ -188,6 +209,8 @@ impl Lanes {
                         // (scan) is the safe fallback.
                         next_due_hint: change.min_added.unwrap_or(i64::MIN),
                         version,
+                        leased_through: None,
+                        min_added_since_lease: change.min_added.unwrap_or(i64::MIN),
                     },
                 );
             }
@@ -202,6 +225,37 @@ impl Lanes {
             if lane.version == version && lane.next_due_hint < hint {
                 lane.next_due_hint = hint;
             }
+        }
+    }
+
+    /// A lease call begins: additions from now on are what it may have
+    /// missed. (Lease calls are serialized by the leased-set lock.)
+    pub fn begin_lease(&mut self) {
+        for lane in self.map.values_mut() {
+            lane.min_added_since_lease = i64::MAX;
+        }
+    }
+
+    /// Moves a lane's lease cursor to `key` (the last due key a lease call
+    /// examined, everything before it leased), unless an entry was added at
+    /// or before `key`'s due time while the call was scanning: the scan may
+    /// have passed its place without seeing it.
+    pub fn advance_cursor(&mut self, ws: &str, key: Vec<u8>) {
+        let Some(due) = keys::due_time_of(&key) else {
+            return;
+        };
+        if let Some(lane) = self.map.get_mut(ws) {
+            if lane.min_added_since_lease > due {
+                lane.leased_through = Some(key);
+            }
+        }
+    }
+
+    /// Forgets every lease cursor: some message before one may be leasable
+    /// again (released, or its settlement failed to commit).
+    pub fn clear_cursors(&mut self) {
+        for lane in self.map.values_mut() {
+            lane.leased_through = None;
         }
     }
 
@@ -786,8 +840,10 @@ impl Writer {
             }
         }
 
+        let mut failed = false;
         if !group.writes.is_empty() {
             if let Err(err) = self.apply_and_flush(&group) {
+                failed = true;
                 error!(error = %err, requests = done.len(), "spool commit failed");
                 for d in &mut done {
                     d.fail(&err);
@@ -796,6 +852,13 @@ impl Writer {
         }
         if !group.settled.is_empty() {
             let mut leased = lock(&self.shared.leased);
+            if failed {
+                // The settled messages are still in the due index and
+                // become leasable again, possibly behind a lease cursor.
+                // (Under the leased lock, so no lease call sets a cursor
+                // past them in between.)
+                lock(&self.shared.lanes).clear_cursors();
+            }
             for id in &group.settled {
                 leased.remove(id);
             }

@@ -116,6 +116,65 @@ async fn lease_returns_due_only_and_not_twice() {
     assert_eq!(spool.lease(T0 + 60_000, 1).unwrap().len(), 1);
 }
 
+/// `lease` resumes after the messages it already leased instead of
+/// stepping over them again; whatever becomes leasable behind that point
+/// (an earlier arrival, a release, a retry due earlier) is still found.
+#[tokio::test]
+async fn lease_resumes_after_leased_but_finds_what_lands_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_db, spool) = open(&dir);
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let e = spool
+            .enqueue(submission("ws1", &["a@x.org"], T0 + i))
+            .await
+            .unwrap();
+        ids.push(e.message_ids[0].clone());
+    }
+    let now = T0 + 1_000;
+    let first: Vec<_> = spool
+        .lease(now, 3)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(first, ids[..3], "oldest due first");
+    let second: Vec<_> = spool
+        .lease(now, 10)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(second, ids[3..]);
+    assert!(spool.lease(now, 10).unwrap().is_empty());
+
+    // A message that arrived "earlier" than everything leased.
+    let early = spool
+        .enqueue(submission("ws1", &["b@x.org"], T0 - 500))
+        .await
+        .unwrap();
+    let got = spool.lease(now, 10).unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].id, early.message_ids[0]);
+
+    // A release in the middle of the leased run.
+    spool.release(&ids[1]);
+    let got = spool.lease(now, 10).unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].id, ids[1]);
+
+    // A deferral due again before the cursor's position.
+    spool
+        .defer(&ids[4], T0 + 2, attempt(now, ""))
+        .await
+        .unwrap();
+    let got = spool.lease(now, 10).unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].id, ids[4]);
+    assert!(spool.lease(now, 10).unwrap().is_empty());
+    assert_eq!(spool.leased_count(), 7);
+}
+
 #[tokio::test]
 async fn defer_then_lease_later() {
     let dir = tempfile::tempdir().unwrap();
