@@ -147,7 +147,7 @@ impl Metrics {
         );
         registry.register(
             "spool_flush_seconds",
-            "Time spent in spool fsyncs; divide by spool_flushes_total for the mean latency",
+            "Time spent in spool fsyncs (body segment and database); divide by spool_flushes_total for the mean per group commit",
             inner.spool_flush_seconds.clone(),
         );
         let mut inner = inner;

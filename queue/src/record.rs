@@ -264,7 +264,8 @@ pub struct SpoolStats {
     pub submissions: u64,
     /// Settlements (delivered / deferred / bounced) committed.
     pub settlements: u64,
-    /// Duration of the most recent flush.
+    /// Duration of the most recent flush (the body segment's fdatasync
+    /// plus sled's flush, the two fsyncs of a group commit).
     pub last_flush_nanos: u64,
     /// Sum of all flush durations; divide by `flushes` for the mean.
     pub total_flush_nanos: u64,

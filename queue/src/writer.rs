@@ -62,6 +62,9 @@ pub(crate) const DAY_MS: i64 = 86_400_000;
 /// becomes one huge batch.
 pub(crate) const FEED_TRIM_CHUNK: usize = 4096;
 
+/// A group commit taking longer than this is logged with its breakdown.
+const SLOW_COMMIT: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// How a leased message is settled.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Outcome {
@@ -880,7 +883,9 @@ impl Writer {
     fn apply_and_flush(&mut self, group: &Group) -> Result<(), SpoolError> {
         // Bodies first: once the batch below is durable its references
         // must point at durable bytes.
+        let began = Instant::now();
         self.bodies.append(&group.bodies)?;
+        let bodies_done = Instant::now();
         let mut batch = sled::Batch::default();
         for (k, v) in &group.writes {
             match v {
@@ -934,12 +939,28 @@ impl Writer {
             // commit or sled's own periodic flush (see `Spool::trim_feed`).
             return Ok(());
         }
-        let started = Instant::now();
+        let applied_at = Instant::now();
         let flushed = self.db.flush();
-        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let done = Instant::now();
+        // Both fsyncs of the group (segment and sled) count as its flush.
+        let nanos = |d: std::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let fsync = nanos((bodies_done - began) + (done - applied_at));
         s.flushes.fetch_add(1, Ordering::Relaxed);
-        s.last_flush_nanos.store(nanos, Ordering::Relaxed);
-        s.total_flush_nanos.fetch_add(nanos, Ordering::Relaxed);
+        s.last_flush_nanos.store(fsync, Ordering::Relaxed);
+        s.total_flush_nanos.fetch_add(fsync, Ordering::Relaxed);
+        if done - began >= SLOW_COMMIT {
+            // Every waiter of the group (SMTP clients before their 250)
+            // waited this long: say where the time went.
+            warn!(
+                total_ms = (done - began).as_millis() as u64,
+                bodies_ms = (bodies_done - began).as_millis() as u64,
+                apply_ms = (applied_at - bodies_done).as_millis() as u64,
+                sled_flush_ms = (done - applied_at).as_millis() as u64,
+                bodies = group.bodies.len(),
+                writes = group.writes.len(),
+                "slow spool commit"
+            );
+        }
         flushed?;
         self.bodies.release(&group.emptied);
         // Everything applied so far is on disk now, including entries of an
