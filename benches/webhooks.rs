@@ -101,7 +101,12 @@ async fn run(n: usize) {
     config.delivery.enabled = false;
     config.webhooks.allow_private_targets = true;
     let server = Server::start(config, Clock::System).await.expect("server");
-    let ws = server.accounts.create_workspace("bench", None).unwrap().id;
+    let ws = server
+        .accounts
+        .create_workspace("bench", None)
+        .await
+        .unwrap()
+        .id;
     let rx = Receiver::start().await;
     for i in 0..ENDPOINTS {
         let path = format!("ep{i}");

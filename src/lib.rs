@@ -11,6 +11,7 @@
 //! - [`domains`]: sender domains and DKIM keys and signing.
 //! - [`events`]: the event log and the signed, retrying webhook emitter.
 //! - [`http`]: the admin API, health, metrics, OpenAPI.
+//! - [`storage`]: the shared sled database: opening it, making writes durable.
 //! - [`server`]: wires everything from a config and shuts it down gracefully.
 //! - [`cli`]: `rackwave serve`, `rackwave admin` and `rackwave bench`.
 //! - [`bench`]: the load generator behind `rackwave bench`.
@@ -30,5 +31,6 @@ pub mod metrics;
 pub mod quota;
 pub mod server;
 pub mod smtp;
+pub mod storage;
 
 pub use rackwave_queue as queue;

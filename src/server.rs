@@ -84,15 +84,12 @@ impl Server {
             source,
         })?;
         let db_path = data.join("db");
-        let db = sled::Config::new()
-            .path(&db_path)
-            .cache_capacity(config.storage.cache_mb * 1024 * 1024)
-            .flush_every_ms(Some(1000))
-            .open()
-            .map_err(|source| StartError::Storage {
+        let db = crate::storage::open(&db_path, config.storage.cache_mb).map_err(|source| {
+            StartError::Storage {
                 path: db_path.clone(),
                 source,
-            })?;
+            }
+        })?;
         let spool = Spool::open(
             &db,
             &data.join("bodies"),
@@ -223,7 +220,7 @@ impl Server {
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
         while self.tasks.join_next().await.is_some() {}
-        if let Err(e) = self.db.flush_async().await {
+        if let Err(e) = crate::storage::flush(&self.db).await {
             tracing::error!(error = %e, "final flush failed");
         }
     }

@@ -100,6 +100,8 @@ pub struct Accounts {
 }
 
 struct Inner {
+    /// For making creations durable before they are reported.
+    db: sled::Db,
     workspaces: sled::Tree,
     smtp_accounts: sled::Tree,
     api_keys: sled::Tree,
@@ -123,6 +125,7 @@ impl Accounts {
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut cache_key);
         Ok(Accounts {
             inner: Arc::new(Inner {
+                db: db.clone(),
                 workspaces: db.open_tree("workspaces")?,
                 smtp_accounts: db.open_tree("smtp_accounts")?,
                 api_keys: db.open_tree("api_keys")?,
@@ -135,7 +138,7 @@ impl Accounts {
         })
     }
 
-    pub fn create_workspace(
+    pub async fn create_workspace(
         &self,
         name: &str,
         daily_quota: Option<u64>,
@@ -153,6 +156,7 @@ impl Accounts {
             created_at: rfc3339(self.inner.clock.now_ms()),
         };
         put(&self.inner.workspaces, &ws.id, &ws)?;
+        crate::storage::flush(&self.inner.db).await?;
         Ok(ws)
     }
 
@@ -224,6 +228,7 @@ impl Accounts {
                 "smtp account {username} already exists"
             )));
         }
+        crate::storage::flush(&self.inner.db).await?;
         Ok(account)
     }
 
@@ -333,7 +338,7 @@ impl Accounts {
         mac.finalize().into_bytes().into()
     }
 
-    pub fn create_api_key(
+    pub async fn create_api_key(
         &self,
         workspace_id: &str,
         platform: Platform,
@@ -348,6 +353,7 @@ impl Accounts {
             created_at: rfc3339(self.inner.clock.now_ms()),
         };
         put(&self.inner.api_keys, &key_digest(&key), &record)?;
+        crate::storage::flush(&self.inner.db).await?;
         Ok(NewApiKey { key, record })
     }
 
@@ -414,7 +420,7 @@ mod tests {
     #[tokio::test]
     async fn password_is_hashed_and_verified() {
         let (_d, a) = accounts();
-        let ws = a.create_workspace("Acme", None).unwrap();
+        let ws = a.create_workspace("Acme", None).await.unwrap();
         let acct = a
             .create_smtp_account(&ws.id, "app1", "correct horse", 100)
             .await
@@ -447,7 +453,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_logins_of_one_account_share_one_hash() {
         let (_d, a) = accounts();
-        let ws = a.create_workspace("Acme", None).unwrap();
+        let ws = a.create_workspace("Acme", None).await.unwrap();
         a.create_smtp_account(&ws.id, "busy", "busy password", 1)
             .await
             .unwrap();
@@ -473,7 +479,7 @@ mod tests {
     #[tokio::test]
     async fn duplicate_username_and_unknown_workspace_are_refused() {
         let (_d, a) = accounts();
-        let ws = a.create_workspace("Acme", None).unwrap();
+        let ws = a.create_workspace("Acme", None).await.unwrap();
         a.create_smtp_account(&ws.id, "app1", "password1", 1)
             .await
             .unwrap();
@@ -492,11 +498,11 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn api_keys_are_stored_hashed_and_scoped() {
+    #[tokio::test]
+    async fn api_keys_are_stored_hashed_and_scoped() {
         let (_d, a) = accounts();
-        let ws = a.create_workspace("Acme", None).unwrap();
-        let k = a.create_api_key(&ws.id, Platform::Telnxo).unwrap();
+        let ws = a.create_workspace("Acme", None).await.unwrap();
+        let k = a.create_api_key(&ws.id, Platform::Telnxo).await.unwrap();
         assert!(k.key.starts_with("rw_telnxo_"));
         let found = a.api_key(&k.key).unwrap().unwrap();
         assert_eq!(found.workspace_id, ws.id);

@@ -104,6 +104,8 @@ pub struct Domains {
 }
 
 struct Inner {
+    /// For making a new domain durable before it is reported.
+    db: sled::Db,
     tree: sled::Tree,
     clock: Clock,
     /// Parsed signers by domain, so keys are decoded once, not per message.
@@ -114,6 +116,7 @@ impl Domains {
     pub fn open(db: &sled::Db, clock: Clock) -> Result<Domains, DomainsError> {
         Ok(Domains {
             inner: Arc::new(Inner {
+                db: db.clone(),
                 tree: db.open_tree("sender_domains")?,
                 clock,
                 signers: Mutex::default(),
@@ -181,6 +184,7 @@ impl Domains {
                 "domain {domain} is already registered"
             )));
         }
+        crate::storage::flush(&self.inner.db).await?;
         Ok(record)
     }
 

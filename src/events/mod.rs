@@ -69,15 +69,9 @@ fn decode<T: DeserializeOwned>(raw: &[u8], what: &str) -> Result<T, EventsError>
     serde_json::from_slice(raw).map_err(|e| EventsError::Corrupt(format!("{what}: {e}")))
 }
 
-/// Makes everything written so far durable. `Db::flush_async` of sled
-/// 0.34 can lose its wake-up when several are polled at once (sled issue
-/// #1308), so the blocking flush runs on the blocking pool instead.
+/// Makes everything written so far durable (see [`crate::storage::flush`]).
 async fn flush(db: &sled::Db) -> Result<(), EventsError> {
-    let db = db.clone();
-    tokio::task::spawn_blocking(move || db.flush())
-        .await
-        .map_err(|e| EventsError::Corrupt(format!("flush task: {e}")))??;
-    Ok(())
+    Ok(crate::storage::flush(db).await?)
 }
 
 fn cat(parts: &[&[u8]]) -> Vec<u8> {

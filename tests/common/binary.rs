@@ -13,16 +13,43 @@ pub fn free_addr() -> SocketAddr {
         .unwrap()
 }
 
+/// A running server process, killed when dropped: a test that fails
+/// halfway must not leave a server behind (it would also hold the test
+/// harness's output pipe open, so the run would never finish).
+pub struct Running(Child);
+
+impl std::ops::Deref for Running {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `rackwave serve --config <config>`.
-pub fn spawn(config: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_rackwave"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start rackwave")
+pub fn spawn(config: &Path) -> Running {
+    Running(
+        Command::new(env!("CARGO_BIN_EXE_rackwave"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start rackwave"),
+    )
 }
 
 /// Waits until `GET /healthz` answers on the HTTP address.

@@ -40,7 +40,10 @@ pub async fn create(
     Path(workspace_id): Path<String>,
     ApiJson(req): ApiJson<CreateApiKey>,
 ) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
-    let new = state.accounts.create_api_key(&workspace_id, req.platform)?;
+    let new = state
+        .accounts
+        .create_api_key(&workspace_id, req.platform)
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedApiKey {

@@ -35,7 +35,8 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Workspace>), ApiError> {
     let ws = state
         .accounts
-        .create_workspace(&req.name, req.daily_quota)?;
+        .create_workspace(&req.name, req.daily_quota)
+        .await?;
     Ok((StatusCode::CREATED, Json(ws)))
 }
 
