@@ -246,7 +246,12 @@ fn admin_token(config: &Config, data: &Path) -> Result<String, StartError> {
         }
     }
     let token = format!("rwadm_{}", crate::ids::random_hex(24));
-    tls::write_private(&path, token.as_bytes())?;
+    crate::storage::write_secret(&path, token.as_bytes()).map_err(|source| {
+        StartError::DataDir {
+            path: path.clone(),
+            source,
+        }
+    })?;
     tracing::warn!(
         path = %path.display(),
         "no admin token configured: generated one (set [admin] token or RACKWAVE_ADMIN_TOKEN to choose your own)"

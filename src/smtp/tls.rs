@@ -87,32 +87,18 @@ fn generate(dir: &Path, cert: &Path, key: &Path, hostname: &str) -> Result<(), T
         path: dir.to_path_buf(),
         message: e.to_string(),
     })?;
-    write_private(key, pair.signing_key.serialize_pem().as_bytes())?;
+    crate::storage::write_secret(key, pair.signing_key.serialize_pem().as_bytes()).map_err(
+        |e| TlsError::File {
+            path: key.to_path_buf(),
+            message: e.to_string(),
+        },
+    )?;
     std::fs::write(cert, pair.cert.pem()).map_err(|e| TlsError::File {
         path: cert.to_path_buf(),
         message: e.to_string(),
     })?;
     tracing::info!(path = %cert.display(), "generated a self-signed TLS certificate");
     Ok(())
-}
-
-/// Writes a secret readable by the owner only.
-pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let err = |e: std::io::Error| TlsError::File {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
-    let mut f = opts.open(path).map_err(err)?;
-    f.write_all(bytes).map_err(err)?;
-    f.sync_all().map_err(err)
 }
 
 #[cfg(test)]
