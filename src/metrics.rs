@@ -11,6 +11,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use rackwave_queue::Spool;
 
@@ -40,6 +41,14 @@ pub struct Inner {
     spool_commits: Counter,
     spool_flush_seconds: Counter<f64, AtomicU64>,
     last_spool: Mutex<(u64, u64, f64)>,
+    webhook_attempts: Family<WebhookResult, Counter>,
+    webhook_attempt_seconds: Histogram,
+    webhook_deliveries_failed: Counter,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WebhookResult {
+    result: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -83,6 +92,11 @@ impl Metrics {
             spool_commits: Counter::default(),
             spool_flush_seconds: Counter::default(),
             last_spool: Mutex::new((0, 0, 0.0)),
+            webhook_attempts: Family::default(),
+            // 5 ms to ~20 s: a local receiver answers in milliseconds, the
+            // configured timeout ends the slowest.
+            webhook_attempt_seconds: Histogram::new(exponential_buckets(0.005, 2.0, 13)),
+            webhook_deliveries_failed: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -150,6 +164,21 @@ impl Metrics {
             "Time spent in spool fsyncs (body segment and database); divide by spool_flushes_total for the mean per group commit",
             inner.spool_flush_seconds.clone(),
         );
+        registry.register(
+            "webhook_attempts",
+            "Webhook POSTs by result (succeeded: a 2xx answer; failed: anything else, timeouts and refused addresses included)",
+            inner.webhook_attempts.clone(),
+        );
+        registry.register(
+            "webhook_attempt_seconds",
+            "Time from sending a webhook POST to its answer or failure",
+            inner.webhook_attempt_seconds.clone(),
+        );
+        registry.register(
+            "webhook_deliveries_failed",
+            "Webhook deliveries given up after the last scheduled retry (a manual resend is still possible)",
+            inner.webhook_deliveries_failed.clone(),
+        );
         let mut inner = inner;
         inner.registry = registry;
         Metrics {
@@ -170,6 +199,20 @@ impl Metrics {
         self.delivery_outcomes
             .get_or_create(&OutcomeLabel { outcome })
             .inc();
+    }
+
+    /// One webhook POST ended (answered or not) after `seconds`.
+    pub fn webhook_attempt(&self, succeeded: bool, seconds: f64) {
+        let result = if succeeded { "succeeded" } else { "failed" };
+        self.webhook_attempts
+            .get_or_create(&WebhookResult { result })
+            .inc();
+        self.webhook_attempt_seconds.observe(seconds);
+    }
+
+    /// A webhook delivery ran out of scheduled attempts.
+    pub fn webhook_delivery_failed(&self) {
+        self.webhook_deliveries_failed.inc();
     }
 
     pub fn refused(&self, reason: &'static str) {

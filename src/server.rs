@@ -118,7 +118,13 @@ impl Server {
 
         let (shutdown, _) = watch::channel(false);
         let mut tasks = JoinSet::new();
-        let events = Events::open(&db, spool.clone(), clock.clone(), config.webhooks.clone())?;
+        let events = Events::open(
+            &db,
+            spool.clone(),
+            clock.clone(),
+            config.webhooks.clone(),
+            metrics.clone(),
+        )?;
         let events_task = events.start(shutdown.subscribe());
         tasks.spawn(async move {
             let _ = events_task.await;

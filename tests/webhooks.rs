@@ -349,6 +349,25 @@ async fn always_failing_is_permanently_failed_after_24_hours_then_resent_by_hand
     assert!(got[6].verified());
     let d = wait_state(&ts, &t.migo, &ep, "succeeded").await;
     assert_eq!(d["attempts"][6]["manual"], true);
+    // What an operator's dashboard sees of it.
+    let metrics = reqwest::get(format!("{}/metrics", ts.http))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (series, want) in [
+        ("rackwave_webhook_attempts_total{result=\"failed\"}", 6),
+        ("rackwave_webhook_attempts_total{result=\"succeeded\"}", 1),
+        ("rackwave_webhook_attempt_seconds_count", 7),
+        ("rackwave_webhook_deliveries_failed_total", 1),
+    ] {
+        let line = metrics
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(series))
+            .unwrap_or_else(|| panic!("no {series} in\n{metrics}"));
+        assert_eq!(line, format!("{series} {want}"), "{series}");
+    }
     // A succeeded delivery is not resent.
     let (s, _) = api(
         &ts.http,

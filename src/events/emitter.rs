@@ -36,6 +36,7 @@ use super::{cat, decode, log, EventsError};
 use crate::clock::{rfc3339, Clock};
 use crate::config::WebhooksConfig;
 use crate::ids::random_hex;
+use crate::metrics::Metrics;
 
 const DELIVERY: &[u8] = b"d/";
 const DUE: &[u8] = b"q/";
@@ -290,6 +291,7 @@ struct Inner {
     tree: sled::Tree,
     endpoints: Endpoints,
     clock: Clock,
+    metrics: Metrics,
     config: WebhooksConfig,
     client: reqwest::Client,
     wake: Arc<Notify>,
@@ -350,6 +352,7 @@ impl Emitter {
         endpoints: Endpoints,
         clock: Clock,
         config: WebhooksConfig,
+        metrics: Metrics,
     ) -> Emitter {
         let client = http_client(&config);
         Emitter {
@@ -357,6 +360,7 @@ impl Emitter {
                 tree,
                 endpoints,
                 clock,
+                metrics,
                 config,
                 client,
                 wake: Arc::new(Notify::new()),
@@ -525,10 +529,14 @@ impl Emitter {
             .post(&endpoint.url, &stored.event.id, timestamp, &signature, body)
             .await;
         let success = status_code.is_some_and(|c| (200..300).contains(&c));
+        let latency = started.elapsed();
+        inner
+            .metrics
+            .webhook_attempt(success, latency.as_secs_f64());
         let attempt = Attempt {
             at_ms,
             status_code,
-            latency_ms: started.elapsed().as_millis() as u64,
+            latency_ms: latency.as_millis() as u64,
             response_body,
             error,
             success,
@@ -607,6 +615,7 @@ impl Emitter {
         if let Some(due) = d.due_at_ms.take() {
             batch.remove(due_key(&d.endpoint_id, due, &d.id));
         }
+        let was = d.state;
         let manual = attempt.manual;
         let at_ms = attempt.at_ms;
         let success = attempt.success;
@@ -653,6 +662,9 @@ impl Emitter {
             serde_json::to_vec(&d).map_err(EventsError::encode)?,
         );
         inner.tree.apply_batch(batch)?;
+        if d.state == DeliveryState::Failed && was != DeliveryState::Failed {
+            inner.metrics.webhook_delivery_failed();
+        }
         Ok(())
     }
 

@@ -37,6 +37,7 @@ use crate::accounts::Platform;
 use crate::clock::{rfc3339, Clock};
 use crate::config::WebhooksConfig;
 use crate::ids::random_hex;
+use crate::metrics::Metrics;
 
 pub use emitter::{Attempt, Delivery, DeliveryState};
 pub use endpoints::{Endpoint, EndpointPatch, Endpoints, NewEndpoint};
@@ -176,6 +177,7 @@ impl Events {
         spool: Spool,
         clock: Clock,
         config: WebhooksConfig,
+        metrics: Metrics,
     ) -> Result<Events, EventsError> {
         let tree = db.open_tree("events")?;
         let endpoints = Endpoints::new(tree.clone(), clock.clone(), config.allow_private_targets);
@@ -184,6 +186,7 @@ impl Events {
             endpoints.clone(),
             clock.clone(),
             config.clone(),
+            metrics,
         );
         Ok(Events {
             inner: Arc::new(Inner {
