@@ -373,12 +373,7 @@ async fn health_metrics_and_openapi() {
 
     let resp = reqwest::get(format!("{}/healthz", ts.http)).await.unwrap();
     assert_eq!(resp.status(), 200);
-    let metrics = reqwest::get(format!("{}/metrics", ts.http))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = ts.metrics().await;
     for name in [
         "rackwave_smtp_connections_total",
         "rackwave_smtp_messages_accepted_total 1",

@@ -350,12 +350,7 @@ async fn always_failing_is_permanently_failed_after_24_hours_then_resent_by_hand
     let d = wait_state(&ts, &t.migo, &ep, "succeeded").await;
     assert_eq!(d["attempts"][6]["manual"], true);
     // What an operator's dashboard sees of it.
-    let metrics = reqwest::get(format!("{}/metrics", ts.http))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = ts.metrics().await;
     for (series, want) in [
         ("rackwave_webhook_attempts_total{result=\"failed\"}", 6),
         ("rackwave_webhook_attempts_total{result=\"succeeded\"}", 1),

@@ -82,6 +82,16 @@ pub struct Account {
 }
 
 impl TestServer {
+    /// The Prometheus text of `GET /metrics`.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.http))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         api(&self.http, ADMIN_TOKEN, method, path, body).await
     }
