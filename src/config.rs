@@ -318,6 +318,9 @@ pub struct WebhooksConfig {
     pub per_endpoint_concurrency: usize,
     /// Whole-request timeout of one webhook attempt (the seed: 30 s).
     pub timeout_secs: u64,
+    /// Days the event log and finished webhook deliveries are kept; 0
+    /// keeps them forever.
+    pub retention_days: u64,
 }
 
 impl Default for WebhooksConfig {
@@ -328,6 +331,7 @@ impl Default for WebhooksConfig {
             max_concurrency: 64,
             per_endpoint_concurrency: 4,
             timeout_secs: 30,
+            retention_days: 30,
         }
     }
 }
@@ -347,6 +351,12 @@ impl WebhooksConfig {
             if value == 0 {
                 return Err(format!("{key} must be greater than 0"));
             }
+        }
+        if self.retention_days == 1 {
+            // A delivery's retries span 24 h after its first attempt.
+            return Err(
+                "[webhooks] retention_days must be 0 (keep forever) or at least 2".to_string(),
+            );
         }
         Ok(())
     }
@@ -572,6 +582,24 @@ mod tests {
         assert!(err.starts_with("/etc/rw.toml:3:"), "{err}");
         assert!(err.contains("lisen"), "{err}");
         assert!(!err.contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn the_shipped_config_is_valid_and_keeps_to_loopback() {
+        let c = Config::parse(include_str!("../config.toml"), Path::new("config.toml")).unwrap();
+        assert!(c.smtp.listen.ip().is_loopback());
+        assert!(c.http.listen.ip().is_loopback());
+        assert_eq!(c.webhooks.retention_days, 30);
+    }
+
+    #[test]
+    fn a_retention_shorter_than_the_retry_window_is_refused() {
+        let err = Config::parse("[webhooks]\nretention_days = 1\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("retention_days"), "{err}");
+        let keep = Config::parse("[webhooks]\nretention_days = 0\n", Path::new("c.toml")).unwrap();
+        assert_eq!(keep.webhooks.retention_days, 0);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use common::binary::{free_addr, spawn, wait_ready};
 use common::receiver::{Behavior, Receiver};
 use common::*;
+use rackwave::events::retention::Pruned;
 use rackwave::events::{EventType, Product};
 use serde_json::{json, Value};
 
@@ -135,6 +136,71 @@ async fn wait_attempts(ts: &TestServer, key: &str, ep: &str, n: usize) -> Value 
         assert!(Instant::now() < deadline, "never {n} attempts: {ds:?}");
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
+}
+
+/// The event log and finished deliveries are kept for `[webhooks]
+/// retention_days` (30 by default) on the injectable clock, then deleted;
+/// younger ones stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_and_finished_deliveries_expire_after_the_retention() {
+    let ts = start().await;
+    let rx = Receiver::start().await;
+    let t = tenant(&ts, "aging").await;
+    let (ep, secret) = endpoint(&ts, &t.migo, &rx.url("aging"), json!(["email.queued"])).await;
+    rx.set_secrets("aging", &[&secret]);
+    let old = send_mail(&ts, &t, "old@example.test", "old").await;
+    rx.wait_for("aging", 1, WAIT).await;
+    wait_state(&ts, &t.migo, &ep, "succeeded").await;
+    let events = &ts.server.as_ref().unwrap().events;
+    assert_eq!(
+        events.prune_expired().await.unwrap(),
+        Pruned::default(),
+        "nothing is old enough yet"
+    );
+
+    clock_to(&ts, START_MS + 30 * 24 * HOUR + 1);
+    let new = send_mail(&ts, &t, "new@example.test", "new").await;
+    rx.wait_for("aging", 2, WAIT).await;
+    let deadline = Instant::now() + WAIT;
+    while deliveries(&ts, &t.migo, &ep)
+        .await
+        .iter()
+        .any(|d| d["state"] != "succeeded")
+    {
+        assert!(Instant::now() < deadline, "second delivery never succeeded");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert_eq!(
+        events.prune_expired().await.unwrap(),
+        Pruned {
+            events: 1,
+            deliveries: 1
+        }
+    );
+
+    let (s, page) = api(&ts.http, &t.migo, "GET", "/migosmtp/v1/events", None).await;
+    assert_eq!(s, 200);
+    let listed: Vec<&str> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["data"]["message_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [new.as_str()]);
+    let (s, gone) = api(
+        &ts.http,
+        &t.migo,
+        "GET",
+        &format!("/migosmtp/v1/events?message_id={old}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(gone["events"], json!([]), "its message index went too");
+    let left = deliveries(&ts, &t.migo, &ep).await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["event_id"], page["events"][0]["id"]);
+    assert_eq!(events.prune_expired().await.unwrap(), Pruned::default());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -668,6 +668,29 @@ impl Emitter {
         Ok(())
     }
 
+    /// Deletes finished (succeeded or failed) deliveries created before
+    /// `cutoff_ms`; one still retrying is kept whatever its age. Returns
+    /// how many were deleted.
+    pub fn prune(&self, cutoff_ms: i64) -> Result<u64, EventsError> {
+        use super::retention::{walk_groups, Visit};
+        let inner = &self.inner;
+        // Against a concurrent attempt or resend of the same delivery.
+        let _w = lock(&inner.write);
+        walk_groups(&inner.tree, OF_ENDPOINT, |key, id| {
+            let id = String::from_utf8_lossy(id);
+            let Some(d) = get(&inner.tree, &id)? else {
+                return Ok(Visit::Delete(vec![key.to_vec()]));
+            };
+            if d.created_at_ms >= cutoff_ms {
+                return Ok(Visit::Stop);
+            }
+            if d.due_at_ms.is_some() || d.state == DeliveryState::Retrying {
+                return Ok(Visit::Keep);
+            }
+            Ok(Visit::Delete(vec![key.to_vec(), delivery_key(&d.id)]))
+        })
+    }
+
     /// Queues a manual resend of a retrying or failed delivery.
     pub fn resend(&self, id: &str) -> Result<Delivery, EventsError> {
         let inner = &self.inner;

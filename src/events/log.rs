@@ -28,6 +28,18 @@ fn event_key(ws: &str, seq: u64) -> Vec<u8> {
     cat(&[EVENT, ws.as_bytes(), b"\0", &seq.to_be_bytes()])
 }
 
+/// The by-message index entry of event `seq` about message `msg`.
+fn message_key(ws: &str, msg: &str, seq: u64) -> Vec<u8> {
+    cat(&[
+        BY_MESSAGE,
+        ws.as_bytes(),
+        b"\0",
+        msg.as_bytes(),
+        b"\0",
+        &seq.to_be_bytes(),
+    ])
+}
+
 /// Stages the event and its indexes in `batch`.
 pub fn stage(batch: &mut sled::Batch, stored: &StoredEvent) -> Result<(), EventsError> {
     let ws = &stored.event.workspace_id;
@@ -38,17 +50,7 @@ pub fn stage(batch: &mut sled::Batch, stored: &StoredEvent) -> Result<(), Events
         cat(&[ws.as_bytes(), b"\0", &stored.seq.to_be_bytes()]),
     );
     if let Some(msg) = stored.event.data.get("message_id").and_then(|v| v.as_str()) {
-        batch.insert(
-            cat(&[
-                BY_MESSAGE,
-                ws.as_bytes(),
-                b"\0",
-                msg.as_bytes(),
-                b"\0",
-                &stored.seq.to_be_bytes(),
-            ]),
-            Vec::<u8>::new(),
-        );
+        batch.insert(message_key(ws, msg, stored.seq), Vec::<u8>::new());
     }
     Ok(())
 }
@@ -188,6 +190,24 @@ fn seq_suffix(key: &[u8]) -> Result<u64, EventsError> {
         .and_then(|at| key[at..].try_into().ok())
         .map(u64::from_be_bytes)
         .ok_or_else(|| EventsError::Corrupt("event key without a sequence number".into()))
+}
+
+/// Deletes the events stored before `cutoff_ms` (with their indexes);
+/// returns how many.
+pub fn prune(tree: &sled::Tree, cutoff_ms: i64) -> Result<u64, EventsError> {
+    use super::retention::{walk_groups, Visit};
+    walk_groups(tree, EVENT, |key, raw| {
+        let stored: StoredEvent = decode(raw, "event")?;
+        if stored.at_ms >= cutoff_ms {
+            return Ok(Visit::Stop);
+        }
+        let ws = &stored.event.workspace_id;
+        let mut keys = vec![key.to_vec(), cat(&[BY_ID, stored.event.id.as_bytes()])];
+        if let Some(msg) = stored.event.data.get("message_id").and_then(|v| v.as_str()) {
+            keys.push(message_key(ws, msg, stored.seq));
+        }
+        Ok(Visit::Delete(keys))
+    })
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ pub mod endpoints;
 pub mod feed;
 pub mod log;
 pub mod model;
+pub mod retention;
 pub mod signing;
 pub mod targets;
 
@@ -205,11 +206,23 @@ impl Events {
     /// turns true. Await the handle to know they have.
     pub fn start(&self, shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
         let feed = tokio::spawn(feed::run(self.inner.clone(), shutdown.clone()));
+        let pruning = tokio::spawn(retention::run(self.inner.clone(), shutdown.clone()));
         let emitter = tokio::spawn(self.inner.emitter.clone().run(shutdown));
         tokio::spawn(async move {
             let _ = feed.await;
+            let _ = pruning.await;
             let _ = emitter.await;
         })
+    }
+
+    /// Deletes events and finished webhook deliveries older than
+    /// `[webhooks] retention_days` (also done once an hour by the running
+    /// server).
+    pub async fn prune_expired(&self) -> Result<retention::Pruned, EventsError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || retention::prune(&inner))
+            .await
+            .map_err(|e| EventsError::Corrupt(format!("pruning task: {e}")))?
     }
 
     /// Looks for due deliveries now (after a test moved the clock, say).
