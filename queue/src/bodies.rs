@@ -159,8 +159,8 @@ pub(crate) struct BodyWriter {
     /// Bytes in the current segment, including any garbage after a failed
     /// group (offsets are always computed from this).
     len: u64,
-    /// A write or sync failed: the next group starts a new segment rather
-    /// than trusting the state of this one.
+    /// A write or sync failed: the next group first cuts the segment back
+    /// to `len` (or starts a new one) rather than trusting its end.
     poisoned: bool,
     segment_target: u64,
 }
@@ -230,23 +230,45 @@ impl BodyWriter {
     }
 
     /// Where the next group's bodies go: `(segment, bytes already in it)`.
-    /// Starts a new segment when the current one is full or poisoned; the
-    /// old one is deleted right away if no body in it is live.
+    ///
+    /// After a failed write the segment may end in part of a body past
+    /// `len`; it is cut back to `len`, so the next offsets are right. A
+    /// full segment is replaced by a new one (the old one deleted right
+    /// away if no body in it is live); if that fails, the current segment
+    /// goes on growing past its target rather than failing the group, which
+    /// may hold settlements that have nothing to do with bodies.
     pub fn prepare(&mut self, tree: &sled::Tree) -> Result<(u64, u64), SpoolError> {
+        if self.poisoned {
+            match self.file.set_len(self.len) {
+                Ok(()) => self.poisoned = false,
+                Err(e) => warn!(error = %e, "cutting back a body segment after a failed write"),
+            }
+        }
         if self.poisoned || self.len >= self.segment_target {
-            let next = self.current + 1;
-            let file = create_segment(&self.files.dir, next)?;
-            let old = std::mem::replace(&mut self.current, next);
-            self.file = file;
-            self.len = 0;
-            self.poisoned = false;
-            // Every earlier group is fsynced by now, so the tree's counter
-            // is the durable one.
-            if tree.get(keys::segment_live(old))?.is_none() {
-                self.delete(old);
+            match self.rotate(tree) {
+                Ok(()) => {}
+                Err(e) if !self.poisoned => {
+                    warn!(error = %e, "starting a new body segment failed; the current one grows past its target");
+                }
+                Err(e) => return Err(e),
             }
         }
         Ok((self.current, self.len))
+    }
+
+    fn rotate(&mut self, tree: &sled::Tree) -> Result<(), SpoolError> {
+        let next = self.current + 1;
+        let file = create_segment(&self.files.dir, next)?;
+        let old = std::mem::replace(&mut self.current, next);
+        self.file = file;
+        self.len = 0;
+        self.poisoned = false;
+        // Every earlier group is fsynced by now, so the tree's counter is
+        // the durable one.
+        if tree.get(keys::segment_live(old))?.is_none() {
+            self.delete(old);
+        }
+        Ok(())
     }
 
     /// Appends a group's bodies (in the order their references were
