@@ -103,7 +103,9 @@ struct Inner {
     /// For making creations durable before they are reported.
     db: sled::Db,
     workspaces: sled::Tree,
-    smtp_accounts: sled::Tree,
+    /// By username (global: SMTP AUTH carries no workspace), indexed by
+    /// workspace.
+    smtp_accounts: crate::storage::ByWorkspace,
     api_keys: sled::Tree,
     clock: Clock,
     /// Verified credentials, as HMAC(process secret, password), so a client
@@ -127,7 +129,7 @@ impl Accounts {
             inner: Arc::new(Inner {
                 db: db.clone(),
                 workspaces: db.open_tree("workspaces")?,
-                smtp_accounts: db.open_tree("smtp_accounts")?,
+                smtp_accounts: crate::storage::ByWorkspace::open(db, "smtp_accounts")?,
                 api_keys: db.open_tree("api_keys")?,
                 clock,
                 auth_cache: Mutex::new(HashMap::new()),
@@ -218,12 +220,11 @@ impl Accounts {
             created_at: rfc3339(self.inner.clock.now_ms()),
         };
         let bytes = serde_json::to_vec(&account).expect("account serializes");
-        let inserted = self.inner.smtp_accounts.compare_and_swap(
-            username,
-            None as Option<&[u8]>,
-            Some(bytes),
-        )?;
-        if inserted.is_err() {
+        if !self
+            .inner
+            .smtp_accounts
+            .insert_new(workspace_id, username, bytes)?
+        {
             return Err(AccountsError::Conflict(format!(
                 "smtp account {username} already exists"
             )));
@@ -233,19 +234,20 @@ impl Accounts {
     }
 
     pub fn smtp_account(&self, username: &str) -> Result<Option<SmtpAccount>, AccountsError> {
-        get(&self.inner.smtp_accounts, username)
+        self.inner
+            .smtp_accounts
+            .get(username)?
+            .map(|v| decode(username.as_bytes(), &v))
+            .transpose()
     }
 
     pub fn smtp_accounts_of(&self, workspace_id: &str) -> Result<Vec<SmtpAccount>, AccountsError> {
-        let mut out = Vec::new();
-        for kv in self.inner.smtp_accounts.iter() {
-            let (k, v) = kv?;
-            let a: SmtpAccount = decode(&k, &v)?;
-            if a.workspace_id == workspace_id {
-                out.push(a);
-            }
-        }
-        Ok(out)
+        self.inner
+            .smtp_accounts
+            .of_workspace(workspace_id)?
+            .iter()
+            .map(|(k, v)| decode(k, v))
+            .collect()
     }
 
     /// Checks SMTP credentials. Unknown users cost the same argon2 run as

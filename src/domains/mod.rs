@@ -106,7 +106,8 @@ pub struct Domains {
 struct Inner {
     /// For making a new domain durable before it is reported.
     db: sled::Db,
-    tree: sled::Tree,
+    /// By domain name, indexed by workspace.
+    tree: crate::storage::ByWorkspace,
     clock: Clock,
     /// Parsed signers by domain, so keys are decoded once, not per message.
     signers: Mutex<HashMap<String, Arc<Signer>>>,
@@ -117,7 +118,7 @@ impl Domains {
         Ok(Domains {
             inner: Arc::new(Inner {
                 db: db.clone(),
-                tree: db.open_tree("sender_domains")?,
+                tree: crate::storage::ByWorkspace::open(db, "sender_domains")?,
                 clock,
                 signers: Mutex::default(),
             }),
@@ -156,7 +157,7 @@ impl Domains {
                 "selector must be letters, digits, '-' or '.' (at most 63)".into(),
             ));
         }
-        if self.inner.tree.contains_key(&domain)? {
+        if self.inner.tree.contains(&domain)? {
             return Err(DomainsError::Conflict(format!(
                 "domain {domain} is already registered"
             )));
@@ -174,12 +175,7 @@ impl Domains {
             created_at: rfc3339(self.inner.clock.now_ms()),
         };
         let bytes = serde_json::to_vec(&record).expect("record serializes");
-        if self
-            .inner
-            .tree
-            .compare_and_swap(&domain, None as Option<&[u8]>, Some(bytes))?
-            .is_err()
-        {
+        if !self.inner.tree.insert_new(workspace_id, &domain, bytes)? {
             return Err(DomainsError::Conflict(format!(
                 "domain {domain} is already registered"
             )));
@@ -191,22 +187,20 @@ impl Domains {
     pub fn get(&self, domain: &str) -> Result<Option<SenderDomain>, DomainsError> {
         self.inner
             .tree
-            .get(domain.to_ascii_lowercase())?
+            .get(&domain.to_ascii_lowercase())?
             .map(|v| serde_json::from_slice(&v).map_err(|e| DomainsError::Corrupt(e.to_string())))
             .transpose()
     }
 
     pub fn list(&self, workspace_id: &str) -> Result<Vec<SenderDomain>, DomainsError> {
-        let mut out = Vec::new();
-        for kv in self.inner.tree.iter() {
-            let (_, v) = kv?;
-            let d: SenderDomain =
-                serde_json::from_slice(&v).map_err(|e| DomainsError::Corrupt(e.to_string()))?;
-            if d.workspace_id == workspace_id {
-                out.push(d);
-            }
-        }
-        Ok(out)
+        self.inner
+            .tree
+            .of_workspace(workspace_id)?
+            .iter()
+            .map(|(_, v)| {
+                serde_json::from_slice(v).map_err(|e| DomainsError::Corrupt(e.to_string()))
+            })
+            .collect()
     }
 
     /// The `DKIM-Signature:` header for a message from `from_domain` sent by
