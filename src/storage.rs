@@ -15,12 +15,29 @@ use std::path::Path;
 /// Opens (creating if needed) the database at `path` with a page cache of
 /// `cache_mb` MiB. sled also flushes on its own every second, which covers
 /// writes nobody waits for.
+///
+/// The database is locked by one process at a time. A lock still held is
+/// waited out for a few seconds: an instance that is just exiting (a
+/// restart) lets go of it a moment after it stops. Past that the error
+/// says the database is in use.
 pub fn open(path: &Path, cache_mb: u64) -> sled::Result<sled::Db> {
-    sled::Config::new()
-        .path(path)
-        .cache_capacity(cache_mb * 1024 * 1024)
-        .flush_every_ms(Some(1000))
-        .open()
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let opened = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_mb * 1024 * 1024)
+            .flush_every_ms(Some(1000))
+            .open();
+        match opened {
+            Err(e)
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Makes everything written so far durable. `Db::flush_async` of sled 0.34

@@ -71,6 +71,18 @@ async fn endpoint(ts: &TestServer, key: &str, url: &str, types: Value) -> (Strin
 }
 
 /// Sends one message over SMTP; returns its message id.
+/// A server, a receiver, and one tenant `name` with one endpoint at the
+/// receiver's path `name` subscribed to `types`, whose secret the receiver
+/// verifies with: the start of most tests here.
+async fn one_endpoint(name: &str, types: Value) -> (TestServer, Receiver, Tenant, String) {
+    let ts = start().await;
+    let rx = Receiver::start().await;
+    let t = tenant(&ts, name).await;
+    let (ep, secret) = endpoint(&ts, &t.migo, &rx.url(name), types).await;
+    rx.set_secrets(name, &[&secret]);
+    (ts, rx, t, ep)
+}
+
 async fn send_mail(ts: &TestServer, t: &Tenant, to: &str, subject: &str) -> String {
     let mut s = ts.authed(&t.account).await;
     let r = s
@@ -143,11 +155,7 @@ async fn wait_attempts(ts: &TestServer, key: &str, ep: &str, n: usize) -> Value 
 /// younger ones stay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_and_finished_deliveries_expire_after_the_retention() {
-    let ts = start().await;
-    let rx = Receiver::start().await;
-    let t = tenant(&ts, "aging").await;
-    let (ep, secret) = endpoint(&ts, &t.migo, &rx.url("aging"), json!(["email.queued"])).await;
-    rx.set_secrets("aging", &[&secret]);
+    let (ts, rx, t, ep) = one_endpoint("aging", json!(["email.queued"])).await;
     let old = send_mail(&ts, &t, "old@example.test", "old").await;
     rx.wait_for("aging", 1, WAIT).await;
     wait_state(&ts, &t.migo, &ep, "succeeded").await;
@@ -306,27 +314,23 @@ async fn queued_event_reaches_the_subscribed_endpoint_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_failures_then_success_at_the_seed_offsets() {
-    let ts = start().await;
-    let rx = Receiver::start().await;
-    let t = tenant(&ts, "retry").await;
-    let (ep, secret) = endpoint(&ts, &t.migo, &rx.url("flaky"), json!(["email.queued"])).await;
-    rx.set_secrets("flaky", &[&secret]);
-    rx.script("flaky", vec![Behavior::Fail(500); 4]);
+    let (ts, rx, t, ep) = one_endpoint("retry", json!(["email.queued"])).await;
+    rx.script("retry", vec![Behavior::Fail(500); 4]);
     send_mail(&ts, &t, "rcpt@example.test", "retry me").await;
 
-    let first = rx.wait_for("flaky", 1, WAIT).await[0].clone();
+    let first = rx.wait_for("retry", 1, WAIT).await[0].clone();
     for (n, offset) in OFFSETS.iter().enumerate().skip(1).take(4) {
         // One second early: nothing.
         clock_to(&ts, START_MS + offset - 1000);
         tokio::time::sleep(Duration::from_millis(400)).await;
         assert_eq!(
-            rx.received("flaky").len(),
+            rx.received("retry").len(),
             n,
             "attempt {} came early",
             n + 1
         );
         clock_to(&ts, START_MS + offset);
-        let got = rx.wait_for("flaky", n + 1, WAIT).await;
+        let got = rx.wait_for("retry", n + 1, WAIT).await;
         let r = &got[n];
         assert!(r.verified());
         assert_eq!(
@@ -359,16 +363,12 @@ async fn four_failures_then_success_at_the_seed_offsets() {
     // Nothing more, ever.
     clock_to(&ts, START_MS + 48 * HOUR);
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(rx.received("flaky").len(), 5);
+    assert_eq!(rx.received("retry").len(), 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn always_failing_is_permanently_failed_after_24_hours_then_resent_by_hand() {
-    let ts = start().await;
-    let rx = Receiver::start().await;
-    let t = tenant(&ts, "dead").await;
-    let (ep, secret) = endpoint(&ts, &t.migo, &rx.url("dead"), json!(["*"])).await;
-    rx.set_secrets("dead", &[&secret]);
+    let (ts, rx, t, ep) = one_endpoint("dead", json!(["*"])).await;
     rx.set_default("dead", Behavior::Fail(503));
     send_mail(&ts, &t, "rcpt@example.test", "never").await;
 
@@ -673,11 +673,7 @@ async fn private_addresses_are_refused_at_creation_and_at_delivery() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_ping_attempt_log_and_portal_events() {
-    let ts = start().await;
-    let rx = Receiver::start().await;
-    let t = tenant(&ts, "ping").await;
-    let (ep, secret) = endpoint(&ts, &t.migo, &rx.url("ping"), json!(["invoice_paid"])).await;
-    rx.set_secrets("ping", &[&secret]);
+    let (ts, rx, t, ep) = one_endpoint("ping", json!(["invoice_paid"])).await;
     // A response far over 1 KiB: only the first KiB is kept.
     rx.set_default("ping", Behavior::Ok("x".repeat(10_000)));
     let (s, sent) = api(

@@ -3,6 +3,8 @@
 //! after a restart, space is given back when mail is done, crash leftovers
 //! are cleaned up, and damaged data is reported instead of delivered.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use rackwave_queue::*;
@@ -10,7 +12,7 @@ use rackwave_queue::*;
 const T0: i64 = 1_700_000_000_000;
 
 fn open_with(dir: &Path, segment_bytes: u64) -> (sled::Db, Spool) {
-    let db = sled::open(dir.join("db")).unwrap();
+    let db = common::open_db(&dir.join("db"));
     let config = SpoolConfig {
         body_segment_bytes: segment_bytes,
         ..SpoolConfig::default()
@@ -231,7 +233,7 @@ async fn bodies_stored_inline_by_earlier_versions_are_still_read() {
     let dir = tempfile::tempdir().unwrap();
     {
         // What an earlier version wrote: the body itself under `b/<queue id>`.
-        let db = sled::open(dir.path().join("db")).unwrap();
+        let db = common::open_db(&dir.path().join("db"));
         let tree = db.open_tree(TREE_NAME).unwrap();
         tree.insert(
             b"b/0123456789ABCDEF",

@@ -2,6 +2,8 @@
 //! tempdir: fair leasing across workspace lanes, `postpone`, and the
 //! `email.sent` history event.
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 
 use rackwave_queue::*;
@@ -9,7 +11,7 @@ use rackwave_queue::*;
 const T0: i64 = 1_700_000_000_000;
 
 fn open(dir: &tempfile::TempDir) -> (sled::Db, Spool) {
-    let db = sled::open(dir.path()).unwrap();
+    let db = common::open_db(dir.path());
     let spool = Spool::open(&db, &dir.path().join("bodies"), SpoolConfig::default()).unwrap();
     (db, spool)
 }

@@ -1,5 +1,7 @@
 //! The spool's change feed, on a real sled database in a tempdir.
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -11,7 +13,7 @@ use tokio::time::timeout;
 const T0: i64 = 1_700_000_000_000;
 
 fn open(dir: &std::path::Path) -> (sled::Db, Spool) {
-    let db = sled::open(dir).unwrap();
+    let db = common::open_db(dir);
     let spool = Spool::open(&db, &dir.join("bodies"), SpoolConfig::default()).unwrap();
     (db, spool)
 }

@@ -1,11 +1,13 @@
 //! End-to-end tests of the spool on a real sled database in a tempdir.
 
+mod common;
+
 use rackwave_queue::*;
 
 const T0: i64 = 1_700_000_000_000;
 
 fn open(dir: &tempfile::TempDir) -> (sled::Db, Spool) {
-    let db = sled::open(dir.path()).unwrap();
+    let db = common::open_db(dir.path());
     let spool = Spool::open(&db, &dir.path().join("bodies"), SpoolConfig::default()).unwrap();
     (db, spool)
 }
@@ -528,7 +530,7 @@ async fn concurrent_enqueues_share_flushes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn without_group_commit_every_op_flushes() {
     let dir = tempfile::tempdir().unwrap();
-    let db = sled::open(dir.path()).unwrap();
+    let db = common::open_db(dir.path());
     let spool = Spool::open(
         &db,
         &dir.path().join("bodies"),
