@@ -283,6 +283,51 @@ async fn temporary_failure_is_retried_on_schedule() {
     assert_eq!(r.sinks[0].messages(), 1);
 }
 
+/// A body whose bytes no longer match their checksum (disk damage) is
+/// bounced at its next attempt with the reason, not sent and not retried
+/// for days.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_damaged_on_disk_bounces_instead_of_being_sent() {
+    let script = Script::default()
+        .on(Step::Rcpt, Action::reply("421 4.7.0 Try again later"))
+        .times(1);
+    let r = rig(
+        vec![(41, SinkConfig { script, ..sink() })],
+        [41, DOWN],
+        |c| c.delivery.retry_schedule_secs = vec![300],
+    )
+    .await;
+    let qid = r
+        .send("app@sender.test", &["fay@example.test"], "to be damaged")
+        .await;
+    r.wait(&qid, &["deferred"]).await;
+    // Flip one byte of every stored body.
+    let bodies = r.ts.dir.path().join("data").join("bodies");
+    for entry in std::fs::read_dir(&bodies).unwrap() {
+        let path = entry.unwrap().path();
+        let mut bytes = std::fs::read(&path).unwrap();
+        if let Some(b) = bytes.last_mut() {
+            *b ^= 0x20;
+            std::fs::write(&path, bytes).unwrap();
+        }
+    }
+    r.ts.clock.advance_ms(300_000);
+    let msgs = r.wait(&qid, &["bounced"]).await;
+    let (attempt, detail) = last_attempt(&msgs[0]);
+    assert!(
+        attempt["reply"].as_str().unwrap().starts_with("554 5.3.0"),
+        "{attempt}"
+    );
+    assert!(
+        detail["bounce_reason"]
+            .as_str()
+            .unwrap()
+            .contains("damaged"),
+        "{detail}"
+    );
+    assert_eq!(r.sinks[0].messages(), 0, "damaged data is never sent");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_user_bounces_as_invalid_recipient() {
     let script = Script::default().on_rcpt_containing(

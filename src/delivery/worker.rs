@@ -103,6 +103,21 @@ pub async fn run(ctx: Arc<EngineContext>, queue: Arc<DomainQueue>, in_flight: Ar
                     settler.later(msg, outcome, &remote, None);
                     continue;
                 }
+                // Bytes that fail their checksum will not get better with
+                // time: bounce now rather than retry for days. Anything
+                // else (an I/O error) may pass, so it is retried.
+                Err(e @ rackwave_queue::SpoolError::Corrupt(_)) => {
+                    let outcome = Outcome::Failed {
+                        reply: synthetic(
+                            554,
+                            "5.3.0",
+                            &format!("message data damaged in the spool: {e}"),
+                        ),
+                        permanent_hint: Some(BounceType::Other),
+                    };
+                    settler.later(msg, outcome, &remote, None);
+                    continue;
+                }
                 Err(e) => {
                     let outcome = Outcome::Failed {
                         reply: synthetic(451, "4.3.0", &format!("spool read failed: {e}")),
