@@ -56,14 +56,14 @@ async fn tenant(ts: &TestServer, name: &str) -> Tenant {
 
 /// Creates an endpoint; returns its id and secret.
 async fn endpoint(ts: &TestServer, key: &str, url: &str, types: Value) -> (String, String) {
-    let (s, ep) = api(
-        &ts.http,
-        key,
-        "POST",
-        "/migosmtp/v1/webhooks",
-        Some(json!({"url": url, "event_types": types, "description": "test"})),
-    )
-    .await;
+    let (s, ep) = ts
+        .call(
+            key,
+            "POST",
+            "/migosmtp/v1/webhooks",
+            Some(json!({"url": url, "event_types": types, "description": "test"})),
+        )
+        .await;
     assert_eq!(s, 201, "{ep}");
     let secret = ep["secret"].as_str().unwrap().to_string();
     assert!(secret.starts_with("whsec_"), "{ep}");
@@ -109,14 +109,14 @@ fn clock_to(ts: &TestServer, at_ms: i64) {
 }
 
 async fn deliveries(ts: &TestServer, key: &str, ep: &str) -> Vec<Value> {
-    let (s, page) = api(
-        &ts.http,
-        key,
-        "GET",
-        &format!("/migosmtp/v1/webhooks/{ep}/deliveries"),
-        None,
-    )
-    .await;
+    let (s, page) = ts
+        .call(
+            key,
+            "GET",
+            &format!("/migosmtp/v1/webhooks/{ep}/deliveries"),
+            None,
+        )
+        .await;
     assert_eq!(s, 200, "{page}");
     page["deliveries"].as_array().unwrap().clone()
 }
@@ -186,7 +186,7 @@ async fn events_and_finished_deliveries_expire_after_the_retention() {
         }
     );
 
-    let (s, page) = api(&ts.http, &t.migo, "GET", "/migosmtp/v1/events", None).await;
+    let (s, page) = ts.call(&t.migo, "GET", "/migosmtp/v1/events", None).await;
     assert_eq!(s, 200);
     let listed: Vec<&str> = page["events"]
         .as_array()
@@ -195,14 +195,14 @@ async fn events_and_finished_deliveries_expire_after_the_retention() {
         .map(|e| e["data"]["message_id"].as_str().unwrap())
         .collect();
     assert_eq!(listed, [new.as_str()]);
-    let (s, gone) = api(
-        &ts.http,
-        &t.migo,
-        "GET",
-        &format!("/migosmtp/v1/events?message_id={old}"),
-        None,
-    )
-    .await;
+    let (s, gone) = ts
+        .call(
+            &t.migo,
+            "GET",
+            &format!("/migosmtp/v1/events?message_id={old}"),
+            None,
+        )
+        .await;
     assert_eq!(s, 200);
     assert_eq!(gone["events"], json!([]), "its message index went too");
     let left = deliveries(&ts, &t.migo, &ep).await;
@@ -228,14 +228,14 @@ async fn queued_event_reaches_the_subscribed_endpoint_only() {
     .await;
     endpoint(&ts, &b.migo, &rx.url("other-tenant"), json!(["*"])).await;
     let (off, _) = endpoint(&ts, &a.migo, &rx.url("disabled"), json!(["*"])).await;
-    let (s, _) = api(
-        &ts.http,
-        &a.migo,
-        "PATCH",
-        &format!("/migosmtp/v1/webhooks/{off}"),
-        Some(json!({"enabled": false})),
-    )
-    .await;
+    let (s, _) = ts
+        .call(
+            &a.migo,
+            "PATCH",
+            &format!("/migosmtp/v1/webhooks/{off}"),
+            Some(json!({"enabled": false})),
+        )
+        .await;
     assert_eq!(s, 200);
 
     let msg = send_mail(&ts, &a, "rcpt@example.test", "Your order has shipped").await;
@@ -276,39 +276,39 @@ async fn queued_event_reaches_the_subscribed_endpoint_only() {
     assert_eq!(rx.received("queued").len(), 1, "delivered exactly once");
 
     // The event log: by type and message id, and not across platforms.
-    let (s, page) = api(
-        &ts.http,
-        &a.migo,
-        "GET",
-        &format!("/migosmtp/v1/events?type=email.queued&message_id={msg}"),
-        None,
-    )
-    .await;
+    let (s, page) = ts
+        .call(
+            &a.migo,
+            "GET",
+            &format!("/migosmtp/v1/events?type=email.queued&message_id={msg}"),
+            None,
+        )
+        .await;
     assert_eq!(s, 200, "{page}");
     assert_eq!(page["events"].as_array().unwrap().len(), 1);
     assert_eq!(page["events"][0], *body);
-    let (s, page) = api(&ts.http, &a.telnxo, "GET", "/telnxo/v1/events", None).await;
+    let (s, page) = ts.call(&a.telnxo, "GET", "/telnxo/v1/events", None).await;
     assert_eq!(s, 200);
     assert!(page["events"].as_array().unwrap().is_empty(), "{page}");
-    let (_, page) = api(&ts.http, &b.migo, "GET", "/migosmtp/v1/events", None).await;
+    let (_, page) = ts.call(&b.migo, "GET", "/migosmtp/v1/events", None).await;
     assert!(page["events"].as_array().unwrap().is_empty(), "{page}");
-    let (s, one) = api(
-        &ts.http,
-        &a.migo,
-        "GET",
-        &format!("/migosmtp/v1/events/{}", r.webhook_id),
-        None,
-    )
-    .await;
+    let (s, one) = ts
+        .call(
+            &a.migo,
+            "GET",
+            &format!("/migosmtp/v1/events/{}", r.webhook_id),
+            None,
+        )
+        .await;
     assert_eq!((s, &one), (200, body));
-    let (s, _) = api(
-        &ts.http,
-        &b.migo,
-        "GET",
-        &format!("/migosmtp/v1/events/{}", r.webhook_id),
-        None,
-    )
-    .await;
+    let (s, _) = ts
+        .call(
+            &b.migo,
+            "GET",
+            &format!("/migosmtp/v1/events/{}", r.webhook_id),
+            None,
+        )
+        .await;
     assert_eq!(s, 404);
 }
 
@@ -400,14 +400,14 @@ async fn always_failing_is_permanently_failed_after_24_hours_then_resent_by_hand
     // A resend by hand, once the receiver is fixed.
     rx.set_default("dead", Behavior::ok());
     let id = d["id"].as_str().unwrap();
-    let (s, r) = api(
-        &ts.http,
-        &t.migo,
-        "POST",
-        &format!("/migosmtp/v1/webhooks/{ep}/deliveries/{id}/resend"),
-        None,
-    )
-    .await;
+    let (s, r) = ts
+        .call(
+            &t.migo,
+            "POST",
+            &format!("/migosmtp/v1/webhooks/{ep}/deliveries/{id}/resend"),
+            None,
+        )
+        .await;
     assert_eq!(s, 202, "{r}");
     let got = rx.wait_for("dead", 7, WAIT).await;
     assert_eq!(got[6].webhook_id, got[0].webhook_id);
@@ -430,14 +430,14 @@ async fn always_failing_is_permanently_failed_after_24_hours_then_resent_by_hand
         assert_eq!(line, format!("{series} {want}"), "{series}");
     }
     // A succeeded delivery is not resent.
-    let (s, _) = api(
-        &ts.http,
-        &t.migo,
-        "POST",
-        &format!("/migosmtp/v1/webhooks/{ep}/deliveries/{id}/resend"),
-        None,
-    )
-    .await;
+    let (s, _) = ts
+        .call(
+            &t.migo,
+            "POST",
+            &format!("/migosmtp/v1/webhooks/{ep}/deliveries/{id}/resend"),
+            None,
+        )
+        .await;
     assert_eq!(s, 409);
 }
 
@@ -447,14 +447,14 @@ async fn rotation_signs_with_both_secrets_for_24_hours() {
     let rx = Receiver::start().await;
     let t = tenant(&ts, "rotate").await;
     let (ep, old) = endpoint(&ts, &t.migo, &rx.url("rot"), json!(["email.queued"])).await;
-    let (s, rotated) = api(
-        &ts.http,
-        &t.migo,
-        "POST",
-        &format!("/migosmtp/v1/webhooks/{ep}/rotate-secret"),
-        None,
-    )
-    .await;
+    let (s, rotated) = ts
+        .call(
+            &t.migo,
+            "POST",
+            &format!("/migosmtp/v1/webhooks/{ep}/rotate-secret"),
+            None,
+        )
+        .await;
     assert_eq!(s, 200, "{rotated}");
     let new = rotated["secret"].as_str().unwrap().to_string();
     assert!(new.starts_with("whsec_") && new != old);
@@ -463,14 +463,9 @@ async fn rotation_signs_with_both_secrets_for_24_hours() {
         rackwave::clock::rfc3339(START_MS + 24 * HOUR).as_str()
     );
     // The secret is never shown again.
-    let (_, shown) = api(
-        &ts.http,
-        &t.migo,
-        "GET",
-        &format!("/migosmtp/v1/webhooks/{ep}"),
-        None,
-    )
-    .await;
+    let (_, shown) = ts
+        .call(&t.migo, "GET", &format!("/migosmtp/v1/webhooks/{ep}"), None)
+        .await;
     assert!(shown.get("secret").is_none(), "{shown}");
 
     rx.set_secrets("rot", &[&old, &new]);
@@ -484,14 +479,9 @@ async fn rotation_signs_with_both_secrets_for_24_hours() {
     let r = rx.wait_for("rot", 2, WAIT).await[1].clone();
     assert_eq!(r.signature_count(), 1, "{}", r.signature);
     assert_eq!(r.matched_secrets, vec![new.clone()]);
-    let (_, shown) = api(
-        &ts.http,
-        &t.migo,
-        "GET",
-        &format!("/migosmtp/v1/webhooks/{ep}"),
-        None,
-    )
-    .await;
+    let (_, shown) = ts
+        .call(&t.migo, "GET", &format!("/migosmtp/v1/webhooks/{ep}"), None)
+        .await;
     assert!(shown["previous_secret_expires_at"].is_null(), "{shown}");
 }
 
@@ -634,25 +624,25 @@ async fn private_addresses_are_refused_at_creation_and_at_delivery() {
         "ftp://example.com/hook",
         "not a url",
     ] {
-        let (s, e) = api(
-            &ts.http,
-            &t.migo,
-            "POST",
-            "/migosmtp/v1/webhooks",
-            Some(json!({"url": url})),
-        )
-        .await;
+        let (s, e) = ts
+            .call(
+                &t.migo,
+                "POST",
+                "/migosmtp/v1/webhooks",
+                Some(json!({"url": url})),
+            )
+            .await;
         assert_eq!(s, 400, "{url} must be refused: {e}");
         assert_eq!(e["error"]["code"], "invalid_request");
     }
-    let (s, e) = api(
-        &ts.http,
-        &t.migo,
-        "PATCH",
-        &format!("/migosmtp/v1/webhooks/{ep_literal}"),
-        Some(json!({"url": "http://127.0.0.2/"})),
-    )
-    .await;
+    let (s, e) = ts
+        .call(
+            &t.migo,
+            "PATCH",
+            &format!("/migosmtp/v1/webhooks/{ep_literal}"),
+            Some(json!({"url": "http://127.0.0.2/"})),
+        )
+        .await;
     assert_eq!(s, 400, "{e}");
 
     // At delivery time both are refused again: the literal address, and the
@@ -676,14 +666,14 @@ async fn test_ping_attempt_log_and_portal_events() {
     let (ts, rx, t, ep) = one_endpoint("ping", json!(["invoice_paid"])).await;
     // A response far over 1 KiB: only the first KiB is kept.
     rx.set_default("ping", Behavior::Ok("x".repeat(10_000)));
-    let (s, sent) = api(
-        &ts.http,
-        &t.migo,
-        "POST",
-        &format!("/migosmtp/v1/webhooks/{ep}/test"),
-        None,
-    )
-    .await;
+    let (s, sent) = ts
+        .call(
+            &t.migo,
+            "POST",
+            &format!("/migosmtp/v1/webhooks/{ep}/test"),
+            None,
+        )
+        .await;
     assert_eq!(s, 202, "{sent}");
     let r = rx.wait_for("ping", 1, WAIT).await[0].clone();
     assert!(r.verified());
@@ -701,14 +691,14 @@ async fn test_ping_attempt_log_and_portal_events() {
     // A portal event, emitted by another part of the system, reaches the
     // endpoint that subscribed to it; a Telnxo endpoint subscribed to all
     // gets it too.
-    let (s, tel) = api(
-        &ts.http,
-        &t.telnxo,
-        "POST",
-        "/telnxo/v1/webhooks",
-        Some(json!({"url": rx.url("telnxo")})),
-    )
-    .await;
+    let (s, tel) = ts
+        .call(
+            &t.telnxo,
+            "POST",
+            "/telnxo/v1/webhooks",
+            Some(json!({"url": rx.url("telnxo")})),
+        )
+        .await;
     assert_eq!(s, 201, "{tel}");
     rx.set_secrets("telnxo", &[tel["secret"].as_str().unwrap()]);
     let events = &ts.server.as_ref().unwrap().events;
@@ -757,14 +747,14 @@ async fn test_ping_attempt_log_and_portal_events() {
     let mut seen = Vec::new();
     let mut cursor = String::new();
     loop {
-        let (s, page) = api(
-            &ts.http,
-            &t.migo,
-            "GET",
-            &format!("/migosmtp/v1/events?type=trial_activated&limit=2&order=asc{cursor}"),
-            None,
-        )
-        .await;
+        let (s, page) = ts
+            .call(
+                &t.migo,
+                "GET",
+                &format!("/migosmtp/v1/events?type=trial_activated&limit=2&order=asc{cursor}"),
+                None,
+            )
+            .await;
         assert_eq!(s, 200, "{page}");
         for e in page["events"].as_array().unwrap() {
             seen.push(e["data"]["customer_id"].as_str().unwrap().to_string());
@@ -775,23 +765,13 @@ async fn test_ping_attempt_log_and_portal_events() {
         }
     }
     assert_eq!(seen, ["c0", "c1", "c2", "c3", "c4"]);
-    let (s, _) = api(
-        &ts.http,
-        &t.migo,
-        "GET",
-        "/migosmtp/v1/events?since=yesterday",
-        None,
-    )
-    .await;
+    let (s, _) = ts
+        .call(&t.migo, "GET", "/migosmtp/v1/events?since=yesterday", None)
+        .await;
     assert_eq!(s, 400);
-    let (s, _) = api(
-        &ts.http,
-        &t.migo,
-        "GET",
-        "/migosmtp/v1/events?type=email.nope",
-        None,
-    )
-    .await;
+    let (s, _) = ts
+        .call(&t.migo, "GET", "/migosmtp/v1/events?type=email.nope", None)
+        .await;
     assert_eq!(s, 400);
 }
 

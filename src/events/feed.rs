@@ -148,7 +148,7 @@ pub(crate) async fn consume(inner: &Inner) -> Result<usize, EventsError> {
     }
     batch.insert(CURSOR, &last.to_be_bytes());
     inner.tree.apply_batch(batch)?;
-    super::flush(&inner.db).await?;
+    crate::storage::flush(&inner.db).await?;
     inner.spool.trim_feed(last).await?;
     if staged > 0 {
         inner.emitter.kick();

@@ -71,11 +71,6 @@ fn decode<T: DeserializeOwned>(raw: &[u8], what: &str) -> Result<T, EventsError>
     serde_json::from_slice(raw).map_err(|e| EventsError::Corrupt(format!("{what}: {e}")))
 }
 
-/// Makes everything written so far durable (see [`crate::storage::flush`]).
-async fn flush(db: &sled::Db) -> Result<(), EventsError> {
-    Ok(crate::storage::flush(db).await?)
-}
-
 fn cat(parts: &[&[u8]]) -> Vec<u8> {
     let mut out = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
     for p in parts {
@@ -159,7 +154,7 @@ impl Inner {
             targets,
         )?;
         self.tree.apply_batch(batch)?;
-        flush(&self.db).await?;
+        crate::storage::flush(&self.db).await?;
         if !deliveries.is_empty() {
             self.emitter.kick();
         }

@@ -96,6 +96,17 @@ impl TestServer {
         api(&self.http, ADMIN_TOKEN, method, path, body).await
     }
 
+    /// One call with a platform API key (see [`api`]).
+    pub async fn call(
+        &self,
+        key: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        api(&self.http, key, method, path, body).await
+    }
+
     pub async fn get(&self, path: &str) -> (u16, Value) {
         self.admin("GET", path, None).await
     }
