@@ -105,6 +105,17 @@ impl Rig {
 
     /// Waits until every message of the submission has one of `statuses`.
     async fn wait(&self, queue_id: &str, statuses: &[&str]) -> Vec<Value> {
+        self.wait_until(queue_id, statuses, |_| true).await
+    }
+
+    /// Waits until every message of the submission has one of `statuses`
+    /// and its detail satisfies `ready`; returns the details.
+    async fn wait_until(
+        &self,
+        queue_id: &str,
+        statuses: &[&str],
+        ready: impl Fn(&Value) -> bool,
+    ) -> Vec<Value> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             let (_, page) = self
@@ -125,11 +136,13 @@ impl Rig {
                         .await;
                     full.push(detail);
                 }
-                return full;
+                if full.iter().all(&ready) {
+                    return full;
+                }
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "messages of {queue_id} never reached {statuses:?}: {page}"
+                "messages of {queue_id} never reached {statuses:?} (or were not ready): {page}"
             );
             self.kick();
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -490,12 +503,9 @@ async fn undeliverable_mail_expires_at_its_lifetime() {
         .await;
     r.wait(&qid, &["deferred"]).await;
     r.ts.clock.advance_ms(300_000);
-    let msgs = loop {
-        let msgs = r.wait(&qid, &["deferred"]).await;
-        if msgs[0]["attempts"] == 2 {
-            break msgs;
-        }
-    };
+    let msgs = r
+        .wait_until(&qid, &["deferred"], |m| m["attempts"] == 2)
+        .await;
     // The second retry is capped at the end of the lifetime.
     assert_eq!(
         last_attempt(&msgs[0]).1["next_retry_at"],

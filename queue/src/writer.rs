@@ -142,6 +142,21 @@ pub(crate) struct Lane {
     pub min_added_since_lease: i64,
 }
 
+impl Lane {
+    /// Clears the lease cursor if an entry due at `t` may lie at or before
+    /// it (and so is not leased, as the cursor claims).
+    fn forget_cursor_from(&mut self, t: i64) {
+        let behind = self
+            .leased_through
+            .as_deref()
+            .and_then(keys::due_time_of)
+            .is_none_or(|due| t <= due);
+        if behind {
+            self.leased_through = None;
+        }
+    }
+}
+
 /// The lane table: one entry per workspace with pending mail, nothing per
 /// message.
 #[derive(Debug, Default)]
@@ -197,14 +212,7 @@ impl Lanes {
                 if let Some(t) = change.min_added {
                     lane.next_due_hint = lane.next_due_hint.min(t);
                     lane.min_added_since_lease = lane.min_added_since_lease.min(t);
-                    let behind = lane
-                        .leased_through
-                        .as_deref()
-                        .and_then(keys::due_time_of)
-                        .is_none_or(|due| t <= due);
-                    if behind {
-                        lane.leased_through = None;
-                    }
+                    lane.forget_cursor_from(t);
                 }
             }
             None => {
@@ -258,6 +266,18 @@ impl Lanes {
         }
     }
 
+    /// The group that deferred or postponed messages has committed and
+    /// their leases are about to end (the caller holds the leased lock, so
+    /// no lease call runs in between). Their new entries were in the tree
+    /// but still leased since the apply, so a lease call in that window
+    /// stepped over them and may have moved a cursor past them: forget
+    /// such cursors, or the entries would never be leased again.
+    pub fn requeued_leases_end(&mut self, ws: &str, min_requeued: i64) {
+        if let Some(lane) = self.map.get_mut(ws) {
+            lane.forget_cursor_from(min_requeued);
+        }
+    }
+
     /// Forgets every lease cursor: some message before one may be leasable
     /// again (released, or its settlement failed to commit).
     pub fn clear_cursors(&mut self) {
@@ -278,16 +298,33 @@ impl Lanes {
 struct LaneChange {
     count: u64,
     min_added: Option<i64>,
+    /// Earliest due time re-added for a message that is leased until the
+    /// group commits (a deferral or postponement); see
+    /// [`Lanes::forget_cursor_from`] for why it is tracked apart.
+    min_requeued: Option<i64>,
 }
 
 impl LaneChange {
     fn merge(&mut self, later: LaneChange) {
         self.count = later.count;
-        self.min_added = match (self.min_added, later.min_added) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        self.min_added = earliest(self.min_added, later.min_added);
+        self.min_requeued = earliest(self.min_requeued, later.min_requeued);
     }
+}
+
+fn earliest(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Whose due-index entry is added: a new message's, or one being settled
+/// or postponed (still in the leased set until its group commits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Entry {
+    New,
+    Requeued,
 }
 
 fn merge_lanes(into: &mut BTreeMap<String, LaneChange>, from: BTreeMap<String, LaneChange>) {
@@ -590,9 +627,15 @@ impl<'a> Staged<'a> {
 
     /// Adds a due-index entry to `ws`'s lane and counts it. The caller
     /// guarantees the entry does not exist yet (fresh id, or just removed).
-    fn lane_add(&mut self, ws: &str, due_ms: i64, id: &str) -> Result<(), SpoolError> {
+    fn lane_add(
+        &mut self,
+        ws: &str,
+        due_ms: i64,
+        id: &str,
+        entry: Entry,
+    ) -> Result<(), SpoolError> {
         self.put(keys::due(ws, due_ms, id), Vec::new());
-        self.bump_lane(ws, true, Some(due_ms))
+        self.bump_lane(ws, true, Some((due_ms, entry)))
     }
 
     /// Removes a due-index entry from `ws`'s lane, if it exists, and
@@ -607,7 +650,12 @@ impl<'a> Staged<'a> {
         self.bump_lane(ws, false, None)
     }
 
-    fn bump_lane(&mut self, ws: &str, up: bool, added: Option<i64>) -> Result<(), SpoolError> {
+    fn bump_lane(
+        &mut self,
+        ws: &str,
+        up: bool,
+        added: Option<(i64, Entry)>,
+    ) -> Result<(), SpoolError> {
         let key = keys::lane_count(ws);
         let cur = self.get_counter(&key)?.unwrap_or(0);
         let next = if up {
@@ -625,7 +673,8 @@ impl<'a> Staged<'a> {
         }
         let mut change = LaneChange {
             count: next,
-            min_added: added,
+            min_added: added.map(|(due, _)| due),
+            min_requeued: added.and_then(|(due, e)| (e == Entry::Requeued).then_some(due)),
         };
         if let Some(prev) = self.lanes.get(ws) {
             let mut merged = *prev;
@@ -859,12 +908,21 @@ impl Writer {
         }
         if !group.settled.is_empty() {
             let mut leased = lock(&self.shared.leased);
-            if failed {
-                // The settled messages are still in the due index and
-                // become leasable again, possibly behind a lease cursor.
-                // (Under the leased lock, so no lease call sets a cursor
-                // past them in between.)
-                lock(&self.shared.lanes).clear_cursors();
+            {
+                // Under the leased lock, so no lease call sets a cursor
+                // past these messages between this and their release.
+                let mut lanes = lock(&self.shared.lanes);
+                if failed {
+                    // The settled messages are still in the due index and
+                    // become leasable again, possibly behind a cursor.
+                    lanes.clear_cursors();
+                } else {
+                    for (ws, change) in &group.lanes {
+                        if let Some(t) = change.min_requeued {
+                            lanes.requeued_leases_end(ws, t);
+                        }
+                    }
+                }
             }
             for id in &group.settled {
                 leased.remove(id);
@@ -1073,7 +1131,7 @@ fn stage_enqueue(st: &mut Staged<'_>, sub: Submission) -> Result<Enqueued, Spool
             false,
         )?;
         st.put_record(&rec)?;
-        st.lane_add(&sub.workspace_id, at, &id)?;
+        st.lane_add(&sub.workspace_id, at, &id, Entry::New)?;
         let suffix = keys::listing_suffix(at, &id);
         let mut k = keys::workspace_prefix(&sub.workspace_id);
         k.extend_from_slice(&suffix);
@@ -1162,7 +1220,7 @@ fn stage_settle(
     match outcome {
         Outcome::Deferred { retry_at_ms } => {
             rec.next_attempt_at_ms = Some(retry_at_ms);
-            st.lane_add(&rec.workspace_id, retry_at_ms, id)?;
+            st.lane_add(&rec.workspace_id, retry_at_ms, id, Entry::Requeued)?;
         }
         Outcome::Delivered | Outcome::Bounced => {
             rec.next_attempt_at_ms = None;
@@ -1201,7 +1259,7 @@ fn stage_postpone(
         st.lane_remove(&rec.workspace_id, due, id)?;
     }
     rec.next_attempt_at_ms = Some(until_ms);
-    st.lane_add(&rec.workspace_id, until_ms, id)?;
+    st.lane_add(&rec.workspace_id, until_ms, id, Entry::Requeued)?;
     st.put_record(&rec)?;
     Ok(())
 }

@@ -177,6 +177,57 @@ async fn lease_resumes_after_leased_but_finds_what_lands_behind() {
     assert_eq!(spool.leased_count(), 7);
 }
 
+/// A deferral (or postponement) puts its message back in the due index
+/// a moment before its lease ends (when the group is durable). A lease
+/// call in that moment steps over the still-leased entry; it must not
+/// leave its cursor past it, or the retry is never leased again. Seen as
+/// a delivery test's message stuck in `deferred` under the manual clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_committed_during_a_lease_call_is_still_leased() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_db, spool) = open(&dir);
+    let now = T0 + 1_000;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Leases as fast as it can, as the scheduler does under load.
+    let spinner = {
+        let (spool, stop) = (spool.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut got = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                got.extend(spool.lease(now, 10).unwrap().into_iter().map(|r| r.id));
+            }
+            got
+        })
+    };
+    let mut ids = Vec::new();
+    for i in 0..100 {
+        let e = spool
+            .enqueue(submission("ws1", &["a@x.org"], T0 + i))
+            .await
+            .unwrap();
+        ids.push(e.message_ids[0].clone());
+    }
+    // Every message is leased by the spinner; defer each, due at once,
+    // while the spinner keeps leasing.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    for id in &ids {
+        while !spool.is_leased(id) {
+            assert!(std::time::Instant::now() < deadline, "{id} never leased");
+            tokio::task::yield_now().await;
+        }
+        spool.defer(id, now, attempt(now, "")).await.unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut leased: Vec<String> = spinner.join().unwrap();
+    leased.extend(spool.lease(now, 1_000).unwrap().into_iter().map(|r| r.id));
+    // Each message was leased once before its deferral and once after.
+    for id in &ids {
+        let n = leased.iter().filter(|l| *l == id).count();
+        assert_eq!(n, 2, "{id} leased {n} times");
+    }
+    assert_eq!(spool.leased_count(), ids.len());
+}
+
 #[tokio::test]
 async fn defer_then_lease_later() {
     let dir = tempfile::tempdir().unwrap();

@@ -35,21 +35,23 @@ impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        super::watchdog::untrack(self.0.id());
     }
 }
 
 /// `rackwave serve --config <config>`.
 pub fn spawn(config: &Path) -> Running {
-    Running(
-        Command::new(env!("CARGO_BIN_EXE_rackwave"))
-            .args(["serve", "--config"])
-            .arg(config)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start rackwave"),
-    )
+    super::watchdog::arm();
+    let child = Command::new(env!("CARGO_BIN_EXE_rackwave"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start rackwave");
+    super::watchdog::track(child.id());
+    Running(child)
 }
 
 /// Waits until `GET /healthz` answers on the HTTP address.

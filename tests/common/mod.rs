@@ -8,6 +8,7 @@
 pub mod binary;
 pub mod dns;
 pub mod receiver;
+pub mod watchdog;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -56,6 +57,7 @@ pub async fn start() -> TestServer {
 }
 
 pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
+    watchdog::arm();
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(dir.path());
     tweak(&mut config);
@@ -204,7 +206,12 @@ pub async fn api(
     if let Some(b) = body {
         req = req.json(&b);
     }
-    let resp = req.send().await.expect("API request");
+    // A server that stops answering fails the test instead of hanging it.
+    let resp = req
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .expect("API request");
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(Value::Null))
 }
