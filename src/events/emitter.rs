@@ -672,23 +672,38 @@ impl Emitter {
     /// `cutoff_ms`; one still retrying is kept whatever its age. Returns
     /// how many were deleted.
     pub fn prune(&self, cutoff_ms: i64) -> Result<u64, EventsError> {
-        use super::retention::{walk_groups, Visit};
+        use super::retention::{remove_entries, walk_groups, Visit};
         let inner = &self.inner;
-        // Against a concurrent attempt or resend of the same delivery.
-        let _w = lock(&inner.write);
-        walk_groups(&inner.tree, OF_ENDPOINT, |key, id| {
-            let id = String::from_utf8_lossy(id);
-            let Some(d) = get(&inner.tree, &id)? else {
-                return Ok(Visit::Delete(vec![key.to_vec()]));
-            };
-            if d.created_at_ms >= cutoff_ms {
-                return Ok(Visit::Stop);
-            }
-            if d.due_at_ms.is_some() || d.state == DeliveryState::Retrying {
-                return Ok(Visit::Keep);
-            }
-            Ok(Visit::Delete(vec![key.to_vec(), delivery_key(&d.id)]))
-        })
+        walk_groups(
+            &inner.tree,
+            OF_ENDPOINT,
+            |key, id| {
+                let id = String::from_utf8_lossy(id).into_owned();
+                Ok(match get(&inner.tree, &id)? {
+                    Some(d) if d.created_at_ms >= cutoff_ms => Visit::Stop,
+                    Some(d) if !past_retention(&d, cutoff_ms) => Visit::Keep,
+                    _ => Visit::Delete((key.to_vec(), id)),
+                })
+            },
+            |marked| {
+                // Checked again under the write lock: a resend may have
+                // revived a failed delivery since the walk saw it. The
+                // lock is held for one batch, so attempts in progress
+                // wait that long at most.
+                let _w = lock(&inner.write);
+                let mut doomed = Vec::with_capacity(marked.len());
+                for (index_key, id) in marked {
+                    match get(&inner.tree, &id)? {
+                        None => doomed.push(vec![index_key]),
+                        Some(d) if past_retention(&d, cutoff_ms) => {
+                            doomed.push(vec![index_key, delivery_key(&d.id)])
+                        }
+                        Some(_) => {}
+                    }
+                }
+                remove_entries(&inner.tree, doomed)
+            },
+        )
     }
 
     /// Queues a manual resend of a retrying or failed delivery.
@@ -728,6 +743,12 @@ impl Emitter {
         self.kick();
         Ok(d)
     }
+}
+
+/// Whether the retention may delete a delivery: created before the
+/// cutoff and finished (no attempt due, not retrying).
+fn past_retention(d: &Delivery, cutoff_ms: i64) -> bool {
+    d.created_at_ms < cutoff_ms && d.due_at_ms.is_none() && d.state != DeliveryState::Retrying
 }
 
 /// An error with its causes, e.g. "error sending request: … : connection

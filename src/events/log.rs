@@ -195,19 +195,26 @@ fn seq_suffix(key: &[u8]) -> Result<u64, EventsError> {
 /// Deletes the events stored before `cutoff_ms` (with their indexes);
 /// returns how many.
 pub fn prune(tree: &sled::Tree, cutoff_ms: i64) -> Result<u64, EventsError> {
-    use super::retention::{walk_groups, Visit};
-    walk_groups(tree, EVENT, |key, raw| {
-        let stored: StoredEvent = decode(raw, "event")?;
-        if stored.at_ms >= cutoff_ms {
-            return Ok(Visit::Stop);
-        }
-        let ws = &stored.event.workspace_id;
-        let mut keys = vec![key.to_vec(), cat(&[BY_ID, stored.event.id.as_bytes()])];
-        if let Some(msg) = stored.event.data.get("message_id").and_then(|v| v.as_str()) {
-            keys.push(message_key(ws, msg, stored.seq));
-        }
-        Ok(Visit::Delete(keys))
-    })
+    use super::retention::{remove_entries, walk_groups, Visit};
+    // Events are never rewritten, so nothing needs checking again at
+    // deletion time.
+    walk_groups(
+        tree,
+        EVENT,
+        |key, raw| {
+            let stored: StoredEvent = decode(raw, "event")?;
+            if stored.at_ms >= cutoff_ms {
+                return Ok(Visit::Stop);
+            }
+            let ws = &stored.event.workspace_id;
+            let mut keys = vec![key.to_vec(), cat(&[BY_ID, stored.event.id.as_bytes()])];
+            if let Some(msg) = stored.event.data.get("message_id").and_then(|v| v.as_str()) {
+                keys.push(message_key(ws, msg, stored.seq));
+            }
+            Ok(Visit::Delete(keys))
+        },
+        |entries| remove_entries(tree, entries),
+    )
 }
 
 #[cfg(test)]

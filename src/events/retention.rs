@@ -32,9 +32,9 @@ pub struct Pruned {
 }
 
 /// What a walk does with one entry.
-pub(super) enum Visit {
-    /// Delete these keys (the entry's and its index entries) and go on.
-    Delete(Vec<Vec<u8>>),
+pub(super) enum Visit<T> {
+    /// Delete it (`T` says what to delete) and go on.
+    Delete(T),
     /// Keep it and go on with the group.
     Keep,
     /// Keep it and everything after it in the group.
@@ -42,16 +42,21 @@ pub(super) enum Visit {
 }
 
 /// Walks every group under `prefix` (keys `prefix<group>\0<seq>`) in key
-/// order, applying deletions in batches of [`BATCH`]. `visit` sees each
-/// entry's key and value. Returns the number of entries deleted.
-pub(super) fn walk_groups(
+/// order. `visit` sees each entry's key and value; what it marks for
+/// deletion is handed to `delete` in batches of at most [`BATCH`], which
+/// deletes (it may check again, under whatever lock its store needs, and
+/// spare some) and returns how many it deleted. Returns the total.
+///
+/// The walk itself holds no lock: a store's writers wait at most for one
+/// batch, not for the whole pass.
+pub(super) fn walk_groups<T>(
     tree: &sled::Tree,
     prefix: &[u8],
-    mut visit: impl FnMut(&[u8], &[u8]) -> Result<Visit, EventsError>,
+    mut visit: impl FnMut(&[u8], &[u8]) -> Result<Visit<T>, EventsError>,
+    mut delete: impl FnMut(Vec<T>) -> Result<u64, EventsError>,
 ) -> Result<u64, EventsError> {
     let mut deleted = 0;
-    let mut batch = sled::Batch::default();
-    let mut staged = 0;
+    let mut marked = Vec::new();
     let mut from = prefix.to_vec();
     let end = [&prefix[..prefix.len() - 1], &[prefix[prefix.len() - 1] + 1]].concat();
     loop {
@@ -69,15 +74,10 @@ pub(super) fn walk_groups(
         for item in tree.range(key.to_vec()..group_end.clone()) {
             let (k, v) = item?;
             match visit(&k, &v)? {
-                Visit::Delete(keys) => {
-                    for dk in keys {
-                        batch.remove(dk);
-                    }
-                    deleted += 1;
-                    staged += 1;
-                    if staged >= BATCH {
-                        tree.apply_batch(std::mem::take(&mut batch))?;
-                        staged = 0;
+                Visit::Delete(what) => {
+                    marked.push(what);
+                    if marked.len() >= BATCH {
+                        deleted += delete(std::mem::take(&mut marked))?;
                     }
                 }
                 Visit::Keep => {}
@@ -86,10 +86,25 @@ pub(super) fn walk_groups(
         }
         from = group_end;
     }
-    if staged > 0 {
-        tree.apply_batch(batch)?;
+    if !marked.is_empty() {
+        deleted += delete(marked)?;
     }
     Ok(deleted)
+}
+
+/// Deletes every key of every entry in one batch; returns the number of
+/// entries.
+pub(super) fn remove_entries(
+    tree: &sled::Tree,
+    entries: Vec<Vec<Vec<u8>>>,
+) -> Result<u64, EventsError> {
+    let mut batch = sled::Batch::default();
+    let n = entries.len() as u64;
+    for key in entries.into_iter().flatten() {
+        batch.remove(key);
+    }
+    tree.apply_batch(batch)?;
+    Ok(n)
 }
 
 /// Deletes events and finished deliveries older than the retention.
