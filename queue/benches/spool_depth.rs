@@ -26,7 +26,10 @@
 //!    lease + deliver cycle (wall time);
 //! 3. **memory and disk**: VmRSS and VmHWM (peak RSS) from
 //!    `/proc/self/status`, and the sum of the file lengths under the data
-//!    directory (sled and body segments).
+//!    directory (sled and body segments);
+//! 4. **listing by recipient**: the time to list every message to one
+//!    recipient, 50 a page, cursors followed to the end (the admin API's
+//!    `GET /admin/v1/messages?to=`), and the RSS before it.
 //!
 //! The enqueue window adds `WINDOW` messages and the lease window removes
 //! `WINDOW`, so the depth is back at the checkpoint when filling resumes.
@@ -67,7 +70,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rackwave_queue::{DeliveryAttempt, Spool, SpoolConfig, Submission};
+use rackwave_queue::{DeliveryAttempt, ListFilter, Spool, SpoolConfig, Submission};
 use tokio::task::JoinSet;
 
 /// Receive time of every message; leasing at `T0 + 1` finds them all due.
@@ -359,6 +362,33 @@ struct Row {
     rss_mb: f64,
     hwm_mb: f64,
     disk_mb: f64,
+    /// Listing one recipient's messages, every page (milliseconds).
+    list_ms: f64,
+    listed: usize,
+}
+
+/// Lists every message to one recipient, following cursors to the end,
+/// as `GET /admin/v1/messages?to=` would page by page.
+fn list_recipient(spool: &Spool, to: &str) -> (Duration, usize) {
+    let filter = ListFilter {
+        workspace_id: WORKSPACE.into(),
+        to: Some(to.into()),
+        status: None,
+    };
+    let start = Instant::now();
+    let mut cursor: Option<String> = None;
+    let mut found = 0;
+    loop {
+        let page = spool
+            .list(&filter, cursor.as_deref(), 50)
+            .expect("list failed");
+        found += page.messages.len();
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    (start.elapsed(), found)
 }
 
 fn main() {
@@ -422,6 +452,8 @@ fn main() {
             let paused = Instant::now();
             let (in_lease, cycle) = lease_and_deliver(&bench, window).await;
             assert_eq!(bench.spool.due_count(), checkpoint, "depth drifted");
+            let rss_before_list = proc_status_mb("VmRSS:");
+            let (list_time, listed) = list_recipient(&bench.spool, "user7@example.net");
             let sled_bytes = dir_bytes(&dir.path().join("db"));
             let body_bytes = dir_bytes(&bodies);
             let row = Row {
@@ -432,10 +464,13 @@ fn main() {
                 rss_mb: proc_status_mb("VmRSS:"),
                 hwm_mb: proc_status_mb("VmHWM:"),
                 disk_mb: mb(dir_bytes(dir.path())),
+                list_ms: list_time.as_secs_f64() * 1e3,
+                listed,
             };
             eprintln!(
                 "depth {:>9}: enqueue {:.0} msg/s, lease {:.0} msg/s, lease+deliver {:.0} msg/s, \
-                 RSS {:.1} MB (peak {:.1}), disk {:.1} MB (sled {:.1}, bodies {:.1})",
+                 RSS {:.1} MB (peak {:.1}), disk {:.1} MB (sled {:.1}, bodies {:.1}), \
+                 one recipient's {} messages listed in {:.0} ms (RSS {:.1} MB before)",
                 row.depth,
                 row.enqueue,
                 row.lease,
@@ -445,6 +480,9 @@ fn main() {
                 row.disk_mb,
                 mb(sled_bytes),
                 mb(body_bytes),
+                row.listed,
+                row.list_ms,
+                rss_before_list,
             );
             rows.push(row);
             bench.exclude(paused.elapsed());
@@ -455,13 +493,13 @@ fn main() {
     let stats = bench.spool.stats();
     println!();
     println!(
-        "| depth | enqueue msg/s | lease msg/s (lease call only) | lease+deliver msg/s | RSS MB | peak RSS MB | disk MB |"
+        "| depth | enqueue msg/s | lease msg/s (lease call only) | lease+deliver msg/s | RSS MB | peak RSS MB | disk MB | list one recipient ms |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in &rows {
         println!(
-            "| {} | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} |",
-            r.depth, r.enqueue, r.lease, r.cycle, r.rss_mb, r.hwm_mb, r.disk_mb
+            "| {} | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {:.0} |",
+            r.depth, r.enqueue, r.lease, r.cycle, r.rss_mb, r.hwm_mb, r.disk_mb, r.list_ms
         );
     }
     println!();
