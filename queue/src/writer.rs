@@ -300,7 +300,7 @@ struct LaneChange {
     min_added: Option<i64>,
     /// Earliest due time re-added for a message that is leased until the
     /// group commits (a deferral or postponement); see
-    /// [`Lanes::forget_cursor_from`] for why it is tracked apart.
+    /// [`Lanes::requeued_leases_end`] for why it is tracked apart.
     min_requeued: Option<i64>,
 }
 
