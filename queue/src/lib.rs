@@ -383,9 +383,17 @@ impl Spool {
             }
             Ok::<_, SpoolError>(())
         })();
-        // Everything up to the last key each scan examined is leased now
-        // (or unleasable): the next call can start after it. Also after an
-        // error, since the keys before it were examined all the same.
+        if let Err(e) = result {
+            // Nobody gets the messages leased so far: hand them back, and
+            // leave the cursors where they were (they are behind none of
+            // these messages, since every scan started after its cursor).
+            for rec in &out {
+                leased.remove(&rec.id);
+            }
+            return Err(e);
+        }
+        // Everything up to the last key each scan decided on is leased now
+        // (or unleasable): the next call can start after it.
         {
             let mut table = lock(&shared.lanes);
             for lane in lanes {
@@ -394,7 +402,6 @@ impl Spool {
                 }
             }
         }
-        result?;
         // The lane served last is now at the back of the queue (a lane is
         // requeued right after it yields a message).
         if let Some(rec) = out.last() {
@@ -779,27 +786,34 @@ fn next_due_in_lane(
         };
         tree.range(start..keys::due_upper_bound(&lane.ws, now_ms))
     });
+    // `last_key` moves only past keys decided on (leased, or never
+    // leasable): a key whose record could not be read must stay ahead of
+    // the cursor, to be tried again.
     for item in iter.by_ref() {
         let (key, _) = item?;
         lane.saw_due = true;
-        lane.last_key = Some(key.clone());
         let Some(id) = keys::trailing_msg_id(&key) else {
             warn!(key = %String::from_utf8_lossy(&key), "malformed due index key");
+            lane.last_key = Some(key);
             continue;
         };
         if leased.contains(id) {
+            lane.last_key = Some(key.clone());
             continue;
         }
         let rkey = keys::record(id);
         let Some(raw) = tree.get(&rkey)? else {
             warn!(message_id = id, "due index points at missing record");
+            lane.last_key = Some(key.clone());
             continue;
         };
         let rec = decode_record(&rkey, &raw)?;
         if rec.status.is_final() {
             warn!(message_id = id, "due index points at final record");
+            lane.last_key = Some(key.clone());
             continue;
         }
+        lane.last_key = Some(key.clone());
         return Ok(Some(rec));
     }
     Ok(None)

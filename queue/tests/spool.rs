@@ -25,6 +25,20 @@ fn submission(ws: &str, rcpts: &[&str], at: i64) -> Submission {
     }
 }
 
+/// `n` one-recipient messages in workspace `ws1`, received (and due) at
+/// `T0`, `T0 + 1`, …; their message ids in that order.
+async fn enqueue_singles(spool: &Spool, n: i64) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let e = spool
+            .enqueue(submission("ws1", &["a@x.org"], T0 + i))
+            .await
+            .unwrap();
+        ids.push(e.message_ids[0].clone());
+    }
+    ids
+}
+
 fn attempt(at: i64, event: &str) -> DeliveryAttempt {
     DeliveryAttempt {
         at_ms: at,
@@ -125,14 +139,7 @@ async fn lease_returns_due_only_and_not_twice() {
 async fn lease_resumes_after_leased_but_finds_what_lands_behind() {
     let dir = tempfile::tempdir().unwrap();
     let (_db, spool) = open(&dir);
-    let mut ids = Vec::new();
-    for i in 0..6 {
-        let e = spool
-            .enqueue(submission("ws1", &["a@x.org"], T0 + i))
-            .await
-            .unwrap();
-        ids.push(e.message_ids[0].clone());
-    }
+    let ids = enqueue_singles(&spool, 6).await;
     let now = T0 + 1_000;
     let first: Vec<_> = spool
         .lease(now, 3)
@@ -199,23 +206,21 @@ async fn a_retry_committed_during_a_lease_call_is_still_leased() {
             got
         })
     };
-    let mut ids = Vec::new();
-    for i in 0..100 {
-        let e = spool
-            .enqueue(submission("ws1", &["a@x.org"], T0 + i))
-            .await
-            .unwrap();
-        ids.push(e.message_ids[0].clone());
-    }
-    // Every message is leased by the spinner; defer each, due at once,
-    // while the spinner keeps leasing.
+    let ids = enqueue_singles(&spool, 100).await;
+    // Every message is leased by the spinner; defer each while the spinner
+    // keeps leasing, due at once but each later than the one before (a
+    // later deferral due no later than an earlier one would clear the
+    // cursor itself and hide the bug).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    for id in &ids {
+    for (i, id) in ids.iter().enumerate() {
         while !spool.is_leased(id) {
             assert!(std::time::Instant::now() < deadline, "{id} never leased");
             tokio::task::yield_now().await;
         }
-        spool.defer(id, now, attempt(now, "")).await.unwrap();
+        spool
+            .defer(id, T0 + 500 + i as i64, attempt(now, ""))
+            .await
+            .unwrap();
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut leased: Vec<String> = spinner.join().unwrap();
@@ -226,6 +231,32 @@ async fn a_retry_committed_during_a_lease_call_is_still_leased() {
         assert_eq!(n, 2, "{id} leased {n} times");
     }
     assert_eq!(spool.leased_count(), ids.len());
+}
+
+/// A record that cannot be read makes `lease` fail; the messages it had
+/// leased before that are handed back and the cursor stays before the bad
+/// entry, so everything is leased once the record is readable again.
+#[tokio::test]
+async fn a_failed_lease_loses_no_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, spool) = open(&dir);
+    let ids = enqueue_singles(&spool, 3).await;
+    let tree = db.open_tree(TREE_NAME).unwrap();
+    let key = [b"m/".as_slice(), ids[1].as_bytes()].concat();
+    let good = tree.insert(&key, b"{not json".as_slice()).unwrap().unwrap();
+
+    assert!(spool.lease(T0 + 10, 10).is_err());
+    assert_eq!(spool.leased_count(), 0, "the first message was handed back");
+    assert!(spool.lease(T0 + 10, 10).is_err(), "still unreadable");
+
+    tree.insert(&key, good).unwrap();
+    let got: Vec<_> = spool
+        .lease(T0 + 10, 10)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(got, ids);
 }
 
 #[tokio::test]

@@ -33,9 +33,10 @@ impl std::ops::DerefMut for Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
+        // Untracked before it is reaped: once reaped, its pid may be reused.
+        super::watchdog::untrack(self.0.id());
         let _ = self.0.kill();
         let _ = self.0.wait();
-        super::watchdog::untrack(self.0.id());
     }
 }
 

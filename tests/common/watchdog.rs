@@ -21,7 +21,7 @@ pub fn arm() {
             std::thread::sleep(LIMIT);
             eprintln!("test binary still running after {LIMIT:?}: a test hangs; aborting the run");
             let pids = CHILDREN.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            for pid in pids {
+            for pid in pids.into_iter().filter(|pid| is_our_server(*pid)) {
                 let _ = std::process::Command::new("kill")
                     .args(["-9", &pid.to_string()])
                     .status();
@@ -29,6 +29,17 @@ pub fn arm() {
             std::process::exit(101);
         });
     });
+}
+
+/// Whether `pid` is still a `rackwave serve` process: a test may have
+/// reaped its server already, and the pid may belong to another process
+/// by now.
+fn is_our_server(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        args.first().is_some_and(|a| a.ends_with(b"rackwave"))
+            && args.get(1) == Some(&&b"serve"[..])
+    })
 }
 
 /// A server process to kill if the limit is reached.
