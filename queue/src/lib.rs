@@ -786,34 +786,29 @@ fn next_due_in_lane(
         };
         tree.range(start..keys::due_upper_bound(&lane.ws, now_ms))
     });
-    // `last_key` moves only past keys decided on (leased, or never
-    // leasable): a key whose record could not be read must stay ahead of
-    // the cursor, to be tried again.
+    // A failed read ends the call with an error, and then no cursor moves
+    // (see `lease`), so `last_key` may be set before the key is decided.
     for item in iter.by_ref() {
         let (key, _) = item?;
         lane.saw_due = true;
+        lane.last_key = Some(key.clone());
         let Some(id) = keys::trailing_msg_id(&key) else {
             warn!(key = %String::from_utf8_lossy(&key), "malformed due index key");
-            lane.last_key = Some(key);
             continue;
         };
         if leased.contains(id) {
-            lane.last_key = Some(key.clone());
             continue;
         }
         let rkey = keys::record(id);
         let Some(raw) = tree.get(&rkey)? else {
             warn!(message_id = id, "due index points at missing record");
-            lane.last_key = Some(key.clone());
             continue;
         };
         let rec = decode_record(&rkey, &raw)?;
         if rec.status.is_final() {
             warn!(message_id = id, "due index points at final record");
-            lane.last_key = Some(key.clone());
             continue;
         }
-        lane.last_key = Some(key.clone());
         return Ok(Some(rec));
     }
     Ok(None)
