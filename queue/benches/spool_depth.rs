@@ -19,7 +19,7 @@
 //! 1. **enqueue**: `WINDOW` further enqueues by `TASKS` concurrent tasks,
 //!    in messages per second;
 //! 2. **lease**: `lease(T0 + 1, 100)` repeatedly, each leased batch settled
-//!    with `delivered` (all settlements of a batch concurrently, the batch
+//!    as delivered (all settlements of a batch concurrently, the batch
 //!    joined before the next lease), until `WINDOW` messages are done.
 //!    Reported both as the rate of the `lease` calls alone (messages leased
 //!    per second of time spent inside `lease`) and as the rate of the whole
@@ -99,7 +99,10 @@ async fn consume_feed(spool: Spool) {
         };
         match entries.last() {
             Some(entry) => {
-                last = entry.seq;
+                last = match entry {
+                    Ok(e) => e.seq,
+                    Err(unreadable) => unreadable.seq,
+                };
                 if spool.trim_feed(last).await.is_err() {
                     return;
                 }
@@ -302,12 +305,11 @@ async fn lease_and_deliver(bench: &Arc<Bench>, count: u64) -> (Duration, Duratio
                     remote_ip: Some("192.0.2.25".into()),
                     tls: true,
                     reply: "250 2.0.0 Ok: queued as 4SZbq21kLmz9".into(),
-                    event: String::new(),
-                    detail: None,
                     sent_at_ms: Some(T0 + 1),
+                    outcome: rackwave_core::event::EmailEvent::Delivered,
                 };
                 spool
-                    .delivered(&rec.id, attempt)
+                    .settle(&rec.id, attempt)
                     .await
                     .expect("delivered failed");
             });

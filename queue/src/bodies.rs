@@ -63,7 +63,7 @@ pub(crate) struct BodyRef {
 }
 
 impl BodyRef {
-    pub fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let mut v = Vec::with_capacity(REF_LEN);
         v.push(REF_TAG);
         v.extend_from_slice(&self.segment.to_be_bytes());
@@ -75,7 +75,7 @@ impl BodyRef {
 
     /// `None` if `raw` is not a reference (a body stored inline in sled by
     /// an earlier version).
-    pub fn decode(raw: &[u8]) -> Option<BodyRef> {
+    pub(crate) fn decode(raw: &[u8]) -> Option<BodyRef> {
         if raw.len() != REF_LEN || raw[0] != REF_TAG {
             return None;
         }
@@ -126,7 +126,7 @@ impl BodyFiles {
     }
 
     /// Reads and checks one body.
-    pub fn read(&self, r: BodyRef) -> Result<Vec<u8>, SpoolError> {
+    pub(crate) fn read(&self, r: BodyRef) -> Result<Vec<u8>, SpoolError> {
         let file = self.file(r.segment)?;
         let mut buf = vec![0; r.len as usize];
         file.read_exact_at(&mut buf, r.offset)
@@ -168,7 +168,7 @@ pub(crate) struct BodyWriter {
 impl BodyWriter {
     /// Opens the body directory: deletes segments no durable counter refers
     /// to and starts a fresh segment after the highest id seen.
-    pub fn open(
+    pub(crate) fn open(
         dir: &Path,
         tree: &sled::Tree,
         segment_target: u64,
@@ -225,7 +225,7 @@ impl BodyWriter {
         })
     }
 
-    pub fn files(&self) -> Arc<BodyFiles> {
+    pub(crate) fn files(&self) -> Arc<BodyFiles> {
         self.files.clone()
     }
 
@@ -237,7 +237,7 @@ impl BodyWriter {
     /// away if no body in it is live); if that fails, the current segment
     /// goes on growing past its target rather than failing the group, which
     /// may hold settlements that have nothing to do with bodies.
-    pub fn prepare(&mut self, tree: &sled::Tree) -> Result<(u64, u64), SpoolError> {
+    pub(crate) fn prepare(&mut self, tree: &sled::Tree) -> Result<(u64, u64), SpoolError> {
         if self.poisoned {
             match self.file.set_len(self.len) {
                 Ok(()) => self.poisoned = false,
@@ -273,7 +273,7 @@ impl BodyWriter {
 
     /// Appends a group's bodies (in the order their references were
     /// staged) and makes them durable.
-    pub fn append(&mut self, bodies: &[Vec<u8>]) -> Result<(), SpoolError> {
+    pub(crate) fn append(&mut self, bodies: &[Vec<u8>]) -> Result<(), SpoolError> {
         if bodies.is_empty() {
             return Ok(());
         }
@@ -296,7 +296,7 @@ impl BodyWriter {
     /// Deletes segments whose last live body was released by a group that
     /// is now durable. The segment being appended to is kept; `prepare`
     /// deletes it when it rotates away from it.
-    pub fn release(&mut self, emptied: &[u64]) {
+    pub(crate) fn release(&mut self, emptied: &[u64]) {
         for &segment in emptied {
             if segment != self.current {
                 self.delete(segment);

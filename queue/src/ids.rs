@@ -37,7 +37,7 @@ const HEX_LEN: usize = 16;
 const RANDOM_BITS: u32 = 20;
 
 /// Prefix of message ids, so they are recognisable in logs and API payloads.
-pub const MESSAGE_ID_PREFIX: &str = "msg_";
+pub(crate) const MESSAGE_ID_PREFIX: &str = "msg_";
 
 /// The last id drawn in this process.
 static LAST: AtomicU64 = AtomicU64::new(0);
@@ -64,7 +64,7 @@ pub fn new_queue_id() -> String {
 }
 
 /// A fresh message id: `msg_` followed by 16 lowercase hex characters.
-pub fn new_message_id() -> String {
+pub(crate) fn new_message_id() -> String {
     format!("{MESSAGE_ID_PREFIX}{:016x}", time_ordered())
 }
 

@@ -23,6 +23,8 @@
 //! | `c/<submitter>\0<day u64 BE>`                    | u64 BE: accepted recipients   |
 //! | `f/<seq u64 BE>`                                 | `FeedEntry` as JSON: change feed |
 //! | `fh`                                             | u64 BE: highest feed seq ever issued |
+//! | `x/<finished u64 BE><msgid>`                     | empty: finished messages by finish time (retention) |
+//! | `xi`                                             | empty: every finished record is in `x/` |
 //!
 //! # Due lanes
 //!
@@ -67,22 +69,28 @@
 //! trailing message id is recovered by slicing.
 
 /// Message id length (`msg_` + 16 hex), used to slice it off index keys.
-pub const MSG_ID_LEN: usize = 20;
+pub(crate) const MSG_ID_LEN: usize = 20;
 
-pub const RECORD: &[u8] = b"m/";
-pub const BODY: &[u8] = b"b/";
-pub const REMAINING: &[u8] = b"r/";
-pub const SEGMENT_LIVE: &[u8] = b"g/";
-pub const DUE: &[u8] = b"d/";
-pub const LANE_COUNT: &[u8] = b"l/";
-pub const BY_WORKSPACE: &[u8] = b"iw/";
-pub const BY_RECIPIENT: &[u8] = b"it/";
-pub const BY_QUEUE: &[u8] = b"iq/";
-pub const STATUS_COUNT: &[u8] = b"s/";
-pub const ACCEPTED: &[u8] = b"c/";
-pub const FEED: &[u8] = b"f/";
+pub(crate) const RECORD: &[u8] = b"m/";
+pub(crate) const BODY: &[u8] = b"b/";
+pub(crate) const REMAINING: &[u8] = b"r/";
+pub(crate) const SEGMENT_LIVE: &[u8] = b"g/";
+pub(crate) const DUE: &[u8] = b"d/";
+pub(crate) const LANE_COUNT: &[u8] = b"l/";
+pub(crate) const BY_WORKSPACE: &[u8] = b"iw/";
+pub(crate) const BY_RECIPIENT: &[u8] = b"it/";
+pub(crate) const BY_QUEUE: &[u8] = b"iq/";
+pub(crate) const STATUS_COUNT: &[u8] = b"s/";
+pub(crate) const ACCEPTED: &[u8] = b"c/";
+pub(crate) const FEED: &[u8] = b"f/";
 /// The feed's durable high-water mark (highest seq ever issued).
-pub const FEED_HIGH: &[u8] = b"fh";
+pub(crate) const FEED_HIGH: &[u8] = b"fh";
+pub(crate) const FINISHED: &[u8] = b"x/";
+/// Present once every finished record has its `x/` entry (records
+/// finished before the retention index existed are added by a background
+/// walk; see `Spool::index_finished`). `i` sorts after `/`, so the marker
+/// is outside the index's range.
+pub(crate) const FINISHED_INDEXED: &[u8] = b"xi";
 
 fn cat(parts: &[&[u8]]) -> Vec<u8> {
     let mut k = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
@@ -93,80 +101,80 @@ fn cat(parts: &[&[u8]]) -> Vec<u8> {
 }
 
 /// Order-preserving encoding of a signed millisecond timestamp (or day).
-pub fn time_key(v: i64) -> [u8; 8] {
+pub(crate) fn time_key(v: i64) -> [u8; 8] {
     ((v as u64) ^ (1 << 63)).to_be_bytes()
 }
 
-pub fn record(msg_id: &str) -> Vec<u8> {
+pub(crate) fn record(msg_id: &str) -> Vec<u8> {
     cat(&[RECORD, msg_id.as_bytes()])
 }
 
-pub fn body(queue_id: &str) -> Vec<u8> {
+pub(crate) fn body(queue_id: &str) -> Vec<u8> {
     cat(&[BODY, queue_id.as_bytes()])
 }
 
 /// Durable number of live bodies in body segment `segment`.
-pub fn segment_live(segment: u64) -> Vec<u8> {
+pub(crate) fn segment_live(segment: u64) -> Vec<u8> {
     cat(&[SEGMENT_LIVE, &segment.to_be_bytes()])
 }
 
 /// The segment id of a [`segment_live`] key.
-pub fn segment_of_live_key(key: &[u8]) -> Option<u64> {
+pub(crate) fn segment_of_live_key(key: &[u8]) -> Option<u64> {
     decode_u64(key.strip_prefix(SEGMENT_LIVE)?)
 }
 
-pub fn remaining(queue_id: &str) -> Vec<u8> {
+pub(crate) fn remaining(queue_id: &str) -> Vec<u8> {
     cat(&[REMAINING, queue_id.as_bytes()])
 }
 
 /// Inverse of [`time_key`].
-pub fn time_from_key(k: [u8; 8]) -> i64 {
+pub(crate) fn time_from_key(k: [u8; 8]) -> i64 {
     (u64::from_be_bytes(k) ^ (1 << 63)) as i64
 }
 
 /// Prefix of every due-index key of one workspace (its lane).
-pub fn due_lane(ws: &str) -> Vec<u8> {
+pub(crate) fn due_lane(ws: &str) -> Vec<u8> {
     cat(&[DUE, ws.as_bytes(), b"\0"])
 }
 
 /// Exclusive end of a workspace's lane: the lane prefix with its NUL
 /// terminator bumped to 1, which sorts after every key of the lane and
 /// before the lane of any other workspace.
-pub fn due_lane_end(ws: &str) -> Vec<u8> {
+pub(crate) fn due_lane_end(ws: &str) -> Vec<u8> {
     cat(&[DUE, ws.as_bytes(), b"\x01"])
 }
 
-pub fn due(ws: &str, due_ms: i64, msg_id: &str) -> Vec<u8> {
+pub(crate) fn due(ws: &str, due_ms: i64, msg_id: &str) -> Vec<u8> {
     cat(&[&due_lane(ws), &time_key(due_ms), msg_id.as_bytes()])
 }
 
 /// Exclusive upper bound of the keys of `ws`'s lane with a due time
 /// `<= now_ms`. Message ids are ASCII, so `0xff` sorts after every id.
-pub fn due_upper_bound(ws: &str, now_ms: i64) -> Vec<u8> {
+pub(crate) fn due_upper_bound(ws: &str, now_ms: i64) -> Vec<u8> {
     cat(&[&due_lane(ws), &time_key(now_ms), &[0xff]])
 }
 
 /// The due time of a due-index key (`d/<ws>\0<due><msgid>`), read from the
 /// end of the key since ids have a fixed length.
-pub fn due_time_of(key: &[u8]) -> Option<i64> {
+pub(crate) fn due_time_of(key: &[u8]) -> Option<i64> {
     let end = key.len().checked_sub(MSG_ID_LEN)?;
     let start = end.checked_sub(8)?;
     Some(time_from_key(key[start..end].try_into().ok()?))
 }
 
 /// Durable number of entries in `ws`'s due lane.
-pub fn lane_count(ws: &str) -> Vec<u8> {
+pub(crate) fn lane_count(ws: &str) -> Vec<u8> {
     cat(&[LANE_COUNT, ws.as_bytes()])
 }
 
 /// Prefix of all listing-index keys of a workspace.
-pub fn workspace_prefix(ws: &str) -> Vec<u8> {
+pub(crate) fn workspace_prefix(ws: &str) -> Vec<u8> {
     cat(&[BY_WORKSPACE, ws.as_bytes(), b"\0"])
 }
 
 /// Prefix of the listing-index keys of one recipient in a workspace.
 /// `to` must already be lowercased.
-pub fn recipient_prefix(ws: &str, to_lower: &str) -> Vec<u8> {
+pub(crate) fn recipient_prefix(ws: &str, to_lower: &str) -> Vec<u8> {
     cat(&[
         BY_RECIPIENT,
         ws.as_bytes(),
@@ -178,15 +186,15 @@ pub fn recipient_prefix(ws: &str, to_lower: &str) -> Vec<u8> {
 
 /// The per-message suffix shared by both listing indexes; it doubles as the
 /// (hex-encoded) pagination cursor.
-pub fn listing_suffix(created_ms: i64, msg_id: &str) -> Vec<u8> {
+pub(crate) fn listing_suffix(created_ms: i64, msg_id: &str) -> Vec<u8> {
     cat(&[&time_key(created_ms), msg_id.as_bytes()])
 }
 
-pub fn queue_prefix(queue_id: &str) -> Vec<u8> {
+pub(crate) fn queue_prefix(queue_id: &str) -> Vec<u8> {
     cat(&[BY_QUEUE, queue_id.as_bytes(), b"/"])
 }
 
-pub fn queue_member(queue_id: &str, index: u32, msg_id: &str) -> Vec<u8> {
+pub(crate) fn queue_member(queue_id: &str, index: u32, msg_id: &str) -> Vec<u8> {
     cat(&[
         &queue_prefix(queue_id),
         &index.to_be_bytes(),
@@ -194,53 +202,70 @@ pub fn queue_member(queue_id: &str, index: u32, msg_id: &str) -> Vec<u8> {
     ])
 }
 
-pub fn status_count(status: &str) -> Vec<u8> {
+pub(crate) fn status_count(status: &str) -> Vec<u8> {
     cat(&[STATUS_COUNT, status.as_bytes()])
 }
 
-pub fn accepted(submitter: &str, day: i64) -> Vec<u8> {
+pub(crate) fn accepted(submitter: &str, day: i64) -> Vec<u8> {
     cat(&[ACCEPTED, submitter.as_bytes(), b"\0", &time_key(day)])
 }
 
+/// Retention index entry of message `msg_id`, finished at `at_ms`.
+pub(crate) fn finished(at_ms: i64, msg_id: &str) -> Vec<u8> {
+    cat(&[FINISHED, &time_key(at_ms), msg_id.as_bytes()])
+}
+
+/// Exclusive upper bound of the retention index entries finished before
+/// `cutoff_ms`.
+pub(crate) fn finished_before(cutoff_ms: i64) -> Vec<u8> {
+    cat(&[FINISHED, &time_key(cutoff_ms)])
+}
+
+/// The day of an accepted-counter key (`c/<submitter>\0<day>`).
+pub(crate) fn accepted_day_of(key: &[u8]) -> Option<i64> {
+    let start = key.len().checked_sub(8)?;
+    Some(time_from_key(key[start..].try_into().ok()?))
+}
+
 /// Feed entry number `seq`.
-pub fn feed(seq: u64) -> Vec<u8> {
+pub(crate) fn feed(seq: u64) -> Vec<u8> {
     cat(&[FEED, &seq.to_be_bytes()])
 }
 
 /// Exclusive end of the feed: sorts after every `f/` key (`0` follows `/`)
 /// and before [`FEED_HIGH`].
-pub fn feed_end() -> Vec<u8> {
+pub(crate) fn feed_end() -> Vec<u8> {
     b"f0".to_vec()
 }
 
 /// The seq of a feed key, if it has the feed shape.
-pub fn feed_seq_of(key: &[u8]) -> Option<u64> {
+pub(crate) fn feed_seq_of(key: &[u8]) -> Option<u64> {
     let raw = key.strip_prefix(FEED)?;
     decode_u64(raw)
 }
 
 /// The message id at the end of an index key, if the key is long enough and
 /// the tail is valid UTF-8.
-pub fn trailing_msg_id(key: &[u8]) -> Option<&str> {
+pub(crate) fn trailing_msg_id(key: &[u8]) -> Option<&str> {
     let start = key.len().checked_sub(MSG_ID_LEN)?;
     std::str::from_utf8(&key[start..]).ok()
 }
 
-pub fn encode_u64(v: u64) -> [u8; 8] {
+pub(crate) fn encode_u64(v: u64) -> [u8; 8] {
     v.to_be_bytes()
 }
 
 /// Decodes a counter value; `None` if it is not exactly 8 bytes.
-pub fn decode_u64(v: &[u8]) -> Option<u64> {
+pub(crate) fn decode_u64(v: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(v.try_into().ok()?))
 }
 
 /// Hex encoding for opaque cursors.
-pub fn to_hex(bytes: &[u8]) -> String {
+pub(crate) fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-pub fn from_hex(s: &str) -> Option<Vec<u8>> {
+pub(crate) fn from_hex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) || !s.is_ascii() {
         return None;
     }
@@ -305,6 +330,17 @@ mod tests {
         }
         assert!(feed_end().as_slice() < FEED_HIGH);
         assert_eq!(feed_seq_of(FEED_HIGH), None);
+    }
+
+    #[test]
+    fn retention_keys_sort_by_time_and_stay_in_range() {
+        let id = "msg_0123456789abcdef";
+        assert!(finished(5, id) < finished_before(6));
+        assert!(finished(6, id) > finished_before(6));
+        assert!(FINISHED <= finished(i64::MIN, id).as_slice());
+        assert!(finished(i64::MAX, id).as_slice() < FINISHED_INDEXED);
+        assert_eq!(accepted_day_of(&accepted("app", -3)), Some(-3));
+        assert_eq!(accepted_day_of(&accepted("app", 20_000)), Some(20_000));
     }
 
     #[test]

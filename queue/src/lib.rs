@@ -37,24 +37,37 @@
 //! One [`Submission`] (one SMTP transaction) gets a queue id and produces
 //! one [`MessageRecord`] per recipient, all sharing one stored body. The
 //! delivery engine calls [`Spool::lease`] to take due messages, tries them,
-//! and settles each lease with [`Spool::delivered`], [`Spool::defer`] or
-//! [`Spool::bounce`], hands it back for later without counting an attempt
-//! with [`Spool::postpone`] (e.g. a destination's connection or rate limit
-//! is reached), or gives it back unchanged with [`Spool::release`]. Leases
-//! are in memory only: a lease that is never settled (crash, restart) simply
-//! makes the message leasable again. When the last message of a submission
-//! becomes final the body is deleted; the records stay for listing.
+//! and settles each lease with [`Spool::settle`] (the attempt's outcome
+//! says delivered, deferred until its retry time, or bounced), hands it
+//! back for later without counting an attempt with [`Spool::postpone`]
+//! (e.g. a destination's connection or rate limit is reached), or gives it
+//! back unchanged with [`Spool::release`]. Leases are in memory only: a
+//! lease that is never settled (crash, restart) simply makes the message
+//! leasable again. When the last message of a submission becomes final the
+//! body is deleted; the records stay for listing until retention removes
+//! them.
 //!
 //! # History events
 //!
 //! Each record's `history` is the message timeline shown to API and webhook
-//! consumers: `email.queued` at enqueue, then per settlement optionally
-//! `email.sent` ([`SENT_EVENT`]: the message data was handed to the remote
-//! server, recorded when the attempt's [`DeliveryAttempt::sent_at_ms`] is
-//! set, with the status the message had before the settlement), followed
-//! by the settlement's own entry (`email.deferred`, `email.delivered`,
-//! `email.bounced` or the attempt's custom event). A postponement adds
-//! nothing.
+//! consumers, in the typed event model of `rackwave-core`
+//! ([`EmailEvent`](rackwave_core::event::EmailEvent)): `email.queued` at
+//! enqueue, then per settlement optionally `email.sent` (the message data
+//! was handed to the remote server, recorded when the attempt's
+//! [`DeliveryAttempt::sent_at_ms`] is set, with the status the message had
+//! before the settlement), followed by the settlement's own entry, the
+//! attempt's outcome (`email.deferred`, `email.delivered` or
+//! `email.bounced`, with its data). A postponement adds nothing.
+//!
+//! # Retention
+//!
+//! A final settlement also writes a retention index entry (by finish
+//! time). [`Spool::prune_finished`] deletes the records finished before a
+//! cutoff with every index entry naming them, in bounded batches through
+//! the writer (checked again there, so counters stay exact), and daily
+//! accepted counters of days before the cutoff; [`retention::run`] does
+//! that in the background. Records finished before the index existed are
+//! added to it once, by [`Spool::index_finished`].
 //!
 //! # Change feed
 //!
@@ -96,7 +109,9 @@ mod bodies;
 mod error;
 mod ids;
 mod keys;
+mod legacy;
 mod record;
+pub mod retention;
 mod writer;
 
 use std::collections::{HashSet, VecDeque};
@@ -114,11 +129,11 @@ pub use error::SpoolError;
 pub use ids::{is_message_id, is_queue_id, new_queue_id};
 pub use record::{
     DeliveryAttempt, Enqueued, FeedEntry, ListFilter, MessageRecord, Page, SpoolStats, Status,
-    StatusChange, StatusCounts, Submission, SENT_EVENT,
+    StatusChange, StatusCounts, Submission, UnreadableEntry,
 };
 
 use writer::{
-    decode_counter, decode_feed, decode_record, lock, Lanes, Outcome, Request, Shared, Writer,
+    decode_counter, decode_feed, decode_record, lock, Lanes, PruneItem, Request, Shared, Writer,
 };
 
 /// Name of the sled tree holding everything the spool stores.
@@ -172,6 +187,9 @@ struct Inner {
     /// The lane that got the most recent message from `lease`; the next
     /// call starts with the lane after it. Locked only while `leased` is.
     last_lane: Mutex<Option<String>>,
+    /// Where the walk adding old finished records to the retention index
+    /// goes on (see [`Spool::index_finished`]).
+    index_cursor: Mutex<Option<Vec<u8>>>,
     /// `Option` so `Drop` can close the channel before joining the thread.
     tx: Option<mpsc::Sender<Request>>,
     writer: Option<JoinHandle<()>>,
@@ -246,6 +264,12 @@ impl Spool {
             })?;
             feed_seq = feed_seq.max(last);
         }
+        // A spool without records has no record to add to the retention
+        // index.
+        if tree.get(keys::FINISHED_INDEXED)?.is_none() && tree.scan_prefix(keys::RECORD).next().is_none()
+        {
+            tree.insert(keys::FINISHED_INDEXED, &[])?;
+        }
         let shared = Arc::new(Shared::new(
             counts,
             Lanes::from_counts(lane_counts),
@@ -271,6 +295,7 @@ impl Spool {
                 bodies: body_files,
                 shared,
                 last_lane: Mutex::new(None),
+                index_cursor: Mutex::new(None),
                 tx: Some(tx),
                 writer: Some(handle),
             }),
@@ -453,10 +478,18 @@ impl Spool {
         lock(&self.inner.shared.leased).len()
     }
 
-    async fn settle(
+    /// Settles a leased message as its attempt's outcome says, and records
+    /// the attempt: `Delivered` or `Bounced` (final: out of the due index,
+    /// the body freed after the submission's last pending message) or
+    /// `Deferred` (due again at its `next_retry_at`; the retry schedule is
+    /// the caller's policy, the spool stores the decision). Returns the
+    /// updated record once durable; the lease is cleared.
+    ///
+    /// Fails with [`SpoolError::NotLeased`] if `id` is not leased, and with
+    /// [`SpoolError::Invalid`] if the outcome is not a settlement.
+    pub async fn settle(
         &self,
         id: &str,
-        outcome: Outcome,
         attempt: DeliveryAttempt,
     ) -> Result<MessageRecord, SpoolError> {
         // Fast path; the writer checks again authoritatively.
@@ -466,47 +499,10 @@ impl Spool {
         let (reply, rx) = oneshot::channel();
         self.send(Request::Settle {
             id: id.to_string(),
-            outcome,
             attempt,
             reply,
         })?;
         rx.await.map_err(|_| SpoolError::Closed)?
-    }
-
-    /// Settles a leased message as delivered (final): records the attempt,
-    /// removes it from the due index and frees the body if this was the
-    /// submission's last pending message. Returns the updated record once
-    /// durable; the lease is cleared.
-    pub async fn delivered(
-        &self,
-        id: &str,
-        attempt: DeliveryAttempt,
-    ) -> Result<MessageRecord, SpoolError> {
-        self.settle(id, Outcome::Delivered, attempt).await
-    }
-
-    /// Settles a leased message as deferred: records the attempt and puts
-    /// it back in the due index at `retry_at_ms`. The retry schedule is the
-    /// caller's policy; the spool only stores the decision.
-    pub async fn defer(
-        &self,
-        id: &str,
-        retry_at_ms: i64,
-        attempt: DeliveryAttempt,
-    ) -> Result<MessageRecord, SpoolError> {
-        self.settle(id, Outcome::Deferred { retry_at_ms }, attempt)
-            .await
-    }
-
-    /// Settles a leased message as bounced (final), like
-    /// [`delivered`](Self::delivered). Generating the bounce notification
-    /// is the caller's job.
-    pub async fn bounce(
-        &self,
-        id: &str,
-        attempt: DeliveryAttempt,
-    ) -> Result<MessageRecord, SpoolError> {
-        self.settle(id, Outcome::Bounced, attempt).await
     }
 
     /// Reads one message record.
@@ -695,7 +691,16 @@ impl Spool {
     /// (Self::last_feed_seq)); an empty result means the consumer is caught
     /// up and should wait on [`feed_notify`](Self::feed_notify). Seqs are
     /// contiguous except where entries were trimmed.
-    pub fn feed(&self, after_seq: u64, limit: usize) -> Result<Vec<FeedEntry>, SpoolError> {
+    ///
+    /// An entry that cannot be decoded comes back as an
+    /// [`UnreadableEntry`] in its place, so the consumer can report it and
+    /// go on: one damaged entry never stops the feed, and is never skipped
+    /// without a word.
+    pub fn feed(
+        &self,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<Result<FeedEntry, UnreadableEntry>>, SpoolError> {
         let durable = self.last_feed_seq();
         let mut out = Vec::new();
         if limit == 0 || after_seq >= durable {
@@ -704,7 +709,10 @@ impl Spool {
         let range = keys::feed(after_seq + 1)..=keys::feed(durable);
         for item in self.inner.tree.range(range).take(limit) {
             let (key, raw) = item?;
-            out.push(decode_feed(&key, &raw)?);
+            out.push(decode_feed(&key, &raw).map_err(|e| UnreadableEntry {
+                seq: keys::feed_seq_of(&key).unwrap_or(0),
+                reason: e.to_string(),
+            }));
         }
         Ok(out)
     }
@@ -748,6 +756,122 @@ impl Spool {
     /// down, not even when everything is trimmed or the spool is reopened.
     pub fn last_feed_seq(&self) -> u64 {
         self.inner.shared.feed_durable.load(Ordering::Acquire)
+    }
+
+    /// Deletes up to `limit` finished messages that finished before
+    /// `cutoff_ms`: each record with its listing, recipient and submission
+    /// index entries and its retention entry, its status counter going
+    /// down by one; and the daily accepted counters of days before the
+    /// cutoff's. Returns how many records went and whether more are due.
+    ///
+    /// Reads outside the writer (so acceptance and delivery never wait for
+    /// the reading) and sends the deletions as one request, checked again
+    /// there. Not fsynced on its own: see the crate docs, "Retention".
+    pub async fn prune_finished(
+        &self,
+        cutoff_ms: i64,
+        limit: usize,
+    ) -> Result<(u64, bool), SpoolError> {
+        let tree = &self.inner.tree;
+        let mut items = Vec::new();
+        let end = keys::finished_before(cutoff_ms);
+        let mut more = false;
+        for item in tree.range(keys::FINISHED.to_vec()..end) {
+            let (key, _) = item?;
+            if items.len() >= limit.max(1) {
+                more = true;
+                break;
+            }
+            let Some(id) = keys::trailing_msg_id(&key).map(str::to_string) else {
+                items.push(PruneItem::Forget(key.to_vec()));
+                continue;
+            };
+            let rkey = keys::record(&id);
+            let Some(raw) = tree.get(&rkey)? else {
+                items.push(PruneItem::Forget(key.to_vec()));
+                continue;
+            };
+            let rec = decode_record(&rkey, &raw)?;
+            if !rec.status.is_final() {
+                // Cannot happen (a record is final once); keep the record.
+                warn!(message_id = %id, "retention index names a pending message");
+                items.push(PruneItem::Forget(key.to_vec()));
+                continue;
+            }
+            let suffix = keys::listing_suffix(rec.created_at_ms, &id);
+            let mut by_ws = keys::workspace_prefix(&rec.workspace_id);
+            by_ws.extend_from_slice(&suffix);
+            let mut by_rcpt = keys::recipient_prefix(&rec.workspace_id, &rec.to.to_lowercase());
+            by_rcpt.extend_from_slice(&suffix);
+            let mut names = vec![key.to_vec(), by_ws, by_rcpt];
+            for member in tree.scan_prefix(keys::queue_prefix(&rec.queue_id)) {
+                let (mkey, _) = member?;
+                if keys::trailing_msg_id(&mkey) == Some(id.as_str()) {
+                    names.push(mkey.to_vec());
+                }
+            }
+            items.push(PruneItem::Message {
+                id,
+                status: rec.status,
+                keys: names,
+            });
+        }
+        // Daily counters only matter for today's quota.
+        let cutoff_day = utc_day(cutoff_ms);
+        for item in tree.scan_prefix(keys::ACCEPTED) {
+            let (key, _) = item?;
+            if keys::accepted_day_of(&key).is_some_and(|day| day < cutoff_day) {
+                items.push(PruneItem::Forget(key.to_vec()));
+            }
+        }
+        if items.is_empty() {
+            return Ok((0, false));
+        }
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::Prune { items, reply })?;
+        let removed = rx.await.map_err(|_| SpoolError::Closed)??;
+        Ok((removed, more))
+    }
+
+    /// Adds up to `limit` records finished before the retention index
+    /// existed to it (by their last history entry's time); returns whether
+    /// more remain. Once the walk is through, a durable marker makes every
+    /// later call (and reopen) return `false` at once.
+    pub async fn index_finished(&self, limit: usize) -> Result<bool, SpoolError> {
+        let tree = &self.inner.tree;
+        if tree.get(keys::FINISHED_INDEXED)?.is_some() {
+            return Ok(false);
+        }
+        let start = lock(&self.inner.index_cursor)
+            .clone()
+            .unwrap_or_else(|| keys::RECORD.to_vec());
+        let mut end = keys::RECORD.to_vec();
+        *end.last_mut().expect("prefix is not empty") += 1;
+        let mut items = Vec::new();
+        let mut last = None;
+        let mut seen = 0;
+        for item in tree.range(start..end) {
+            let (key, raw) = item?;
+            if seen >= limit.max(1) {
+                break;
+            }
+            seen += 1;
+            last = Some(key.to_vec());
+            let rec = decode_record(&key, &raw)?;
+            if rec.status.is_final() {
+                let at = rec.history.last().map_or(rec.created_at_ms, |h| h.at_ms);
+                items.push(PruneItem::Index(keys::finished(at, &rec.id)));
+            }
+        }
+        let done = seen < limit.max(1);
+        if done {
+            items.push(PruneItem::Index(keys::FINISHED_INDEXED.to_vec()));
+        }
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::Prune { items, reply })?;
+        rx.await.map_err(|_| SpoolError::Closed)??;
+        *lock(&self.inner.index_cursor) = last.map(|k| [k.as_slice(), &[0]].concat());
+        Ok(!done)
     }
 
     /// The ids currently leased (diagnostics).

@@ -5,80 +5,24 @@
 //! and tolerant of added optional fields (`#[serde(default)]`) across
 //! upgrades.
 
+use rackwave_core::event::{EmailEvent, MessageRef};
 use serde::{Deserialize, Serialize};
 
-/// Delivery state of one message (one recipient of a submission).
+/// Delivery state of one message (one recipient of a submission), as the
+/// event model names it.
 ///
 /// `Queued` and `Deferred` are *pending*: the message sits in the due index
 /// and will be leased again. `Delivered` and `Bounced` are *final*: the
 /// message leaves the due index for good and stops holding its body alive.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Queued,
-    Deferred,
-    Delivered,
-    Bounced,
-}
+pub use rackwave_core::event::MessageStatus as Status;
 
-impl Status {
-    /// All statuses, in counter order.
-    pub const ALL: [Status; 4] = [
-        Status::Queued,
-        Status::Deferred,
-        Status::Delivered,
-        Status::Bounced,
-    ];
-
-    /// The lowercase name used in JSON, in storage keys and in APIs.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Status::Queued => "queued",
-            Status::Deferred => "deferred",
-            Status::Delivered => "delivered",
-            Status::Bounced => "bounced",
-        }
-    }
-
-    /// Whether no further delivery attempt will be made.
-    pub fn is_final(&self) -> bool {
-        matches!(self, Status::Delivered | Status::Bounced)
-    }
-
-    /// Event name recorded in the history when a message enters this status
-    /// and the caller did not supply one.
-    pub fn default_event(&self) -> &'static str {
-        match self {
-            Status::Queued => "email.queued",
-            Status::Deferred => "email.deferred",
-            Status::Delivered => "email.delivered",
-            Status::Bounced => "email.bounced",
-        }
-    }
-
-    pub(crate) fn index(&self) -> usize {
-        match self {
-            Status::Queued => 0,
-            Status::Deferred => 1,
-            Status::Delivered => 2,
-            Status::Bounced => 3,
-        }
-    }
-}
-
-impl std::fmt::Display for Status {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Status {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Status::ALL
-            .into_iter()
-            .find(|st| st.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| format!("unknown status {s:?}"))
+/// The position of a status's counter in per-status arrays.
+pub(crate) fn status_index(status: Status) -> usize {
+    match status {
+        Status::Queued => 0,
+        Status::Deferred => 1,
+        Status::Delivered => 2,
+        Status::Bounced => 3,
     }
 }
 
@@ -86,26 +30,18 @@ impl std::str::FromStr for Status {
 /// webhook consumer sees as the message timeline.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct StatusChange {
+    /// The status after the entry (for `email.sent`, the status the message
+    /// had before the settlement that follows it).
     pub status: Status,
     pub at_ms: i64,
-    /// Event name, e.g. `email.queued`, `email.deferred`, `email.delivered`.
-    pub event: String,
-    #[serde(default)]
-    pub detail: Option<String>,
+    /// What happened, with the data only this step knows.
+    pub event: EmailEvent,
 }
 
-/// History event recorded when the message data was handed to the remote
-/// server, i.e. the remote SMTP server received the complete message (the
-/// end of DATA / the last BDAT chunk was transmitted), whatever it then
-/// replied. It is written by a settlement whose
-/// [`DeliveryAttempt::sent_at_ms`] is set, just before that settlement's own
-/// history entry, and carries the status the message had before the
-/// settlement (e.g. `Queued` or `Deferred`).
-pub const SENT_EVENT: &str = "email.sent";
-
 /// What happened during one delivery attempt. Supplied by the delivery
-/// engine when it settles a lease, stored verbatim in the record.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+/// engine when it settles a lease ([`Spool::settle`](crate::Spool::settle)),
+/// stored verbatim in the record.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct DeliveryAttempt {
     pub at_ms: i64,
     #[serde(default)]
@@ -116,17 +52,15 @@ pub struct DeliveryAttempt {
     pub tls: bool,
     /// The remote SMTP reply (or a local error description).
     pub reply: String,
-    /// Event name for the history entry, e.g. `email.delivered`. If empty,
-    /// the default event of the resulting status is used.
-    pub event: String,
-    #[serde(default)]
-    pub detail: Option<String>,
-    /// When the message data was handed to the remote server (see
-    /// [`SENT_EVENT`]); `None` if the attempt never got that far (connection
-    /// or envelope failure). When set, settling adds an `email.sent` history
-    /// entry at this time before the settlement's own entry.
+    /// When the message data was handed to the remote server; `None` if
+    /// the attempt never got that far (connection or envelope failure).
+    /// When set, settling adds an `email.sent` history entry at this time
+    /// before the settlement's own entry.
     #[serde(default)]
     pub sent_at_ms: Option<i64>,
+    /// The outcome, which decides the settlement: `Delivered`,
+    /// `Deferred` (due again at its `next_retry_at`) or `Bounced`.
+    pub outcome: EmailEvent,
 }
 
 /// One recipient of one submission: the unit of delivery, leasing and
@@ -156,6 +90,20 @@ pub struct MessageRecord {
     pub history: Vec<StatusChange>,
     #[serde(default)]
     pub delivery_attempts: Vec<DeliveryAttempt>,
+}
+
+impl MessageRecord {
+    /// The message as events name it, with its current status.
+    pub fn message_ref(&self) -> MessageRef {
+        MessageRef {
+            message_id: self.id.clone(),
+            queue_id: self.queue_id.clone(),
+            to: self.to.clone(),
+            from: self.from.clone(),
+            subject: self.subject.clone(),
+            status: self.status,
+        }
+    }
 }
 
 /// A message accepted over SMTP (or the API), as handed to
@@ -273,7 +221,8 @@ pub struct SpoolStats {
 
 /// One entry of the spool's change feed (see the crate docs, "Change
 /// feed"): exactly one per history entry the spool writes, committed in the
-/// same atomic batch as that history entry.
+/// same atomic batch as that history entry, with everything the event
+/// needs.
 ///
 /// `seq` is the entry's position in the feed: strictly increasing in commit
 /// order, never reused (not even after trimming or a restart), and
@@ -281,34 +230,26 @@ pub struct SpoolStats {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct FeedEntry {
     pub seq: u64,
-    pub message_id: String,
-    pub queue_id: String,
     pub workspace_id: String,
-    /// The history entry's event, e.g. `email.queued`, [`SENT_EVENT`],
-    /// `email.deferred`, `email.delivered`, `email.bounced` or a custom
-    /// settlement event.
-    pub event: String,
-    /// The history entry's status (for [`SENT_EVENT`] the status the
-    /// message had before the settlement, as in the history).
-    pub status: Status,
+    /// The message, with its status as of this entry.
+    pub message: MessageRef,
     /// The history entry's time.
     pub at_ms: i64,
-    /// Envelope recipient.
-    pub to: String,
-    /// Envelope sender.
-    pub from: String,
-    #[serde(default)]
-    pub subject: Option<String>,
-    /// 0 for `email.queued`; for [`SENT_EVENT`] and settlement events the
-    /// 1-based number of the delivery attempt (the record's `attempts`
-    /// after the settlement).
+    /// 0 for `email.queued`; for `email.sent` and settlements the 1-based
+    /// number of the delivery attempt.
     pub attempt_number: u32,
-    /// The DeliveryAttempt's detail (JSON text) for settlement events,
-    /// None for email.queued and email.sent
-    #[serde(default)]
-    pub detail: Option<String>,
-    /// Remote reply (raw) for settlement events, None for email.queued and
-    /// email.sent.
+    /// The history entry's event.
+    pub event: EmailEvent,
+    /// The remote reply, for settlements.
     #[serde(default)]
     pub reply: Option<String>,
+}
+
+/// A feed entry that could not be read: reported, with its place, so the
+/// consumer can count it and go on instead of dropping it silently or
+/// stopping the feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadableEntry {
+    pub seq: u64,
+    pub reason: String,
 }

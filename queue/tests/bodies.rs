@@ -7,6 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use common::{attempt_at, Settle};
 use rackwave_queue::*;
 
 const T0: i64 = 1_700_000_000_000;
@@ -45,14 +46,8 @@ fn submission(n: usize, rcpts: &[&str], len: usize) -> Submission {
 
 fn delivered_attempt() -> DeliveryAttempt {
     DeliveryAttempt {
-        at_ms: T0 + 1,
-        remote_host: Some("mx.example.net".into()),
-        remote_ip: None,
-        tls: false,
-        reply: "250 ok".into(),
-        event: String::new(),
-        detail: None,
         sent_at_ms: Some(T0 + 1),
+        ..attempt_at(T0 + 1)
     }
 }
 

@@ -6,6 +6,8 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 
+use common::{attempt_at, Settle};
+use rackwave_core::event::EmailEvent;
 use rackwave_queue::*;
 
 const T0: i64 = 1_700_000_000_000;
@@ -43,11 +45,8 @@ async fn enqueue(spool: &Spool, ws: &str, n: usize, at: i64) -> Vec<String> {
 
 fn attempt(at: i64, sent_at: Option<i64>) -> DeliveryAttempt {
     DeliveryAttempt {
-        at_ms: at,
-        remote_host: Some("mx.example.net".into()),
-        reply: "250 ok".into(),
         sent_at_ms: sent_at,
-        ..DeliveryAttempt::default()
+        ..attempt_at(at)
     }
 }
 
@@ -333,17 +332,17 @@ async fn delivered_with_sent_at_records_email_sent() {
     let timeline: Vec<_> = r
         .history
         .iter()
-        .map(|h| (h.event.as_str(), h.status, h.at_ms))
+        .map(|h| (h.event.event_type().as_str(), h.status, h.at_ms))
         .collect();
     assert_eq!(
         timeline,
         vec![
             ("email.queued", Status::Queued, T0),
-            (SENT_EVENT, Status::Queued, T0 + 450),
+            ("email.sent", Status::Queued, T0 + 450),
             ("email.delivered", Status::Delivered, T0 + 500),
         ]
     );
-    assert_eq!(r.history[1].detail, None);
+    assert_eq!(r.history[1].event, EmailEvent::Sent);
     assert_eq!(r.attempts, 1);
     assert_eq!(r.delivery_attempts[0].sent_at_ms, Some(T0 + 450));
     assert_eq!(spool.get(&ids[0]).unwrap().unwrap(), r);
@@ -353,7 +352,7 @@ async fn delivered_with_sent_at_records_email_sent() {
         .bounce(&ids[1], attempt(T0 + 600, None))
         .await
         .unwrap();
-    let events: Vec<_> = r.history.iter().map(|h| h.event.as_str()).collect();
+    let events: Vec<_> = r.history.iter().map(|h| h.event.event_type().as_str()).collect();
     assert_eq!(events, ["email.queued", "email.bounced"]);
     assert_counts(&spool, 0, 0, 1, 1);
 }
@@ -378,7 +377,7 @@ async fn deferred_then_delivered_records_two_sends() {
     let timeline: Vec<_> = r
         .history
         .iter()
-        .map(|h| (h.event.as_str(), h.status, h.at_ms))
+        .map(|h| (h.event.event_type().as_str(), h.status, h.at_ms))
         .collect();
     assert_eq!(
         timeline,
@@ -392,15 +391,6 @@ async fn deferred_then_delivered_records_two_sends() {
     );
     assert_eq!(r.attempts, 2);
     assert_counts(&spool, 0, 0, 1, 0);
-}
-
-#[test]
-fn old_delivery_attempts_decode_without_sent_at() {
-    let old = r#"{"at_ms":5,"remote_host":null,"remote_ip":null,"tls":false,
-                  "reply":"250 ok","event":"email.delivered","detail":null}"#;
-    let a: DeliveryAttempt = serde_json::from_str(old).unwrap();
-    assert_eq!(a.sent_at_ms, None);
-    assert_eq!(a.reply, "250 ok");
 }
 
 /// Enqueues in several workspaces race with a leasing loop; every message

@@ -7,6 +7,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::{attempt_at, Settle};
+use rackwave_core::event::EmailEvent;
 use rackwave_queue::*;
 use tokio::time::timeout;
 
@@ -31,21 +33,30 @@ fn submission(ws: &str, rcpts: &[&str], at: i64) -> Submission {
     }
 }
 
-fn attempt(at: i64, sent_at: Option<i64>, reply: &str, detail: Option<&str>) -> DeliveryAttempt {
+fn attempt(at: i64, sent_at: Option<i64>, reply: &str) -> DeliveryAttempt {
     DeliveryAttempt {
-        at_ms: at,
-        remote_host: Some("mx.example.net".into()),
-        remote_ip: Some("192.0.2.1".into()),
-        tls: true,
         reply: reply.into(),
-        event: String::new(),
-        detail: detail.map(str::to_string),
         sent_at_ms: sent_at,
+        ..attempt_at(at)
     }
 }
 
 fn all(spool: &Spool) -> Vec<FeedEntry> {
-    spool.feed(0, usize::MAX).unwrap()
+    feed(spool, 0, usize::MAX)
+}
+
+/// The feed, every entry readable.
+fn feed(spool: &Spool, after: u64, limit: usize) -> Vec<FeedEntry> {
+    spool
+        .feed(after, limit)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.expect("a readable feed entry"))
+        .collect()
+}
+
+fn name(e: &EmailEvent) -> &'static str {
+    e.event_type().as_str()
 }
 
 fn seqs(entries: &[FeedEntry]) -> Vec<u64> {
@@ -75,7 +86,7 @@ fn records(spool: &Spool, workspaces: &[&str]) -> Vec<MessageRecord> {
 }
 
 /// (event, status, at_ms) of each history entry, as the feed must mirror.
-fn timeline(rec: &MessageRecord) -> Vec<(String, Status, i64)> {
+fn timeline(rec: &MessageRecord) -> Vec<(EmailEvent, Status, i64)> {
     rec.history
         .iter()
         .map(|h| (h.event.clone(), h.status, h.at_ms))
@@ -85,11 +96,11 @@ fn timeline(rec: &MessageRecord) -> Vec<(String, Status, i64)> {
 fn feed_timeline<'a>(
     entries: impl IntoIterator<Item = &'a FeedEntry>,
     id: &str,
-) -> Vec<(String, Status, i64)> {
+) -> Vec<(EmailEvent, Status, i64)> {
     entries
         .into_iter()
-        .filter(|e| e.message_id == id)
-        .map(|e| (e.event.clone(), e.status, e.at_ms))
+        .filter(|e| e.message.message_id == id)
+        .map(|e| (e.event.clone(), e.message.status, e.at_ms))
         .collect()
 }
 
@@ -107,20 +118,17 @@ async fn feed_mirrors_every_history_entry() {
     assert_eq!(seqs(&f), [1, 2, 3]);
     assert_eq!(spool.last_feed_seq(), 3);
     for ((entry, id), to) in f.iter().zip(&e.message_ids).zip(rcpts) {
-        assert_eq!(entry.event, "email.queued");
-        assert_eq!(entry.status, Status::Queued);
-        assert_eq!(&entry.message_id, id);
-        assert_eq!(entry.queue_id, e.queue_id);
+        assert_eq!(entry.event, EmailEvent::Queued);
+        assert_eq!(entry.message.status, Status::Queued);
+        assert_eq!(&entry.message.message_id, id);
+        assert_eq!(entry.message.queue_id, e.queue_id);
         assert_eq!(entry.workspace_id, "ws1");
-        assert_eq!(entry.to, to);
-        assert_eq!(entry.from, "alice@example.com");
-        assert_eq!(entry.subject.as_deref(), Some("hello"));
+        assert_eq!(entry.message.to, to);
+        assert_eq!(entry.message.from, "alice@example.com");
+        assert_eq!(entry.message.subject.as_deref(), Some("hello"));
         assert_eq!(entry.at_ms, T0);
         assert_eq!(entry.attempt_number, 0);
-        assert_eq!(
-            (entry.detail.as_deref(), entry.reply.as_deref()),
-            (None, None)
-        );
+        assert_eq!(entry.reply, None);
     }
 
     assert_eq!(spool.lease(T0, 10).unwrap().len(), 3);
@@ -130,39 +138,27 @@ async fn feed_mirrors_every_history_entry() {
     spool
         .delivered(
             a,
-            attempt(
-                T0 + 500,
-                Some(T0 + 450),
-                "250 2.0.0 Ok: queued as 123",
-                Some(r#"{"mx":"mx.example.net"}"#),
-            ),
+            attempt(T0 + 500, Some(T0 + 450), "250 2.0.0 Ok: queued as 123"),
         )
         .await
         .unwrap();
-    let f = spool.feed(3, 10).unwrap();
+    let f = feed(&spool, 3, 10);
     assert_eq!(seqs(&f), [4, 5]);
     let (sent, delivered) = (&f[0], &f[1]);
     assert_eq!(
-        (sent.event.as_str(), sent.status, sent.at_ms),
-        (SENT_EVENT, Status::Queued, T0 + 450)
+        (name(&sent.event), sent.message.status, sent.at_ms),
+        ("email.sent", Status::Queued, T0 + 450)
     );
-    assert_eq!(sent.message_id, *a);
+    assert_eq!(sent.message.message_id, *a);
     assert_eq!(sent.attempt_number, 1);
+    assert_eq!(sent.reply, None);
     assert_eq!(
-        (sent.detail.as_deref(), sent.reply.as_deref()),
-        (None, None)
-    );
-    assert_eq!(
-        (delivered.event.as_str(), delivered.status, delivered.at_ms),
+        (name(&delivered.event), delivered.message.status, delivered.at_ms),
         ("email.delivered", Status::Delivered, T0 + 500)
     );
-    assert_eq!(delivered.message_id, *a);
-    assert_eq!(delivered.to, "a@x.org");
+    assert_eq!(delivered.message.message_id, *a);
+    assert_eq!(delivered.message.to, "a@x.org");
     assert_eq!(delivered.attempt_number, 1);
-    assert_eq!(
-        delivered.detail.as_deref(),
-        Some(r#"{"mx":"mx.example.net"}"#)
-    );
     assert_eq!(
         delivered.reply.as_deref(),
         Some("250 2.0.0 Ok: queued as 123")
@@ -173,7 +169,7 @@ async fn feed_mirrors_every_history_entry() {
         .defer(
             b,
             T0 + 1_000,
-            attempt(T0 + 600, None, "451 try later", None),
+            attempt(T0 + 600, None, "451 try later"),
         )
         .await
         .unwrap();
@@ -182,46 +178,52 @@ async fn feed_mirrors_every_history_entry() {
         .defer(
             b,
             T0 + 2_000,
-            attempt(T0 + 1_100, None, "421 busy", Some("{}")),
+            attempt(T0 + 1_100, None, "421 busy"),
         )
         .await
         .unwrap();
-    let f = spool.feed(5, 10).unwrap();
+    let f = feed(&spool, 5, 10);
     assert_eq!(seqs(&f), [6, 7]);
     for (entry, (n, reply, at)) in f
         .iter()
         .zip([(1, "451 try later", T0 + 600), (2, "421 busy", T0 + 1_100)])
     {
-        assert_eq!(entry.event, "email.deferred");
-        assert_eq!(entry.status, Status::Deferred);
-        assert_eq!(entry.message_id, *b);
+        assert_eq!(name(&entry.event), "email.deferred");
+        assert_eq!(entry.message.status, Status::Deferred);
+        assert_eq!(entry.message.message_id, *b);
         assert_eq!(entry.attempt_number, n);
         assert_eq!(entry.reply.as_deref(), Some(reply));
         assert_eq!(entry.at_ms, at);
     }
-    assert_eq!(f[1].detail.as_deref(), Some("{}"));
+    match &f[1].event {
+        EmailEvent::Deferred(d) => assert_eq!(d.next_retry_at.ms(), T0 + 2_000),
+        other => panic!("{other:?}"),
+    }
 
     // Bounced.
     spool
         .bounce(
             c,
-            attempt(T0 + 700, Some(T0 + 690), "550 5.1.1 no such user", None),
+            attempt(T0 + 700, Some(T0 + 690), "550 5.1.1 no such user"),
         )
         .await
         .unwrap();
-    let f = spool.feed(7, 10).unwrap();
-    let events: Vec<_> = f.iter().map(|e| (e.event.as_str(), e.status)).collect();
+    let f = feed(&spool, 7, 10);
+    let events: Vec<_> = f
+        .iter()
+        .map(|e| (name(&e.event), e.message.status))
+        .collect();
     assert_eq!(
         events,
         [
-            (SENT_EVENT, Status::Queued),
+            ("email.sent", Status::Queued),
             ("email.bounced", Status::Bounced)
         ]
     );
     assert_eq!(f[1].reply.as_deref(), Some("550 5.1.1 no such user"));
     assert!(f
         .iter()
-        .all(|e| e.message_id == *c && e.attempt_number == 1));
+        .all(|e| e.message.message_id == *c && e.attempt_number == 1));
 
     // A postponement adds no history and no feed entry.
     assert_eq!(spool.lease(T0 + 2_000, 10).unwrap().len(), 1);
@@ -238,7 +240,7 @@ async fn feed_mirrors_every_history_entry() {
 }
 
 #[tokio::test]
-async fn custom_settlement_event_is_fed() {
+async fn only_an_attempt_outcome_settles() {
     let dir = tempfile::tempdir().unwrap();
     let (_db, spool) = open(dir.path());
     let e = spool
@@ -246,12 +248,44 @@ async fn custom_settlement_event_is_fed() {
         .await
         .unwrap();
     spool.lease(T0, 1).unwrap();
-    let mut at = attempt(T0 + 1, None, "550 spam", None);
-    at.event = "email.complained".into();
-    spool.bounce(&e.message_ids[0], at).await.unwrap();
-    let f = all(&spool);
-    assert_eq!(f[1].event, "email.complained");
-    assert_eq!(f[1].status, Status::Bounced);
+    for outcome in [EmailEvent::Queued, EmailEvent::Sent] {
+        let a = DeliveryAttempt {
+            outcome,
+            ..attempt(T0 + 1, None, "250 ok")
+        };
+        assert!(matches!(
+            spool.settle(&e.message_ids[0], a).await,
+            Err(SpoolError::Invalid(_))
+        ));
+    }
+    // Still leased and pending: a real outcome settles it.
+    spool
+        .delivered(&e.message_ids[0], attempt(T0 + 2, None, "250 ok"))
+        .await
+        .unwrap();
+    assert_eq!(all(&spool).len(), 2);
+}
+
+#[tokio::test]
+async fn an_unreadable_entry_is_reported_in_its_place_and_the_rest_flows() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, spool) = open(dir.path());
+    spool
+        .enqueue(submission("ws1", &["a@x.org", "b@x.org", "c@x.org"], T0))
+        .await
+        .unwrap();
+    // Damage entry 2 on disk.
+    let tree = db.open_tree("spool").unwrap();
+    let mut key = b"f/".to_vec();
+    key.extend_from_slice(&2u64.to_be_bytes());
+    tree.insert(key, &b"{not json"[..]).unwrap();
+    let items = spool.feed(0, 10).unwrap();
+    assert_eq!(items.len(), 3);
+    assert_eq!(items[0].as_ref().unwrap().seq, 1);
+    let bad = items[1].as_ref().unwrap_err();
+    assert_eq!(bad.seq, 2);
+    assert!(bad.reason.contains("feed entry 2"), "{}", bad.reason);
+    assert_eq!(items[2].as_ref().unwrap().seq, 3);
 }
 
 #[tokio::test]
@@ -272,7 +306,7 @@ async fn pagination_covers_everything_once_in_order() {
     for (i, rec) in leased.iter().enumerate() {
         let sent = (i % 2 == 0).then_some(T0 + 200);
         spool
-            .delivered(&rec.id, attempt(T0 + 201, sent, "250 ok", None))
+            .delivered(&rec.id, attempt(T0 + 201, sent, "250 ok"))
             .await
             .unwrap();
     }
@@ -285,7 +319,7 @@ async fn pagination_covers_everything_once_in_order() {
         let mut cursor = 0;
         let mut got = Vec::new();
         loop {
-            let page = spool.feed(cursor, limit).unwrap();
+            let page = feed(&spool, cursor, limit);
             assert!(page.len() <= limit);
             let Some(tail) = page.last() else { break };
             cursor = tail.seq;
@@ -296,7 +330,7 @@ async fn pagination_covers_everything_once_in_order() {
     assert!(spool.feed(last, 10).unwrap().is_empty());
     assert!(spool.feed(u64::MAX, 10).unwrap().is_empty());
     assert!(spool.feed(0, 0).unwrap().is_empty());
-    assert_eq!(seqs(&spool.feed(last - 2, 10).unwrap()), [last - 1, last]);
+    assert_eq!(seqs(&feed(&spool, last - 2, 10)), [last - 1, last]);
 }
 
 #[tokio::test]
@@ -313,7 +347,7 @@ async fn trim_then_reopen_never_reuses_seqs() {
         assert_eq!(spool.last_feed_seq(), 10);
         spool.trim_feed(4).await.unwrap();
         assert_eq!(seqs(&all(&spool)), (5..=10).collect::<Vec<_>>());
-        assert!(spool.feed(2, 1).unwrap()[0].seq == 5);
+        assert!(feed(&spool, 2, 1)[0].seq == 5);
         // Trimming again (or less) is harmless.
         spool.trim_feed(3).await.unwrap();
         spool.trim_feed(4).await.unwrap();
@@ -327,7 +361,7 @@ async fn trim_then_reopen_never_reuses_seqs() {
             .enqueue(submission("ws1", &["b@x.org", "c@x.org"], T0 + 20))
             .await
             .unwrap();
-        assert_eq!(seqs(&spool.feed(10, 10).unwrap()), [11, 12]);
+        assert_eq!(seqs(&feed(&spool, 10, 10)), [11, 12]);
         // Trim everything: the sequence must not restart.
         spool.trim_feed(u64::MAX).await.unwrap();
         assert!(all(&spool).is_empty());
@@ -343,7 +377,7 @@ async fn trim_then_reopen_never_reuses_seqs() {
             .unwrap();
         let f = all(&spool);
         assert_eq!(seqs(&f), [13]);
-        assert_eq!(f[0].message_id, e.message_ids[0]);
+        assert_eq!(f[0].message.message_id, e.message_ids[0]);
         // Records are untouched by trimming.
         assert_eq!(spool.counts().queued, 13);
     }
@@ -402,7 +436,7 @@ async fn feed_crash_child_helper() {
                 }
                 for (i, rec) in leased.iter().enumerate() {
                     let at = T0 + 1_000_000 + round;
-                    let a = attempt(at, Some(at - 1), "250 ok", Some("{}"));
+                    let a = attempt(at, Some(at - 1), "250 ok");
                     let r = match (round + i as i64) % 3 {
                         0 => spool.delivered(&rec.id, a).await,
                         1 => spool.defer(&rec.id, T0, a).await,
@@ -459,20 +493,20 @@ async fn crash_keeps_feed_and_records_in_step() {
     );
 
     let (_db, spool) = open(dir.path());
-    let feed = all(&spool);
+    let fed_all = all(&spool);
     let last = spool.last_feed_seq();
     assert!(last > 0);
-    assert_eq!(seqs(&feed), (1..=last).collect::<Vec<_>>());
+    assert_eq!(seqs(&fed_all), (1..=last).collect::<Vec<_>>());
 
     let recs = records(&spool, &WORKSPACES);
     assert!(!recs.is_empty());
     assert_eq!(recs.len() as u64, spool.counts().total());
-    let mut by_id: HashMap<&str, Vec<(String, Status, i64)>> = HashMap::new();
-    for e in &feed {
+    let mut by_id: HashMap<&str, Vec<(EmailEvent, Status, i64)>> = HashMap::new();
+    for e in &fed_all {
         by_id
-            .entry(e.message_id.as_str())
+            .entry(e.message.message_id.as_str())
             .or_default()
-            .push((e.event.clone(), e.status, e.at_ms));
+            .push((e.event.clone(), e.message.status, e.at_ms));
     }
     let ids: HashSet<&str> = recs.iter().map(|r| r.id.as_str()).collect();
     for id in by_id.keys() {
@@ -483,9 +517,9 @@ async fn crash_keeps_feed_and_records_in_step() {
         history_entries += rec.history.len();
         let fed = by_id.get(rec.id.as_str()).cloned().unwrap_or_default();
         assert_eq!(fed, timeline(rec), "record {} and feed disagree", rec.id);
-        assert_eq!(fed[0].0, "email.queued");
+        assert_eq!(fed[0].0, EmailEvent::Queued);
     }
-    assert_eq!(history_entries, feed.len());
+    assert_eq!(history_entries, fed_all.len());
     assert!(
         recs.iter().any(|r| r.history.len() > 1),
         "the child settled nothing before the crash"
@@ -496,7 +530,7 @@ async fn crash_keeps_feed_and_records_in_step() {
         .enqueue(submission("w0", &["z@x.org"], T0))
         .await
         .unwrap();
-    assert_eq!(seqs(&spool.feed(last, 10).unwrap()), [last + 1]);
+    assert_eq!(seqs(&feed(&spool, last, 10)), [last + 1]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -564,7 +598,7 @@ async fn concurrent_enqueues_get_unique_contiguous_seqs() {
     }
     let f = all(&spool);
     assert_eq!(seqs(&f), (1..=50).collect::<Vec<_>>());
-    let fed: HashSet<String> = f.iter().map(|e| e.message_id.clone()).collect();
+    let fed: HashSet<String> = f.iter().map(|e| e.message.message_id.clone()).collect();
     assert_eq!(fed, ids);
     assert_eq!(spool.last_feed_seq(), 50);
 }

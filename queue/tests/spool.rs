@@ -2,6 +2,7 @@
 
 mod common;
 
+use common::{attempt_at, Settle};
 use rackwave_queue::*;
 
 const T0: i64 = 1_700_000_000_000;
@@ -39,17 +40,8 @@ async fn enqueue_singles(spool: &Spool, n: i64) -> Vec<String> {
     ids
 }
 
-fn attempt(at: i64, event: &str) -> DeliveryAttempt {
-    DeliveryAttempt {
-        at_ms: at,
-        remote_host: Some("mx.example.net".into()),
-        remote_ip: Some("192.0.2.1".into()),
-        tls: true,
-        reply: "250 ok".into(),
-        event: event.into(),
-        detail: None,
-        sent_at_ms: None,
-    }
+fn attempt(at: i64, _event: &str) -> DeliveryAttempt {
+    attempt_at(at)
 }
 
 #[tokio::test]
@@ -77,7 +69,7 @@ async fn enqueue_stores_records_body_and_counts() {
         assert_eq!(r.status, Status::Queued);
         assert_eq!(r.next_attempt_at_ms, Some(T0));
         assert_eq!(r.history.len(), 1);
-        assert_eq!(r.history[0].event, "email.queued");
+        assert_eq!(r.history[0].event.event_type().as_str(), "email.queued");
     }
     let s = spool.stats();
     assert_eq!((s.submissions, s.records_enqueued), (1, 3));
@@ -285,7 +277,7 @@ async fn defer_then_lease_later() {
     assert_eq!(l[0].id, *id);
     assert_eq!(l[0].attempts, 1);
     assert_eq!(l[0].history.len(), 2);
-    assert_eq!(l[0].history[1].event, "email.deferred");
+    assert_eq!(l[0].history[1].event.event_type().as_str(), "email.deferred");
     assert_eq!(l[0].delivery_attempts[0].reply, "451 try later");
 
     let r = spool
@@ -293,7 +285,7 @@ async fn defer_then_lease_later() {
         .await
         .unwrap();
     assert_eq!(r.attempts, 2);
-    assert_eq!(r.history[2].event, "email.deferred");
+    assert_eq!(r.history[2].event.event_type().as_str(), "email.deferred");
     assert_eq!(spool.counts().deferred, 1);
 }
 

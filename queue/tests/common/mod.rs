@@ -1,4 +1,5 @@
 //! What the spool's test files share.
+#![allow(unreachable_pub, dead_code)]
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -20,5 +21,74 @@ pub fn open_db(path: &Path) -> sled::Db {
             }
             Err(e) => panic!("opening {}: {e}", path.display()),
         }
+    }
+}
+
+use rackwave_core::event::{BounceType, BouncedDetail, DeferredDetail, EmailEvent};
+use rackwave_core::Timestamp;
+use rackwave_queue::{DeliveryAttempt, MessageRecord, Spool, SpoolError};
+
+/// The three settlements by name: `Spool::settle` with the outcome set.
+#[allow(dead_code, async_fn_in_trait)]
+pub trait Settle {
+    async fn delivered(&self, id: &str, a: DeliveryAttempt) -> Result<MessageRecord, SpoolError>;
+    async fn defer(
+        &self,
+        id: &str,
+        retry_at_ms: i64,
+        a: DeliveryAttempt,
+    ) -> Result<MessageRecord, SpoolError>;
+    async fn bounce(&self, id: &str, a: DeliveryAttempt) -> Result<MessageRecord, SpoolError>;
+}
+
+impl Settle for Spool {
+    async fn delivered(&self, id: &str, a: DeliveryAttempt) -> Result<MessageRecord, SpoolError> {
+        self.settle(id, outcome(a, EmailEvent::Delivered)).await
+    }
+
+    async fn defer(
+        &self,
+        id: &str,
+        retry_at_ms: i64,
+        a: DeliveryAttempt,
+    ) -> Result<MessageRecord, SpoolError> {
+        let detail = DeferredDetail {
+            defer_reason: a.reply.clone(),
+            defer_code: "4.0.0".into(),
+            defer_type: BounceType::TemporaryFailure,
+            next_retry_at: Timestamp(retry_at_ms),
+            classified_by: "test".into(),
+        };
+        self.settle(id, outcome(a, EmailEvent::Deferred(detail))).await
+    }
+
+    async fn bounce(&self, id: &str, a: DeliveryAttempt) -> Result<MessageRecord, SpoolError> {
+        let detail = BouncedDetail {
+            bounce_type: BounceType::InvalidRecipient,
+            bounce_code: "5.1.1".into(),
+            bounce_reason: a.reply.clone(),
+            classified_by: "test".into(),
+        };
+        self.settle(id, outcome(a, EmailEvent::Bounced(detail))).await
+    }
+}
+
+fn outcome(mut a: DeliveryAttempt, outcome: EmailEvent) -> DeliveryAttempt {
+    a.outcome = outcome;
+    a
+}
+
+/// An attempt at `at_ms` (its outcome is set by the [`Settle`] method
+/// used).
+#[allow(dead_code)]
+pub fn attempt_at(at_ms: i64) -> DeliveryAttempt {
+    DeliveryAttempt {
+        at_ms,
+        remote_host: Some("mx.example.net".into()),
+        remote_ip: Some("192.0.2.1".into()),
+        tls: true,
+        reply: "250 ok".into(),
+        sent_at_ms: None,
+        outcome: EmailEvent::Delivered,
     }
 }

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub const MS_PER_DAY: i64 = 86_400_000;
 
@@ -27,6 +28,11 @@ impl Clock {
             Clock::System => Utc::now().timestamp_millis(),
             Clock::Manual(ms) => ms.load(Ordering::SeqCst),
         }
+    }
+
+    /// Now, as a [`Timestamp`].
+    pub fn now(&self) -> Timestamp {
+        Timestamp(self.now_ms())
     }
 
     /// UTC day number (days since the unix epoch): the unit of daily quotas.
@@ -64,6 +70,39 @@ pub fn rfc3339(ms: i64) -> String {
         .to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// A point in time as the APIs and webhooks show it: milliseconds since the
+/// Unix epoch inside, RFC 3339 UTC with seconds outside
+/// (`"2026-06-07T09:39:00Z"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    pub fn ms(self) -> i64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&rfc3339(self.0))
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&text)
+            .map(|t| Timestamp(t.timestamp_millis()))
+            .map_err(|_| serde::de::Error::custom(format!("`{text}` is not an RFC 3339 time")))
+    }
+}
+
 /// RFC 5322 date, for `Received:` headers.
 pub fn rfc5322(ms: i64) -> String {
     DateTime::<Utc>::from_timestamp_millis(ms)
@@ -81,6 +120,15 @@ mod tests {
         let day = c.today();
         c.advance_ms(1);
         assert_eq!(c.today(), day + 1);
+    }
+
+    #[test]
+    fn timestamps_round_trip_as_rfc3339() {
+        let t = Timestamp(1_780_825_140_000);
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(json, "\"2026-06-07T09:39:00Z\"");
+        assert_eq!(serde_json::from_str::<Timestamp>(&json).unwrap(), t);
+        assert!(serde_json::from_str::<Timestamp>("\"yesterday\"").is_err());
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! parsing and reply formatting.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use rackwave::smtp::command::parse;
-use rackwave::smtp::reply::Reply;
+use rackwave_smtp_proto::command::parse;
+use rackwave_smtp_proto::Reply;
 
 fn commands(c: &mut Criterion) {
     let lines: [&[u8]; 6] = [

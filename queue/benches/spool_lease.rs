@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use rackwave::queue::{Spool, SpoolConfig, Submission};
+use rackwave_queue::{Spool, SpoolConfig, Submission};
 
 const DEPTH: u64 = 20_000;
 const BATCH: usize = 100;

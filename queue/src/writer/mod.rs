@@ -1,0 +1,537 @@
+//! The single writer thread and its group commit.
+//!
+//! Why one thread: every mutation of the spool is a read-modify-write
+//! (counters, a record's history, the remaining-recipients count of a body).
+//! Funnelling all of them through one thread makes those updates race-free
+//! without locks, keeps the durable counters exact, and — most importantly —
+//! lets one `fsync` cover many callers: the thread blocks for the first
+//! request, drains whatever else queued up meanwhile (at most `max_batch`),
+//! applies everything as ONE atomic `Tree::apply_batch`, flushes ONCE and
+//! then answers every waiter. While a flush is in progress new requests pile
+//! up in the channel and form the next group, so under load the number of
+//! fsyncs per message drops without adding any artificial delay.
+//!
+//! Each request is staged separately (see [`Staged`]): it reads through the
+//! writes of earlier requests in the same group, and only if it succeeds are
+//! its writes merged into the group. A bad request (settling an unknown or
+//! final message, say) therefore fails alone. A failure of the batch apply
+//! or of the flush fails every request of the group, because none of them
+//! can then be promised to be durable.
+//!
+//! The writer also maintains the per-workspace due lanes (see `keys`): every
+//! due-index insert or removal goes through [`Staged::lane_add`] /
+//! [`Staged::lane_remove`], which keep the durable lane counter exact, and
+//! after each apply the in-memory [`Lanes`] table is updated from the
+//! group's final counter values.
+//!
+//! Change feed: every history entry staged for a record goes through
+//! [`Staged::history`], which also stages a `f/<seq>` feed entry, so the
+//! two always land in the same batch. Seqs are allocated at staging time
+//! from the group's base (`feed_applied + 1`) plus the entries staged before
+//! in the group; a failed request drops its writes, so its seqs are reused
+//! by the next request and the feed stays contiguous. After the apply
+//! `feed_applied` moves forward, and only after a successful flush does
+//! `feed_durable` (what `Spool::feed` exposes) catch up and the feed's
+//! `Notify` fire. Trims of the feed are writer requests like the others but
+//! a group made only of trims is applied without a flush (see
+//! `Spool::trim_feed`). Retention deletions (`Spool::prune_finished`) are
+//! lazy in the same way.
+//!
+//! The jobs live beside this file, one per kind of request: `enqueue`,
+//! `settle` (settlements and postponements), `feed` (trims) and
+//! `retention`; `staged` is the staging area they write into and `lanes`
+//! the in-memory due lanes.
+
+mod enqueue;
+mod feed;
+mod lanes;
+mod retention;
+mod settle;
+mod staged;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use tokio::sync::{oneshot, Notify};
+use tracing::{debug, error, warn};
+
+use crate::bodies::BodyWriter;
+use crate::error::SpoolError;
+use crate::keys;
+use crate::record::{
+    status_index, DeliveryAttempt, Enqueued, FeedEntry, MessageRecord, Status, StatusCounts,
+    Submission,
+};
+
+pub(crate) use lanes::Lanes;
+pub(crate) use retention::PruneItem;
+use staged::{Group, Staged};
+
+/// Milliseconds per UTC day, for the per-submitter daily counter.
+pub(crate) const DAY_MS: i64 = 86_400_000;
+
+/// Maximum number of feed entries one trim request deletes; `trim_feed`
+/// repeats the request until it reports nothing left, so a large trim never
+/// becomes one huge batch.
+pub(crate) const FEED_TRIM_CHUNK: usize = 4096;
+
+/// A group commit taking longer than this is logged with its breakdown at
+/// debug level (on a spinning disk two fsyncs alone take about this long)...
+const SLOW_COMMIT: std::time::Duration = std::time::Duration::from_millis(20);
+/// ...and longer than this as a warning: every SMTP client of the group
+/// waited that long for its 250.
+const VERY_SLOW_COMMIT: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// A mutation request plus the channel on which its caller awaits the
+/// (durable) result.
+pub(crate) enum Request {
+    Enqueue {
+        submission: Submission,
+        reply: oneshot::Sender<Result<Enqueued, SpoolError>>,
+    },
+    /// Settles a lease as its attempt's outcome says.
+    Settle {
+        id: String,
+        attempt: DeliveryAttempt,
+        reply: oneshot::Sender<Result<MessageRecord, SpoolError>>,
+    },
+    Postpone {
+        id: String,
+        until_ms: i64,
+        reply: oneshot::Sender<Result<(), SpoolError>>,
+    },
+    /// Deletes up to [`FEED_TRIM_CHUNK`] feed entries with seq <=
+    /// `up_to_seq` (clamped to the durable high-water mark); answers
+    /// whether more such entries remain.
+    TrimFeed {
+        up_to_seq: u64,
+        reply: oneshot::Sender<Result<bool, SpoolError>>,
+    },
+    /// Deletes the records and index entries of finished messages past
+    /// retention (read and listed by the caller, checked again here);
+    /// answers how many records went.
+    Prune {
+        items: Vec<PruneItem>,
+        reply: oneshot::Sender<Result<u64, SpoolError>>,
+    },
+}
+
+/// State shared between the public handle and the writer thread. Only
+/// small, bounded things live here: the set of leased ids and counters.
+pub(crate) struct Shared {
+    /// Ids handed out by `lease` and not yet settled or released. In memory
+    /// only on purpose: after a crash nobody is delivering them any more,
+    /// so they must become leasable again.
+    pub leased: Mutex<HashSet<String>>,
+    /// Mirror of the durable `s/<status>` counters, updated by the writer
+    /// right after each successful apply.
+    pub counts: Mutex<StatusCounts>,
+    /// The due lanes (one entry per workspace with pending mail), kept in
+    /// step with the durable `l/<ws>` counters like `counts`.
+    pub lanes: Mutex<Lanes>,
+    pub flushes: AtomicU64,
+    pub commits: AtomicU64,
+    pub records_enqueued: AtomicU64,
+    pub submissions: AtomicU64,
+    pub settlements: AtomicU64,
+    pub last_flush_nanos: AtomicU64,
+    pub total_flush_nanos: AtomicU64,
+    /// Highest feed seq applied to the tree (written by the writer only).
+    /// The next group's entries start right after it.
+    pub feed_applied: AtomicU64,
+    /// Highest feed seq known to be fsynced: `Spool::feed` never returns
+    /// entries past it. Set to `feed_applied` after every successful flush.
+    pub feed_durable: AtomicU64,
+    /// Fired after every flush that made new feed entries durable.
+    pub feed_notify: Arc<Notify>,
+}
+
+impl Shared {
+    /// `feed_seq` is the highest feed seq found on disk at open.
+    pub(crate) fn new(counts: StatusCounts, lanes: Lanes, feed_seq: u64) -> Shared {
+        Shared {
+            leased: Mutex::new(HashSet::new()),
+            counts: Mutex::new(counts),
+            lanes: Mutex::new(lanes),
+            feed_applied: AtomicU64::new(feed_seq),
+            feed_durable: AtomicU64::new(feed_seq),
+            feed_notify: Arc::new(Notify::new()),
+            flushes: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
+            records_enqueued: AtomicU64::new(0),
+            submissions: AtomicU64::new(0),
+            settlements: AtomicU64::new(0),
+            last_flush_nanos: AtomicU64::new(0),
+            total_flush_nanos: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Locks a mutex, ignoring poisoning: the protected data (a set of ids,
+/// plain counters) stays consistent even if a holder panicked.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Decodes a stored record (one written by an earlier version too).
+pub(crate) fn decode_record(key: &[u8], raw: &[u8]) -> Result<MessageRecord, SpoolError> {
+    serde_json::from_slice(raw).or_else(|e| {
+        crate::legacy::record(raw).map_err(|_| {
+            SpoolError::encoding(
+                format!("decoding record {}", String::from_utf8_lossy(key)),
+                e,
+            )
+        })
+    })
+}
+
+/// Decodes a stored feed entry; the key is authoritative for `seq`.
+pub(crate) fn decode_feed(key: &[u8], raw: &[u8]) -> Result<FeedEntry, SpoolError> {
+    let seq = keys::feed_seq_of(key).ok_or_else(|| {
+        SpoolError::Corrupt(format!(
+            "feed key {} is malformed",
+            String::from_utf8_lossy(key)
+        ))
+    })?;
+    let mut entry: FeedEntry = match serde_json::from_slice(raw) {
+        Ok(entry) => entry,
+        Err(e) => crate::legacy::feed_entry(seq, raw)
+            .map_err(|_| SpoolError::encoding(format!("decoding feed entry {seq}"), e))?,
+    };
+    entry.seq = seq;
+    Ok(entry)
+}
+
+/// Decodes a stored counter value.
+pub(crate) fn decode_counter(key: &[u8], raw: &[u8]) -> Result<u64, SpoolError> {
+    keys::decode_u64(raw).ok_or_else(|| {
+        SpoolError::Corrupt(format!(
+            "counter {} has {} bytes, expected 8",
+            String::from_utf8_lossy(key),
+            raw.len()
+        ))
+    })
+}
+
+/// A staged request's outcome, held until the group is durable.
+enum Done {
+    Enqueue(
+        oneshot::Sender<Result<Enqueued, SpoolError>>,
+        Result<Enqueued, SpoolError>,
+    ),
+    Settle(
+        oneshot::Sender<Result<MessageRecord, SpoolError>>,
+        Result<MessageRecord, SpoolError>,
+    ),
+    Postpone(
+        oneshot::Sender<Result<(), SpoolError>>,
+        Result<(), SpoolError>,
+    ),
+    TrimFeed(
+        oneshot::Sender<Result<bool, SpoolError>>,
+        Result<bool, SpoolError>,
+    ),
+    Prune(
+        oneshot::Sender<Result<u64, SpoolError>>,
+        Result<u64, SpoolError>,
+    ),
+}
+
+impl Done {
+    /// Replaces a success with `err` (the group could not be made durable).
+    fn fail(&mut self, err: &SpoolError) {
+        let clone = || err.for_another_waiter();
+        match self {
+            Done::Enqueue(_, r) if r.is_ok() => *r = Err(clone()),
+            Done::Settle(_, r) if r.is_ok() => *r = Err(clone()),
+            Done::Postpone(_, r) if r.is_ok() => *r = Err(clone()),
+            Done::TrimFeed(_, r) if r.is_ok() => *r = Err(clone()),
+            Done::Prune(_, r) if r.is_ok() => *r = Err(clone()),
+            _ => {}
+        }
+    }
+
+    fn send(self) {
+        // A dropped receiver means the caller gave up waiting; the
+        // outcome is durable regardless, so there is nothing to undo.
+        match self {
+            Done::Enqueue(tx, r) => drop(tx.send(r)),
+            Done::Settle(tx, r) => drop(tx.send(r)),
+            Done::Postpone(tx, r) => drop(tx.send(r)),
+            Done::TrimFeed(tx, r) => drop(tx.send(r)),
+            Done::Prune(tx, r) => drop(tx.send(r)),
+        }
+    }
+}
+
+/// Answers every request of a group that could not even start with `err`.
+fn fail_all(requests: Vec<Request>, err: &SpoolError) {
+    for request in requests {
+        let e = err.for_another_waiter();
+        match request {
+            Request::Enqueue { reply, .. } => drop(reply.send(Err(e))),
+            Request::Settle { reply, .. } => drop(reply.send(Err(e))),
+            Request::Postpone { reply, .. } => drop(reply.send(Err(e))),
+            Request::TrimFeed { reply, .. } => drop(reply.send(Err(e))),
+            Request::Prune { reply, .. } => drop(reply.send(Err(e))),
+        }
+    }
+}
+
+/// The writer thread's state.
+pub(crate) struct Writer {
+    pub db: sled::Db,
+    pub tree: sled::Tree,
+    pub shared: Arc<Shared>,
+    pub rx: Receiver<Request>,
+    pub bodies: BodyWriter,
+    pub group_commit: bool,
+    pub max_batch: usize,
+}
+
+impl Writer {
+    /// Runs until every sender is dropped (the last `Spool` clone is gone).
+    pub(crate) fn run(mut self) {
+        let max = self.max_batch.max(1);
+        while let Ok(first) = self.rx.recv() {
+            let mut requests = vec![first];
+            if self.group_commit {
+                while requests.len() < max {
+                    match self.rx.try_recv() {
+                        Ok(r) => requests.push(r),
+                        Err(_) => break,
+                    }
+                }
+            }
+            self.commit_group(requests);
+        }
+        debug!("spool writer stopping");
+    }
+
+    fn commit_group(&mut self, requests: Vec<Request>) {
+        let segment = match self.bodies.prepare(&self.tree) {
+            Ok(segment) => segment,
+            Err(err) => {
+                error!(error = %err, requests = requests.len(), "no body segment to write to");
+                return fail_all(requests, &err);
+            }
+        };
+        let feed_base = self.shared.feed_applied.load(Ordering::Acquire) + 1;
+        let mut group = Group::new(feed_base, segment);
+        let mut done = Vec::with_capacity(requests.len());
+        for request in requests {
+            match request {
+                Request::Enqueue { submission, reply } => {
+                    let mut st = Staged::new(&self.tree, &group);
+                    let result = enqueue::stage_enqueue(&mut st, submission);
+                    if result.is_ok() {
+                        let changes = st.finish();
+                        group.absorb(changes);
+                        group.submissions += 1;
+                        group.records += result.as_ref().map_or(0, |e| e.message_ids.len() as u64);
+                    }
+                    done.push(Done::Enqueue(reply, result));
+                }
+                Request::Settle { id, attempt, reply } => {
+                    let mut st = Staged::new(&self.tree, &group);
+                    let result = settle::stage_settle(&mut st, &self.shared, &id, attempt);
+                    if result.is_ok() {
+                        let changes = st.finish();
+                        group.absorb(changes);
+                        group.settled.insert(id);
+                        group.settlements += 1;
+                    }
+                    done.push(Done::Settle(reply, result));
+                }
+                Request::Postpone {
+                    id,
+                    until_ms,
+                    reply,
+                } => {
+                    let mut st = Staged::new(&self.tree, &group);
+                    let result = settle::stage_postpone(&mut st, &self.shared, &id, until_ms);
+                    if result.is_ok() {
+                        let changes = st.finish();
+                        group.absorb(changes);
+                        group.settled.insert(id);
+                    }
+                    done.push(Done::Postpone(reply, result));
+                }
+                Request::TrimFeed { up_to_seq, reply } => {
+                    let mut st = Staged::new(&self.tree, &group);
+                    let durable = self.shared.feed_durable.load(Ordering::Acquire);
+                    let result = feed::stage_trim_feed(&mut st, up_to_seq.min(durable));
+                    if result.is_ok() {
+                        let changes = st.finish();
+                        group.absorb_lazy(changes);
+                    }
+                    done.push(Done::TrimFeed(reply, result));
+                }
+                Request::Prune { items, reply } => {
+                    let mut st = Staged::new(&self.tree, &group);
+                    let result = retention::stage_prune(&mut st, items);
+                    if result.is_ok() {
+                        let changes = st.finish();
+                        group.absorb_lazy(changes);
+                    }
+                    done.push(Done::Prune(reply, result));
+                }
+            }
+        }
+
+        let mut failed = false;
+        if !group.writes.is_empty() {
+            if let Err(err) = self.apply_and_flush(&group) {
+                failed = true;
+                error!(error = %err, requests = done.len(), "spool commit failed");
+                for d in &mut done {
+                    d.fail(&err);
+                }
+            }
+        }
+        if !group.settled.is_empty() {
+            let mut leased = lock(&self.shared.leased);
+            {
+                // Under the leased lock, so no lease call sets a cursor
+                // past these messages between this and their release.
+                let mut lanes = lock(&self.shared.lanes);
+                if failed {
+                    // The settled messages are still in the due index and
+                    // become leasable again, possibly behind a cursor.
+                    lanes.clear_cursors();
+                } else {
+                    for (ws, change) in &group.lanes {
+                        if let Some(t) = change.min_requeued {
+                            lanes.requeued_leases_end(ws, t);
+                        }
+                    }
+                }
+            }
+            for id in &group.settled {
+                leased.remove(id);
+            }
+        }
+        for d in done {
+            d.send();
+        }
+    }
+
+    /// Applies the group atomically, updates the in-memory mirrors and
+    /// flushes (unless the group holds only feed trims). The caller clears
+    /// the leases of settled ids whatever the outcome: if the apply failed
+    /// the messages are unchanged and simply become leasable again; if only
+    /// the flush failed the tree already shows the new state.
+    ///
+    /// Feed: the group's entries and the `fh` high-water mark go into the
+    /// same batch; `feed_applied` moves after the apply, `feed_durable` (and
+    /// the notification) only after a successful flush.
+    fn apply_and_flush(&mut self, group: &Group) -> Result<(), SpoolError> {
+        // Bodies first: once the batch below is durable its references
+        // must point at durable bytes.
+        let began = Instant::now();
+        self.bodies.append(&group.bodies)?;
+        let bodies_done = Instant::now();
+        let mut batch = sled::Batch::default();
+        for (k, v) in &group.writes {
+            match v {
+                Some(v) => batch.insert(k.as_slice(), v.as_slice()),
+                None => batch.remove(k.as_slice()),
+            }
+        }
+        let mut counts = *lock(&self.shared.counts);
+        for status in Status::ALL {
+            let d = group.delta[status_index(status)];
+            if d != 0 {
+                let c = counts.get_mut(status);
+                let next = (*c as i128 + d as i128).max(0) as u64;
+                if (*c as i128 + d as i128) < 0 {
+                    warn!(status = %status, "status counter would go negative; clamping");
+                }
+                *c = next;
+                batch.insert(
+                    keys::status_count(status.as_str()),
+                    &keys::encode_u64(next)[..],
+                );
+            }
+        }
+        // Highest seq of the group's entries, if it staged any.
+        let feed_last = (group.feed_count > 0).then(|| group.feed_base + group.feed_count - 1);
+        if let Some(last) = feed_last {
+            batch.insert(keys::FEED_HIGH, &keys::encode_u64(last)[..]);
+        }
+        self.tree.apply_batch(batch)?;
+        if let Some(last) = feed_last {
+            self.shared.feed_applied.store(last, Ordering::Release);
+        }
+        *lock(&self.shared.counts) = counts;
+        if !group.lanes.is_empty() {
+            let mut lanes = lock(&self.shared.lanes);
+            for (ws, change) in &group.lanes {
+                lanes.apply(ws, *change);
+            }
+        }
+        let s = &self.shared;
+        s.commits.fetch_add(1, Ordering::Relaxed);
+        s.submissions
+            .fetch_add(group.submissions, Ordering::Relaxed);
+        s.records_enqueued
+            .fetch_add(group.records, Ordering::Relaxed);
+        s.settlements
+            .fetch_add(group.settlements, Ordering::Relaxed);
+
+        if !group.needs_flush {
+            // Only feed trims: they become durable with the next group
+            // commit or sled's own periodic flush (see `Spool::trim_feed`).
+            return Ok(());
+        }
+        let applied_at = Instant::now();
+        let flushed = self.db.flush();
+        let done = Instant::now();
+        // Both fsyncs of the group (segment and sled) count as its flush.
+        let nanos = |d: std::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let fsync = nanos((bodies_done - began) + (done - applied_at));
+        s.flushes.fetch_add(1, Ordering::Relaxed);
+        s.last_flush_nanos.store(fsync, Ordering::Relaxed);
+        s.total_flush_nanos.fetch_add(fsync, Ordering::Relaxed);
+        let took = done - began;
+        if took >= SLOW_COMMIT {
+            // Every waiter of the group waited this long: say where the
+            // time went.
+            let (total_ms, bodies_ms, apply_ms, sled_flush_ms) = (
+                took.as_millis() as u64,
+                (bodies_done - began).as_millis() as u64,
+                (applied_at - bodies_done).as_millis() as u64,
+                (done - applied_at).as_millis() as u64,
+            );
+            let (bodies, writes) = (group.bodies.len(), group.writes.len());
+            if took >= VERY_SLOW_COMMIT {
+                warn!(
+                    total_ms,
+                    bodies_ms, apply_ms, sled_flush_ms, bodies, writes, "slow spool commit"
+                );
+            } else {
+                debug!(
+                    total_ms,
+                    bodies_ms, apply_ms, sled_flush_ms, bodies, writes, "slow spool commit"
+                );
+            }
+        }
+        flushed?;
+        self.bodies.release(&group.emptied);
+        // Everything applied so far is on disk now, including entries of an
+        // earlier group whose own flush failed.
+        let applied = s.feed_applied.load(Ordering::Acquire);
+        if s.feed_durable.swap(applied, Ordering::AcqRel) < applied {
+            // notify_waiters wakes every task waiting right now; the stored
+            // permit of notify_one wakes a consumer that was busy (not
+            // waiting) when the entries arrived, so none is ever missed.
+            s.feed_notify.notify_waiters();
+            s.feed_notify.notify_one();
+        }
+        Ok(())
+    }
+}
+

@@ -1,0 +1,117 @@
+//! Settlements (delivered, deferred, bounced: the attempt's outcome says
+//! which) and postponements of leased messages.
+
+use rackwave_core::event::EmailEvent;
+use tracing::warn;
+
+use super::lanes::Entry;
+use super::staged::Staged;
+use super::{decode_record, lock, Shared};
+use crate::error::SpoolError;
+use crate::keys;
+use crate::record::{status_index, DeliveryAttempt, MessageRecord, StatusChange};
+
+/// Loads the record of a lease being settled or postponed, checking that
+/// the lease is held (and not already used in this group) and that the
+/// message is still pending.
+fn leased_record(st: &Staged<'_>, shared: &Shared, id: &str) -> Result<MessageRecord, SpoolError> {
+    if st.group.settled.contains(id) || !lock(&shared.leased).contains(id) {
+        return Err(SpoolError::NotLeased(id.to_string()));
+    }
+    let key = keys::record(id);
+    let raw = st
+        .get(&key)?
+        .ok_or_else(|| SpoolError::NotFound(id.to_string()))?;
+    let rec = decode_record(&key, &raw)?;
+    if rec.status.is_final() {
+        return Err(SpoolError::AlreadyFinal(id.to_string(), rec.status));
+    }
+    Ok(rec)
+}
+
+/// Records an attempt and moves the message to the status its outcome
+/// names: back into the due index at the deferral's `next_retry_at`, or
+/// out of it for good (freeing the body after the submission's last
+/// recipient, and indexing the record for retention).
+pub(super) fn stage_settle(
+    st: &mut Staged<'_>,
+    shared: &Shared,
+    id: &str,
+    attempt: DeliveryAttempt,
+) -> Result<MessageRecord, SpoolError> {
+    let Some(new) = attempt.outcome.settles_as() else {
+        return Err(SpoolError::Invalid(format!(
+            "{} is not the outcome of a delivery attempt",
+            attempt.outcome.event_type()
+        )));
+    };
+    let mut rec = leased_record(st, shared, id)?;
+    let old = rec.status;
+    if let Some(due) = rec.next_attempt_at_ms {
+        st.lane_remove(&rec.workspace_id, due, id)?;
+    }
+    rec.status = new;
+    rec.attempts = rec.attempts.saturating_add(1);
+    if let Some(sent_at) = attempt.sent_at_ms {
+        let sent = StatusChange {
+            status: old,
+            at_ms: sent_at,
+            event: EmailEvent::Sent,
+        };
+        st.history(&mut rec, sent, None)?;
+    }
+    let settled = StatusChange {
+        status: new,
+        at_ms: attempt.at_ms,
+        event: attempt.outcome.clone(),
+    };
+    st.history(&mut rec, settled, Some(&attempt.reply))?;
+    match &attempt.outcome {
+        EmailEvent::Deferred(detail) => {
+            let retry_at_ms = detail.next_retry_at.ms();
+            rec.next_attempt_at_ms = Some(retry_at_ms);
+            st.lane_add(&rec.workspace_id, retry_at_ms, id, Entry::Requeued)?;
+        }
+        _ => {
+            rec.next_attempt_at_ms = None;
+            let rk = keys::remaining(&rec.queue_id);
+            let left = match st.get_counter(&rk)? {
+                Some(n) => n.saturating_sub(1),
+                None => {
+                    warn!(queue_id = %rec.queue_id, "remaining counter missing; freeing body");
+                    0
+                }
+            };
+            if left == 0 {
+                st.remove(rk);
+                st.remove_body(&rec.queue_id)?;
+            } else {
+                st.put(rk, keys::encode_u64(left).to_vec());
+            }
+            st.put(keys::finished(attempt.at_ms, id), Vec::new());
+        }
+    }
+    rec.delivery_attempts.push(attempt);
+    st.put_record(&rec)?;
+    st.delta[status_index(old)] -= 1;
+    st.delta[status_index(new)] += 1;
+    Ok(rec)
+}
+
+/// Moves a leased message's due time to `until_ms` without touching its
+/// status, attempts or history.
+pub(super) fn stage_postpone(
+    st: &mut Staged<'_>,
+    shared: &Shared,
+    id: &str,
+    until_ms: i64,
+) -> Result<(), SpoolError> {
+    let mut rec = leased_record(st, shared, id)?;
+    if let Some(due) = rec.next_attempt_at_ms {
+        st.lane_remove(&rec.workspace_id, due, id)?;
+    }
+    rec.next_attempt_at_ms = Some(until_ms);
+    st.lane_add(&rec.workspace_id, until_ms, id, Entry::Requeued)?;
+    st.put_record(&rec)?;
+    Ok(())
+}
