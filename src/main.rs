@@ -12,7 +12,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config } => {
-            rackwave::logging::init();
+            rackwave::init_logging();
             let config = match Config::load(&config) {
                 Ok(c) => c,
                 Err(e) => {
@@ -30,7 +30,7 @@ async fn main() -> ExitCode {
         }
         Command::Bench(BenchCommand::Smtp(args)) => {
             let json = args.json;
-            match rackwave::bench::smtp::run(args).await {
+            match rackwave_bench::smtp::run(args).await {
                 Ok(summary) => report(&summary, json, summary.messages_ok > 0),
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -40,7 +40,7 @@ async fn main() -> ExitCode {
         }
         Command::Bench(BenchCommand::E2e(args)) => {
             let json = args.smtp.json;
-            match rackwave::bench::e2e::run(args).await {
+            match rackwave_bench::e2e::run(args).await {
                 Ok(summary) => report(&summary, json, summary.complete()),
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -50,7 +50,7 @@ async fn main() -> ExitCode {
         }
         Command::Bench(BenchCommand::Sink(args)) => {
             let json = args.json;
-            match rackwave::bench::sink_cmd::run(args).await {
+            match rackwave_bench::sink_cmd::run(args).await {
                 Ok(summary) => report(&summary, json, !summary.timed_out),
                 Err(e) => {
                     eprintln!("error: {e}");

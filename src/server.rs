@@ -1,27 +1,32 @@
-//! Wires the parts together: storage, accounts, quotas, the SMTP listeners
-//! and the HTTP plane, from one [`Config`]; and stops them gracefully.
+//! Wires the parts together from one [`Config`]: the data directory (the
+//! embedded database, shared by the store and the spool, and the body
+//! segments), accounts, the intake, the SMTP listeners, the delivery
+//! engine, events and webhooks, and the HTTP plane; and stops them
+//! gracefully.
 //!
 //! Tests start a [`Server`] in process with listen ports of 0 and a manual
 //! [`Clock`]; `rackwave serve` starts the same thing and waits for a signal.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use prometheus_client::registry::Registry;
+use rackwave_accounts::{Accounts, Domains};
+use rackwave_core::Clock;
+use rackwave_delivery::DeliveryEngine;
+use rackwave_events::Events;
+use rackwave_intake::{Intake, IntakeConfig, Quotas};
 use rackwave_queue::{Spool, SpoolConfig};
+use rackwave_smtp_server::SmtpServer;
+use rackwave_store::{Store, StoreError};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
-use crate::accounts::{Accounts, AccountsError};
-use crate::clock::Clock;
 use crate::config::Config;
-use crate::delivery::DeliveryEngine;
-use crate::domains::{Domains, DomainsError};
-use crate::events::{Events, EventsError};
-use crate::http::{self, AppState};
-use crate::metrics::Metrics;
-use crate::quota::Quotas;
-use crate::smtp::{self, tls, SmtpContext};
+use crate::metrics::SpoolCollector;
+use crate::tls::{self, TlsError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -31,19 +36,13 @@ pub enum StartError {
         source: std::io::Error,
     },
     #[error("opening the database in {path}: {source}")]
-    Storage { path: PathBuf, source: sled::Error },
+    Storage { path: PathBuf, source: StoreError },
     #[error("opening the spool: {0}")]
     Spool(#[from] rackwave_queue::SpoolError),
-    #[error("accounts: {0}")]
-    Accounts(#[from] AccountsError),
-    #[error("sender domains: {0}")]
-    Domains(#[from] DomainsError),
     #[error("TLS: {0}")]
-    Tls(#[from] tls::TlsError),
+    Tls(#[from] TlsError),
     #[error("{0}")]
-    Delivery(#[from] crate::delivery::EngineError),
-    #[error("events: {0}")]
-    Events(#[from] EventsError),
+    Delivery(#[from] rackwave_delivery::EngineError),
     #[error("cannot listen on {addr} ({what}): {source}")]
     Bind {
         addr: SocketAddr,
@@ -61,14 +60,13 @@ pub struct Server {
     /// generated into the data directory).
     pub admin_token: String,
     pub spool: Spool,
-    pub accounts: Accounts,
     pub clock: Clock,
     /// The delivery engine, unless `[delivery] enabled = false`.
     pub delivery: Option<DeliveryEngine>,
     /// The event log and webhook emitter (`kick()` it after moving a
     /// manual clock).
     pub events: Events,
-    db: sled::Db,
+    store: Store,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
@@ -84,12 +82,13 @@ impl Server {
             source,
         })?;
         let db_path = data.join("db");
-        let db = crate::storage::open(&db_path, config.storage.cache_mb).map_err(|source| {
-            StartError::Storage {
-                path: db_path.clone(),
-                source,
-            }
-        })?;
+        let storage = |source| StartError::Storage {
+            path: db_path.clone(),
+            source,
+        };
+        // One embedded database: the spool's tree and the store's.
+        let db = rackwave_store::sled::open_db(&db_path, config.storage.cache_mb).map_err(storage)?;
+        let store = Store::sled(db.clone()).map_err(storage)?;
         let spool = Spool::open(
             &db,
             &data.join("bodies"),
@@ -98,12 +97,11 @@ impl Server {
                 ..SpoolConfig::default()
             },
         )?;
-        let accounts = Accounts::open(&db, clock.clone())?;
-        let domains = Domains::open(&db, clock.clone())?;
-        let quotas = Quotas::new(spool.clone(), accounts.clone(), clock.clone());
-        let metrics = Metrics::new();
+        let mut registry = Registry::with_prefix("rackwave");
+        registry.register_collector(Box::new(SpoolCollector(spool.clone())));
+        let accounts = Accounts::new(store.clone(), clock.clone());
+        let domains = Domains::new(store.clone(), accounts.clone(), clock.clone());
         let admin_token = admin_token(&config, &data)?;
-
         let tls = tls::load_or_generate(
             config.smtp.tls_cert.as_deref(),
             config.smtp.tls_key.as_deref(),
@@ -118,24 +116,46 @@ impl Server {
 
         let (shutdown, _) = watch::channel(false);
         let mut tasks = JoinSet::new();
+        let new_mail = Arc::new(Notify::new());
+        let intake = Intake::new(
+            IntakeConfig {
+                hostname: config.smtp.hostname.clone(),
+                max_header_bytes: config.smtp.max_header_bytes,
+            },
+            rackwave_intake::Parts {
+                spool: spool.clone(),
+                domains: domains.clone(),
+                quotas: Quotas::new(spool.clone(), store.clone(), clock.clone()),
+                clock: clock.clone(),
+                new_mail: new_mail.clone(),
+                policies: Vec::new(),
+            },
+            &mut registry,
+        );
         let events = Events::open(
-            &db,
+            store.clone(),
             spool.clone(),
             clock.clone(),
             config.webhooks.clone(),
-            metrics.clone(),
-        )?;
+            &mut registry,
+        );
         let events_task = events.start(shutdown.subscribe());
         tasks.spawn(async move {
             let _ = events_task.await;
         });
+        tasks.spawn(rackwave_queue::retention::run(
+            spool.clone(),
+            clock.clone(),
+            config.spool.retention_ms(),
+            shutdown.subscribe(),
+        ));
         let delivery = if config.delivery.enabled {
             let (engine, task) = DeliveryEngine::start(
                 config.delivery.clone(),
                 spool.clone(),
                 clock.clone(),
-                metrics.clone(),
-                None,
+                new_mail,
+                &mut registry,
                 shutdown.subscribe(),
             )?;
             tasks.spawn(async move {
@@ -145,29 +165,21 @@ impl Server {
         } else {
             None
         };
-        let ctx = SmtpContext::new(
+        let smtp = SmtpServer::new(
             config.smtp.clone(),
-            smtp::Services {
-                accounts: accounts.clone(),
-                quotas,
-                spool: spool.clone(),
-                domains: domains.clone(),
-                metrics: metrics.clone(),
-                clock: clock.clone(),
-                new_mail: delivery
-                    .as_ref()
-                    .map(DeliveryEngine::waker)
-                    .unwrap_or_default(),
-            },
+            accounts.clone(),
+            intake,
+            clock.clone(),
             tls.acceptor,
+            &mut registry,
         );
 
         let smtp_listener = bind(config.smtp.listen, "[smtp] listen").await?;
         let smtp_addr = smtp_listener
             .local_addr()
             .expect("bound socket has an address");
-        tasks.spawn(smtp::serve(
-            ctx.clone(),
+        tasks.spawn(rackwave_smtp_server::serve(
+            smtp.clone(),
             smtp_listener,
             false,
             shutdown.subscribe(),
@@ -176,23 +188,28 @@ impl Server {
         if let Some(addr) = config.smtp.listen_tls {
             let l = bind(addr, "[smtp] listen_tls").await?;
             smtp_tls_addr = Some(l.local_addr().expect("bound socket has an address"));
-            tasks.spawn(smtp::serve(ctx.clone(), l, true, shutdown.subscribe()));
+            tasks.spawn(rackwave_smtp_server::serve(
+                smtp.clone(),
+                l,
+                true,
+                shutdown.subscribe(),
+            ));
         }
 
         let http_listener = bind(config.http.listen, "[http] listen").await?;
         let http_addr = http_listener
             .local_addr()
             .expect("bound socket has an address");
-        let state = AppState::new(
-            accounts.clone(),
-            spool.clone(),
+        let state = rackwave_http::AppState::new(rackwave_http::Parts {
+            accounts,
             domains,
-            metrics,
-            clock.clone(),
-            events.clone(),
-            &admin_token,
-        );
-        let app = http::router(state, config.http.max_body_bytes);
+            spool: spool.clone(),
+            events: events.clone(),
+            clock: clock.clone(),
+            registry: Arc::new(registry),
+            admin_token: admin_token.clone(),
+        });
+        let app = rackwave_http::router(state, config.http.max_body_bytes);
         let mut http_shutdown = shutdown.subscribe();
         tasks.spawn(async move {
             let served = axum::serve(http_listener, app)
@@ -211,11 +228,10 @@ impl Server {
             http_addr,
             admin_token,
             spool,
-            accounts,
             clock,
             delivery,
             events,
-            db,
+            store,
             shutdown,
             tasks,
         })
@@ -226,7 +242,7 @@ impl Server {
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
         while self.tasks.join_next().await.is_some() {}
-        if let Err(e) = crate::storage::flush(&self.db).await {
+        if let Err(e) = self.store.flush().await {
             tracing::error!(error = %e, "final flush failed");
         }
     }
@@ -251,18 +267,32 @@ fn admin_token(config: &Config, data: &Path) -> Result<String, StartError> {
             return Ok(existing);
         }
     }
-    let token = format!("rwadm_{}", crate::ids::random_hex(24));
-    crate::storage::write_secret(&path, token.as_bytes()).map_err(|source| {
-        StartError::DataDir {
-            path: path.clone(),
-            source,
-        }
+    let token = format!("rwadm_{}", rackwave_core::random_hex(24));
+    write_secret(&path, token.as_bytes()).map_err(|source| StartError::DataDir {
+        path: path.clone(),
+        source,
     })?;
     tracing::warn!(
         path = %path.display(),
         "no admin token configured: generated one (set [admin] token or RACKWAVE_ADMIN_TOKEN to choose your own)"
     );
     Ok(token)
+}
+
+/// Writes a secret (a generated key or token) readable by its owner only,
+/// and fsyncs it: it is used right away, so it must survive a crash.
+pub(crate) fn write_secret(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
 }
 
 /// `rackwave serve`: runs until SIGTERM or Ctrl-C, then shuts down
@@ -289,5 +319,25 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_private_to_the_owner_and_replaced_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        write_secret(&path, b"a longer first secret").unwrap();
+        write_secret(&path, b"second").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
     }
 }

@@ -2,11 +2,9 @@
 //! lookup, tenancy, and every kind of bad request answered in the JSON error
 //! shape.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use rackwave_testkit::*;
 use serde_json::{json, Value};
 
 fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str) {
@@ -376,8 +374,9 @@ async fn health_metrics_and_openapi() {
     let metrics = ts.metrics().await;
     for name in [
         "rackwave_smtp_connections_total",
-        "rackwave_smtp_messages_accepted_total 1",
-        "rackwave_smtp_recipients_accepted_total 1",
+        "rackwave_messages_accepted_total{source=\"smtp\"} 1",
+        "rackwave_recipients_accepted_total{source=\"smtp\"} 1",
+        "rackwave_spool_messages{status=\"queued\"} 1",
         "rackwave_spool_depth 1",
         "rackwave_spool_flushes_total",
         "rackwave_spool_flush_seconds_total",
@@ -399,11 +398,26 @@ async fn health_metrics_and_openapi() {
         "/admin/v1/messages",
         "/admin/v1/messages/{id}",
         "/admin/v1/queue",
+        "/{platform}/v1/webhooks",
+        "/{platform}/v1/webhooks/{id}/deliveries/{delivery_id}/resend",
+        "/{platform}/v1/events",
         "/healthz",
         "/metrics",
     ] {
         assert!(doc["paths"].get(path).is_some(), "openapi lacks {path}");
     }
+    // Every operation has a unique id (they are generated from one list).
+    let mut ids: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values())
+        .filter_map(|op| op["operationId"].as_str())
+        .collect();
+    let n = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "operation ids repeat");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

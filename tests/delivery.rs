@@ -4,15 +4,14 @@
 //! the remote MX hosts with scripted replies. Retries run on the manual
 //! clock: the test moves time forward instead of waiting.
 
-mod common;
-
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use common::dns::{self, loopback, DnsServer};
-use common::*;
-use rackwave::bench::sink::{start_on_same_port, Action, Script, Sink, SinkConfig, Step};
-use rackwave::config::{Config, ShapingOverride, TlsPolicy};
+use rackwave_testkit::dns::{self, loopback, DnsServer};
+use rackwave_testkit::*;
+use rackwave_bench::sink::{start_on_same_port, Action, Script, Sink, SinkConfig, Step};
+use rackwave::config::Config;
+use rackwave_delivery::{ShapingOverride, TlsPolicy};
 use serde_json::{json, Value};
 
 /// An address nothing listens on: a mail server that is down.
@@ -150,14 +149,14 @@ impl Rig {
     }
 }
 
-/// The JSON detail of a message's last delivery attempt.
+/// A message's last delivery attempt and its detail (a JSON object).
 fn last_attempt(msg: &Value) -> (Value, Value) {
     let attempt = msg["delivery_attempts"]
         .as_array()
         .and_then(|a| a.last())
         .cloned()
         .unwrap_or_else(|| panic!("no delivery attempt in {msg}"));
-    let detail: Value = serde_json::from_str(attempt["detail"].as_str().unwrap()).unwrap();
+    let detail = attempt["detail"].clone();
     (attempt, detail)
 }
 
@@ -184,7 +183,9 @@ async fn first_mx_down_second_delivers_with_verp_sender() {
         attempt["reply"].as_str().unwrap().starts_with("250"),
         "{attempt}"
     );
-    assert!(detail["delivered_at"].as_str().is_some());
+    assert!(attempt["at"].as_str().is_some());
+    assert_eq!(attempt["event"], "email.delivered");
+    assert!(detail.is_null(), "a delivery has no detail: {detail}");
     assert_eq!(
         events(&msgs[0]),
         ["email.queued", "email.sent", "email.delivered"]
@@ -225,6 +226,10 @@ async fn null_mx_and_missing_domains_bounce_without_connecting() {
     let (_, detail) = last_attempt(&msgs[0]);
     assert_eq!(detail["bounce_type"], "invalid_domain");
     assert_eq!(detail["bounce_code"], "5.1.10");
+    assert_eq!(
+        detail["classified_by"],
+        "local: the domain publishes a null MX (RFC 7505)"
+    );
     assert_eq!(events(&msgs[0]), ["email.queued", "email.bounced"]);
 
     let qid = r
@@ -234,6 +239,11 @@ async fn null_mx_and_missing_domains_bounce_without_connecting() {
     let (_, detail) = last_attempt(&msgs[0]);
     assert_eq!(detail["bounce_type"], "invalid_domain");
     assert_eq!(detail["bounce_code"], "5.1.2");
+    // Decided by the local rule, not by a provider's rule for the words.
+    assert_eq!(
+        detail["classified_by"],
+        "local: the domain does not exist or has no mail server"
+    );
     assert_eq!(
         r.sinks[0].connections(),
         0,
@@ -263,10 +273,10 @@ async fn temporary_failure_is_retried_on_schedule() {
         .await;
     let msgs = r.wait(&qid, &["deferred"]).await;
     let (attempt, detail) = last_attempt(&msgs[0]);
-    assert_eq!(detail["attempt_number"], 1);
+    assert_eq!(attempt["attempt_number"], 1);
     assert_eq!(
         detail["next_retry_at"],
-        rackwave::clock::rfc3339(queued_at + 300_000)
+        rackwave_core::rfc3339(queued_at + 300_000)
     );
     assert!(detail["defer_reason"]
         .as_str()
@@ -393,10 +403,11 @@ async fn silent_server_times_out_and_defers() {
         .send("app@sender.test", &["frank@example.test"], "silence")
         .await;
     let msgs = r.wait(&qid, &["deferred"]).await;
-    let (_, detail) = last_attempt(&msgs[0]);
+    let (attempt, detail) = last_attempt(&msgs[0]);
     let reason = detail["defer_reason"].as_str().unwrap();
     assert!(reason.contains("timed out"), "{reason}");
-    assert_eq!(detail["attempt_number"], 1);
+    assert_eq!(attempt["attempt_number"], 1);
+    assert_eq!(detail["classified_by"], "local: no MX host could be reached");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -509,7 +520,7 @@ async fn undeliverable_mail_expires_at_its_lifetime() {
     // The second retry is capped at the end of the lifetime.
     assert_eq!(
         last_attempt(&msgs[0]).1["next_retry_at"],
-        rackwave::clock::rfc3339(START_MS + 600_000)
+        rackwave_core::rfc3339(START_MS + 600_000)
     );
     r.ts.clock.advance_ms(300_000);
     let msgs = r.wait(&qid, &["bounced"]).await;

@@ -3,18 +3,22 @@
 //! it again, and every acknowledged message must be there. Also: SIGTERM
 //! shuts down gracefully, and a broken config fails with one clear line.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::binary::{free_addr, spawn, wait_ready, Running};
-use common::dns;
-use common::*;
+use rackwave_testkit::binary::{free_addr, wait_ready, Running};
+use rackwave_testkit::dns;
+use rackwave_testkit::*;
 use serde_json::{json, Value};
+
+/// The `rackwave` binary under test, serving `config`.
+fn spawn(config: &std::path::Path) -> rackwave_testkit::binary::Running {
+    rackwave_testkit::binary::spawn(env!("CARGO_BIN_EXE_rackwave"), config)
+}
+
 
 struct Ports {
     smtp: SocketAddr,
@@ -276,7 +280,7 @@ fn broken_config_is_one_clear_line() {
 /// never lost).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_delivery_then_everything_is_delivered() {
-    use rackwave::bench::sink::{Action, Script, Sink, SinkConfig, Step};
+    use rackwave_bench::sink::{Action, Script, Sink, SinkConfig, Step};
     let sink = Sink::start(SinkConfig {
         listen: SocketAddr::new(std::net::IpAddr::V4(dns::loopback(41)), 0),
         // A slow remote, so the kill lands mid-delivery.

@@ -1,8 +1,6 @@
 //! Daily quotas under concurrency and across UTC midnight, over real SMTP.
 
-mod common;
-
-use common::*;
+use rackwave_testkit::*;
 
 const MS_PER_DAY: i64 = 86_400_000;
 

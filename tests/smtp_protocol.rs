@@ -1,5 +1,3 @@
-mod common;
-
 // SMTP protocol behaviour over raw TCP: greeting and EHLO, command
 // sequencing, AUTH (clear-text policy, failures, lockout, LOGIN), PIPELINING,
 // trace headers, dot-stuffing, BDAT, refusals, malformed input, error caps,
@@ -9,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use common::{message, plain, queue_id, start, start_with, RawSmtp, SmtpReply, TestServer};
+use rackwave_testkit::{message, plain, queue_id, start, start_with, RawSmtp, SmtpReply, TestServer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 

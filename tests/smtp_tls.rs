@@ -1,12 +1,10 @@
-mod common;
-
 // TLS: submission with lettre over STARTTLS and implicit TLS, the clear-text
 // AUTH policy, and the STARTTLS command injection (CVE-2011-0411) check over
 // raw TCP with tokio-rustls.
 
 use std::time::Duration;
 
-use common::{plain, start, start_with, Account, RawSmtp, SmtpReply, TestServer};
+use rackwave_testkit::{plain, start, start_with, Account, RawSmtp, SmtpReply, TestServer};
 use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
@@ -179,7 +177,7 @@ async fn clear_text_auth_refused_but_starttls_then_auth_works() {
 /// Accepts the self-signed certificate: the delivery engine's own
 /// opportunistic-TLS connector.
 fn connector() -> TlsConnector {
-    rackwave::delivery::client::tls_connectors().1
+    rackwave_smtp_proto::tls::connectors().any
 }
 
 /// Reads one CRLF-terminated line byte by byte, so nothing after it is

@@ -81,3 +81,18 @@ impl SpoolError {
         )
     }
 }
+
+impl rackwave_core::Classify for SpoolError {
+    fn kind(&self) -> rackwave_core::ErrorKind {
+        use rackwave_core::ErrorKind;
+        match self {
+            SpoolError::Storage(_) | SpoolError::Io { .. } | SpoolError::Closed => {
+                ErrorKind::Unavailable
+            }
+            SpoolError::Encoding { .. } | SpoolError::Corrupt(_) => ErrorKind::Internal,
+            SpoolError::NotFound(_) => ErrorKind::NotFound,
+            SpoolError::NotLeased(_) | SpoolError::AlreadyFinal(..) => ErrorKind::Conflict,
+            SpoolError::Invalid(_) => ErrorKind::Invalid,
+        }
+    }
+}

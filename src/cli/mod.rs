@@ -34,10 +34,10 @@ pub enum Command {
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
     /// Drive an SMTP server (Rackwave, Postfix, …) with messages.
-    Smtp(crate::bench::smtp::SmtpBenchArgs),
+    Smtp(rackwave_bench::smtp::SmtpBenchArgs),
     /// A fast SMTP sink standing in for the remote MX.
-    Sink(crate::bench::sink_cmd::SinkArgs),
+    Sink(rackwave_bench::sink_cmd::SinkArgs),
     /// End to end: start a sink, drive messages through the MTA under test
     /// (which relays to the sink), report acceptance and delivery.
-    E2e(crate::bench::e2e::E2eArgs),
+    E2e(rackwave_bench::e2e::E2eArgs),
 }

@@ -1,1 +1,448 @@
-//! stub
+//! Tenants and their credentials: workspaces, SMTP accounts and API keys
+//! ([`Accounts`]), and sender domains with their DKIM keys ([`Domains`]).
+//!
+//! Everything is scoped to a workspace. Passwords are stored as argon2
+//! hashes; API keys are shown once and stored as their SHA-256 (they are
+//! long random strings, so a fast hash is enough and lookups stay O(1)).
+//! The records live in the [`Store`]; every creation is durable before it
+//! is reported.
+
+mod domains;
+
+pub use domains::{dkim_record, Domains, DKIM_SIGNED_HEADERS};
+pub use rackwave_store::{ApiKey, DkimAlgorithm, SenderDomain, SmtpAccount, Workspace};
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, SaltString};
+use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use rackwave_core::{random_hex, rfc3339, Classify, Clock, ErrorKind, Platform};
+use rackwave_store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountsError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+    #[error("key generation failed: {0}")]
+    Crypto(String),
+}
+
+impl Classify for AccountsError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            AccountsError::Store(StoreError::Conflict(_)) | AccountsError::Conflict(_) => {
+                ErrorKind::Conflict
+            }
+            AccountsError::Store(e) => e.kind(),
+            AccountsError::Invalid(_) => ErrorKind::Invalid,
+            AccountsError::NotFound(_) => ErrorKind::NotFound,
+            AccountsError::Hash(_) | AccountsError::Crypto(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+/// A freshly created key: the only time the secret exists in clear.
+pub struct NewApiKey {
+    pub key: String,
+    pub record: ApiKey,
+}
+
+const MAX_NAME: usize = 200;
+const MAX_USERNAME: usize = 254;
+const MIN_PASSWORD: usize = 8;
+const MAX_PASSWORD: usize = 1024;
+
+#[derive(Clone)]
+pub struct Accounts {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    clock: Clock,
+    /// Verified credentials, as HMAC(process secret, password), so a client
+    /// that authenticates on every connection costs one argon2 run, not one
+    /// per connection; the password itself is never kept.
+    auth_cache: Mutex<HashMap<String, [u8; 32]>>,
+    cache_key: [u8; 32],
+    /// One argon2 check at a time per username: fifty connections of one
+    /// app logging in together cost one hash, not fifty (the others then
+    /// find the cache filled).
+    verifying: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// argon2 verifications run so far.
+    password_checks: std::sync::atomic::AtomicU64,
+}
+
+impl Accounts {
+    pub fn new(store: Store, clock: Clock) -> Accounts {
+        let mut cache_key = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut cache_key);
+        Accounts {
+            inner: Arc::new(Inner {
+                store,
+                clock,
+                auth_cache: Mutex::new(HashMap::new()),
+                cache_key,
+                verifying: Mutex::new(HashMap::new()),
+                password_checks: Default::default(),
+            }),
+        }
+    }
+
+    pub async fn create_workspace(
+        &self,
+        name: &str,
+        daily_quota: Option<u64>,
+    ) -> Result<Workspace, AccountsError> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > MAX_NAME || name.chars().any(char::is_control) {
+            return Err(AccountsError::Invalid(format!(
+                "name must be 1 to {MAX_NAME} characters without control characters"
+            )));
+        }
+        let ws = Workspace {
+            id: format!("ws_{}", random_hex(8)),
+            name: name.to_string(),
+            daily_quota,
+            created_at: rfc3339(self.inner.clock.now_ms()),
+        };
+        let mut tx = self.inner.store.begin().await?;
+        tx.insert_workspace(&ws).await?;
+        tx.commit().await?;
+        Ok(ws)
+    }
+
+    pub async fn workspace(&self, id: &str) -> Result<Option<Workspace>, AccountsError> {
+        Ok(self.inner.store.workspace(id).await?)
+    }
+
+    /// The workspace, or `NotFound` (the one check every workspace-scoped
+    /// operation starts with).
+    pub async fn require_workspace(&self, id: &str) -> Result<Workspace, AccountsError> {
+        self.workspace(id)
+            .await?
+            .ok_or_else(|| AccountsError::NotFound(format!("workspace {id}")))
+    }
+
+    pub async fn workspaces(&self) -> Result<Vec<Workspace>, AccountsError> {
+        Ok(self.inner.store.workspaces().await?)
+    }
+
+    /// Creates an SMTP account; usernames are global because SMTP AUTH
+    /// carries no workspace.
+    pub async fn create_smtp_account(
+        &self,
+        workspace_id: &str,
+        username: &str,
+        password: &str,
+        daily_quota: u64,
+    ) -> Result<SmtpAccount, AccountsError> {
+        self.require_workspace(workspace_id).await?;
+        if username.is_empty()
+            || username.len() > MAX_USERNAME
+            || username
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(AccountsError::Invalid(format!(
+                "username must be 1 to {MAX_USERNAME} characters without spaces or control characters"
+            )));
+        }
+        if password.len() < MIN_PASSWORD || password.len() > MAX_PASSWORD {
+            return Err(AccountsError::Invalid(format!(
+                "password must be {MIN_PASSWORD} to {MAX_PASSWORD} octets"
+            )));
+        }
+        let password = password.to_string();
+        let hash = tokio::task::spawn_blocking(move || {
+            let salt = SaltString::generate(&mut OsRng);
+            Argon2::default()
+                .hash_password(password.as_bytes(), &salt)
+                .map(|h| h.to_string())
+                .map_err(|e| AccountsError::Hash(e.to_string()))
+        })
+        .await
+        .map_err(|e| AccountsError::Hash(e.to_string()))??;
+        let account = SmtpAccount {
+            workspace_id: workspace_id.to_string(),
+            username: username.to_string(),
+            password_hash: hash,
+            daily_quota,
+            created_at: rfc3339(self.inner.clock.now_ms()),
+        };
+        let mut tx = self.inner.store.begin().await?;
+        tx.insert_smtp_account(&account).await?;
+        tx.commit().await?;
+        Ok(account)
+    }
+
+    pub async fn smtp_account(&self, username: &str) -> Result<Option<SmtpAccount>, AccountsError> {
+        Ok(self.inner.store.smtp_account(username).await?)
+    }
+
+    /// A workspace's SMTP accounts (`NotFound` for an unknown workspace).
+    pub async fn smtp_accounts_of(
+        &self,
+        workspace_id: &str,
+    ) -> Result<Vec<SmtpAccount>, AccountsError> {
+        self.require_workspace(workspace_id).await?;
+        Ok(self.inner.store.smtp_accounts_of(workspace_id).await?)
+    }
+
+    /// Checks SMTP credentials. Unknown users cost the same argon2 run as
+    /// known ones, so timing does not tell which usernames exist.
+    pub async fn verify_smtp(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<SmtpAccount>, AccountsError> {
+        let account = self.smtp_account(username).await?;
+        let tag = self.cache_tag(username, password);
+        if self.cached(account.as_ref(), username, &tag) {
+            return Ok(account);
+        }
+        // Only existing accounts are gated (so the map is bounded by the
+        // number of accounts, whatever usernames a guesser tries).
+        let gate = account.as_ref().map(|_| {
+            lock(&self.inner.verifying)
+                .entry(username.to_string())
+                .or_default()
+                .clone()
+        });
+        let _turn = match &gate {
+            Some(g) => Some(g.lock().await),
+            None => None,
+        };
+        if self.cached(account.as_ref(), username, &tag) {
+            return Ok(account);
+        }
+        let hash = account
+            .as_ref()
+            .map(|a| a.password_hash.clone())
+            .unwrap_or_else(|| dummy_hash().to_string());
+        let password = password.to_string();
+        self.inner
+            .password_checks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let ok = tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&hash)
+                .map(|parsed| {
+                    Argon2::default()
+                        .verify_password(password.as_bytes(), &parsed)
+                        .is_ok()
+                })
+                .unwrap_or(false)
+        })
+        .await
+        .map_err(|e| AccountsError::Hash(e.to_string()))?;
+        match account {
+            Some(account) if ok => {
+                let mut cache = lock(&self.inner.auth_cache);
+                if cache.len() > 100_000 {
+                    cache.clear();
+                }
+                cache.insert(username.to_string(), tag);
+                Ok(Some(account))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// argon2 verifications run so far (the expensive path of AUTH).
+    pub fn password_checks(&self) -> u64 {
+        self.inner
+            .password_checks
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether these credentials were verified before (and the account
+    /// still exists).
+    fn cached(&self, account: Option<&SmtpAccount>, username: &str, tag: &[u8; 32]) -> bool {
+        if account.is_none() {
+            return false;
+        }
+        lock(&self.inner.auth_cache)
+            .get(username)
+            .is_some_and(|cached| bool::from(cached.ct_eq(tag)))
+    }
+
+    fn cache_tag(&self, username: &str, password: &str) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.inner.cache_key)
+            .expect("hmac takes any key length");
+        mac.update(username.as_bytes());
+        mac.update(&[0]);
+        mac.update(password.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    pub async fn create_api_key(
+        &self,
+        workspace_id: &str,
+        platform: Platform,
+    ) -> Result<NewApiKey, AccountsError> {
+        self.require_workspace(workspace_id).await?;
+        let key = format!("rw_{}_{}", platform.as_str(), random_hex(24));
+        let record = ApiKey {
+            id: format!("key_{}", random_hex(8)),
+            digest: key_digest(&key),
+            workspace_id: workspace_id.to_string(),
+            platform,
+            prefix: key[..key.len().min(16)].to_string(),
+            created_at: rfc3339(self.inner.clock.now_ms()),
+        };
+        let mut tx = self.inner.store.begin().await?;
+        tx.insert_api_key(&record).await?;
+        tx.commit().await?;
+        Ok(NewApiKey { key, record })
+    }
+
+    /// Finds the key presented by a client. The lookup is by digest, so the
+    /// stored value is never compared byte by byte with the secret.
+    pub async fn api_key(&self, presented: &str) -> Result<Option<ApiKey>, AccountsError> {
+        Ok(self.inner.store.api_key(&key_digest(presented)).await?)
+    }
+}
+
+/// Locks a mutex, ignoring poisoning: the maps stay consistent even if a
+/// holder panicked.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// An argon2 hash of a random password, verified against when the username
+/// is unknown so both paths take as long.
+fn dummy_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(random_hex(16).as_bytes(), &salt)
+            .expect("hashing a random password")
+            .to_string()
+    })
+}
+
+fn key_digest(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accounts() -> (tempfile::TempDir, Accounts) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = rackwave_store::sled::open_db(&dir.path().join("db"), 8).unwrap();
+        let store = Store::sled(db).unwrap();
+        (dir, Accounts::new(store, Clock::manual(0)))
+    }
+
+    #[tokio::test]
+    async fn password_is_hashed_and_verified() {
+        let (_d, a) = accounts();
+        let ws = a.create_workspace("Acme", None).await.unwrap();
+        let acct = a
+            .create_smtp_account(&ws.id, "app1", "correct horse", 100)
+            .await
+            .unwrap();
+        assert!(acct.password_hash.starts_with("$argon2"));
+        assert!(!acct.password_hash.contains("correct horse"));
+        assert!(a
+            .verify_smtp("app1", "correct horse")
+            .await
+            .unwrap()
+            .is_some());
+        // second time from the cache
+        assert!(a
+            .verify_smtp("app1", "correct horse")
+            .await
+            .unwrap()
+            .is_some());
+        assert!(a
+            .verify_smtp("app1", "wrong horse!")
+            .await
+            .unwrap()
+            .is_none());
+        assert!(a
+            .verify_smtp("nobody", "correct horse")
+            .await
+            .unwrap()
+            .is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_logins_of_one_account_share_one_hash() {
+        let (_d, a) = accounts();
+        let ws = a.create_workspace("Acme", None).await.unwrap();
+        a.create_smtp_account(&ws.id, "busy", "busy password", 1)
+            .await
+            .unwrap();
+        let logins: Vec<_> = (0..20)
+            .map(|_| {
+                let a = a.clone();
+                tokio::spawn(async move { a.verify_smtp("busy", "busy password").await })
+            })
+            .collect();
+        for l in logins {
+            assert!(l.await.unwrap().unwrap().is_some());
+        }
+        assert_eq!(a.password_checks(), 1);
+        // A wrong password is still checked (and refused), every time.
+        assert!(a
+            .verify_smtp("busy", "wrong password")
+            .await
+            .unwrap()
+            .is_none());
+        assert_eq!(a.password_checks(), 2);
+    }
+
+    #[tokio::test]
+    async fn duplicate_username_and_unknown_workspace_are_refused() {
+        let (_d, a) = accounts();
+        let ws = a.create_workspace("Acme", None).await.unwrap();
+        a.create_smtp_account(&ws.id, "app1", "password1", 1)
+            .await
+            .unwrap();
+        assert!(matches!(
+            a.create_smtp_account(&ws.id, "app1", "password2", 1).await,
+            Err(AccountsError::Store(StoreError::Conflict(_)))
+        ));
+        assert!(matches!(
+            a.create_smtp_account("ws_nope", "app2", "password2", 1)
+                .await,
+            Err(AccountsError::NotFound(_))
+        ));
+        assert!(matches!(
+            a.create_smtp_account(&ws.id, "a b", "password2", 1).await,
+            Err(AccountsError::Invalid(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn api_keys_are_stored_hashed_and_scoped() {
+        let (_d, a) = accounts();
+        let ws = a.create_workspace("Acme", None).await.unwrap();
+        let k = a.create_api_key(&ws.id, Platform::Telnxo).await.unwrap();
+        assert!(k.key.starts_with("rw_telnxo_"));
+        let found = a.api_key(&k.key).await.unwrap().unwrap();
+        assert_eq!(found.workspace_id, ws.id);
+        assert_eq!(found.platform, Platform::Telnxo);
+        assert!(a.api_key("rw_telnxo_guess").await.unwrap().is_none());
+        for stored in a.inner.store.api_keys_of(&ws.id).await.unwrap() {
+            assert!(!format!("{stored:?}").contains(&k.key));
+        }
+    }
+}

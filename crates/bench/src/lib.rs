@@ -1,1 +1,10 @@
-//! stub
+//! Load testing: `rackwave bench smtp` drives any ESMTP server,
+//! `rackwave bench sink` stands in for the remote MX, and
+//! `rackwave bench e2e` does both at once to measure a relay end to end.
+
+pub mod e2e;
+mod percentiles;
+mod progress;
+pub mod sink;
+pub mod sink_cmd;
+pub mod smtp;

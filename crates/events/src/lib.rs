@@ -1,1 +1,297 @@
-//! stub
+//! Events and webhooks: the durable event log of each workspace and the
+//! signed, retrying webhook emitter.
+//!
+//! - `feed`: email events from the spool's change feed.
+//! - `endpoints`: webhook endpoints, their secrets and rotation.
+//! - `outbox`: the retry schedule, the attempts and their log.
+//! - [`signing`]: Standard Webhooks signatures.
+//! - [`targets`]: which URLs and addresses webhooks may go to.
+//! - `retention`: the log and finished deliveries are kept for a while.
+//!
+//! Events are typed (`rackwave_core::event`): email events come from the
+//! spool's feed, other products call [`Events::emit`] with their data
+//! struct. Either way the event is serialized once, and the event and one
+//! delivery per matching endpoint are committed in one transaction before
+//! anything is sent; the webhook POSTs exactly the stored bytes.
+//!
+//! Routing: MigoSMTP endpoints receive `email.*` events, Telnxo endpoints
+//! receive `sms.*`, `voice.*` and `whatsapp.*`, and portal events
+//! (`trial_activated`, `invoice_paid`, …) go to every enabled endpoint of
+//! the workspace, either platform, that subscribed to them or to all.
+
+mod config;
+mod endpoints;
+mod feed;
+mod metrics;
+mod outbox;
+mod retention;
+pub mod signing;
+pub mod targets;
+
+use std::sync::Arc;
+
+use prometheus_client::registry::Registry;
+use rackwave_core::event::{Event, EventData, EventType, Ping};
+use rackwave_core::{Classify, Clock, ErrorKind, Platform};
+use rackwave_queue::Spool;
+use rackwave_store::{
+    Delivery, DeliveryState, Endpoint, EventQuery, Page, Store, StoreError, StoredEvent, Txn,
+};
+use tokio::sync::watch;
+
+pub use config::WebhooksConfig;
+pub use endpoints::{EndpointPatch, NewEndpoint, MAX_ENDPOINTS, ROTATION_GRACE_MS};
+pub use outbox::{next_attempt, FINAL_ATTEMPT_AFTER_MS, RETRY_DELAYS_MS};
+pub use retention::Pruned;
+
+use metrics::EventsMetrics;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EventsError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("spool: {0}")]
+    Spool(#[from] rackwave_queue::SpoolError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0} not found")]
+    NotFound(String),
+}
+
+impl Classify for EventsError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            EventsError::Store(e) => e.kind(),
+            EventsError::Spool(_) => ErrorKind::Unavailable,
+            EventsError::Invalid(_) => ErrorKind::Invalid,
+            EventsError::Conflict(_) => ErrorKind::Conflict,
+            EventsError::NotFound(_) => ErrorKind::NotFound,
+        }
+    }
+}
+
+/// The events and webhooks service (cheap to clone).
+#[derive(Clone)]
+pub struct Events {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    spool: Spool,
+    clock: Clock,
+    config: WebhooksConfig,
+    emitter: outbox::Emitter,
+    metrics: EventsMetrics,
+}
+
+/// Stores an event and one delivery per target in `tx`; the caller
+/// commits.
+async fn record(
+    tx: &mut Txn,
+    event: &Event,
+    targets: &[&Endpoint],
+    now_ms: i64,
+) -> Result<(StoredEvent, Vec<Delivery>), EventsError> {
+    let stored = tx.append_event(event).await?;
+    let mut deliveries = Vec::with_capacity(targets.len());
+    for ep in targets {
+        let mut d = outbox::new_delivery(ep, &stored, now_ms);
+        tx.insert_delivery(&mut d).await?;
+        deliveries.push(d);
+    }
+    Ok((stored, deliveries))
+}
+
+impl Events {
+    /// The service; nothing runs until [`start`](Self::start).
+    pub fn open(
+        store: Store,
+        spool: Spool,
+        clock: Clock,
+        config: WebhooksConfig,
+        registry: &mut Registry,
+    ) -> Events {
+        let metrics = EventsMetrics::register(registry);
+        let emitter =
+            outbox::Emitter::new(store.clone(), clock.clone(), config.clone(), metrics.clone());
+        Events {
+            inner: Arc::new(Inner {
+                store,
+                spool,
+                clock,
+                config,
+                emitter,
+                metrics,
+            }),
+        }
+    }
+
+    /// Starts the feed consumer, the emitter and the retention; they stop
+    /// when `shutdown` turns true. Await the handle to know they have.
+    pub fn start(&self, shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+        let feed = tokio::spawn(feed::run(self.clone(), shutdown.clone()));
+        let pruning = tokio::spawn(retention::run(self.clone(), shutdown.clone()));
+        let emitter = tokio::spawn(self.inner.emitter.clone().run(shutdown));
+        tokio::spawn(async move {
+            let _ = feed.await;
+            let _ = pruning.await;
+            let _ = emitter.await;
+        })
+    }
+
+    /// Looks for due deliveries now (after a test moved the clock, say).
+    pub fn kick(&self) {
+        self.inner.emitter.kick();
+    }
+
+    /// Deletes events and finished webhook deliveries older than
+    /// `[webhooks] retention_days` (also done once an hour by the running
+    /// service).
+    pub async fn prune_expired(&self) -> Result<Pruned, EventsError> {
+        retention::prune(self).await
+    }
+
+    /// Records an event of any product and queues it to every matching
+    /// endpoint of the workspace; durable when it returns.
+    pub async fn emit(
+        &self,
+        workspace_id: &str,
+        data: impl Into<EventData>,
+    ) -> Result<StoredEvent, EventsError> {
+        let data = data.into();
+        if data.event_type() == EventType::Ping {
+            return Err(EventsError::Invalid(
+                "webhook.ping is sent with Events::ping".into(),
+            ));
+        }
+        let now = self.inner.clock.now_ms();
+        let event = Event::new(workspace_id, rackwave_core::Timestamp(now), data);
+        let mut tx = self.inner.store.begin().await?;
+        let endpoints = tx.endpoints_of(workspace_id).await?;
+        let targets: Vec<&Endpoint> = endpoints
+            .iter()
+            .filter(|e| e.wants(event.event_type()))
+            .collect();
+        let (stored, deliveries) = record(&mut tx, &event, &targets, now).await?;
+        tx.commit().await?;
+        if !deliveries.is_empty() {
+            self.kick();
+        }
+        Ok(stored)
+    }
+
+    /// Sends a `webhook.ping` to one endpoint only.
+    pub async fn ping(
+        &self,
+        workspace_id: &str,
+        platform: Platform,
+        endpoint_id: &str,
+    ) -> Result<(StoredEvent, Delivery), EventsError> {
+        let ep = self.endpoint(workspace_id, platform, endpoint_id).await?;
+        if !ep.enabled {
+            return Err(EventsError::Conflict(
+                "the endpoint is disabled; enable it first".into(),
+            ));
+        }
+        let now = self.inner.clock.now();
+        let event = Event::new(
+            workspace_id,
+            now,
+            Ping {
+                endpoint_id: ep.id.clone(),
+                sent_at: now,
+            },
+        );
+        let mut tx = self.inner.store.begin().await?;
+        let (stored, mut deliveries) = record(&mut tx, &event, &[&ep], now.ms()).await?;
+        tx.commit().await?;
+        self.kick();
+        let delivery = deliveries.pop().expect("one delivery for one target");
+        Ok((stored, delivery))
+    }
+
+    /// One page of a workspace's events.
+    pub async fn list(
+        &self,
+        workspace_id: &str,
+        query: &EventQuery,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<StoredEvent>, EventsError> {
+        Ok(self
+            .inner
+            .store
+            .events(workspace_id, query, cursor, limit)
+            .await?)
+    }
+
+    /// One event of a workspace by id.
+    pub async fn event(
+        &self,
+        workspace_id: &str,
+        id: &str,
+    ) -> Result<Option<StoredEvent>, EventsError> {
+        Ok(self
+            .inner
+            .store
+            .event_by_id(id)
+            .await?
+            .filter(|e| e.workspace_id == workspace_id))
+    }
+
+    /// One page of an endpoint's deliveries, newest first.
+    pub async fn deliveries(
+        &self,
+        workspace_id: &str,
+        platform: Platform,
+        endpoint_id: &str,
+        state: Option<DeliveryState>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Delivery>, EventsError> {
+        self.endpoint(workspace_id, platform, endpoint_id).await?;
+        Ok(self
+            .inner
+            .store
+            .deliveries_of(endpoint_id, state, cursor, limit)
+            .await?)
+    }
+
+    /// One delivery of an endpoint.
+    pub async fn delivery(
+        &self,
+        workspace_id: &str,
+        platform: Platform,
+        endpoint_id: &str,
+        delivery_id: &str,
+    ) -> Result<Delivery, EventsError> {
+        self.endpoint(workspace_id, platform, endpoint_id).await?;
+        self.inner
+            .store
+            .delivery(delivery_id)
+            .await?
+            .filter(|d| d.endpoint_id == endpoint_id)
+            .ok_or_else(|| EventsError::NotFound(format!("delivery {delivery_id}")))
+    }
+
+    /// Sends a retrying or failed delivery again now, outside the schedule.
+    pub async fn resend(
+        &self,
+        workspace_id: &str,
+        platform: Platform,
+        endpoint_id: &str,
+        delivery_id: &str,
+    ) -> Result<Delivery, EventsError> {
+        self.delivery(workspace_id, platform, endpoint_id, delivery_id)
+            .await?;
+        self.inner.emitter.resend(delivery_id).await
+    }
+
+    /// The spool feed position consumed so far (diagnostics, tests).
+    pub async fn feed_cursor(&self) -> Result<u64, EventsError> {
+        Ok(self.inner.store.cursor(feed::CURSOR).await?)
+    }
+}

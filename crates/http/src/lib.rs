@@ -1,1 +1,134 @@
-//! stub
+//! The HTTP plane (axum): the admin API under `/admin/v1`, the platform
+//! APIs under `/{platform}/v1` (`migosmtp`, `telnxo`), health, metrics and
+//! the OpenAPI document.
+//!
+//! One file per resource and version. [`routes`] is the one route list:
+//! the router and the OpenAPI document are both made from it
+//! (utoipa-axum), so they cannot drift apart. Every error, including
+//! unmatched routes, wrong methods and undecodable paths, bodies or
+//! queries, is answered as `{"error": {"code", "message"}}` (see
+//! `error.rs`).
+
+mod admin;
+mod error;
+mod extract;
+mod health;
+mod openapi;
+mod platform;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use prometheus_client::registry::Registry;
+use rackwave_accounts::{Accounts, Domains};
+use rackwave_core::Clock;
+use rackwave_events::Events;
+use rackwave_queue::Spool;
+use sha2::{Digest, Sha256};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use error::{ApiError, ErrorBody};
+
+/// State shared by all handlers.
+#[derive(Clone)]
+pub struct AppState {
+    accounts: Accounts,
+    domains: Domains,
+    spool: Spool,
+    events: Events,
+    clock: Clock,
+    registry: Arc<Registry>,
+    /// SHA-256 of the admin token: compared in constant time, never kept
+    /// in clear beyond start-up.
+    admin_token_digest: Arc<[u8; 32]>,
+}
+
+/// What the HTTP plane serves from.
+pub struct Parts {
+    pub accounts: Accounts,
+    pub domains: Domains,
+    pub spool: Spool,
+    pub events: Events,
+    pub clock: Clock,
+    /// Every metric of the process, rendered at `GET /metrics`.
+    pub registry: Arc<Registry>,
+    pub admin_token: String,
+}
+
+impl AppState {
+    pub fn new(parts: Parts) -> AppState {
+        AppState {
+            accounts: parts.accounts,
+            domains: parts.domains,
+            spool: parts.spool,
+            events: parts.events,
+            clock: parts.clock,
+            registry: parts.registry,
+            admin_token_digest: Arc::new(Sha256::digest(parts.admin_token.as_bytes()).into()),
+        }
+    }
+}
+
+/// Every route, with its documentation: the one list the router and the
+/// OpenAPI document are both made from.
+fn routes() -> OpenApiRouter<AppState> {
+    use admin::{api_keys_v1, domains_v1, messages_v1, queue_v1, smtp_accounts_v1, workspaces_v1};
+    use platform::{events_v1, webhooks_v1};
+    let admin = OpenApiRouter::new()
+        .routes(routes!(workspaces_v1::create, workspaces_v1::list))
+        .routes(routes!(workspaces_v1::get))
+        .routes(routes!(smtp_accounts_v1::create, smtp_accounts_v1::list))
+        .routes(routes!(api_keys_v1::create))
+        .routes(routes!(domains_v1::create, domains_v1::list))
+        .routes(routes!(messages_v1::list))
+        .routes(routes!(messages_v1::get))
+        .routes(routes!(queue_v1::counts))
+        .route_layer(middleware::from_fn(extract::require_admin));
+    let platforms = OpenApiRouter::new()
+        .routes(routes!(webhooks_v1::create, webhooks_v1::list))
+        .routes(routes!(
+            webhooks_v1::get,
+            webhooks_v1::update,
+            webhooks_v1::delete
+        ))
+        .routes(routes!(webhooks_v1::rotate))
+        .routes(routes!(webhooks_v1::test))
+        .routes(routes!(webhooks_v1::deliveries))
+        .routes(routes!(webhooks_v1::delivery))
+        .routes(routes!(webhooks_v1::resend))
+        .routes(routes!(events_v1::list))
+        .routes(routes!(events_v1::get));
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(admin)
+        .merge(platforms)
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::metrics))
+}
+
+/// The OpenAPI document of every route (also served at `/openapi.json`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
+}
+
+/// The whole HTTP application.
+pub fn router(state: AppState, max_body_bytes: usize) -> axum::Router {
+    let (router, doc) = routes().split_for_parts();
+    let doc = Arc::new(doc);
+    let admin_token = extract::AdminToken(state.admin_token_digest.clone());
+    router
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let doc = doc.clone();
+                async move { axum::Json(doc.as_ref().clone()) }
+            }),
+        )
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::Extension(admin_token))
+        .layer(middleware::from_fn(error::json_errors))
+        .with_state(state)
+}

@@ -1,1 +1,411 @@
-//! stub
+//! The one path from a submission to the spool.
+//!
+//! Whatever hands a message in, an SMTP session, the HTTP send API or an
+//! internal notification, builds a [`Submission`] and calls
+//! [`Intake::submit`], which, in this order:
+//!
+//! 1. checks the header section (structure, a `From:` field, at most
+//!    `max_header_bytes`);
+//! 2. stamps the trace: a `Received:` field naming the source, and the
+//!    `Message-ID:` and `Date:` a client left out (RFC 6409 §8);
+//! 3. applies the per-workspace [`Policy`] hooks (they may refuse the
+//!    submission, drop recipients with a reason, or rewrite the message);
+//! 4. signs with the workspace's DKIM key for the `From:` domain, if it has
+//!    one (over the final message, so the signature covers every rewrite);
+//! 5. enqueues durably (the spool fsyncs before it returns);
+//! 6. turns the quota reservation into accepted recipients;
+//! 7. counts it and wakes the delivery engine.
+//!
+//! A refusal at any step leaves nothing queued; the reservation is given
+//! back when the submission is dropped. The caller answers in its own
+//! protocol: the SMTP session maps a [`Refusal`] to a reply, the HTTP API to
+//! a status.
+
+mod headers;
+mod metrics;
+pub mod quota;
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use mail_parser::MessageParser;
+use prometheus_client::registry::Registry;
+use rackwave_accounts::Domains;
+use rackwave_core::{random_hex, rfc5322, Clock, MS_PER_DAY};
+use rackwave_queue::Spool;
+use tokio::sync::Notify;
+
+use headers::{check_header_section, HeaderError};
+use metrics::IntakeMetrics;
+pub use quota::{Limits, QuotaError, Quotas, Reservation};
+
+/// Where a submission came from; named in its `Received:` field and in the
+/// metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// An SMTP session: the client's EHLO name and address, whether it
+    /// spoke ESMTP and whether the session was encrypted.
+    Smtp {
+        helo: String,
+        peer: IpAddr,
+        esmtp: bool,
+        tls: bool,
+    },
+    /// The HTTP send API, with the id of the key that was used.
+    Http { api_key_id: String },
+    /// A message the platform sends itself (portal notifications).
+    Notification,
+}
+
+impl Source {
+    /// The metric label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Source::Smtp { .. } => "smtp",
+            Source::Http { .. } => "http",
+            Source::Notification => "notification",
+        }
+    }
+
+    fn received(&self, host: &str, queue_id: &str, date: &str) -> String {
+        match self {
+            Source::Smtp {
+                helo,
+                peer,
+                esmtp,
+                tls,
+            } => {
+                let protocol = match (esmtp, tls) {
+                    (true, true) => "ESMTPSA",
+                    (true, false) => "ESMTPA",
+                    (false, _) => "SMTP",
+                };
+                format!(
+                    "Received: from {} ([{peer}])\r\n\tby {host} (Rackwave) with {protocol}\r\n\tid {queue_id}; {date}\r\n",
+                    helo.replace(['\r', '\n'], "")
+                )
+            }
+            Source::Http { api_key_id } => format!(
+                "Received: from api key {api_key_id}\r\n\tby {host} (Rackwave) with HTTPS\r\n\tid {queue_id}; {date}\r\n"
+            ),
+            Source::Notification => {
+                format!("Received: by {host} (Rackwave notifications)\r\n\tid {queue_id}; {date}\r\n")
+            }
+        }
+    }
+}
+
+/// A message handed in for delivery.
+pub struct Submission {
+    pub source: Source,
+    pub workspace_id: String,
+    /// Whose quota the recipients count against (an SMTP username, an API
+    /// key id); the spool keeps its accepted count per UTC day.
+    pub submitter: String,
+    /// Envelope sender (empty for the null sender).
+    pub mail_from: String,
+    /// Envelope recipients; each becomes one message.
+    pub recipients: Vec<String>,
+    /// The complete message as received (headers and body, CRLF).
+    pub message: Vec<u8>,
+    /// The quota units reserved for the recipients; committed when the
+    /// message is durable, given back if the submission is refused.
+    pub reservation: Option<Reservation>,
+}
+
+/// A recipient a policy would not deliver to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    pub to: String,
+    /// A stable code, e.g. `suppressed`.
+    pub code: &'static str,
+    pub reason: String,
+}
+
+/// What a policy may see and change of a submission.
+pub struct Draft<'a> {
+    pub workspace_id: &'a str,
+    pub source: &'a Source,
+    pub mail_from: &'a str,
+    pub recipients: &'a mut Vec<String>,
+    pub rejected: &'a mut Vec<Rejected>,
+    pub message: &'a mut Vec<u8>,
+}
+
+/// The future a [`Policy`] returns.
+pub type PolicyFuture<'a> = Pin<Box<dyn Future<Output = Result<(), Refusal>> + Send + 'a>>;
+
+/// A per-workspace rule every submission passes through after its header
+/// section is checked and stamped and before it is signed: suppression,
+/// tracking and sender-domain checks hook in here. A policy may refuse the
+/// whole submission, move recipients from `recipients` to `rejected`, or
+/// rewrite the message.
+pub trait Policy: Send + Sync {
+    fn apply<'a>(&'a self, draft: &'a mut Draft<'_>) -> PolicyFuture<'a>;
+}
+
+/// A durably queued submission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// `250 OK queued as …`; finds all its messages.
+    pub queue_id: String,
+    /// One per accepted recipient, in recipient order.
+    pub message_ids: Vec<String>,
+    /// Recipients a policy dropped.
+    pub rejected: Vec<Rejected>,
+}
+
+/// How a refusal is to be told to the submitter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalKind {
+    /// The message is malformed (SMTP 554 5.6.0).
+    Malformed,
+    /// Too large (SMTP 552 5.3.4).
+    TooLarge,
+    /// A policy refused it (SMTP 550 5.7.1).
+    Policy,
+    /// We could not take it now; try again (SMTP 451 4.3.0).
+    Temporary,
+}
+
+/// Why a submission was not queued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub kind: RefusalKind,
+    /// The metric label.
+    pub reason: &'static str,
+    /// What to tell the submitter.
+    pub text: String,
+}
+
+impl Refusal {
+    pub fn new(kind: RefusalKind, reason: &'static str, text: impl Into<String>) -> Refusal {
+        Refusal {
+            kind,
+            reason,
+            text: text.into(),
+        }
+    }
+
+    fn header(e: HeaderError) -> Refusal {
+        match e {
+            HeaderError::Missing => {
+                Refusal::new(RefusalKind::Malformed, "header", "Message has no header section")
+            }
+            HeaderError::Malformed(n) => Refusal::new(
+                RefusalKind::Malformed,
+                "header",
+                format!("Message header line {n} is not a valid header field (RFC 5322 §2.2)"),
+            ),
+            HeaderError::NoFrom => Refusal::new(
+                RefusalKind::Malformed,
+                "header",
+                "Message has no From header field (RFC 5322 §3.6)",
+            ),
+            HeaderError::TooLarge(max) => Refusal::new(
+                RefusalKind::TooLarge,
+                "header_size",
+                format!("Message header section exceeds {max} octets"),
+            ),
+        }
+    }
+}
+
+/// Settings of the pipeline.
+#[derive(Debug, Clone)]
+pub struct IntakeConfig {
+    /// The name in `Received:` and generated `Message-ID:`s.
+    pub hostname: String,
+    /// Largest header section accepted, in octets.
+    pub max_header_bytes: usize,
+}
+
+/// The pipeline (cheap to clone).
+#[derive(Clone)]
+pub struct Intake {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: IntakeConfig,
+    spool: Spool,
+    domains: Domains,
+    quotas: Quotas,
+    clock: Clock,
+    policies: Vec<Arc<dyn Policy>>,
+    metrics: IntakeMetrics,
+    /// Poked after each accepted submission so delivery starts at once.
+    new_mail: Arc<Notify>,
+}
+
+/// What the intake works with.
+pub struct Parts {
+    pub spool: Spool,
+    pub domains: Domains,
+    pub quotas: Quotas,
+    pub clock: Clock,
+    /// Poked after each accepted submission.
+    pub new_mail: Arc<Notify>,
+    pub policies: Vec<Arc<dyn Policy>>,
+}
+
+impl Intake {
+    pub fn new(config: IntakeConfig, parts: Parts, registry: &mut Registry) -> Intake {
+        Intake {
+            inner: Arc::new(Inner {
+                config,
+                spool: parts.spool,
+                domains: parts.domains,
+                quotas: parts.quotas,
+                clock: parts.clock,
+                policies: parts.policies,
+                metrics: IntakeMetrics::register(registry),
+                new_mail: parts.new_mail,
+            }),
+        }
+    }
+
+    /// The quotas, for reserving recipients as they arrive (SMTP RCPT).
+    pub fn quotas(&self) -> &Quotas {
+        &self.inner.quotas
+    }
+
+    /// Takes a submission through the pipeline (see the crate docs).
+    pub async fn submit(&self, submission: Submission) -> Result<Accepted, Refusal> {
+        let source = submission.source.label();
+        let result = self.pipeline(submission).await;
+        match &result {
+            Ok(accepted) => {
+                self.inner
+                    .metrics
+                    .accepted(source, accepted.message_ids.len() as u64);
+                self.inner.new_mail.notify_one();
+            }
+            Err(refusal) => self.inner.metrics.refused(source, refusal.reason),
+        }
+        result
+    }
+
+    async fn pipeline(&self, mut sub: Submission) -> Result<Accepted, Refusal> {
+        let inner = &*self.inner;
+        let fields = check_header_section(&sub.message, inner.config.max_header_bytes)
+            .map_err(Refusal::header)?;
+        let (subject, from_domain) = {
+            let Some(parsed) = MessageParser::default().parse_headers(&sub.message) else {
+                return Err(Refusal::header(HeaderError::Missing));
+            };
+            let from_domain = parsed
+                .from()
+                .and_then(|a| a.first())
+                .and_then(|a| a.address())
+                .and_then(|a| a.rsplit_once('@'))
+                .map(|(_, d)| d.trim_end_matches('>').to_ascii_lowercase());
+            (parsed.subject().map(str::to_string), from_domain)
+        };
+
+        let now = inner.clock.now_ms();
+        let queue_id = rackwave_queue::new_queue_id();
+        let host = &inner.config.hostname;
+        let date = rfc5322(now);
+        let mut message = Vec::with_capacity(sub.message.len() + 256);
+        message.extend_from_slice(sub.source.received(host, &queue_id, &date).as_bytes());
+        if !fields.message_id {
+            message.extend_from_slice(
+                format!("Message-ID: <{}.{queue_id}@{host}>\r\n", random_hex(8)).as_bytes(),
+            );
+        }
+        if !fields.date {
+            message.extend_from_slice(format!("Date: {date}\r\n").as_bytes());
+        }
+        message.extend_from_slice(&sub.message);
+        drop(std::mem::take(&mut sub.message));
+
+        let mut rejected = Vec::new();
+        for policy in &inner.policies {
+            let mut draft = Draft {
+                workspace_id: &sub.workspace_id,
+                source: &sub.source,
+                mail_from: &sub.mail_from,
+                recipients: &mut sub.recipients,
+                rejected: &mut rejected,
+                message: &mut message,
+            };
+            policy.apply(&mut draft).await?;
+        }
+        if sub.recipients.is_empty() {
+            return Err(Refusal::new(
+                RefusalKind::Policy,
+                "no_recipients",
+                "No recipient left to deliver to",
+            ));
+        }
+
+        let message = match from_domain {
+            Some(domain) => self.sign(&sub.workspace_id, &domain, message).await,
+            None => message,
+        };
+
+        let recipients = sub.recipients.len();
+        let enqueued = inner
+            .spool
+            .enqueue(rackwave_queue::Submission {
+                queue_id: Some(queue_id),
+                workspace_id: sub.workspace_id.clone(),
+                submitter: sub.submitter.clone(),
+                mail_from: sub.mail_from.clone(),
+                recipients: std::mem::take(&mut sub.recipients),
+                subject,
+                body: message,
+                received_at_ms: now,
+            })
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "enqueue failed");
+                Refusal::new(
+                    RefusalKind::Temporary,
+                    "tempfail",
+                    "Temporary local problem, please try again later",
+                )
+            })?;
+        debug_assert_eq!(enqueued.message_ids.len(), recipients);
+        if let Some(reservation) = sub.reservation.take() {
+            inner.quotas.commit(reservation, now.div_euclid(MS_PER_DAY));
+        }
+        Ok(Accepted {
+            queue_id: enqueued.queue_id,
+            message_ids: enqueued.message_ids,
+            rejected,
+        })
+    }
+
+    /// Prepends a DKIM signature when the workspace has a key for the
+    /// `From:` domain. A signing failure is logged and the message goes out
+    /// unsigned rather than being refused.
+    async fn sign(&self, workspace_id: &str, domain: &str, message: Vec<u8>) -> Vec<u8> {
+        let message = Arc::new(message);
+        let signed = self
+            .inner
+            .domains
+            .sign(workspace_id, domain, message.clone())
+            .await;
+        let message = Arc::try_unwrap(message).unwrap_or_else(|shared| (*shared).clone());
+        match signed {
+            Ok(Some(header)) => {
+                let mut out = Vec::with_capacity(header.len() + message.len() + 2);
+                out.extend_from_slice(header.as_bytes());
+                if !header.ends_with("\r\n") {
+                    out.extend_from_slice(b"\r\n");
+                }
+                out.extend_from_slice(&message);
+                out
+            }
+            Ok(None) => message,
+            Err(e) => {
+                tracing::warn!(error = %e, domain, "DKIM signing failed; sending unsigned");
+                message
+            }
+        }
+    }
+}

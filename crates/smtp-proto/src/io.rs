@@ -28,11 +28,38 @@ pub enum Line {
 /// hostile peer cannot grow memory with one endless line.
 pub async fn read_line<R: AsyncBufRead + Unpin>(io: &mut R, max: usize) -> io::Result<Line> {
     let mut line = Vec::new();
+    Ok(match read_line_into(io, &mut line, max).await? {
+        LineEnd::Complete => Line::Complete(line),
+        LineEnd::TooLong => Line::TooLong,
+        LineEnd::Eof => Line::Eof,
+    })
+}
+
+/// How [`read_line_into`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineEnd {
+    /// `line` holds the line with its line ending.
+    Complete,
+    /// Longer than the limit; consumed to its end, `line` is empty.
+    TooLong,
+    /// The peer closed the connection (a partial last line is dropped).
+    Eof,
+}
+
+/// [`read_line`] into a buffer the caller reuses (it is cleared first), for
+/// readers that take many lines (a sink at benchmark rates).
+pub async fn read_line_into<R: AsyncBufRead + Unpin>(
+    io: &mut R,
+    line: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<LineEnd> {
+    line.clear();
     let mut too_long = false;
     loop {
         let buf = io.fill_buf().await?;
         if buf.is_empty() {
-            return Ok(Line::Eof);
+            line.clear();
+            return Ok(LineEnd::Eof);
         }
         let (chunk, done) = match buf.iter().position(|b| *b == b'\n') {
             Some(i) => (&buf[..=i], true),
@@ -40,7 +67,7 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(io: &mut R, max: usize) -> io::R
         };
         if !too_long && line.len() + chunk.len() > max {
             too_long = true;
-            line = Vec::new();
+            line.clear();
         }
         if !too_long {
             line.extend_from_slice(chunk);
@@ -49,9 +76,9 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(io: &mut R, max: usize) -> io::R
         io.consume(n);
         if done {
             return Ok(if too_long {
-                Line::TooLong
+                LineEnd::TooLong
             } else {
-                Line::Complete(line)
+                LineEnd::Complete
             });
         }
     }

@@ -1,1 +1,263 @@
-//! stub
+//! Rackwave's shared state: workspaces, SMTP accounts, API keys, sender
+//! domains, the event log (with the feed cursor) and the webhook outbox
+//! (endpoints and deliveries), behind one [`Store`] with explicit
+//! transactions ([`Txn`]).
+//!
+//! # Contract
+//!
+//! * **Transactions.** [`Store::begin`] opens a write transaction: it reads
+//!   its own writes, and [`Txn::commit`] makes all of them visible at once,
+//!   or none if the transaction is dropped. So a state change and the
+//!   events it causes (an event, one delivery per endpoint, a cursor) are
+//!   committed together, and a crash neither loses nor duplicates one.
+//!   Write transactions are serializable.
+//! * **Durability.** [`Txn::commit`] returns once the commit is on disk;
+//!   [`Txn::commit_eventually`] returns at once and the commit reaches the
+//!   disk within a second (sled's flush interval), for bookkeeping whose
+//!   loss only repeats work (a webhook attempt's record). Concurrent
+//!   durable commits share one flush.
+//! * **Reads** outside a transaction see every committed write.
+//! * **Tenancy.** Records carry their workspace; listings are per
+//!   workspace. Lookups by a global key (a username, a domain, an API key
+//!   digest, an id) return the record whatever its workspace: the caller
+//!   compares the workspace, and answers "not found" for another tenant's.
+//! * **Backends** implement [`Reads`] and [`Writes`]; features never name
+//!   one. Today there is one, sled ([`sled`]), embedded in the data
+//!   directory. Nothing in the signatures is particular to it: no key
+//!   prefixes, iterators or batches.
+//!
+//! The operations are listed once, in the [`store_api!`] invocation below,
+//! which generates the backend traits and the methods of [`Store`] and
+//! [`Txn`] from the same list.
+
+mod records;
+pub mod sled;
+
+use std::sync::Arc;
+
+use rackwave_core::event::Event;
+use rackwave_core::{Classify, ErrorKind};
+
+pub use records::{
+    ApiKey, Attempt, Delivery, DeliveryState, DkimAlgorithm, Endpoint, EventQuery, Page, Secret,
+    SenderDomain, SmtpAccount, StoredEvent, Workspace,
+};
+
+/// Why a store operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The backend failed (I/O, a lost connection): nothing was changed.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data does not decode.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    /// A unique name (username, domain, id) is taken.
+    #[error("{0}")]
+    Conflict(String),
+    /// The request cannot be right (a malformed cursor, say).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Classify for StoreError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            StoreError::Unavailable(_) => ErrorKind::Unavailable,
+            StoreError::Corrupt(_) => ErrorKind::Internal,
+            StoreError::Conflict(_) => ErrorKind::Conflict,
+            StoreError::Invalid(_) => ErrorKind::Invalid,
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The shared state, on one of the backends. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sled(Arc<sled::SledStore>),
+}
+
+/// A write transaction (see the crate docs). Dropping it without
+/// committing discards its writes.
+pub struct Txn {
+    inner: TxnInner,
+}
+
+enum TxnInner {
+    Sled(sled::SledTxn),
+}
+
+impl Store {
+    /// The store in an embedded sled database (see [`sled::open_db`]).
+    pub fn sled(db: ::sled::Db) -> Result<Store> {
+        Ok(Store {
+            backend: Backend::Sled(Arc::new(sled::SledStore::open(db)?)),
+        })
+    }
+
+    /// Starts a write transaction; waits while another one is open.
+    pub async fn begin(&self) -> Result<Txn> {
+        Ok(Txn {
+            inner: match &self.backend {
+                Backend::Sled(s) => TxnInner::Sled(s.begin().await),
+            },
+        })
+    }
+
+    /// Makes every commit so far durable (at shutdown).
+    pub async fn flush(&self) -> Result<()> {
+        match &self.backend {
+            Backend::Sled(s) => s.flush().await,
+        }
+    }
+}
+
+impl Txn {
+    /// Commits; returns once the commit is durable.
+    pub async fn commit(self) -> Result<()> {
+        match self.inner {
+            TxnInner::Sled(t) => t.commit(true).await,
+        }
+    }
+
+    /// Commits; durable within the backend's flush interval.
+    pub async fn commit_eventually(self) -> Result<()> {
+        match self.inner {
+            TxnInner::Sled(t) => t.commit(false).await,
+        }
+    }
+}
+
+/// Declares every store operation once: the backend traits ([`Reads`],
+/// [`Writes`]) and the methods of [`Store`] (reads) and [`Txn`] (reads and
+/// writes) that dispatch to the backend.
+macro_rules! store_api {
+    (
+        reads { $( $(#[$rdoc:meta])* fn $read:ident ( $( $rarg:ident : $rty:ty ),* ) -> $rret:ty; )* }
+        writes { $( $(#[$wdoc:meta])* fn $write:ident ( $( $warg:ident : $wty:ty ),* ) -> $wret:ty; )* }
+    ) => {
+        /// What a backend answers, inside a transaction or outside one.
+        #[allow(async_fn_in_trait)]
+        pub trait Reads {
+            $( $(#[$rdoc])* async fn $read(&self $(, $rarg: $rty)*) -> Result<$rret>; )*
+        }
+
+        /// What a backend's transaction changes.
+        #[allow(async_fn_in_trait)]
+        pub trait Writes: Reads {
+            $( $(#[$wdoc])* async fn $write(&mut self $(, $warg: $wty)*) -> Result<$wret>; )*
+        }
+
+        impl Store {
+            $(
+                $(#[$rdoc])*
+                pub async fn $read(&self $(, $rarg: $rty)*) -> Result<$rret> {
+                    match &self.backend {
+                        Backend::Sled(s) => s.reader().$read($($rarg),*).await,
+                    }
+                }
+            )*
+        }
+
+        impl Txn {
+            $(
+                $(#[$rdoc])*
+                pub async fn $read(&self $(, $rarg: $rty)*) -> Result<$rret> {
+                    match &self.inner {
+                        TxnInner::Sled(t) => t.$read($($rarg),*).await,
+                    }
+                }
+            )*
+            $(
+                $(#[$wdoc])*
+                pub async fn $write(&mut self $(, $warg: $wty)*) -> Result<$wret> {
+                    match &mut self.inner {
+                        TxnInner::Sled(t) => t.$write($($warg),*).await,
+                    }
+                }
+            )*
+        }
+    };
+}
+
+store_api! {
+    reads {
+        /// One workspace.
+        fn workspace(id: &str) -> Option<Workspace>;
+        /// Every workspace, oldest id first.
+        fn workspaces() -> Vec<Workspace>;
+        /// The SMTP account with this username, whatever its workspace.
+        fn smtp_account(username: &str) -> Option<SmtpAccount>;
+        /// A workspace's SMTP accounts, by username.
+        fn smtp_accounts_of(workspace_id: &str) -> Vec<SmtpAccount>;
+        /// The API key with this digest, whatever its workspace.
+        fn api_key(digest: &str) -> Option<ApiKey>;
+        /// A workspace's API keys, by id.
+        fn api_keys_of(workspace_id: &str) -> Vec<ApiKey>;
+        /// The sender domain (lowercase), whatever its workspace.
+        fn sender_domain(domain: &str) -> Option<SenderDomain>;
+        /// A workspace's sender domains, by name.
+        fn sender_domains_of(workspace_id: &str) -> Vec<SenderDomain>;
+        /// Event `seq` of a workspace's log.
+        fn event(workspace_id: &str, seq: u64) -> Option<StoredEvent>;
+        /// An event by its id, whatever its workspace.
+        fn event_by_id(id: &str) -> Option<StoredEvent>;
+        /// One page of a workspace's events, newest first unless the query
+        /// says otherwise. Examines a bounded number of events per call, so
+        /// a selective filter may give a short page with a cursor.
+        fn events(workspace_id: &str, query: &EventQuery, cursor: Option<&str>, limit: usize) -> Page<StoredEvent>;
+        /// A named position (the spool feed consumer's), 0 if never set.
+        fn cursor(name: &str) -> u64;
+        /// A webhook endpoint, whatever its workspace.
+        fn endpoint(id: &str) -> Option<Endpoint>;
+        /// A workspace's endpoints (every platform), oldest first.
+        fn endpoints_of(workspace_id: &str) -> Vec<Endpoint>;
+        /// A webhook delivery, whatever its endpoint.
+        fn delivery(id: &str) -> Option<Delivery>;
+        /// One page of an endpoint's deliveries, newest first.
+        fn deliveries_of(endpoint_id: &str, state: Option<DeliveryState>, cursor: Option<&str>, limit: usize) -> Page<Delivery>;
+        /// Up to `limit` endpoints (by id, after `after`) with a delivery
+        /// due at `now_ms`.
+        fn due_endpoints(after: Option<&str>, now_ms: i64, limit: usize) -> Vec<String>;
+        /// Up to `limit` deliveries of an endpoint due at `now_ms`, oldest
+        /// due first.
+        fn due_deliveries(endpoint_id: &str, now_ms: i64, limit: usize) -> Vec<String>;
+    }
+    writes {
+        /// Adds a workspace; its id must be new.
+        fn insert_workspace(workspace: &Workspace) -> ();
+        /// Adds an SMTP account; `Conflict` if the username is taken.
+        fn insert_smtp_account(account: &SmtpAccount) -> ();
+        /// Adds an API key; `Conflict` if its digest is taken.
+        fn insert_api_key(key: &ApiKey) -> ();
+        /// Adds a sender domain; `Conflict` if the domain is taken.
+        fn insert_sender_domain(domain: &SenderDomain) -> ();
+        /// Appends an event to its workspace's log, serialized once here.
+        fn append_event(event: &Event) -> StoredEvent;
+        /// Sets a named position.
+        fn set_cursor(name: &str, value: u64) -> ();
+        /// Adds or replaces an endpoint.
+        fn put_endpoint(endpoint: &Endpoint) -> ();
+        /// Deletes an endpoint with all its deliveries; whether it existed.
+        fn delete_endpoint(id: &str) -> bool;
+        /// Adds a delivery, giving it its `seq`.
+        fn insert_delivery(delivery: &mut Delivery) -> ();
+        /// Replaces a delivery, keeping the due index in step with its
+        /// `due_at_ms`.
+        fn put_delivery(delivery: &Delivery) -> ();
+        /// Deletes up to `limit` events stored before `cutoff_ms`; how many,
+        /// and whether more are that old.
+        fn prune_events(cutoff_ms: i64, limit: usize) -> (u64, bool);
+        /// Deletes up to `limit` finished deliveries created before
+        /// `cutoff_ms` (see [`Delivery::past_retention`]); how many, and
+        /// whether more may be.
+        fn prune_deliveries(cutoff_ms: i64, limit: usize) -> (u64, bool);
+    }
+}

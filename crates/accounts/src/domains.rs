@@ -1,0 +1,249 @@
+//! Sender domains and their DKIM keys.
+//!
+//! An operator adds a domain to a workspace; the key pair is generated here
+//! (RSA-2048 or Ed25519, RFC 8463) and the TXT record to publish is
+//! returned. Accepted mail whose `From:` domain has a key is signed with
+//! mail-auth before it is spooled, once per submission (the intake calls
+//! [`Domains::sign`]). A domain belongs to one workspace only, so no tenant
+//! can sign as another's domain.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256};
+use mail_auth::common::headers::HeaderWriter;
+use mail_auth::dkim::DkimSigner;
+use rackwave_core::{rfc3339, Clock};
+use rackwave_store::{DkimAlgorithm, SenderDomain, Store};
+use rustls::pki_types::{PrivateKeyDer, PrivatePkcs1KeyDer};
+
+use crate::{lock, Accounts, AccountsError};
+
+/// Header fields covered by our signatures (RFC 6376 §5.4.1 recommends
+/// these; a field listed but absent is still signed as absent, which stops
+/// it being added later).
+pub const DKIM_SIGNED_HEADERS: [&str; 10] = [
+    "From",
+    "Reply-To",
+    "Subject",
+    "Date",
+    "To",
+    "Cc",
+    "Message-ID",
+    "MIME-Version",
+    "Content-Type",
+    "Content-Transfer-Encoding",
+];
+
+/// The TXT record to publish for a domain's key: (name, value).
+pub fn dkim_record(d: &SenderDomain) -> (String, String) {
+    let k = match d.algorithm {
+        DkimAlgorithm::Rsa2048 => "rsa",
+        DkimAlgorithm::Ed25519 => "ed25519",
+    };
+    (
+        format!("{}._domainkey.{}", d.selector, d.domain),
+        format!("v=DKIM1; k={k}; p={}", d.public_key),
+    )
+}
+
+enum Signer {
+    Rsa(DkimSigner<RsaKey<Sha256>, mail_auth::dkim::Done>),
+    Ed25519(DkimSigner<Ed25519Key, mail_auth::dkim::Done>),
+}
+
+#[derive(Clone)]
+pub struct Domains {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    accounts: Accounts,
+    clock: Clock,
+    /// Parsed signers by workspace and domain, so keys are decoded once,
+    /// not per message.
+    signers: Mutex<HashMap<String, Arc<Signer>>>,
+}
+
+impl Domains {
+    pub fn new(store: Store, accounts: Accounts, clock: Clock) -> Domains {
+        Domains {
+            inner: Arc::new(Inner {
+                store,
+                accounts,
+                clock,
+                signers: Mutex::default(),
+            }),
+        }
+    }
+
+    /// Adds a domain to a workspace with a fresh key.
+    pub async fn add(
+        &self,
+        workspace_id: &str,
+        domain: &str,
+        algorithm: DkimAlgorithm,
+        selector: Option<&str>,
+    ) -> Result<SenderDomain, AccountsError> {
+        self.inner.accounts.require_workspace(workspace_id).await?;
+        let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+        if !rackwave_smtp_proto::address::is_domain(&domain)
+            || domain.starts_with('[')
+            || !domain.contains('.')
+        {
+            return Err(AccountsError::Invalid(format!(
+                "`{domain}` is not a domain name"
+            )));
+        }
+        let selector = selector.map(str::to_string).unwrap_or_else(|| {
+            let date = rfc3339(self.inner.clock.now_ms());
+            format!("rw{}", &date[..7].replace('-', ""))
+        });
+        if selector.is_empty()
+            || selector.len() > 63
+            || !selector
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        {
+            return Err(AccountsError::Invalid(
+                "selector must be letters, digits, '-' or '.' (at most 63)".into(),
+            ));
+        }
+        if self.inner.store.sender_domain(&domain).await?.is_some() {
+            return Err(AccountsError::Conflict(format!(
+                "domain {domain} is already registered"
+            )));
+        }
+        let (private_key, public_key) = tokio::task::spawn_blocking(move || generate(algorithm))
+            .await
+            .map_err(|e| AccountsError::Crypto(e.to_string()))??;
+        let record = SenderDomain {
+            workspace_id: workspace_id.to_string(),
+            domain,
+            selector,
+            algorithm,
+            private_key: BASE64.encode(private_key),
+            public_key: BASE64.encode(public_key),
+            created_at: rfc3339(self.inner.clock.now_ms()),
+        };
+        let mut tx = self.inner.store.begin().await?;
+        tx.insert_sender_domain(&record).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    pub async fn get(&self, domain: &str) -> Result<Option<SenderDomain>, AccountsError> {
+        Ok(self
+            .inner
+            .store
+            .sender_domain(&domain.to_ascii_lowercase())
+            .await?)
+    }
+
+    /// A workspace's sender domains (`NotFound` for an unknown workspace).
+    pub async fn list(&self, workspace_id: &str) -> Result<Vec<SenderDomain>, AccountsError> {
+        self.inner.accounts.require_workspace(workspace_id).await?;
+        Ok(self.inner.store.sender_domains_of(workspace_id).await?)
+    }
+
+    /// The `DKIM-Signature:` header for a message from `from_domain` sent by
+    /// `workspace_id`, or `None` when that workspace has no key for it.
+    /// Signing is CPU work, so it runs off the I/O threads.
+    pub async fn sign(
+        &self,
+        workspace_id: &str,
+        from_domain: &str,
+        message: Arc<Vec<u8>>,
+    ) -> Result<Option<String>, AccountsError> {
+        let Some(signer) = self.signer(workspace_id, from_domain).await? else {
+            return Ok(None);
+        };
+        tokio::task::spawn_blocking(move || {
+            match signer.as_ref() {
+                Signer::Rsa(s) => s.sign(&message),
+                Signer::Ed25519(s) => s.sign(&message),
+            }
+            .map(|signature| Some(signature.to_header()))
+            .map_err(|e| AccountsError::Crypto(e.to_string()))
+        })
+        .await
+        .map_err(|e| AccountsError::Crypto(format!("signing task: {e}")))?
+    }
+
+    async fn signer(
+        &self,
+        workspace_id: &str,
+        domain: &str,
+    ) -> Result<Option<Arc<Signer>>, AccountsError> {
+        let domain = domain.to_ascii_lowercase();
+        let cache_key = format!("{workspace_id}\0{domain}");
+        if let Some(s) = lock(&self.inner.signers).get(&cache_key) {
+            return Ok(Some(s.clone()));
+        }
+        let Some(record) = self.get(&domain).await? else {
+            return Ok(None);
+        };
+        if record.workspace_id != workspace_id {
+            return Ok(None);
+        }
+        let der = BASE64
+            .decode(&record.private_key)
+            .map_err(|e| AccountsError::Crypto(format!("stored key of {domain}: {e}")))?;
+        let crypto = |e: mail_auth::Error| AccountsError::Crypto(e.to_string());
+        let signer = match record.algorithm {
+            DkimAlgorithm::Rsa2048 => {
+                let key = RsaKey::<Sha256>::from_key_der(PrivateKeyDer::Pkcs1(
+                    PrivatePkcs1KeyDer::from(der),
+                ))
+                .map_err(crypto)?;
+                Signer::Rsa(
+                    DkimSigner::from_key(key)
+                        .domain(record.domain.clone())
+                        .selector(record.selector.clone())
+                        .headers(DKIM_SIGNED_HEADERS),
+                )
+            }
+            DkimAlgorithm::Ed25519 => {
+                let key = Ed25519Key::from_pkcs8_der(&der).map_err(crypto)?;
+                Signer::Ed25519(
+                    DkimSigner::from_key(key)
+                        .domain(record.domain.clone())
+                        .selector(record.selector.clone())
+                        .headers(DKIM_SIGNED_HEADERS),
+                )
+            }
+        };
+        let signer = Arc::new(signer);
+        lock(&self.inner.signers).insert(cache_key, signer.clone());
+        Ok(Some(signer))
+    }
+}
+
+/// A new key pair: (private DER, public key as published in `p=`).
+fn generate(algorithm: DkimAlgorithm) -> Result<(Vec<u8>, Vec<u8>), AccountsError> {
+    use mail_auth::dkim::generate::DkimKeyPair;
+    let crypto = |e: mail_auth::Error| AccountsError::Crypto(e.to_string());
+    match algorithm {
+        DkimAlgorithm::Rsa2048 => {
+            let pair = DkimKeyPair::generate_rsa(2048).map_err(crypto)?;
+            let (private, public_pkcs1) = pair.into_inner();
+            // Publish SubjectPublicKeyInfo, the form DKIM verifiers expect
+            // (RFC 6376 §3.6.1 and every published example).
+            use rsa::pkcs1::DecodeRsaPublicKey;
+            use rsa::pkcs8::EncodePublicKey;
+            let public = rsa::RsaPublicKey::from_pkcs1_der(&public_pkcs1)
+                .map_err(|e| AccountsError::Crypto(e.to_string()))?;
+            let spki = public
+                .to_public_key_der()
+                .map_err(|e| AccountsError::Crypto(e.to_string()))?;
+            Ok((private, spki.as_bytes().to_vec()))
+        }
+        DkimAlgorithm::Ed25519 => {
+            let pair = DkimKeyPair::generate_ed25519().map_err(crypto)?;
+            Ok(pair.into_inner())
+        }
+    }
+}

@@ -1,0 +1,443 @@
+//! One delivery connection: resolve the domain, connect to the first MX
+//! host that answers (every host and address is tried before giving up),
+//! negotiate TLS per policy, then carry messages from the domain queue
+//! until the queue is empty or the connection's message budget is spent.
+//! Each message is settled in the spool as delivered, deferred or bounced.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use rackwave_core::event::{BouncedDetail, DeferredDetail, EmailEvent};
+use rackwave_core::Timestamp;
+use rackwave_queue::{DeliveryAttempt, MessageRecord};
+use rackwave_smtp_proto::address::verp;
+use rackwave_smtp_proto::RemoteReply;
+use tokio::task::JoinSet;
+
+use super::classify::{classify_with_reason, BounceType, LocalFailure, Verdict};
+use super::client::{ClientError, Connection, Envelope, Step, Timeouts};
+use super::config::TlsPolicy;
+use super::lookup::{MxHost, RouteError};
+use super::scheduler::DomainQueue;
+use super::EngineContext;
+
+/// Where an attempt went, for the attempt log.
+#[derive(Debug, Clone, Default)]
+struct Remote {
+    host: Option<String>,
+    ip: Option<String>,
+    tls: bool,
+}
+
+/// The outcome of one attempt at one message.
+enum Outcome {
+    Delivered(RemoteReply),
+    /// Refused or failed, with the reply (the server's, or one made up for
+    /// a local failure, which then decides the verdict itself).
+    Failed {
+        reply: RemoteReply,
+        local: Option<LocalFailure>,
+    },
+}
+
+impl Outcome {
+    fn local(failure: LocalFailure, code: u16, enhanced: &str, text: &str) -> Outcome {
+        Outcome::Failed {
+            reply: RemoteReply::synthetic(code, enhanced, text),
+            local: Some(failure),
+        }
+    }
+}
+
+pub(crate) async fn run(ctx: Arc<EngineContext>, queue: Arc<DomainQueue>, in_flight: Arc<AtomicUsize>) {
+    let mut settler = Settler {
+        tasks: JoinSet::new(),
+        ctx: ctx.clone(),
+        in_flight,
+    };
+
+    let route = ctx
+        .router
+        .route(&queue.domain, queue.shaping.smarthost.as_deref())
+        .await;
+    let connected = match route {
+        Ok(hosts) => connect_any(&ctx, &queue, &hosts).await,
+        Err(e) => Err(route_failure(&e)),
+    };
+    let (mut conn, remote) = match connected {
+        Ok(c) => c,
+        Err((reply, local)) => {
+            // The whole domain is unreachable now: every message waiting
+            // for it gets the same verdict.
+            while let Some(msg) = queue.take() {
+                let outcome = Outcome::Failed {
+                    reply: reply.clone(),
+                    local: Some(local),
+                };
+                settler.later(msg, outcome, &Remote::default(), None);
+            }
+            settler.finish().await;
+            return;
+        }
+    };
+
+    let mut sent = 0;
+    // The last body read: (queue id, data, has 8-bit octets).
+    let mut body: Option<(String, Vec<u8>, bool)> = None;
+    while sent < queue.shaping.messages_per_connection {
+        let Some(msg) = queue.take_or_wait(CONNECTION_IDLE).await else {
+            break;
+        };
+        queue.rate_slot().await;
+        sent += 1;
+        let mut sent_at = None;
+        let clock = ctx.clock.clone();
+        // Recipients of one submission usually follow each other on a
+        // connection (same domain): their shared body is read once.
+        let cached = body
+            .as_ref()
+            .is_some_and(|(qid, _, _)| *qid == msg.queue_id);
+        if !cached {
+            body = match ctx.spool.body(&msg.queue_id) {
+                Ok(Some(data)) => {
+                    let eight_bit = data.iter().any(|b| *b >= 0x80);
+                    Some((msg.queue_id.clone(), data, eight_bit))
+                }
+                Ok(None) => {
+                    let outcome = Outcome::local(
+                        LocalFailure::DataLost,
+                        554,
+                        "5.3.0",
+                        "message data missing from the spool",
+                    );
+                    settler.later(msg, outcome, &remote, None);
+                    continue;
+                }
+                // Bytes that fail their checksum will not get better with
+                // time: bounce now rather than retry for days. Anything
+                // else (an I/O error) may pass, so it is retried.
+                Err(e @ rackwave_queue::SpoolError::Corrupt(_)) => {
+                    let outcome = Outcome::local(
+                        LocalFailure::DataLost,
+                        554,
+                        "5.3.0",
+                        &format!("message data damaged in the spool: {e}"),
+                    );
+                    settler.later(msg, outcome, &remote, None);
+                    continue;
+                }
+                Err(e) => {
+                    let outcome = Outcome::local(
+                        LocalFailure::SpoolRead,
+                        451,
+                        "4.3.0",
+                        &format!("spool read failed: {e}"),
+                    );
+                    settler.later(msg, outcome, &remote, None);
+                    continue;
+                }
+            };
+        }
+        let (_, data, eight_bit) = body.as_ref().expect("read or cached above");
+        let mail_from = if msg.from.is_empty() {
+            String::new()
+        } else {
+            verp::encode(&msg.id, &ctx.config.bounce_domain)
+        };
+        let envelope = Envelope {
+            mail_from: &mail_from,
+            rcpt_to: &msg.to,
+            smtputf8: !msg.to.is_ascii() || !msg.from.is_ascii(),
+            eight_bit: *eight_bit,
+        };
+        // The previous message's settlement may still be written while this
+        // one is sent, but no older one: after a crash at most two delivered
+        // messages per connection are delivered again.
+        settler.bound(1).await;
+        let result = conn
+            .send(&envelope, data, || sent_at = Some(clock.now_ms()))
+            .await;
+        match result {
+            Ok(reply) => settler.later(msg, Outcome::Delivered(reply), &remote, sent_at),
+            Err(e) => {
+                let usable = e.connection_usable();
+                let outcome = failure(&e);
+                settler.later(msg, outcome, &remote, sent_at);
+                if !usable || conn.rset().await.is_err() {
+                    settler.finish().await;
+                    return;
+                }
+            }
+        }
+    }
+    conn.quit().await;
+    settler.finish().await;
+}
+
+/// How long an open connection waits for another message before QUIT.
+const CONNECTION_IDLE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Settlements are written while the connection carries on with the next
+/// message: the spool's group commit then shares one fsync among many of
+/// them instead of the connection waiting for each.
+struct Settler {
+    tasks: JoinSet<()>,
+    ctx: Arc<EngineContext>,
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl Settler {
+    fn later(
+        &mut self,
+        msg: MessageRecord,
+        outcome: Outcome,
+        remote: &Remote,
+        sent_at: Option<i64>,
+    ) {
+        let (ctx, in_flight, remote) = (self.ctx.clone(), self.in_flight.clone(), remote.clone());
+        self.tasks.spawn(async move {
+            settle(&ctx, &msg, outcome, &remote, sent_at).await;
+            in_flight.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+
+    /// Waits until at most `n` settlements are still being written, so a
+    /// crash can only repeat a bounded number of delivered messages.
+    async fn bound(&mut self, n: usize) {
+        while self.tasks.len() > n && self.tasks.join_next().await.is_some() {}
+    }
+
+    /// Waits for every settlement of this connection to be recorded.
+    async fn finish(&mut self) {
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Tries every host and address in order; for opportunistic TLS a failed
+/// handshake is retried once in clear text (RFC 7435 §3).
+async fn connect_any(
+    ctx: &EngineContext,
+    queue: &DomainQueue,
+    hosts: &[MxHost],
+) -> Result<(Connection, Remote), (RemoteReply, LocalFailure)> {
+    let timeouts = Timeouts {
+        connect: ctx.config.connect_timeout(),
+        command: ctx.config.command_timeout(),
+        data: ctx.config.data_timeout(),
+    };
+    let policy = queue.shaping.tls;
+    let mut failures = Vec::new();
+    let mut tls_refused = false;
+    for host in hosts {
+        for ip in &host.addrs {
+            let peer = SocketAddr::new(*ip, host.port);
+            let attempt = async {
+                let mut conn =
+                    Connection::open(peer, &host.name, &ctx.config.hostname, timeouts).await?;
+                let wants_tls = match policy {
+                    TlsPolicy::Disabled => false,
+                    TlsPolicy::Opportunistic => conn.capabilities.starttls,
+                    TlsPolicy::Required | TlsPolicy::RequiredVerified => true,
+                };
+                if wants_tls {
+                    if !conn.capabilities.starttls {
+                        return Err(ClientError::Tls(
+                            "STARTTLS required by policy but not offered".into(),
+                        ));
+                    }
+                    let connector = if policy == TlsPolicy::RequiredVerified {
+                        &ctx.tls.verified
+                    } else {
+                        &ctx.tls.any
+                    };
+                    conn.starttls(connector).await?;
+                }
+                Ok(conn)
+            };
+            match attempt.await {
+                Ok(conn) => {
+                    let remote = Remote {
+                        host: Some(host.name.clone()),
+                        ip: Some(ip.to_string()),
+                        tls: conn.tls.is_some(),
+                    };
+                    return Ok((conn, remote));
+                }
+                Err(ClientError::Tls(why)) if policy == TlsPolicy::Opportunistic => {
+                    tracing::info!(host = %host.name, %ip, why, "TLS failed, retrying in clear text");
+                    match Connection::open(peer, &host.name, &ctx.config.hostname, timeouts).await {
+                        Ok(conn) => {
+                            let remote = Remote {
+                                host: Some(host.name.clone()),
+                                ip: Some(ip.to_string()),
+                                tls: false,
+                            };
+                            return Ok((conn, remote));
+                        }
+                        Err(e) => failures.push(format!("{} [{ip}]: {e}", host.name)),
+                    }
+                }
+                Err(e) => {
+                    tls_refused |= matches!(e, ClientError::Tls(_));
+                    failures.push(format!("{} [{ip}]: {e}", host.name));
+                }
+            }
+        }
+    }
+    // A host that refused by policy (TLS required, say) counts as a TLS
+    // failure when it is all we saw.
+    let local = if tls_refused && failures.len() == 1 {
+        LocalFailure::TlsFailed
+    } else {
+        LocalFailure::Unreachable
+    };
+    Err((
+        RemoteReply::synthetic(
+            451,
+            "4.4.1",
+            &format!("no MX host could be reached: {}", failures.join("; ")),
+        ),
+        local,
+    ))
+}
+
+/// The outcome of a failed send: the server's own reply when it refused
+/// (classified by the remote-reply rules), otherwise a reply made up with
+/// the RFC 3463 code that fits and the local rule that decides.
+fn failure(e: &ClientError) -> Outcome {
+    match e {
+        // Our own refusals before sending (size, SMTPUTF8) carry a local
+        // rule; the server's carry its reply.
+        ClientError::Rejected { step: Step::Mail, reply } if reply.code == 552 && reply.raw.contains("remote limit") => Outcome::Failed {
+            reply: reply.clone(),
+            local: Some(LocalFailure::TooLargeForRemote),
+        },
+        ClientError::Rejected { step: Step::Mail, reply } if reply.code == 553 && reply.raw.contains("SMTPUTF8, required") => Outcome::Failed {
+            reply: reply.clone(),
+            local: Some(LocalFailure::NoSmtputf8),
+        },
+        ClientError::Rejected { reply, .. } => Outcome::Failed {
+            reply: reply.clone(),
+            local: None,
+        },
+        ClientError::Timeout { step } => Outcome::local(
+            LocalFailure::Timeout,
+            451,
+            "4.4.2",
+            &format!("timeout waiting for the reply to {}", step.as_str()),
+        ),
+        ClientError::Io { step, message } => Outcome::local(
+            LocalFailure::ConnectionLost,
+            451,
+            "4.4.2",
+            &format!("connection lost during {}: {message}", step.as_str()),
+        ),
+        ClientError::Tls(why) => {
+            Outcome::local(LocalFailure::TlsFailed, 454, "4.7.5", &format!("TLS failure: {why}"))
+        }
+        ClientError::Protocol { step, line } => Outcome::local(
+            LocalFailure::MalformedReply,
+            451,
+            "4.5.0",
+            &format!("malformed reply to {}: {line}", step.as_str()),
+        ),
+    }
+}
+
+fn route_failure(e: &RouteError) -> (RemoteReply, LocalFailure) {
+    let text = e.to_string();
+    match e {
+        RouteError::NullMx(_) => (
+            RemoteReply::synthetic(556, "5.1.10", &text),
+            LocalFailure::NullMx,
+        ),
+        RouteError::NoSuchDomain(_) => (
+            RemoteReply::synthetic(550, "5.1.2", &text),
+            LocalFailure::NoSuchDomain,
+        ),
+        RouteError::NoAddress(_) => (
+            RemoteReply::synthetic(550, "5.4.4", &text),
+            LocalFailure::NoAddress,
+        ),
+        RouteError::Temporary { .. } => (
+            RemoteReply::synthetic(451, "4.4.3", &text),
+            LocalFailure::DnsTemporary,
+        ),
+    }
+}
+
+/// Records the outcome of one attempt in the spool: delivered, deferred
+/// (with the next retry), bounced, or expired, as a typed event.
+async fn settle(
+    ctx: &EngineContext,
+    msg: &MessageRecord,
+    outcome: Outcome,
+    remote: &Remote,
+    sent_at: Option<i64>,
+) {
+    let now = ctx.clock.now_ms();
+    let attempt_number = msg.attempts + 1;
+    let (reply, event) = match outcome {
+        Outcome::Delivered(reply) => (reply, EmailEvent::Delivered),
+        Outcome::Failed { reply, local } => {
+            let (verdict, rule) = match local {
+                Some(failure) => failure.classify(),
+                None => classify_with_reason(reply.code, reply.enhanced.as_deref(), &reply.text),
+            };
+            let code = reply
+                .enhanced
+                .clone()
+                .unwrap_or_else(|| reply.code.to_string());
+            let event = match verdict {
+                Verdict::Bounced(bounce_type) => EmailEvent::Bounced(BouncedDetail {
+                    bounce_type,
+                    bounce_code: code,
+                    bounce_reason: reply.text.clone(),
+                    classified_by: rule.to_string(),
+                }),
+                // A temporary failure past the message's lifetime is final.
+                _ if ctx.retry.expired(msg.created_at_ms, now) => {
+                    EmailEvent::Bounced(BouncedDetail {
+                        bounce_type: BounceType::Expired,
+                        bounce_code: "4.4.7".into(),
+                        bounce_reason: format!(
+                            "message expired after {attempt_number} attempts; last error: {}",
+                            reply.text
+                        ),
+                        classified_by: LocalFailure::Expired.classify().1.to_string(),
+                    })
+                }
+                // Deferred, or (never expected) a 2xx reported as a
+                // failure: retried rather than lost.
+                verdict => EmailEvent::Deferred(DeferredDetail {
+                    defer_reason: reply.text.clone(),
+                    defer_code: code,
+                    defer_type: verdict.bounce_type().unwrap_or(BounceType::TemporaryFailure),
+                    next_retry_at: Timestamp(ctx.retry.next_attempt(
+                        msg.created_at_ms,
+                        attempt_number,
+                        now,
+                    )),
+                    classified_by: rule.to_string(),
+                }),
+            };
+            (reply, event)
+        }
+    };
+    ctx.metrics.outcome(&event);
+    let attempt = DeliveryAttempt {
+        at_ms: now,
+        remote_host: remote.host.clone(),
+        remote_ip: remote.ip.clone(),
+        tls: remote.tls,
+        reply: reply.raw,
+        sent_at_ms: sent_at,
+        outcome: event,
+    };
+    if let Err(e) = ctx.spool.settle(&msg.id, attempt).await {
+        // The lease stays in memory only: the message returns after a
+        // restart and is tried again, never lost.
+        tracing::error!(error = %e, id = %msg.id, "recording a delivery attempt failed");
+    }
+}

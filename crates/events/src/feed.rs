@@ -1,0 +1,107 @@
+//! The spool's change feed turned into events. Each entry the spool writes
+//! (in the same atomic batch as the message's history) is read after a
+//! durable cursor; its event, one delivery per matching endpoint (the
+//! outbox) and the new cursor are committed in ONE transaction, durably,
+//! and only then is the spool's feed trimmed. A crash at any point
+//! therefore neither loses an event nor stores one twice.
+//!
+//! The entry carries the typed history event of `rackwave-core`; it
+//! becomes the webhook data through [`EmailEvent::data`], the one place a
+//! history entry turns into an event. An entry that cannot be read is
+//! logged and counted (`rackwave_events_feed_unreadable_total`) and the
+//! feed goes on past it: it never stops the other events, and never goes
+//! missing without a word.
+//!
+//! [`EmailEvent::data`]: rackwave_core::event::EmailEvent::data
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rackwave_core::event::Event;
+use rackwave_core::Timestamp;
+use rackwave_store::Endpoint;
+use tokio::sync::watch;
+
+use crate::{record, Events, EventsError};
+
+/// The store's name for the feed position consumed so far.
+pub(crate) const CURSOR: &str = "feed";
+/// Feed entries consumed per batch.
+const BATCH: usize = 512;
+
+/// Consumes what the feed has; returns how many entries it handled.
+async fn consume(events: &Events) -> Result<usize, EventsError> {
+    let inner = &events.inner;
+    let after = inner.store.cursor(CURSOR).await?;
+    let entries = inner.spool.feed(after, BATCH)?;
+    let Some(last) = entries.last().map(|e| match e {
+        Ok(entry) => entry.seq,
+        Err(unreadable) => unreadable.seq,
+    }) else {
+        return Ok(0);
+    };
+    let now = inner.clock.now_ms();
+    let mut tx = inner.store.begin().await?;
+    let mut endpoints: HashMap<String, Vec<Endpoint>> = HashMap::new();
+    let mut queued = 0;
+    for entry in &entries {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(unreadable) => {
+                inner.metrics.feed_unreadable();
+                tracing::error!(
+                    seq = unreadable.seq,
+                    reason = %unreadable.reason,
+                    "webhook events: a spool feed entry cannot be read; its event is not sent"
+                );
+                continue;
+            }
+        };
+        let data = entry.event.data(
+            entry.message.clone(),
+            Timestamp(entry.at_ms),
+            entry.attempt_number,
+            entry.reply.clone(),
+        );
+        let event = Event::new(&entry.workspace_id, Timestamp(entry.at_ms), data);
+        if !endpoints.contains_key(&entry.workspace_id) {
+            let eps = tx.endpoints_of(&entry.workspace_id).await?;
+            endpoints.insert(entry.workspace_id.clone(), eps);
+        }
+        let targets: Vec<&Endpoint> = endpoints[&entry.workspace_id]
+            .iter()
+            .filter(|e| e.wants(event.event_type()))
+            .collect();
+        let (_, deliveries) = record(&mut tx, &event, &targets, now).await?;
+        queued += deliveries.len();
+    }
+    tx.set_cursor(CURSOR, last).await?;
+    tx.commit().await?;
+    inner.spool.trim_feed(last).await?;
+    if queued > 0 {
+        events.kick();
+    }
+    Ok(entries.len())
+}
+
+/// Follows the feed until `shutdown` turns true.
+pub(crate) async fn run(events: Events, mut shutdown: watch::Receiver<bool>) {
+    let notify = events.inner.spool.feed_notify();
+    let poll = Duration::from_millis(events.inner.config.poll_interval_ms.max(1));
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let notified = notify.notified();
+        match consume(&events).await {
+            Ok(n) if n > 0 => continue,
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "webhook events: reading the spool feed failed"),
+        }
+        tokio::select! {
+            _ = notified => {}
+            _ = tokio::time::sleep(poll) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}

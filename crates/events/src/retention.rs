@@ -1,0 +1,84 @@
+//! Retention: the event log and the webhook delivery records are kept for
+//! `[webhooks] retention_days`, then deleted, so they do not grow without
+//! bound. A delivery still retrying is never deleted, whatever its age.
+//! Deletions go in small transactions, so writers wait at most for one.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::{Events, EventsError};
+
+/// Days as milliseconds.
+const DAY_MS: i64 = 86_400_000;
+
+/// How often the pruning runs (real time; what it deletes is decided on
+/// the injectable clock).
+const EVERY: Duration = Duration::from_secs(3600);
+
+/// Records deleted per transaction at most.
+const BATCH: usize = 1000;
+
+/// What one pruning pass deleted.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pruned {
+    pub events: u64,
+    pub deliveries: u64,
+}
+
+/// Deletes events and finished deliveries older than the retention.
+pub(crate) async fn prune(events: &Events) -> Result<Pruned, EventsError> {
+    let inner = &events.inner;
+    let days = inner.config.retention_days;
+    if days == 0 {
+        return Ok(Pruned::default());
+    }
+    let cutoff = inner
+        .clock
+        .now_ms()
+        .saturating_sub((days as i64).saturating_mul(DAY_MS));
+    let mut pruned = Pruned::default();
+    // Deliveries first: a delivery whose event is gone could not be resent.
+    loop {
+        let mut tx = inner.store.begin().await?;
+        let (n, more) = tx.prune_deliveries(cutoff, BATCH).await?;
+        tx.commit_eventually().await?;
+        pruned.deliveries += n;
+        if !more {
+            break;
+        }
+    }
+    loop {
+        let mut tx = inner.store.begin().await?;
+        let (n, more) = tx.prune_events(cutoff, BATCH).await?;
+        tx.commit_eventually().await?;
+        pruned.events += n;
+        if !more {
+            break;
+        }
+    }
+    if pruned != Pruned::default() {
+        tracing::info!(
+            events = pruned.events,
+            deliveries = pruned.deliveries,
+            "pruned events and webhook deliveries past retention"
+        );
+    }
+    Ok(pruned)
+}
+
+/// Prunes once an hour until `shutdown` turns true.
+pub(crate) async fn run(events: Events, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        if let Err(e) = prune(&events).await {
+            tracing::error!(error = %e, "pruning the event log failed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(EVERY) => {}
+            _ = shutdown.changed() => return,
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! `POST /admin/v1/workspaces/{id}/api-keys`: a key for one platform, shown
+//! once.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use rackwave_core::Platform;
+use crate::error::ErrorBody;
+use crate::extract::{ApiJson, ApiPath};
+use crate::{ApiError, AppState};
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateApiKey {
+    pub(crate) platform: Platform,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct CreatedApiKey {
+    pub(crate) id: String,
+    /// The secret; shown only in this response, stored hashed.
+    pub(crate) key: String,
+    pub(crate) workspace_id: String,
+    pub(crate) platform: Platform,
+    pub(crate) prefix: String,
+    pub(crate) created_at: String,
+}
+
+/// Creates an API key for `migosmtp` or `telnxo`.
+#[utoipa::path(post, operation_id = "admin_api_keys_create", path = "/admin/v1/workspaces/{id}/api-keys", tag = "admin",
+    params(("id" = String, Path, description = "Workspace id")),
+    request_body = CreateApiKey,
+    responses((status = 201, body = CreatedApiKey), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    ApiPath(workspace_id): ApiPath<String>,
+    ApiJson(req): ApiJson<CreateApiKey>,
+) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
+    let new = state
+        .accounts
+        .create_api_key(&workspace_id, req.platform)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedApiKey {
+            id: new.record.id,
+            key: new.key,
+            workspace_id: new.record.workspace_id,
+            platform: new.record.platform,
+            prefix: new.record.prefix,
+            created_at: new.record.created_at,
+        }),
+    ))
+}

@@ -1,0 +1,203 @@
+//! `GET /admin/v1/messages` (by workspace, recipient, status or queue id,
+//! paginated) and `GET /admin/v1/messages/{id}` (status history and
+//! delivery attempts).
+
+use axum::extract::State;
+use axum::Json;
+use rackwave_queue::{ListFilter, MessageRecord, Status};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use rackwave_core::event::EmailEvent;
+use rackwave_core::rfc3339;
+use crate::error::ErrorBody;
+use crate::extract::{page_limit, ApiPath, ApiQuery};
+use crate::{ApiError, AppState};
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListQuery {
+    /// Workspace id; required unless `queue_id` is given.
+    pub(crate) workspace: Option<String>,
+    /// Recipient address (case-insensitive).
+    pub(crate) to: Option<String>,
+    /// `queued`, `deferred`, `delivered` or `bounced`.
+    pub(crate) status: Option<String>,
+    /// The id from `250 OK queued as …`: all messages of one submission.
+    pub(crate) queue_id: Option<String>,
+    /// From the previous page's `next_cursor`.
+    pub(crate) cursor: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    pub(crate) limit: Option<usize>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct MessageSummary {
+    pub(crate) id: String,
+    pub(crate) queue_id: String,
+    pub(crate) workspace_id: String,
+    pub(crate) from: String,
+    pub(crate) to: String,
+    pub(crate) subject: Option<String>,
+    /// `queued`, `deferred`, `delivered` or `bounced`.
+    pub(crate) status: String,
+    pub(crate) created_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct MessageList {
+    pub(crate) messages: Vec<MessageSummary>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub(crate) next_cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct StatusChangeView {
+    pub(crate) status: String,
+    /// The event recorded, e.g. `email.queued`.
+    pub(crate) event: String,
+    pub(crate) at: String,
+    /// What only this event knows: why a message was deferred or bounced
+    /// (the fields of `email.deferred` and `email.bounced`).
+    #[schema(value_type = Option<Object>)]
+    pub(crate) detail: Option<serde_json::Value>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct DeliveryAttemptView {
+    /// 1 for the first attempt.
+    pub(crate) attempt_number: usize,
+    pub(crate) at: String,
+    pub(crate) event: String,
+    pub(crate) remote_host: Option<String>,
+    pub(crate) remote_ip: Option<String>,
+    pub(crate) tls: bool,
+    pub(crate) reply: String,
+    #[schema(value_type = Option<Object>)]
+    pub(crate) detail: Option<serde_json::Value>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct MessageDetail {
+    #[serde(flatten)]
+    pub(crate) summary: MessageSummary,
+    pub(crate) attempts: u32,
+    pub(crate) next_attempt_at: Option<String>,
+    pub(crate) history: Vec<StatusChangeView>,
+    pub(crate) delivery_attempts: Vec<DeliveryAttemptView>,
+}
+
+fn summary(m: &MessageRecord) -> MessageSummary {
+    MessageSummary {
+        id: m.id.clone(),
+        queue_id: m.queue_id.clone(),
+        workspace_id: m.workspace_id.clone(),
+        from: m.from.clone(),
+        to: m.to.clone(),
+        subject: m.subject.clone(),
+        status: m.status.as_str().to_string(),
+        created_at: rfc3339(m.created_at_ms),
+    }
+}
+
+/// The data only this event knows, as the API shows it.
+fn detail(event: &EmailEvent) -> Option<serde_json::Value> {
+    match event {
+        EmailEvent::Deferred(d) => serde_json::to_value(d).ok(),
+        EmailEvent::Bounced(d) => serde_json::to_value(d).ok(),
+        EmailEvent::Queued | EmailEvent::Sent | EmailEvent::Delivered => None,
+    }
+}
+
+/// Lists messages, newest first.
+#[utoipa::path(get, operation_id = "admin_messages_list", path = "/admin/v1/messages", tag = "admin", params(ListQuery),
+    responses((status = 200, body = MessageList), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<MessageList>, ApiError> {
+    let limit = page_limit(q.limit)?;
+    let status = q
+        .status
+        .as_deref()
+        .map(str::parse::<Status>)
+        .transpose()
+        .map_err(ApiError::invalid)?;
+    if let Some(queue_id) = &q.queue_id {
+        let mut messages = Vec::new();
+        for id in state.spool.by_queue_id(queue_id)? {
+            if let Some(m) = state.spool.get(&id)? {
+                let wanted = q.workspace.as_ref().is_none_or(|w| *w == m.workspace_id)
+                    && q.to.as_ref().is_none_or(|t| t.eq_ignore_ascii_case(&m.to))
+                    && status.as_ref().is_none_or(|s| *s == m.status);
+                if wanted {
+                    messages.push(summary(&m));
+                }
+            }
+        }
+        return Ok(Json(MessageList {
+            messages,
+            next_cursor: None,
+        }));
+    }
+    let Some(workspace_id) = q.workspace else {
+        return Err(ApiError::invalid("workspace (or queue_id) is required"));
+    };
+    state.accounts.require_workspace(&workspace_id).await?;
+    let filter = ListFilter {
+        workspace_id,
+        to: q.to,
+        status,
+    };
+    let page = state.spool.list(&filter, q.cursor.as_deref(), limit)?;
+    Ok(Json(MessageList {
+        messages: page.messages.iter().map(summary).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// One message with its status history and delivery attempts.
+#[utoipa::path(get, operation_id = "admin_messages_get", path = "/admin/v1/messages/{id}", tag = "admin",
+    params(("id" = String, Path, description = "Message id, msg_…")),
+    responses((status = 200, body = MessageDetail), (status = 404, body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<MessageDetail>, ApiError> {
+    let m = state
+        .spool
+        .get(&id)?
+        .ok_or_else(|| ApiError::not_found(format!("message {id} not found")))?;
+    Ok(Json(MessageDetail {
+        summary: summary(&m),
+        attempts: m.attempts,
+        next_attempt_at: m.next_attempt_at_ms.map(rfc3339),
+        history: m
+            .history
+            .iter()
+            .map(|h| StatusChangeView {
+                status: h.status.as_str().to_string(),
+                event: h.event.event_type().as_str().to_string(),
+                at: rfc3339(h.at_ms),
+                detail: detail(&h.event),
+            })
+            .collect(),
+        delivery_attempts: m
+            .delivery_attempts
+            .iter()
+            .enumerate()
+            .map(|(i, a)| DeliveryAttemptView {
+                attempt_number: i + 1,
+                at: rfc3339(a.at_ms),
+                event: a.outcome.event_type().as_str().to_string(),
+                remote_host: a.remote_host.clone(),
+                remote_ip: a.remote_ip.clone(),
+                tls: a.tls,
+                reply: a.reply.clone(),
+                detail: detail(&a.outcome),
+            })
+            .collect(),
+    }))
+}

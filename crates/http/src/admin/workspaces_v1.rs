@@ -1,0 +1,63 @@
+//! `POST /admin/v1/workspaces`, `GET /admin/v1/workspaces[/{id}]`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use rackwave_accounts::Workspace;
+use crate::error::ErrorBody;
+use crate::extract::{ApiJson, ApiPath};
+use crate::{ApiError, AppState};
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateWorkspace {
+    pub(crate) name: String,
+    /// Optional cap on accepted recipients per UTC day for the whole workspace.
+    pub(crate) daily_quota: Option<u64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct WorkspaceList {
+    pub(crate) workspaces: Vec<Workspace>,
+}
+
+/// Creates a workspace.
+#[utoipa::path(post, operation_id = "admin_workspaces_create", path = "/admin/v1/workspaces", tag = "admin",
+    request_body = CreateWorkspace,
+    responses((status = 201, body = Workspace), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<CreateWorkspace>,
+) -> Result<(StatusCode, Json<Workspace>), ApiError> {
+    let ws = state
+        .accounts
+        .create_workspace(&req.name, req.daily_quota)
+        .await?;
+    Ok((StatusCode::CREATED, Json(ws)))
+}
+
+/// Lists workspaces.
+#[utoipa::path(get, operation_id = "admin_workspaces_list", path = "/admin/v1/workspaces", tag = "admin",
+    responses((status = 200, body = WorkspaceList), (status = 401, body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub(crate) async fn list(State(state): State<AppState>) -> Result<Json<WorkspaceList>, ApiError> {
+    Ok(Json(WorkspaceList {
+        workspaces: state.accounts.workspaces().await?,
+    }))
+}
+
+/// One workspace.
+#[utoipa::path(get, operation_id = "admin_workspaces_get", path = "/admin/v1/workspaces/{id}", tag = "admin",
+    params(("id" = String, Path, description = "Workspace id")),
+    responses((status = 200, body = Workspace), (status = 404, body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Workspace>, ApiError> {
+    Ok(Json(state.accounts.require_workspace(&id).await?))
+}

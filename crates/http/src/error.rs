@@ -1,0 +1,163 @@
+//! The one error shape of every HTTP answer, `{"error": {"code",
+//! "message"}}`, and the one mapping from error kinds to statuses.
+//!
+//! Handlers return [`ApiError`]; any error of a crate that says its
+//! [`ErrorKind`] converts into one. Everything axum answers on its own (an
+//! unmatched route, a wrong method, an undecodable path or query, a body
+//! over the limit) passes through [`json_errors`], which gives it the same
+//! shape and keeps its headers (`Allow` on a 405).
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use rackwave_core::{Classify, ErrorKind};
+use serde::Serialize;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `not_found`, `invalid_request`.
+    pub code: String,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+    pub fn invalid(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+    pub fn unauthorized() -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or invalid bearer token",
+        )
+    }
+}
+
+impl<E: Classify> From<E> for ApiError {
+    fn from(e: E) -> ApiError {
+        match e.kind() {
+            ErrorKind::Invalid => ApiError::invalid(e.to_string()),
+            ErrorKind::NotFound => ApiError::not_found(e.to_string()),
+            ErrorKind::Conflict => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
+            ErrorKind::Unavailable => {
+                tracing::warn!(error = %e, "HTTP request failed for now");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "temporarily unavailable; try again",
+                )
+            }
+            ErrorKind::Internal => {
+                tracing::error!(error = %e, "internal error in HTTP handler");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error; see the server log",
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// The code of an error status axum produced on its own.
+fn code_of(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        s if s.is_server_error() => "internal",
+        _ => "invalid_request",
+    }
+}
+
+/// Middleware: an error answer that is not already our JSON shape becomes
+/// it, with its status and headers kept. A 405 says which methods the
+/// route allows (as its `Allow` header does).
+pub(crate) async fn json_errors(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let response = next.run(req).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let message = match status {
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let allowed = parts
+                .headers
+                .get(header::ALLOW)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            format!("method {method} not allowed here; allowed: {allowed}")
+        }
+        StatusCode::NOT_FOUND if text.is_empty() => "no such route".to_string(),
+        _ if text.is_empty() => status
+            .canonical_reason()
+            .unwrap_or("request refused")
+            .to_string(),
+        _ => text,
+    };
+    let body = serde_json::to_vec(&ErrorBody {
+        error: ErrorDetail {
+            code: code_of(status).to_string(),
+            message,
+        },
+    })
+    .expect("an error body serializes");
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    if method == Method::HEAD {
+        return Response::from_parts(parts, Body::empty());
+    }
+    Response::from_parts(parts, Body::from(body))
+}

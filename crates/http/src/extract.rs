@@ -1,0 +1,158 @@
+//! Extractors whose rejections use the JSON error shape, the admin token
+//! guard and the platform tenant (the workspace of the API key).
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use std::sync::Arc;
+
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::Response;
+use rackwave_core::Platform;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::{ApiError, AppState};
+
+/// `Json<T>` with JSON errors: 400 for bad syntax or fields, 413 when too
+/// large, 415 without `Content-Type: application/json`.
+pub(crate) struct ApiJson<T>(pub(crate) T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    axum::Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => {
+                let status = rejection.status();
+                let code = match status {
+                    StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+                    _ => "invalid_json",
+                };
+                let status = if status == StatusCode::UNPROCESSABLE_ENTITY {
+                    StatusCode::BAD_REQUEST
+                } else {
+                    status
+                };
+                Err(ApiError::new(status, code, rejection.body_text()))
+            }
+        }
+    }
+}
+
+/// `Query<T>` with JSON errors.
+pub(crate) struct ApiQuery<T>(pub(crate) T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    axum::extract::Query<T>: FromRequestParts<S, Rejection = QueryRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| ApiQuery(q.0))
+            .map_err(|r| ApiError::invalid(r.body_text()))
+    }
+}
+
+/// `Path<T>` with JSON errors (a parameter that is not valid UTF-8, say).
+pub(crate) struct ApiPath<T>(pub(crate) T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| ApiPath(p.0))
+            .map_err(|r: PathRejection| ApiError::new(r.status(), "invalid_path", r.body_text()))
+    }
+}
+
+/// The page size of a listing: the one rule of `rackwave_core::page`.
+pub(crate) fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    rackwave_core::page::limit(limit).map_err(ApiError::invalid)
+}
+
+/// The bearer token of an `Authorization` header.
+fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The SHA-256 of the admin token, put in every request's extensions by
+/// the router.
+#[derive(Clone)]
+pub(crate) struct AdminToken(pub(crate) Arc<[u8; 32]>);
+
+/// Middleware guarding `/admin/v1`: the admin token, compared in constant
+/// time (as digests, so the length does not leak either).
+pub(crate) async fn require_admin(req: Request, next: Next) -> Result<Response, ApiError> {
+    let presented = bearer(req.headers()).ok_or_else(ApiError::unauthorized)?;
+    let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+    let expected = req
+        .extensions()
+        .get::<AdminToken>()
+        .ok_or_else(ApiError::unauthorized)?;
+    if !bool::from(digest.ct_eq(&*expected.0)) {
+        return Err(ApiError::unauthorized());
+    }
+    Ok(next.run(req).await)
+}
+
+/// The caller of a platform route: the workspace of the bearer API key,
+/// which must belong to the platform of the path (`/{platform}/v1/…`). A
+/// MigoSMTP key is refused by Telnxo and the other way round.
+#[derive(Debug, Clone)]
+pub(crate) struct Tenant {
+    pub(crate) workspace_id: String,
+    pub(crate) platform: Platform,
+}
+
+impl FromRequestParts<AppState> for Tenant {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|r| ApiError::new(r.status(), "invalid_path", r.body_text()))?;
+        let platform = params
+            .iter()
+            .find(|(name, _)| *name == "platform")
+            .and_then(|(_, value)| Platform::parse(value))
+            .ok_or_else(|| ApiError::not_found("no such route"))?;
+        let presented = bearer(&parts.headers).ok_or_else(ApiError::unauthorized)?;
+        let key = state
+            .accounts
+            .api_key(presented)
+            .await?
+            .ok_or_else(ApiError::unauthorized)?;
+        if key.platform != platform {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                format!("this API key is not valid for {}", platform.as_str()),
+            ));
+        }
+        Ok(Tenant {
+            workspace_id: key.workspace_id,
+            platform,
+        })
+    }
+}

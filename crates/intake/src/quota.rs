@@ -1,0 +1,254 @@
+//! Daily sending quotas: accepted recipients per submitter (an SMTP
+//! account) and, optionally, per workspace, per UTC day.
+//!
+//! The durable count lives in the spool, written in the same commit as the
+//! messages it counts, so it can never disagree with what was accepted. On
+//! top of it this module keeps in-memory reservations: a RCPT reserves one
+//! unit, the reservation turns into a committed count once the message is
+//! durable, and is released on RSET, failure or a dropped connection. All of
+//! it happens under one lock, so concurrent sessions of one account can never
+//! together exceed the quota.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use rackwave_core::Clock;
+use rackwave_queue::Spool;
+use rackwave_store::Store;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QuotaError {
+    #[error("daily sending quota exceeded")]
+    Exceeded,
+    #[error("quota state unavailable: {0}")]
+    Storage(String),
+}
+
+#[derive(Clone)]
+pub struct Quotas {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    spool: Spool,
+    store: Store,
+    clock: Clock,
+    usage: Mutex<HashMap<Scope, Usage>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Scope {
+    Account(String),
+    Workspace(String),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Usage {
+    day: i64,
+    committed: u64,
+    reserved: u64,
+}
+
+/// Recipients reserved by one transaction. Dropping it without
+/// [`Quotas::commit`] gives the units back.
+pub struct Reservation {
+    quotas: Quotas,
+    account: String,
+    workspace: String,
+    day: i64,
+    count: u64,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.count > 0 {
+            self.quotas.settle(self, None);
+        }
+    }
+}
+
+/// What a reservation is checked against.
+pub struct Limits<'a> {
+    pub account: &'a str,
+    pub account_quota: u64,
+    pub workspace: &'a str,
+    pub workspace_quota: Option<u64>,
+}
+
+impl Quotas {
+    pub fn new(spool: Spool, store: Store, clock: Clock) -> Quotas {
+        Quotas {
+            inner: Arc::new(Inner {
+                spool,
+                store,
+                clock,
+                usage: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// An empty reservation for a new transaction.
+    pub fn begin(&self, account: &str, workspace: &str) -> Reservation {
+        Reservation {
+            quotas: self.clone(),
+            account: account.to_string(),
+            workspace: workspace.to_string(),
+            day: self.inner.clock.today(),
+            count: 0,
+        }
+    }
+
+    /// Reserves one more recipient, or refuses if that would pass a quota.
+    pub async fn reserve_one(
+        &self,
+        r: &mut Reservation,
+        limits: &Limits<'_>,
+    ) -> Result<(), QuotaError> {
+        let acct = Scope::Account(limits.account.to_string());
+        let ws = Scope::Workspace(limits.workspace.to_string());
+        // A workspace cap the first time on a day needs the workspace's
+        // accounts, read from the store without holding the lock; the sum
+        // of their counters is then taken under it.
+        let mut members: Option<Vec<String>> = None;
+        loop {
+            let today = self.inner.clock.today();
+            let needs_members = limits.workspace_quota.is_some()
+                && members.is_none()
+                && !lock(&self.inner.usage)
+                    .get(&ws)
+                    .is_some_and(|u| u.day == today);
+            if needs_members {
+                let accounts = self
+                    .inner
+                    .store
+                    .smtp_accounts_of(limits.workspace)
+                    .await
+                    .map_err(|e| QuotaError::Storage(e.to_string()))?;
+                members = Some(accounts.into_iter().map(|a| a.username).collect());
+                continue;
+            }
+            let mut usage = lock(&self.inner.usage);
+            if r.day != today && r.count > 0 {
+                // The transaction straddles midnight: move its units to today.
+                release(&mut usage, r, r.count);
+            }
+            r.day = today;
+            let a = self
+                .current(&mut usage, &acct, today, None)?
+                .expect("an account scope always loads");
+            if a.committed + a.reserved >= limits.account_quota {
+                return Err(QuotaError::Exceeded);
+            }
+            if let Some(cap) = limits.workspace_quota {
+                let Some(w) = self.current(&mut usage, &ws, today, members.as_deref())? else {
+                    // Evicted meanwhile (a new day began): read the members again.
+                    members = None;
+                    continue;
+                };
+                if w.committed + w.reserved >= cap {
+                    return Err(QuotaError::Exceeded);
+                }
+            }
+            for scope in [acct, ws] {
+                if let Some(u) = usage.get_mut(&scope) {
+                    u.reserved += 1;
+                }
+            }
+            r.count += 1;
+            return Ok(());
+        }
+    }
+
+    /// Turns a reservation into accepted recipients once the spool has made
+    /// them durable; `accepted_day` is the UTC day the spool counted them on.
+    pub fn commit(&self, mut r: Reservation, accepted_day: i64) {
+        self.settle(&r, Some(accepted_day));
+        r.count = 0;
+    }
+
+    /// Gives back a reservation's units (RSET, failure) and keeps it usable.
+    pub fn release_all(&self, r: &mut Reservation) {
+        if r.count > 0 {
+            self.settle(r, None);
+            r.count = 0;
+        }
+    }
+
+    fn settle(&self, r: &Reservation, accepted_day: Option<i64>) {
+        let mut usage = lock(&self.inner.usage);
+        release(&mut usage, r, r.count);
+        if let Some(day) = accepted_day {
+            for scope in [
+                Scope::Account(r.account.clone()),
+                Scope::Workspace(r.workspace.clone()),
+            ] {
+                if let Some(u) = usage.get_mut(&scope) {
+                    if u.day == day {
+                        u.committed += r.count;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Usage for today, loaded from the spool the first time a scope is
+    /// seen on a new day (so it is right after a restart too). A workspace
+    /// scope is the sum over `members` (its accounts); without them it
+    /// cannot be loaded and is `None`.
+    fn current(
+        &self,
+        usage: &mut HashMap<Scope, Usage>,
+        scope: &Scope,
+        today: i64,
+        members: Option<&[String]>,
+    ) -> Result<Option<Usage>, QuotaError> {
+        if let Some(u) = usage.get(scope) {
+            if u.day == today {
+                return Ok(Some(*u));
+            }
+        }
+        let accepted = |name: &str| {
+            self.inner
+                .spool
+                .accepted_on_day(name, today)
+                .map_err(|e| QuotaError::Storage(e.to_string()))
+        };
+        let committed = match (scope, members) {
+            (Scope::Account(name), _) => accepted(name)?,
+            (Scope::Workspace(_), Some(members)) => {
+                let mut sum = 0;
+                for name in members {
+                    sum += accepted(name)?;
+                }
+                sum
+            }
+            (Scope::Workspace(_), None) => return Ok(None),
+        };
+        let u = Usage {
+            day: today,
+            committed,
+            reserved: 0,
+        };
+        usage.insert(scope.clone(), u);
+        Ok(Some(u))
+    }
+}
+
+/// Locks the usage table, ignoring poisoning: plain counters stay
+/// consistent even if a holder panicked.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn release(usage: &mut HashMap<Scope, Usage>, r: &Reservation, n: u64) {
+    for scope in [
+        Scope::Account(r.account.clone()),
+        Scope::Workspace(r.workspace.clone()),
+    ] {
+        if let Some(u) = usage.get_mut(&scope) {
+            if u.day == r.day {
+                u.reserved = u.reserved.saturating_sub(n);
+            }
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! RCPT TO (RFC 5321 §4.1.1.3): recipient cap and the daily quota, which
+//! is reserved here, one unit per accepted recipient.
+
+use rackwave_intake::{Limits, QuotaError};
+use rackwave_smtp_proto::Reply;
+
+use super::{Flow, Session};
+
+impl Session {
+    pub(crate) async fn rcpt(&mut self, to: String) -> Flow {
+        let (Some(tx), Some(auth)) = (&mut self.tx, &self.auth) else {
+            return self.refuse("bad_sequence", Reply::bad_sequence("Need MAIL before RCPT"));
+        };
+        if tx.chunks.is_some() {
+            return self.refuse(
+                "bad_sequence",
+                Reply::bad_sequence("RCPT not permitted after BDAT"),
+            );
+        }
+        if !to.is_ascii() && !tx.params.smtputf8 {
+            return self.refuse(
+                "syntax",
+                Reply::new(
+                    553,
+                    "5.6.7",
+                    "Non-ASCII recipient address requires SMTPUTF8",
+                ),
+            );
+        }
+        // The same recipient twice gets one message, not two.
+        if tx.recipients.iter().any(|r| r.eq_ignore_ascii_case(&to)) {
+            return self.reply(Reply::new(250, "2.1.5", "Recipient OK (duplicate ignored)"));
+        }
+        if tx.recipients.len() >= self.ctx.config.max_recipients {
+            return self.refuse("recipients", Reply::too_many_recipients());
+        }
+        let limits = Limits {
+            account: &auth.account.username,
+            account_quota: auth.account.daily_quota,
+            workspace: &auth.workspace.id,
+            workspace_quota: auth.workspace.daily_quota,
+        };
+        match self
+            .ctx
+            .intake
+            .quotas()
+            .reserve_one(&mut tx.reservation, &limits)
+            .await
+        {
+            Ok(()) => {
+                tx.recipients.push(to);
+                self.reply(Reply::new(250, "2.1.5", "Recipient OK"))
+            }
+            Err(QuotaError::Exceeded) => self.refuse("quota", Reply::quota_exceeded()),
+            Err(QuotaError::Storage(e)) => {
+                tracing::error!(error = %e, "quota check failed");
+                self.refuse("tempfail", Reply::temporary_failure())
+            }
+        }
+    }
+}

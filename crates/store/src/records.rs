@@ -1,0 +1,286 @@
+//! What the store keeps, one type per record. Backends store these as they
+//! are (JSON in sled); features read and write them only through
+//! [`Store`](crate::Store) and [`Txn`](crate::Txn).
+
+use rackwave_core::event::EventType;
+use rackwave_core::{Platform, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// A tenant: everything else belongs to one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Workspace {
+    pub id: String,
+    pub name: String,
+    /// Optional cap on accepted recipients per UTC day across all of the
+    /// workspace's SMTP accounts.
+    pub daily_quota: Option<u64>,
+    pub created_at: String,
+}
+
+/// SMTP AUTH credentials of one workspace; the username is unique across
+/// the server (AUTH carries no workspace).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmtpAccount {
+    pub workspace_id: String,
+    pub username: String,
+    /// argon2 PHC string; the password is never stored.
+    pub password_hash: String,
+    /// Accepted recipients per UTC day.
+    pub daily_quota: u64,
+    pub created_at: String,
+}
+
+/// An API key of one workspace and platform, found by the SHA-256 of the
+/// secret (the secret itself is never stored).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub id: String,
+    /// Hex SHA-256 of the key: what a presented key is looked up by.
+    #[serde(default)]
+    pub digest: String,
+    pub workspace_id: String,
+    pub platform: Platform,
+    /// The first characters of the key, so operators can tell keys apart.
+    pub prefix: String,
+    pub created_at: String,
+}
+
+/// A DKIM signing algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum DkimAlgorithm {
+    /// rsa-sha256 with a 2048-bit key: what every verifier understands.
+    #[serde(rename = "rsa-2048")]
+    Rsa2048,
+    /// ed25519-sha256 (RFC 8463): small keys, not yet verified everywhere.
+    #[serde(rename = "ed25519")]
+    Ed25519,
+}
+
+/// A sender domain of one workspace (unique across the server) with its
+/// DKIM key. The private key must be usable to sign, so it cannot be
+/// hashed: the data directory (or database) is the secret, as OpenDKIM's
+/// key files are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SenderDomain {
+    pub workspace_id: String,
+    pub domain: String,
+    pub selector: String,
+    pub algorithm: DkimAlgorithm,
+    /// RSA: PKCS#1 DER; Ed25519: PKCS#8 DER; base64.
+    pub private_key: String,
+    /// The `p=` value of the DNS record.
+    pub public_key: String,
+    pub created_at: String,
+}
+
+/// An event in the log: the envelope exactly as it was serialized once
+/// (what the API lists and a webhook POSTs), with what the log filters on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredEvent {
+    /// Position in the log (increasing in the order events were stored).
+    pub seq: u64,
+    /// When it happened.
+    pub at_ms: i64,
+    /// `evt_…`
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub workspace_id: String,
+    #[serde(rename = "type", default)]
+    pub event_type: Option<EventType>,
+    /// The message it is about, if any (indexed).
+    #[serde(default)]
+    pub message_id: Option<String>,
+    /// The envelope JSON.
+    pub event: Box<serde_json::value::RawValue>,
+}
+
+impl StoredEvent {
+    /// The envelope's bytes, as sent.
+    pub fn body(&self) -> &[u8] {
+        self.event.get().as_bytes()
+    }
+
+    pub fn timestamp(&self) -> Timestamp {
+        Timestamp(self.at_ms)
+    }
+}
+
+/// What an event listing filters on.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    /// Only these types (empty: all).
+    pub types: Vec<EventType>,
+    /// Only events of these products (empty: all).
+    pub products: Vec<rackwave_core::Product>,
+    pub message_id: Option<String>,
+    /// Inclusive lower bound, ms since the epoch.
+    pub since_ms: Option<i64>,
+    /// Exclusive upper bound, ms since the epoch.
+    pub until_ms: Option<i64>,
+    /// Oldest first instead of newest first.
+    pub ascending: bool,
+}
+
+impl EventQuery {
+    /// Whether an event passes the filter.
+    pub fn accepts(&self, e: &StoredEvent) -> bool {
+        let t = e.event_type;
+        (self.types.is_empty() || t.is_some_and(|t| self.types.contains(&t)))
+            && (self.products.is_empty() || t.is_some_and(|t| self.products.contains(&t.product())))
+            && self.since_ms.is_none_or(|s| e.at_ms >= s)
+            && self.until_ms.is_none_or(|u| e.at_ms < u)
+            && self
+                .message_id
+                .as_ref()
+                .is_none_or(|m| e.message_id.as_deref() == Some(m.as_str()))
+    }
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass back as the cursor for the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A signing secret of a webhook endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Secret {
+    pub secret: String,
+    pub created_at_ms: i64,
+    /// When a rotated-out secret stops signing; `None` for the current one.
+    pub expires_at_ms: Option<i64>,
+}
+
+/// A webhook endpoint of one workspace and platform.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub id: String,
+    pub workspace_id: String,
+    pub platform: Platform,
+    pub url: String,
+    /// The types it wants; empty means every type its platform sees.
+    pub event_types: Vec<EventType>,
+    pub enabled: bool,
+    pub description: Option<String>,
+    /// The current secret first, then rotated-out ones.
+    pub secrets: Vec<Secret>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+impl Endpoint {
+    /// The secrets that sign at `now_ms`, current first.
+    pub fn signing_secrets(&self, now_ms: i64) -> impl Iterator<Item = &str> {
+        self.secrets
+            .iter()
+            .filter(move |s| s.expires_at_ms.is_none_or(|e| e > now_ms))
+            .map(|s| s.secret.as_str())
+    }
+
+    /// Whether an event of this type goes to this endpoint.
+    pub fn wants(&self, t: EventType) -> bool {
+        self.enabled
+            && t != EventType::Ping
+            && t.visible_to(self.platform)
+            && (self.event_types.is_empty() || self.event_types.contains(&t))
+    }
+
+    /// When the oldest rotated-out secret still signing stops, if any.
+    pub fn previous_secret_expires_at_ms(&self, now_ms: i64) -> Option<i64> {
+        self.secrets
+            .iter()
+            .filter_map(|s| s.expires_at_ms)
+            .filter(|e| *e > now_ms)
+            .max()
+    }
+}
+
+/// Where a webhook delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Waiting for its first attempt.
+    Pending,
+    /// Failed so far; the next attempt is scheduled.
+    Retrying,
+    Succeeded,
+    /// The final attempt failed (or the event is gone); only a manual
+    /// resend tries again.
+    Failed,
+}
+
+impl DeliveryState {
+    pub fn parse(s: &str) -> Option<DeliveryState> {
+        match s {
+            "pending" => Some(DeliveryState::Pending),
+            "retrying" => Some(DeliveryState::Retrying),
+            "succeeded" => Some(DeliveryState::Succeeded),
+            "failed" => Some(DeliveryState::Failed),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Retrying => "retrying",
+            DeliveryState::Succeeded => "succeeded",
+            DeliveryState::Failed => "failed",
+        }
+    }
+}
+
+/// One HTTP attempt of a webhook delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// Injected-clock time the attempt started.
+    pub at_ms: i64,
+    /// The response status, if a response came.
+    pub status_code: Option<u16>,
+    pub latency_ms: u64,
+    /// The first KiB of the response body (lossy UTF-8).
+    pub response_body: Option<String>,
+    /// What went wrong, if anything (connection refused, timeout, non-2xx…).
+    pub error: Option<String>,
+    pub success: bool,
+    /// A resend asked for by hand (outside the schedule).
+    pub manual: bool,
+}
+
+/// One event on its way to one endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub id: String,
+    pub endpoint_id: String,
+    pub workspace_id: String,
+    pub event_id: String,
+    pub event_type: EventType,
+    /// Where the event sits in the log.
+    pub event_seq: u64,
+    pub state: DeliveryState,
+    pub created_at_ms: i64,
+    pub first_attempt_at_ms: Option<i64>,
+    /// When the schedule makes the next attempt.
+    pub next_attempt_at_ms: Option<i64>,
+    /// When an attempt is due (the schedule's, or now for a resend): the
+    /// outbox's due index has an entry exactly while this is set.
+    pub due_at_ms: Option<i64>,
+    /// A manual resend is waiting.
+    pub resend: bool,
+    pub attempts: Vec<Attempt>,
+    /// Order of creation, given by the store (for listing).
+    pub seq: u64,
+}
+
+impl Delivery {
+    /// Whether retention may delete it: created before the cutoff and
+    /// finished (no attempt due, not retrying).
+    pub fn past_retention(&self, cutoff_ms: i64) -> bool {
+        self.created_at_ms < cutoff_ms
+            && self.due_at_ms.is_none()
+            && self.state != DeliveryState::Retrying
+    }
+}

@@ -1,0 +1,117 @@
+//! Key layout of the store's tree. Variable-length components end with
+//! NUL, so ids, names and workspace ids never contain NUL (refused as
+//! invalid); numbers are big-endian so key order is numeric order.
+//!
+//! | key                                   | value                           |
+//! |---------------------------------------|---------------------------------|
+//! | `ws/<id>`                             | `Workspace`                     |
+//! | `sa/<username>`                       | `SmtpAccount`                   |
+//! | `sw/<ws>\0<username>`                 | empty: accounts of a workspace  |
+//! | `ak/<digest>`                         | `ApiKey`                        |
+//! | `kw/<ws>\0<key id>`                   | digest: keys of a workspace     |
+//! | `sd/<domain>`                         | `SenderDomain`                  |
+//! | `dw/<ws>\0<domain>`                   | empty: domains of a workspace   |
+//! | `e/<ws>\0<seq>`                       | `StoredEvent`: the event log    |
+//! | `i/<event id>`                        | `<ws>\0<seq>`: events by id     |
+//! | `m/<ws>\0<message id>\0<seq>`         | empty: events by message        |
+//! | `c/<name>`                            | u64: named positions            |
+//! | `p/<endpoint id>`                     | `Endpoint`                      |
+//! | `w/<ws>\0<endpoint id>`               | empty: endpoints of a workspace |
+//! | `d/<delivery id>`                     | `Delivery`                      |
+//! | `q/<endpoint>\0<due>\0<delivery id>`  | empty: the outbox's due index   |
+//! | `l/<endpoint>\0<seq>`                 | delivery id: deliveries listed  |
+//!
+//! The one-letter families are the event log's and outbox's since their
+//! first version; the two-letter ones moved in with the store crate.
+
+use crate::{Result, StoreError};
+
+pub(crate) const WORKSPACE: &[u8] = b"ws/";
+pub(crate) const ACCOUNT: &[u8] = b"sa/";
+pub(crate) const ACCOUNTS_OF: &[u8] = b"sw/";
+pub(crate) const API_KEY: &[u8] = b"ak/";
+pub(crate) const KEYS_OF: &[u8] = b"kw/";
+pub(crate) const DOMAIN: &[u8] = b"sd/";
+pub(crate) const DOMAINS_OF: &[u8] = b"dw/";
+pub(crate) const EVENT: &[u8] = b"e/";
+pub(crate) const EVENT_BY_ID: &[u8] = b"i/";
+pub(crate) const EVENT_BY_MESSAGE: &[u8] = b"m/";
+pub(crate) const CURSOR: &[u8] = b"c/";
+pub(crate) const ENDPOINT: &[u8] = b"p/";
+pub(crate) const ENDPOINTS_OF: &[u8] = b"w/";
+pub(crate) const DELIVERY: &[u8] = b"d/";
+pub(crate) const DUE: &[u8] = b"q/";
+pub(crate) const DELIVERIES_OF: &[u8] = b"l/";
+
+pub(crate) fn cat(parts: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        out.extend_from_slice(p);
+    }
+    out
+}
+
+/// Refuses a key component that would break the layout.
+pub(crate) fn component(what: &str, value: &str) -> Result<()> {
+    if value.is_empty() || value.bytes().any(|b| b == 0 || b == 1) {
+        return Err(StoreError::Invalid(format!(
+            "{what} must be non-empty, without NUL or \\x01"
+        )));
+    }
+    Ok(())
+}
+
+/// `<family><a>\0`: the prefix of one group (a workspace's, an endpoint's).
+pub(crate) fn group(family: &[u8], a: &str) -> Vec<u8> {
+    cat(&[family, a.as_bytes(), b"\0"])
+}
+
+/// `<family><a>\0<b>`
+pub(crate) fn pair(family: &[u8], a: &str, b: &[u8]) -> Vec<u8> {
+    cat(&[family, a.as_bytes(), b"\0", b])
+}
+
+pub(crate) fn event(ws: &str, seq: u64) -> Vec<u8> {
+    pair(EVENT, ws, &seq.to_be_bytes())
+}
+
+pub(crate) fn event_by_message(ws: &str, msg: &str, seq: u64) -> Vec<u8> {
+    cat(&[EVENT_BY_MESSAGE, ws.as_bytes(), b"\0", msg.as_bytes(), b"\0", &seq.to_be_bytes()])
+}
+
+pub(crate) fn due(endpoint: &str, due_ms: i64, id: &str) -> Vec<u8> {
+    cat(&[
+        DUE,
+        endpoint.as_bytes(),
+        b"\0",
+        &(due_ms.max(0) as u64).to_be_bytes(),
+        b"\0",
+        id.as_bytes(),
+    ])
+}
+
+/// The sequence number at the end of a key.
+pub(crate) fn seq_suffix(key: &[u8]) -> Result<u64> {
+    key.len()
+        .checked_sub(8)
+        .and_then(|at| key[at..].try_into().ok())
+        .map(u64::from_be_bytes)
+        .ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "key {} has no sequence number",
+                String::from_utf8_lossy(key)
+            ))
+        })
+}
+
+/// A sequence number as a page cursor.
+pub(crate) fn cursor_of(seq: u64) -> String {
+    format!("{seq:016x}")
+}
+
+pub(crate) fn parse_cursor(c: &str) -> Result<u64> {
+    u64::from_str_radix(c, 16)
+        .ok()
+        .filter(|_| c.len() == 16)
+        .ok_or_else(|| StoreError::Invalid("cursor is not one we issued".into()))
+}

@@ -1,0 +1,527 @@
+//! The store's operations on sled: reads once for any [`Kv`] view (the
+//! committed tree or a transaction), writes for a transaction.
+
+use rackwave_core::event::{Event, EventType};
+use serde::Deserialize;
+
+use super::keys::{self, cat, component, group, pair};
+use super::kv::{decode, encode, prefix_end, Kv};
+use super::SledTxn;
+use crate::{
+    ApiKey, Delivery, DeliveryState, Endpoint, EventQuery, Page, Reads, Result, SenderDomain,
+    SmtpAccount, StoreError, StoredEvent, Workspace, Writes,
+};
+
+/// Most entries one listing call examines, so a selective filter over a
+/// huge log answers in bounded time (with a cursor to go on from).
+const SCAN_BUDGET: usize = 20_000;
+
+fn members<K: Kv, T: for<'de> Deserialize<'de>>(
+    kv: &K,
+    index: &[u8],
+    workspace_id: &str,
+    record: impl Fn(&[u8], &[u8]) -> Vec<u8>,
+) -> Result<Vec<T>> {
+    let prefix = group(index, workspace_id);
+    let mut out = Vec::new();
+    for (key, value) in kv.scan_prefix(&prefix)? {
+        if let Some(found) = kv.get_json(&record(&key[prefix.len()..], &value))? {
+            out.push(found);
+        }
+    }
+    Ok(out)
+}
+
+/// A stored event; one written before the log kept its metadata beside
+/// the envelope has it read from the envelope.
+fn decode_event(key: &[u8], raw: &[u8]) -> Result<StoredEvent> {
+    let mut e: StoredEvent = decode(key, raw)?;
+    if e.id.is_empty() {
+        #[derive(Deserialize)]
+        struct Data {
+            message_id: Option<String>,
+        }
+        #[derive(Deserialize)]
+        struct Envelope {
+            id: String,
+            event: String,
+            workspace_id: String,
+            data: Option<Data>,
+        }
+        let env: Envelope = decode(key, e.event.get().as_bytes())?;
+        e.id = env.id;
+        e.event_type = EventType::parse(&env.event);
+        e.workspace_id = env.workspace_id;
+        e.message_id = env.data.and_then(|d| d.message_id);
+    }
+    Ok(e)
+}
+
+fn get_event<K: Kv>(kv: &K, key: &[u8]) -> Result<Option<StoredEvent>> {
+    kv.get(key)?.map(|raw| decode_event(key, &raw)).transpose()
+}
+
+impl<K: Kv> Reads for K {
+    async fn workspace(&self, id: &str) -> Result<Option<Workspace>> {
+        self.get_json(&cat(&[keys::WORKSPACE, id.as_bytes()]))
+    }
+
+    async fn workspaces(&self) -> Result<Vec<Workspace>> {
+        self.scan_prefix(keys::WORKSPACE)?
+            .iter()
+            .map(|(k, v)| decode(k, v))
+            .collect()
+    }
+
+    async fn smtp_account(&self, username: &str) -> Result<Option<SmtpAccount>> {
+        self.get_json(&cat(&[keys::ACCOUNT, username.as_bytes()]))
+    }
+
+    async fn smtp_accounts_of(&self, workspace_id: &str) -> Result<Vec<SmtpAccount>> {
+        members(self, keys::ACCOUNTS_OF, workspace_id, |name, _| {
+            cat(&[keys::ACCOUNT, name])
+        })
+    }
+
+    async fn api_key(&self, digest: &str) -> Result<Option<ApiKey>> {
+        self.get_json(&cat(&[keys::API_KEY, digest.as_bytes()]))
+    }
+
+    async fn api_keys_of(&self, workspace_id: &str) -> Result<Vec<ApiKey>> {
+        members(self, keys::KEYS_OF, workspace_id, |_, digest| {
+            cat(&[keys::API_KEY, digest])
+        })
+    }
+
+    async fn sender_domain(&self, domain: &str) -> Result<Option<SenderDomain>> {
+        self.get_json(&cat(&[keys::DOMAIN, domain.as_bytes()]))
+    }
+
+    async fn sender_domains_of(&self, workspace_id: &str) -> Result<Vec<SenderDomain>> {
+        members(self, keys::DOMAINS_OF, workspace_id, |name, _| {
+            cat(&[keys::DOMAIN, name])
+        })
+    }
+
+    async fn event(&self, workspace_id: &str, seq: u64) -> Result<Option<StoredEvent>> {
+        get_event(self, &keys::event(workspace_id, seq))
+    }
+
+    async fn event_by_id(&self, id: &str) -> Result<Option<StoredEvent>> {
+        match self.get(&cat(&[keys::EVENT_BY_ID, id.as_bytes()]))? {
+            Some(at) => get_event(self, &cat(&[keys::EVENT, &at])),
+            None => Ok(None),
+        }
+    }
+
+    async fn events(
+        &self,
+        workspace_id: &str,
+        query: &EventQuery,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<StoredEvent>> {
+        let after = cursor.map(keys::parse_cursor).transpose()?;
+        // With a message id, walk its index; otherwise the workspace's log.
+        let (prefix, via_index) = match &query.message_id {
+            Some(m) => (
+                cat(&[keys::EVENT_BY_MESSAGE, workspace_id.as_bytes(), b"\0", m.as_bytes(), b"\0"]),
+                true,
+            ),
+            None => (group(keys::EVENT, workspace_id), false),
+        };
+        let end = prefix_end(&prefix);
+        let (start, end) = match (after, query.ascending) {
+            (Some(seq), true) => (cat(&[&prefix, &seq.saturating_add(1).to_be_bytes()]), end),
+            (Some(seq), false) => (prefix.clone(), cat(&[&prefix, &seq.to_be_bytes()])),
+            (None, _) => (prefix.clone(), end),
+        };
+        let mut items = Vec::new();
+        let mut last_seq = None;
+        let mut more = false;
+        let entries = self.scan(&start, &end, !query.ascending, SCAN_BUDGET + 1)?;
+        for (scanned, (key, value)) in entries.iter().enumerate() {
+            if items.len() == limit || scanned >= SCAN_BUDGET {
+                more = true;
+                break;
+            }
+            let seq = keys::seq_suffix(key)?;
+            last_seq = Some(seq);
+            let stored = if via_index {
+                match get_event(self, &keys::event(workspace_id, seq))? {
+                    Some(s) => s,
+                    None => continue,
+                }
+            } else {
+                decode_event(key, value)?
+            };
+            if query.accepts(&stored) {
+                items.push(stored);
+            }
+        }
+        Ok(Page {
+            items,
+            next_cursor: if more { last_seq.map(keys::cursor_of) } else { None },
+        })
+    }
+
+    async fn cursor(&self, name: &str) -> Result<u64> {
+        Ok(self
+            .get(&cat(&[keys::CURSOR, name.as_bytes()]))?
+            .and_then(|v| v.as_slice().try_into().ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0))
+    }
+
+    async fn endpoint(&self, id: &str) -> Result<Option<Endpoint>> {
+        self.get_json(&cat(&[keys::ENDPOINT, id.as_bytes()]))
+    }
+
+    async fn endpoints_of(&self, workspace_id: &str) -> Result<Vec<Endpoint>> {
+        let mut out: Vec<Endpoint> = members(self, keys::ENDPOINTS_OF, workspace_id, |id, _| {
+            cat(&[keys::ENDPOINT, id])
+        })?;
+        out.sort_by_key(|e| e.created_at_ms);
+        Ok(out)
+    }
+
+    async fn delivery(&self, id: &str) -> Result<Option<Delivery>> {
+        self.get_json(&cat(&[keys::DELIVERY, id.as_bytes()]))
+    }
+
+    async fn deliveries_of(
+        &self,
+        endpoint_id: &str,
+        state: Option<DeliveryState>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Delivery>> {
+        let prefix = group(keys::DELIVERIES_OF, endpoint_id);
+        let end = match cursor {
+            Some(c) => cat(&[&prefix, &keys::parse_cursor(c)?.to_be_bytes()]),
+            None => prefix_end(&prefix),
+        };
+        let mut items = Vec::new();
+        let mut last = None;
+        let mut more = false;
+        for (scanned, (key, id)) in self
+            .scan(&prefix, &end, true, SCAN_BUDGET + 1)?
+            .iter()
+            .enumerate()
+        {
+            if items.len() == limit || scanned >= SCAN_BUDGET {
+                more = true;
+                break;
+            }
+            last = Some(keys::seq_suffix(key)?);
+            let found: Option<Delivery> = self.get_json(&cat(&[keys::DELIVERY, id]))?;
+            if let Some(d) = found.filter(|d| state.is_none_or(|s| s == d.state)) {
+                items.push(d);
+            }
+        }
+        Ok(Page {
+            items,
+            next_cursor: if more { last.map(keys::cursor_of) } else { None },
+        })
+    }
+
+    async fn due_endpoints(&self, after: Option<&str>, now_ms: i64, limit: usize) -> Result<Vec<String>> {
+        let mut from = match after {
+            Some(ep) => cat(&[keys::DUE, ep.as_bytes(), b"\x01"]),
+            None => keys::DUE.to_vec(),
+        };
+        let end = prefix_end(keys::DUE);
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let Some((key, _)) = self.scan(&from, &end, false, 1)?.pop() else {
+                break;
+            };
+            let rest = &key[keys::DUE.len()..];
+            let nul = rest
+                .iter()
+                .position(|b| *b == 0)
+                .ok_or_else(|| StoreError::Corrupt("due key without an endpoint".into()))?;
+            let endpoint = String::from_utf8_lossy(&rest[..nul]).into_owned();
+            // The group's first entry is its earliest.
+            let due = rest
+                .get(nul + 1..nul + 9)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes)
+                .unwrap_or(u64::MAX);
+            if due <= now_ms.max(0) as u64 {
+                out.push(endpoint.clone());
+            }
+            from = cat(&[keys::DUE, endpoint.as_bytes(), b"\x01"]);
+        }
+        Ok(out)
+    }
+
+    async fn due_deliveries(&self, endpoint_id: &str, now_ms: i64, limit: usize) -> Result<Vec<String>> {
+        let prefix = group(keys::DUE, endpoint_id);
+        let upper = cat(&[&prefix, &((now_ms.max(0) as u64) + 1).to_be_bytes()]);
+        Ok(self
+            .scan(&prefix, &upper, false, limit)?
+            .into_iter()
+            .map(|(key, _)| String::from_utf8_lossy(&key[prefix.len() + 9..]).into_owned())
+            .collect())
+    }
+}
+
+impl SledTxn {
+    fn insert_new(&mut self, key: Vec<u8>, value: Vec<u8>, taken: impl FnOnce() -> String) -> Result<()> {
+        if self.get(&key)?.is_some() {
+            return Err(StoreError::Conflict(taken()));
+        }
+        self.put(key, value);
+        Ok(())
+    }
+
+    /// The keys of one delivery's due entry and listing entry.
+    fn delivery_index(d: &Delivery) -> (Option<Vec<u8>>, Vec<u8>) {
+        (
+            d.due_at_ms.map(|due| keys::due(&d.endpoint_id, due, &d.id)),
+            pair(keys::DELIVERIES_OF, &d.endpoint_id, &d.seq.to_be_bytes()),
+        )
+    }
+}
+
+impl Writes for SledTxn {
+    async fn insert_workspace(&mut self, workspace: &Workspace) -> Result<()> {
+        component("workspace id", &workspace.id)?;
+        let key = cat(&[keys::WORKSPACE, workspace.id.as_bytes()]);
+        self.insert_new(key, encode(workspace), || {
+            format!("workspace {} already exists", workspace.id)
+        })
+    }
+
+    async fn insert_smtp_account(&mut self, account: &SmtpAccount) -> Result<()> {
+        component("username", &account.username)?;
+        component("workspace id", &account.workspace_id)?;
+        let key = cat(&[keys::ACCOUNT, account.username.as_bytes()]);
+        self.insert_new(key, encode(account), || {
+            format!("smtp account {} already exists", account.username)
+        })?;
+        self.put(
+            pair(keys::ACCOUNTS_OF, &account.workspace_id, account.username.as_bytes()),
+            Vec::new(),
+        );
+        Ok(())
+    }
+
+    async fn insert_api_key(&mut self, key: &ApiKey) -> Result<()> {
+        component("key digest", &key.digest)?;
+        component("workspace id", &key.workspace_id)?;
+        let k = cat(&[keys::API_KEY, key.digest.as_bytes()]);
+        self.insert_new(k, encode(key), || "an API key with this digest exists".into())?;
+        self.put(
+            pair(keys::KEYS_OF, &key.workspace_id, key.id.as_bytes()),
+            key.digest.as_bytes().to_vec(),
+        );
+        Ok(())
+    }
+
+    async fn insert_sender_domain(&mut self, domain: &SenderDomain) -> Result<()> {
+        component("domain", &domain.domain)?;
+        component("workspace id", &domain.workspace_id)?;
+        let key = cat(&[keys::DOMAIN, domain.domain.as_bytes()]);
+        self.insert_new(key, encode(domain), || {
+            format!("domain {} is already registered", domain.domain)
+        })?;
+        self.put(
+            pair(keys::DOMAINS_OF, &domain.workspace_id, domain.domain.as_bytes()),
+            Vec::new(),
+        );
+        Ok(())
+    }
+
+    async fn append_event(&mut self, event: &Event) -> Result<StoredEvent> {
+        let ws = &event.workspace_id;
+        component("workspace id", ws)?;
+        let body = String::from_utf8(event.to_json()).expect("JSON is UTF-8");
+        let stored = StoredEvent {
+            seq: self.next_id()?,
+            at_ms: event.timestamp.ms(),
+            id: event.id.clone(),
+            workspace_id: ws.clone(),
+            event_type: Some(event.event_type()),
+            message_id: event.data.message_id().map(str::to_string),
+            event: serde_json::value::RawValue::from_string(body)
+                .map_err(|e| StoreError::Corrupt(format!("event envelope: {e}")))?,
+        };
+        self.put(keys::event(ws, stored.seq), encode(&stored));
+        self.put(
+            cat(&[keys::EVENT_BY_ID, stored.id.as_bytes()]),
+            cat(&[ws.as_bytes(), b"\0", &stored.seq.to_be_bytes()]),
+        );
+        if let Some(msg) = &stored.message_id {
+            self.put(keys::event_by_message(ws, msg, stored.seq), Vec::new());
+        }
+        Ok(stored)
+    }
+
+    async fn set_cursor(&mut self, name: &str, value: u64) -> Result<()> {
+        self.put(cat(&[keys::CURSOR, name.as_bytes()]), value.to_be_bytes().to_vec());
+        Ok(())
+    }
+
+    async fn put_endpoint(&mut self, endpoint: &Endpoint) -> Result<()> {
+        component("endpoint id", &endpoint.id)?;
+        component("workspace id", &endpoint.workspace_id)?;
+        self.put(cat(&[keys::ENDPOINT, endpoint.id.as_bytes()]), encode(endpoint));
+        self.put(
+            pair(keys::ENDPOINTS_OF, &endpoint.workspace_id, endpoint.id.as_bytes()),
+            Vec::new(),
+        );
+        Ok(())
+    }
+
+    async fn delete_endpoint(&mut self, id: &str) -> Result<bool> {
+        let key = cat(&[keys::ENDPOINT, id.as_bytes()]);
+        let Some(ep) = self.get_json::<Endpoint>(&key)? else {
+            return Ok(false);
+        };
+        self.remove(key);
+        self.remove(pair(keys::ENDPOINTS_OF, &ep.workspace_id, id.as_bytes()));
+        for (due, _) in self.scan_prefix(&group(keys::DUE, id))? {
+            self.remove(due);
+        }
+        for (listing, delivery) in self.scan_prefix(&group(keys::DELIVERIES_OF, id))? {
+            self.remove(cat(&[keys::DELIVERY, &delivery]));
+            self.remove(listing);
+        }
+        Ok(true)
+    }
+
+    async fn insert_delivery(&mut self, delivery: &mut Delivery) -> Result<()> {
+        component("delivery id", &delivery.id)?;
+        component("endpoint id", &delivery.endpoint_id)?;
+        delivery.seq = self.next_id()?;
+        let (due, listing) = SledTxn::delivery_index(delivery);
+        if let Some(due) = due {
+            self.put(due, Vec::new());
+        }
+        self.put(listing, delivery.id.as_bytes().to_vec());
+        self.put(cat(&[keys::DELIVERY, delivery.id.as_bytes()]), encode(&*delivery));
+        Ok(())
+    }
+
+    async fn put_delivery(&mut self, delivery: &Delivery) -> Result<()> {
+        let key = cat(&[keys::DELIVERY, delivery.id.as_bytes()]);
+        let old: Option<Delivery> = self.get_json(&key)?;
+        let Some(old) = old else {
+            return Err(StoreError::Invalid(format!(
+                "delivery {} does not exist",
+                delivery.id
+            )));
+        };
+        let (old_due, _) = SledTxn::delivery_index(&old);
+        let (new_due, _) = SledTxn::delivery_index(delivery);
+        if old_due != new_due {
+            if let Some(k) = old_due {
+                self.remove(k);
+            }
+            if let Some(k) = new_due {
+                self.put(k, Vec::new());
+            }
+        }
+        self.put(key, encode(delivery));
+        Ok(())
+    }
+
+    async fn prune_events(&mut self, cutoff_ms: i64, limit: usize) -> Result<(u64, bool)> {
+        let mut doomed = Vec::new();
+        let more = walk_groups(self, keys::EVENT, limit, |key, raw| {
+            let stored = decode_event(key, raw)?;
+            if stored.at_ms >= cutoff_ms {
+                return Ok(Visit::Stop);
+            }
+            let mut keys = vec![key.to_vec(), cat(&[keys::EVENT_BY_ID, stored.id.as_bytes()])];
+            if let Some(msg) = &stored.message_id {
+                keys.push(keys::event_by_message(&stored.workspace_id, msg, stored.seq));
+            }
+            doomed.push(keys);
+            Ok(Visit::Take)
+        })?;
+        let n = doomed.len() as u64;
+        for key in doomed.into_iter().flatten() {
+            self.remove(key);
+        }
+        Ok((n, more))
+    }
+
+    async fn prune_deliveries(&mut self, cutoff_ms: i64, limit: usize) -> Result<(u64, bool)> {
+        let mut doomed = Vec::new();
+        let more = walk_groups(self, keys::DELIVERIES_OF, limit, |key, id| {
+            let found: Option<Delivery> = self.get_json(&cat(&[keys::DELIVERY, id]))?;
+            Ok(match found {
+                Some(d) if d.created_at_ms >= cutoff_ms => Visit::Stop,
+                Some(d) if !d.past_retention(cutoff_ms) => Visit::Keep,
+                _ => {
+                    doomed.push((key.to_vec(), cat(&[keys::DELIVERY, id])));
+                    Visit::Take
+                }
+            })
+        })?;
+        let n = doomed.len() as u64;
+        for (listing, record) in doomed {
+            self.remove(listing);
+            self.remove(record);
+        }
+        Ok((n, more))
+    }
+}
+
+/// What a retention walk does with one entry.
+enum Visit {
+    /// Delete it and go on.
+    Take,
+    /// Keep it and go on with the group.
+    Keep,
+    /// Keep it and everything after it in the group.
+    Stop,
+}
+
+/// Walks every group under `family` (keys `<family><group>\0<seq>`, oldest
+/// first within a group) until `limit` entries are taken; reads only what
+/// it takes plus one entry per group. Returns whether it stopped at the
+/// limit (more may be due).
+fn walk_groups<K: Kv>(
+    kv: &K,
+    family: &[u8],
+    limit: usize,
+    mut visit: impl FnMut(&[u8], &[u8]) -> Result<Visit>,
+) -> Result<bool> {
+    let end = prefix_end(family);
+    let mut from = family.to_vec();
+    let mut taken = 0;
+    loop {
+        let Some((first, _)) = kv.scan(&from, &end, false, 1)?.pop() else {
+            return Ok(false);
+        };
+        let Some(nul) = first[family.len()..].iter().position(|b| *b == 0) else {
+            // Not of the group shape: step over it.
+            from = cat(&[&first, &[0]]);
+            continue;
+        };
+        let group_end = cat(&[&first[..family.len() + nul], &[1]]);
+        let mut at = first.clone();
+        'group: loop {
+            let batch = kv.scan(&at, &group_end, false, 256)?;
+            let Some((last, _)) = batch.last() else {
+                break;
+            };
+            at = cat(&[last, &[0]]);
+            for (key, value) in &batch {
+                if taken >= limit {
+                    return Ok(true);
+                }
+                match visit(key, value)? {
+                    Visit::Take => taken += 1,
+                    Visit::Keep => {}
+                    Visit::Stop => break 'group,
+                }
+            }
+        }
+        from = group_end;
+    }
+}

@@ -1,0 +1,443 @@
+//! The conformance suite of the storage traits: what every backend must do,
+//! written against `Store` and `Txn` only. Each backend runs all of it (today:
+//! sled, on a real database in a temporary directory); a new backend adds one
+//! `#[tokio::test]` that opens it and calls [`conformance`].
+
+use std::time::Duration;
+
+use rackwave_core::event::{EmailEvent, EventType, MessageRef, Ping};
+use rackwave_core::{Platform, Product, Timestamp};
+use rackwave_store::*;
+
+const T0: i64 = 1_780_825_140_000;
+
+/// Every check of the suite, on a fresh, empty store.
+async fn conformance(store: &Store) {
+    workspaces_and_credentials(store).await;
+    transactions(store).await;
+    event_log(store).await;
+    outbox(store).await;
+}
+
+fn workspace(id: &str) -> Workspace {
+    Workspace {
+        id: id.into(),
+        name: format!("name of {id}"),
+        daily_quota: Some(10),
+        created_at: "2026-06-07T09:39:00Z".into(),
+    }
+}
+
+fn account(ws: &str, username: &str) -> SmtpAccount {
+    SmtpAccount {
+        workspace_id: ws.into(),
+        username: username.into(),
+        password_hash: "$argon2id$…".into(),
+        daily_quota: 100,
+        created_at: "2026-06-07T09:39:00Z".into(),
+    }
+}
+
+fn domain(ws: &str, name: &str) -> SenderDomain {
+    SenderDomain {
+        workspace_id: ws.into(),
+        domain: name.into(),
+        selector: "rw202606".into(),
+        algorithm: DkimAlgorithm::Ed25519,
+        private_key: "cHJpdmF0ZQ==".into(),
+        public_key: "cHVibGlj".into(),
+        created_at: "2026-06-07T09:39:00Z".into(),
+    }
+}
+
+async fn workspaces_and_credentials(store: &Store) {
+    let mut tx = store.begin().await.unwrap();
+    for id in ["ws_a", "ws_ab", "ws_b"] {
+        tx.insert_workspace(&workspace(id)).await.unwrap();
+    }
+    assert!(matches!(
+        tx.insert_workspace(&workspace("ws_a")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        tx.insert_workspace(&workspace("bad\0id")).await,
+        Err(StoreError::Invalid(_))
+    ));
+    tx.insert_smtp_account(&account("ws_a", "alice")).await.unwrap();
+    tx.insert_smtp_account(&account("ws_a", "carol")).await.unwrap();
+    tx.insert_smtp_account(&account("ws_ab", "dave")).await.unwrap();
+    // A username is global: another workspace cannot take it.
+    assert!(matches!(
+        tx.insert_smtp_account(&account("ws_b", "alice")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let key = ApiKey {
+        id: "key_1".into(),
+        digest: "d1".into(),
+        workspace_id: "ws_a".into(),
+        platform: Platform::Telnxo,
+        prefix: "rw_telnxo_1234".into(),
+        created_at: "2026-06-07T09:39:00Z".into(),
+    };
+    tx.insert_api_key(&key).await.unwrap();
+    tx.insert_sender_domain(&domain("ws_a", "a.example")).await.unwrap();
+    assert!(matches!(
+        tx.insert_sender_domain(&domain("ws_b", "a.example")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    tx.commit().await.unwrap();
+
+    assert_eq!(store.workspace("ws_a").await.unwrap(), Some(workspace("ws_a")));
+    assert_eq!(store.workspace("ws_nope").await.unwrap(), None);
+    let ids: Vec<String> = store.workspaces().await.unwrap().into_iter().map(|w| w.id).collect();
+    assert_eq!(ids, ["ws_a", "ws_ab", "ws_b"]);
+    let names = |v: Vec<SmtpAccount>| v.into_iter().map(|a| a.username).collect::<Vec<_>>();
+    // "ws_a" is a prefix of "ws_ab": their listings stay apart.
+    assert_eq!(names(store.smtp_accounts_of("ws_a").await.unwrap()), ["alice", "carol"]);
+    assert_eq!(names(store.smtp_accounts_of("ws_ab").await.unwrap()), ["dave"]);
+    assert!(store.smtp_accounts_of("ws_b").await.unwrap().is_empty());
+    assert_eq!(
+        store.smtp_account("alice").await.unwrap().unwrap().workspace_id,
+        "ws_a"
+    );
+    assert_eq!(store.api_key("d1").await.unwrap(), Some(key.clone()));
+    assert_eq!(store.api_keys_of("ws_a").await.unwrap(), [key]);
+    assert!(store.api_keys_of("ws_ab").await.unwrap().is_empty());
+    assert_eq!(store.sender_domains_of("ws_a").await.unwrap().len(), 1);
+    assert!(store.sender_domains_of("ws_b").await.unwrap().is_empty());
+    assert_eq!(
+        store.sender_domain("a.example").await.unwrap().unwrap().workspace_id,
+        "ws_a"
+    );
+}
+
+async fn transactions(store: &Store) {
+    // A transaction reads its own writes, in point reads and listings.
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_workspace(&workspace("ws_t")).await.unwrap();
+    tx.put_endpoint(&endpoint("ep_t1", "ws_t", 1)).await.unwrap();
+    assert!(tx.workspace("ws_t").await.unwrap().is_some());
+    assert_eq!(tx.endpoints_of("ws_t").await.unwrap().len(), 1);
+    // Not visible outside before the commit.
+    let outside = store.clone();
+    assert!(outside.workspace("ws_t").await.unwrap().is_none());
+    // Dropped: nothing happened.
+    drop(tx);
+    assert!(store.workspace("ws_t").await.unwrap().is_none());
+    assert!(store.endpoints_of("ws_t").await.unwrap().is_empty());
+
+    // Read-modify-write transactions from many tasks never lose an update.
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for _ in 0..25 {
+                    let mut tx = store.begin().await.unwrap();
+                    let n = tx.cursor("counter").await.unwrap();
+                    tokio::task::yield_now().await;
+                    tx.set_cursor("counter", n + 1).await.unwrap();
+                    tx.commit_eventually().await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(store.cursor("counter").await.unwrap(), 200);
+    assert_eq!(store.cursor("never set").await.unwrap(), 0);
+}
+
+fn email_event(ws: &str, at: i64, msg: &str, e: EmailEvent) -> rackwave_core::event::Event {
+    let message = MessageRef {
+        message_id: msg.into(),
+        queue_id: "Q1".into(),
+        to: "to@example.org".into(),
+        from: "from@example.com".into(),
+        subject: None,
+        status: Default::default(),
+    };
+    rackwave_core::event::Event::new(ws, Timestamp(at), e.data(message, Timestamp(at), 1, None))
+}
+
+async fn event_log(store: &Store) {
+    let mut tx = store.begin().await.unwrap();
+    let mut stored = Vec::new();
+    for i in 1..=10i64 {
+        let e = if i % 2 == 0 { EmailEvent::Delivered } else { EmailEvent::Queued };
+        let ev = email_event("ws_e", T0 + 1000 * i, &format!("msg_{}", i % 3), e);
+        stored.push(tx.append_event(&ev).await.unwrap());
+    }
+    let ping = rackwave_core::event::Event::new(
+        "ws_e",
+        Timestamp(T0 + 20_000),
+        Ping {
+            endpoint_id: "ep".into(),
+            sent_at: Timestamp(T0),
+        },
+    );
+    tx.append_event(&ping).await.unwrap();
+    tx.commit().await.unwrap();
+    // Sequence numbers grow in order of storing.
+    assert!(stored.windows(2).all(|w| w[0].seq < w[1].seq));
+    // The envelope is kept byte for byte.
+    let first = store.event("ws_e", stored[0].seq).await.unwrap().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(first.body()).unwrap();
+    assert_eq!(v["event"], "email.queued");
+    assert_eq!(v["data"]["message_id"], "msg_1");
+    assert_eq!(first.event_type, Some(EventType::EmailQueued));
+    assert_eq!(
+        store.event_by_id(&stored[3].id).await.unwrap().unwrap().seq,
+        stored[3].seq
+    );
+    assert!(store.event_by_id("evt_nope").await.unwrap().is_none());
+
+    let ids = |page: &Page<StoredEvent>| page.items.iter().map(|e| e.id.clone()).collect::<Vec<_>>();
+    // Newest first, pages of 4, through the whole log.
+    let all = EventQuery::default();
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store.events("ws_e", &all, cursor.as_deref(), 4).await.unwrap();
+        seen.extend(ids(&page));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 11);
+    assert_eq!(seen[1], stored[9].id);
+    assert_eq!(seen[10], stored[0].id);
+
+    // Type, product and time filters, oldest first.
+    let q = EventQuery {
+        types: vec![EventType::EmailDelivered],
+        since_ms: Some(T0 + 4000),
+        until_ms: Some(T0 + 9000),
+        ascending: true,
+        ..Default::default()
+    };
+    let page = store.events("ws_e", &q, None, 50).await.unwrap();
+    assert_eq!(ids(&page), [stored[3].id.clone(), stored[5].id.clone(), stored[7].id.clone()]);
+    let q = EventQuery {
+        products: vec![Product::Rackwave],
+        ..Default::default()
+    };
+    assert_eq!(store.events("ws_e", &q, None, 50).await.unwrap().items.len(), 1);
+    // By message, through its index, paged.
+    let q = EventQuery {
+        message_id: Some("msg_1".into()),
+        ..Default::default()
+    };
+    let page = store.events("ws_e", &q, None, 2).await.unwrap();
+    assert_eq!(ids(&page), [stored[9].id.clone(), stored[6].id.clone()]);
+    let page = store
+        .events("ws_e", &q, page.next_cursor.as_deref(), 2)
+        .await
+        .unwrap();
+    assert_eq!(ids(&page), [stored[3].id.clone(), stored[0].id.clone()]);
+    // Another workspace sees nothing; a cursor we did not issue is invalid.
+    assert!(store.events("ws_x", &all, None, 5).await.unwrap().items.is_empty());
+    assert!(matches!(
+        store.events("ws_e", &all, Some("zz"), 5).await,
+        Err(StoreError::Invalid(_))
+    ));
+
+    // Pruning takes the old ones, in bounded steps, with their indexes.
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.prune_events(T0 + 3500, 2).await.unwrap(), (2, true));
+    assert_eq!(tx.prune_events(T0 + 3500, 2).await.unwrap(), (1, false));
+    tx.commit().await.unwrap();
+    assert!(store.event_by_id(&stored[0].id).await.unwrap().is_none());
+    let q = EventQuery {
+        message_id: Some("msg_1".into()),
+        ..Default::default()
+    };
+    assert_eq!(store.events("ws_e", &q, None, 50).await.unwrap().items.len(), 3);
+    assert_eq!(store.events("ws_e", &all, None, 50).await.unwrap().items.len(), 8);
+}
+
+fn endpoint(id: &str, ws: &str, created: i64) -> Endpoint {
+    Endpoint {
+        id: id.into(),
+        workspace_id: ws.into(),
+        platform: Platform::Migosmtp,
+        url: "http://127.0.0.1:9/hook".into(),
+        event_types: vec![],
+        enabled: true,
+        description: None,
+        secrets: vec![Secret {
+            secret: "whsec_x".into(),
+            created_at_ms: created,
+            expires_at_ms: None,
+        }],
+        created_at_ms: created,
+        updated_at_ms: created,
+    }
+}
+
+fn delivery(id: &str, ep: &str, due: Option<i64>, state: DeliveryState) -> Delivery {
+    Delivery {
+        id: id.into(),
+        endpoint_id: ep.into(),
+        workspace_id: "ws_o".into(),
+        event_id: "evt_1".into(),
+        event_type: EventType::EmailQueued,
+        event_seq: 1,
+        state,
+        created_at_ms: T0,
+        first_attempt_at_ms: None,
+        next_attempt_at_ms: due,
+        due_at_ms: due,
+        resend: false,
+        attempts: vec![],
+        seq: 0,
+    }
+}
+
+async fn outbox(store: &Store) {
+    let mut tx = store.begin().await.unwrap();
+    tx.put_endpoint(&endpoint("ep_2", "ws_o", 2)).await.unwrap();
+    tx.put_endpoint(&endpoint("ep_1", "ws_o", 1)).await.unwrap();
+    tx.put_endpoint(&endpoint("ep_3", "ws_other", 3)).await.unwrap();
+    let mut d1 = delivery("whd_1", "ep_1", Some(T0), DeliveryState::Pending);
+    let mut d2 = delivery("whd_2", "ep_1", Some(T0 + 10), DeliveryState::Pending);
+    let mut d3 = delivery("whd_3", "ep_2", Some(T0 + 5), DeliveryState::Pending);
+    let mut d4 = delivery("whd_4", "ep_2", None, DeliveryState::Succeeded);
+    for d in [&mut d1, &mut d2, &mut d3, &mut d4] {
+        tx.insert_delivery(d).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    assert!(d1.seq < d2.seq && d2.seq < d3.seq && d3.seq < d4.seq);
+
+    let eps: Vec<String> = store.endpoints_of("ws_o").await.unwrap().into_iter().map(|e| e.id).collect();
+    assert_eq!(eps, ["ep_1", "ep_2"], "oldest first");
+    assert_eq!(store.endpoint("ep_3").await.unwrap().unwrap().workspace_id, "ws_other");
+
+    // What is due, by endpoint, and by time.
+    assert_eq!(store.due_endpoints(None, T0 - 1, 10).await.unwrap(), Vec::<String>::new());
+    assert_eq!(store.due_endpoints(None, T0, 10).await.unwrap(), ["ep_1"]);
+    assert_eq!(store.due_endpoints(None, T0 + 5, 10).await.unwrap(), ["ep_1", "ep_2"]);
+    assert_eq!(store.due_endpoints(Some("ep_1"), T0 + 5, 10).await.unwrap(), ["ep_2"]);
+    assert_eq!(store.due_endpoints(None, T0 + 5, 1).await.unwrap(), ["ep_1"]);
+    assert_eq!(store.due_deliveries("ep_1", T0 + 10, 10).await.unwrap(), ["whd_1", "whd_2"]);
+    assert_eq!(store.due_deliveries("ep_1", T0 + 9, 10).await.unwrap(), ["whd_1"]);
+    assert_eq!(store.due_deliveries("ep_1", T0 + 10, 1).await.unwrap(), ["whd_1"]);
+
+    // Replacing a delivery moves its due entry.
+    let mut tx = store.begin().await.unwrap();
+    d1.due_at_ms = Some(T0 + 100);
+    d1.state = DeliveryState::Retrying;
+    tx.put_delivery(&d1).await.unwrap();
+    d2.due_at_ms = None;
+    d2.state = DeliveryState::Succeeded;
+    tx.put_delivery(&d2).await.unwrap();
+    assert!(matches!(
+        tx.put_delivery(&delivery("whd_nope", "ep_1", None, DeliveryState::Failed)).await,
+        Err(StoreError::Invalid(_))
+    ));
+    tx.commit().await.unwrap();
+    assert!(store.due_deliveries("ep_1", T0 + 99, 10).await.unwrap().is_empty());
+    assert_eq!(store.due_deliveries("ep_1", T0 + 100, 10).await.unwrap(), ["whd_1"]);
+    assert_eq!(store.delivery("whd_1").await.unwrap().unwrap().state, DeliveryState::Retrying);
+
+    // Listing newest first, by state, in pages.
+    let page = store.deliveries_of("ep_1", None, None, 1).await.unwrap();
+    assert_eq!(page.items[0].id, "whd_2");
+    let page = store
+        .deliveries_of("ep_1", None, page.next_cursor.as_deref(), 1)
+        .await
+        .unwrap();
+    assert_eq!(page.items[0].id, "whd_1");
+    assert!(page.next_cursor.is_none());
+    let retrying = store
+        .deliveries_of("ep_1", Some(DeliveryState::Retrying), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(retrying.items.len(), 1);
+
+    // Retention keeps young and unfinished deliveries.
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.prune_deliveries(T0, 10).await.unwrap(), (0, false));
+    assert_eq!(tx.prune_deliveries(T0 + 1, 10).await.unwrap(), (2, false));
+    tx.commit().await.unwrap();
+    assert!(store.delivery("whd_2").await.unwrap().is_none());
+    assert!(store.delivery("whd_4").await.unwrap().is_none());
+    assert!(store.delivery("whd_1").await.unwrap().is_some());
+
+    // Deleting an endpoint takes its deliveries along.
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.delete_endpoint("ep_1").await.unwrap());
+    assert!(!tx.delete_endpoint("ep_1").await.unwrap());
+    tx.commit().await.unwrap();
+    assert!(store.delivery("whd_1").await.unwrap().is_none());
+    assert!(store.due_endpoints(None, i64::MAX / 2, 10).await.unwrap() == ["ep_2"]);
+    assert_eq!(store.endpoints_of("ws_o").await.unwrap().len(), 1);
+}
+
+fn sled_store(path: &std::path::Path) -> Store {
+    let db = rackwave_store::sled::open_db(path, 16).unwrap();
+    Store::sled(db).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sled_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    conformance(&sled_store(&dir.path().join("db"))).await;
+}
+
+#[tokio::test]
+async fn sled_durable_commits_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    {
+        let store = sled_store(&path);
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_workspace(&workspace("ws_d")).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    // The lock is let go a moment after the last handle.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let store = sled_store(&path);
+    assert!(store.workspace("ws_d").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn sled_moves_the_trees_of_earlier_versions_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    {
+        let db = rackwave_store::sled::open_db(&path, 16).unwrap();
+        let put = |tree: &str, key: &str, value: serde_json::Value| {
+            db.open_tree(tree)
+                .unwrap()
+                .insert(key, serde_json::to_vec(&value).unwrap())
+                .unwrap();
+        };
+        put("workspaces", "ws_old", serde_json::to_value(workspace("ws_old")).unwrap());
+        put("smtp_accounts", "olduser", serde_json::to_value(account("ws_old", "olduser")).unwrap());
+        put(
+            "api_keys",
+            "abc123",
+            serde_json::json!({"id": "key_o", "workspace_id": "ws_old", "platform": "migosmtp",
+                               "prefix": "rw_migosmtp_0", "created_at": "2026-01-01T00:00:00Z"}),
+        );
+        put("sender_domains", "old.example", serde_json::to_value(domain("ws_old", "old.example")).unwrap());
+        db.flush().unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let db = rackwave_store::sled::open_db(&path, 16).unwrap();
+    let store = Store::sled(db.clone()).unwrap();
+    assert!(store.workspace("ws_old").await.unwrap().is_some());
+    assert_eq!(store.smtp_accounts_of("ws_old").await.unwrap()[0].username, "olduser");
+    let key = store.api_key("abc123").await.unwrap().unwrap();
+    assert_eq!((key.id.as_str(), key.digest.as_str()), ("key_o", "abc123"));
+    assert_eq!(store.api_keys_of("ws_old").await.unwrap().len(), 1);
+    assert_eq!(store.sender_domains_of("ws_old").await.unwrap()[0].domain, "old.example");
+    let names: Vec<String> = db
+        .tree_names()
+        .iter()
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n == "workspaces" || n == "smtp_accounts"), "{names:?}");
+}

@@ -1,0 +1,72 @@
+//! The real `rackwave` binary, for tests that kill and restart it.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A loopback address with a port that was free a moment ago.
+pub fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// A running server process, killed when dropped: a test that fails
+/// halfway must not leave a server behind (it would also hold the test
+/// harness's output pipe open, so the run would never finish).
+pub struct Running(Child);
+
+impl std::ops::Deref for Running {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // Untracked before it is reaped: once reaped, its pid may be reused.
+        super::watchdog::untrack(self.0.id());
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `<bin> serve --config <config>`; `bin` is the `rackwave` binary under
+/// test (`env!("CARGO_BIN_EXE_rackwave")` in the root package's tests).
+pub fn spawn(bin: &str, config: &Path) -> Running {
+    super::watchdog::arm();
+    let child = Command::new(bin)
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start rackwave");
+    super::watchdog::track(child.id());
+    Running(child)
+}
+
+/// Waits until `GET /healthz` answers on the HTTP address.
+pub async fn wait_ready(http: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let url = format!("http://{http}/healthz");
+    while Instant::now() < deadline {
+        if let Ok(r) = reqwest::get(&url).await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("server did not become ready");
+}
