@@ -7,31 +7,33 @@
 //! `cargo bench --bench webhooks` (N = 2000), or
 //! `cargo bench --bench webhooks -- 10000` for another N.
 
-#[path = "../tests/common/receiver.rs"]
-#[allow(dead_code)]
-mod receiver;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rackwave::clock::Clock;
 use rackwave::config::Config;
-use rackwave::events::{EventType, Product};
 use rackwave::server::Server;
-use receiver::Receiver;
-use serde_json::json;
+use rackwave_core::event::{EmailQueued, MessageRef};
+use rackwave_core::{Clock, Platform, Timestamp};
+use rackwave_testkit::receiver::{self, Receiver};
 
 const ENDPOINTS: usize = 10;
 const PRODUCERS: usize = 16;
 /// Events per second of the latency phase.
 const RATE: usize = 100;
 
-fn data(i: usize) -> serde_json::Value {
-    json!({
-        "message_id": format!("msg_{i:016x}"), "to": format!("r{i}@example.test"),
-        "from": "app@example.test", "subject": "bench", "queued_at": "2026-06-07T09:39:00Z",
-    })
+fn data(i: usize) -> EmailQueued {
+    EmailQueued {
+        message: MessageRef {
+            message_id: format!("msg_{i:016x}"),
+            queue_id: format!("{i:016X}"),
+            to: format!("r{i}@example.test"),
+            from: "app@example.test".into(),
+            subject: Some("bench".into()),
+            status: Default::default(),
+        },
+        queued_at: Timestamp(1_780_825_140_000),
+    }
 }
 
 async fn wait_all(rx: &Receiver, total: usize) -> Vec<receiver::Received> {
@@ -112,11 +114,10 @@ async fn run(n: usize) {
         let path = format!("ep{i}");
         let ep = server
             .events
-            .endpoints()
-            .create(
+            .create_endpoint(
                 &ws,
-                rackwave::accounts::Platform::Migosmtp,
-                rackwave::events::NewEndpoint {
+                Platform::Migosmtp,
+                rackwave_events::NewEndpoint {
                     url: rx.url(&path),
                     ..Default::default()
                 },
@@ -138,10 +139,7 @@ async fn run(n: usize) {
         producers.push(tokio::spawn(async move {
             for i in (p..n).step_by(PRODUCERS) {
                 let at = Instant::now();
-                let ev = events
-                    .emit(&ws, Product::Migosmtp, EventType::EmailQueued, data(i))
-                    .await
-                    .unwrap();
+                let ev = events.emit(&ws, data(i)).await.unwrap();
                 emitted.lock().unwrap().insert(ev.id, at);
             }
         }));
@@ -186,10 +184,7 @@ async fn run(n: usize) {
         let emitted = emitted.clone();
         tasks.push(tokio::spawn(async move {
             let at = Instant::now();
-            let ev = events
-                .emit(&ws, Product::Migosmtp, EventType::EmailQueued, data(n + i))
-                .await
-                .unwrap();
+            let ev = events.emit(&ws, data(n + i)).await.unwrap();
             emitted.lock().unwrap().insert(ev.id, at);
         }));
     }

@@ -43,10 +43,19 @@ impl Collector for SpoolCollector {
                 "fsyncs of the spool (shared by group commit)",
                 stats.flushes,
             ),
-            ("spool_commits", "Spool write batches committed", stats.commits),
+            (
+                "spool_commits",
+                "Spool write batches committed",
+                stats.commits,
+            ),
         ] {
             let counter = ConstCounter::new(value);
-            counter.encode(encoder.encode_descriptor(name, help, None, counter.metric_type())?)?;
+            counter.encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                counter.metric_type(),
+            )?)?;
         }
         let seconds = ConstCounter::new(stats.total_flush_nanos as f64 / 1e9);
         seconds.encode(encoder.encode_descriptor(

@@ -60,6 +60,7 @@ pub struct Server {
     /// generated into the data directory).
     pub admin_token: String,
     pub spool: Spool,
+    pub accounts: Accounts,
     pub clock: Clock,
     /// The delivery engine, unless `[delivery] enabled = false`.
     pub delivery: Option<DeliveryEngine>,
@@ -87,7 +88,8 @@ impl Server {
             source,
         };
         // One embedded database: the spool's tree and the store's.
-        let db = rackwave_store::sled::open_db(&db_path, config.storage.cache_mb).map_err(storage)?;
+        let db =
+            rackwave_store::sled::open_db(&db_path, config.storage.cache_mb).map_err(storage)?;
         let store = Store::sled(db.clone()).map_err(storage)?;
         let spool = Spool::open(
             &db,
@@ -201,7 +203,7 @@ impl Server {
             .local_addr()
             .expect("bound socket has an address");
         let state = rackwave_http::AppState::new(rackwave_http::Parts {
-            accounts,
+            accounts: accounts.clone(),
             domains,
             spool: spool.clone(),
             events: events.clone(),
@@ -228,6 +230,7 @@ impl Server {
             http_addr,
             admin_token,
             spool,
+            accounts,
             clock,
             delivery,
             events,

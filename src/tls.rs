@@ -42,7 +42,8 @@ pub(crate) fn load_or_generate(
             let dir = data_dir.join("tls");
             let (c, k) = (dir.join("cert.pem"), dir.join("key.pem"));
             if !c.exists() || !k.exists() {
-                let (cert_pem, key_pem) = tls::self_signed(hostname).map_err(|e| fail(&dir, e.0))?;
+                let (cert_pem, key_pem) =
+                    tls::self_signed(hostname).map_err(|e| fail(&dir, e.0))?;
                 std::fs::create_dir_all(&dir).map_err(|e| fail(&dir, e.to_string()))?;
                 write_secret(&k, key_pem.as_bytes()).map_err(|e| fail(&k, e.to_string()))?;
                 std::fs::write(&c, cert_pem).map_err(|e| fail(&c, e.to_string()))?;

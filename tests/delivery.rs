@@ -7,11 +7,11 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use rackwave::config::Config;
+use rackwave_bench::sink::{start_on_same_port, Action, Script, Sink, SinkConfig, Step};
+use rackwave_delivery::{ShapingOverride, TlsPolicy};
 use rackwave_testkit::dns::{self, loopback, DnsServer};
 use rackwave_testkit::*;
-use rackwave_bench::sink::{start_on_same_port, Action, Script, Sink, SinkConfig, Step};
-use rackwave::config::Config;
-use rackwave_delivery::{ShapingOverride, TlsPolicy};
 use serde_json::{json, Value};
 
 /// An address nothing listens on: a mail server that is down.
@@ -407,7 +407,10 @@ async fn silent_server_times_out_and_defers() {
     let reason = detail["defer_reason"].as_str().unwrap();
     assert!(reason.contains("timed out"), "{reason}");
     assert_eq!(attempt["attempt_number"], 1);
-    assert_eq!(detail["classified_by"], "local: no MX host could be reached");
+    assert_eq!(
+        detail["classified_by"],
+        "local: no MX host could be reached"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,7 +19,6 @@ fn spawn(config: &std::path::Path) -> rackwave_testkit::binary::Running {
     rackwave_testkit::binary::spawn(env!("CARGO_BIN_EXE_rackwave"), config)
 }
 
-
 struct Ports {
     smtp: SocketAddr,
     smtps: SocketAddr,

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use rackwave_testkit::{message, plain, queue_id, start, start_with, RawSmtp, SmtpReply, TestServer};
+use rackwave_testkit::{
+    message, plain, queue_id, start, start_with, RawSmtp, SmtpReply, TestServer,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 

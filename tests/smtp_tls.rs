@@ -4,13 +4,13 @@
 
 use std::time::Duration;
 
-use rackwave_testkit::{plain, start, start_with, Account, RawSmtp, SmtpReply, TestServer};
 use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::transport::smtp::response::Response;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use rackwave_testkit::{plain, start, start_with, Account, RawSmtp, SmtpReply, TestServer};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

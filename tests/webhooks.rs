@@ -7,19 +7,18 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use rackwave_core::event::{EventType, InvoicePaid, TrialActivated};
+use rackwave_core::Timestamp;
+use rackwave_events::Pruned;
 use rackwave_testkit::binary::{free_addr, wait_ready};
 use rackwave_testkit::receiver::{Behavior, Receiver};
 use rackwave_testkit::*;
-use rackwave_events::Pruned;
-use rackwave_core::event::{EventType, InvoicePaid, TrialActivated};
-use rackwave_core::Timestamp;
 use serde_json::{json, Value};
 
 /// The `rackwave` binary under test, serving `config`.
 fn spawn(config: &std::path::Path) -> rackwave_testkit::binary::Running {
     rackwave_testkit::binary::spawn(env!("CARGO_BIN_EXE_rackwave"), config)
 }
-
 
 const MIN: i64 = 60_000;
 const HOUR: i64 = 60 * MIN;
@@ -350,10 +349,7 @@ async fn four_failures_then_success_at_the_seed_offsets() {
     let attempts = d["attempts"].as_array().unwrap();
     assert_eq!(attempts.len(), 5, "{d}");
     for (a, offset) in attempts.iter().zip(OFFSETS) {
-        assert_eq!(
-            a["at"],
-            rackwave_core::rfc3339(START_MS + offset).as_str()
-        );
+        assert_eq!(a["at"], rackwave_core::rfc3339(START_MS + offset).as_str());
     }
     for a in &attempts[..4] {
         assert_eq!(a["status_code"], 500);
@@ -803,8 +799,8 @@ async fn a_hanging_endpoint_does_not_delay_the_others() {
 /// a real DNS server and SMTP sink play the remote side.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delivery_outcomes_become_events_with_the_seed_fields() {
-    use rackwave_testkit::dns::{self, loopback};
     use rackwave_bench::sink::{start_on_same_port, Action, Script, SinkConfig};
+    use rackwave_testkit::dns::{self, loopback};
 
     let script = Script::default()
         .on_rcpt_containing("busy", Action::reply("450 4.2.1 Mailbox busy, try later"))

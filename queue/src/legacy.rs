@@ -212,7 +212,10 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // No detail in the attempt: the event is kept, with defaults.
-        assert!(matches!(r.delivery_attempts[0].outcome, EmailEvent::Deferred(_)));
+        assert!(matches!(
+            r.delivery_attempts[0].outcome,
+            EmailEvent::Deferred(_)
+        ));
         assert_eq!(r.delivery_attempts[0].sent_at_ms, None);
     }
 

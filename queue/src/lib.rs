@@ -266,7 +266,8 @@ impl Spool {
         }
         // A spool without records has no record to add to the retention
         // index.
-        if tree.get(keys::FINISHED_INDEXED)?.is_none() && tree.scan_prefix(keys::RECORD).next().is_none()
+        if tree.get(keys::FINISHED_INDEXED)?.is_none()
+            && tree.scan_prefix(keys::RECORD).next().is_none()
         {
             tree.insert(keys::FINISHED_INDEXED, &[])?;
         }

@@ -60,7 +60,10 @@ pub async fn run(spool: Spool, clock: Clock, keep_ms: i64, mut shutdown: watch::
     loop {
         match pass(&spool, &clock, keep_ms).await {
             Ok(p) if p.pruned > 0 => {
-                tracing::info!(records = p.pruned, "spool retention: deleted finished messages")
+                tracing::info!(
+                    records = p.pruned,
+                    "spool retention: deleted finished messages"
+                )
             }
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "spool retention pass failed"),

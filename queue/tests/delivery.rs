@@ -352,7 +352,11 @@ async fn delivered_with_sent_at_records_email_sent() {
         .bounce(&ids[1], attempt(T0 + 600, None))
         .await
         .unwrap();
-    let events: Vec<_> = r.history.iter().map(|h| h.event.event_type().as_str()).collect();
+    let events: Vec<_> = r
+        .history
+        .iter()
+        .map(|h| h.event.event_type().as_str())
+        .collect();
     assert_eq!(events, ["email.queued", "email.bounced"]);
     assert_counts(&spool, 0, 0, 1, 1);
 }

@@ -153,7 +153,11 @@ async fn feed_mirrors_every_history_entry() {
     assert_eq!(sent.attempt_number, 1);
     assert_eq!(sent.reply, None);
     assert_eq!(
-        (name(&delivered.event), delivered.message.status, delivered.at_ms),
+        (
+            name(&delivered.event),
+            delivered.message.status,
+            delivered.at_ms
+        ),
         ("email.delivered", Status::Delivered, T0 + 500)
     );
     assert_eq!(delivered.message.message_id, *a);
@@ -166,20 +170,12 @@ async fn feed_mirrors_every_history_entry() {
 
     // Deferred twice (no sent_at): attempt numbers 1 and 2.
     spool
-        .defer(
-            b,
-            T0 + 1_000,
-            attempt(T0 + 600, None, "451 try later"),
-        )
+        .defer(b, T0 + 1_000, attempt(T0 + 600, None, "451 try later"))
         .await
         .unwrap();
     assert_eq!(spool.lease(T0 + 1_000, 10).unwrap().len(), 1);
     spool
-        .defer(
-            b,
-            T0 + 2_000,
-            attempt(T0 + 1_100, None, "421 busy"),
-        )
+        .defer(b, T0 + 2_000, attempt(T0 + 1_100, None, "421 busy"))
         .await
         .unwrap();
     let f = feed(&spool, 5, 10);

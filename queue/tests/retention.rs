@@ -69,10 +69,7 @@ async fn finished_messages_go_after_the_retention_and_pending_ones_stay() {
         .unwrap();
     assert_eq!(spool.lease(T0, 10).unwrap().len(), 4);
     let ids = &a.message_ids;
-    spool
-        .delivered(&ids[0], attempt_at(T0 + 10))
-        .await
-        .unwrap();
+    spool.delivered(&ids[0], attempt_at(T0 + 10)).await.unwrap();
     spool.bounce(&ids[1], attempt_at(T0 + 20)).await.unwrap();
     spool
         .defer(&ids[2], T0 + DAY, attempt_at(T0 + 30))
@@ -83,18 +80,31 @@ async fn finished_messages_go_after_the_retention_and_pending_ones_stay() {
         .await
         .unwrap();
     let before = spool.counts();
-    assert_eq!((before.delivered, before.bounced, before.deferred), (2, 1, 1));
+    assert_eq!(
+        (before.delivered, before.bounced, before.deferred),
+        (2, 1, 1)
+    );
 
     // Nothing finished before T0 + 10.
-    assert_eq!(spool.prune_finished(T0 + 10, 100).await.unwrap(), (0, false));
+    assert_eq!(
+        spool.prune_finished(T0 + 10, 100).await.unwrap(),
+        (0, false)
+    );
     // A limit of one: one record per call, and it says more are due.
     assert_eq!(spool.prune_finished(T0 + DAY, 1).await.unwrap(), (1, true));
     assert_eq!(spool.prune_finished(T0 + DAY, 1).await.unwrap(), (1, false));
-    assert_eq!(spool.prune_finished(T0 + DAY, 100).await.unwrap(), (0, false));
+    assert_eq!(
+        spool.prune_finished(T0 + DAY, 100).await.unwrap(),
+        (0, false)
+    );
 
     for id in &ids[..2] {
         assert!(spool.get(id).unwrap().is_none(), "{id} is gone");
-        assert!(keys_naming(&db, id).is_empty(), "{id}: {:?}", keys_naming(&db, id));
+        assert!(
+            keys_naming(&db, id).is_empty(),
+            "{id}: {:?}",
+            keys_naming(&db, id)
+        );
     }
     // The deferred one and the one finished later are untouched.
     assert!(spool.get(&ids[2]).unwrap().is_some());
@@ -121,7 +131,12 @@ async fn finished_messages_go_after_the_retention_and_pending_ones_stay() {
         spool.prune_finished(T0 + 6 * DAY, 100).await.unwrap(),
         (1, false)
     );
-    assert_eq!(spool.accepted_on_day("ws2-app", utc_day(T0 + 6 * DAY)).unwrap(), 1);
+    assert_eq!(
+        spool
+            .accepted_on_day("ws2-app", utc_day(T0 + 6 * DAY))
+            .unwrap(),
+        1
+    );
     assert_eq!(listed(&spool, "ws2").len(), 1);
     assert_eq!(spool.counts().delivered, 0);
 }
@@ -140,11 +155,20 @@ async fn a_pass_on_the_clock_prunes_and_counts() {
     }
     let clock = Clock::manual(T0 + 1);
     let keep = 30 * DAY;
-    assert_eq!(retention::pass(&spool, &clock, keep).await.unwrap().pruned, 0);
+    assert_eq!(
+        retention::pass(&spool, &clock, keep).await.unwrap().pruned,
+        0
+    );
     clock.advance_ms(keep);
-    assert_eq!(retention::pass(&spool, &clock, keep).await.unwrap().pruned, 0);
+    assert_eq!(
+        retention::pass(&spool, &clock, keep).await.unwrap().pruned,
+        0
+    );
     clock.advance_ms(1);
-    assert_eq!(retention::pass(&spool, &clock, keep).await.unwrap().pruned, 2);
+    assert_eq!(
+        retention::pass(&spool, &clock, keep).await.unwrap().pruned,
+        2
+    );
     assert_eq!(spool.counts().total(), 0);
 }
 
@@ -160,10 +184,7 @@ async fn records_finished_before_the_index_are_found_once() {
             .unwrap();
         spool.lease(T0, 1).unwrap();
         old_id = e.message_ids[0].clone();
-        spool
-            .delivered(&old_id, attempt_at(T0 + 1))
-            .await
-            .unwrap();
+        spool.delivered(&old_id, attempt_at(T0 + 1)).await.unwrap();
         // As an earlier version left it: no retention entry, no marker.
         let tree = db.open_tree("spool").unwrap();
         for key in tree.scan_prefix(b"x").keys() {
@@ -173,9 +194,15 @@ async fn records_finished_before_the_index_are_found_once() {
         db.flush().unwrap();
     }
     let (_db, spool) = open(dir.path());
-    assert_eq!(spool.prune_finished(T0 + DAY, 100).await.unwrap(), (0, false));
+    assert_eq!(
+        spool.prune_finished(T0 + DAY, 100).await.unwrap(),
+        (0, false)
+    );
     assert!(!spool.index_finished(100).await.unwrap());
-    assert_eq!(spool.prune_finished(T0 + DAY, 100).await.unwrap(), (1, false));
+    assert_eq!(
+        spool.prune_finished(T0 + DAY, 100).await.unwrap(),
+        (1, false)
+    );
     assert!(spool.get(&old_id).unwrap().is_none());
     // The marker stops later walks at once.
     assert!(!spool.index_finished(100).await.unwrap());
@@ -206,6 +233,9 @@ async fn the_walk_goes_in_batches() {
     assert!(spool.index_finished(2).await.unwrap());
     assert!(spool.index_finished(2).await.unwrap());
     assert!(!spool.index_finished(2).await.unwrap());
-    assert_eq!(spool.prune_finished(T0 + DAY, 100).await.unwrap(), (5, false));
+    assert_eq!(
+        spool.prune_finished(T0 + DAY, 100).await.unwrap(),
+        (5, false)
+    );
     assert_eq!(spool.counts().total(), 0);
 }

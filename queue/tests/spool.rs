@@ -277,7 +277,10 @@ async fn defer_then_lease_later() {
     assert_eq!(l[0].id, *id);
     assert_eq!(l[0].attempts, 1);
     assert_eq!(l[0].history.len(), 2);
-    assert_eq!(l[0].history[1].event.event_type().as_str(), "email.deferred");
+    assert_eq!(
+        l[0].history[1].event.event_type().as_str(),
+        "email.deferred"
+    );
     assert_eq!(l[0].delivery_attempts[0].reply, "451 try later");
 
     let r = spool

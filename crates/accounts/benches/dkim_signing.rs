@@ -29,7 +29,10 @@ fn bench(c: &mut Criterion) {
     let store = Store::sled(db).unwrap();
     let accounts = Accounts::new(store.clone(), Clock::System);
     let domains = Domains::new(store, accounts.clone(), Clock::System);
-    let ws = rt.block_on(accounts.create_workspace("bench", None)).unwrap().id;
+    let ws = rt
+        .block_on(accounts.create_workspace("bench", None))
+        .unwrap()
+        .id;
     let msg = Arc::new(message());
     let mut g = c.benchmark_group("dkim_sign_2k");
     g.throughput(Throughput::Elements(1));

@@ -824,7 +824,10 @@ impl Session {
         // Parameters of extensions that were not advertised are refused:
         // a client bug must not go unnoticed.
         let config = &self.shared.config;
-        let refusal = if params.size.is_some_and(|n| config.size.is_some_and(|max| n > max)) {
+        let refusal = if params
+            .size
+            .is_some_and(|n| config.size.is_some_and(|max| n > max))
+        {
             Some("552 5.3.4 Message size exceeds fixed limit")
         } else if params.body == BodyParam::BinaryMime
             || (params.body == BodyParam::EightBitMime && !config.eight_bit)

@@ -259,7 +259,10 @@ impl Conn {
     }
 
     async fn reply(&mut self) -> Result<u16, u16> {
-        read_reply(&mut self.io).await.map(|r| r.code).map_err(|_| 0u16)
+        read_reply(&mut self.io)
+            .await
+            .map(|r| r.code)
+            .map_err(|_| 0u16)
     }
 
     async fn expect(&mut self, want: u16) -> Result<(), u16> {

@@ -251,19 +251,52 @@ impl LocalFailure {
         use BounceType::*;
         use LocalFailure as L;
         match self {
-            L::NoSuchDomain => (Verdict::Bounced(InvalidDomain), "local: the domain does not exist or has no mail server"),
-            L::NullMx => (Verdict::Bounced(InvalidDomain), "local: the domain publishes a null MX (RFC 7505)"),
-            L::NoAddress => (Verdict::Bounced(RoutingError), "local: no MX host of the domain has an address"),
+            L::NoSuchDomain => (
+                Verdict::Bounced(InvalidDomain),
+                "local: the domain does not exist or has no mail server",
+            ),
+            L::NullMx => (
+                Verdict::Bounced(InvalidDomain),
+                "local: the domain publishes a null MX (RFC 7505)",
+            ),
+            L::NoAddress => (
+                Verdict::Bounced(RoutingError),
+                "local: no MX host of the domain has an address",
+            ),
             L::DnsTemporary => (Verdict::Deferred(RoutingError), "local: DNS lookup failed"),
-            L::Unreachable => (Verdict::Deferred(TemporaryFailure), "local: no MX host could be reached"),
-            L::Timeout => (Verdict::Deferred(TemporaryFailure), "local: the remote server timed out"),
-            L::ConnectionLost => (Verdict::Deferred(TemporaryFailure), "local: the connection was lost"),
+            L::Unreachable => (
+                Verdict::Deferred(TemporaryFailure),
+                "local: no MX host could be reached",
+            ),
+            L::Timeout => (
+                Verdict::Deferred(TemporaryFailure),
+                "local: the remote server timed out",
+            ),
+            L::ConnectionLost => (
+                Verdict::Deferred(TemporaryFailure),
+                "local: the connection was lost",
+            ),
             L::TlsFailed => (Verdict::Deferred(ProtocolError), "local: TLS failed"),
-            L::MalformedReply => (Verdict::Deferred(ProtocolError), "local: the remote reply was malformed"),
-            L::TooLargeForRemote => (Verdict::Bounced(MessageTooLarge), "local: larger than the remote SIZE limit"),
-            L::NoSmtputf8 => (Verdict::Bounced(ProtocolError), "local: the remote server lacks SMTPUTF8"),
-            L::DataLost => (Verdict::Bounced(Other), "local: message data lost in the spool"),
-            L::SpoolRead => (Verdict::Deferred(TemporaryFailure), "local: reading the spool failed"),
+            L::MalformedReply => (
+                Verdict::Deferred(ProtocolError),
+                "local: the remote reply was malformed",
+            ),
+            L::TooLargeForRemote => (
+                Verdict::Bounced(MessageTooLarge),
+                "local: larger than the remote SIZE limit",
+            ),
+            L::NoSmtputf8 => (
+                Verdict::Bounced(ProtocolError),
+                "local: the remote server lacks SMTPUTF8",
+            ),
+            L::DataLost => (
+                Verdict::Bounced(Other),
+                "local: message data lost in the spool",
+            ),
+            L::SpoolRead => (
+                Verdict::Deferred(TemporaryFailure),
+                "local: reading the spool failed",
+            ),
             L::Expired => (Verdict::Bounced(Expired), "local: queue lifetime exceeded"),
         }
     }
@@ -740,8 +773,20 @@ mod tests {
     fn local_failures_are_classified_by_local_rules() {
         use LocalFailure::*;
         let all = [
-            NoSuchDomain, NullMx, NoAddress, DnsTemporary, Unreachable, Timeout, ConnectionLost,
-            TlsFailed, MalformedReply, TooLargeForRemote, NoSmtputf8, DataLost, SpoolRead, Expired,
+            NoSuchDomain,
+            NullMx,
+            NoAddress,
+            DnsTemporary,
+            Unreachable,
+            Timeout,
+            ConnectionLost,
+            TlsFailed,
+            MalformedReply,
+            TooLargeForRemote,
+            NoSmtputf8,
+            DataLost,
+            SpoolRead,
+            Expired,
         ];
         for f in all {
             let (verdict, rule) = f.classify();

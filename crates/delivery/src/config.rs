@@ -190,4 +190,3 @@ impl DeliveryConfig {
         Duration::from_secs(self.data_timeout_secs)
     }
 }
-

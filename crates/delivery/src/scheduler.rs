@@ -328,5 +328,4 @@ mod tests {
         assert_eq!(order.len(), 6);
         assert_eq!(q.pending(), 0);
     }
-
 }

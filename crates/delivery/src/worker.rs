@@ -50,7 +50,11 @@ impl Outcome {
     }
 }
 
-pub(crate) async fn run(ctx: Arc<EngineContext>, queue: Arc<DomainQueue>, in_flight: Arc<AtomicUsize>) {
+pub(crate) async fn run(
+    ctx: Arc<EngineContext>,
+    queue: Arc<DomainQueue>,
+    in_flight: Arc<AtomicUsize>,
+) {
     let mut settler = Settler {
         tasks: JoinSet::new(),
         ctx: ctx.clone(),
@@ -309,11 +313,17 @@ fn failure(e: &ClientError) -> Outcome {
     match e {
         // Our own refusals before sending (size, SMTPUTF8) carry a local
         // rule; the server's carry its reply.
-        ClientError::Rejected { step: Step::Mail, reply } if reply.code == 552 && reply.raw.contains("remote limit") => Outcome::Failed {
+        ClientError::Rejected {
+            step: Step::Mail,
+            reply,
+        } if reply.code == 552 && reply.raw.contains("remote limit") => Outcome::Failed {
             reply: reply.clone(),
             local: Some(LocalFailure::TooLargeForRemote),
         },
-        ClientError::Rejected { step: Step::Mail, reply } if reply.code == 553 && reply.raw.contains("SMTPUTF8, required") => Outcome::Failed {
+        ClientError::Rejected {
+            step: Step::Mail,
+            reply,
+        } if reply.code == 553 && reply.raw.contains("SMTPUTF8, required") => Outcome::Failed {
             reply: reply.clone(),
             local: Some(LocalFailure::NoSmtputf8),
         },
@@ -333,9 +343,12 @@ fn failure(e: &ClientError) -> Outcome {
             "4.4.2",
             &format!("connection lost during {}: {message}", step.as_str()),
         ),
-        ClientError::Tls(why) => {
-            Outcome::local(LocalFailure::TlsFailed, 454, "4.7.5", &format!("TLS failure: {why}"))
-        }
+        ClientError::Tls(why) => Outcome::local(
+            LocalFailure::TlsFailed,
+            454,
+            "4.7.5",
+            &format!("TLS failure: {why}"),
+        ),
         ClientError::Protocol { step, line } => Outcome::local(
             LocalFailure::MalformedReply,
             451,
@@ -413,7 +426,9 @@ async fn settle(
                 verdict => EmailEvent::Deferred(DeferredDetail {
                     defer_reason: reply.text.clone(),
                     defer_code: code,
-                    defer_type: verdict.bounce_type().unwrap_or(BounceType::TemporaryFailure),
+                    defer_type: verdict
+                        .bounce_type()
+                        .unwrap_or(BounceType::TemporaryFailure),
                     next_retry_at: Timestamp(ctx.retry.next_attempt(
                         msg.created_at_ms,
                         attempt_number,

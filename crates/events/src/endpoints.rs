@@ -147,7 +147,11 @@ impl Events {
     }
 
     /// The endpoints of one workspace and platform, oldest first.
-    pub async fn endpoints(&self, ws: &str, platform: Platform) -> Result<Vec<Endpoint>, EventsError> {
+    pub async fn endpoints(
+        &self,
+        ws: &str,
+        platform: Platform,
+    ) -> Result<Vec<Endpoint>, EventsError> {
         let mut all = self.inner.store.endpoints_of(ws).await?;
         all.retain(|e| e.platform == platform);
         Ok(all)
@@ -309,10 +313,26 @@ mod tests {
             .await
             .is_err());
 
-        assert!(eps.endpoint("ws_b", Platform::Migosmtp, &all.id).await.is_err());
-        assert!(eps.endpoint("ws_a", Platform::Telnxo, &all.id).await.is_err());
-        assert_eq!(eps.endpoints("ws_a", Platform::Migosmtp).await.unwrap().len(), 2);
-        assert!(eps.endpoints("ws_a", Platform::Telnxo).await.unwrap().is_empty());
+        assert!(eps
+            .endpoint("ws_b", Platform::Migosmtp, &all.id)
+            .await
+            .is_err());
+        assert!(eps
+            .endpoint("ws_a", Platform::Telnxo, &all.id)
+            .await
+            .is_err());
+        assert_eq!(
+            eps.endpoints("ws_a", Platform::Migosmtp)
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
+        assert!(eps
+            .endpoints("ws_a", Platform::Telnxo)
+            .await
+            .unwrap()
+            .is_empty());
 
         let first = all.secrets[0].secret.clone();
         let rotated = eps

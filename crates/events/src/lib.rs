@@ -115,8 +115,12 @@ impl Events {
         registry: &mut Registry,
     ) -> Events {
         let metrics = EventsMetrics::register(registry);
-        let emitter =
-            outbox::Emitter::new(store.clone(), clock.clone(), config.clone(), metrics.clone());
+        let emitter = outbox::Emitter::new(
+            store.clone(),
+            clock.clone(),
+            config.clone(),
+            metrics.clone(),
+        );
         Events {
             inner: Arc::new(Inner {
                 store,

@@ -59,7 +59,6 @@ pub fn next_attempt(done: u32, first_ms: i64, at_ms: i64) -> Option<i64> {
     Some(next.min(final_at))
 }
 
-
 /// A new delivery of a stored event to an endpoint, due now.
 pub(crate) fn new_delivery(endpoint: &Endpoint, stored: &StoredEvent, now_ms: i64) -> Delivery {
     Delivery {
@@ -222,7 +221,10 @@ impl Emitter {
         let mut order = Vec::new();
         let mut after: Option<String> = None;
         loop {
-            let page = inner.store.due_endpoints(after.as_deref(), now, 100).await?;
+            let page = inner
+                .store
+                .due_endpoints(after.as_deref(), now, 100)
+                .await?;
             let Some(last) = page.last().cloned() else {
                 break;
             };
@@ -561,4 +563,3 @@ mod tests {
         assert_eq!(next_attempt(6, t0, 24 * HOUR + 1), None);
     }
 }
-

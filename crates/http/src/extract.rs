@@ -91,7 +91,10 @@ pub(crate) fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
 
 /// The bearer token of an `Authorization` header.
 fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
-    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }

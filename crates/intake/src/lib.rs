@@ -191,9 +191,11 @@ impl Refusal {
 
     fn header(e: HeaderError) -> Refusal {
         match e {
-            HeaderError::Missing => {
-                Refusal::new(RefusalKind::Malformed, "header", "Message has no header section")
-            }
+            HeaderError::Missing => Refusal::new(
+                RefusalKind::Malformed,
+                "header",
+                "Message has no header section",
+            ),
             HeaderError::Malformed(n) => Refusal::new(
                 RefusalKind::Malformed,
                 "header",

@@ -114,9 +114,9 @@ impl Quotas {
             let today = self.inner.clock.today();
             let needs_members = limits.workspace_quota.is_some()
                 && members.is_none()
-                && !lock(&self.inner.usage)
+                && lock(&self.inner.usage)
                     .get(&ws)
-                    .is_some_and(|u| u.day == today);
+                    .is_none_or(|u| u.day != today);
             if needs_members {
                 let accounts = self
                     .inner

@@ -135,9 +135,18 @@ mod tests {
     fn verp_round_trip() {
         let a = verp::encode("msg_8f3a2b1c9d4e7f0a", "bounces.example");
         assert_eq!(a, "bounce-msg_8f3a2b1c9d4e7f0a@bounces.example");
-        assert_eq!(verp::decode(&a, "BOUNCES.example"), Some("msg_8f3a2b1c9d4e7f0a"));
+        assert_eq!(
+            verp::decode(&a, "BOUNCES.example"),
+            Some("msg_8f3a2b1c9d4e7f0a")
+        );
         assert_eq!(verp::decode(&a, "other.example"), None);
-        assert_eq!(verp::decode("bounce-@bounces.example", "bounces.example"), None);
-        assert_eq!(verp::decode("someone@bounces.example", "bounces.example"), None);
+        assert_eq!(
+            verp::decode("bounce-@bounces.example", "bounces.example"),
+            None
+        );
+        assert_eq!(
+            verp::decode("someone@bounces.example", "bounces.example"),
+            None
+        );
     }
 }

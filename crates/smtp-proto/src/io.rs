@@ -116,7 +116,10 @@ impl std::error::Error for ReplyError {}
 pub async fn read_reply<R: AsyncBufRead + Unpin>(io: &mut R) -> Result<RemoteReply, ReplyError> {
     let mut lines: Vec<String> = Vec::new();
     loop {
-        let line = match read_line(io, MAX_REPLY_LINE).await.map_err(ReplyError::Io)? {
+        let line = match read_line(io, MAX_REPLY_LINE)
+            .await
+            .map_err(ReplyError::Io)?
+        {
             Line::Complete(bytes) => String::from_utf8_lossy(&bytes)
                 .trim_end_matches(['\r', '\n'])
                 .to_string(),
@@ -249,8 +252,13 @@ mod tests {
         assert_eq!((r.code, r.enhanced.as_deref()), (250, Some("2.0.0")));
         assert_eq!(r.text, "first second");
         assert_eq!(read_reply(&mut input).await.unwrap().code, 421);
-        assert!(matches!(read_reply(&mut input).await, Err(ReplyError::Malformed(l)) if l == "nonsense"));
-        assert!(matches!(read_reply(&mut input).await, Err(ReplyError::Closed)));
+        assert!(
+            matches!(read_reply(&mut input).await, Err(ReplyError::Malformed(l)) if l == "nonsense")
+        );
+        assert!(matches!(
+            read_reply(&mut input).await,
+            Err(ReplyError::Closed)
+        ));
         let endless = "250-x\r\n".repeat(200);
         assert!(matches!(
             read_reply(&mut endless.as_bytes()).await,

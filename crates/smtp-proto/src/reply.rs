@@ -371,10 +371,14 @@ mod tests {
 
     #[test]
     fn remote_replies_from_lines() {
-        let r = RemoteReply::from_lines(["250-mx.example", "250-PIPELINING", "250 SIZE 1000"]).unwrap();
+        let r =
+            RemoteReply::from_lines(["250-mx.example", "250-PIPELINING", "250 SIZE 1000"]).unwrap();
         assert_eq!(r.code, 250);
         assert_eq!(r.raw, "250-mx.example\n250-PIPELINING\n250 SIZE 1000");
-        assert_eq!(r.lines().collect::<Vec<_>>(), ["mx.example", "PIPELINING", "SIZE 1000"]);
+        assert_eq!(
+            r.lines().collect::<Vec<_>>(),
+            ["mx.example", "PIPELINING", "SIZE 1000"]
+        );
         assert!(RemoteReply::continues("250-x") && !RemoteReply::continues("250 x"));
         assert!(RemoteReply::from_lines(["not a reply"]).is_none());
         assert!(RemoteReply::from_lines(std::iter::empty()).is_none());

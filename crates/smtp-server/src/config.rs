@@ -85,7 +85,10 @@ impl SmtpConfig {
         for (key, value) in [
             ("[smtp] max_recipients", self.max_recipients as u64),
             ("[smtp] max_connections", self.max_connections as u64),
-            ("[smtp] max_connections_per_ip", self.max_connections_per_ip as u64),
+            (
+                "[smtp] max_connections_per_ip",
+                self.max_connections_per_ip as u64,
+            ),
             ("[smtp] command_timeout_secs", self.command_timeout_secs),
             ("[smtp] data_timeout_secs", self.data_timeout_secs),
             ("[smtp] max_errors", self.max_errors as u64),
@@ -108,7 +111,6 @@ impl SmtpConfig {
         Duration::from_secs(self.data_timeout_secs)
     }
 }
-
 
 /// An IP network in CIDR notation, e.g. `127.0.0.0/8` or `::1/128`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -168,7 +170,6 @@ impl IpNetwork {
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests {

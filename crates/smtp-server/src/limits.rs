@@ -59,7 +59,6 @@ impl ConnectionLimits {
             ip,
         })
     }
-
 }
 
 impl Drop for ConnectionSlot {
@@ -96,7 +95,12 @@ struct Failures {
 }
 
 impl AuthGuard {
-    pub(crate) fn new(clock: Clock, max_failures: u32, base_delay: Duration, lockout: Duration) -> Self {
+    pub(crate) fn new(
+        clock: Clock,
+        max_failures: u32,
+        base_delay: Duration,
+        lockout: Duration,
+    ) -> Self {
         AuthGuard {
             inner: Arc::default(),
             clock,

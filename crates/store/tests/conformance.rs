@@ -63,9 +63,15 @@ async fn workspaces_and_credentials(store: &Store) {
         tx.insert_workspace(&workspace("bad\0id")).await,
         Err(StoreError::Invalid(_))
     ));
-    tx.insert_smtp_account(&account("ws_a", "alice")).await.unwrap();
-    tx.insert_smtp_account(&account("ws_a", "carol")).await.unwrap();
-    tx.insert_smtp_account(&account("ws_ab", "dave")).await.unwrap();
+    tx.insert_smtp_account(&account("ws_a", "alice"))
+        .await
+        .unwrap();
+    tx.insert_smtp_account(&account("ws_a", "carol"))
+        .await
+        .unwrap();
+    tx.insert_smtp_account(&account("ws_ab", "dave"))
+        .await
+        .unwrap();
     // A username is global: another workspace cannot take it.
     assert!(matches!(
         tx.insert_smtp_account(&account("ws_b", "alice")).await,
@@ -80,24 +86,46 @@ async fn workspaces_and_credentials(store: &Store) {
         created_at: "2026-06-07T09:39:00Z".into(),
     };
     tx.insert_api_key(&key).await.unwrap();
-    tx.insert_sender_domain(&domain("ws_a", "a.example")).await.unwrap();
+    tx.insert_sender_domain(&domain("ws_a", "a.example"))
+        .await
+        .unwrap();
     assert!(matches!(
         tx.insert_sender_domain(&domain("ws_b", "a.example")).await,
         Err(StoreError::Conflict(_))
     ));
     tx.commit().await.unwrap();
 
-    assert_eq!(store.workspace("ws_a").await.unwrap(), Some(workspace("ws_a")));
+    assert_eq!(
+        store.workspace("ws_a").await.unwrap(),
+        Some(workspace("ws_a"))
+    );
     assert_eq!(store.workspace("ws_nope").await.unwrap(), None);
-    let ids: Vec<String> = store.workspaces().await.unwrap().into_iter().map(|w| w.id).collect();
+    let ids: Vec<String> = store
+        .workspaces()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| w.id)
+        .collect();
     assert_eq!(ids, ["ws_a", "ws_ab", "ws_b"]);
     let names = |v: Vec<SmtpAccount>| v.into_iter().map(|a| a.username).collect::<Vec<_>>();
     // "ws_a" is a prefix of "ws_ab": their listings stay apart.
-    assert_eq!(names(store.smtp_accounts_of("ws_a").await.unwrap()), ["alice", "carol"]);
-    assert_eq!(names(store.smtp_accounts_of("ws_ab").await.unwrap()), ["dave"]);
+    assert_eq!(
+        names(store.smtp_accounts_of("ws_a").await.unwrap()),
+        ["alice", "carol"]
+    );
+    assert_eq!(
+        names(store.smtp_accounts_of("ws_ab").await.unwrap()),
+        ["dave"]
+    );
     assert!(store.smtp_accounts_of("ws_b").await.unwrap().is_empty());
     assert_eq!(
-        store.smtp_account("alice").await.unwrap().unwrap().workspace_id,
+        store
+            .smtp_account("alice")
+            .await
+            .unwrap()
+            .unwrap()
+            .workspace_id,
         "ws_a"
     );
     assert_eq!(store.api_key("d1").await.unwrap(), Some(key.clone()));
@@ -106,7 +134,12 @@ async fn workspaces_and_credentials(store: &Store) {
     assert_eq!(store.sender_domains_of("ws_a").await.unwrap().len(), 1);
     assert!(store.sender_domains_of("ws_b").await.unwrap().is_empty());
     assert_eq!(
-        store.sender_domain("a.example").await.unwrap().unwrap().workspace_id,
+        store
+            .sender_domain("a.example")
+            .await
+            .unwrap()
+            .unwrap()
+            .workspace_id,
         "ws_a"
     );
 }
@@ -115,7 +148,9 @@ async fn transactions(store: &Store) {
     // A transaction reads its own writes, in point reads and listings.
     let mut tx = store.begin().await.unwrap();
     tx.insert_workspace(&workspace("ws_t")).await.unwrap();
-    tx.put_endpoint(&endpoint("ep_t1", "ws_t", 1)).await.unwrap();
+    tx.put_endpoint(&endpoint("ep_t1", "ws_t", 1))
+        .await
+        .unwrap();
     assert!(tx.workspace("ws_t").await.unwrap().is_some());
     assert_eq!(tx.endpoints_of("ws_t").await.unwrap().len(), 1);
     // Not visible outside before the commit.
@@ -164,7 +199,11 @@ async fn event_log(store: &Store) {
     let mut tx = store.begin().await.unwrap();
     let mut stored = Vec::new();
     for i in 1..=10i64 {
-        let e = if i % 2 == 0 { EmailEvent::Delivered } else { EmailEvent::Queued };
+        let e = if i % 2 == 0 {
+            EmailEvent::Delivered
+        } else {
+            EmailEvent::Queued
+        };
         let ev = email_event("ws_e", T0 + 1000 * i, &format!("msg_{}", i % 3), e);
         stored.push(tx.append_event(&ev).await.unwrap());
     }
@@ -192,13 +231,17 @@ async fn event_log(store: &Store) {
     );
     assert!(store.event_by_id("evt_nope").await.unwrap().is_none());
 
-    let ids = |page: &Page<StoredEvent>| page.items.iter().map(|e| e.id.clone()).collect::<Vec<_>>();
+    let ids =
+        |page: &Page<StoredEvent>| page.items.iter().map(|e| e.id.clone()).collect::<Vec<_>>();
     // Newest first, pages of 4, through the whole log.
     let all = EventQuery::default();
     let mut seen = Vec::new();
     let mut cursor = None;
     loop {
-        let page = store.events("ws_e", &all, cursor.as_deref(), 4).await.unwrap();
+        let page = store
+            .events("ws_e", &all, cursor.as_deref(), 4)
+            .await
+            .unwrap();
         seen.extend(ids(&page));
         match page.next_cursor {
             Some(c) => cursor = Some(c),
@@ -218,12 +261,27 @@ async fn event_log(store: &Store) {
         ..Default::default()
     };
     let page = store.events("ws_e", &q, None, 50).await.unwrap();
-    assert_eq!(ids(&page), [stored[3].id.clone(), stored[5].id.clone(), stored[7].id.clone()]);
+    assert_eq!(
+        ids(&page),
+        [
+            stored[3].id.clone(),
+            stored[5].id.clone(),
+            stored[7].id.clone()
+        ]
+    );
     let q = EventQuery {
         products: vec![Product::Rackwave],
         ..Default::default()
     };
-    assert_eq!(store.events("ws_e", &q, None, 50).await.unwrap().items.len(), 1);
+    assert_eq!(
+        store
+            .events("ws_e", &q, None, 50)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
     // By message, through its index, paged.
     let q = EventQuery {
         message_id: Some("msg_1".into()),
@@ -237,7 +295,12 @@ async fn event_log(store: &Store) {
         .unwrap();
     assert_eq!(ids(&page), [stored[3].id.clone(), stored[0].id.clone()]);
     // Another workspace sees nothing; a cursor we did not issue is invalid.
-    assert!(store.events("ws_x", &all, None, 5).await.unwrap().items.is_empty());
+    assert!(store
+        .events("ws_x", &all, None, 5)
+        .await
+        .unwrap()
+        .items
+        .is_empty());
     assert!(matches!(
         store.events("ws_e", &all, Some("zz"), 5).await,
         Err(StoreError::Invalid(_))
@@ -253,8 +316,24 @@ async fn event_log(store: &Store) {
         message_id: Some("msg_1".into()),
         ..Default::default()
     };
-    assert_eq!(store.events("ws_e", &q, None, 50).await.unwrap().items.len(), 3);
-    assert_eq!(store.events("ws_e", &all, None, 50).await.unwrap().items.len(), 8);
+    assert_eq!(
+        store
+            .events("ws_e", &q, None, 50)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        3
+    );
+    assert_eq!(
+        store
+            .events("ws_e", &all, None, 50)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        8
+    );
 }
 
 fn endpoint(id: &str, ws: &str, created: i64) -> Endpoint {
@@ -299,7 +378,9 @@ async fn outbox(store: &Store) {
     let mut tx = store.begin().await.unwrap();
     tx.put_endpoint(&endpoint("ep_2", "ws_o", 2)).await.unwrap();
     tx.put_endpoint(&endpoint("ep_1", "ws_o", 1)).await.unwrap();
-    tx.put_endpoint(&endpoint("ep_3", "ws_other", 3)).await.unwrap();
+    tx.put_endpoint(&endpoint("ep_3", "ws_other", 3))
+        .await
+        .unwrap();
     let mut d1 = delivery("whd_1", "ep_1", Some(T0), DeliveryState::Pending);
     let mut d2 = delivery("whd_2", "ep_1", Some(T0 + 10), DeliveryState::Pending);
     let mut d3 = delivery("whd_3", "ep_2", Some(T0 + 5), DeliveryState::Pending);
@@ -310,19 +391,49 @@ async fn outbox(store: &Store) {
     tx.commit().await.unwrap();
     assert!(d1.seq < d2.seq && d2.seq < d3.seq && d3.seq < d4.seq);
 
-    let eps: Vec<String> = store.endpoints_of("ws_o").await.unwrap().into_iter().map(|e| e.id).collect();
+    let eps: Vec<String> = store
+        .endpoints_of("ws_o")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
     assert_eq!(eps, ["ep_1", "ep_2"], "oldest first");
-    assert_eq!(store.endpoint("ep_3").await.unwrap().unwrap().workspace_id, "ws_other");
+    assert_eq!(
+        store.endpoint("ep_3").await.unwrap().unwrap().workspace_id,
+        "ws_other"
+    );
 
     // What is due, by endpoint, and by time.
-    assert_eq!(store.due_endpoints(None, T0 - 1, 10).await.unwrap(), Vec::<String>::new());
+    assert_eq!(
+        store.due_endpoints(None, T0 - 1, 10).await.unwrap(),
+        Vec::<String>::new()
+    );
     assert_eq!(store.due_endpoints(None, T0, 10).await.unwrap(), ["ep_1"]);
-    assert_eq!(store.due_endpoints(None, T0 + 5, 10).await.unwrap(), ["ep_1", "ep_2"]);
-    assert_eq!(store.due_endpoints(Some("ep_1"), T0 + 5, 10).await.unwrap(), ["ep_2"]);
-    assert_eq!(store.due_endpoints(None, T0 + 5, 1).await.unwrap(), ["ep_1"]);
-    assert_eq!(store.due_deliveries("ep_1", T0 + 10, 10).await.unwrap(), ["whd_1", "whd_2"]);
-    assert_eq!(store.due_deliveries("ep_1", T0 + 9, 10).await.unwrap(), ["whd_1"]);
-    assert_eq!(store.due_deliveries("ep_1", T0 + 10, 1).await.unwrap(), ["whd_1"]);
+    assert_eq!(
+        store.due_endpoints(None, T0 + 5, 10).await.unwrap(),
+        ["ep_1", "ep_2"]
+    );
+    assert_eq!(
+        store.due_endpoints(Some("ep_1"), T0 + 5, 10).await.unwrap(),
+        ["ep_2"]
+    );
+    assert_eq!(
+        store.due_endpoints(None, T0 + 5, 1).await.unwrap(),
+        ["ep_1"]
+    );
+    assert_eq!(
+        store.due_deliveries("ep_1", T0 + 10, 10).await.unwrap(),
+        ["whd_1", "whd_2"]
+    );
+    assert_eq!(
+        store.due_deliveries("ep_1", T0 + 9, 10).await.unwrap(),
+        ["whd_1"]
+    );
+    assert_eq!(
+        store.due_deliveries("ep_1", T0 + 10, 1).await.unwrap(),
+        ["whd_1"]
+    );
 
     // Replacing a delivery moves its due entry.
     let mut tx = store.begin().await.unwrap();
@@ -333,13 +444,24 @@ async fn outbox(store: &Store) {
     d2.state = DeliveryState::Succeeded;
     tx.put_delivery(&d2).await.unwrap();
     assert!(matches!(
-        tx.put_delivery(&delivery("whd_nope", "ep_1", None, DeliveryState::Failed)).await,
+        tx.put_delivery(&delivery("whd_nope", "ep_1", None, DeliveryState::Failed))
+            .await,
         Err(StoreError::Invalid(_))
     ));
     tx.commit().await.unwrap();
-    assert!(store.due_deliveries("ep_1", T0 + 99, 10).await.unwrap().is_empty());
-    assert_eq!(store.due_deliveries("ep_1", T0 + 100, 10).await.unwrap(), ["whd_1"]);
-    assert_eq!(store.delivery("whd_1").await.unwrap().unwrap().state, DeliveryState::Retrying);
+    assert!(store
+        .due_deliveries("ep_1", T0 + 99, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.due_deliveries("ep_1", T0 + 100, 10).await.unwrap(),
+        ["whd_1"]
+    );
+    assert_eq!(
+        store.delivery("whd_1").await.unwrap().unwrap().state,
+        DeliveryState::Retrying
+    );
 
     // Listing newest first, by state, in pages.
     let page = store.deliveries_of("ep_1", None, None, 1).await.unwrap();
@@ -414,30 +536,53 @@ async fn sled_moves_the_trees_of_earlier_versions_in() {
                 .insert(key, serde_json::to_vec(&value).unwrap())
                 .unwrap();
         };
-        put("workspaces", "ws_old", serde_json::to_value(workspace("ws_old")).unwrap());
-        put("smtp_accounts", "olduser", serde_json::to_value(account("ws_old", "olduser")).unwrap());
+        put(
+            "workspaces",
+            "ws_old",
+            serde_json::to_value(workspace("ws_old")).unwrap(),
+        );
+        put(
+            "smtp_accounts",
+            "olduser",
+            serde_json::to_value(account("ws_old", "olduser")).unwrap(),
+        );
         put(
             "api_keys",
             "abc123",
             serde_json::json!({"id": "key_o", "workspace_id": "ws_old", "platform": "migosmtp",
                                "prefix": "rw_migosmtp_0", "created_at": "2026-01-01T00:00:00Z"}),
         );
-        put("sender_domains", "old.example", serde_json::to_value(domain("ws_old", "old.example")).unwrap());
+        put(
+            "sender_domains",
+            "old.example",
+            serde_json::to_value(domain("ws_old", "old.example")).unwrap(),
+        );
         db.flush().unwrap();
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
     let db = rackwave_store::sled::open_db(&path, 16).unwrap();
     let store = Store::sled(db.clone()).unwrap();
     assert!(store.workspace("ws_old").await.unwrap().is_some());
-    assert_eq!(store.smtp_accounts_of("ws_old").await.unwrap()[0].username, "olduser");
+    assert_eq!(
+        store.smtp_accounts_of("ws_old").await.unwrap()[0].username,
+        "olduser"
+    );
     let key = store.api_key("abc123").await.unwrap().unwrap();
     assert_eq!((key.id.as_str(), key.digest.as_str()), ("key_o", "abc123"));
     assert_eq!(store.api_keys_of("ws_old").await.unwrap().len(), 1);
-    assert_eq!(store.sender_domains_of("ws_old").await.unwrap()[0].domain, "old.example");
+    assert_eq!(
+        store.sender_domains_of("ws_old").await.unwrap()[0].domain,
+        "old.example"
+    );
     let names: Vec<String> = db
         .tree_names()
         .iter()
         .map(|n| String::from_utf8_lossy(n).into_owned())
         .collect();
-    assert!(!names.iter().any(|n| n == "workspaces" || n == "smtp_accounts"), "{names:?}");
+    assert!(
+        !names
+            .iter()
+            .any(|n| n == "workspaces" || n == "smtp_accounts"),
+        "{names:?}"
+    );
 }

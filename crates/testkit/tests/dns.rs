@@ -326,4 +326,3 @@ async fn dns_zone_placeholders_left_unfilled_are_skipped() {
     let m = raw_udp_query(dns.addr, "sel._domainkey.dkim.test.", RecordType::TXT).await;
     assert_eq!(m.answers.len(), 1);
 }
-

@@ -114,4 +114,3 @@ pub(super) fn stage_enqueue(st: &mut Staged<'_>, sub: Submission) -> Result<Enqu
         message_ids,
     })
 }
-

@@ -219,7 +219,10 @@ pub(crate) enum Entry {
     Requeued,
 }
 
-pub(crate) fn merge_lanes(into: &mut BTreeMap<String, LaneChange>, from: BTreeMap<String, LaneChange>) {
+pub(crate) fn merge_lanes(
+    into: &mut BTreeMap<String, LaneChange>,
+    from: BTreeMap<String, LaneChange>,
+) {
     for (ws, change) in from {
         match into.get_mut(&ws) {
             Some(c) => c.merge(change),
@@ -229,4 +232,3 @@ pub(crate) fn merge_lanes(into: &mut BTreeMap<String, LaneChange>, from: BTreeMa
         }
     }
 }
-

@@ -534,4 +534,3 @@ impl Writer {
         Ok(())
     }
 }
-

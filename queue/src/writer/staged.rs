@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use tracing::warn;
 
-use super::lanes::{merge_lanes, Entry, LaneChange};
 use super::decode_counter;
+use super::lanes::{merge_lanes, Entry, LaneChange};
 use crate::bodies::BodyRef;
 use crate::error::SpoolError;
 use crate::keys;
@@ -212,7 +212,12 @@ impl<'a> Staged<'a> {
 
     /// Removes a due-index entry from `ws`'s lane, if it exists, and
     /// uncounts it.
-    pub(crate) fn lane_remove(&mut self, ws: &str, due_ms: i64, id: &str) -> Result<(), SpoolError> {
+    pub(crate) fn lane_remove(
+        &mut self,
+        ws: &str,
+        due_ms: i64,
+        id: &str,
+    ) -> Result<(), SpoolError> {
         let key = keys::due(ws, due_ms, id);
         if !self.exists(&key)? {
             warn!(message_id = id, workspace = ws, "due index entry missing");
@@ -312,4 +317,3 @@ impl Group {
         merge_lanes(&mut self.lanes, changes.lanes);
     }
 }
-

@@ -59,7 +59,8 @@ impl Settle for Spool {
             next_retry_at: Timestamp(retry_at_ms),
             classified_by: "test".into(),
         };
-        self.settle(id, outcome(a, EmailEvent::Deferred(detail))).await
+        self.settle(id, outcome(a, EmailEvent::Deferred(detail)))
+            .await
     }
 
     async fn bounce(&self, id: &str, a: DeliveryAttempt) -> Result<MessageRecord, SpoolError> {
@@ -69,7 +70,8 @@ impl Settle for Spool {
             bounce_reason: a.reply.clone(),
             classified_by: "test".into(),
         };
-        self.settle(id, outcome(a, EmailEvent::Bounced(detail))).await
+        self.settle(id, outcome(a, EmailEvent::Bounced(detail)))
+            .await
     }
 }
 

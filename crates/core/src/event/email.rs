@@ -198,7 +198,6 @@ impl FromStr for BounceType {
     }
 }
 
-
 /// Why a message was deferred, as recorded in its history and sent in
 /// `email.deferred`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -435,9 +434,18 @@ mod tests {
             next_retry_at: Timestamp(300_000),
             classified_by: "Greylisting".into(),
         });
-        for e in [EmailEvent::Queued, EmailEvent::Sent, EmailEvent::Delivered, deferred.clone()] {
+        for e in [
+            EmailEvent::Queued,
+            EmailEvent::Sent,
+            EmailEvent::Delivered,
+            deferred.clone(),
+        ] {
             let json = serde_json::to_string(&e).unwrap();
-            assert_eq!(serde_json::from_str::<EmailEvent>(&json).unwrap(), e, "{json}");
+            assert_eq!(
+                serde_json::from_str::<EmailEvent>(&json).unwrap(),
+                e,
+                "{json}"
+            );
         }
         let message = MessageRef {
             message_id: "msg_1".into(),

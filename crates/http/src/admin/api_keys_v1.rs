@@ -7,10 +7,10 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use rackwave_core::Platform;
 use crate::error::ErrorBody;
 use crate::extract::{ApiJson, ApiPath};
 use crate::{ApiError, AppState};
+use rackwave_core::Platform;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -7,10 +7,10 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use rackwave_accounts::{dkim_record, DkimAlgorithm, SenderDomain};
 use crate::error::ErrorBody;
 use crate::extract::{ApiJson, ApiPath};
 use crate::{ApiError, AppState};
+use rackwave_accounts::{dkim_record, DkimAlgorithm, SenderDomain};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

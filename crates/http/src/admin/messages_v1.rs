@@ -8,11 +8,11 @@ use rackwave_queue::{ListFilter, MessageRecord, Status};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use rackwave_core::event::EmailEvent;
-use rackwave_core::rfc3339;
 use crate::error::ErrorBody;
 use crate::extract::{page_limit, ApiPath, ApiQuery};
 use crate::{ApiError, AppState};
+use rackwave_core::event::EmailEvent;
+use rackwave_core::rfc3339;
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]

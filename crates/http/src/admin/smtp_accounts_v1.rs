@@ -6,10 +6,10 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use rackwave_accounts::SmtpAccount;
 use crate::error::ErrorBody;
 use crate::extract::{ApiJson, ApiPath};
 use crate::{ApiError, AppState};
+use rackwave_accounts::SmtpAccount;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

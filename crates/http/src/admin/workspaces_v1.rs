@@ -6,10 +6,10 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use rackwave_accounts::Workspace;
 use crate::error::ErrorBody;
 use crate::extract::{ApiJson, ApiPath};
 use crate::{ApiError, AppState};
+use rackwave_accounts::Workspace;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -13,7 +13,7 @@ use rackwave_events::{EndpointPatch, NewEndpoint};
 use rackwave_store::{Attempt, Delivery, DeliveryState, Endpoint};
 use serde_json::value::RawValue;
 
-use super::{ById, ByDelivery};
+use super::{ByDelivery, ById};
 use crate::error::ErrorBody;
 use crate::extract::{page_limit, ApiJson, ApiPath, ApiQuery, Tenant};
 use crate::{ApiError, AppState};

@@ -176,10 +176,7 @@ impl Session {
             .extend_from_slice(format!("334 {text}\r\n").as_bytes());
         self.flush().await.map_err(|_| ReadStop::Io)?;
         match self
-            .read_line_timed(
-                super::MAX_LINE * 4,
-                self.ctx.config.command_timeout(),
-            )
+            .read_line_timed(super::MAX_LINE * 4, self.ctx.config.command_timeout())
             .await?
         {
             Line::Complete(bytes) => String::from_utf8(bytes).map_err(|_| ReadStop::Io),

@@ -76,7 +76,14 @@ pub(crate) fn event(ws: &str, seq: u64) -> Vec<u8> {
 }
 
 pub(crate) fn event_by_message(ws: &str, msg: &str, seq: u64) -> Vec<u8> {
-    cat(&[EVENT_BY_MESSAGE, ws.as_bytes(), b"\0", msg.as_bytes(), b"\0", &seq.to_be_bytes()])
+    cat(&[
+        EVENT_BY_MESSAGE,
+        ws.as_bytes(),
+        b"\0",
+        msg.as_bytes(),
+        b"\0",
+        &seq.to_be_bytes(),
+    ])
 }
 
 pub(crate) fn due(endpoint: &str, due_ms: i64, id: &str) -> Vec<u8> {

@@ -12,6 +12,9 @@ use crate::{Result, StoreError};
 
 pub(crate) type Entry = (Vec<u8>, Vec<u8>);
 
+/// A pending write of a transaction: `Some` inserts, `None` removes.
+type Pending<'a> = (&'a Vec<u8>, &'a Option<Vec<u8>>);
+
 /// Point reads and ordered range scans.
 pub(crate) trait Kv {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
@@ -43,9 +46,8 @@ pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(key: &[u8], raw: &[u8]) -> Result<T> {
-    serde_json::from_slice(raw).map_err(|e| {
-        StoreError::Corrupt(format!("{}: {e}", String::from_utf8_lossy(key)))
-    })
+    serde_json::from_slice(raw)
+        .map_err(|e| StoreError::Corrupt(format!("{}: {e}", String::from_utf8_lossy(key))))
 }
 
 pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -89,7 +91,9 @@ impl Kv for Reader<'_> {
     }
 
     fn scan(&self, start: &[u8], end: &[u8], descending: bool, limit: usize) -> Result<Vec<Entry>> {
-        tree_scan(self.tree, start, end, descending).take(limit).collect()
+        tree_scan(self.tree, start, end, descending)
+            .take(limit)
+            .collect()
     }
 }
 
@@ -107,8 +111,11 @@ impl Kv for SledTxn {
         if start >= end {
             return Ok(Vec::new());
         }
-        let range = (Bound::Included(start.to_vec()), Bound::Excluded(end.to_vec()));
-        let pending: Box<dyn Iterator<Item = (&Vec<u8>, &Option<Vec<u8>>)>> = if descending {
+        let range = (
+            Bound::Included(start.to_vec()),
+            Bound::Excluded(end.to_vec()),
+        );
+        let pending: Box<dyn Iterator<Item = Pending<'_>>> = if descending {
             Box::new(self.writes.range(range).rev())
         } else {
             Box::new(self.writes.range(range))

@@ -80,6 +80,9 @@ pub(super) fn legacy_trees(db: &::sled::Db, tree: &::sled::Tree) -> Result<()> {
         }
     }
     db.flush().map_err(storage)?;
-    tracing::info!(records = moved, "moved records of an earlier version into the store");
+    tracing::info!(
+        records = moved,
+        "moved records of an earlier version into the store"
+    );
     Ok(())
 }

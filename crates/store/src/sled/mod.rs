@@ -48,7 +48,10 @@ pub fn open_db(path: &Path, cache_mb: u64) -> Result<::sled::Db> {
             .flush_every_ms(Some(1000))
             .open();
         match opened {
-            Err(e) if e.to_string().contains("could not acquire lock") && Instant::now() < deadline => {
+            Err(e)
+                if e.to_string().contains("could not acquire lock")
+                    && Instant::now() < deadline =>
+            {
                 std::thread::sleep(Duration::from_millis(20));
             }
             other => return other.map_err(storage),

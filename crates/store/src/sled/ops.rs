@@ -125,7 +125,13 @@ impl<K: Kv> Reads for K {
         // With a message id, walk its index; otherwise the workspace's log.
         let (prefix, via_index) = match &query.message_id {
             Some(m) => (
-                cat(&[keys::EVENT_BY_MESSAGE, workspace_id.as_bytes(), b"\0", m.as_bytes(), b"\0"]),
+                cat(&[
+                    keys::EVENT_BY_MESSAGE,
+                    workspace_id.as_bytes(),
+                    b"\0",
+                    m.as_bytes(),
+                    b"\0",
+                ]),
                 true,
             ),
             None => (group(keys::EVENT, workspace_id), false),
@@ -161,7 +167,11 @@ impl<K: Kv> Reads for K {
         }
         Ok(Page {
             items,
-            next_cursor: if more { last_seq.map(keys::cursor_of) } else { None },
+            next_cursor: if more {
+                last_seq.map(keys::cursor_of)
+            } else {
+                None
+            },
         })
     }
 
@@ -221,11 +231,20 @@ impl<K: Kv> Reads for K {
         }
         Ok(Page {
             items,
-            next_cursor: if more { last.map(keys::cursor_of) } else { None },
+            next_cursor: if more {
+                last.map(keys::cursor_of)
+            } else {
+                None
+            },
         })
     }
 
-    async fn due_endpoints(&self, after: Option<&str>, now_ms: i64, limit: usize) -> Result<Vec<String>> {
+    async fn due_endpoints(
+        &self,
+        after: Option<&str>,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<String>> {
         let mut from = match after {
             Some(ep) => cat(&[keys::DUE, ep.as_bytes(), b"\x01"]),
             None => keys::DUE.to_vec(),
@@ -256,7 +275,12 @@ impl<K: Kv> Reads for K {
         Ok(out)
     }
 
-    async fn due_deliveries(&self, endpoint_id: &str, now_ms: i64, limit: usize) -> Result<Vec<String>> {
+    async fn due_deliveries(
+        &self,
+        endpoint_id: &str,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<String>> {
         let prefix = group(keys::DUE, endpoint_id);
         let upper = cat(&[&prefix, &((now_ms.max(0) as u64) + 1).to_be_bytes()]);
         Ok(self
@@ -268,7 +292,12 @@ impl<K: Kv> Reads for K {
 }
 
 impl SledTxn {
-    fn insert_new(&mut self, key: Vec<u8>, value: Vec<u8>, taken: impl FnOnce() -> String) -> Result<()> {
+    fn insert_new(
+        &mut self,
+        key: Vec<u8>,
+        value: Vec<u8>,
+        taken: impl FnOnce() -> String,
+    ) -> Result<()> {
         if self.get(&key)?.is_some() {
             return Err(StoreError::Conflict(taken()));
         }
@@ -302,7 +331,11 @@ impl Writes for SledTxn {
             format!("smtp account {} already exists", account.username)
         })?;
         self.put(
-            pair(keys::ACCOUNTS_OF, &account.workspace_id, account.username.as_bytes()),
+            pair(
+                keys::ACCOUNTS_OF,
+                &account.workspace_id,
+                account.username.as_bytes(),
+            ),
             Vec::new(),
         );
         Ok(())
@@ -312,7 +345,9 @@ impl Writes for SledTxn {
         component("key digest", &key.digest)?;
         component("workspace id", &key.workspace_id)?;
         let k = cat(&[keys::API_KEY, key.digest.as_bytes()]);
-        self.insert_new(k, encode(key), || "an API key with this digest exists".into())?;
+        self.insert_new(k, encode(key), || {
+            "an API key with this digest exists".into()
+        })?;
         self.put(
             pair(keys::KEYS_OF, &key.workspace_id, key.id.as_bytes()),
             key.digest.as_bytes().to_vec(),
@@ -328,7 +363,11 @@ impl Writes for SledTxn {
             format!("domain {} is already registered", domain.domain)
         })?;
         self.put(
-            pair(keys::DOMAINS_OF, &domain.workspace_id, domain.domain.as_bytes()),
+            pair(
+                keys::DOMAINS_OF,
+                &domain.workspace_id,
+                domain.domain.as_bytes(),
+            ),
             Vec::new(),
         );
         Ok(())
@@ -360,16 +399,26 @@ impl Writes for SledTxn {
     }
 
     async fn set_cursor(&mut self, name: &str, value: u64) -> Result<()> {
-        self.put(cat(&[keys::CURSOR, name.as_bytes()]), value.to_be_bytes().to_vec());
+        self.put(
+            cat(&[keys::CURSOR, name.as_bytes()]),
+            value.to_be_bytes().to_vec(),
+        );
         Ok(())
     }
 
     async fn put_endpoint(&mut self, endpoint: &Endpoint) -> Result<()> {
         component("endpoint id", &endpoint.id)?;
         component("workspace id", &endpoint.workspace_id)?;
-        self.put(cat(&[keys::ENDPOINT, endpoint.id.as_bytes()]), encode(endpoint));
         self.put(
-            pair(keys::ENDPOINTS_OF, &endpoint.workspace_id, endpoint.id.as_bytes()),
+            cat(&[keys::ENDPOINT, endpoint.id.as_bytes()]),
+            encode(endpoint),
+        );
+        self.put(
+            pair(
+                keys::ENDPOINTS_OF,
+                &endpoint.workspace_id,
+                endpoint.id.as_bytes(),
+            ),
             Vec::new(),
         );
         Ok(())
@@ -401,7 +450,10 @@ impl Writes for SledTxn {
             self.put(due, Vec::new());
         }
         self.put(listing, delivery.id.as_bytes().to_vec());
-        self.put(cat(&[keys::DELIVERY, delivery.id.as_bytes()]), encode(&*delivery));
+        self.put(
+            cat(&[keys::DELIVERY, delivery.id.as_bytes()]),
+            encode(&*delivery),
+        );
         Ok(())
     }
 
@@ -435,9 +487,16 @@ impl Writes for SledTxn {
             if stored.at_ms >= cutoff_ms {
                 return Ok(Visit::Stop);
             }
-            let mut keys = vec![key.to_vec(), cat(&[keys::EVENT_BY_ID, stored.id.as_bytes()])];
+            let mut keys = vec![
+                key.to_vec(),
+                cat(&[keys::EVENT_BY_ID, stored.id.as_bytes()]),
+            ];
             if let Some(msg) = &stored.message_id {
-                keys.push(keys::event_by_message(&stored.workspace_id, msg, stored.seq));
+                keys.push(keys::event_by_message(
+                    &stored.workspace_id,
+                    msg,
+                    stored.seq,
+                ));
             }
             doomed.push(keys);
             Ok(Visit::Take)
