@@ -132,6 +132,105 @@ async fn malformed_and_hostile_bodies() {
     assert!(id.starts_with("ws_"));
 }
 
+/// Every error answer has the JSON shape, including the ones axum makes on
+/// its own: wrong methods (with `Allow`), undecodable paths and queries,
+/// unmatched routes, unknown platforms.
+#[tokio::test]
+async fn every_error_has_the_json_shape() {
+    let ts = start().await;
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let ws = ts.create_workspace("shapes", None).await;
+    let (_, key) = ts
+        .admin(
+            "POST",
+            &format!("/admin/v1/workspaces/{ws}/api-keys"),
+            Some(serde_json::json!({"platform": "migosmtp"})),
+        )
+        .await;
+    let key = format!("Bearer {}", key["key"].as_str().unwrap());
+    let client = reqwest::Client::new();
+    let send = |method: &str, path: &str, token: &str| {
+        client
+            .request(method.parse().unwrap(), format!("{}{}", ts.http, path))
+            .header("Authorization", token)
+            .send()
+    };
+
+    // Wrong methods: 405, the Allow header, and the shape.
+    for (method, path, token, allowed) in [
+        (
+            "PUT",
+            "/admin/v1/workspaces",
+            auth.as_str(),
+            "GET,HEAD,POST",
+        ),
+        ("POST", "/healthz", "", "GET,HEAD"),
+        ("DELETE", "/metrics", "", "GET,HEAD"),
+        (
+            "PUT",
+            "/migosmtp/v1/webhooks",
+            key.as_str(),
+            "GET,HEAD,POST",
+        ),
+    ] {
+        let resp = send(method, path, token).await.unwrap();
+        assert_eq!(resp.status(), 405, "{method} {path}");
+        let allow = resp.headers()["allow"].to_str().unwrap().replace(' ', "");
+        let mut allow: Vec<&str> = allow.split(',').collect();
+        allow.sort();
+        assert_eq!(allow.join(","), allowed, "{method} {path}");
+        let ctype = resp.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(ctype.starts_with("application/json"), "{ctype}");
+        let b: Value = resp.json().await.unwrap();
+        assert_error(405, &b, 405, "method_not_allowed");
+    }
+
+    // A path parameter that is not UTF-8.
+    let resp = send("GET", "/migosmtp/v1/webhooks/%ff%fe%fd", &key)
+        .await
+        .unwrap();
+    let s = resp.status().as_u16();
+    let b: Value = resp.json().await.unwrap();
+    assert_error(s, &b, 400, "invalid_path");
+    assert!(
+        b["error"]["message"].as_str().unwrap().contains("UTF-8"),
+        "{b}"
+    );
+    let resp = send("GET", "/admin/v1/messages/%ff", &auth).await.unwrap();
+    let s = resp.status().as_u16();
+    let b: Value = resp.json().await.unwrap();
+    assert_error(s, &b, 400, "invalid_path");
+
+    // Undecodable and unknown queries.
+    for path in [
+        "/admin/v1/messages?workspace=%ff",
+        "/admin/v1/messages?limit=many",
+        "/admin/v1/messages?workspace=x&bogus=1",
+        "/admin/v1/messages?workspace=x&limit=0",
+    ] {
+        let (s, b) = raw_request(&ts, "GET", path, Some(&auth), None).await;
+        assert_error(s, &b, 400, "invalid_request");
+    }
+
+    // Unmatched routes and platforms that do not exist.
+    for (path, token) in [
+        ("/nowhere", ""),
+        ("/admin/v1/nothing", auth.as_str()),
+        ("/portal/v1/webhooks", key.as_str()),
+        ("/smtp/v1/webhooks", key.as_str()),
+    ] {
+        let (s, b) = raw_request(&ts, "GET", path, Some(token), None).await;
+        assert_error(s, &b, 404, "not_found");
+    }
+    // A HEAD on an error has no body but the status.
+    let resp = client
+        .head(format!("{}/nowhere", ts.http))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+}
+
 #[tokio::test]
 async fn provisioning_and_unknown_workspaces() {
     let ts = start().await;

@@ -583,6 +583,60 @@ async fn unparseable_header_sections_are_refused() {
     assert!(ts.messages(&acct.workspace_id).await.is_empty());
 }
 
+/// A header section over `[smtp] max_header_bytes` (1 MiB by default) is
+/// refused with 552 5.3.4, its quota given back, nothing queued; one just
+/// under the cap is accepted.
+#[tokio::test]
+async fn a_header_section_over_the_cap_is_refused() {
+    let ts = start().await;
+    let acct = ts.create_account("bigheader", 10).await;
+    let mut s = ts.authed(&acct).await;
+    // 100,000 header lines, about 5 MB: under max_message_size (25 MB).
+    let mut raw = String::from("From: <a@client.test>\r\n");
+    for i in 0..100_000 {
+        raw.push_str(&format!("X-Padding-{i:06}: {}\r\n", "p".repeat(30)));
+    }
+    raw.push_str("\r\nbody\r\n.\r\n");
+    assert!(raw.len() > 5_000_000);
+    cmd_status(&mut s, "MAIL FROM:<a@client.test>", 250, "2.1.0").await;
+    cmd_status(&mut s, "RCPT TO:<b@dest.test>", 250, "2.1.5").await;
+    let r = data_raw(&mut s, &raw).await;
+    assert_reply(&r, 552, "5.3.4");
+    assert!(r.text().contains("header section"), "{r:?}");
+    assert!(ts.messages(&acct.workspace_id).await.is_empty());
+    // The session goes on, and a header just under the cap passes.
+    let mut raw = String::from("From: <a@client.test>\r\nSubject: fits\r\n");
+    while raw.len() < 1024 * 1024 - 100 {
+        raw.push_str(&format!("X-Padding: {}\r\n", "p".repeat(60)));
+    }
+    raw.push_str("\r\nbody\r\n.\r\n");
+    cmd_status(&mut s, "MAIL FROM:<a@client.test>", 250, "2.1.0").await;
+    cmd_status(&mut s, "RCPT TO:<b@dest.test>", 250, "2.1.5").await;
+    let r = data_raw(&mut s, &raw).await;
+    queued(&r);
+    assert_eq!(ts.messages(&acct.workspace_id).await.len(), 1);
+    let metrics = ts.metrics().await;
+    assert!(
+        metrics.contains("rackwave_intake_refused_total{source=\"smtp\",reason=\"header_size\"} 1"),
+        "{metrics}"
+    );
+}
+
+/// The cap is a setting.
+#[tokio::test]
+async fn the_header_cap_follows_the_config() {
+    let ts = start_with(|c| c.smtp.max_header_bytes = 200).await;
+    let acct = ts.create_account("smallcap", 10).await;
+    let mut s = ts.authed(&acct).await;
+    let raw = format!(
+        "From: <a@client.test>\r\nSubject: {}\r\n\r\nbody\r\n.\r\n",
+        "s".repeat(300)
+    );
+    cmd_status(&mut s, "MAIL FROM:<a@client.test>", 250, "2.1.0").await;
+    cmd_status(&mut s, "RCPT TO:<b@dest.test>", 250, "2.1.5").await;
+    assert_reply(&data_raw(&mut s, &raw).await, 552, "5.3.4");
+}
+
 #[tokio::test]
 async fn bare_lf_in_data_is_refused_and_does_not_end_it() {
     let ts = start().await;

@@ -59,11 +59,43 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        // Decoding would replace bytes that are not UTF-8 and go on; a
+        // query that carries them is refused instead.
+        if !parts.uri.query().is_none_or(decodes_to_utf8) {
+            return Err(ApiError::invalid(
+                "Failed to deserialize query string: it is not valid UTF-8 once percent-decoded",
+            ));
+        }
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| ApiQuery(q.0))
             .map_err(|r| ApiError::invalid(r.body_text()))
     }
+}
+
+/// Whether a percent-encoded string decodes to UTF-8.
+fn decodes_to_utf8(encoded: &str) -> bool {
+    let bytes = encoded.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(hi), Some(lo)) => {
+                decoded.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                decoded.push(b);
+                i += 1;
+            }
+        }
+    }
+    std::str::from_utf8(&decoded).is_ok()
 }
 
 /// `Path<T>` with JSON errors (a parameter that is not valid UTF-8, say).
@@ -157,5 +189,17 @@ impl FromRequestParts<AppState> for Tenant {
             workspace_id: key.workspace_id,
             platform,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn percent_decoding_checks_utf8() {
+        assert!(super::decodes_to_utf8("workspace=ws_1&to=a%40b.test"));
+        assert!(super::decodes_to_utf8("to=jos%C3%A9%40example.test"));
+        assert!(super::decodes_to_utf8("odd=%zz&end=%"));
+        assert!(!super::decodes_to_utf8("workspace=%ff"));
+        assert!(!super::decodes_to_utf8("a=%C3"));
     }
 }
