@@ -1,5 +1,5 @@
 //! The delivery engine end to end: mail accepted over SMTP is resolved
-//! through a real DNS server (tests/common/dns.rs, zones in
+//! through a real DNS server (`rackwave_testkit::dns`, zones in
 //! fixtures/zones/) and delivered to real SMTP sinks on 127.0.0.x that play
 //! the remote MX hosts with scripted replies. Retries run on the manual
 //! clock: the test moves time forward instead of waiting.
@@ -813,4 +813,117 @@ async fn one_workspace_bulk_send_does_not_hold_back_another() {
     );
     // It went out next to where it was submitted, not after all 40.
     assert!(position < 12, "delivered as number {position}: {order:?}");
+}
+
+/// Spool retention on the injectable clock: a finished message (delivered,
+/// or bounced once its queue lifetime ran out) is kept `[spool]
+/// retention_days` after it finished, then its record, its place in the
+/// listings and its count are gone; a younger one stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_messages_are_forgotten_after_the_retention() {
+    const DAY: i64 = 86_400_000;
+    let script =
+        Script::default().on_rcpt_containing("busy", Action::reply("450 4.2.1 Mailbox busy"));
+    let r = rig(
+        vec![(46, SinkConfig { script, ..sink() })],
+        [46, DOWN],
+        |c| c.spool.retention_days = 30.0,
+    )
+    .await;
+    let server = r.ts.server.as_ref().unwrap();
+    let keep_ms = 30 * DAY;
+    let ws = &r.account.workspace_id;
+    let qid = r
+        .send(
+            "app@sender.test",
+            &["ok@a-only.test", "busy@a-only.test"],
+            "kept for a while",
+        )
+        .await;
+    let msgs = r.wait(&qid, &["delivered", "deferred"]).await;
+    let id = |to: &str| {
+        msgs.iter()
+            .find(|m| m["to"] == to)
+            .map(|m| m["id"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    let (delivered, busy) = (id("ok@a-only.test"), id("busy@a-only.test"));
+    assert_eq!(
+        r.ts.get(&format!("/admin/v1/messages/{delivered}")).await.1["status"],
+        "delivered"
+    );
+
+    // Four days on, the busy one has outlived its 3-day queue lifetime.
+    r.ts.clock.set_ms(START_MS + 4 * DAY);
+    r.kick();
+    r.wait(&qid, &["delivered", "bounced"]).await;
+    let counts = |v: Value| (v["delivered"].as_u64(), v["bounced"].as_u64());
+    assert_eq!(
+        counts(r.ts.get("/admin/v1/queue").await.1),
+        (Some(1), Some(1))
+    );
+
+    // Just inside the retention of the delivered one: nothing goes.
+    r.ts.clock.set_ms(START_MS + keep_ms);
+    let pass = rackwave_queue::retention::pass(&server.spool, &r.ts.clock, keep_ms)
+        .await
+        .unwrap();
+    assert_eq!(pass.pruned, 0);
+    assert_eq!(
+        r.ts.get(&format!("/admin/v1/messages/{delivered}")).await.0,
+        200
+    );
+
+    // Past it: the delivered one is gone everywhere, the bounced one (it
+    // finished four days later) stays.
+    r.ts.clock.set_ms(START_MS + keep_ms + 1_000);
+    let pass = rackwave_queue::retention::pass(&server.spool, &r.ts.clock, keep_ms)
+        .await
+        .unwrap();
+    assert_eq!(pass.pruned, 1);
+    let (status, body) = r.ts.get(&format!("/admin/v1/messages/{delivered}")).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["code"], "not_found", "{body}");
+    let (_, page) =
+        r.ts.get(&format!("/admin/v1/messages?queue_id={qid}"))
+            .await;
+    let ids: Vec<_> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].clone())
+        .collect();
+    assert_eq!(ids, [json!(busy)]);
+    let (_, page) =
+        r.ts.get(&format!("/admin/v1/messages?workspace={ws}"))
+            .await;
+    assert_eq!(page["messages"].as_array().unwrap().len(), 1, "{page}");
+    let (_, page) =
+        r.ts.get(&format!(
+            "/admin/v1/messages?workspace={ws}&status=delivered"
+        ))
+        .await;
+    assert_eq!(page["messages"], json!([]));
+    assert_eq!(
+        counts(r.ts.get("/admin/v1/queue").await.1),
+        (Some(0), Some(1))
+    );
+
+    // And four days later the bounced one follows; the body goes with the
+    // last message of its submission.
+    r.ts.clock.set_ms(START_MS + 4 * DAY + keep_ms + 60_000);
+    let pass = rackwave_queue::retention::pass(&server.spool, &r.ts.clock, keep_ms)
+        .await
+        .unwrap();
+    assert_eq!(pass.pruned, 1);
+    assert_eq!(r.ts.get(&format!("/admin/v1/messages/{busy}")).await.0, 404);
+    assert_eq!(
+        counts(r.ts.get("/admin/v1/queue").await.1),
+        (Some(0), Some(0))
+    );
+    assert!(server.spool.body(&qid).unwrap().is_none());
+    let (_, page) =
+        r.ts.get(&format!("/admin/v1/messages?workspace={ws}"))
+            .await;
+    assert_eq!(page["messages"], json!([]));
 }

@@ -1,6 +1,6 @@
 //! Events and webhooks end to end: mail accepted over SMTP becomes events
 //! (through the spool's change feed), which reach a real HTTP receiver
-//! (tests/common/receiver.rs) that checks every signature independently
+//! (`rackwave_testkit::receiver`) that checks every signature independently
 //! from the Standard Webhooks spec. Retries run on the manual clock: the
 //! test moves time to each offset of the seed's schedule.
 
@@ -74,7 +74,6 @@ async fn endpoint(ts: &TestServer, key: &str, url: &str, types: Value) -> (Strin
     (ep["id"].as_str().unwrap().to_string(), secret)
 }
 
-/// Sends one message over SMTP; returns its message id.
 /// A server, a receiver, and one tenant `name` with one endpoint at the
 /// receiver's path `name` subscribed to `types`, whose secret the receiver
 /// verifies with: the start of most tests here.
@@ -87,6 +86,7 @@ async fn one_endpoint(name: &str, types: Value) -> (TestServer, Receiver, Tenant
     (ts, rx, t, ep)
 }
 
+/// Sends one message over SMTP; returns its message id.
 async fn send_mail(ts: &TestServer, t: &Tenant, to: &str, subject: &str) -> String {
     let mut s = ts.authed(&t.account).await;
     let r = s
@@ -940,6 +940,75 @@ async fn delivery_outcomes_become_events_with_the_seed_fields() {
         per_rcpt.len(),
         got.len(),
         "no event delivered twice: {per_rcpt:?}"
+    );
+
+    // One typed event, serialized once: the bytes the webhook carried are
+    // the bytes the event log serves, and what the message's history holds
+    // for it (the admin API's `detail` object) is the event's own data.
+    let client = reqwest::Client::new();
+    for r in &got {
+        let id = r.body["id"].as_str().unwrap();
+        let logged = client
+            .get(format!("{}/migosmtp/v1/events/{id}", ts.http))
+            .bearer_auth(&t.migo)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(logged.status(), 200);
+        assert_eq!(logged.bytes().await.unwrap(), r.raw, "event {id}");
+
+        let data = &r.body["data"];
+        let (s, m) = ts
+            .get(&format!(
+                "/admin/v1/messages/{}",
+                data["message_id"].as_str().unwrap()
+            ))
+            .await;
+        assert_eq!(s, 200, "{m}");
+        let event = r.body["event"].as_str().unwrap();
+        let ty = EventType::parse(event).unwrap();
+        let in_history = m["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["event"] == event)
+            .map(|h| &h["detail"])
+            .collect::<Vec<_>>();
+        assert_eq!(in_history.len(), 1, "{event} once in {m}");
+        match ty {
+            EventType::EmailDeferred | EventType::EmailBounced => {
+                let detail = in_history[0].as_object().expect("detail is an object");
+                assert!(!detail.is_empty());
+                for (field, value) in detail {
+                    assert_eq!(&data[field], value, "{event}.{field}");
+                }
+                // The history and webhook both name the rule that decided.
+                assert!(!detail["classified_by"].as_str().unwrap().is_empty());
+            }
+            _ => assert!(in_history[0].is_null(), "{m}"),
+        }
+        assert_eq!(data["to"], m["to"]);
+        assert_eq!(data["queue_id"], m["queue_id"]);
+    }
+    // The attempt log tells the same story: the deferral and the delivery
+    // of the busy recipient, numbered, with the deferral's detail.
+    let busy = find(&got, rcpts[1], "email.deferred").unwrap();
+    let (_, m) = ts
+        .get(&format!(
+            "/admin/v1/messages/{}",
+            busy["message_id"].as_str().unwrap()
+        ))
+        .await;
+    let attempts = m["delivery_attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{m}");
+    assert_eq!(
+        (&attempts[0]["attempt_number"], &attempts[0]["event"]),
+        (&json!(1), &json!("email.deferred"))
+    );
+    assert_eq!(attempts[0]["detail"]["defer_code"], busy["defer_code"]);
+    assert_eq!(
+        (&attempts[1]["attempt_number"], &attempts[1]["event"]),
+        (&json!(2), &json!("email.delivered"))
     );
     drop(dns);
 }
