@@ -48,6 +48,11 @@ impl Collector for SpoolCollector {
                 "Spool write batches committed",
                 stats.commits,
             ),
+            (
+                "spool_pruned",
+                "Records of finished messages deleted by retention ([spool] retention_days)",
+                stats.records_pruned,
+            ),
         ] {
             let counter = ConstCounter::new(value);
             counter.encode(encoder.encode_descriptor(

@@ -908,6 +908,16 @@ async fn finished_messages_are_forgotten_after_the_retention() {
         counts(r.ts.get("/admin/v1/queue").await.1),
         (Some(0), Some(1))
     );
+    let metrics = reqwest::get(format!("{}/metrics", r.ts.http))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("\nrackwave_spool_pruned_total 1\n"),
+        "{metrics}"
+    );
 
     // And four days later the bounced one follows; the body goes with the
     // last message of its submission.

@@ -681,6 +681,7 @@ impl Spool {
             records_enqueued: s.records_enqueued.load(Ordering::Relaxed),
             submissions: s.submissions.load(Ordering::Relaxed),
             settlements: s.settlements.load(Ordering::Relaxed),
+            records_pruned: s.records_pruned.load(Ordering::Relaxed),
             last_flush_nanos: s.last_flush_nanos.load(Ordering::Relaxed),
             total_flush_nanos: s.total_flush_nanos.load(Ordering::Relaxed),
         }
@@ -831,6 +832,10 @@ impl Spool {
         let (reply, rx) = oneshot::channel();
         self.send(Request::Prune { items, reply })?;
         let removed = rx.await.map_err(|_| SpoolError::Closed)??;
+        self.inner
+            .shared
+            .records_pruned
+            .fetch_add(removed, Ordering::Relaxed);
         Ok((removed, more))
     }
 

@@ -212,6 +212,9 @@ pub struct SpoolStats {
     pub submissions: u64,
     /// Settlements (delivered / deferred / bounced) committed.
     pub settlements: u64,
+    /// Finished records deleted by retention.
+    #[serde(default)]
+    pub records_pruned: u64,
     /// Duration of the most recent flush (the body segment's fdatasync
     /// plus sled's flush, the two fsyncs of a group commit).
     pub last_flush_nanos: u64,

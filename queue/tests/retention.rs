@@ -185,13 +185,8 @@ async fn records_finished_before_the_index_are_found_once() {
         spool.lease(T0, 1).unwrap();
         old_id = e.message_ids[0].clone();
         spool.delivered(&old_id, attempt_at(T0 + 1)).await.unwrap();
-        // As an earlier version left it: no retention entry, no marker.
-        let tree = db.open_tree("spool").unwrap();
-        for key in tree.scan_prefix(b"x").keys() {
-            tree.remove(key.unwrap()).unwrap();
-        }
         drop(spool);
-        db.flush().unwrap();
+        as_an_earlier_version_left_it(&db);
     }
     let (_db, spool) = open(dir.path());
     assert_eq!(
@@ -222,12 +217,8 @@ async fn the_walk_goes_in_batches() {
         for m in spool.lease(T0 + 10, 10).unwrap() {
             spool.delivered(&m.id, attempt_at(T0 + 20)).await.unwrap();
         }
-        let tree = db.open_tree("spool").unwrap();
-        for key in tree.scan_prefix(b"x").keys() {
-            tree.remove(key.unwrap()).unwrap();
-        }
         drop(spool);
-        db.flush().unwrap();
+        as_an_earlier_version_left_it(&db);
     }
     let (_db, spool) = open(dir.path());
     assert!(spool.index_finished(2).await.unwrap());
@@ -238,4 +229,14 @@ async fn the_walk_goes_in_batches() {
         (5, false)
     );
     assert_eq!(spool.counts().total(), 0);
+}
+
+/// Removes the retention index and its marker, as a spool written before
+/// retention existed has neither.
+fn as_an_earlier_version_left_it(db: &sled::Db) {
+    let tree = db.open_tree("spool").unwrap();
+    for key in tree.scan_prefix(b"x").keys() {
+        tree.remove(key.unwrap()).unwrap();
+    }
+    db.flush().unwrap();
 }

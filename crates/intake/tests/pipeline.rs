@@ -114,6 +114,13 @@ impl Rig {
             .unwrap_or(0)
     }
 
+    fn refused(&self, source: &str, reason: &str) -> u64 {
+        self.metric(
+            "rackwave_intake_refused_total",
+            &format!("source=\"{source}\",reason=\"{reason}\""),
+        )
+    }
+
     fn limits(&self, quota: u64) -> Limits<'_> {
         Limits {
             account: "alice",
@@ -130,6 +137,12 @@ fn smtp(esmtp: bool, tls: bool) -> Source {
         peer: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)),
         esmtp,
         tls,
+    }
+}
+
+fn http(api_key_id: &str) -> Source {
+    Source::Http {
+        api_key_id: api_key_id.into(),
     }
 }
 
@@ -162,9 +175,7 @@ async fn each_source_stamps_its_own_trace_and_is_counted_by_source() {
             "Received: from client.example ([192.0.2.7])\r\n\tby mx.rackwave.test (Rackwave) with SMTP\r\n\tid ",
         ),
         (
-            Source::Http {
-                api_key_id: "key_1234".into(),
-            },
+            http("key_1234"),
             "Received: from api key key_1234\r\n\tby mx.rackwave.test (Rackwave) with HTTPS\r\n\tid ",
         ),
         (
@@ -222,9 +233,7 @@ async fn a_clients_message_id_and_date_are_kept_and_each_recipient_is_one_messag
     let accepted = r
         .intake
         .submit(r.submission(
-            Source::Http {
-                api_key_id: "key_1".into(),
-            },
+            http("key_1"),
             &["a@example.test", "b@example.test", "c@example.test"],
             message,
         ))
@@ -308,27 +317,9 @@ async fn a_bad_header_section_is_refused_and_nothing_is_queued() {
     assert!(refusal.text.contains("4096 octets"), "{}", refusal.text);
 
     assert_eq!(r.queued(), 0);
-    assert_eq!(
-        r.metric(
-            "rackwave_intake_refused_total",
-            "source=\"smtp\",reason=\"header\""
-        ),
-        4
-    );
-    assert_eq!(
-        r.metric(
-            "rackwave_intake_refused_total",
-            "source=\"smtp\",reason=\"header_size\""
-        ),
-        2
-    );
-    assert_eq!(
-        r.metric(
-            "rackwave_intake_refused_total",
-            "source=\"notification\",reason=\"header\""
-        ),
-        1
-    );
+    assert_eq!(r.refused("smtp", "header"), 4);
+    assert_eq!(r.refused("smtp", "header_size"), 2);
+    assert_eq!(r.refused("notification", "header"), 1);
     assert_eq!(
         r.metric("rackwave_messages_accepted_total", "source=\"smtp\""),
         0
@@ -446,9 +437,7 @@ async fn policies_drop_recipients_refuse_and_rewrite_and_the_signature_covers_th
     let accepted: Accepted = r
         .intake
         .submit(r.submission(
-            Source::Http {
-                api_key_id: "key_1".into(),
-            },
+            http("key_1"),
             &["a@example.test", "x@suppressed.test", "b@example.test"],
             message,
         ))
@@ -503,20 +492,8 @@ async fn policies_drop_recipients_refuse_and_rewrite_and_the_signature_covers_th
         Refusal::new(RefusalKind::Policy, "sender", "Sender blocked by policy")
     );
     assert_eq!(r.queued(), 2);
-    assert_eq!(
-        r.metric(
-            "rackwave_intake_refused_total",
-            "source=\"smtp\",reason=\"no_recipients\""
-        ),
-        1
-    );
-    assert_eq!(
-        r.metric(
-            "rackwave_intake_refused_total",
-            "source=\"notification\",reason=\"sender\""
-        ),
-        1
-    );
+    assert_eq!(r.refused("smtp", "no_recipients"), 1);
+    assert_eq!(r.refused("notification", "sender"), 1);
     // The policy saw the workspace and the source of each submission; a
     // header refusal never reaches it.
     let _ = r

@@ -273,15 +273,7 @@ async fn event_log(store: &Store) {
         products: vec![Product::Rackwave],
         ..Default::default()
     };
-    assert_eq!(
-        store
-            .events("ws_e", &q, None, 50)
-            .await
-            .unwrap()
-            .items
-            .len(),
-        1
-    );
+    assert_eq!(count(store, "ws_e", &q, 50).await, 1);
     // By message, through its index, paged.
     let q = EventQuery {
         message_id: Some("msg_1".into()),
@@ -295,12 +287,7 @@ async fn event_log(store: &Store) {
         .unwrap();
     assert_eq!(ids(&page), [stored[3].id.clone(), stored[0].id.clone()]);
     // Another workspace sees nothing; a cursor we did not issue is invalid.
-    assert!(store
-        .events("ws_x", &all, None, 5)
-        .await
-        .unwrap()
-        .items
-        .is_empty());
+    assert!(count(store, "ws_x", &all, 5).await == 0);
     assert!(matches!(
         store.events("ws_e", &all, Some("zz"), 5).await,
         Err(StoreError::Invalid(_))
@@ -316,24 +303,8 @@ async fn event_log(store: &Store) {
         message_id: Some("msg_1".into()),
         ..Default::default()
     };
-    assert_eq!(
-        store
-            .events("ws_e", &q, None, 50)
-            .await
-            .unwrap()
-            .items
-            .len(),
-        3
-    );
-    assert_eq!(
-        store
-            .events("ws_e", &all, None, 50)
-            .await
-            .unwrap()
-            .items
-            .len(),
-        8
-    );
+    assert_eq!(count(store, "ws_e", &q, 50).await, 3);
+    assert_eq!(count(store, "ws_e", &all, 50).await, 8);
 }
 
 fn endpoint(id: &str, ws: &str, created: i64) -> Endpoint {
@@ -585,4 +556,9 @@ async fn sled_moves_the_trees_of_earlier_versions_in() {
             .any(|n| n == "workspaces" || n == "smtp_accounts"),
         "{names:?}"
     );
+}
+
+/// How many of a workspace's events a query finds on its first page.
+async fn count(store: &Store, ws: &str, q: &EventQuery, limit: usize) -> usize {
+    store.events(ws, q, None, limit).await.unwrap().items.len()
 }

@@ -108,7 +108,7 @@ pub(super) fn stage_enqueue(st: &mut Staged<'_>, sub: Submission) -> Result<Enqu
     let ck = keys::accepted(&sub.submitter, at.div_euclid(DAY_MS));
     let accepted = st.get_counter(&ck)?.unwrap_or(0).saturating_add(n);
     st.put(ck, keys::encode_u64(accepted).to_vec());
-    st.delta[status_index(Status::Queued)] += n as i64;
+    st.changes.delta[status_index(Status::Queued)] += n as i64;
     Ok(Enqueued {
         queue_id,
         message_ids,

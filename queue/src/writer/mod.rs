@@ -137,6 +137,8 @@ pub(crate) struct Shared {
     pub records_enqueued: AtomicU64,
     pub submissions: AtomicU64,
     pub settlements: AtomicU64,
+    /// Finished records deleted by retention.
+    pub records_pruned: AtomicU64,
     pub last_flush_nanos: AtomicU64,
     pub total_flush_nanos: AtomicU64,
     /// Highest feed seq applied to the tree (written by the writer only).
@@ -164,6 +166,7 @@ impl Shared {
             records_enqueued: AtomicU64::new(0),
             submissions: AtomicU64::new(0),
             settlements: AtomicU64::new(0),
+            records_pruned: AtomicU64::new(0),
             last_flush_nanos: AtomicU64::new(0),
             total_flush_nanos: AtomicU64::new(0),
         }
@@ -383,7 +386,7 @@ impl Writer {
         }
 
         let mut failed = false;
-        if !group.writes.is_empty() {
+        if !group.changes.writes.is_empty() {
             if let Err(err) = self.apply_and_flush(&group) {
                 failed = true;
                 error!(error = %err, requests = done.len(), "spool commit failed");
@@ -403,7 +406,7 @@ impl Writer {
                     // become leasable again, possibly behind a cursor.
                     lanes.clear_cursors();
                 } else {
-                    for (ws, change) in &group.lanes {
+                    for (ws, change) in &group.changes.lanes {
                         if let Some(t) = change.min_requeued {
                             lanes.requeued_leases_end(ws, t);
                         }
@@ -432,10 +435,10 @@ impl Writer {
         // Bodies first: once the batch below is durable its references
         // must point at durable bytes.
         let began = Instant::now();
-        self.bodies.append(&group.bodies)?;
+        self.bodies.append(&group.changes.bodies)?;
         let bodies_done = Instant::now();
         let mut batch = sled::Batch::default();
-        for (k, v) in &group.writes {
+        for (k, v) in &group.changes.writes {
             match v {
                 Some(v) => batch.insert(k.as_slice(), v.as_slice()),
                 None => batch.remove(k.as_slice()),
@@ -443,7 +446,7 @@ impl Writer {
         }
         let mut counts = *lock(&self.shared.counts);
         for status in Status::ALL {
-            let d = group.delta[status_index(status)];
+            let d = group.changes.delta[status_index(status)];
             if d != 0 {
                 let c = counts.get_mut(status);
                 let next = (*c as i128 + d as i128).max(0) as u64;
@@ -458,7 +461,8 @@ impl Writer {
             }
         }
         // Highest seq of the group's entries, if it staged any.
-        let feed_last = (group.feed_count > 0).then(|| group.feed_base + group.feed_count - 1);
+        let feed_last =
+            (group.changes.feed_count > 0).then(|| group.feed_base + group.changes.feed_count - 1);
         if let Some(last) = feed_last {
             batch.insert(keys::FEED_HIGH, &keys::encode_u64(last)[..]);
         }
@@ -467,9 +471,9 @@ impl Writer {
             self.shared.feed_applied.store(last, Ordering::Release);
         }
         *lock(&self.shared.counts) = counts;
-        if !group.lanes.is_empty() {
+        if !group.changes.lanes.is_empty() {
             let mut lanes = lock(&self.shared.lanes);
-            for (ws, change) in &group.lanes {
+            for (ws, change) in &group.changes.lanes {
                 lanes.apply(ws, *change);
             }
         }
@@ -506,7 +510,7 @@ impl Writer {
                 (applied_at - bodies_done).as_millis() as u64,
                 (done - applied_at).as_millis() as u64,
             );
-            let (bodies, writes) = (group.bodies.len(), group.writes.len());
+            let (bodies, writes) = (group.changes.bodies.len(), group.changes.writes.len());
             if took >= VERY_SLOW_COMMIT {
                 warn!(
                     total_ms,
@@ -520,7 +524,7 @@ impl Writer {
             }
         }
         flushed?;
-        self.bodies.release(&group.emptied);
+        self.bodies.release(&group.changes.emptied);
         // Everything applied so far is on disk now, including entries of an
         // earlier group whose own flush failed.
         let applied = s.feed_applied.load(Ordering::Acquire);

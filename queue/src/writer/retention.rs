@@ -50,7 +50,7 @@ pub(super) fn stage_prune(st: &mut Staged<'_>, items: Vec<PruneItem>) -> Result<
                 for k in keys {
                     st.remove(k);
                 }
-                st.delta[status_index(status)] -= 1;
+                st.changes.delta[status_index(status)] -= 1;
                 removed += 1;
             }
             PruneItem::Forget(key) => st.remove(key),

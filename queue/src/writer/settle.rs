@@ -93,8 +93,8 @@ pub(super) fn stage_settle(
     }
     rec.delivery_attempts.push(attempt);
     st.put_record(&rec)?;
-    st.delta[status_index(old)] -= 1;
-    st.delta[status_index(new)] += 1;
+    st.changes.delta[status_index(old)] -= 1;
+    st.changes.delta[status_index(new)] += 1;
     Ok(rec)
 }
 

@@ -20,23 +20,18 @@ pub(crate) type Writes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 /// Writes accumulated for the current group.
 #[derive(Default)]
 pub(crate) struct Group {
-    pub(super) writes: Writes,
-    /// Net change of each status counter, indexed by `status_index`.
-    pub(super) delta: [i64; 4],
+    /// The merged changes of the group's successful requests.
+    pub(super) changes: Changes,
     /// Ids settled or postponed in this group: a second settlement of the
     /// same lease in one group must fail, even though the lease is only
     /// cleared after the commit.
     pub(super) settled: HashSet<String>,
-    /// Lanes touched by the group.
-    pub(super) lanes: BTreeMap<String, LaneChange>,
     pub(super) submissions: u64,
     pub(super) records: u64,
     /// Settlements proper (postponements excluded), for the statistics.
     pub(super) settlements: u64,
     /// Seq of the group's first feed entry.
     pub(super) feed_base: u64,
-    /// Feed entries staged by the group's successful requests.
-    pub(super) feed_count: u64,
     /// Whether the group holds anything that must be fsynced before the
     /// callers are answered (everything but feed trims).
     pub(super) needs_flush: bool,
@@ -44,25 +39,13 @@ pub(crate) struct Group {
     /// them: a body's offset is known when its reference is staged.
     pub(super) segment: u64,
     pub(super) segment_base: u64,
-    /// New bodies, in the order of their offsets.
-    pub(super) bodies: Vec<Vec<u8>>,
-    pub(super) body_bytes: u64,
-    /// Segments whose last live body this group releases.
-    pub(super) emptied: Vec<u64>,
 }
 
 /// One request's writes, staged on top of the group and the tree.
 pub(crate) struct Staged<'a> {
     pub(super) tree: &'a sled::Tree,
     pub(super) group: &'a Group,
-    pub(super) writes: Writes,
-    pub(super) delta: [i64; 4],
-    pub(super) lanes: BTreeMap<String, LaneChange>,
-    /// Feed entries staged by this request.
-    pub(super) feed_count: u64,
-    pub(super) bodies: Vec<Vec<u8>>,
-    pub(super) body_bytes: u64,
-    pub(super) emptied: Vec<u64>,
+    pub(super) changes: Changes,
 }
 
 impl<'a> Staged<'a> {
@@ -70,13 +53,7 @@ impl<'a> Staged<'a> {
         Staged {
             tree,
             group,
-            writes: BTreeMap::new(),
-            delta: [0; 4],
-            lanes: BTreeMap::new(),
-            feed_count: 0,
-            bodies: Vec::new(),
-            body_bytes: 0,
-            emptied: Vec::new(),
+            changes: Changes::default(),
         }
     }
 
@@ -87,7 +64,9 @@ impl<'a> Staged<'a> {
             .map_err(|_| SpoolError::Invalid("message body exceeds 4 GiB".into()))?;
         let r = BodyRef {
             segment: self.group.segment,
-            offset: self.group.segment_base + self.group.body_bytes + self.body_bytes,
+            offset: self.group.segment_base
+                + self.group.changes.body_bytes
+                + self.changes.body_bytes,
             len,
             crc: crc32fast::hash(&body),
         };
@@ -95,8 +74,8 @@ impl<'a> Staged<'a> {
         let live = self.get_counter(&ck)?.unwrap_or(0) + 1;
         self.put(ck, keys::encode_u64(live).to_vec());
         self.put(keys::body(queue_id), r.encode());
-        self.body_bytes += u64::from(len);
-        self.bodies.push(body);
+        self.changes.body_bytes += u64::from(len);
+        self.changes.bodies.push(body);
         Ok(())
     }
 
@@ -109,7 +88,7 @@ impl<'a> Staged<'a> {
             match self.get_counter(&ck)?.unwrap_or(0) {
                 0 | 1 => {
                     self.remove(ck);
-                    self.emptied.push(r.segment);
+                    self.changes.emptied.push(r.segment);
                 }
                 n => self.put(ck, keys::encode_u64(n - 1).to_vec()),
             }
@@ -119,10 +98,10 @@ impl<'a> Staged<'a> {
     }
 
     pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, SpoolError> {
-        if let Some(v) = self.writes.get(key) {
+        if let Some(v) = self.changes.writes.get(key) {
             return Ok(v.clone());
         }
-        if let Some(v) = self.group.writes.get(key) {
+        if let Some(v) = self.group.changes.writes.get(key) {
             return Ok(v.clone());
         }
         Ok(self.tree.get(key)?.map(|v| v.to_vec()))
@@ -140,7 +119,7 @@ impl<'a> Staged<'a> {
                 .next()
                 .is_some_and(|(k, v)| k.starts_with(prefix) && v.is_some())
         };
-        if pending(&self.writes) || pending(&self.group.writes) {
+        if pending(&self.changes.writes) || pending(&self.group.changes.writes) {
             return Ok(true);
         }
         Ok(self.tree.scan_prefix(prefix).next().transpose()?.is_some())
@@ -153,11 +132,11 @@ impl<'a> Staged<'a> {
     }
 
     pub(crate) fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        self.writes.insert(key, Some(value));
+        self.changes.writes.insert(key, Some(value));
     }
 
     pub(crate) fn remove(&mut self, key: Vec<u8>) {
-        self.writes.insert(key, None);
+        self.changes.writes.insert(key, None);
     }
 
     pub(crate) fn put_record(&mut self, rec: &MessageRecord) -> Result<(), SpoolError> {
@@ -177,7 +156,7 @@ impl<'a> Staged<'a> {
         change: StatusChange,
         reply: Option<&str>,
     ) -> Result<(), SpoolError> {
-        let seq = self.group.feed_base + self.group.feed_count + self.feed_count;
+        let seq = self.group.feed_base + self.group.changes.feed_count + self.changes.feed_count;
         let mut message = rec.message_ref();
         message.status = change.status;
         let entry = FeedEntry {
@@ -192,7 +171,7 @@ impl<'a> Staged<'a> {
         let raw = serde_json::to_vec(&entry)
             .map_err(|e| SpoolError::encoding(format!("encoding feed entry {seq}"), e))?;
         self.put(keys::feed(seq), raw);
-        self.feed_count += 1;
+        self.changes.feed_count += 1;
         rec.history.push(change);
         Ok(())
     }
@@ -253,38 +232,51 @@ impl<'a> Staged<'a> {
             min_added: added.map(|(due, _)| due),
             min_requeued: added.and_then(|(due, e)| (e == Entry::Requeued).then_some(due)),
         };
-        if let Some(prev) = self.lanes.get(ws) {
+        if let Some(prev) = self.changes.lanes.get(ws) {
             let mut merged = *prev;
             merged.merge(change);
             change = merged;
         }
-        self.lanes.insert(ws.to_string(), change);
+        self.changes.lanes.insert(ws.to_string(), change);
         Ok(())
     }
 
     /// The request succeeded: its changes, to be absorbed by the group.
     pub(crate) fn finish(self) -> Changes {
-        Changes {
-            writes: self.writes,
-            delta: self.delta,
-            lanes: self.lanes,
-            feed_count: self.feed_count,
-            bodies: self.bodies,
-            body_bytes: self.body_bytes,
-            emptied: self.emptied,
-        }
+        self.changes
     }
 }
 
-/// A successful request's changes (released from the borrow of the group).
+/// Writes and their side effects: one request's (staged), or a group's
+/// (the merge of its requests').
+#[derive(Default)]
 pub(crate) struct Changes {
     pub(super) writes: Writes,
+    /// Net change of each status counter, indexed by `status_index`.
     pub(super) delta: [i64; 4],
+    /// Lanes touched.
     pub(super) lanes: BTreeMap<String, LaneChange>,
+    /// Feed entries staged.
     pub(super) feed_count: u64,
+    /// New bodies, in the order of their offsets.
     pub(super) bodies: Vec<Vec<u8>>,
     pub(super) body_bytes: u64,
+    /// Segments whose last live body is released.
     pub(super) emptied: Vec<u64>,
+}
+
+impl Changes {
+    fn merge(&mut self, other: Changes) {
+        self.feed_count += other.feed_count;
+        self.writes.extend(other.writes);
+        self.bodies.extend(other.bodies);
+        self.body_bytes += other.body_bytes;
+        self.emptied.extend(other.emptied);
+        for (g, d) in self.delta.iter_mut().zip(other.delta) {
+            *g += d;
+        }
+        merge_lanes(&mut self.lanes, other.lanes);
+    }
 }
 
 impl Group {
@@ -306,14 +298,6 @@ impl Group {
 
     /// Absorbs changes that need no fsync of their own (feed trims).
     pub(crate) fn absorb_lazy(&mut self, changes: Changes) {
-        self.feed_count += changes.feed_count;
-        self.writes.extend(changes.writes);
-        self.bodies.extend(changes.bodies);
-        self.body_bytes += changes.body_bytes;
-        self.emptied.extend(changes.emptied);
-        for (g, d) in self.delta.iter_mut().zip(changes.delta) {
-            *g += d;
-        }
-        merge_lanes(&mut self.lanes, changes.lanes);
+        self.changes.merge(changes);
     }
 }
