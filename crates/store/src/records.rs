@@ -75,21 +75,18 @@ pub struct SenderDomain {
 
 /// An event in the log: the envelope exactly as it was serialized once
 /// (what the API lists and a webhook POSTs), with what the log filters on.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct StoredEvent {
     /// Position in the log (increasing in the order events were stored).
     pub seq: u64,
     /// When it happened.
     pub at_ms: i64,
     /// `evt_…`
-    #[serde(default)]
     pub id: String,
-    #[serde(default)]
     pub workspace_id: String,
-    #[serde(rename = "type", default)]
+    /// `None` for a type this version does not know.
     pub event_type: Option<EventType>,
     /// The message it is about, if any (indexed).
-    #[serde(default)]
     pub message_id: Option<String>,
     /// The envelope JSON.
     pub event: Box<serde_json::value::RawValue>,

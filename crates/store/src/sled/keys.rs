@@ -11,7 +11,7 @@
 //! | `kw/<ws>\0<key id>`                   | digest: keys of a workspace     |
 //! | `sd/<domain>`                         | `SenderDomain`                  |
 //! | `dw/<ws>\0<domain>`                   | empty: domains of a workspace   |
-//! | `e/<ws>\0<seq>`                       | `StoredEvent`: the event log    |
+//! | `e/<ws>\0<seq>`                       | seq, time, envelope: the log    |
 //! | `i/<event id>`                        | `<ws>\0<seq>`: events by id     |
 //! | `m/<ws>\0<message id>\0<seq>`         | empty: events by message        |
 //! | `c/<name>`                            | u64: named positions            |
