@@ -68,7 +68,7 @@ pub struct DeliveryAttempt {
 /// body and one queue id.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct MessageRecord {
-    /// `msg_` + 16 lowercase hex, random.
+    /// `msg_` + 16 lowercase hex, time-ordered.
     pub id: String,
     /// The submission this message belongs to (16 uppercase hex).
     pub queue_id: String,

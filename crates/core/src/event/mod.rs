@@ -239,10 +239,12 @@ pub struct Event {
 }
 
 impl Event {
-    /// A new event with a fresh id.
+    /// A new event with a fresh id: `evt_` and 20 hex digits, a
+    /// [`time_ordered_id`](crate::time_ordered_id) and 16 more random bits
+    /// (time first, so the log's index by id grows at its right edge).
     pub fn new(workspace_id: &str, timestamp: Timestamp, data: impl Into<EventData>) -> Event {
         Event {
-            id: format!("evt_{}", random_hex(10)),
+            id: format!("evt_{:016x}{}", crate::time_ordered_id(), random_hex(2)),
             workspace_id: workspace_id.to_string(),
             timestamp,
             data: data.into(),
