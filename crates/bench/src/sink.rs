@@ -1218,16 +1218,27 @@ impl Session {
     /// Reads one line (with its line ending) into `line`, keeping at most
     /// `cap` bytes; the rest of a longer line is skipped.
     async fn read_line(&mut self, line: &mut Vec<u8>, cap: usize) -> io::Result<LineEnd> {
-        // Replies queued for a pipelining client go out before we wait.
-        if self.fill().await? == 0 {
-            line.clear();
-            return Ok(LineEnd::Eof);
+        // A whole line already buffered is read at once: no flush is due
+        // (the client sent more before waiting) and no timer is armed (a
+        // timer per line of message data costs the sink a tenth of its
+        // rate).
+        if !self.io.buffer().contains(&b'\n') {
+            // Replies queued for a pipelining client go out before we wait.
+            if self.fill().await? == 0 {
+                line.clear();
+                return Ok(LineEnd::Eof);
+            }
+            if !self.io.buffer().contains(&b'\n') {
+                let idle = self.shared.config.idle_timeout;
+                return match tokio::time::timeout(idle, read_line_into(&mut self.io, line, cap))
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(_) => Err(io::ErrorKind::TimedOut.into()),
+                };
+            }
         }
-        let idle = self.shared.config.idle_timeout;
-        match tokio::time::timeout(idle, read_line_into(&mut self.io, line, cap)).await {
-            Ok(r) => r,
-            Err(_) => Err(io::ErrorKind::TimedOut.into()),
-        }
+        read_line_into(&mut self.io, line, cap).await
     }
 
     /// Reads exactly `n` bytes (a BDAT chunk), into `into` if given.

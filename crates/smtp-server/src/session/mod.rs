@@ -249,6 +249,11 @@ impl Session {
         max: usize,
         timeout: Duration,
     ) -> Result<Line, ReadStop> {
+        // A whole line already buffered (message data usually is) is read
+        // without arming a timer: one per line is measurable.
+        if self.io.buffer().contains(&b'\n') {
+            return read_line(&mut self.io, max).await.map_err(|_| ReadStop::Io);
+        }
         match tokio::time::timeout(timeout, read_line(&mut self.io, max)).await {
             Ok(Ok(line)) => Ok(line),
             Ok(Err(_)) => Err(ReadStop::Io),
