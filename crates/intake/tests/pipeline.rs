@@ -17,7 +17,7 @@ use rackwave_accounts::{dkim_record, Accounts, Domains};
 use rackwave_core::{Clock, MS_PER_DAY};
 use rackwave_intake::{
     Accepted, Draft, Intake, IntakeConfig, Limits, Parts, Policy, PolicyFuture, QuotaError, Quotas,
-    Refusal, RefusalKind, Rejected, Source, Submission,
+    Refusal, RefusalKind, Rejected, Reservation, Source, Submission,
 };
 use rackwave_queue::{Spool, SpoolConfig};
 use rackwave_store::{DkimAlgorithm, Store};
@@ -121,13 +121,20 @@ impl Rig {
         )
     }
 
-    fn limits(&self, quota: u64) -> Limits<'_> {
-        Limits {
+    /// `n` units reserved for alice against a daily quota of `quota`.
+    async fn reserve(&self, n: usize, quota: u64) -> Result<Reservation, QuotaError> {
+        let quotas = self.intake.quotas();
+        let limits = Limits {
             account: "alice",
             account_quota: quota,
             workspace: &self.workspace,
             workspace_quota: None,
+        };
+        let mut reservation = quotas.begin("alice", &self.workspace);
+        for _ in 0..n {
+            quotas.reserve_one(&mut reservation, &limits).await?;
         }
+        Ok(reservation)
     }
 }
 
@@ -544,66 +551,35 @@ async fn a_message_from_a_domain_without_a_key_goes_unsigned() {
 async fn the_quota_is_committed_when_durable_and_given_back_on_refusal() {
     let policy = Arc::new(TestPolicy::default());
     let r = rig(1 << 20, vec![policy]).await;
-    let quotas = r.intake.quotas().clone();
     let day = T0.div_euclid(MS_PER_DAY);
 
     // Three reserved, three queued: the spool counts them for the
     // submitter, and the quota of 4 has one left.
-    let mut reservation = quotas.begin("alice", &r.workspace);
-    for _ in 0..3 {
-        quotas
-            .reserve_one(&mut reservation, &r.limits(4))
-            .await
-            .unwrap();
-    }
     let mut sub = r.submission(
         smtp(true, true),
         &["a@example.test", "b@example.test", "c@example.test"],
         PLAIN,
     );
-    sub.reservation = Some(reservation);
+    sub.reservation = Some(r.reserve(3, 4).await.unwrap());
     r.intake.submit(sub).await.unwrap();
     assert_eq!(r.spool.accepted_on_day("alice", day).unwrap(), 3);
 
-    // A refused submission gives its reservation back.
-    let mut reservation = quotas.begin("alice", &r.workspace);
-    quotas
-        .reserve_one(&mut reservation, &r.limits(4))
-        .await
-        .unwrap();
+    // A refused submission gives its reservation back: at the header
+    // check, and at a policy.
     let mut sub = r.submission(smtp(true, true), &["a@example.test"], "no header");
-    sub.reservation = Some(reservation);
+    sub.reservation = Some(r.reserve(1, 4).await.unwrap());
     r.intake.submit(sub).await.unwrap_err();
     let mut sub = r.submission(smtp(true, true), &["a@example.test"], PLAIN);
     sub.mail_from = "blocked@acme.test".into();
-    let mut reservation = quotas.begin("alice", &r.workspace);
-    quotas
-        .reserve_one(&mut reservation, &r.limits(4))
-        .await
-        .unwrap();
-    sub.reservation = Some(reservation);
+    sub.reservation = Some(r.reserve(1, 4).await.unwrap());
     r.intake.submit(sub).await.unwrap_err();
     assert_eq!(r.spool.accepted_on_day("alice", day).unwrap(), 3);
 
     // So one unit is still free, and only one.
-    let mut reservation = quotas.begin("alice", &r.workspace);
-    quotas
-        .reserve_one(&mut reservation, &r.limits(4))
-        .await
-        .unwrap();
-    assert!(matches!(
-        quotas.reserve_one(&mut reservation, &r.limits(4)).await,
-        Err(QuotaError::Exceeded)
-    ));
-    drop(reservation);
+    assert!(matches!(r.reserve(2, 4).await, Err(QuotaError::Exceeded)));
+    drop(r.reserve(1, 4).await.unwrap());
 
     // A new UTC day starts from zero.
     r.clock.advance_ms(MS_PER_DAY);
-    let mut reservation = quotas.begin("alice", &r.workspace);
-    for _ in 0..4 {
-        quotas
-            .reserve_one(&mut reservation, &r.limits(4))
-            .await
-            .unwrap();
-    }
+    r.reserve(4, 4).await.unwrap();
 }
