@@ -183,6 +183,13 @@ async fn every_error_has_the_json_shape() {
         assert!(ctype.starts_with("application/json"), "{ctype}");
         let b: Value = resp.json().await.unwrap();
         assert_error(405, &b, 405, "method_not_allowed");
+        // The message names the method and never an empty list.
+        let message = b["error"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!("method {method} not allowed")),
+            "{message}"
+        );
+        assert!(!message.ends_with("allowed: "), "{message}");
     }
 
     // A path parameter that is not UTF-8.

@@ -129,14 +129,17 @@ pub(crate) async fn json_errors(req: Request, next: Next) -> Response {
         .map(|b| String::from_utf8_lossy(&b).trim().to_string())
         .unwrap_or_default();
     let message = match status {
-        StatusCode::METHOD_NOT_ALLOWED => {
-            let allowed = parts
-                .headers
-                .get(header::ALLOW)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default();
-            format!("method {method} not allowed here; allowed: {allowed}")
-        }
+        // The `Allow` header names the methods; axum may add it after this
+        // layer has run, so the message only repeats it when it is here.
+        StatusCode::METHOD_NOT_ALLOWED => match parts
+            .headers
+            .get(header::ALLOW)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+        {
+            Some(allowed) => format!("method {method} not allowed here; allowed: {allowed}"),
+            None => format!("method {method} not allowed here (see the Allow header)"),
+        },
         StatusCode::NOT_FOUND if text.is_empty() => "no such route".to_string(),
         _ if text.is_empty() => status
             .canonical_reason()
