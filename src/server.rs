@@ -19,7 +19,7 @@ use rackwave_events::Events;
 use rackwave_intake::{Intake, IntakeConfig, Quotas};
 use rackwave_queue::{Spool, SpoolConfig};
 use rackwave_smtp_server::SmtpServer;
-use rackwave_store::{Store, StoreError};
+use rackwave_store::{Database, Store, StoreError};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
@@ -88,11 +88,10 @@ impl Server {
             source,
         };
         // One embedded database: the spool's tree and the store's.
-        let db =
-            rackwave_store::sled::open_db(&db_path, config.storage.cache_mb).map_err(storage)?;
-        let store = Store::sled(db.clone()).map_err(storage)?;
-        let spool = Spool::open(
-            &db,
+        let database = Database::open(&db_path, config.storage.cache_mb).map_err(storage)?;
+        let store = database.store().map_err(storage)?;
+        let spool = Spool::open_in(
+            &database,
             &data.join("bodies"),
             SpoolConfig {
                 group_commit: config.storage.group_commit,

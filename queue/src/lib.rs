@@ -217,6 +217,18 @@ impl Spool {
     ///
     /// Call it once per process and database: the spool relies on being the
     /// only writer of its tree for exact counters and race-free updates.
+    /// The spool in the data directory's database (beside the store), its
+    /// bodies in `bodies_dir`: [`open`](Self::open) on [`Database::sled`].
+    ///
+    /// [`Database::sled`]: rackwave_store::Database::sled
+    pub fn open_in(
+        database: &rackwave_store::Database,
+        bodies_dir: &Path,
+        config: SpoolConfig,
+    ) -> Result<Spool, SpoolError> {
+        Spool::open(database.sled(), bodies_dir, config)
+    }
+
     pub fn open(
         db: &sled::Db,
         bodies_dir: &Path,

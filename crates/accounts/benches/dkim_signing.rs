@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use rackwave_accounts::{Accounts, DkimAlgorithm, Domains};
 use rackwave_core::Clock;
-use rackwave_store::Store;
+use rackwave_store::Database;
 
 fn message() -> Vec<u8> {
     let mut m = b"From: News <news@rsa.bench.test>\r\nTo: <someone@example.org>\r\nSubject: Your weekly digest\r\nDate: Sun, 7 Jun 2026 09:39:00 +0000\r\nMessage-ID: <0123456789@rsa.bench.test>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n".to_vec();
@@ -25,8 +25,9 @@ fn bench(c: &mut Criterion) {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let db = rackwave_store::sled::open_db(&dir.path().join("db"), 16).unwrap();
-    let store = Store::sled(db).unwrap();
+    let store = Database::open(&dir.path().join("db"), 16)
+        .and_then(|d| d.store())
+        .unwrap();
     let accounts = Accounts::new(store.clone(), Clock::System);
     let domains = Domains::new(store, accounts.clone(), Clock::System);
     let ws = rt

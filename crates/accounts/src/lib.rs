@@ -345,8 +345,9 @@ mod tests {
 
     fn accounts() -> (tempfile::TempDir, Accounts) {
         let dir = tempfile::tempdir().unwrap();
-        let db = rackwave_store::sled::open_db(&dir.path().join("db"), 8).unwrap();
-        let store = Store::sled(db).unwrap();
+        let store = rackwave_store::Database::open(&dir.path().join("db"), 8)
+            .and_then(|d| d.store())
+            .unwrap();
         (dir, Accounts::new(store, Clock::manual(0)))
     }
 

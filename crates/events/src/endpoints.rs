@@ -261,10 +261,10 @@ mod tests {
 
     fn events() -> (tempfile::TempDir, Events, Clock) {
         let dir = tempfile::tempdir().unwrap();
-        let db = rackwave_store::sled::open_db(&dir.path().join("db"), 8).unwrap();
-        let store = rackwave_store::Store::sled(db.clone()).unwrap();
-        let spool = rackwave_queue::Spool::open(
-            &db,
+        let database = rackwave_store::Database::open(&dir.path().join("db"), 8).unwrap();
+        let store = database.store().unwrap();
+        let spool = rackwave_queue::Spool::open_in(
+            &database,
             &dir.path().join("bodies"),
             rackwave_queue::SpoolConfig::default(),
         )

@@ -20,7 +20,7 @@ use rackwave_intake::{
     Refusal, RefusalKind, Rejected, Reservation, Source, Submission,
 };
 use rackwave_queue::{Spool, SpoolConfig};
-use rackwave_store::{DkimAlgorithm, Store};
+use rackwave_store::{Database, DkimAlgorithm};
 use tokio::sync::Notify;
 
 /// 2026-06-07T09:39:00Z.
@@ -40,9 +40,14 @@ struct Rig {
 
 async fn rig(max_header_bytes: usize, policies: Vec<Arc<dyn Policy>>) -> Rig {
     let dir = tempfile::tempdir().unwrap();
-    let db = rackwave_store::sled::open_db(&dir.path().join("db"), 16).unwrap();
-    let store = Store::sled(db.clone()).unwrap();
-    let spool = Spool::open(&db, &dir.path().join("bodies"), SpoolConfig::default()).unwrap();
+    let database = Database::open(&dir.path().join("db"), 16).unwrap();
+    let store = database.store().unwrap();
+    let spool = Spool::open_in(
+        &database,
+        &dir.path().join("bodies"),
+        SpoolConfig::default(),
+    )
+    .unwrap();
     let clock = Clock::manual(T0);
     let accounts = Accounts::new(store.clone(), clock.clone());
     let domains = Domains::new(store.clone(), accounts.clone(), clock.clone());

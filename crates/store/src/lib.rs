@@ -22,8 +22,8 @@
 //!   digest, an id) return the record whatever its workspace: the caller
 //!   compares the workspace, and answers "not found" for another tenant's.
 //! * **Backends** implement [`Reads`] and [`Writes`]; features never name
-//!   one. Today there is one, sled ([`sled`]), embedded in the data
-//!   directory. Nothing in the signatures is particular to it: no key
+//!   one. Today there is one, sled, embedded in the data directory
+//!   ([`Database`]). Nothing in the signatures is particular to it: no key
 //!   prefixes, iterators or batches.
 //!
 //! The operations are listed once, in the [`store_api!`] invocation below,
@@ -31,7 +31,7 @@
 //! [`Txn`] from the same list.
 
 mod records;
-pub mod sled;
+mod sled;
 
 use std::sync::Arc;
 
@@ -42,6 +42,7 @@ pub use records::{
     ApiKey, Attempt, Delivery, DeliveryState, DkimAlgorithm, Endpoint, EventQuery, Page, Secret,
     SenderDomain, SmtpAccount, StoredEvent, Workspace,
 };
+pub use sled::Database;
 
 /// Why a store operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -95,8 +96,8 @@ enum TxnInner {
 }
 
 impl Store {
-    /// The store in an embedded sled database (see [`sled::open_db`]).
-    pub fn sled(db: ::sled::Db) -> Result<Store> {
+    /// The store in an embedded sled database ([`Database::store`]).
+    fn on_sled(db: ::sled::Db) -> Result<Store> {
         Ok(Store {
             backend: Backend::Sled(Arc::new(sled::SledStore::open(db)?)),
         })

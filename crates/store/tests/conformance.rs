@@ -469,8 +469,7 @@ async fn outbox(store: &Store) {
 }
 
 fn sled_store(path: &std::path::Path) -> Store {
-    let db = rackwave_store::sled::open_db(path, 16).unwrap();
-    Store::sled(db).unwrap()
+    Database::open(path, 16).unwrap().store().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -500,7 +499,8 @@ async fn sled_moves_the_trees_of_earlier_versions_in() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
     {
-        let db = rackwave_store::sled::open_db(&path, 16).unwrap();
+        let database = Database::open(&path, 16).unwrap();
+        let db = database.sled();
         let put = |tree: &str, key: &str, value: serde_json::Value| {
             db.open_tree(tree)
                 .unwrap()
@@ -531,8 +531,9 @@ async fn sled_moves_the_trees_of_earlier_versions_in() {
         db.flush().unwrap();
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let db = rackwave_store::sled::open_db(&path, 16).unwrap();
-    let store = Store::sled(db.clone()).unwrap();
+    let database = Database::open(&path, 16).unwrap();
+    let db = database.sled();
+    let store = database.store().unwrap();
     assert!(store.workspace("ws_old").await.unwrap().is_some());
     assert_eq!(
         store.smtp_accounts_of("ws_old").await.unwrap()[0].username,

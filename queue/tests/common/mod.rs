@@ -2,31 +2,20 @@
 #![allow(unreachable_pub, dead_code)]
 
 use std::path::Path;
-use std::time::{Duration, Instant};
-
-/// Opens the sled database at `path`. A test that reopens a database right
-/// after dropping its handles may find the file lock still held: sled's
-/// background threads let go of the file a moment after the last handle
-/// (more so on a loaded machine), so a held lock is waited out for a while.
-pub fn open_db(path: &Path) -> sled::Db {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match sled::open(path) {
-            Ok(db) => return db,
-            Err(e)
-                if e.to_string().contains("could not acquire lock")
-                    && Instant::now() < deadline =>
-            {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => panic!("opening {}: {e}", path.display()),
-        }
-    }
-}
 
 use rackwave_core::event::{BounceType, BouncedDetail, DeferredDetail, EmailEvent};
 use rackwave_core::Timestamp;
 use rackwave_queue::{DeliveryAttempt, MessageRecord, Spool, SpoolError};
+
+/// Opens the sled database at `path` as the server does (the store
+/// crate's [`Database`](rackwave_store::Database), which waits out a lock
+/// still held by handles just dropped).
+pub fn open_db(path: &Path) -> sled::Db {
+    rackwave_store::Database::open(path, 64)
+        .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()))
+        .sled()
+        .clone()
+}
 
 /// The three settlements by name: `Spool::settle` with the outcome set.
 #[allow(dead_code, async_fn_in_trait)]

@@ -31,15 +31,42 @@ use crate::{Result, StoreError};
 /// The tree holding the store.
 const TREE: &str = "events";
 
-/// Opens (creating if needed) the embedded database at `path` with a page
-/// cache of `cache_mb` MiB; the store and the spool share it. sled also
-/// flushes on its own every second, which covers writes nobody waits for.
-///
-/// The database is locked by one process at a time. A lock still held is
-/// waited out for a few seconds: an instance that is just exiting (a
-/// restart) lets go of it a moment after it stops. Past that the error says
-/// the database is in use.
-pub fn open_db(path: &Path, cache_mb: u64) -> Result<::sled::Db> {
+/// The embedded database of a data directory. The store keeps its tree in
+/// it, and so does the spool (`rackwave-queue`), which takes the database
+/// from [`Database::sled`]: one file, one page cache, one flush for both.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct Database {
+    db: ::sled::Db,
+}
+
+impl Database {
+    /// Opens (creating if needed) the database at `path` with a page cache
+    /// of `cache_mb` MiB. sled also flushes on its own every second, which
+    /// covers writes nobody waits for.
+    ///
+    /// The database is locked by one process at a time. A lock still held
+    /// is waited out for a few seconds: an instance that is just exiting (a
+    /// restart) lets go of it a moment after it stops. Past that the error
+    /// says the database is in use.
+    pub fn open(path: &Path, cache_mb: u64) -> Result<Database> {
+        open_db(path, cache_mb).map(|db| Database { db })
+    }
+
+    /// The store in this database (moving the trees of earlier versions in
+    /// on first use).
+    pub fn store(&self) -> Result<crate::Store> {
+        crate::Store::on_sled(self.db.clone())
+    }
+
+    /// The sled database itself, for the spool's own tree; nothing else
+    /// outside this crate touches it.
+    pub fn sled(&self) -> &::sled::Db {
+        &self.db
+    }
+}
+
+fn open_db(path: &Path, cache_mb: u64) -> Result<::sled::Db> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let opened = ::sled::Config::new()
