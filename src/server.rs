@@ -209,6 +209,7 @@ impl Server {
             clock: clock.clone(),
             registry: Arc::new(registry),
             admin_token: admin_token.clone(),
+            destinations: delivery.as_ref().map(|d| d.destinations().clone()),
         });
         let app = rackwave_http::router(state, config.http.max_body_bytes);
         let mut http_shutdown = shutdown.subscribe();

@@ -937,3 +937,183 @@ async fn finished_messages_are_forgotten_after_the_retention() {
             .await;
     assert_eq!(page["messages"], json!([]));
 }
+
+/// The value of one metric series in `/metrics` text (0 when absent).
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// A bulk of 2,000 messages to one destination with the shipped shaping
+/// and a small ready queue (200, so the queue fills and drains ten times):
+/// the messages waiting for a connection wait in memory. Each is leased
+/// exactly once and tried exactly once: nothing is handed back to the spool
+/// for capacity and leased again later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_to_one_destination_waits_in_memory_not_in_the_spool() {
+    let r = rig(vec![(47, sink())], [47, DOWN], |c| {
+        c.delivery.ready_queue_limit = 200;
+    })
+    .await;
+    const N: usize = 2_000;
+    let mut queue_ids = Vec::new();
+    for batch in 0..N / 100 {
+        let rcpts: Vec<String> = (0..100)
+            .map(|i| format!("bulk{}@example.test", batch * 100 + i))
+            .collect();
+        let refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+        queue_ids.push(r.send("news@sender.test", &refs, "bulk").await);
+    }
+    let sink = &r.sinks[0];
+    assert!(
+        sink.wait_for_messages(N as u64, Duration::from_secs(60))
+            .await,
+        "delivered {} of {N}: {:?}",
+        sink.messages(),
+        sink.stats()
+    );
+    for qid in &queue_ids {
+        for m in r.wait(qid, &["delivered"]).await {
+            assert_eq!(m["attempts"], 1, "{m}");
+        }
+    }
+    let text = r.ts.metrics().await;
+    assert_eq!(metric(&text, "rackwave_delivery_leases_total"), N as f64);
+    assert_eq!(metric(&text, "rackwave_delivery_releases_total"), 0.0);
+    assert_eq!(
+        metric(&text, "rackwave_delivery_ready_wait_seconds_count"),
+        N as f64
+    );
+    // The shipped shaping: up to 20 connections, each carrying many.
+    let stats = sink.stats();
+    assert!(sink.max_concurrent_connections() <= 20, "{stats:?}");
+    assert!(sink.max_messages_per_connection() > 100, "{stats:?}");
+    assert_eq!(sink.messages(), N as u64, "each delivered exactly once");
+}
+
+/// A throttling reply pauses the destination on the injectable clock: no
+/// connection and no attempt until the pause ends (even for the throttled
+/// message, due again earlier), the pause is shown by the admin API and the
+/// metrics, the next throttling reply in a row pauses longer, and an
+/// operator can lift the pause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttling_reply_pauses_the_destination() {
+    let script = Script::default()
+        .on(
+            Step::Rcpt,
+            Action::reply("421 4.7.0 Try again later, closing connection"),
+        )
+        .times(2);
+    let r = rig(
+        vec![(48, SinkConfig { script, ..sink() })],
+        [48, DOWN],
+        |c| {
+            c.delivery.retry_schedule_secs = vec![60];
+            c.delivery.throttle_pause_secs = vec![600, 1200];
+        },
+    )
+    .await;
+    let t0 = r.ts.clock.now_ms();
+    let rcpts: Vec<String> = (0..5).map(|i| format!("user{i}@example.test")).collect();
+    let refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+    let qid = r.send("app@sender.test", &refs, "throttled").await;
+
+    let d = paused_destination(&r, "example.test", 1).await;
+    assert_eq!(d["paused_until"], rackwave_core::rfc3339(t0 + 600_000));
+    assert!(d["pause_reason"].as_str().unwrap().contains("4.7.0"), "{d}");
+    assert_eq!(d["throttles"], 1);
+    assert_eq!(d["waiting"], 4, "{d}");
+    let text = r.ts.metrics().await;
+    let series = "rackwave_delivery_destination_paused{destination=\"example.test\"}";
+    assert_eq!(metric(&text, series), 1.0, "{text}");
+
+    // The throttled message is due again after 60 s, the pause lasts 600 s:
+    // nothing is tried before the pause ends.
+    let connections = r.sinks[0].connections();
+    r.ts.clock.advance_ms(120_000);
+    r.kick();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        r.sinks[0].connections(),
+        connections,
+        "connected while paused"
+    );
+    let (_, page) =
+        r.ts.get(&format!("/admin/v1/messages?queue_id={qid}"))
+            .await;
+    let tried: usize = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["status"] != "queued")
+        .count();
+    assert_eq!(tried, 1, "{page}");
+
+    // The pause ends; the next message is throttled again: a longer pause.
+    r.ts.clock.advance_ms(480_000);
+    let t1 = r.ts.clock.now_ms();
+    r.kick();
+    let d = paused_destination(&r, "example.test", 2).await;
+    assert_eq!(d["paused_until"], rackwave_core::rfc3339(t1 + 1_200_000));
+
+    // An operator lifts it: the waiting messages go at once, without the
+    // clock moving.
+    let (status, body) =
+        r.ts.admin("POST", "/admin/v1/destinations/example.test/resume", None)
+            .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["paused"], false);
+    let (status, body) =
+        r.ts.admin("POST", "/admin/v1/destinations/example.test/resume", None)
+            .await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["code"], "not_found", "{body}");
+    let (status, _) =
+        r.ts.admin("POST", "/admin/v1/destinations/nowhere.test/resume", None)
+            .await;
+    assert_eq!(status, 404);
+    assert!(
+        r.sinks[0]
+            .wait_for_messages(3, Duration::from_secs(20))
+            .await
+    );
+    // The two throttled messages come back on their retry schedule.
+    r.ts.clock.advance_ms(60_000);
+    let msgs = r.wait(&qid, &["delivered"]).await;
+    let mut attempts: Vec<i64> = msgs
+        .iter()
+        .map(|m| m["attempts"].as_i64().unwrap())
+        .collect();
+    attempts.sort();
+    assert_eq!(attempts, [1, 1, 1, 2, 2]);
+    let text = r.ts.metrics().await;
+    let series = "rackwave_delivery_throttle_pauses_total{destination=\"example.test\"}";
+    assert_eq!(metric(&text, series), 2.0);
+}
+
+/// Waits until `GET /admin/v1/queue` shows `domain` paused after at least
+/// `throttles` throttling replies; returns its entry.
+async fn paused_destination(r: &Rig, domain: &str, throttles: u64) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, q) = r.ts.get("/admin/v1/queue").await;
+        assert_eq!(status, 200);
+        let d = q["destinations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["domain"] == domain)
+            .cloned()
+            .unwrap_or(Value::Null);
+        if d["paused"] == true && d["throttles"].as_u64() >= Some(throttles) {
+            return d;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{domain} never paused: {q}"
+        );
+        r.kick();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

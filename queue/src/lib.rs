@@ -38,10 +38,9 @@
 //! one [`MessageRecord`] per recipient, all sharing one stored body. The
 //! delivery engine calls [`Spool::lease`] to take due messages, tries them,
 //! and settles each lease with [`Spool::settle`] (the attempt's outcome
-//! says delivered, deferred until its retry time, or bounced), hands it
-//! back for later without counting an attempt with [`Spool::postpone`]
-//! (e.g. a destination's connection or rate limit is reached), or gives it
-//! back unchanged with [`Spool::release`]. Leases are in memory only: a
+//! says delivered, deferred until its retry time, or bounced), or gives it
+//! back unchanged with [`Spool::release`]. A message waiting for a
+//! connection stays leased in memory: capacity waits are never written. Leases are in memory only: a
 //! lease that is never settled (crash, restart) simply makes the message
 //! leasable again. When the last message of a submission becomes final the
 //! body is deleted; the records stay for listing until retention removes
@@ -57,7 +56,7 @@
 //! [`DeliveryAttempt::sent_at_ms`] is set, with the status the message had
 //! before the settlement), followed by the settlement's own entry, the
 //! attempt's outcome (`email.deferred`, `email.delivered` or
-//! `email.bounced`, with its data). A postponement adds nothing.
+//! `email.bounced`, with its data).
 //!
 //! # Retention
 //!
@@ -353,10 +352,26 @@ impl Spool {
     /// The lease lives in memory only. This is deliberate: after a restart
     /// no one is working on those messages, so they must be leasable again
     /// without any recovery step. Each lease must end in exactly one of
-    /// [`delivered`](Self::delivered), [`defer`](Self::defer),
-    /// [`bounce`](Self::bounce), [`postpone`](Self::postpone) or
-    /// [`release`](Self::release).
+    /// [`settle`](Self::settle) or [`release`](Self::release).
     pub fn lease(&self, now_ms: i64, limit: usize) -> Result<Vec<MessageRecord>, SpoolError> {
+        self.lease_where(now_ms, limit, |_| true)
+    }
+
+    /// [`lease`](Self::lease), taking only the due messages `admit`
+    /// accepts: the delivery engine refuses those whose destination already
+    /// holds its share of leases or is paused. A refused message stays due,
+    /// untouched (nothing is written), and is offered again by later calls.
+    ///
+    /// A lane's cursor never passes a refused message, so later calls read
+    /// it again: to bound that work, a lane stops for the call after
+    /// [`REFUSALS_PER_LANE`] refusals. Messages of that workspace behind
+    /// them wait until their turn comes (the refused destination drains).
+    pub fn lease_where(
+        &self,
+        now_ms: i64,
+        limit: usize,
+        mut admit: impl FnMut(&MessageRecord) -> bool,
+    ) -> Result<Vec<MessageRecord>, SpoolError> {
         let mut out = Vec::new();
         if limit == 0 {
             return Ok(out);
@@ -385,6 +400,7 @@ impl Spool {
                     // Keys behind the cursor are due (and leased).
                     saw_due: lane.leased_through.is_some(),
                     last_key: None,
+                    refused: 0,
                 })
                 .collect()
         };
@@ -400,7 +416,7 @@ impl Spool {
                     break;
                 };
                 let lane = &mut lanes[i];
-                match next_due_in_lane(tree, lane, now_ms, &leased)? {
+                match next_due_in_lane(tree, lane, now_ms, &leased, &mut admit)? {
                     Some(rec) => {
                         leased.insert(rec.id.clone());
                         out.push(rec);
@@ -446,29 +462,6 @@ impl Spool {
             *last_lane = Some(rec.workspace_id.clone());
         }
         Ok(out)
-    }
-
-    /// Hands a leased message back for a later attempt without counting
-    /// one: its due time becomes `until_ms`, and its status, `attempts`,
-    /// `delivery_attempts` and `history` stay as they are. The lease is
-    /// cleared. Meant for the scheduler when it cannot try the message now
-    /// (a destination's connection or rate limit is reached), as opposed to
-    /// [`defer`](Self::defer), which records a failed attempt.
-    ///
-    /// Durable like the settlements (same writer, same group commit).
-    /// Fails with [`SpoolError::NotLeased`] if `id` is not leased.
-    pub async fn postpone(&self, id: &str, until_ms: i64) -> Result<(), SpoolError> {
-        // Fast path; the writer checks again authoritatively.
-        if !self.is_leased(id) {
-            return Err(SpoolError::NotLeased(id.to_string()));
-        }
-        let (reply, rx) = oneshot::channel();
-        self.send(Request::Postpone {
-            id: id.to_string(),
-            until_ms,
-            reply,
-        })?;
-        rx.await.map_err(|_| SpoolError::Closed)?
     }
 
     /// Gives a lease back unchanged (e.g. the delivery engine is shutting
@@ -909,16 +902,25 @@ struct LaneScan {
     iter: Option<sled::Iter>,
     /// Whether any due key (leased or not) was seen in the lane.
     saw_due: bool,
-    /// The last key the scan examined.
+    /// The last key the scan passed (leased, or not leasable at all) with
+    /// no refused message before it: where the lane's cursor may move.
     last_key: Option<sled::IVec>,
+    /// Messages `admit` refused in this call.
+    refused: usize,
 }
 
-/// The next leasable due message of a lane, advancing its iterator.
+/// Refused messages after which a lane stops for the rest of a lease call
+/// (see [`Spool::lease_where`]).
+pub const REFUSALS_PER_LANE: usize = 512;
+
+/// The next leasable due message of a lane that `admit` accepts,
+/// advancing its iterator.
 fn next_due_in_lane(
     tree: &sled::Tree,
     lane: &mut LaneScan,
     now_ms: i64,
     leased: &HashSet<String>,
+    admit: &mut impl FnMut(&MessageRecord) -> bool,
 ) -> Result<Option<MessageRecord>, SpoolError> {
     let iter = lane.iter.get_or_insert_with(|| {
         let start = match &lane.start_after {
@@ -933,7 +935,13 @@ fn next_due_in_lane(
     for item in iter.by_ref() {
         let (key, _) = item?;
         lane.saw_due = true;
-        lane.last_key = Some(key.clone());
+        // Once a message was refused, the cursor stays before it.
+        let passed = lane.refused == 0;
+        let before = if passed {
+            lane.last_key.replace(key.clone())
+        } else {
+            None
+        };
         let Some(id) = keys::trailing_msg_id(&key) else {
             warn!(key = %String::from_utf8_lossy(&key), "malformed due index key");
             continue;
@@ -949,6 +957,17 @@ fn next_due_in_lane(
         let rec = decode_record(&rkey, &raw)?;
         if rec.status.is_final() {
             warn!(message_id = id, "due index points at final record");
+            continue;
+        }
+        if !admit(&rec) {
+            if passed {
+                // Not passed after all: the cursor stays before it.
+                lane.last_key = before;
+            }
+            lane.refused += 1;
+            if lane.refused >= REFUSALS_PER_LANE {
+                return Ok(None);
+            }
             continue;
         }
         return Ok(Some(rec));

@@ -1,5 +1,5 @@
 //! Spool features for the delivery engine, on a real sled database in a
-//! tempdir: fair leasing across workspace lanes, `postpone`, and the
+//! tempdir: fair leasing across workspace lanes, and the
 //! `email.sent` history event.
 
 mod common;
@@ -230,75 +230,8 @@ async fn lanes_survive_reopen() {
     assert_counts(&spool, 50, 1, 1, 1);
 }
 
-#[tokio::test]
-async fn postpone_moves_due_time_without_an_attempt() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_db, spool) = open(&dir);
-    let ids = enqueue(&spool, "A", 2, T0).await;
-
-    // Not leased yet.
-    let err = spool.postpone(&ids[0], T0 + 60_000).await.unwrap_err();
-    assert!(matches!(err, SpoolError::NotLeased(_)), "{err}");
-    let err = spool
-        .postpone("msg_0000000000000000", T0)
-        .await
-        .unwrap_err();
-    assert!(matches!(err, SpoolError::NotLeased(_)), "{err}");
-
-    let l = spool.lease(T0, 1).unwrap();
-    let id = &l[0].id.clone();
-    let other = ids.iter().find(|i| *i != id).unwrap().clone();
-    let before = l[0].clone();
-    spool.postpone(id, T0 + 60_000).await.unwrap();
-    assert!(!spool.is_leased(id));
-    let after = spool.get(id).unwrap().unwrap();
-    assert_eq!(after.next_attempt_at_ms, Some(T0 + 60_000));
-    assert_eq!(after.status, Status::Queued);
-    assert_eq!(after.attempts, before.attempts);
-    assert_eq!(after.history, before.history);
-    assert_eq!(after.delivery_attempts, before.delivery_attempts);
-    assert_counts(&spool, 2, 0, 0, 0);
-    assert_eq!(spool.stats().settlements, 0);
-
-    // A second postpone of the same (no longer held) lease fails.
-    let err = spool.postpone(id, T0 + 1).await.unwrap_err();
-    assert!(matches!(err, SpoolError::NotLeased(_)), "{err}");
-
-    let l = spool.lease(T0 + 59_999, 10).unwrap();
-    assert_eq!(l.len(), 1);
-    assert_eq!(l[0].id, other, "postponed message leased too early");
-    let l = spool.lease(T0 + 60_000, 10).unwrap();
-    assert_eq!(l.len(), 1);
-    assert_eq!(l[0].id, *id);
-    assert_eq!(l[0].attempts, 0);
-    assert_eq!(l[0].history.len(), 1);
-
-    // A deferred message keeps its status when postponed.
-    spool
-        .defer(id, T0 + 61_000, attempt(T0 + 60_001, Some(T0 + 60_000)))
-        .await
-        .unwrap();
-    spool.lease(T0 + 61_000, 1).unwrap();
-    let before = spool.get(id).unwrap().unwrap();
-    spool.postpone(id, T0 + 30_000).await.unwrap(); // even into the past
-    let after = spool.get(id).unwrap().unwrap();
-    assert_eq!(after.status, Status::Deferred);
-    assert_eq!(after.attempts, 1);
-    assert_eq!(after.history, before.history);
-    assert_eq!(after.next_attempt_at_ms, Some(T0 + 30_000));
-    assert_counts(&spool, 1, 1, 0, 0);
-    assert_eq!(spool.lease(T0 + 61_000, 10).unwrap()[0].id, *id);
-
-    // Settlement after postpone + re-lease works and keeps counts exact.
-    spool
-        .delivered(id, attempt(T0 + 62_000, Some(T0 + 61_999)))
-        .await
-        .unwrap();
-    assert_counts(&spool, 1, 0, 1, 0);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_postpone_and_settle_only_one_wins() {
+async fn concurrent_settlements_only_one_wins() {
     let dir = tempfile::tempdir().unwrap();
     let (_db, spool) = open(&dir);
     for round in 0..20 {
@@ -307,14 +240,18 @@ async fn concurrent_postpone_and_settle_only_one_wins() {
         assert_eq!(spool.lease(T0 + round, 10).unwrap().len(), 1);
         let (s1, s2) = (spool.clone(), spool.clone());
         let (i1, i2) = (id.clone(), id.clone());
-        let t1 = tokio::spawn(async move { s1.postpone(&i1, T0 + 1_000_000).await });
+        let t1 = tokio::spawn(async move {
+            s1.defer(&i1, T0 + 1_000_000, attempt(T0, None))
+                .await
+                .map(drop)
+        });
         let t2 = tokio::spawn(async move { s2.bounce(&i2, attempt(T0, None)).await.map(drop) });
         let (r1, r2) = (t1.await.unwrap(), t2.await.unwrap());
         assert_eq!(r1.is_ok() as u8 + r2.is_ok() as u8, 1, "{r1:?} / {r2:?}");
     }
     let c = spool.counts();
-    assert_eq!(c.queued + c.bounced, 20);
-    assert_eq!(spool.due_count(), c.queued);
+    assert_eq!(c.deferred + c.bounced, 20);
+    assert_eq!(spool.due_count(), c.deferred);
     assert_eq!(spool.leased_count(), 0);
 }
 

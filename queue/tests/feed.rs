@@ -221,9 +221,9 @@ async fn feed_mirrors_every_history_entry() {
         .iter()
         .all(|e| e.message.message_id == *c && e.attempt_number == 1));
 
-    // A postponement adds no history and no feed entry.
+    // A release adds no history and no feed entry.
     assert_eq!(spool.lease(T0 + 2_000, 10).unwrap().len(), 1);
-    spool.postpone(b, T0 + 5_000).await.unwrap();
+    spool.release(b);
     assert_eq!(spool.last_feed_seq(), 9);
 
     // The feed is exactly the union of the histories, in order.

@@ -176,7 +176,59 @@ async fn lease_resumes_after_leased_but_finds_what_lands_behind() {
     assert_eq!(spool.leased_count(), 7);
 }
 
-/// A deferral (or postponement) puts its message back in the due index
+/// A message `lease_where` refuses stays due and unleased, the cursor
+/// stays before it (a later call still finds it, even after the messages
+/// behind it were leased), and a lane stops after `REFUSALS_PER_LANE`
+/// refusals in one call.
+#[tokio::test]
+async fn lease_where_leaves_refused_messages_due_for_later_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_db, spool) = open(&dir);
+    let ids = enqueue_singles(&spool, 6).await;
+    let now = T0 + 1_000;
+    let refused = [ids[1].clone(), ids[2].clone()];
+    let got: Vec<_> = spool
+        .lease_where(now, 10, |r| !refused.contains(&r.id))
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(got, [&ids[0], &ids[3], &ids[4], &ids[5]].map(String::clone));
+    assert!(!spool.is_leased(&ids[1]) && !spool.is_leased(&ids[2]));
+    // Still refused: nothing; then admitted: found behind leased ones.
+    assert!(spool
+        .lease_where(now, 10, |r| !refused.contains(&r.id))
+        .unwrap()
+        .is_empty());
+    let got: Vec<_> = spool
+        .lease(now, 10)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(got, refused);
+    assert_eq!(spool.leased_count(), 6);
+    assert_eq!(spool.counts().queued, 6, "refusals write nothing");
+
+    // A long refused run stops the lane for the call.
+    let dir = tempfile::tempdir().unwrap();
+    let (_db, spool) = open(&dir);
+    let n = REFUSALS_PER_LANE as i64 + 3;
+    let ids = enqueue_singles(&spool, n).await;
+    let mut offered = 0;
+    let got = spool
+        .lease_where(T0 + n, 10, |_| {
+            offered += 1;
+            false
+        })
+        .unwrap();
+    assert!(got.is_empty());
+    assert_eq!(offered, REFUSALS_PER_LANE);
+    let all = spool.lease(T0 + n, n as usize + 1).unwrap();
+    assert_eq!(all.len(), ids.len());
+}
+
+/// A deferral puts its message back in the due index
 /// a moment before its lease ends (when the group is durable). A lease
 /// call in that moment steps over the still-leased entry; it must not
 /// leave its cursor past it, or the retry is never leased again. Seen as

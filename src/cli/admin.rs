@@ -40,8 +40,20 @@ pub enum AdminCommand {
     /// Messages and their history.
     #[command(subcommand)]
     Messages(MessagesCmd),
-    /// Message counts by status.
+    /// Message counts by status, and the destinations being worked.
     Queue,
+    /// Destinations of the delivery engine.
+    #[command(subcommand)]
+    Destinations(DestinationsCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DestinationsCmd {
+    /// Lifts a throttling pause now (the domain's mail is tried at once).
+    Resume {
+        /// Recipient domain, e.g. gmail.com.
+        domain: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -260,5 +272,10 @@ fn request_for(cmd: &AdminCommand) -> (reqwest::Method, String, Option<Value>) {
             (Method::GET, format!("/admin/v1/messages/{}", enc(id)), None)
         }
         AdminCommand::Queue => (Method::GET, "/admin/v1/queue".into(), None),
+        AdminCommand::Destinations(DestinationsCmd::Resume { domain }) => (
+            Method::POST,
+            format!("/admin/v1/destinations/{}/resume", enc(domain)),
+            None,
+        ),
     }
 }

@@ -156,6 +156,19 @@ pub fn classify(code: u16, enhanced: Option<&str>, text: &str) -> Verdict {
     classify_with_reason(code, enhanced, text).0
 }
 
+/// Whether a remote temporary failure says the receiver is throttling us
+/// (rate limits, reputation, or a `421 4.7.x` that drops the connection,
+/// e.g. Gmail's `421 4.7.0 Try again later, closing connection`): the
+/// delivery engine then pauses the destination instead of trying its other
+/// messages at full rate.
+pub fn is_throttling(code: u16, enhanced: Option<&str>, verdict: Verdict) -> bool {
+    match verdict {
+        Verdict::Deferred(BounceType::RateLimited | BounceType::ReputationBlock) => true,
+        Verdict::Deferred(_) => code == 421 && enhanced.is_some_and(|e| e.starts_with("4.7.")),
+        _ => false,
+    }
+}
+
 /// [`classify`], plus which evidence decided the type, for the attempt log
 /// and for debugging the table: the matching rule's note, `"enhanced status
 /// code"`, `"basic reply code"` or `"reply class"`.
@@ -608,6 +621,57 @@ const RULES: &[Rule] = &[
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn throttling_replies_are_told_apart_from_other_deferrals() {
+        let throttles = [
+            (421, Some("4.7.0"), "Try again later, closing connection."),
+            (
+                451,
+                Some("4.7.650"),
+                "The mail server [1.2.3.4] has been temporarily rate limited due to IP reputation.",
+            ),
+            (
+                450,
+                Some("4.7.1"),
+                "Client host rejected: rate limited, slow down",
+            ),
+            (
+                421,
+                Some("4.7.28"),
+                "Our system has detected an unusual rate of unsolicited mail",
+            ),
+            (
+                451,
+                Some("4.7.500"),
+                "Server busy. Please try again later from [1.2.3.4].",
+            ),
+        ];
+        for (code, enhanced, text) in throttles {
+            let verdict = classify(code, enhanced, text);
+            assert!(
+                is_throttling(code, enhanced, verdict),
+                "{code} {enhanced:?} {text}: {verdict:?}"
+            );
+        }
+        let others = [
+            (
+                451,
+                Some("4.3.0"),
+                "Temporary local problem, try again later",
+            ),
+            (450, Some("4.2.1"), "Mailbox busy"),
+            (421, Some("4.3.2"), "Service shutting down"),
+            (550, Some("5.7.1"), "rate limited"),
+        ];
+        for (code, enhanced, text) in others {
+            let verdict = classify(code, enhanced, text);
+            assert!(
+                !is_throttling(code, enhanced, verdict),
+                "{code} {enhanced:?} {text}: {verdict:?}"
+            );
+        }
+    }
+
     use super::*;
     use rackwave_smtp_proto::reply::parse_reply_line;
     use rackwave_smtp_proto::RemoteReply;

@@ -33,8 +33,20 @@ pub struct DeliveryConfig {
     pub data_timeout_secs: u64,
     /// How often the scheduler looks for due messages when nothing wakes it.
     pub poll_interval_ms: u64,
-    /// Messages the scheduler holds leased in memory at most.
+    /// Messages the scheduler holds leased in memory at most, all
+    /// destinations together.
     pub max_in_flight: usize,
+    /// Messages one destination may hold in its ready queue (leased, in
+    /// memory, waiting for a connection). Beyond it the scheduler stops
+    /// leasing that destination's mail, so a slow destination cannot take
+    /// the whole `max_in_flight`.
+    pub ready_queue_limit: usize,
+    /// How long a destination that throttles us (`421 4.7.0 Try again
+    /// later`, Gmail's `4.7.28`, Microsoft's `4.7.500`-`4.7.650`, "rate
+    /// limited" …) is paused: after its 1st, 2nd, … throttling reply in a
+    /// row; the last repeats. Its mail waits without attempts meanwhile.
+    /// Empty: never pause (throttling replies are ordinary deferrals).
+    pub throttle_pause_secs: Vec<u64>,
     /// Traffic shaping and routing for every destination domain.
     pub shaping: Shaping,
     /// Per-domain overrides of `shaping`, e.g. `[delivery.domains."gmail.com"]`.
@@ -57,6 +69,8 @@ impl Default for DeliveryConfig {
             data_timeout_secs: 600,
             poll_interval_ms: 1000,
             max_in_flight: 20_000,
+            ready_queue_limit: 5_000,
+            throttle_pause_secs: vec![60, 120, 300, 600, 1200, 1800, 3600],
             shaping: Shaping::default(),
             domains: Default::default(),
         }
@@ -81,8 +95,14 @@ pub enum TlsPolicy {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Shaping {
+    /// Connections open at once to the destination.
     pub max_connections: usize,
+    /// Messages one connection carries before it is closed.
     pub messages_per_connection: usize,
+    /// Seconds after which a connection takes no more messages (0: no
+    /// limit): reuse is bounded by time, like Postfix's
+    /// `smtp_connection_reuse_time_limit`.
+    pub connection_reuse_secs: u64,
     /// 0 means unlimited.
     pub messages_per_second: f64,
     /// 0 means unlimited.
@@ -94,9 +114,16 @@ pub struct Shaping {
 
 impl Default for Shaping {
     fn default() -> Self {
+        // A bulk sender's defaults, at least Postfix's: 20 connections per
+        // destination (`default_destination_concurrency_limit`), reused for
+        // up to 300 s (`smtp_connection_reuse_time_limit`). The count limit
+        // is a backstop for receivers that drop very long sessions; at
+        // bulk rates a connection reaches it in a few seconds and the
+        // reconnect costs one handshake.
         Shaping {
-            max_connections: 10,
-            messages_per_connection: 100,
+            max_connections: 20,
+            messages_per_connection: 1000,
+            connection_reuse_secs: 300,
             messages_per_second: 0.0,
             messages_per_minute: 0,
             tls: TlsPolicy::Opportunistic,
@@ -111,6 +138,7 @@ impl Default for Shaping {
 pub struct ShapingOverride {
     pub max_connections: Option<usize>,
     pub messages_per_connection: Option<usize>,
+    pub connection_reuse_secs: Option<u64>,
     pub messages_per_second: Option<f64>,
     pub messages_per_minute: Option<u32>,
     pub tls: Option<TlsPolicy>,
@@ -122,6 +150,9 @@ impl DeliveryConfig {
     pub fn check(&self) -> Result<(), String> {
         if self.retry_schedule_secs.is_empty() {
             return Err("[delivery] retry_schedule_secs must list at least one delay".into());
+        }
+        if self.ready_queue_limit == 0 {
+            return Err("[delivery] ready_queue_limit must be greater than 0".into());
         }
         let checks = std::iter::once(("[delivery.shaping]".to_string(), self.shaping.clone()))
             .chain(self.domains.keys().map(|domain| {
@@ -170,6 +201,7 @@ impl DeliveryConfig {
             s.messages_per_connection = o
                 .messages_per_connection
                 .unwrap_or(s.messages_per_connection);
+            s.connection_reuse_secs = o.connection_reuse_secs.unwrap_or(s.connection_reuse_secs);
             s.messages_per_second = o.messages_per_second.unwrap_or(s.messages_per_second);
             s.messages_per_minute = o.messages_per_minute.unwrap_or(s.messages_per_minute);
             s.tls = o.tls.unwrap_or(s.tls);
@@ -188,5 +220,12 @@ impl DeliveryConfig {
     }
     pub fn data_timeout(&self) -> Duration {
         Duration::from_secs(self.data_timeout_secs)
+    }
+
+    /// The pause after the `n`-th throttling reply in a row (1-based), if
+    /// pauses are on.
+    pub(crate) fn throttle_pause_ms(&self, n: u32) -> Option<i64> {
+        let i = (n.max(1) as usize - 1).min(self.throttle_pause_secs.len().checked_sub(1)?);
+        Some(self.throttle_pause_secs[i] as i64 * 1000)
     }
 }

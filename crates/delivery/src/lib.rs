@@ -1,15 +1,19 @@
 //! The delivery engine: from the spool to the recipient's mail server.
 //!
-//! The path of a message: [`scheduler`] leases it and queues it by
-//! destination domain; a connection (`worker`) resolves the domain
+//! The path of a message: `scheduler` leases it into the ready queue of
+//! its destination (`destination`, one per recipient domain, in memory);
+//! the next free connection (`worker`) takes it, resolves the domain
 //! (`lookup`), talks SMTP to the first MX host that answers (`client`, on
 //! `rackwave-smtp-proto`), and settles the message in the spool as
 //! delivered, deferred (`retry`) or bounced ([`classify`]), as a typed
-//! event of the history. Envelope senders are VERP addresses.
+//! event of the history. A destination that throttles us is paused for a
+//! growing interval ([`Destinations`] shows and lifts pauses). Envelope
+//! senders are VERP addresses.
 
 pub mod classify;
 mod client;
 mod config;
+mod destination;
 mod lookup;
 mod metrics;
 mod retry;
@@ -25,6 +29,7 @@ use rackwave_smtp_proto::tls::Connectors;
 use tokio::sync::{watch, Notify};
 
 pub use config::{DeliveryConfig, Shaping, ShapingOverride, TlsPolicy};
+pub use destination::{DestinationStatus, Destinations};
 use metrics::DeliveryMetrics;
 
 /// What every delivery connection shares.
@@ -45,6 +50,7 @@ pub struct EngineError(String);
 /// Handle of the running engine.
 pub struct DeliveryEngine {
     wake: Arc<Notify>,
+    destinations: Destinations,
 }
 
 impl DeliveryEngine {
@@ -72,13 +78,20 @@ impl DeliveryEngine {
             retry,
             tls: rackwave_smtp_proto::tls::connectors(),
         });
-        let task = tokio::spawn(scheduler::Scheduler::new(ctx, wake.clone()).run(shutdown));
-        Ok((DeliveryEngine { wake }, task))
+        let destinations = Destinations::new(ctx.clock.clone(), wake.clone());
+        let scheduler = scheduler::Scheduler::new(ctx, destinations.clone(), wake.clone());
+        let task = tokio::spawn(scheduler.run(shutdown));
+        Ok((DeliveryEngine { wake, destinations }, task))
     }
 
     /// Wakes the scheduler now (new mail accepted, or a test moved the
     /// clock) instead of at its next poll.
     pub fn kick(&self) {
         self.wake.notify_one();
+    }
+
+    /// The destinations being worked: ready queues, connections, pauses.
+    pub fn destinations(&self) -> &Destinations {
+        &self.destinations
     }
 }

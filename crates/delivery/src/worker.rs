@@ -1,12 +1,15 @@
 //! One delivery connection: resolve the domain, connect to the first MX
 //! host that answers (every host and address is tried before giving up),
-//! negotiate TLS per policy, then carry messages from the domain queue
-//! until the queue is empty or the connection's message budget is spent.
-//! Each message is settled in the spool as delivered, deferred or bounced.
+//! negotiate TLS per policy, then carry messages from the destination's
+//! ready queue until it is empty, the connection's message count or reuse
+//! time is spent, or the destination is paused. Each message is settled in
+//! the spool as delivered, deferred or bounced; a throttling reply pauses
+//! the destination.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use rackwave_core::event::{BouncedDetail, DeferredDetail, EmailEvent};
 use rackwave_core::Timestamp;
@@ -14,12 +17,13 @@ use rackwave_queue::{DeliveryAttempt, MessageRecord};
 use rackwave_smtp_proto::address::verp;
 use rackwave_smtp_proto::RemoteReply;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
-use super::classify::{classify_with_reason, BounceType, LocalFailure, Verdict};
+use super::classify::{classify_with_reason, is_throttling, BounceType, LocalFailure, Verdict};
 use super::client::{ClientError, Connection, Envelope, Step, Timeouts};
 use super::config::TlsPolicy;
+use super::destination::Destination;
 use super::lookup::{MxHost, RouteError};
-use super::scheduler::DomainQueue;
 use super::EngineContext;
 
 /// Where an attempt went, for the attempt log.
@@ -31,6 +35,7 @@ struct Remote {
 }
 
 /// The outcome of one attempt at one message.
+#[derive(Clone)]
 enum Outcome {
     Delivered(RemoteReply),
     /// Refused or failed, with the reply (the server's, or one made up for
@@ -52,7 +57,7 @@ impl Outcome {
 
 pub(crate) async fn run(
     ctx: Arc<EngineContext>,
-    queue: Arc<DomainQueue>,
+    queue: Arc<Destination>,
     in_flight: Arc<AtomicUsize>,
 ) {
     let mut settler = Settler {
@@ -71,25 +76,37 @@ pub(crate) async fn run(
     };
     let (mut conn, remote) = match connected {
         Ok(c) => c,
-        Err((reply, local)) => {
+        Err(outcome) => {
+            // Throttled at the door (a 421 greeting, say): pause, and let
+            // the waiting messages wait untried.
+            if let Outcome::Failed { reply, local: None } = &outcome {
+                let verdict =
+                    classify_with_reason(reply.code, reply.enhanced.as_deref(), &reply.text).0;
+                if is_throttling(reply.code, reply.enhanced.as_deref(), verdict)
+                    && pause(&ctx, &queue, reply).is_some()
+                {
+                    return;
+                }
+            }
             // The whole domain is unreachable now: every message waiting
             // for it gets the same verdict.
             while let Some(msg) = queue.take() {
-                let outcome = Outcome::Failed {
-                    reply: reply.clone(),
-                    local: Some(local),
-                };
-                settler.later(msg, outcome, &Remote::default(), None);
+                settler.later(&queue, msg, outcome.clone(), &Remote::default(), None);
             }
             settler.finish().await;
             return;
         }
     };
 
+    let opened = Instant::now();
+    let reuse = Duration::from_secs(queue.shaping.connection_reuse_secs);
     let mut sent = 0;
     // The last body read: (queue id, data, has 8-bit octets).
     let mut body: Option<(String, Vec<u8>, bool)> = None;
-    while sent < queue.shaping.messages_per_connection {
+    while sent < queue.shaping.messages_per_connection
+        && (reuse.is_zero() || opened.elapsed() < reuse)
+        && !queue.paused(ctx.clock.now_ms())
+    {
         let Some(msg) = queue.take_or_wait(CONNECTION_IDLE).await else {
             break;
         };
@@ -115,7 +132,7 @@ pub(crate) async fn run(
                         "5.3.0",
                         "message data missing from the spool",
                     );
-                    settler.later(msg, outcome, &remote, None);
+                    settler.later(&queue, msg, outcome, &remote, None);
                     continue;
                 }
                 // Bytes that fail their checksum will not get better with
@@ -128,7 +145,7 @@ pub(crate) async fn run(
                         "5.3.0",
                         &format!("message data damaged in the spool: {e}"),
                     );
-                    settler.later(msg, outcome, &remote, None);
+                    settler.later(&queue, msg, outcome, &remote, None);
                     continue;
                 }
                 Err(e) => {
@@ -138,7 +155,7 @@ pub(crate) async fn run(
                         "4.3.0",
                         &format!("spool read failed: {e}"),
                     );
-                    settler.later(msg, outcome, &remote, None);
+                    settler.later(&queue, msg, outcome, &remote, None);
                     continue;
                 }
             };
@@ -163,12 +180,29 @@ pub(crate) async fn run(
             .send(&envelope, data, || sent_at = Some(clock.now_ms()))
             .await;
         match result {
-            Ok(reply) => settler.later(msg, Outcome::Delivered(reply), &remote, sent_at),
+            Ok(reply) => {
+                settler.later(&queue, msg, Outcome::Delivered(reply), &remote, sent_at);
+            }
+            // A reused connection the server dropped while idle (it may
+            // close after its own count or time): the message was not
+            // tried, so it waits for the next connection, uncounted.
+            Err(
+                ClientError::Io {
+                    step: Step::Mail, ..
+                }
+                | ClientError::Timeout { step: Step::Mail },
+            ) if sent > 1 => {
+                queue.put_back(msg);
+                settler.finish().await;
+                return;
+            }
             Err(e) => {
                 let usable = e.connection_usable();
-                let outcome = failure(&e);
-                settler.later(msg, outcome, &remote, sent_at);
-                if !usable || conn.rset().await.is_err() {
+                let throttled = settler.later(&queue, msg, failure(&e), &remote, sent_at);
+                if throttled || !usable || conn.rset().await.is_err() {
+                    if usable {
+                        conn.quit().await;
+                    }
                     settler.finish().await;
                     return;
                 }
@@ -177,6 +211,14 @@ pub(crate) async fn run(
     }
     conn.quit().await;
     settler.finish().await;
+}
+
+/// Pauses the destination after a throttling reply, for the configured
+/// growing interval; `None` when pauses are off.
+fn pause(ctx: &EngineContext, queue: &Destination, reply: &RemoteReply) -> Option<i64> {
+    queue.throttled(ctx.clock.now_ms(), reply.raw.trim_end(), |n| {
+        ctx.config.throttle_pause_ms(n)
+    })
 }
 
 /// How long an open connection waits for another message before QUIT.
@@ -192,18 +234,32 @@ struct Settler {
 }
 
 impl Settler {
+    /// Decides the attempt's verdict now (a delivery ends a throttling
+    /// streak, a throttling reply pauses the destination) and writes it in
+    /// the background. Returns whether the destination is now paused.
     fn later(
         &mut self,
+        queue: &Destination,
         msg: MessageRecord,
         outcome: Outcome,
         remote: &Remote,
         sent_at: Option<i64>,
-    ) {
+    ) -> bool {
+        let judged = judge(&self.ctx, &msg, outcome);
+        let paused = match &judged.event {
+            EmailEvent::Delivered => {
+                queue.delivered();
+                false
+            }
+            _ if judged.throttling => pause(&self.ctx, queue, &judged.reply).is_some(),
+            _ => false,
+        };
         let (ctx, in_flight, remote) = (self.ctx.clone(), self.in_flight.clone(), remote.clone());
         self.tasks.spawn(async move {
-            settle(&ctx, &msg, outcome, &remote, sent_at).await;
+            record(&ctx, &msg, judged, &remote, sent_at).await;
             in_flight.fetch_sub(1, Ordering::Relaxed);
         });
+        paused
     }
 
     /// Waits until at most `n` settlements are still being written, so a
@@ -222,9 +278,9 @@ impl Settler {
 /// handshake is retried once in clear text (RFC 7435 §3).
 async fn connect_any(
     ctx: &EngineContext,
-    queue: &DomainQueue,
+    queue: &Destination,
     hosts: &[MxHost],
-) -> Result<(Connection, Remote), (RemoteReply, LocalFailure)> {
+) -> Result<(Connection, Remote), Outcome> {
     let timeouts = Timeouts {
         connect: ctx.config.connect_timeout(),
         command: ctx.config.command_timeout(),
@@ -233,6 +289,9 @@ async fn connect_any(
     let policy = queue.shaping.tls;
     let mut failures = Vec::new();
     let mut tls_refused = false;
+    // A host that turned us away with a reply of its own (a 421 greeting):
+    // that reply, not "unreachable", is the verdict.
+    let mut refusal: Option<RemoteReply> = None;
     for host in hosts {
         for ip in &host.addrs {
             let peer = SocketAddr::new(*ip, host.port);
@@ -284,6 +343,9 @@ async fn connect_any(
                 }
                 Err(e) => {
                     tls_refused |= matches!(e, ClientError::Tls(_));
+                    if let ClientError::Rejected { reply, .. } = &e {
+                        refusal.get_or_insert_with(|| reply.clone());
+                    }
                     failures.push(format!("{} [{ip}]: {e}", host.name));
                 }
             }
@@ -291,18 +353,19 @@ async fn connect_any(
     }
     // A host that refused by policy (TLS required, say) counts as a TLS
     // failure when it is all we saw.
+    if let Some(reply) = refusal.filter(|_| failures.len() == 1) {
+        return Err(Outcome::Failed { reply, local: None });
+    }
     let local = if tls_refused && failures.len() == 1 {
         LocalFailure::TlsFailed
     } else {
         LocalFailure::Unreachable
     };
-    Err((
-        RemoteReply::synthetic(
-            451,
-            "4.4.1",
-            &format!("no MX host could be reached: {}", failures.join("; ")),
-        ),
+    Err(Outcome::local(
         local,
+        451,
+        "4.4.1",
+        &format!("no MX host could be reached: {}", failures.join("; ")),
     ))
 }
 
@@ -358,45 +421,46 @@ fn failure(e: &ClientError) -> Outcome {
     }
 }
 
-fn route_failure(e: &RouteError) -> (RemoteReply, LocalFailure) {
+fn route_failure(e: &RouteError) -> Outcome {
     let text = e.to_string();
     match e {
-        RouteError::NullMx(_) => (
-            RemoteReply::synthetic(556, "5.1.10", &text),
-            LocalFailure::NullMx,
-        ),
-        RouteError::NoSuchDomain(_) => (
-            RemoteReply::synthetic(550, "5.1.2", &text),
-            LocalFailure::NoSuchDomain,
-        ),
-        RouteError::NoAddress(_) => (
-            RemoteReply::synthetic(550, "5.4.4", &text),
-            LocalFailure::NoAddress,
-        ),
-        RouteError::Temporary { .. } => (
-            RemoteReply::synthetic(451, "4.4.3", &text),
-            LocalFailure::DnsTemporary,
-        ),
+        RouteError::NullMx(_) => Outcome::local(LocalFailure::NullMx, 556, "5.1.10", &text),
+        RouteError::NoSuchDomain(_) => {
+            Outcome::local(LocalFailure::NoSuchDomain, 550, "5.1.2", &text)
+        }
+        RouteError::NoAddress(_) => Outcome::local(LocalFailure::NoAddress, 550, "5.4.4", &text),
+        RouteError::Temporary { .. } => {
+            Outcome::local(LocalFailure::DnsTemporary, 451, "4.4.3", &text)
+        }
     }
 }
 
-/// Records the outcome of one attempt in the spool: delivered, deferred
-/// (with the next retry), bounced, or expired, as a typed event.
-async fn settle(
-    ctx: &EngineContext,
-    msg: &MessageRecord,
-    outcome: Outcome,
-    remote: &Remote,
-    sent_at: Option<i64>,
-) {
+/// An attempt's verdict, decided before it is written.
+struct Judged {
+    at_ms: i64,
+    reply: RemoteReply,
+    event: EmailEvent,
+    /// The receiver throttles us (a remote reply only).
+    throttling: bool,
+}
+
+/// The verdict of one attempt: delivered, deferred (with the next retry),
+/// bounced, or expired, as a typed event.
+fn judge(ctx: &EngineContext, msg: &MessageRecord, outcome: Outcome) -> Judged {
     let now = ctx.clock.now_ms();
     let attempt_number = msg.attempts + 1;
+    let mut throttling = false;
     let (reply, event) = match outcome {
         Outcome::Delivered(reply) => (reply, EmailEvent::Delivered),
         Outcome::Failed { reply, local } => {
             let (verdict, rule) = match local {
                 Some(failure) => failure.classify(),
-                None => classify_with_reason(reply.code, reply.enhanced.as_deref(), &reply.text),
+                None => {
+                    let (verdict, rule) =
+                        classify_with_reason(reply.code, reply.enhanced.as_deref(), &reply.text);
+                    throttling = is_throttling(reply.code, reply.enhanced.as_deref(), verdict);
+                    (verdict, rule)
+                }
             };
             let code = reply
                 .enhanced
@@ -440,15 +504,31 @@ async fn settle(
             (reply, event)
         }
     };
-    ctx.metrics.outcome(&event);
-    let attempt = DeliveryAttempt {
+    Judged {
         at_ms: now,
+        reply,
+        event,
+        throttling,
+    }
+}
+
+/// Records a judged attempt in the spool.
+async fn record(
+    ctx: &EngineContext,
+    msg: &MessageRecord,
+    judged: Judged,
+    remote: &Remote,
+    sent_at: Option<i64>,
+) {
+    ctx.metrics.outcome(&judged.event);
+    let attempt = DeliveryAttempt {
+        at_ms: judged.at_ms,
         remote_host: remote.host.clone(),
         remote_ip: remote.ip.clone(),
         tls: remote.tls,
-        reply: reply.raw,
+        reply: judged.reply.raw,
         sent_at_ms: sent_at,
-        outcome: event,
+        outcome: judged.event,
     };
     if let Err(e) = ctx.spool.settle(&msg.id, attempt).await {
         // The lease stays in memory only: the message returns after a

@@ -23,6 +23,7 @@ use axum::middleware;
 use prometheus_client::registry::Registry;
 use rackwave_accounts::{Accounts, Domains};
 use rackwave_core::Clock;
+use rackwave_delivery::Destinations;
 use rackwave_events::Events;
 use rackwave_queue::Spool;
 use sha2::{Digest, Sha256};
@@ -41,6 +42,8 @@ pub struct AppState {
     events: Events,
     clock: Clock,
     registry: Arc<Registry>,
+    /// The delivery engine's destinations, unless delivery is off.
+    destinations: Option<Destinations>,
     /// SHA-256 of the admin token: compared in constant time, never kept
     /// in clear beyond start-up.
     admin_token_digest: Arc<[u8; 32]>,
@@ -56,6 +59,8 @@ pub struct Parts {
     /// Every metric of the process, rendered at `GET /metrics`.
     pub registry: Arc<Registry>,
     pub admin_token: String,
+    /// The delivery engine's destinations, unless delivery is off.
+    pub destinations: Option<Destinations>,
 }
 
 impl AppState {
@@ -67,6 +72,7 @@ impl AppState {
             events: parts.events,
             clock: parts.clock,
             registry: parts.registry,
+            destinations: parts.destinations,
             admin_token_digest: Arc::new(Sha256::digest(parts.admin_token.as_bytes()).into()),
         }
     }
@@ -75,7 +81,10 @@ impl AppState {
 /// Every route, with its documentation: the one list the router and the
 /// OpenAPI document are both made from.
 fn routes() -> OpenApiRouter<AppState> {
-    use admin::{api_keys_v1, domains_v1, messages_v1, queue_v1, smtp_accounts_v1, workspaces_v1};
+    use admin::{
+        api_keys_v1, destinations_v1, domains_v1, messages_v1, queue_v1, smtp_accounts_v1,
+        workspaces_v1,
+    };
     use platform::{events_v1, webhooks_v1};
     let admin = OpenApiRouter::new()
         .routes(routes!(workspaces_v1::create, workspaces_v1::list))
@@ -86,6 +95,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(messages_v1::list))
         .routes(routes!(messages_v1::get))
         .routes(routes!(queue_v1::counts))
+        .routes(routes!(destinations_v1::resume))
         .route_layer(middleware::from_fn(extract::require_admin));
     let platforms = OpenApiRouter::new()
         .routes(routes!(webhooks_v1::create, webhooks_v1::list))

@@ -158,7 +158,7 @@ impl Lanes {
         }
     }
 
-    /// The group that deferred or postponed messages has committed and
+    /// The group that deferred messages has committed and
     /// their leases are about to end (the caller holds the leased lock, so
     /// no lease call runs in between). Their new entries were in the tree
     /// but still leased since the apply, so a lease call in that window
@@ -191,7 +191,7 @@ pub(crate) struct LaneChange {
     pub(super) count: u64,
     pub(super) min_added: Option<i64>,
     /// Earliest due time re-added for a message that is leased until the
-    /// group commits (a deferral or postponement); see
+    /// group commits (a deferral); see
     /// [`Lanes::requeued_leases_end`] for why it is tracked apart.
     pub(super) min_requeued: Option<i64>,
 }
@@ -211,8 +211,8 @@ fn earliest(a: Option<i64>, b: Option<i64>) -> Option<i64> {
     }
 }
 
-/// Whose due-index entry is added: a new message's, or one being settled
-/// or postponed (still in the leased set until its group commits).
+/// Whose due-index entry is added: a new message's, or a deferred one's
+/// (still in the leased set until its group commits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Entry {
     New,

@@ -38,7 +38,7 @@
 //! lazy in the same way.
 //!
 //! The jobs live beside this file, one per kind of request: `enqueue`,
-//! `settle` (settlements and postponements), `feed` (trims) and
+//! `settle` (settlements), `feed` (trims) and
 //! `retention`; `staged` is the staging area they write into and `lanes`
 //! the in-memory due lanes.
 
@@ -97,11 +97,6 @@ pub(crate) enum Request {
         id: String,
         attempt: DeliveryAttempt,
         reply: oneshot::Sender<Result<MessageRecord, SpoolError>>,
-    },
-    Postpone {
-        id: String,
-        until_ms: i64,
-        reply: oneshot::Sender<Result<(), SpoolError>>,
     },
     /// Deletes up to [`FEED_TRIM_CHUNK`] feed entries with seq <=
     /// `up_to_seq` (clamped to the durable high-water mark); answers
@@ -229,10 +224,6 @@ enum Done {
         oneshot::Sender<Result<MessageRecord, SpoolError>>,
         Result<MessageRecord, SpoolError>,
     ),
-    Postpone(
-        oneshot::Sender<Result<(), SpoolError>>,
-        Result<(), SpoolError>,
-    ),
     TrimFeed(
         oneshot::Sender<Result<bool, SpoolError>>,
         Result<bool, SpoolError>,
@@ -250,7 +241,6 @@ impl Done {
         match self {
             Done::Enqueue(_, r) if r.is_ok() => *r = Err(clone()),
             Done::Settle(_, r) if r.is_ok() => *r = Err(clone()),
-            Done::Postpone(_, r) if r.is_ok() => *r = Err(clone()),
             Done::TrimFeed(_, r) if r.is_ok() => *r = Err(clone()),
             Done::Prune(_, r) if r.is_ok() => *r = Err(clone()),
             _ => {}
@@ -263,7 +253,6 @@ impl Done {
         match self {
             Done::Enqueue(tx, r) => drop(tx.send(r)),
             Done::Settle(tx, r) => drop(tx.send(r)),
-            Done::Postpone(tx, r) => drop(tx.send(r)),
             Done::TrimFeed(tx, r) => drop(tx.send(r)),
             Done::Prune(tx, r) => drop(tx.send(r)),
         }
@@ -277,7 +266,6 @@ fn fail_all(requests: Vec<Request>, err: &SpoolError) {
         match request {
             Request::Enqueue { reply, .. } => drop(reply.send(Err(e))),
             Request::Settle { reply, .. } => drop(reply.send(Err(e))),
-            Request::Postpone { reply, .. } => drop(reply.send(Err(e))),
             Request::TrimFeed { reply, .. } => drop(reply.send(Err(e))),
             Request::Prune { reply, .. } => drop(reply.send(Err(e))),
         }
@@ -348,20 +336,6 @@ impl Writer {
                         group.settlements += 1;
                     }
                     done.push(Done::Settle(reply, result));
-                }
-                Request::Postpone {
-                    id,
-                    until_ms,
-                    reply,
-                } => {
-                    let mut st = Staged::new(&self.tree, &group);
-                    let result = settle::stage_postpone(&mut st, &self.shared, &id, until_ms);
-                    if result.is_ok() {
-                        let changes = st.finish();
-                        group.absorb(changes);
-                        group.settled.insert(id);
-                    }
-                    done.push(Done::Postpone(reply, result));
                 }
                 Request::TrimFeed { up_to_seq, reply } => {
                     let mut st = Staged::new(&self.tree, &group);

@@ -1,5 +1,5 @@
 //! Settlements (delivered, deferred, bounced: the attempt's outcome says
-//! which) and postponements of leased messages.
+//! which).
 
 use rackwave_core::event::EmailEvent;
 use tracing::warn;
@@ -11,7 +11,7 @@ use crate::error::SpoolError;
 use crate::keys;
 use crate::record::{status_index, DeliveryAttempt, MessageRecord, StatusChange};
 
-/// Loads the record of a lease being settled or postponed, checking that
+/// Loads the record of a lease being settled, checking that
 /// the lease is held (and not already used in this group) and that the
 /// message is still pending.
 fn leased_record(st: &Staged<'_>, shared: &Shared, id: &str) -> Result<MessageRecord, SpoolError> {
@@ -96,22 +96,4 @@ pub(super) fn stage_settle(
     st.changes.delta[status_index(old)] -= 1;
     st.changes.delta[status_index(new)] += 1;
     Ok(rec)
-}
-
-/// Moves a leased message's due time to `until_ms` without touching its
-/// status, attempts or history.
-pub(super) fn stage_postpone(
-    st: &mut Staged<'_>,
-    shared: &Shared,
-    id: &str,
-    until_ms: i64,
-) -> Result<(), SpoolError> {
-    let mut rec = leased_record(st, shared, id)?;
-    if let Some(due) = rec.next_attempt_at_ms {
-        st.lane_remove(&rec.workspace_id, due, id)?;
-    }
-    rec.next_attempt_at_ms = Some(until_ms);
-    st.lane_add(&rec.workspace_id, until_ms, id, Entry::Requeued)?;
-    st.put_record(&rec)?;
-    Ok(())
 }

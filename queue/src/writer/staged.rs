@@ -22,13 +22,13 @@ pub(crate) type Writes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 pub(crate) struct Group {
     /// The merged changes of the group's successful requests.
     pub(super) changes: Changes,
-    /// Ids settled or postponed in this group: a second settlement of the
+    /// Ids settled in this group: a second settlement of the
     /// same lease in one group must fail, even though the lease is only
     /// cleared after the commit.
     pub(super) settled: HashSet<String>,
     pub(super) submissions: u64,
     pub(super) records: u64,
-    /// Settlements proper (postponements excluded), for the statistics.
+    /// Settlements, for the statistics.
     pub(super) settlements: u64,
     /// Seq of the group's first feed entry.
     pub(super) feed_base: u64,
