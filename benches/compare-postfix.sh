@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Races Rackwave against Postfix on this machine, durable to durable.
 #
-#   benches/compare-postfix.sh            # 3 rounds, 50 connections, 2 KB
+#   benches/compare-postfix.sh              # 3 rounds of 20,000 x 2 KB, 50 connections
+#   DOMAINS=1000 benches/compare-postfix.sh # the same spread over 1,000 domains
 #
 # What it does:
 #   1. installs Postfix from Debian's packages if it is missing (needs root);
@@ -9,12 +10,20 @@
 #   3. sets up a private Postfix instance (`postfix -c DIR`, its own
 #      config directory, queue directory and data directory under a temp
 #      dir; the system's /etc/postfix is never touched, and the system
-#      instance is never started), listening on a loopback port and relaying
-#      everything to `[127.0.0.1]:SINK`;
-#   4. writes a Rackwave config.toml (temp data dir, loopback ports,
-#      `[delivery.shaping] smarthost` = the same sink, TLS off, quotas far
-#      above the run) and creates a workspace and an SMTP account through the
-#      admin API;
+#      instance is never started), listening on a loopback port, with a
+#      transport map sending the bench domains (RCPT_DOMAIN and its
+#      subdomains) to `smtp:[127.0.0.1]:SINK`, Postfix's own defaults
+#      otherwise. Postfix is spared DNS lookups: the bracketed next hop is
+#      used as is. Its queue manager keys destinations by next hop, so all
+#      the bench domains share one Postfix destination (one concurrency
+#      limit) whatever DOMAINS is;
+#   4. writes a Rackwave config.toml (temp data dir, loopback ports, no
+#      smarthost: `[delivery] nameservers` = the bench's DNS server and
+#      `smtp_port` = the sink's port, so Rackwave resolves the MX of every
+#      destination domain and keeps one queue per domain as in production;
+#      its shipped delivery shaping, plus RW_SHAPING if set; quotas far
+#      above the run) and creates a workspace and an SMTP account through
+#      the admin API;
 #   5. for each round, Postfix then Rackwave, never both at once:
 #        (a) acceptance with the queue held: Postfix with
 #            `smtpd_end_of_data_restrictions = check_client_access static:HOLD`
@@ -22,14 +31,20 @@
 #            manager never touches it), Rackwave with `[delivery] enabled =
 #            false`; `rackwave bench smtp`;
 #        (b) end-to-end relay to a sink: `rackwave bench e2e`, which starts
-#            the sink, submits, and waits for the last arrival;
+#            the sink (and, for Rackwave, the DNS server on DNS_PORT giving
+#            every destination domain an MX at the sink's address), submits
+#            with the recipients spread round-robin over DOMAINS domains, and
+#            waits for the last arrival; besides rates and latencies it
+#            reports the longest stall: the longest time between two
+#            consecutive arrivals at the sink;
 #      each with a fresh, empty queue, and the MTA's CPU time (utime+stime
 #      of all its processes, reaped children included, from /proc) read
 #      before and after;
 #      and, with PHASES=depth, the queue-depth run: accept DEPTH_BATCHES
 #      loads of MESSAGES each into a held queue (the acceptance rate at each
-#      depth), then restart the MTA relaying to a sink and time the drain
-#      of the whole queue;
+#      depth), then restart the MTA relaying to a sink (`rackwave bench
+#      sink`, with the same DNS for Rackwave, the same transport map for
+#      Postfix) and time the drain of the whole queue;
 #   6. the direct client-to-sink reference rates, no MTA in between:
 #      smtp-source -> smtp-sink and rackwave bench smtp -> rackwave bench
 #      sink, at 10 and 50 connections;
@@ -40,10 +55,16 @@
 # after the spool's (group) commit is flushed.
 #
 # Every load is bounded by a message count and by --duration; every wait is
-# bounded too. The default run takes about 5-8 minutes after the build.
+# bounded too. The default run takes about 10-15 minutes after the build.
 #
 # Environment (defaults in brackets):
-#   ROUNDS [3] MESSAGES [10000] CONCURRENCY [50] SIZE [2048] (octets)
+#   ROUNDS [3] MESSAGES [20000] CONCURRENCY [50] SIZE [2048] (octets)
+#   DOMAINS [1] (destination domains the recipients are spread over,
+#   round-robin: RCPT_DOMAIN itself for 1, else d0.RCPT_DOMAIN to
+#   d<N-1>.RCPT_DOMAIN)  RCPT_DOMAIN [sink.test]
+#   RW_SHAPING [] (lines added to Rackwave's [delivery.shaping], separated
+#   by newlines or `\n`, e.g. "max_connections = 20\nmessages_per_connection
+#   = 1000"; empty: the shipped shaping)
 #   DURATION [60] (s, cap of each load)  WAIT [180] (s, cap of each delivery)
 #   ONLY [both] (postfix | rackwave)  PHASES ["accept e2e"], also "depth"
 #   DEPTH_BATCHES [5] (loads into the held queue in the depth phase)  REFS [1] (direct
@@ -52,13 +73,18 @@
 #   writes maillog_file, which costs it CPU; off, Postfix logs to a syslog
 #   socket that does not exist here, as cheap as logging gets)
 #   IDLE_WAIT [180] (s to wait for other builds to finish before a round)
-#   PORT_BASE [10000]  RESULTS (file to append the raw results to)
+#   PORT_BASE [10000] (Postfix +25, sink +26, reference sink +27, bench DNS
+#   +53 on UDP and TCP, Rackwave +125, +180 and +465)
+#   RESULTS (file to append the raw results to)
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
-MESSAGES=${MESSAGES:-10000}
+MESSAGES=${MESSAGES:-20000}
 CONCURRENCY=${CONCURRENCY:-50}
 SIZE=${SIZE:-2048}
+DOMAINS=${DOMAINS:-1}
+RCPT_DOMAIN=${RCPT_DOMAIN:-sink.test}
+RW_SHAPING=${RW_SHAPING:-}
 DURATION=${DURATION:-60}
 WAIT=${WAIT:-180}
 ONLY=${ONLY:-both}
@@ -78,6 +104,7 @@ RW_TLS_PORT=$((PORT_BASE + 465))
 RW_HTTP_PORT=$((PORT_BASE + 180))
 SINK_PORT=$((PORT_BASE + 26))
 REF_PORT=$((PORT_BASE + 27))
+DNS_PORT=$((PORT_BASE + 53))
 RW_USER=bench
 RW_PASS='bench password 0123456789'
 ADMIN_TOKEN=bench-admin-token-0123456789abcdef
@@ -209,7 +236,8 @@ record() { # round mta figure value
 }
 
 bench_flags() {
-    local f=(--messages "$MESSAGES" --concurrency "$CONCURRENCY" --size "$SIZE" --duration "$DURATION" --json)
+    local f=(--messages "$MESSAGES" --concurrency "$CONCURRENCY" --size "$SIZE" --duration "$DURATION"
+        --domains "$DOMAINS" --to-domain "$RCPT_DOMAIN" --json)
     [[ $PIPELINING == 1 ]] && f+=(--pipelining)
     printf '%s\n' "${f[@]}"
 }
@@ -238,7 +266,9 @@ inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
 mynetworks = 127.0.0.0/8
 smtpd_relay_restrictions = permit_mynetworks, reject
-relayhost = [127.0.0.1]:$SINK_PORT
+# The bench domains go to the sink (see the transport file), routed by
+# recipient domain as Rackwave routes them; no relayhost.
+transport_maps = texthash:$PF_ETC/transport
 smtp_tls_security_level = none
 smtpd_tls_security_level = none
 smtpd_peername_lookup = no
@@ -252,6 +282,9 @@ message_size_limit = 26214400
 smtpd_end_of_data_restrictions =
 EOF
     if [[ $PF_LOG == 1 ]]; then echo "maillog_file = $WORK/postfix/maillog" >>"$PF_ETC/main.cf"; fi
+    # `domain` matches the domain itself, `.domain` its subdomains
+    # (transport(5)).
+    printf '%s smtp:[127.0.0.1]:%s\n' "$RCPT_DOMAIN" "$SINK_PORT" ".$RCPT_DOMAIN" "$SINK_PORT" >"$PF_ETC/transport"
     # Upstream's services, none chrooted (the queue is in a temp dir).
     cat >"$PF_ETC/master.cf" <<EOF
 127.0.0.1:$PF_PORT inet n - n - - smtpd
@@ -341,15 +374,16 @@ token = "$ADMIN_TOKEN"
 [delivery]
 enabled = $enabled
 hostname = "rackwave-bench.localdomain"
-
-[delivery.shaping]
-smarthost = "127.0.0.1:$SINK_PORT"
-tls = "disabled"
-# Postfix's default_destination_concurrency_limit is 20; its connection
-# reuse is bounded by time (300 s), not by count.
-max_connections = 20
-messages_per_connection = 1000
+# Every bench domain's MX is the sink, served by the bench's DNS server
+# (rackwave bench e2e or sink --dns-listen). The shipped shaping applies,
+# TLS included: the sink offers no STARTTLS, so opportunistic TLS sends in
+# clear, as Postfix does here.
+nameservers = ["127.0.0.1:$DNS_PORT"]
+smtp_port = $SINK_PORT
 EOF
+    if [[ -n $RW_SHAPING ]]; then
+        printf '\n[delivery.shaping]\n%b\n' "$RW_SHAPING" >>"$RW_DIR/config.toml"
+    fi
     "$BIN" serve --config "$RW_DIR/config.toml" >"$RW_DIR/rackwave.log" 2>&1 &
     RW_PID=$!
     MTA_PID=$RW_PID
@@ -372,12 +406,13 @@ rw_stop() {
 # --- one measurement ---------------------------------------------------------------
 
 measure() { # round mta phase
-    local round=$1 mta=$2 phase=$3 target auth=() out cpu0 cpu1 cpu ok
+    local round=$1 mta=$2 phase=$3 target auth=() dns=() out cpu0 cpu1 cpu ok
     if [[ $mta == postfix ]]; then
         target=127.0.0.1:$PF_PORT
     else
         target=127.0.0.1:$RW_PORT
         auth=(--auth "$RW_USER:$RW_PASS")
+        dns=(--dns-listen "127.0.0.1:$DNS_PORT")
     fi
     out=$WORK/$round-$mta-$phase.json
     cpu0=$(tree_cpu "$MTA_PID")
@@ -392,7 +427,7 @@ measure() { # round mta phase
         log "$mta accept: $ok ok, $(jget "$out" 'round(d["messages_per_sec"])') msg/s, failed $(jget "$out" 'd["messages_failed"]')"
     else
         "$BIN" bench e2e --target "$target" --sink-listen "127.0.0.1:$SINK_PORT" --wait "$WAIT" \
-            "${auth[@]}" "${BENCH_FLAGS[@]}" >"$out" ||
+            "${dns[@]}" "${auth[@]}" "${BENCH_FLAGS[@]}" >"$out" ||
             log "warning: $mta e2e run incomplete (see $out)"
         cpu1=$(tree_cpu "$MTA_PID")
         ok=$(jget "$out" 'd["acceptance"]["messages_ok"]')
@@ -400,7 +435,8 @@ measure() { # round mta phase
         record "$round" "$mta" e2e_rate "$(jget "$out" 'd["delivered_per_sec"]')"
         record "$round" "$mta" e2e_p50 "$(jget "$out" 'd["latency_ms_p50"]')"
         record "$round" "$mta" e2e_p99 "$(jget "$out" 'd["latency_ms_p99"]')"
-        log "$mta e2e: $(jget "$out" 'd["delivered"]')/$(jget "$out" 'd["expected"]') delivered, $(jget "$out" 'round(d["delivered_per_sec"])') msg/s, p50 $(jget "$out" 'round(d["latency_ms_p50"])') ms"
+        record "$round" "$mta" e2e_max_gap "$(jget "$out" 'd["max_gap_ms"]')"
+        log "$mta e2e: $(jget "$out" 'd["delivered"]')/$(jget "$out" 'd["expected"]') delivered, $(jget "$out" 'round(d["delivered_per_sec"])') msg/s, p50 $(jget "$out" 'round(d["latency_ms_p50"])') ms, longest stall $(jget "$out" 'round(d["max_gap_ms"])') ms, DNS queries $(jget "$out" 'd["dns_queries"]')"
     fi
     cpu=$(awk -v a="$cpu0" -v b="$cpu1" -v n="$ok" 'BEGIN { printf "%.4f", (n > 0 ? (b - a) * 1000 / n : 0) }')
     record "$round" "$mta" "${phase}_cpu" "$cpu"
@@ -408,13 +444,14 @@ measure() { # round mta phase
 
 # Acceptance as the held queue grows, then the drain of the whole queue.
 measure_depth() { # round mta
-    local round=$1 mta=$2 target auth=() out b depth=0 cpu0 cpu1 total sinkpid
+    local round=$1 mta=$2 target auth=() dns=() out b depth=0 cpu0 cpu1 total sinkpid
     if [[ $mta == postfix ]]; then
         target=127.0.0.1:$PF_PORT
         pf_start hold
     else
         target=127.0.0.1:$RW_PORT
         auth=(--auth "$RW_USER:$RW_PASS")
+        dns=(--dns-listen "127.0.0.1:$DNS_PORT" --domains "$DOMAINS" --to-domain "$RCPT_DOMAIN")
         rw_start hold
     fi
     for ((b = 1; b <= DEPTH_BATCHES; b++)); do
@@ -428,7 +465,7 @@ measure_depth() { # round mta
     if [[ $mta == postfix ]]; then pf_stop; else rw_stop; fi
     total=$depth
     out=$WORK/$round-$mta-drain.json
-    "$BIN" bench sink --listen "127.0.0.1:$SINK_PORT" --expect "$total" --timeout "$WAIT" --json >"$out" 2>/dev/null &
+    "$BIN" bench sink --listen "127.0.0.1:$SINK_PORT" "${dns[@]}" --expect "$total" --timeout "$WAIT" --json >"$out" 2>/dev/null &
     sinkpid=$!
     SINK_PIDS=($sinkpid)
     wait_port 127.0.0.1 "$SINK_PORT" 10 || die "rackwave bench sink did not start"
@@ -439,6 +476,7 @@ measure_depth() { # round mta
     cpu1=$(tree_cpu "$MTA_PID")
     if [[ $mta == postfix ]]; then pf_stop; else rw_stop; fi
     record "$round" "$mta" "depth_drain_rate_$((DEPTH_BATCHES * MESSAGES))" "$(jget "$out" 'd["arrival_rate"]')"
+    record "$round" "$mta" "depth_drain_max_gap_$((DEPTH_BATCHES * MESSAGES))" "$(jget "$out" 'd["max_gap_ms"]')"
     record "$round" "$mta" "depth_drain_cpu_$((DEPTH_BATCHES * MESSAGES))" "$(awk -v a="$cpu0" -v b="$cpu1" -v n="$total" 'BEGIN { printf "%.4f", (n > 0 ? (b - a) * 1000 / n : 0) }')"
     log "$mta: drained $(jget "$out" 'd["messages"]') of $total at $(jget "$out" 'round(d["arrival_rate"])') msg/s"
 }
@@ -492,7 +530,8 @@ references() { # round
 # --- the race ------------------------------------------------------------------------
 
 [[ $ONLY != rackwave ]] && pf_setup
-log "work dir $WORK; $ROUNDS rounds of $MESSAGES messages, $CONCURRENCY connections, $SIZE octets"
+log "work dir $WORK; $ROUNDS rounds of $MESSAGES messages, $CONCURRENCY connections, $SIZE octets, $DOMAINS destination domain(s)"
+if [[ -n $RW_SHAPING ]]; then log "Rackwave [delivery.shaping] adds: $(printf '%b' "$RW_SHAPING" | paste -sd ';')"; fi
 START=$(date +%s)
 for ((round = 1; round <= ROUNDS; round++)); do
     log "round $round of $ROUNDS"
@@ -511,8 +550,9 @@ fi
 # --- the table ----------------------------------------------------------------------
 
 DISK=$(df -h --output=source,fstype "$WORK" | tail -1 | tr -s ' ')
-python3 - "$RESULTS_TSV" <<EOF
-import statistics, sys
+# Passed through the environment, not pasted into the program: it may hold quotes.
+SHAPING_NOTE=$(printf '%b' "$RW_SHAPING" | paste -sd ';') python3 - "$RESULTS_TSV" <<EOF
+import os, statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 vals = {}
 for rnd, mta, fig, v in rows:
@@ -534,10 +574,17 @@ figures = [
     ("e2e_cpu", "  MTA CPU s per 1000 msg relayed", False),
     ("e2e_p50", "  latency p50, submitted to arrived (ms)", False),
     ("e2e_p99", "  latency p99, submitted to arrived (ms)", False),
+    ("e2e_max_gap", "  longest stall between arrivals (ms)", False),
 ]
 print()
-print(f"Rackwave vs Postfix $PF_VERSION: {c} connections, {size} messages, {n} messages a run, "
+domains = int("$DOMAINS")
+shaping = os.environ.get("SHAPING_NOTE", "")
+print(f"Rackwave vs Postfix $PF_VERSION: {c} connections, {size} messages, {n} messages a run "
+      f"to {domains:,} domain{'s' if domains != 1 else ''}, "
       f"medians of $ROUNDS rounds (alternating, Postfix first), $ELAPSED s")
+print("routing: Rackwave resolves each domain's MX through the bench's DNS, delivery shaping "
+      + (f"as shipped plus {shaping}" if shaping else "as shipped")
+      + "; Postfix: transport map to [127.0.0.1] (no DNS), its defaults otherwise")
 print(f"machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), disk $DISK")
 print()
 print(f"| {'figure':<42} | {'Postfix':>9} | {'Rackwave':>9} | {'ratio':>6} | better |")
@@ -552,22 +599,23 @@ for fig, label, higher in figures:
     if p and r:
         ratio = f"{(r / p if higher else p / r):.2f}x"
     print(f"| {label:<42} | {ps:>9} | {rs:>9} | {ratio:>6} | {'higher' if higher else 'lower':<6} |")
-order = {"depth_accept_at": 0, "depth_drain_rate": 1, "depth_drain_cpu": 2}
+order = {"depth_accept_at": 0, "depth_drain_rate": 1, "depth_drain_cpu": 2, "depth_drain_max_gap": 3}
 depth = sorted({f for (_, f) in vals if f.startswith("depth_")},
                key=lambda f: (order[f.rsplit("_", 1)[0]], int(f.rsplit("_", 1)[1])))
 for fig in depth:
     kind, n = fig.rsplit("_", 1)
     label = {"depth_accept_at": f"acceptance with {int(n):,} held (msg/s)",
              "depth_drain_rate": f"drain of {int(n):,} queued (msg/s)",
-             "depth_drain_cpu": f"  MTA CPU s per 1000 msg drained"}[kind]
-    higher = kind != "depth_drain_cpu"
+             "depth_drain_cpu": f"  MTA CPU s per 1000 msg drained",
+             "depth_drain_max_gap": f"  longest stall between arrivals (ms)"}[kind]
+    higher = kind not in ("depth_drain_cpu", "depth_drain_max_gap")
     p, r = med("postfix", fig), med("rackwave", fig)
     ps = f"{p:.4g}" if p is not None else "–"
     rs = f"{r:.4g}" if r is not None else "–"
     ratio = f"{(r / p if higher else p / r):.2f}x" if p and r else "–"
     print(f"| {label:<42} | {ps:>9} | {rs:>9} | {ratio:>6} | {'higher' if higher else 'lower':<6} |")
 print()
-print("ratio: how many times better Rackwave is (Rackwave/Postfix for rates, Postfix/Rackwave for CPU and latency).")
+print("ratio: how many times better Rackwave is (Rackwave/Postfix for rates, Postfix/Rackwave for CPU, latency and stalls).")
 print("durable to durable: both fsync before acknowledging (Postfix: cleanup fsyncs the queue file;")
 print("Rackwave: the spool's group commit is flushed before the 250).")
 refs = [("smtp_source", "smtp-source -> smtp-sink"), ("rackwave_bench", "rackwave bench smtp -> rackwave bench sink")]

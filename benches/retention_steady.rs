@@ -106,6 +106,7 @@ async fn main() {
                 per_connection: 0,
                 duration: 600,
                 to_domain: "sink.test".into(),
+                domains: 1,
                 json: false,
             },
             false,

@@ -1117,3 +1117,29 @@ async fn paused_destination(r: &Rig, domain: &str, throttles: u64) -> Value {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A receiver that drops a reused connection between messages (as servers
+/// do after their own count or idle time): the message that was about to
+/// start goes to the next connection untried, with no deferral recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_connection_dropped_between_messages_costs_no_attempt() {
+    let script = Script::default()
+        .on(Step::Mail, Action::Close)
+        .on_message_in_connection(3)
+        .times(1);
+    let r = rig(
+        vec![(49, SinkConfig { script, ..sink() })],
+        [49, DOWN],
+        |_| {},
+    )
+    .await;
+    let rcpts: Vec<String> = (0..6).map(|i| format!("user{i}@example.test")).collect();
+    let refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+    let qid = r.send("app@sender.test", &refs, "six").await;
+    let msgs = r.wait(&qid, &["delivered"]).await;
+    for m in &msgs {
+        assert_eq!(m["attempts"], 1, "{m}");
+    }
+    assert_eq!(r.sinks[0].messages(), 6);
+    assert!(r.sinks[0].connections() >= 2, "{:?}", r.sinks[0].stats());
+}

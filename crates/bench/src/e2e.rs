@@ -1,14 +1,26 @@
 //! `rackwave bench e2e`: end to end through the MTA under test.
 //!
-//! Starts a [`Sink`] (the MTA must relay to it, e.g. Rackwave's
-//! `[delivery.shaping] smarthost` or Postfix's `relayhost`), drives the
-//! messages into the MTA with the load generator, then waits until every
-//! accepted recipient has arrived at the sink (bounded by `--wait`).
+//! Starts a [`Sink`], drives the messages into the MTA with the load
+//! generator, then waits until every accepted recipient has arrived at the
+//! sink (bounded by `--wait`).
+//!
+//! The MTA reaches the sink one of two ways:
+//!
+//! - through DNS, with `--dns-listen`: the e2e also serves a zone where each
+//!   destination domain (`--to-domain`, `--domains`) has an MX whose
+//!   address is the sink's, and the MTA uses that server with its SMTP port
+//!   set to the sink's port (Rackwave: `[delivery] nameservers` and
+//!   `smtp_port`). The MTA then resolves, queues and shapes per domain as
+//!   in production;
+//! - through a relay setting (Rackwave's `[delivery.shaping] smarthost`,
+//!   Postfix's `relayhost` or transport map), without `--dns-listen`.
 //!
 //! It reports the acceptance rate (what `rackwave bench smtp` reports), the
 //! delivered rate (recipients arrived / time from the first submission to
-//! the last arrival) and the submission-to-arrival latency of each message,
-//! read from the `X-Rackwave-Bench-Sent` header the load generator stamps.
+//! the last arrival), the submission-to-arrival latency of each message,
+//! read from the `X-Rackwave-Bench-Sent` header the load generator stamps,
+//! and the longest gap between two arrivals (a stall of the MTA that the
+//! averaged rate hides).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,6 +42,11 @@ pub struct E2eArgs {
     /// After the load, wait at most this many seconds for the deliveries.
     #[arg(long, default_value_t = 300)]
     pub wait: u64,
+    /// Serve DNS here (UDP and TCP) for the destination domains, each with
+    /// an MX whose address is the sink's listen address; the MTA under test
+    /// must use this server and deliver to the sink's port.
+    #[arg(long, value_name = "IP:PORT")]
+    pub dns_listen: Option<SocketAddr>,
     #[command(flatten)]
     pub smtp: SmtpBenchArgs,
 }
@@ -52,6 +69,14 @@ pub struct E2eSummary {
     pub latency_ms_p50: f64,
     pub latency_ms_p99: f64,
     pub latency_ms_max: f64,
+    /// The longest time between two consecutive arrivals, from the first
+    /// arrival to the last: the MTA's worst stall.
+    pub max_gap_ms: f64,
+    /// Destination domains the recipients were spread over.
+    pub domains: u32,
+    /// Queries the bench's DNS server answered (absent without
+    /// `--dns-listen`): zero means the MTA did not resolve through it.
+    pub dns_queries: Option<u64>,
     /// Not everything arrived within `--wait`.
     pub timed_out: bool,
 }
@@ -75,9 +100,23 @@ pub async fn run(args: E2eArgs) -> std::io::Result<E2eSummary> {
         })
         .await?,
     );
+    // Kept until the end: dropping it stops the DNS server.
+    let dns = match args.dns_listen {
+        Some(listen) => {
+            let domains = args.smtp.destination_domains();
+            Some(super::dns::serve_mx(listen, &domains, sink.addr).await?)
+        }
+        None => None,
+    };
     let bar = progress::wanted(args.smtp.json);
     if !args.smtp.json {
         eprintln!("rackwave bench e2e: sink listening on {}", sink.addr);
+        if let Some(dns) = &dns {
+            eprintln!(
+                "rackwave bench e2e: DNS on {} for {} domain(s)",
+                dns.addr, args.smtp.domains
+            );
+        }
     }
     let started = Instant::now();
     let acceptance = super::smtp::run_with(args.smtp.clone(), bar).await?;
@@ -123,6 +162,9 @@ pub async fn run(args: E2eArgs) -> std::io::Result<E2eSummary> {
         latency_ms_p50: ms(quantile(&lat, 0.50)),
         latency_ms_p99: ms(quantile(&lat, 0.99)),
         latency_ms_max: ms(lat.last().copied().unwrap_or(0)),
+        max_gap_ms: arrivals.max_gap.as_secs_f64() * 1000.0,
+        domains: args.smtp.domains,
+        dns_queries: dns.as_ref().map(|d| d.queries() as u64),
         timed_out,
     })
 }
@@ -153,6 +195,16 @@ impl std::fmt::Display for E2eSummary {
             f,
             "  latency:   p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (submitted to arrived)",
             self.latency_ms_p50, self.latency_ms_p99, self.latency_ms_max
-        )
+        )?;
+        writeln!(
+            f,
+            "  stall:     {:.2} ms at most between two arrivals",
+            self.max_gap_ms
+        )?;
+        write!(f, "  routing:   {} destination domain(s)", self.domains)?;
+        match self.dns_queries {
+            Some(n) => writeln!(f, ", {n} DNS queries answered"),
+            None => writeln!(f, ", no DNS served"),
+        }
     }
 }

@@ -1,7 +1,9 @@
 //! Load testing: `rackwave bench smtp` drives any ESMTP server,
-//! `rackwave bench sink` stands in for the remote MX, and
-//! `rackwave bench e2e` does both at once to measure a relay end to end.
+//! `rackwave bench sink` stands in for the remote MX (with [`dns`], also for
+//! the DNS that points at it), and `rackwave bench e2e` does both at once to
+//! measure a relay end to end.
 
+pub mod dns;
 pub mod e2e;
 mod percentiles;
 mod progress;

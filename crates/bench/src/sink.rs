@@ -336,6 +336,10 @@ pub struct ReceivedMessage {
 pub struct Arrivals {
     pub first: Option<Instant>,
     pub last: Option<Instant>,
+    /// The longest time between two consecutive arrivals (zero until the
+    /// second): how long the MTA under test stalled at worst, which a rate
+    /// averaged over the run hides.
+    pub max_gap: Duration,
     pub latencies_us: Vec<u64>,
 }
 
@@ -1017,8 +1021,13 @@ impl Session {
             shared.bytes.fetch_add(body.size, Ordering::Relaxed);
             if let Some(sent) = body.sent_us {
                 let mut arrivals = shared.arrivals.lock().unwrap();
+                // Read under the lock, so arrivals are ordered and every gap
+                // is between two consecutive ones, whatever the connection.
                 let now = Instant::now();
                 arrivals.first.get_or_insert(now);
+                if let Some(last) = arrivals.last {
+                    arrivals.max_gap = arrivals.max_gap.max(now.saturating_duration_since(last));
+                }
                 arrivals.last = Some(now);
                 arrivals.latencies_us.push(now_us().saturating_sub(sent));
             }

@@ -31,6 +31,18 @@ pub struct SinkArgs {
     /// Offer STARTTLS (self-signed certificate).
     #[arg(long)]
     pub starttls: bool,
+    /// Also serve DNS here (UDP and TCP): every destination domain gets an
+    /// MX whose address is the sink's, so an MTA finds the sink through DNS
+    /// as it finds a remote MX (its SMTP port set to the sink's port).
+    #[arg(long, value_name = "IP:PORT")]
+    pub dns_listen: Option<SocketAddr>,
+    /// With --dns-listen: the domains `rackwave bench smtp --domains N`
+    /// sends to (see there).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub domains: u32,
+    /// With --dns-listen: the `--to-domain` the load was sent with.
+    #[arg(long, default_value = "sink.test")]
+    pub to_domain: String,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -46,6 +58,9 @@ pub struct SinkSummary {
     pub latency_ms_p50: f64,
     pub latency_ms_p99: f64,
     pub latency_ms_max: f64,
+    /// The longest time between two consecutive stamped arrivals, from the
+    /// first to the last: the MTA's worst stall.
+    pub max_gap_ms: f64,
     pub timed_out: bool,
 }
 
@@ -74,6 +89,20 @@ pub async fn run(args: SinkArgs) -> std::io::Result<SinkSummary> {
     })
     .await?;
     eprintln!("rackwave bench sink listening on {}", sink.addr);
+    // Kept until the end: dropping it stops the DNS server.
+    let _dns = match args.dns_listen {
+        Some(listen) => {
+            let domains = super::smtp::destination_domains(&args.to_domain, args.domains);
+            let dns = super::dns::serve_mx(listen, &domains, sink.addr).await?;
+            eprintln!(
+                "rackwave bench sink: DNS on {} for {} domain(s)",
+                dns.addr,
+                domains.len()
+            );
+            Some(dns)
+        }
+        None => None,
+    };
     let timed_out = match args.expect {
         Some(n) => {
             !sink
@@ -111,6 +140,7 @@ pub async fn run(args: SinkArgs) -> std::io::Result<SinkSummary> {
         latency_ms_p50: ms(quantile(&lat, 0.5)),
         latency_ms_p99: ms(quantile(&lat, 0.99)),
         latency_ms_max: ms(lat.last().copied().unwrap_or(0)),
+        max_gap_ms: arrivals.max_gap.as_secs_f64() * 1000.0,
         timed_out,
     })
 }
@@ -137,6 +167,11 @@ impl std::fmt::Display for SinkSummary {
             f,
             "latency:  p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (submitted to arrived)",
             self.latency_ms_p50, self.latency_ms_p99, self.latency_ms_max
+        )?;
+        writeln!(
+            f,
+            "stall:    {:.2} ms at most between two arrivals",
+            self.max_gap_ms
         )
     }
 }

@@ -71,6 +71,12 @@ pub struct SmtpBenchArgs {
     /// Domain of the generated recipients.
     #[arg(long, default_value = "sink.test")]
     pub to_domain: String,
+    /// Spread the recipients round-robin over this many domains,
+    /// `d0.<to-domain>` to `d<N-1>.<to-domain>` (1: `<to-domain>` itself),
+    /// so that an MTA relaying them keeps one queue per destination domain
+    /// as it would in production.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub domains: u32,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -96,6 +102,24 @@ struct Shared {
     errors: Mutex<BTreeMap<u16, u64>>,
     ok: AtomicU64,
     failed: AtomicU64,
+}
+
+impl SmtpBenchArgs {
+    /// The recipient domains, in round-robin order (see `--domains`).
+    pub fn destination_domains(&self) -> Vec<String> {
+        destination_domains(&self.to_domain, self.domains)
+    }
+}
+
+/// `to_domain` alone for one domain, else `d0.<to_domain>` to
+/// `d<n-1>.<to_domain>`: subdomains, so one DNS zone and one transport-map
+/// entry for the parent cover them all.
+pub fn destination_domains(to_domain: &str, n: u32) -> Vec<String> {
+    if n <= 1 {
+        return vec![to_domain.to_string()];
+    }
+    let to_domain = to_domain.trim_end_matches('.');
+    (0..n).map(|i| format!("d{i}.{to_domain}")).collect()
 }
 
 /// The message to send, dot-stuffed and terminated by `.CRLF`: the file
@@ -149,6 +173,7 @@ pub async fn run(args: SmtpBenchArgs) -> std::io::Result<Summary> {
 /// [`run`], with the progress bar on or off.
 pub async fn run_with(args: SmtpBenchArgs, bar: bool) -> std::io::Result<Summary> {
     let body = Arc::new(load_body(&args)?);
+    let domains = Arc::new(args.destination_domains());
     let tls = (args.tls || args.starttls).then(|| rackwave_smtp_proto::tls::connectors().any);
     let next = Arc::new(AtomicU64::new(0));
     let shared = Arc::new(Shared::default());
@@ -170,6 +195,7 @@ pub async fn run_with(args: SmtpBenchArgs, bar: bool) -> std::io::Result<Summary
     for worker in 0..args.concurrency.max(1) {
         let args = args.clone();
         let body = body.clone();
+        let domains = domains.clone();
         let next = next.clone();
         let shared = shared.clone();
         let tls = tls.clone();
@@ -179,6 +205,7 @@ pub async fn run_with(args: SmtpBenchArgs, bar: bool) -> std::io::Result<Summary
                     args: &args,
                     worker,
                     body: &body,
+                    domains: &domains,
                     next: &next,
                     shared: &shared,
                     deadline,
@@ -295,6 +322,7 @@ struct Worker<'a> {
     args: &'a SmtpBenchArgs,
     worker: usize,
     body: &'a [u8],
+    domains: &'a [String],
     next: &'a AtomicU64,
     shared: &'a Shared,
     deadline: Instant,
@@ -345,11 +373,13 @@ impl Worker<'_> {
             }
             let t0 = Instant::now();
             let mut envelope = String::from("MAIL FROM:<bench@rackwave.test>\r\n");
-            for r in 0..args.recipients.max(1) {
-                envelope.push_str(&format!(
-                    "RCPT TO:<u{}-{n}-{r}@{}>\r\n",
-                    self.worker, args.to_domain
-                ));
+            let per_message = args.recipients.max(1) as u64;
+            for r in 0..per_message {
+                // Round-robin over recipients, not messages, so that several
+                // recipients per message spread too.
+                let domain =
+                    &self.domains[((n * per_message + r) % self.domains.len() as u64) as usize];
+                envelope.push_str(&format!("RCPT TO:<u{}-{n}-{r}@{domain}>\r\n", self.worker));
             }
             let outcome: Result<(), u16> = async {
                 if args.pipelining {
@@ -460,6 +490,18 @@ mod tests {
         let body = super::load_body(&args(&["--size", "4096"])).unwrap();
         assert!(body.len() >= 4096 && body.len() < 4096 + 100);
         assert!(body.ends_with(b"\r\n.\r\n"));
+    }
+
+    #[test]
+    fn one_domain_is_the_recipient_domain_itself_and_more_are_subdomains() {
+        assert_eq!(args(&[]).destination_domains(), ["sink.test"]);
+        assert_eq!(
+            args(&["--domains", "3", "--to-domain", "example.test."]).destination_domains(),
+            ["d0.example.test", "d1.example.test", "d2.example.test"]
+        );
+        assert!(
+            Cli::try_parse_from(["bench", "--target", "127.0.0.1:25", "--domains", "0"]).is_err()
+        );
     }
 
     #[test]

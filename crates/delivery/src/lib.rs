@@ -26,7 +26,7 @@ use prometheus_client::registry::Registry;
 use rackwave_core::Clock;
 use rackwave_queue::Spool;
 use rackwave_smtp_proto::tls::Connectors;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{watch, Notify, Semaphore};
 
 pub use config::{DeliveryConfig, Shaping, ShapingOverride, TlsPolicy};
 pub use destination::{DestinationStatus, Destinations};
@@ -41,6 +41,9 @@ struct EngineContext {
     metrics: DeliveryMetrics,
     retry: retry::RetryPolicy,
     tls: Connectors,
+    /// Outbound connections, all destinations together
+    /// (`[delivery] max_connections`).
+    slots: Arc<Semaphore>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,13 +73,14 @@ impl DeliveryEngine {
         let retry =
             retry::RetryPolicy::new(&config.retry_schedule_secs, config.max_queue_lifetime_secs);
         let ctx = Arc::new(EngineContext {
-            config,
             spool,
             router,
             clock,
             metrics: DeliveryMetrics::register(registry),
             retry,
             tls: rackwave_smtp_proto::tls::connectors(),
+            slots: Arc::new(Semaphore::new(config.max_connections.max(1))),
+            config,
         });
         let destinations = Destinations::new(ctx.clock.clone(), wake.clone());
         let scheduler = scheduler::Scheduler::new(ctx, destinations.clone(), wake.clone());

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rackwave_smtp_proto::address::domain_of;
-use tokio::sync::{watch, Notify, Semaphore};
+use tokio::sync::{watch, Notify};
 
 use super::destination::{Destination, Destinations};
 use super::worker;
@@ -36,7 +36,6 @@ const LEASE_BATCH: usize = 2000;
 pub(crate) struct Scheduler {
     ctx: Arc<EngineContext>,
     destinations: Destinations,
-    connections: Arc<Semaphore>,
     in_flight: Arc<AtomicUsize>,
     wake: Arc<Notify>,
 }
@@ -47,11 +46,9 @@ impl Scheduler {
         destinations: Destinations,
         wake: Arc<Notify>,
     ) -> Scheduler {
-        let max = ctx.config.max_connections.max(1);
         Scheduler {
             ctx,
             destinations,
-            connections: Arc::new(Semaphore::new(max)),
             in_flight: Arc::new(AtomicUsize::new(0)),
             wake,
         }
@@ -156,7 +153,7 @@ impl Scheduler {
             loop {
                 // Take the global slot first: a destination's claim is only
                 // made when a connection can really open.
-                let Ok(permit) = self.connections.clone().try_acquire_owned() else {
+                let Ok(permit) = self.ctx.slots.clone().try_acquire_owned() else {
                     return;
                 };
                 if !destination.claim_connection(now) {

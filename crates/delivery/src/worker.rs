@@ -107,7 +107,15 @@ pub(crate) async fn run(
         && (reuse.is_zero() || opened.elapsed() < reuse)
         && !queue.paused(ctx.clock.now_ms())
     {
-        let Some(msg) = queue.take_or_wait(CONNECTION_IDLE).await else {
+        // An idle connection is kept a moment for the next message, unless
+        // every connection slot is taken: then another destination may be
+        // waiting for one, and this one yields it.
+        let idle = if ctx.slots.available_permits() > 0 {
+            CONNECTION_IDLE
+        } else {
+            Duration::ZERO
+        };
+        let Some(msg) = queue.take_or_wait(idle).await else {
             break;
         };
         queue.rate_slot().await;
