@@ -1143,3 +1143,102 @@ async fn a_reused_connection_dropped_between_messages_costs_no_attempt() {
     assert_eq!(r.sinks[0].messages(), 6);
     assert!(r.sinks[0].connections() >= 2, "{:?}", r.sinks[0].stats());
 }
+
+/// A slow destination holds at most its ready queue's share of the lease
+/// budget: with room for 30 leases and a ready queue of 10, a backlog of
+/// 40 to a destination taking 10 messages a second does not hold back mail
+/// of the same workspace to another destination, submitted after it (with
+/// the whole budget leased to the slow one, that mail would wait for the
+/// ten messages behind the budget to be leased first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_destination_does_not_hold_the_lease_budget() {
+    let r = rig(vec![(50, sink())], [50, DOWN], |c| {
+        c.delivery.max_in_flight = 30;
+        c.delivery.ready_queue_limit = 10;
+        for_example_test(
+            c,
+            ShapingOverride {
+                messages_per_second: Some(10.0),
+                max_connections: Some(1),
+                ..Default::default()
+            },
+        );
+    })
+    .await;
+    let rcpts: Vec<String> = (0..40).map(|i| format!("slow{i}@example.test")).collect();
+    let refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+    let slow = r.send("news@sender.test", &refs, "slow").await;
+    assert!(
+        r.sinks[0]
+            .wait_for_messages(1, Duration::from_secs(10))
+            .await
+    );
+    let fast = r
+        .send(
+            "news@sender.test",
+            &["a@two-mx.test", "b@two-mx.test", "c@two-mx.test"],
+            "fast",
+        )
+        .await;
+    r.wait(&fast, &["delivered"]).await;
+    let delivered_slow = r.sinks[0]
+        .received()
+        .iter()
+        .filter(|m| m.rcpt_to[0].ends_with("@example.test"))
+        .count();
+    assert!(
+        delivered_slow < 8,
+        "the other destination waited for {delivered_slow} of the slow one's messages"
+    );
+    r.wait(&slow, &["delivered"]).await;
+    assert_eq!(r.sinks[0].messages(), 43);
+}
+
+/// A destination that throttles at the greeting is paused with its mail
+/// untried (no attempt is recorded for a connection that carried nothing),
+/// and one that never stops throttling does not keep mail forever: once a
+/// waiting message is past its queue lifetime, the next throttling reply
+/// bounces it as expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_at_the_greeting_mail_waits_untried_until_it_expires() {
+    let script = Script::default().on(
+        Step::Greeting,
+        Action::reply("421 4.7.0 Try again later, closing connection"),
+    );
+    let r = rig(
+        vec![(51, SinkConfig { script, ..sink() })],
+        [51, DOWN],
+        |c| {
+            c.delivery.throttle_pause_secs = vec![300];
+            c.delivery.max_queue_lifetime_secs = 600;
+        },
+    )
+    .await;
+    let rcpts: Vec<String> = (0..3).map(|i| format!("user{i}@example.test")).collect();
+    let refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+    let qid = r.send("app@sender.test", &refs, "door").await;
+    let d = paused_destination(&r, "example.test", 1).await;
+    assert_eq!(d["waiting"], 3, "{d}");
+    let (_, page) =
+        r.ts.get(&format!("/admin/v1/messages?queue_id={qid}"))
+            .await;
+    for m in page["messages"].as_array().unwrap() {
+        assert_eq!(m["status"], "queued", "{m}");
+    }
+    // Throttled again when the pause ends; not yet expired.
+    r.ts.clock.advance_ms(300_000);
+    paused_destination(&r, "example.test", 2).await;
+    // At the end of the lifetime the next throttling reply bounces them.
+    r.ts.clock.advance_ms(300_000);
+    let msgs = r.wait(&qid, &["bounced"]).await;
+    for m in &msgs {
+        let (attempt, detail) = last_attempt(m);
+        assert_eq!(detail["bounce_type"], "expired", "{m}");
+        assert!(attempt["reply"]
+            .as_str()
+            .unwrap()
+            .contains("Try again later"));
+        assert_eq!(m["attempts"], 1, "{m}");
+    }
+    assert_eq!(r.sinks[0].messages(), 0);
+}

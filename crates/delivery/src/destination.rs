@@ -190,6 +190,28 @@ impl Destination {
         Some(entry.msg)
     }
 
+    /// Takes every waiting message `pred` picks, wherever it waits.
+    pub(crate) fn take_where(&self, pred: impl Fn(&MessageRecord) -> bool) -> Vec<MessageRecord> {
+        let mut st = self.lock();
+        let mut taken = Vec::new();
+        for lane in st.lanes.values_mut() {
+            let (out, keep): (VecDeque<Waiting>, VecDeque<Waiting>) =
+                std::mem::take(lane).into_iter().partition(|w| pred(&w.msg));
+            *lane = keep;
+            taken.extend(out.into_iter().map(|w| w.msg));
+        }
+        if !taken.is_empty() {
+            st.lanes.retain(|_, lane| !lane.is_empty());
+            let State {
+                lanes, rotation, ..
+            } = &mut *st;
+            rotation.retain(|ws| lanes.contains_key(ws));
+            st.waiting -= taken.len();
+            self.waiting_gauge.set(st.waiting as i64);
+        }
+        taken
+    }
+
     /// Room left in the ready queue.
     pub(crate) fn room(&self) -> usize {
         self.limit.saturating_sub(self.lock().waiting)
@@ -491,6 +513,22 @@ mod tests {
         let order: Vec<String> = std::iter::from_fn(|| q.take()).map(|m| m.id).collect();
         assert_eq!(order[..3], ["bulk0", "small", "bulk1"].map(String::from));
         assert_eq!(order.len(), 6);
+        assert_eq!(q.room(), 100);
+
+        for i in 0..4 {
+            q.push(msg(
+                &format!("a{i}"),
+                if i % 2 == 0 { "ws1" } else { "ws2" },
+            ));
+        }
+        let odd: Vec<String> = q
+            .take_where(|m| m.workspace_id == "ws2")
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(odd, ["a1", "a3"].map(String::from));
+        let rest: Vec<String> = std::iter::from_fn(|| q.take()).map(|m| m.id).collect();
+        assert_eq!(rest, ["a0", "a2"].map(String::from));
         assert_eq!(q.room(), 100);
     }
 

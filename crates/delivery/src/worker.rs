@@ -83,8 +83,9 @@ pub(crate) async fn run(
                 let verdict =
                     classify_with_reason(reply.code, reply.enhanced.as_deref(), &reply.text).0;
                 if is_throttling(reply.code, reply.enhanced.as_deref(), verdict)
-                    && pause(&ctx, &queue, reply).is_some()
+                    && settler.throttled(&queue, reply)
                 {
+                    settler.finish().await;
                     return;
                 }
             }
@@ -221,14 +222,6 @@ pub(crate) async fn run(
     settler.finish().await;
 }
 
-/// Pauses the destination after a throttling reply, for the configured
-/// growing interval; `None` when pauses are off.
-fn pause(ctx: &EngineContext, queue: &Destination, reply: &RemoteReply) -> Option<i64> {
-    queue.throttled(ctx.clock.now_ms(), reply.raw.trim_end(), |n| {
-        ctx.config.throttle_pause_ms(n)
-    })
-}
-
 /// How long an open connection waits for another message before QUIT.
 const CONNECTION_IDLE: std::time::Duration = std::time::Duration::from_millis(500);
 
@@ -259,7 +252,7 @@ impl Settler {
                 queue.delivered();
                 false
             }
-            _ if judged.throttling => pause(&self.ctx, queue, &judged.reply).is_some(),
+            EmailEvent::Deferred(_) if judged.throttling => self.throttled(queue, &judged.reply),
             _ => false,
         };
         let (ctx, in_flight, remote) = (self.ctx.clone(), self.in_flight.clone(), remote.clone());
@@ -267,6 +260,31 @@ impl Settler {
             record(&ctx, &msg, judged, &remote, sent_at).await;
             in_flight.fetch_sub(1, Ordering::Relaxed);
         });
+        paused
+    }
+
+    /// Pauses the destination after a throttling reply, for the configured
+    /// growing interval; false when pauses are off. Waiting messages past
+    /// their queue lifetime do not wait out the pause: they bounce as
+    /// expired now, with the throttling reply as the last error (otherwise
+    /// a destination that never stops throttling would keep them forever).
+    fn throttled(&mut self, queue: &Destination, reply: &RemoteReply) -> bool {
+        let now = self.ctx.clock.now_ms();
+        let paused = queue
+            .throttled(now, reply.raw.trim_end(), |n| {
+                self.ctx.config.throttle_pause_ms(n)
+            })
+            .is_some();
+        if paused {
+            let retry = &self.ctx.retry;
+            for msg in queue.take_where(|m| retry.expired(m.created_at_ms, now)) {
+                let outcome = Outcome::Failed {
+                    reply: reply.clone(),
+                    local: None,
+                };
+                self.later(queue, msg, outcome, &Remote::default(), None);
+            }
+        }
         paused
     }
 
