@@ -3,35 +3,18 @@
 //! the load generator spreads recipients over the domains, and the sink
 //! measures the longest stall between arrivals.
 
+mod common;
+use common::resolver;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use clap::Parser;
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
-use hickory_resolver::TokioResolver;
 use rackwave_bench::dns::{self, DnsServer};
 use rackwave_bench::e2e::{self, E2eArgs};
 use rackwave_bench::sink::{Sink, SinkConfig};
 use rackwave_bench::smtp::{self, SmtpBenchArgs};
-
-/// The resolver as the delivery engine builds it: this server only, UDP
-/// with TCP fallback, no hosts file.
-fn resolver(addr: SocketAddr) -> TokioResolver {
-    let mut udp = ConnectionConfig::udp();
-    udp.port = addr.port();
-    let mut tcp = ConnectionConfig::tcp();
-    tcp.port = addr.port();
-    let ns = NameServerConfig::new(addr.ip(), true, vec![udp, tcp]);
-    let config = ResolverConfig::from_parts(None, vec![], vec![ns]);
-    let mut builder = TokioResolver::builder_with_config(config, TokioRuntimeProvider::default());
-    let opts = builder.options_mut();
-    opts.use_hosts_file = ResolveHosts::Never;
-    opts.timeout = Duration::from_secs(2);
-    opts.attempts = 1;
-    builder.build().expect("resolver")
-}
 
 #[derive(Parser)]
 struct SmtpCli {

@@ -1,35 +1,21 @@
-//! Self-tests of the test DNS server as seen by hickory-resolver and on the
+//! Self-tests of the bench's DNS server (which the delivery tests use too,
+//! through `rackwave_testkit::dns`) as seen by hickory-resolver and on the
 //! wire. If these fail, the delivery tests cannot be trusted.
+
+mod common;
+use common::resolver;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::TokioResolver;
 use rackwave_testkit::dns::{self, loopback, DnsServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
 /// The public key of a 2048-bit RSA key (SubjectPublicKeyInfo, base64).
 const DKIM_P: &str = "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEArlByQli71DSCLGd9bcdrcqwXQ6xnHfiEIcvFdU8BPs3mgLfefAmtuv8Gx5JKmlX9I6K92Id3CFiz2izDZjz5d+G+wyf6vR3Wy2/itlTkB+XnkWUY7hmHU5gvM409pmTNhIlbh6dLcAqyPOrQNV1C2lPMczZ3MWgRjvj813oMC7qtZKivGqTZZHLEJVXAMN5FwmWJuUQDYkvVgYaFGyNHFOCFS4ht/9JdFOogX7N5EGEKebdc34HRbDrgU9hhPTCUyhTur3rPlOp48Z7UqzanPGqWOpZ1hrDerOsWrBL+8s2kJRcorPKSF7SZ2XwZnvJWHkBPmrdXP9TmkaZmLttfVwIDAQAB";
-
-fn resolver(addr: SocketAddr) -> TokioResolver {
-    let mut udp = ConnectionConfig::udp();
-    udp.port = addr.port();
-    let mut tcp = ConnectionConfig::tcp();
-    tcp.port = addr.port();
-    let ns = NameServerConfig::new(addr.ip(), true, vec![udp, tcp]);
-    let config = ResolverConfig::from_parts(None, vec![], vec![ns]);
-    let mut builder = TokioResolver::builder_with_config(config, TokioRuntimeProvider::default());
-    let opts = builder.options_mut();
-    opts.use_hosts_file = ResolveHosts::Never;
-    opts.timeout = Duration::from_secs(2);
-    opts.attempts = 1;
-    builder.build().expect("resolver")
-}
 
 async fn delivery_dns() -> (DnsServer, String) {
     let record = format!("v=DKIM1; k=rsa; p={DKIM_P}");
