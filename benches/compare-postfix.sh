@@ -75,6 +75,8 @@
 #   IDLE_WAIT [180] (s to wait for other builds to finish before a round)
 #   PORT_BASE [10000] (Postfix +25, sink +26, reference sink +27, bench DNS
 #   +53 on UDP and TCP, Rackwave +125, +180 and +465)
+#   RW_BIN [target/release/rackwave] (the Rackwave under test, e.g. an older
+#   build to compare; the bench tools are always this tree's build)
 #   RESULTS (file to append the raw results to)
 set -euo pipefail
 
@@ -111,6 +113,8 @@ ADMIN_TOKEN=bench-admin-token-0123456789abcdef
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=$ROOT/target/release/rackwave
+# The Rackwave under test (the bench tools are always $BIN).
+RW_BIN=${RW_BIN:-$BIN}
 CLK_TCK=$(getconf CLK_TCK)
 export PATH=$PATH:/usr/sbin:/sbin
 
@@ -384,15 +388,15 @@ EOF
     if [[ -n $RW_SHAPING ]]; then
         printf '\n[delivery.shaping]\n%b\n' "$RW_SHAPING" >>"$RW_DIR/config.toml"
     fi
-    "$BIN" serve --config "$RW_DIR/config.toml" >"$RW_DIR/rackwave.log" 2>&1 &
+    "$RW_BIN" serve --config "$RW_DIR/config.toml" >"$RW_DIR/rackwave.log" 2>&1 &
     RW_PID=$!
     MTA_PID=$RW_PID
     wait_port 127.0.0.1 "$RW_HTTP_PORT" 30 || die "Rackwave did not start: $(tail -3 "$RW_DIR/rackwave.log")"
     [[ $keep == keep ]] && return 0
     local ws
-    ws=$(RACKWAVE_ADMIN_TOKEN=$ADMIN_TOKEN "$BIN" admin --config "$RW_DIR/config.toml" workspaces create --name bench |
+    ws=$(RACKWAVE_ADMIN_TOKEN=$ADMIN_TOKEN "$RW_BIN" admin --config "$RW_DIR/config.toml" workspaces create --name bench |
         python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')
-    RACKWAVE_ADMIN_TOKEN=$ADMIN_TOKEN "$BIN" admin --config "$RW_DIR/config.toml" smtp-accounts create \
+    RACKWAVE_ADMIN_TOKEN=$ADMIN_TOKEN "$RW_BIN" admin --config "$RW_DIR/config.toml" smtp-accounts create \
         --workspace "$ws" --username "$RW_USER" --password "$RW_PASS" --daily-quota 1000000000 >/dev/null
 }
 
