@@ -31,6 +31,7 @@ fn data(i: usize) -> EmailQueued {
             from: "app@example.test".into(),
             subject: Some("bench".into()),
             status: Default::default(),
+            ..Default::default()
         },
         queued_at: Timestamp(1_780_825_140_000),
     }

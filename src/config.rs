@@ -106,8 +106,13 @@ impl SpoolSection {
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     pub listen: SocketAddr,
-    /// Largest JSON request body, in octets.
+    /// Largest JSON request body of the admin and platform APIs, in octets.
     pub max_body_bytes: usize,
+    /// Largest request body of the send API (a message with attachments,
+    /// a batch), in octets.
+    pub max_send_bytes: usize,
+    /// Largest attachment of the send API, decoded, in octets.
+    pub max_attachment_bytes: usize,
 }
 
 impl Default for HttpConfig {
@@ -115,6 +120,10 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: "127.0.0.1:8080".parse().unwrap(),
             max_body_bytes: 1024 * 1024,
+            // Room for a 10 MiB attachment in base64 and the rest of the
+            // message, or a batch of ordinary messages.
+            max_send_bytes: 20 * 1024 * 1024,
+            max_attachment_bytes: 10 * 1024 * 1024,
         }
     }
 }

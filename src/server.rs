@@ -169,7 +169,7 @@ impl Server {
         let smtp = SmtpServer::new(
             config.smtp.clone(),
             accounts.clone(),
-            intake,
+            intake.clone(),
             clock.clone(),
             tls.acceptor,
             &mut registry,
@@ -210,8 +210,19 @@ impl Server {
             registry: Arc::new(registry),
             admin_token: admin_token.clone(),
             destinations: delivery.as_ref().map(|d| d.destinations().clone()),
+            intake,
+            send: rackwave_http::SendSettings {
+                hostname: config.smtp.hostname.clone(),
+                max_attachment_bytes: config.http.max_attachment_bytes,
+            },
         });
-        let app = rackwave_http::router(state, config.http.max_body_bytes);
+        let app = rackwave_http::router(
+            state,
+            rackwave_http::BodyLimits {
+                json: config.http.max_body_bytes,
+                send: config.http.max_send_bytes,
+            },
+        );
         let mut http_shutdown = shutdown.subscribe();
         tasks.spawn(async move {
             let served = axum::serve(http_listener, app)

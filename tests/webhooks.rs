@@ -33,26 +33,14 @@ struct Tenant {
     account: Account,
 }
 
-async fn api_key(ts: &TestServer, ws: &str, platform: &str) -> String {
-    let (s, k) = ts
-        .admin(
-            "POST",
-            &format!("/admin/v1/workspaces/{ws}/api-keys"),
-            Some(json!({"platform": platform})),
-        )
-        .await;
-    assert_eq!(s, 201, "{k}");
-    k["key"].as_str().unwrap().to_string()
-}
-
 async fn tenant(ts: &TestServer, name: &str) -> Tenant {
     let ws = ts.create_workspace(name, None).await;
     let account = ts
         .create_account_in(&ws, &format!("{name}-user"), 10_000)
         .await;
     Tenant {
-        migo: api_key(ts, &ws, "migosmtp").await,
-        telnxo: api_key(ts, &ws, "telnxo").await,
+        migo: ts.create_api_key(&ws, "migosmtp").await,
+        telnxo: ts.create_api_key(&ws, "telnxo").await,
         ws,
         account,
     }

@@ -188,6 +188,8 @@ impl Bench {
             subject: Some(format!("Depth benchmark message {seq}")),
             body: self.message(seq),
             received_at_ms: T0,
+            tags: Vec::new(),
+            metadata: Default::default(),
         }
     }
 

@@ -23,6 +23,8 @@ fn submission(i: u64) -> Submission {
         subject: Some("benchmark".into()),
         body: vec![b'x'; 2048],
         received_at_ms: 1_700_000_000_000 + i as i64,
+        tags: Vec::new(),
+        metadata: Default::default(),
     }
 }
 

@@ -38,6 +38,8 @@ fn bench(c: &mut Criterion) {
                             subject: Some("benchmark".into()),
                             body: vec![b'x'; 2048],
                             received_at_ms: 1_700_000_000_000 + s as i64,
+                            tags: Vec::new(),
+                            metadata: Default::default(),
                         })
                         .await
                         .unwrap()

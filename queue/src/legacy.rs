@@ -160,6 +160,8 @@ pub(crate) fn record(raw: &[u8]) -> Result<MessageRecord, String> {
         attempts: old.attempts,
         history,
         delivery_attempts,
+        tags: Vec::new(),
+        metadata: Default::default(),
     })
 }
 
@@ -176,6 +178,7 @@ pub(crate) fn feed_entry(seq: u64, raw: &[u8]) -> Result<FeedEntry, String> {
             from: old.from,
             subject: old.subject,
             status: old.status,
+            ..Default::default()
         },
         workspace_id: old.workspace_id,
         at_ms: old.at_ms,

@@ -7,6 +7,7 @@
 
 use rackwave_core::event::{EmailEvent, MessageRef};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Delivery state of one message (one recipient of a submission), as the
 /// event model names it.
@@ -90,6 +91,12 @@ pub struct MessageRecord {
     pub history: Vec<StatusChange>,
     #[serde(default)]
     pub delivery_attempts: Vec<DeliveryAttempt>,
+    /// Labels and key/value pairs the sender gave the message; carried by
+    /// every event of the message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
 }
 
 impl MessageRecord {
@@ -102,6 +109,8 @@ impl MessageRecord {
             from: self.from.clone(),
             subject: self.subject.clone(),
             status: self.status,
+            tags: self.tags.clone(),
+            metadata: self.metadata.clone(),
         }
     }
 }
@@ -126,6 +135,9 @@ pub struct Submission {
     /// Becomes the records' creation time, their first due time and the
     /// day for the per-submitter accepted counter.
     pub received_at_ms: i64,
+    /// Stored with every record (see [`MessageRecord::tags`]).
+    pub tags: Vec<String>,
+    pub metadata: BTreeMap<String, String>,
 }
 
 /// The result of a durable enqueue.

@@ -41,6 +41,8 @@ fn submission(n: usize, rcpts: &[&str], len: usize) -> Submission {
         subject: Some(format!("message {n}")),
         body: body(n, len),
         received_at_ms: T0,
+        tags: Vec::new(),
+        metadata: Default::default(),
     }
 }
 

@@ -28,6 +28,8 @@ fn submission(ws: &str, rcpts: &[String], at: i64) -> Submission {
         subject: Some("hello".into()),
         body: b"Subject: hello\r\n\r\nhi\r\n".to_vec(),
         received_at_ms: at,
+        tags: Vec::new(),
+        metadata: Default::default(),
     }
 }
 

@@ -484,6 +484,8 @@ mod tests {
             attempts: 0,
             history: vec![],
             delivery_attempts: vec![],
+            tags: Vec::new(),
+            metadata: Default::default(),
         }
     }
 

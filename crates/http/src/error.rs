@@ -21,6 +21,9 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// The request field at fault, as a path (`to[2]`,
+    /// `messages[3].attachments[0].content`).
+    pub field: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -33,6 +36,9 @@ pub struct ErrorDetail {
     /// Stable machine-readable code, e.g. `not_found`, `invalid_request`.
     pub code: String,
     pub message: String,
+    /// The request field at fault, as a path (`to[2]`), when one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 impl ApiError {
@@ -41,6 +47,15 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            field: None,
+        }
+    }
+    /// A request that is well-formed JSON but cannot be carried out as it
+    /// stands (`422`), naming the field at fault.
+    pub fn unprocessable(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+        ApiError {
+            field: Some(field.into()),
+            ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message)
         }
     }
     pub fn not_found(message: impl Into<String>) -> ApiError {
@@ -84,15 +99,27 @@ impl<E: Classify> From<E> for ApiError {
     }
 }
 
+impl ApiError {
+    /// The body's `error` object (also one item of a batch answer).
+    pub fn detail(self) -> ErrorDetail {
+        ErrorDetail {
+            code: self.code.to_string(),
+            message: self.message,
+            field: self.field,
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code.to_string(),
-                message: self.message,
-            },
-        };
-        (self.status, Json(body)).into_response()
+        let status = self.status;
+        (
+            status,
+            Json(ErrorBody {
+                error: self.detail(),
+            }),
+        )
+            .into_response()
     }
 }
 
@@ -151,6 +178,7 @@ pub(crate) async fn json_errors(req: Request, next: Next) -> Response {
         error: ErrorDetail {
             code: code_of(status).to_string(),
             message,
+            field: None,
         },
     })
     .expect("an error body serializes");

@@ -158,6 +158,8 @@ pub(crate) async fn require_admin(req: Request, next: Next) -> Result<Response, 
 pub(crate) struct Tenant {
     pub(crate) workspace_id: String,
     pub(crate) platform: Platform,
+    /// The key's id: who submitted, for quotas and the `Received:` field.
+    pub(crate) key_id: String,
 }
 
 impl FromRequestParts<AppState> for Tenant {
@@ -172,24 +174,48 @@ impl FromRequestParts<AppState> for Tenant {
             .find(|(name, _)| *name == "platform")
             .and_then(|(_, value)| Platform::parse(value))
             .ok_or_else(|| ApiError::not_found("no such route"))?;
-        let presented = bearer(&parts.headers).ok_or_else(ApiError::unauthorized)?;
-        let key = state
-            .accounts
-            .api_key(presented)
-            .await?
-            .ok_or_else(ApiError::unauthorized)?;
-        if key.platform != platform {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                format!("this API key is not valid for {}", platform.as_str()),
-            ));
-        }
-        Ok(Tenant {
-            workspace_id: key.workspace_id,
-            platform,
-        })
+        tenant_of(parts, state, platform).await
     }
+}
+
+/// The caller of a MigoSMTP-only route (`/migosmtp/v1/messages`, …): a
+/// MigoSMTP key.
+#[derive(Debug, Clone)]
+pub(crate) struct MigoSmtp(pub(crate) Tenant);
+
+impl FromRequestParts<AppState> for MigoSmtp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        tenant_of(parts, state, Platform::Migosmtp)
+            .await
+            .map(MigoSmtp)
+    }
+}
+
+async fn tenant_of(
+    parts: &Parts,
+    state: &AppState,
+    platform: Platform,
+) -> Result<Tenant, ApiError> {
+    let presented = bearer(&parts.headers).ok_or_else(ApiError::unauthorized)?;
+    let key = state
+        .accounts
+        .api_key(presented)
+        .await?
+        .ok_or_else(ApiError::unauthorized)?;
+    if key.platform != platform {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            format!("this API key is not valid for {}", platform.as_str()),
+        ));
+    }
+    Ok(Tenant {
+        workspace_id: key.workspace_id,
+        platform,
+        key_id: key.id,
+    })
 }
 
 #[cfg(test)]

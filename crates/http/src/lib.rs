@@ -13,6 +13,7 @@ mod admin;
 mod error;
 mod extract;
 mod health;
+mod migosmtp;
 mod openapi;
 mod platform;
 
@@ -25,6 +26,7 @@ use rackwave_accounts::{Accounts, Domains};
 use rackwave_core::Clock;
 use rackwave_delivery::Destinations;
 use rackwave_events::Events;
+use rackwave_intake::Intake;
 use rackwave_queue::Spool;
 use sha2::{Digest, Sha256};
 use utoipa::OpenApi;
@@ -44,6 +46,9 @@ pub struct AppState {
     registry: Arc<Registry>,
     /// The delivery engine's destinations, unless delivery is off.
     destinations: Option<Destinations>,
+    /// The submission pipeline, for the HTTP send API.
+    intake: Intake,
+    send: SendSettings,
     /// SHA-256 of the admin token: compared in constant time, never kept
     /// in clear beyond start-up.
     admin_token_digest: Arc<[u8; 32]>,
@@ -61,6 +66,17 @@ pub struct Parts {
     pub admin_token: String,
     /// The delivery engine's destinations, unless delivery is off.
     pub destinations: Option<Destinations>,
+    pub intake: Intake,
+    pub send: SendSettings,
+}
+
+/// Settings of the HTTP send API.
+#[derive(Debug, Clone)]
+pub struct SendSettings {
+    /// The host name in generated `Message-ID`s.
+    pub hostname: String,
+    /// Largest attachment, decoded.
+    pub max_attachment_bytes: usize,
 }
 
 impl AppState {
@@ -73,14 +89,32 @@ impl AppState {
             clock: parts.clock,
             registry: parts.registry,
             destinations: parts.destinations,
+            intake: parts.intake,
+            send: parts.send,
             admin_token_digest: Arc::new(Sha256::digest(parts.admin_token.as_bytes()).into()),
+        }
+    }
+}
+
+/// Request body limits: the send API's, and everyone else's.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    pub json: usize,
+    pub send: usize,
+}
+
+impl Default for BodyLimits {
+    fn default() -> Self {
+        BodyLimits {
+            json: 1024 * 1024,
+            send: 20 * 1024 * 1024,
         }
     }
 }
 
 /// Every route, with its documentation: the one list the router and the
 /// OpenAPI document are both made from.
-fn routes() -> OpenApiRouter<AppState> {
+fn routes(limits: BodyLimits) -> OpenApiRouter<AppState> {
     use admin::{
         api_keys_v1, destinations_v1, domains_v1, messages_v1, queue_v1, smtp_accounts_v1,
         workspaces_v1,
@@ -111,21 +145,26 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks_v1::resend))
         .routes(routes!(events_v1::list))
         .routes(routes!(events_v1::get));
+    let migosmtp = OpenApiRouter::new()
+        .routes(routes!(migosmtp::messages_v1::send))
+        .routes(routes!(migosmtp::messages_v1::send_batch))
+        .layer(DefaultBodyLimit::max(limits.send));
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
-        .merge(admin)
-        .merge(platforms)
+        .merge(admin.layer(DefaultBodyLimit::max(limits.json)))
+        .merge(platforms.layer(DefaultBodyLimit::max(limits.json)))
+        .merge(migosmtp)
         .routes(routes!(health::healthz))
         .routes(routes!(health::metrics))
 }
 
 /// The OpenAPI document of every route (also served at `/openapi.json`).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes().into_openapi()
+    routes(BodyLimits::default()).into_openapi()
 }
 
 /// The whole HTTP application.
-pub fn router(state: AppState, max_body_bytes: usize) -> axum::Router {
-    let (router, doc) = routes().split_for_parts();
+pub fn router(state: AppState, limits: BodyLimits) -> axum::Router {
+    let (router, doc) = routes(limits).split_for_parts();
     let doc = Arc::new(doc);
     let admin_token = extract::AdminToken(state.admin_token_digest.clone());
     router
@@ -137,7 +176,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> axum::Router {
             }),
         )
         .fallback(|| async { ApiError::not_found("no such route") })
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(DefaultBodyLimit::max(limits.json))
         .layer(axum::Extension(admin_token))
         .layer(middleware::from_fn(error::json_errors))
         .with_state(state)

@@ -21,6 +21,7 @@
 //! protocol: the SMTP session maps a [`Refusal`] to a reply, the HTTP API to
 //! a status.
 
+pub mod compose;
 mod headers;
 mod metrics;
 pub mod quota;
@@ -113,6 +114,10 @@ pub struct Submission {
     /// The quota units reserved for the recipients; committed when the
     /// message is durable, given back if the submission is refused.
     pub reservation: Option<Reservation>,
+    /// Labels and key/value pairs stored with each message and carried by
+    /// its events (the HTTP API's `tags` and `metadata`).
+    pub tags: Vec<String>,
+    pub metadata: std::collections::BTreeMap<String, String>,
 }
 
 /// A recipient a policy would not deliver to.
@@ -361,6 +366,8 @@ impl Intake {
                 subject,
                 body: message,
                 received_at_ms: now,
+                tags: std::mem::take(&mut sub.tags),
+                metadata: std::mem::take(&mut sub.metadata),
             })
             .await
             .map_err(|e| {

@@ -118,13 +118,22 @@ impl Quotas {
                     .get(&ws)
                     .is_none_or(|u| u.day != today);
             if needs_members {
-                let accounts = self
-                    .inner
-                    .store
+                // Every submitter of the workspace: its SMTP accounts and
+                // its API keys (the HTTP send API counts per key).
+                let store = &self.inner.store;
+                let storage = |e: rackwave_store::StoreError| QuotaError::Storage(e.to_string());
+                let accounts = store
                     .smtp_accounts_of(limits.workspace)
                     .await
-                    .map_err(|e| QuotaError::Storage(e.to_string()))?;
-                members = Some(accounts.into_iter().map(|a| a.username).collect());
+                    .map_err(storage)?;
+                let keys = store.api_keys_of(limits.workspace).await.map_err(storage)?;
+                members = Some(
+                    accounts
+                        .into_iter()
+                        .map(|a| a.username)
+                        .chain(keys.into_iter().map(|k| k.id))
+                        .collect(),
+                );
                 continue;
             }
             let mut usage = lock(&self.inner.usage);

@@ -95,6 +95,8 @@ impl Rig {
             recipients: recipients.iter().map(|r| r.to_string()).collect(),
             message: message.as_bytes().to_vec(),
             reservation: None,
+            tags: Vec::new(),
+            metadata: Default::default(),
         }
     }
 

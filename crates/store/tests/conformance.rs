@@ -191,6 +191,7 @@ fn email_event(ws: &str, at: i64, msg: &str, e: EmailEvent) -> rackwave_core::ev
         from: "from@example.com".into(),
         subject: None,
         status: Default::default(),
+        ..Default::default()
     };
     rackwave_core::event::Event::new(ws, Timestamp(at), e.data(message, Timestamp(at), 1, None))
 }

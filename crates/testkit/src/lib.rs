@@ -117,6 +117,19 @@ impl TestServer {
         self.admin("GET", path, None).await
     }
 
+    /// A new API key of `platform` (`migosmtp`, `telnxo`) for a workspace.
+    pub async fn create_api_key(&self, workspace_id: &str, platform: &str) -> String {
+        let (s, k) = self
+            .admin(
+                "POST",
+                &format!("/admin/v1/workspaces/{workspace_id}/api-keys"),
+                Some(serde_json::json!({"platform": platform})),
+            )
+            .await;
+        assert_eq!(s, 201, "{k}");
+        k["key"].as_str().unwrap().to_string()
+    }
+
     pub async fn create_workspace(&self, name: &str, daily_quota: Option<u64>) -> String {
         let (status, ws) = self
             .admin(

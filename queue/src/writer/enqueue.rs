@@ -81,6 +81,8 @@ pub(super) fn stage_enqueue(st: &mut Staged<'_>, sub: Submission) -> Result<Enqu
             attempts: 0,
             history: Vec::with_capacity(1),
             delivery_attempts: Vec::new(),
+            tags: sub.tags.clone(),
+            metadata: sub.metadata.clone(),
         };
         st.history(
             &mut rec,

@@ -222,7 +222,8 @@ enum Done {
     ),
     Settle(
         oneshot::Sender<Result<MessageRecord, SpoolError>>,
-        Result<MessageRecord, SpoolError>,
+        // Boxed: a record is several times larger than the other outcomes.
+        Box<Result<MessageRecord, SpoolError>>,
     ),
     TrimFeed(
         oneshot::Sender<Result<bool, SpoolError>>,
@@ -240,7 +241,7 @@ impl Done {
         let clone = || err.for_another_waiter();
         match self {
             Done::Enqueue(_, r) if r.is_ok() => *r = Err(clone()),
-            Done::Settle(_, r) if r.is_ok() => *r = Err(clone()),
+            Done::Settle(_, r) if r.is_ok() => **r = Err(clone()),
             Done::TrimFeed(_, r) if r.is_ok() => *r = Err(clone()),
             Done::Prune(_, r) if r.is_ok() => *r = Err(clone()),
             _ => {}
@@ -252,7 +253,7 @@ impl Done {
         // outcome is durable regardless, so there is nothing to undo.
         match self {
             Done::Enqueue(tx, r) => drop(tx.send(r)),
-            Done::Settle(tx, r) => drop(tx.send(r)),
+            Done::Settle(tx, r) => drop(tx.send(*r)),
             Done::TrimFeed(tx, r) => drop(tx.send(r)),
             Done::Prune(tx, r) => drop(tx.send(r)),
         }
@@ -335,7 +336,7 @@ impl Writer {
                         group.settled.insert(id);
                         group.settlements += 1;
                     }
-                    done.push(Done::Settle(reply, result));
+                    done.push(Done::Settle(reply, Box::new(result)));
                 }
                 Request::TrimFeed { up_to_seq, reply } => {
                     let mut st = Staged::new(&self.tree, &group);

@@ -2,6 +2,7 @@
 //! deferred or bounced ([`BounceType`]), what a message's history records
 //! ([`EmailEvent`]) and the data of each `email.*` webhook.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -329,6 +330,12 @@ pub struct MessageRef {
     pub subject: Option<String>,
     /// The message's status as of this event.
     pub status: MessageStatus,
+    /// Labels the sender gave the message (HTTP API `tags`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Key/value pairs the sender gave the message (HTTP API `metadata`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
 }
 
 /// `email.queued`

@@ -193,6 +193,8 @@ impl Session {
             recipients: std::mem::take(&mut tx.recipients),
             message: body,
             reservation: Some(tx.reservation),
+            tags: Vec::new(),
+            metadata: Default::default(),
         };
         match self.ctx.intake.submit(submission).await {
             Ok(accepted) => self.reply(Reply::new(

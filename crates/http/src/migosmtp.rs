@@ -1,0 +1,6 @@
+//! The MigoSMTP API proper, `/migosmtp/v1`: what only the email platform
+//! has (sending, message logs, sending domains, credentials), each route
+//! authenticated by a MigoSMTP key of the workspace (the `MigoSmtp`
+//! extractor). Another workspace's records answer 404.
+
+pub(crate) mod messages_v1;

@@ -1,0 +1,361 @@
+//! `POST /migosmtp/v1/messages` and `POST /migosmtp/v1/messages/batch`:
+//! the HTTP send API. Each message is composed into MIME
+//! (`rackwave_intake::compose`) and handed to the same intake pipeline as a
+//! message received over SMTP; only the parsing differs.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use base64::Engine;
+use rackwave_intake::compose::{Attachment, ComposeLimits, Composition};
+use rackwave_intake::{Limits, QuotaError, RefusalKind, Source, Submission};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::ErrorBody;
+use crate::extract::{ApiJson, MigoSmtp, Tenant};
+use crate::{ApiError, AppState};
+
+/// Messages in one batch request at most.
+pub(crate) const MAX_BATCH: usize = 500;
+/// Recipients of one message (to, cc and bcc together) at most.
+pub(crate) const MAX_RECIPIENTS: usize = 1000;
+/// Tags of one message at most, and the length of one.
+const MAX_TAGS: usize = 10;
+const MAX_TAG_LEN: usize = 128;
+/// Metadata entries of one message at most, and the size of a key or value.
+const MAX_: usize = 20;
+const MAX__LEN: usize = 512;
+
+/// One message to send.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SendMessage {
+    /// `address` or `Name <address>`; the envelope sender is the address.
+    pub(crate) from: String,
+    #[serde(default)]
+    pub(crate) to: Vec<String>,
+    #[serde(default)]
+    pub(crate) cc: Vec<String>,
+    /// Delivered to, never shown in the message.
+    #[serde(default)]
+    pub(crate) bcc: Vec<String>,
+    #[serde(default)]
+    pub(crate) reply_to: Vec<String>,
+    pub(crate) subject: String,
+    pub(crate) text: Option<String>,
+    pub(crate) html: Option<String>,
+    /// Extra header fields; the API's own (From, To, Subject, …) are refused.
+    #[serde(default)]
+    pub(crate) headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(crate) attachments: Vec<AttachmentIn>,
+    /// Labels stored with the message; they appear in its events.
+    #[serde(default)]
+    pub(crate) tags: Vec<String>,
+    /// Key/value pairs stored with the message; they appear in its events.
+    #[serde(default)]
+    pub(crate) metadata: BTreeMap<String, String>,
+    /// Tracking switches (accepted; tracking itself is not built yet).
+    pub(crate) tracking: Option<Tracking>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AttachmentIn {
+    pub(crate) filename: String,
+    /// A MIME type, e.g. `application/pdf`.
+    pub(crate) content_type: String,
+    /// The file, base64 (standard alphabet, padded).
+    pub(crate) content: String,
+}
+
+/// Accepted and checked; open and click tracking and one-click
+/// unsubscribe are not built yet, so the switches change nothing today.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(crate) struct Tracking {
+    pub(crate) opens: Option<bool>,
+    pub(crate) clicks: Option<bool>,
+    pub(crate) unsubscribe: Option<bool>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SendBatch {
+    /// Up to 500 messages, each sent on its own.
+    pub(crate) messages: Vec<SendMessage>,
+}
+
+/// A recipient queued as one message.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct QueuedMessage {
+    pub(crate) id: String,
+    pub(crate) to: String,
+    pub(crate) status: &'static str,
+}
+
+/// A recipient that was not queued, and why.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RejectedRecipient {
+    pub(crate) to: String,
+    /// `quota_exceeded`, `suppressed`, …
+    pub(crate) code: String,
+    pub(crate) reason: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Sent {
+    /// Finds every message of this send.
+    pub(crate) queue_id: String,
+    pub(crate) messages: Vec<QueuedMessage>,
+    pub(crate) rejected: Vec<RejectedRecipient>,
+}
+
+/// The outcome of one message of a batch: what a single send answers, or
+/// its error.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub(crate) enum BatchItem {
+    Sent(Sent),
+    Failed { error: crate::error::ErrorDetail },
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct BatchSent {
+    /// One per message, in request order.
+    pub(crate) results: Vec<BatchItem>,
+}
+
+/// Sends one message: `202` once it is durably queued.
+#[utoipa::path(post, operation_id = "migosmtp_messages_send", path = "/migosmtp/v1/messages",
+    tag = "migosmtp", request_body = SendMessage,
+    responses((status = 202, body = Sent), (status = 400, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 401, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub(crate) async fn send(
+    State(state): State<AppState>,
+    MigoSmtp(tenant): MigoSmtp,
+    ApiJson(message): ApiJson<SendMessage>,
+) -> Result<(StatusCode, Json<Sent>), ApiError> {
+    let sent = send_one(&state, &tenant, message, "").await?;
+    Ok((StatusCode::ACCEPTED, Json(sent)))
+}
+
+/// Sends up to 500 messages: `200` with one result per message (a message
+/// refused on its own does not stop the others).
+#[utoipa::path(post, operation_id = "migosmtp_messages_send_batch",
+    path = "/migosmtp/v1/messages/batch", tag = "migosmtp", request_body = SendBatch,
+    responses((status = 200, body = BatchSent), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub(crate) async fn send_batch(
+    State(state): State<AppState>,
+    MigoSmtp(tenant): MigoSmtp,
+    ApiJson(batch): ApiJson<SendBatch>,
+) -> Result<Json<BatchSent>, ApiError> {
+    if batch.messages.is_empty() || batch.messages.len() > MAX_BATCH {
+        return Err(ApiError::unprocessable(
+            "messages",
+            format!("1 to {MAX_BATCH} messages per batch"),
+        ));
+    }
+    let mut results = Vec::with_capacity(batch.messages.len());
+    for (i, message) in batch.messages.into_iter().enumerate() {
+        let prefix = format!("messages[{i}].");
+        results.push(match send_one(&state, &tenant, message, &prefix).await {
+            Ok(sent) => BatchItem::Sent(sent),
+            Err(e) => BatchItem::Failed { error: e.detail() },
+        });
+    }
+    Ok(Json(BatchSent { results }))
+}
+
+/// Composes, reserves the quota for each recipient, and submits.
+async fn send_one(
+    state: &AppState,
+    tenant: &Tenant,
+    m: SendMessage,
+    field_prefix: &str,
+) -> Result<Sent, ApiError> {
+    let invalid = |field: String, message: String| {
+        ApiError::unprocessable(format!("{field_prefix}{field}"), message)
+    };
+    check_labels(&m.tags, &m.metadata).map_err(|(f, msg)| invalid(f, msg))?;
+    let mut attachments = Vec::with_capacity(m.attachments.len());
+    for (i, a) in m.attachments.into_iter().enumerate() {
+        let content = base64::engine::general_purpose::STANDARD
+            .decode(a.content.as_bytes())
+            .map_err(|e| {
+                invalid(
+                    format!("attachments[{i}].content"),
+                    format!("not base64: {e}"),
+                )
+            })?;
+        attachments.push(Attachment {
+            filename: a.filename,
+            content_type: a.content_type,
+            content,
+        });
+    }
+    let _ = m.tracking;
+    let composition = Composition {
+        from: m.from,
+        to: m.to,
+        cc: m.cc,
+        bcc: m.bcc,
+        reply_to: m.reply_to,
+        subject: m.subject,
+        text: m.text,
+        html: m.html,
+        headers: m.headers.into_iter().collect(),
+        attachments,
+    };
+    let limits = ComposeLimits {
+        max_recipients: MAX_RECIPIENTS,
+        max_attachment_bytes: state.send.max_attachment_bytes,
+    };
+    let now = state.clock.now_ms();
+    let message_id = format!(
+        "{}.{}@{}",
+        rackwave_core::random_hex(8),
+        now,
+        state.send.hostname
+    );
+    let composed = composition
+        .compose(limits, now, &message_id)
+        .map_err(|e| invalid(e.field, e.message))?;
+
+    let workspace = state
+        .accounts
+        .require_workspace(&tenant.workspace_id)
+        .await?;
+    let quotas = state.intake.quotas();
+    let mut reservation = quotas.begin(&tenant.key_id, &workspace.id);
+    let quota = Limits {
+        account: &tenant.key_id,
+        account_quota: u64::MAX,
+        workspace: &workspace.id,
+        workspace_quota: workspace.daily_quota,
+    };
+    let mut recipients = Vec::with_capacity(composed.recipients.len());
+    let mut rejected: Vec<RejectedRecipient> = composed
+        .invalid
+        .into_iter()
+        .map(|to| RejectedRecipient {
+            to,
+            code: "invalid_address".into(),
+            reason: "not a mailbox".into(),
+        })
+        .collect();
+    for to in composed.recipients {
+        match quotas.reserve_one(&mut reservation, &quota).await {
+            Ok(()) => recipients.push(to),
+            Err(QuotaError::Exceeded) => rejected.push(RejectedRecipient {
+                to,
+                code: "quota_exceeded".into(),
+                reason: "the workspace's daily sending quota is reached".into(),
+            }),
+            Err(e @ QuotaError::Storage(_)) => {
+                tracing::error!(error = %e, "quota check failed");
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "temporarily unavailable; try again",
+                ));
+            }
+        }
+    }
+    if recipients.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "quota_exceeded",
+            "the workspace's daily sending quota is reached",
+        ));
+    }
+    let accepted = state
+        .intake
+        .submit(Submission {
+            source: Source::Http {
+                api_key_id: tenant.key_id.clone(),
+            },
+            workspace_id: workspace.id.clone(),
+            submitter: tenant.key_id.clone(),
+            mail_from: composed.mail_from,
+            recipients: recipients.clone(),
+            message: composed.message,
+            reservation: Some(reservation),
+            tags: m.tags,
+            metadata: m.metadata,
+        })
+        .await
+        .map_err(|r| {
+            let status = match r.kind {
+                RefusalKind::Malformed | RefusalKind::TooLarge | RefusalKind::Policy => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
+                RefusalKind::Temporary => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            ApiError::new(status, "refused", r.text)
+        })?;
+    rejected.extend(accepted.rejected.into_iter().map(|r| RejectedRecipient {
+        to: r.to,
+        code: r.code.to_string(),
+        reason: r.reason,
+    }));
+    // The intake keeps recipient order; a policy may have dropped some.
+    let kept = recipients
+        .into_iter()
+        .filter(|to| !rejected.iter().any(|r| r.to == *to));
+    Ok(Sent {
+        queue_id: accepted.queue_id,
+        messages: accepted
+            .message_ids
+            .into_iter()
+            .zip(kept)
+            .map(|(id, to)| QueuedMessage {
+                id,
+                to,
+                status: "queued",
+            })
+            .collect(),
+        rejected,
+    })
+}
+
+/// Tags and metadata are printable, bounded labels.
+fn check_labels(
+    tags: &[String],
+    metadata: &BTreeMap<String, String>,
+) -> Result<(), (String, String)> {
+    let printable = |s: &str| !s.is_empty() && !s.chars().any(char::is_control);
+    if tags.len() > MAX_TAGS {
+        return Err(("tags".into(), format!("at most {MAX_TAGS} tags")));
+    }
+    for (i, t) in tags.iter().enumerate() {
+        if !printable(t) || t.len() > MAX_TAG_LEN {
+            return Err((
+                format!("tags[{i}]"),
+                format!("1 to {MAX_TAG_LEN} printable characters"),
+            ));
+        }
+    }
+    if metadata.len() > MAX_ {
+        return Err(("metadata".into(), format!("at most {MAX_} entries")));
+    }
+    for (k, v) in metadata {
+        if !printable(k) || k.len() > MAX__LEN || v.len() > MAX__LEN {
+            return Err((
+                format!("metadata.{k}"),
+                format!(
+                    "keys of 1 to {MAX__LEN} printable characters, values up to {MAX__LEN} octets"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}

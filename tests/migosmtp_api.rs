@@ -1,0 +1,275 @@
+//! The MigoSMTP API over real HTTP against the real server: the send
+//! endpoint's answers to bad, hostile, oversized and other tenants' input
+//! (a 4xx in the one error shape with the field at fault, and nothing
+//! queued), batches, and quotas. Delivery of what it sends is tested with
+//! the delivery engine in `tests/delivery.rs`.
+
+use rackwave_testkit::*;
+use serde_json::{json, Value};
+
+struct Tenant {
+    ws: String,
+    key: String,
+}
+
+async fn tenant(ts: &TestServer, name: &str, quota: Option<u64>) -> Tenant {
+    let ws = ts.create_workspace(name, quota).await;
+    let key = ts.create_api_key(&ws, "migosmtp").await;
+    Tenant { ws, key }
+}
+
+fn message() -> Value {
+    json!({
+        "from": "App <app@sender.test>",
+        "to": ["ada@example.test"],
+        "subject": "hello",
+        "text": "hi"
+    })
+}
+
+/// `message()` with `field` set to `value` (a JSON pointer-free path of
+/// one level).
+fn with(field: &str, value: Value) -> Value {
+    let mut m = message();
+    m[field] = value;
+    m
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_and_hostile_sends_are_refused_with_the_field_and_queue_nothing() {
+    let ts = start().await;
+    let t = tenant(&ts, "sender", None).await;
+    let b64 = |n: usize| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(vec![7u8; n])
+    };
+    let cases: Vec<(Value, u16, &str, Option<&str>)> = vec![
+        (
+            with("from", json!("not a mailbox")),
+            422,
+            "invalid_request",
+            Some("from"),
+        ),
+        (
+            with("from", json!("a@b.test\r\nBcc: x@evil.test")),
+            422,
+            "invalid_request",
+            Some("from"),
+        ),
+        (
+            with("subject", json!("hi\r\nBcc: x@evil.test")),
+            422,
+            "invalid_request",
+            Some("subject"),
+        ),
+        (
+            with("headers", json!({"X-A": "1\r\nBcc: x@evil.test"})),
+            422,
+            "invalid_request",
+            Some("headers.X-A"),
+        ),
+        (
+            with("headers", json!({"Bcc": "x@evil.test"})),
+            422,
+            "invalid_request",
+            Some("headers.Bcc"),
+        ),
+        (
+            with("headers", json!({"Bad Name": "v"})),
+            422,
+            "invalid_request",
+            Some("headers.Bad Name"),
+        ),
+        (with("to", json!([])), 422, "invalid_request", Some("to")),
+        (
+            with("to", json!(["nobody"])),
+            422,
+            "invalid_request",
+            Some("to"),
+        ),
+        (
+            with(
+                "to",
+                json!((0..1001)
+                    .map(|i| format!("r{i}@example.test"))
+                    .collect::<Vec<_>>()),
+            ),
+            422,
+            "invalid_request",
+            Some("to"),
+        ),
+        (
+            with("text", Value::Null),
+            422,
+            "invalid_request",
+            Some("text"),
+        ),
+        (
+            with(
+                "attachments",
+                json!([{"filename": "a.bin", "content_type": "application/octet-stream", "content": "%%% not base64"}]),
+            ),
+            422,
+            "invalid_request",
+            Some("attachments[0].content"),
+        ),
+        (
+            with(
+                "attachments",
+                json!([{"filename": "a.bin", "content_type": "nonsense", "content": b64(3)}]),
+            ),
+            422,
+            "invalid_request",
+            Some("attachments[0].content_type"),
+        ),
+        (
+            with("tags", json!(["ok", ""])),
+            422,
+            "invalid_request",
+            Some("tags[1]"),
+        ),
+        (
+            with("metadata", json!({"k": "x".repeat(600)})),
+            422,
+            "invalid_request",
+            Some("metadata.k"),
+        ),
+        (with("surprise", json!(1)), 400, "invalid_json", None),
+        (
+            with("to", json!("ada@example.test")),
+            400,
+            "invalid_json",
+            None,
+        ),
+    ];
+    for (body, status, code, field) in cases {
+        let (s, answer) = ts
+            .call(&t.key, "POST", "/migosmtp/v1/messages", Some(body.clone()))
+            .await;
+        assert_eq!(s, status, "{body} -> {answer}");
+        assert_eq!(answer["error"]["code"], code, "{answer}");
+        match field {
+            Some(f) => assert_eq!(answer["error"]["field"], f, "{answer}"),
+            None => assert!(answer["error"]["message"].is_string(), "{answer}"),
+        }
+    }
+
+    // Not JSON, and a body over the send limit.
+    let http = reqwest::Client::new();
+    let url = format!("{}/migosmtp/v1/messages", ts.http);
+    let r = http
+        .post(&url)
+        .bearer_auth(&t.key)
+        .header("content-type", "application/json")
+        .body("{\"from\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let huge = with(
+        "attachments",
+        json!([{"filename": "big.bin", "content_type": "application/octet-stream", "content": b64(21 * 1024 * 1024)}]),
+    );
+    let r = http
+        .post(&url)
+        .bearer_auth(&t.key)
+        .json(&huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "payload_too_large");
+
+    assert!(ts.messages(&t.ws).await.is_empty(), "something was queued");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_migosmtp_key_sends_and_into_its_own_workspace() {
+    let ts = start().await;
+    let a = tenant(&ts, "a", None).await;
+    let b = tenant(&ts, "b", None).await;
+    let telnxo = ts.create_api_key(&a.ws, "telnxo").await;
+    for key in [telnxo.as_str(), "rw_migosmtp_0000", ""] {
+        let (s, answer) = ts
+            .call(key, "POST", "/migosmtp/v1/messages", Some(message()))
+            .await;
+        assert_eq!(s, 401, "{answer}");
+        assert_eq!(answer["error"]["code"], "unauthorized");
+    }
+    let (s, sent) = ts
+        .call(&a.key, "POST", "/migosmtp/v1/messages", Some(message()))
+        .await;
+    assert_eq!(s, 202, "{sent}");
+    assert_eq!(ts.messages(&a.ws).await.len(), 1);
+    assert!(ts.messages(&b.ws).await.is_empty());
+    // The message is the key's workspace's, counted against its key.
+    let id = sent["messages"][0]["id"].as_str().unwrap();
+    let (_, m) = ts.get(&format!("/admin/v1/messages/{id}")).await;
+    assert_eq!(m["workspace_id"], a.ws.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_sends_each_message_on_its_own() {
+    let ts = start().await;
+    let t = tenant(&ts, "batch", None).await;
+    let batch = json!({"messages": [
+        message(),
+        with("from", json!("nobody")),
+        with("to", json!(["x@example.test", "y@example.test"])),
+    ]});
+    let (s, answer) = ts
+        .call(&t.key, "POST", "/migosmtp/v1/messages/batch", Some(batch))
+        .await;
+    assert_eq!(s, 200, "{answer}");
+    let results = answer["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[0]["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(results[1]["error"]["field"], "messages[1].from", "{answer}");
+    assert_eq!(results[2]["messages"].as_array().unwrap().len(), 2);
+    assert_ne!(results[0]["queue_id"], results[2]["queue_id"]);
+    assert_eq!(ts.messages(&t.ws).await.len(), 3);
+
+    for bad in [
+        json!({"messages": []}),
+        json!({"messages": vec![message(); 501]}),
+    ] {
+        let (s, answer) = ts
+            .call(&t.key, "POST", "/migosmtp/v1/messages/batch", Some(bad))
+            .await;
+        assert_eq!(s, 422, "{answer}");
+        assert_eq!(answer["error"]["field"], "messages");
+    }
+    assert_eq!(ts.messages(&t.ws).await.len(), 3);
+}
+
+/// The workspace's daily quota counts HTTP sends like SMTP ones: over it,
+/// the recipients beyond are rejected with a reason, and a send with none
+/// left is `429`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_workspace_quota_rejects_recipients_beyond_it() {
+    let ts = start().await;
+    let t = tenant(&ts, "quota", Some(3)).await;
+    let body = with(
+        "to",
+        json!([
+            "a@example.test",
+            "b@example.test",
+            "c@example.test",
+            "d@example.test"
+        ]),
+    );
+    let (s, sent) = ts
+        .call(&t.key, "POST", "/migosmtp/v1/messages", Some(body))
+        .await;
+    assert_eq!(s, 202, "{sent}");
+    assert_eq!(sent["messages"].as_array().unwrap().len(), 3);
+    assert_eq!(sent["rejected"][0]["to"], "d@example.test");
+    assert_eq!(sent["rejected"][0]["code"], "quota_exceeded");
+    let (s, answer) = ts
+        .call(&t.key, "POST", "/migosmtp/v1/messages", Some(message()))
+        .await;
+    assert_eq!(s, 429, "{answer}");
+    assert_eq!(answer["error"]["code"], "quota_exceeded");
+    assert_eq!(ts.messages(&t.ws).await.len(), 3);
+}
