@@ -37,7 +37,13 @@ fn with(field: &str, value: Value) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_and_hostile_sends_are_refused_with_the_field_and_queue_nothing() {
-    let ts = start().await;
+    // Small limits, so that oversized bodies stay small enough to be sent
+    // whole before the server answers.
+    let ts = start_with(|c| {
+        c.http.max_send_bytes = 256 * 1024;
+        c.http.max_attachment_bytes = 64 * 1024;
+    })
+    .await;
     let t = tenant(&ts, "sender", None).await;
     let b64 = |n: usize| {
         use base64::Engine;
@@ -123,6 +129,15 @@ async fn bad_and_hostile_sends_are_refused_with_the_field_and_queue_nothing() {
             Some("attachments[0].content_type"),
         ),
         (
+            with(
+                "attachments",
+                json!([{"filename": "big.bin", "content_type": "application/octet-stream", "content": b64(64 * 1024 + 1)}]),
+            ),
+            422,
+            "invalid_request",
+            Some("attachments[0].content"),
+        ),
+        (
             with("tags", json!(["ok", ""])),
             422,
             "invalid_request",
@@ -168,7 +183,7 @@ async fn bad_and_hostile_sends_are_refused_with_the_field_and_queue_nothing() {
     assert_eq!(r.status(), 400);
     let huge = with(
         "attachments",
-        json!([{"filename": "big.bin", "content_type": "application/octet-stream", "content": b64(21 * 1024 * 1024)}]),
+        json!([{"filename": "big.bin", "content_type": "application/octet-stream", "content": b64(200 * 1024)}]),
     );
     let r = http
         .post(&url)
@@ -272,4 +287,101 @@ async fn the_workspace_quota_rejects_recipients_beyond_it() {
     assert_eq!(s, 429, "{answer}");
     assert_eq!(answer["error"]["code"], "quota_exceeded");
     assert_eq!(ts.messages(&t.ws).await.len(), 3);
+}
+
+/// The message log with a MigoSMTP key: its own workspace's messages only
+/// (another's answer 404 as if they did not exist), with tags and metadata,
+/// the raw message while the spool holds it, and unknown filters refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_message_log_shows_a_workspace_its_own_messages() {
+    let ts = start().await;
+    let a = tenant(&ts, "a", None).await;
+    let b = tenant(&ts, "b", None).await;
+    let mut tagged = with("to", json!(["ada@example.test", "bo@example.test"]));
+    tagged["tags"] = json!(["welcome"]);
+    tagged["metadata"] = json!({"user": "42"});
+    let (s, sent_a) = ts
+        .call(&a.key, "POST", "/migosmtp/v1/messages", Some(tagged))
+        .await;
+    assert_eq!(s, 202, "{sent_a}");
+    let (s, sent_b) = ts
+        .call(&b.key, "POST", "/migosmtp/v1/messages", Some(message()))
+        .await;
+    assert_eq!(s, 202, "{sent_b}");
+    let id_a = sent_a["messages"][0]["id"].as_str().unwrap();
+    let id_b = sent_b["messages"][0]["id"].as_str().unwrap();
+
+    let (s, page) = ts.call(&a.key, "GET", "/migosmtp/v1/messages", None).await;
+    assert_eq!(s, 200, "{page}");
+    let listed: Vec<&str> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["to"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed.len(), 2, "{page}");
+    assert!(listed.contains(&"bo@example.test"));
+    let (s, page) = ts
+        .call(
+            &a.key,
+            "GET",
+            "/migosmtp/v1/messages?to=BO@example.test&status=queued",
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(page["messages"].as_array().unwrap().len(), 1, "{page}");
+    let qid_b = sent_b["queue_id"].as_str().unwrap();
+    let (_, page) = ts
+        .call(
+            &a.key,
+            "GET",
+            &format!("/migosmtp/v1/messages?queue_id={qid_b}"),
+            None,
+        )
+        .await;
+    assert!(page["messages"].as_array().unwrap().is_empty(), "{page}");
+
+    let (s, m) = ts
+        .call(
+            &a.key,
+            "GET",
+            &format!("/migosmtp/v1/messages/{id_a}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{m}");
+    assert_eq!(m["tags"], json!(["welcome"]));
+    assert_eq!(m["metadata"], json!({"user": "42"}));
+    assert_eq!(m["history"][0]["event"], "email.queued");
+    for path in [
+        format!("/migosmtp/v1/messages/{id_b}"),
+        format!("/migosmtp/v1/messages/{id_b}/raw"),
+        "/migosmtp/v1/messages/msg_0000000000000000".to_string(),
+    ] {
+        let (s, answer) = ts.call(&a.key, "GET", &path, None).await;
+        assert_eq!(s, 404, "{path}: {answer}");
+        assert_eq!(answer["error"]["code"], "not_found");
+    }
+
+    let raw = reqwest::Client::new()
+        .get(format!("{}/migosmtp/v1/messages/{id_a}/raw", ts.http))
+        .bearer_auth(&a.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), 200);
+    assert_eq!(raw.headers()["content-type"], "message/rfc822");
+    let text = raw.text().await.unwrap();
+    assert!(text.starts_with("Received: "), "{text}");
+    assert!(text.contains("Subject: hello\r\n"), "{text}");
+
+    let (s, answer) = ts
+        .call(&a.key, "GET", "/migosmtp/v1/messages?workspace=x", None)
+        .await;
+    assert_eq!(s, 400, "{answer}");
+    let (s, _) = ts
+        .call(&a.key, "GET", "/migosmtp/v1/messages?status=lost", None)
+        .await;
+    assert_eq!(s, 400);
 }

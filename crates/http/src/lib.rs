@@ -146,7 +146,12 @@ fn routes(limits: BodyLimits) -> OpenApiRouter<AppState> {
         .routes(routes!(events_v1::list))
         .routes(routes!(events_v1::get));
     let migosmtp = OpenApiRouter::new()
-        .routes(routes!(migosmtp::messages_v1::send))
+        .routes(routes!(
+            migosmtp::messages_v1::send,
+            migosmtp::messages_v1::list
+        ))
+        .routes(routes!(migosmtp::messages_v1::get))
+        .routes(routes!(migosmtp::messages_v1::raw))
         .routes(routes!(migosmtp::messages_v1::send_batch))
         .layer(DefaultBodyLimit::max(limits.send));
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())

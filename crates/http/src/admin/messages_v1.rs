@@ -42,6 +42,12 @@ pub(crate) struct MessageSummary {
     /// `queued`, `deferred`, `delivered` or `bounced`.
     pub(crate) status: String,
     pub(crate) created_at: String,
+    /// The sender's labels (HTTP API `tags`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) tags: Vec<String>,
+    /// The sender's key/value pairs (HTTP API `metadata`).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub(crate) metadata: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -97,6 +103,8 @@ fn summary(m: &MessageRecord) -> MessageSummary {
         subject: m.subject.clone(),
         status: m.status.as_str().to_string(),
         created_at: rfc3339(m.created_at_ms),
+        tags: m.tags.clone(),
+        metadata: m.metadata.clone(),
     }
 }
 
@@ -117,6 +125,12 @@ pub(crate) async fn list(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<MessageList>, ApiError> {
+    list_in(&state, q).await.map(Json)
+}
+
+/// The listing for `q`: by `queue_id`, or a workspace's by recipient and
+/// status (the MigoSMTP API sets `workspace` to the key's).
+pub(crate) async fn list_in(state: &AppState, q: ListQuery) -> Result<MessageList, ApiError> {
     let limit = page_limit(q.limit)?;
     let status = q
         .status
@@ -136,10 +150,10 @@ pub(crate) async fn list(
                 }
             }
         }
-        return Ok(Json(MessageList {
+        return Ok(MessageList {
             messages,
             next_cursor: None,
-        }));
+        });
     }
     let Some(workspace_id) = q.workspace else {
         return Err(ApiError::invalid("workspace (or queue_id) is required"));
@@ -151,10 +165,10 @@ pub(crate) async fn list(
         status,
     };
     let page = state.spool.list(&filter, q.cursor.as_deref(), limit)?;
-    Ok(Json(MessageList {
+    Ok(MessageList {
         messages: page.messages.iter().map(summary).collect(),
         next_cursor: page.next_cursor,
-    }))
+    })
 }
 
 /// One message with its status history and delivery attempts.
@@ -170,7 +184,13 @@ pub(crate) async fn get(
         .spool
         .get(&id)?
         .ok_or_else(|| ApiError::not_found(format!("message {id} not found")))?;
-    Ok(Json(MessageDetail {
+    Ok(Json(detail_of(&m)))
+}
+
+/// A message with its status history and delivery attempts, as the API
+/// shows it.
+pub(crate) fn detail_of(m: &MessageRecord) -> MessageDetail {
+    MessageDetail {
         summary: summary(&m),
         attempts: m.attempts,
         next_attempt_at: m.next_attempt_at_ms.map(rfc3339),
@@ -199,5 +219,5 @@ pub(crate) async fn get(
                 detail: detail(&a.outcome),
             })
             .collect(),
-    }))
+    }
 }

@@ -1,7 +1,11 @@
-//! `POST /migosmtp/v1/messages` and `POST /migosmtp/v1/messages/batch`:
-//! the HTTP send API. Each message is composed into MIME
-//! (`rackwave_intake::compose`) and handed to the same intake pipeline as a
-//! message received over SMTP; only the parsing differs.
+//! `/migosmtp/v1/messages`: the HTTP send API (`POST …/messages`, `POST
+//! …/messages/batch`) and the workspace's message log (`GET …/messages`,
+//! `GET …/messages/{id}`, `GET …/messages/{id}/raw`).
+//!
+//! Each message sent is composed into MIME (`rackwave_intake::compose`)
+//! and handed to the same intake pipeline as a message received over SMTP;
+//! only the parsing differs. The log shows the same views as the admin API,
+//! scoped to the key's workspace: another workspace's message is `404`.
 
 use std::collections::BTreeMap;
 
@@ -12,10 +16,11 @@ use base64::Engine;
 use rackwave_intake::compose::{Attachment, ComposeLimits, Composition};
 use rackwave_intake::{Limits, QuotaError, RefusalKind, Source, Submission};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
+use crate::admin::messages_v1::{detail_of, list_in, ListQuery, MessageDetail, MessageList};
 use crate::error::ErrorBody;
-use crate::extract::{ApiJson, MigoSmtp, Tenant};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, MigoSmtp, Tenant};
 use crate::{ApiError, AppState};
 
 /// Messages in one batch request at most.
@@ -358,4 +363,91 @@ fn check_labels(
         }
     }
     Ok(())
+}
+
+/// Filters of the message log.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LogQuery {
+    /// Recipient address (case-insensitive).
+    pub(crate) to: Option<String>,
+    /// `queued`, `deferred`, `delivered` or `bounced`.
+    pub(crate) status: Option<String>,
+    /// All messages of one send.
+    pub(crate) queue_id: Option<String>,
+    /// From the previous page's `next_cursor`.
+    pub(crate) cursor: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    pub(crate) limit: Option<usize>,
+}
+
+/// The workspace's messages, newest first.
+#[utoipa::path(get, operation_id = "migosmtp_messages_list", path = "/migosmtp/v1/messages",
+    tag = "migosmtp", params(LogQuery),
+    responses((status = 200, body = MessageList), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    MigoSmtp(tenant): MigoSmtp,
+    ApiQuery(q): ApiQuery<LogQuery>,
+) -> Result<Json<MessageList>, ApiError> {
+    let q = ListQuery {
+        workspace: Some(tenant.workspace_id),
+        to: q.to,
+        status: q.status,
+        queue_id: q.queue_id,
+        cursor: q.cursor,
+        limit: q.limit,
+    };
+    list_in(&state, q).await.map(Json)
+}
+
+/// A message of the workspace, or 404.
+fn own_message(
+    state: &AppState,
+    tenant: &Tenant,
+    id: &str,
+) -> Result<rackwave_queue::MessageRecord, ApiError> {
+    state
+        .spool
+        .get(id)?
+        .filter(|m| m.workspace_id == tenant.workspace_id)
+        .ok_or_else(|| ApiError::not_found(format!("message {id} not found")))
+}
+
+/// One message with its events and delivery attempts.
+#[utoipa::path(get, operation_id = "migosmtp_messages_get", path = "/migosmtp/v1/messages/{id}",
+    tag = "migosmtp", params(("id" = String, Path, description = "Message id, msg_…")),
+    responses((status = 200, body = MessageDetail), (status = 404, body = ErrorBody),
+        (status = 401, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    MigoSmtp(tenant): MigoSmtp,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<MessageDetail>, ApiError> {
+    Ok(Json(detail_of(&own_message(&state, &tenant, &id)?)))
+}
+
+/// The message as queued (`message/rfc822`), while the spool still holds
+/// its data (until its submission's last recipient is delivered or
+/// bounced).
+#[utoipa::path(get, operation_id = "migosmtp_messages_raw", path = "/migosmtp/v1/messages/{id}/raw",
+    tag = "migosmtp", params(("id" = String, Path, description = "Message id, msg_…")),
+    responses((status = 200, content_type = "message/rfc822", body = String),
+        (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub(crate) async fn raw(
+    State(state): State<AppState>,
+    MigoSmtp(tenant): MigoSmtp,
+    ApiPath(id): ApiPath<String>,
+) -> Result<impl axum::response::IntoResponse, ApiError> {
+    let m = own_message(&state, &tenant, &id)?;
+    let body = state.spool.body(&m.queue_id)?.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "the data of message {id} is no longer held (it is freed once every recipient of the send is delivered or bounced)"
+        ))
+    })?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "message/rfc822")], body))
 }
