@@ -191,7 +191,7 @@ pub(crate) async fn get(
 /// shows it.
 pub(crate) fn detail_of(m: &MessageRecord) -> MessageDetail {
     MessageDetail {
-        summary: summary(&m),
+        summary: summary(m),
         attempts: m.attempts,
         next_attempt_at: m.next_attempt_at_ms.map(rfc3339),
         history: m
