@@ -211,11 +211,17 @@ impl Server {
             admin_token: admin_token.clone(),
             destinations: delivery.as_ref().map(|d| d.destinations().clone()),
             intake,
+            store: store.clone(),
             send: rackwave_http::SendSettings {
                 hostname: config.smtp.hostname.clone(),
                 max_attachment_bytes: config.http.max_attachment_bytes,
             },
         });
+        tasks.spawn(rackwave_http::idempotency::forget_old_keys(
+            store.clone(),
+            clock.clone(),
+            shutdown.subscribe(),
+        ));
         let app = rackwave_http::router(
             state,
             rackwave_http::BodyLimits {

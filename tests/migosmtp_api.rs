@@ -385,3 +385,92 @@ async fn the_message_log_shows_a_workspace_its_own_messages() {
         .await;
     assert_eq!(s, 400);
 }
+
+/// `Idempotency-Key`: 20 identical requests at once queue one message and
+/// all get its answer; a later retry, also after a restart, gets it too
+/// (marked as replayed); the same key with another body is `409`; after 24
+/// hours the key is new again; a malformed key is `400`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_sends_once() {
+    let mut ts = start().await;
+    let t = tenant(&ts, "idem", None).await;
+    let key = t.key.clone();
+    let post = |base: String, key: &String, body: Value, idem: &str| {
+        post_idempotent(base, key.clone(), body, idem.to_string())
+    };
+    let calls: Vec<_> = (0..20)
+        .map(|_| tokio::spawn(post(ts.http.clone(), &key, message(), "order-17")))
+        .collect();
+    let mut answers = Vec::new();
+    for c in calls {
+        answers.push(c.await.unwrap());
+    }
+    assert!(answers.iter().all(|(s, _, _)| *s == 202), "{answers:?}");
+    let first = &answers[0].2;
+    assert!(answers.iter().all(|(_, _, b)| b == first), "{answers:?}");
+    assert_eq!(
+        answers.iter().filter(|(_, replayed, _)| !replayed).count(),
+        1
+    );
+    assert_eq!(ts.messages(&t.ws).await.len(), 1, "sent more than once");
+
+    ts.restart().await;
+    let (s, replayed, again) = post(ts.http.clone(), &key, message(), "order-17").await;
+    assert_eq!((s, replayed), (202, true));
+    assert_eq!(&again, first);
+    let (s, _, conflict) = post(
+        ts.http.clone(),
+        &key,
+        with("subject", json!("other")),
+        "order-17",
+    )
+    .await;
+    assert_eq!(s, 409, "{conflict}");
+    assert_eq!(conflict["error"]["code"], "conflict");
+    let (s, _, bad) = post(ts.http.clone(), &key, message(), "bad key ").await;
+    assert_eq!(s, 400, "{bad}");
+    assert_eq!(ts.messages(&t.ws).await.len(), 1);
+
+    // A refusal is remembered too; a day later the key is new.
+    let (s, _, refused) = post(
+        ts.http.clone(),
+        &key,
+        with("from", json!("nobody")),
+        "order-18",
+    )
+    .await;
+    assert_eq!(s, 422, "{refused}");
+    let (s, replayed, again) = post(
+        ts.http.clone(),
+        &key,
+        with("from", json!("nobody")),
+        "order-18",
+    )
+    .await;
+    assert_eq!((s, replayed, &again), (422, true, &refused));
+    ts.clock.advance_ms(rackwave_http::idempotency::TTL_MS);
+    let (s, replayed, _) = post(ts.http.clone(), &key, message(), "order-17").await;
+    assert_eq!((s, replayed), (202, false));
+    assert_eq!(ts.messages(&t.ws).await.len(), 2);
+}
+
+/// POSTs a send with an `Idempotency-Key`: status, whether the answer says
+/// it was replayed, and the body.
+async fn post_idempotent(
+    base: String,
+    key: String,
+    body: Value,
+    idem: String,
+) -> (u16, bool, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{base}/migosmtp/v1/messages"))
+        .bearer_auth(key)
+        .header("idempotency-key", idem)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let replayed = r.headers().get("idempotent-replayed").is_some();
+    let status = r.status().as_u16();
+    (status, replayed, r.json::<Value>().await.unwrap())
+}

@@ -13,6 +13,7 @@ mod admin;
 mod error;
 mod extract;
 mod health;
+pub mod idempotency;
 mod migosmtp;
 mod openapi;
 mod platform;
@@ -28,6 +29,7 @@ use rackwave_delivery::Destinations;
 use rackwave_events::Events;
 use rackwave_intake::Intake;
 use rackwave_queue::Spool;
+use rackwave_store::Store;
 use sha2::{Digest, Sha256};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -48,6 +50,8 @@ pub struct AppState {
     destinations: Option<Destinations>,
     /// The submission pipeline, for the HTTP send API.
     intake: Intake,
+    /// Idempotency records.
+    store: Store,
     send: SendSettings,
     /// SHA-256 of the admin token: compared in constant time, never kept
     /// in clear beyond start-up.
@@ -68,6 +72,7 @@ pub struct Parts {
     pub destinations: Option<Destinations>,
     pub intake: Intake,
     pub send: SendSettings,
+    pub store: Store,
 }
 
 /// Settings of the HTTP send API.
@@ -90,6 +95,7 @@ impl AppState {
             registry: parts.registry,
             destinations: parts.destinations,
             intake: parts.intake,
+            store: parts.store,
             send: parts.send,
             admin_token_digest: Arc::new(Sha256::digest(parts.admin_token.as_bytes()).into()),
         }

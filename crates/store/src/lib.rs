@@ -39,8 +39,9 @@ use rackwave_core::event::Event;
 use rackwave_core::{Classify, ErrorKind};
 
 pub use records::{
-    ApiKey, Attempt, Delivery, DeliveryState, DkimAlgorithm, Endpoint, EventQuery, Page, Secret,
-    SenderDomain, SmtpAccount, StoredEvent, Workspace,
+    ApiKey, Attempt, Delivery, DeliveryState, DkimAlgorithm, Endpoint, EventQuery,
+    IdempotencyRecord, IdempotentResponse, Page, Secret, SenderDomain, SmtpAccount, StoredEvent,
+    Workspace,
 };
 pub use sled::Database;
 
@@ -230,6 +231,8 @@ store_api! {
         /// Up to `limit` deliveries of an endpoint due at `now_ms`, oldest
         /// due first.
         fn due_deliveries(endpoint_id: &str, now_ms: i64, limit: usize) -> Vec<String>;
+        /// The request a workspace made with an idempotency key.
+        fn idempotency(workspace_id: &str, key: &str) -> Option<IdempotencyRecord>;
     }
     writes {
         /// Adds a workspace; its id must be new.
@@ -260,5 +263,13 @@ store_api! {
         /// `cutoff_ms` (see [`Delivery::past_retention`]); how many, and
         /// whether more may be.
         fn prune_deliveries(cutoff_ms: i64, limit: usize) -> (u64, bool);
+        /// Adds or replaces an idempotent request's record.
+        fn put_idempotency(record: &IdempotencyRecord) -> ();
+        /// Forgets an idempotent request (its first attempt failed for a
+        /// reason a retry may not meet).
+        fn delete_idempotency(workspace_id: &str, key: &str) -> ();
+        /// Deletes up to `limit` idempotency records created before
+        /// `cutoff_ms`; how many, and whether more may be.
+        fn prune_idempotency(cutoff_ms: i64, limit: usize) -> (u64, bool);
     }
 }

@@ -281,3 +281,26 @@ impl Delivery {
             && self.state != DeliveryState::Retrying
     }
 }
+
+/// A request made with an `Idempotency-Key`, remembered so a retry gets
+/// the first answer instead of doing the work again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    pub workspace_id: String,
+    /// The client's key (printable ASCII).
+    pub key: String,
+    /// Hex SHA-256 of what was asked (method, path and body): the same key
+    /// with another request is a conflict.
+    pub request: String,
+    pub created_at_ms: i64,
+    /// `None` while the first request is being carried out.
+    pub response: Option<IdempotentResponse>,
+}
+
+/// The first answer to an idempotent request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotentResponse {
+    pub status: u16,
+    /// The JSON body, as sent.
+    pub body: String,
+}

@@ -17,6 +17,7 @@ async fn conformance(store: &Store) {
     transactions(store).await;
     event_log(store).await;
     outbox(store).await;
+    idempotency(store).await;
 }
 
 fn workspace(id: &str) -> Workspace {
@@ -467,6 +468,72 @@ async fn outbox(store: &Store) {
     assert!(store.delivery("whd_1").await.unwrap().is_none());
     assert!(store.due_endpoints(None, i64::MAX / 2, 10).await.unwrap() == ["ep_2"]);
     assert_eq!(store.endpoints_of("ws_o").await.unwrap().len(), 1);
+}
+
+fn idem(ws: &str, key: &str, at: i64) -> IdempotencyRecord {
+    IdempotencyRecord {
+        workspace_id: ws.into(),
+        key: key.into(),
+        request: "ab12".into(),
+        created_at_ms: at,
+        response: None,
+    }
+}
+
+/// Idempotency records: per workspace and key, replaced in place (the age
+/// index follows), deleted, and pruned by age only.
+async fn idempotency(store: &Store) {
+    let mut tx = store.begin().await.unwrap();
+    tx.put_idempotency(&idem("ws_i1", "k1", T0)).await.unwrap();
+    tx.put_idempotency(&idem("ws_i1", "k2", T0 + 10))
+        .await
+        .unwrap();
+    tx.put_idempotency(&idem("ws_i2", "k1", T0 + 20))
+        .await
+        .unwrap();
+    assert!(tx.idempotency("ws_i1", "k1").await.unwrap().is_some());
+    tx.commit().await.unwrap();
+    assert_eq!(store.idempotency("ws_i1", "k3").await.unwrap(), None);
+    // Tenants do not share keys.
+    assert_eq!(
+        store
+            .idempotency("ws_i2", "k1")
+            .await
+            .unwrap()
+            .unwrap()
+            .created_at_ms,
+        T0 + 20
+    );
+
+    // Finished: the response replaces the pending record, and a later
+    // creation time moves it in the age index.
+    let mut done = idem("ws_i1", "k1", T0 + 100);
+    done.response = Some(IdempotentResponse {
+        status: 202,
+        body: "{\"queue_id\":\"Q\"}".into(),
+    });
+    let mut tx = store.begin().await.unwrap();
+    tx.put_idempotency(&done).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(store.idempotency("ws_i1", "k1").await.unwrap(), Some(done));
+
+    let mut tx = store.begin().await.unwrap();
+    tx.delete_idempotency("ws_i1", "k2").await.unwrap();
+    tx.delete_idempotency("ws_i1", "absent").await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(store.idempotency("ws_i1", "k2").await.unwrap(), None);
+
+    // Older than T0 + 50: only ws_i2/k1 (ws_i1/k1 was moved to T0 + 100).
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.prune_idempotency(T0 + 50, 10).await.unwrap(), (1, false));
+    tx.commit().await.unwrap();
+    assert_eq!(store.idempotency("ws_i2", "k1").await.unwrap(), None);
+    assert!(store.idempotency("ws_i1", "k1").await.unwrap().is_some());
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.prune_idempotency(T0 + 50, 10).await.unwrap(), (0, false));
+    assert_eq!(tx.prune_idempotency(T0 + 101, 1).await.unwrap(), (1, true));
+    tx.commit().await.unwrap();
+    assert_eq!(store.idempotency("ws_i1", "k1").await.unwrap(), None);
 }
 
 fn sled_store(path: &std::path::Path) -> Store {

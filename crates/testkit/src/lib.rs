@@ -35,6 +35,8 @@ pub struct TestServer {
     pub smtp: SocketAddr,
     pub smtp_tls: SocketAddr,
     pub http: String,
+    /// What the server was started with (for [`TestServer::restart`]).
+    pub config: Config,
 }
 
 /// A config for tests: ephemeral ports, a fresh data directory, short
@@ -66,7 +68,7 @@ pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
     let mut config = test_config(dir.path());
     tweak(&mut config);
     let clock = Clock::manual(START_MS);
-    let server = Server::start(config, clock.clone())
+    let server = Server::start(config.clone(), clock.clone())
         .await
         .expect("server starts");
     TestServer {
@@ -76,6 +78,7 @@ pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
         server: Some(server),
         dir,
         clock,
+        config,
     }
 }
 
@@ -198,6 +201,19 @@ impl TestServer {
     /// A raw session already greeted and authenticated (loopback, clear text).
     pub async fn authed(&self, account: &Account) -> RawSmtp<TcpStream> {
         RawSmtp::login(self.smtp, &account.username, &account.password).await
+    }
+
+    /// Stops the server as on SIGTERM and starts it again on the same data
+    /// directory and clock (new ports).
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let server = Server::start(self.config.clone(), self.clock.clone())
+            .await
+            .expect("server restarts");
+        self.smtp = server.smtp_addr;
+        self.smtp_tls = server.smtp_tls_addr.expect("implicit TLS listener");
+        self.http = format!("http://{}", server.http_addr);
+        self.server = Some(server);
     }
 
     /// Stops the server as `rackwave serve` does on SIGTERM.

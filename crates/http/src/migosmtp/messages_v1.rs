@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::Response;
 use axum::Json;
 use base64::Engine;
 use rackwave_intake::compose::{Attachment, ComposeLimits, Composition};
@@ -20,7 +21,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::admin::messages_v1::{detail_of, list_in, ListQuery, MessageDetail, MessageList};
 use crate::error::ErrorBody;
-use crate::extract::{ApiJson, ApiPath, ApiQuery, MigoSmtp, Tenant};
+use crate::extract::{ApiPath, ApiQuery, MigoSmtp, Tenant};
+use crate::idempotency::{once, Idempotent};
 use crate::{ApiError, AppState};
 
 /// Messages in one batch request at most.
@@ -145,10 +147,14 @@ pub(crate) struct BatchSent {
 pub(crate) async fn send(
     State(state): State<AppState>,
     MigoSmtp(tenant): MigoSmtp,
-    ApiJson(message): ApiJson<SendMessage>,
-) -> Result<(StatusCode, Json<Sent>), ApiError> {
-    let sent = send_one(&state, &tenant, message, "").await?;
-    Ok((StatusCode::ACCEPTED, Json(sent)))
+    request: Idempotent<SendMessage>,
+) -> Response {
+    let Idempotent { value, key, digest } = request;
+    once(&state, &tenant.workspace_id, key, digest, async {
+        let sent = send_one(&state, &tenant, value, "").await?;
+        Ok((StatusCode::ACCEPTED, sent))
+    })
+    .await
 }
 
 /// Sends up to 500 messages: `200` with one result per message (a message
@@ -161,23 +167,27 @@ pub(crate) async fn send(
 pub(crate) async fn send_batch(
     State(state): State<AppState>,
     MigoSmtp(tenant): MigoSmtp,
-    ApiJson(batch): ApiJson<SendBatch>,
-) -> Result<Json<BatchSent>, ApiError> {
-    if batch.messages.is_empty() || batch.messages.len() > MAX_BATCH {
-        return Err(ApiError::unprocessable(
-            "messages",
-            format!("1 to {MAX_BATCH} messages per batch"),
-        ));
-    }
-    let mut results = Vec::with_capacity(batch.messages.len());
-    for (i, message) in batch.messages.into_iter().enumerate() {
-        let prefix = format!("messages[{i}].");
-        results.push(match send_one(&state, &tenant, message, &prefix).await {
-            Ok(sent) => BatchItem::Sent(sent),
-            Err(e) => BatchItem::Failed { error: e.detail() },
-        });
-    }
-    Ok(Json(BatchSent { results }))
+    request: Idempotent<SendBatch>,
+) -> Response {
+    let Idempotent { value, key, digest } = request;
+    once(&state, &tenant.workspace_id, key, digest, async {
+        if value.messages.is_empty() || value.messages.len() > MAX_BATCH {
+            return Err(ApiError::unprocessable(
+                "messages",
+                format!("1 to {MAX_BATCH} messages per batch"),
+            ));
+        }
+        let mut results = Vec::with_capacity(value.messages.len());
+        for (i, message) in value.messages.into_iter().enumerate() {
+            let prefix = format!("messages[{i}].");
+            results.push(match send_one(&state, &tenant, message, &prefix).await {
+                Ok(sent) => BatchItem::Sent(sent),
+                Err(e) => BatchItem::Failed { error: e.detail() },
+            });
+        }
+        Ok((StatusCode::OK, BatchSent { results }))
+    })
+    .await
 }
 
 /// Composes, reserves the quota for each recipient, and submits.

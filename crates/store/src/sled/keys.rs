@@ -20,6 +20,8 @@
 //! | `d/<delivery id>`                     | `Delivery`                      |
 //! | `q/<endpoint>\0<due>\0<delivery id>`  | empty: the outbox's due index   |
 //! | `l/<endpoint>\0<seq>`                 | delivery id: deliveries listed  |
+//! | `ik/<ws>\0<key>`                      | `IdempotencyRecord`             |
+//! | `it/<created ms>\0<ws>\0<key>`        | empty: idempotency by age       |
 //!
 //! The one-letter families are the event log's and outbox's since their
 //! first version; the two-letter ones moved in with the store crate.
@@ -42,6 +44,23 @@ pub(crate) const ENDPOINTS_OF: &[u8] = b"w/";
 pub(crate) const DELIVERY: &[u8] = b"d/";
 pub(crate) const DUE: &[u8] = b"q/";
 pub(crate) const DELIVERIES_OF: &[u8] = b"l/";
+pub(crate) const IDEMPOTENCY: &[u8] = b"ik/";
+pub(crate) const IDEMPOTENCY_BY_AGE: &[u8] = b"it/";
+
+pub(crate) fn idempotency(ws: &str, key: &str) -> Vec<u8> {
+    pair(IDEMPOTENCY, ws, key.as_bytes())
+}
+
+pub(crate) fn idempotency_by_age(created_ms: i64, ws: &str, key: &str) -> Vec<u8> {
+    cat(&[
+        IDEMPOTENCY_BY_AGE,
+        &(created_ms.max(0) as u64).to_be_bytes(),
+        b"\0",
+        ws.as_bytes(),
+        b"\0",
+        key.as_bytes(),
+    ])
+}
 
 pub(crate) fn cat(parts: &[&[u8]]) -> Vec<u8> {
     let mut out = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());

@@ -9,8 +9,8 @@ use super::keys::{self, cat, component, group, pair};
 use super::kv::{decode, encode, prefix_end, Kv};
 use super::SledTxn;
 use crate::{
-    ApiKey, Delivery, DeliveryState, Endpoint, EventQuery, Page, Reads, Result, SenderDomain,
-    SmtpAccount, StoreError, StoredEvent, Workspace, Writes,
+    ApiKey, Delivery, DeliveryState, Endpoint, EventQuery, IdempotencyRecord, Page, Reads, Result,
+    SenderDomain, SmtpAccount, StoreError, StoredEvent, Workspace, Writes,
 };
 
 /// Most entries one listing call examines, so a selective filter over a
@@ -309,6 +309,14 @@ impl<K: Kv> Reads for K {
             .map(|(key, _)| String::from_utf8_lossy(&key[prefix.len() + 9..]).into_owned())
             .collect())
     }
+
+    async fn idempotency(
+        &self,
+        workspace_id: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>> {
+        self.get_json(&keys::idempotency(workspace_id, key))
+    }
 }
 
 impl SledTxn {
@@ -551,6 +559,61 @@ impl Writes for SledTxn {
         for (listing, record) in doomed {
             self.remove(listing);
             self.remove(record);
+        }
+        Ok((n, more))
+    }
+
+    async fn put_idempotency(&mut self, record: &IdempotencyRecord) -> Result<()> {
+        component("workspace id", &record.workspace_id)?;
+        component("idempotency key", &record.key)?;
+        let key = keys::idempotency(&record.workspace_id, &record.key);
+        let old: Option<IdempotencyRecord> = self.get_json(&key)?;
+        if let Some(old) = old {
+            self.remove(keys::idempotency_by_age(
+                old.created_at_ms,
+                &old.workspace_id,
+                &old.key,
+            ));
+        }
+        self.put(
+            keys::idempotency_by_age(record.created_at_ms, &record.workspace_id, &record.key),
+            Vec::new(),
+        );
+        self.put(key, encode(record));
+        Ok(())
+    }
+
+    async fn delete_idempotency(&mut self, workspace_id: &str, key: &str) -> Result<()> {
+        let k = keys::idempotency(workspace_id, key);
+        let old: Option<IdempotencyRecord> = self.get_json(&k)?;
+        if let Some(old) = old {
+            self.remove(keys::idempotency_by_age(
+                old.created_at_ms,
+                workspace_id,
+                key,
+            ));
+            self.remove(k);
+        }
+        Ok(())
+    }
+
+    async fn prune_idempotency(&mut self, cutoff_ms: i64, limit: usize) -> Result<(u64, bool)> {
+        let start = keys::IDEMPOTENCY_BY_AGE.to_vec();
+        let end = cat(&[
+            keys::IDEMPOTENCY_BY_AGE,
+            &(cutoff_ms.max(0) as u64).to_be_bytes(),
+        ]);
+        let old = self.scan(&start, &end, false, limit)?;
+        let more = old.len() == limit;
+        let n = old.len() as u64;
+        for (index, _) in old {
+            // `it/<8 bytes>\0<ws>\0<key>`
+            let rest = &index[keys::IDEMPOTENCY_BY_AGE.len() + 9..];
+            if let Some(split) = rest.iter().position(|b| *b == 0) {
+                let (ws, key) = (&rest[..split], &rest[split + 1..]);
+                self.remove(cat(&[keys::IDEMPOTENCY, ws, b"\0", key]));
+            }
+            self.remove(index);
         }
         Ok((n, more))
     }

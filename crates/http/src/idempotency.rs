@@ -1,0 +1,281 @@
+//! `Idempotency-Key`: a request sent again with the same key (a client's
+//! retry after a timeout) gets the first answer instead of doing the work
+//! twice, for 24 hours, across restarts (the record is in the store) and
+//! when the two arrive at once (the second waits for the first). The same
+//! key with another request (method, path or body) is `409`.
+//!
+//! The key is claimed in a store transaction before the work starts, and
+//! the answer recorded after it. An answer of `5xx` is not recorded: the
+//! claim is dropped so the retry does the work. A claim left by a crash
+//! between the two is taken over after [`STALE_MS`] (a retry then may send
+//! once more: the window is the time between the spool's commit and the
+//! record's).
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use rackwave_core::Clock;
+use rackwave_store::{IdempotencyRecord, IdempotentResponse, Store};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+
+use crate::{ApiError, AppState};
+
+/// How long a key is remembered.
+pub const TTL_MS: i64 = 86_400_000;
+/// A claim this old without an answer is taken over.
+const STALE_MS: i64 = 60_000;
+/// How long a concurrent request waits for the first one's answer.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A JSON body with the request's `Idempotency-Key` (if any) and a digest
+/// of what was asked.
+pub(crate) struct Idempotent<T> {
+    pub(crate) value: T,
+    pub(crate) key: Option<String>,
+    pub(crate) digest: String,
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for Idempotent<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let key = match req.headers().get("idempotency-key") {
+            None => None,
+            Some(v) => Some(
+                v.to_str()
+                    .ok()
+                    .filter(|k| {
+                        (1..=255).contains(&k.len())
+                            && k.bytes().all(|b| (0x21..=0x7e).contains(&b))
+                    })
+                    .ok_or_else(|| {
+                        ApiError::invalid(
+                            "Idempotency-Key must be 1 to 255 printable ASCII characters",
+                        )
+                    })?
+                    .to_string(),
+            ),
+        };
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                let mime = v.split(';').next().unwrap_or("").trim();
+                mime.eq_ignore_ascii_case("application/json")
+            });
+        if !json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "expected Content-Type: application/json",
+            ));
+        }
+        let what = format!("{} {}\n", req.method(), req.uri().path());
+        let body = Bytes::from_request(req, state).await.map_err(|r| {
+            let status = r.status();
+            let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "payload_too_large"
+            } else {
+                "invalid_request"
+            };
+            ApiError::new(status, code, r.body_text())
+        })?;
+        let value = axum::Json::<T>::from_bytes(&body)
+            .map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", r.body_text()))?
+            .0;
+        let mut h = Sha256::new();
+        h.update(what.as_bytes());
+        h.update(&body);
+        Ok(Idempotent {
+            value,
+            key,
+            digest: hex::encode(h.finalize()),
+        })
+    }
+}
+
+/// Runs `work` once per workspace and key (see the module docs); without a
+/// key, just runs it.
+pub(crate) async fn once<T, F>(
+    state: &AppState,
+    workspace_id: &str,
+    key: Option<String>,
+    digest: String,
+    work: F,
+) -> Response
+where
+    T: Serialize,
+    F: Future<Output = Result<(StatusCode, T), ApiError>>,
+{
+    let Some(key) = key else {
+        return answer(work.await);
+    };
+    match claim(&state.store, &state.clock, workspace_id, &key, &digest).await {
+        Ok(Claim::Ours) => {}
+        Ok(Claim::Answered(r)) => return replay(r),
+        Err(e) => return e.into_response(),
+    }
+    let (status, body) = match work.await {
+        Ok((status, value)) => (
+            status,
+            serde_json::to_string(&value).expect("API answers serialize"),
+        ),
+        Err(e) => {
+            let status = e.status;
+            let body = serde_json::to_string(&crate::error::ErrorBody { error: e.detail() })
+                .expect("errors serialize");
+            (status, body)
+        }
+    };
+    let mut tx = match state.store.begin().await {
+        Ok(tx) => tx,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let recorded = if status.is_server_error() {
+        tx.delete_idempotency(workspace_id, &key).await
+    } else {
+        tx.put_idempotency(&IdempotencyRecord {
+            workspace_id: workspace_id.to_string(),
+            key: key.clone(),
+            request: digest,
+            created_at_ms: state.clock.now_ms(),
+            response: Some(IdempotentResponse {
+                status: status.as_u16(),
+                body: body.clone(),
+            }),
+        })
+        .await
+    };
+    if let Err(e) = recorded {
+        tracing::error!(error = %e, key, "recording an idempotent answer failed");
+    } else if let Err(e) = tx.commit().await {
+        tracing::error!(error = %e, key, "recording an idempotent answer failed");
+    }
+    json_response(status, body, false)
+}
+
+enum Claim {
+    /// The key is ours: do the work.
+    Ours,
+    /// The first request's answer.
+    Answered(IdempotentResponse),
+}
+
+async fn claim(
+    store: &Store,
+    clock: &Clock,
+    workspace_id: &str,
+    key: &str,
+    digest: &str,
+) -> Result<Claim, ApiError> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let now = clock.now_ms();
+        let mut tx = store.begin().await?;
+        let take = match tx.idempotency(workspace_id, key).await? {
+            Some(r) if r.created_at_ms + TTL_MS > now => {
+                if r.request != digest {
+                    return Err(ApiError::new(
+                        StatusCode::CONFLICT,
+                        "conflict",
+                        "this Idempotency-Key was used with a different request",
+                    ));
+                }
+                match r.response {
+                    Some(answer) => return Ok(Claim::Answered(answer)),
+                    // A crash left it unanswered: take it over.
+                    None => now - r.created_at_ms >= STALE_MS,
+                }
+            }
+            // Unknown, or older than the TTL: a new request.
+            _ => true,
+        };
+        if take {
+            tx.put_idempotency(&IdempotencyRecord {
+                workspace_id: workspace_id.to_string(),
+                key: key.to_string(),
+                request: digest.to_string(),
+                created_at_ms: now,
+                response: None,
+            })
+            .await?;
+            tx.commit().await?;
+            return Ok(Claim::Ours);
+        }
+        drop(tx);
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "a request with this Idempotency-Key is still being carried out",
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn answer<T: Serialize>(result: Result<(StatusCode, T), ApiError>) -> Response {
+    match result {
+        Ok((status, value)) => (status, axum::Json(value)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn replay(r: IdempotentResponse) -> Response {
+    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK);
+    json_response(status, r.body, true)
+}
+
+fn json_response(status: StatusCode, body: String, replayed: bool) -> Response {
+    let mut response = (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response();
+    if replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    response
+}
+
+/// Forgets idempotency records older than [`TTL_MS`], hourly, until
+/// `shutdown` turns true.
+pub async fn forget_old_keys(store: Store, clock: Clock, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let cutoff = clock.now_ms() - TTL_MS;
+        loop {
+            let pruned = async {
+                let mut tx = store.begin().await?;
+                let (_, more) = tx.prune_idempotency(cutoff, 1000).await?;
+                tx.commit_eventually().await?;
+                Ok::<bool, rackwave_store::StoreError>(more)
+            };
+            match pruned.await {
+                Ok(true) => continue,
+                Ok(false) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "forgetting old idempotency keys failed");
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+    }
+}
