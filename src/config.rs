@@ -113,6 +113,10 @@ pub struct HttpConfig {
     pub max_send_bytes: usize,
     /// Largest attachment of the send API, decoded, in octets.
     pub max_attachment_bytes: usize,
+    /// Requests a second each platform API key may make, sustained (0: no
+    /// limit), and at once after a quiet spell.
+    pub rate_limit_per_second: u32,
+    pub rate_limit_burst: u32,
 }
 
 impl Default for HttpConfig {
@@ -124,6 +128,10 @@ impl Default for HttpConfig {
             // message, or a batch of ordinary messages.
             max_send_bytes: 20 * 1024 * 1024,
             max_attachment_bytes: 10 * 1024 * 1024,
+            // Generous: a busy app sending one message per request stays
+            // under it; a runaway loop or a key guesser does not.
+            rate_limit_per_second: 1000,
+            rate_limit_burst: 2000,
         }
     }
 }

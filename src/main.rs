@@ -38,6 +38,16 @@ async fn main() -> ExitCode {
                 }
             }
         }
+        Command::Bench(BenchCommand::Http(args)) => {
+            let json = args.json;
+            match rackwave_bench::http::run(args).await {
+                Ok(summary) => report(&summary, json, summary.messages_ok > 0),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Bench(BenchCommand::E2e(args)) => {
             let json = args.smtp.json;
             match rackwave_bench::e2e::run(args).await {

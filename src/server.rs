@@ -212,6 +212,10 @@ impl Server {
             destinations: delivery.as_ref().map(|d| d.destinations().clone()),
             intake,
             store: store.clone(),
+            rate_limit: rackwave_http::RateLimit {
+                per_second: config.http.rate_limit_per_second,
+                burst: config.http.rate_limit_burst,
+            },
             send: rackwave_http::SendSettings {
                 hostname: config.smtp.hostname.clone(),
                 max_attachment_bytes: config.http.max_attachment_bytes,

@@ -474,3 +474,52 @@ async fn post_idempotent(
     let status = r.status().as_u16();
     (status, replayed, r.json::<Value>().await.unwrap())
 }
+
+/// Per-key rate limits on the injectable clock: the burst, then `429`
+/// with `Retry-After` and the `RateLimit-*` headers; another key has its
+/// own budget; time refills it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_key_is_rate_limited_on_its_own() {
+    let ts = start_with(|c| {
+        c.http.rate_limit_per_second = 2;
+        c.http.rate_limit_burst = 3;
+    })
+    .await;
+    let a = tenant(&ts, "a", None).await;
+    let b = tenant(&ts, "b", None).await;
+    let get = |key: String| {
+        let url = format!("{}/migosmtp/v1/messages", ts.http);
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for left in ["2", "1", "0"] {
+        let r = get(a.key.clone()).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["ratelimit-limit"], "3");
+        assert_eq!(r.headers()["ratelimit-remaining"], left);
+    }
+    let r = get(a.key.clone()).await;
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "1");
+    assert_eq!(r.headers()["ratelimit-remaining"], "0");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    // Sends are limited by the same budget.
+    let (s, _) = ts
+        .call(&a.key, "POST", "/migosmtp/v1/messages", Some(message()))
+        .await;
+    assert_eq!(s, 429);
+    assert!(ts.messages(&a.ws).await.is_empty());
+
+    assert_eq!(get(b.key.clone()).await.status(), 200);
+    ts.clock.advance_ms(1_000);
+    assert_eq!(get(a.key.clone()).await.status(), 200);
+    assert_eq!(get(a.key.clone()).await.status(), 200);
+    assert_eq!(get(a.key.clone()).await.status(), 429);
+}

@@ -35,6 +35,8 @@ pub enum Command {
 pub enum BenchCommand {
     /// Drive an SMTP server (Rackwave, Postfix, …) with messages.
     Smtp(rackwave_bench::smtp::SmtpBenchArgs),
+    /// Drive Rackwave's HTTP send API (MigoSMTP) with messages.
+    Http(rackwave_bench::http::HttpBenchArgs),
     /// A fast SMTP sink standing in for the remote MX.
     Sink(rackwave_bench::sink_cmd::SinkArgs),
     /// End to end: start a sink, drive messages through the MTA under test

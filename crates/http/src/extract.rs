@@ -122,7 +122,7 @@ pub(crate) fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
 }
 
 /// The bearer token of an `Authorization` header.
-fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
     let value = headers
         .get(axum::http::header::AUTHORIZATION)?
         .to_str()

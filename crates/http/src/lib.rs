@@ -14,6 +14,9 @@ mod error;
 mod extract;
 mod health;
 pub mod idempotency;
+mod rate_limit;
+
+pub use rate_limit::RateLimit;
 mod migosmtp;
 mod openapi;
 mod platform;
@@ -52,6 +55,7 @@ pub struct AppState {
     intake: Intake,
     /// Idempotency records.
     store: Store,
+    rate_limit: RateLimit,
     send: SendSettings,
     /// SHA-256 of the admin token: compared in constant time, never kept
     /// in clear beyond start-up.
@@ -73,6 +77,8 @@ pub struct Parts {
     pub intake: Intake,
     pub send: SendSettings,
     pub store: Store,
+    /// Of each key of the platform APIs.
+    pub rate_limit: RateLimit,
 }
 
 /// Settings of the HTTP send API.
@@ -96,6 +102,7 @@ impl AppState {
             destinations: parts.destinations,
             intake: parts.intake,
             store: parts.store,
+            rate_limit: parts.rate_limit,
             send: parts.send,
             admin_token_digest: Arc::new(Sha256::digest(parts.admin_token.as_bytes()).into()),
         }
@@ -150,7 +157,8 @@ fn routes(limits: BodyLimits) -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks_v1::delivery))
         .routes(routes!(webhooks_v1::resend))
         .routes(routes!(events_v1::list))
-        .routes(routes!(events_v1::get));
+        .routes(routes!(events_v1::get))
+        .route_layer(middleware::from_fn(rate_limit::limit));
     let migosmtp = OpenApiRouter::new()
         .routes(routes!(
             migosmtp::messages_v1::send,
@@ -158,6 +166,7 @@ fn routes(limits: BodyLimits) -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(migosmtp::messages_v1::get))
         .routes(routes!(migosmtp::messages_v1::raw))
+        .route_layer(middleware::from_fn(rate_limit::limit))
         .routes(routes!(migosmtp::messages_v1::send_batch))
         .layer(DefaultBodyLimit::max(limits.send));
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
@@ -178,6 +187,7 @@ pub fn router(state: AppState, limits: BodyLimits) -> axum::Router {
     let (router, doc) = routes(limits).split_for_parts();
     let doc = Arc::new(doc);
     let admin_token = extract::AdminToken(state.admin_token_digest.clone());
+    let limiter = rate_limit::RateLimiter::new(state.rate_limit, state.clock.clone());
     router
         .route(
             "/openapi.json",
@@ -189,6 +199,7 @@ pub fn router(state: AppState, limits: BodyLimits) -> axum::Router {
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(limits.json))
         .layer(axum::Extension(admin_token))
+        .layer(axum::Extension(limiter))
         .layer(middleware::from_fn(error::json_errors))
         .with_state(state)
 }

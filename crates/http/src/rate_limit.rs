@@ -1,0 +1,172 @@
+//! Per-key rate limits of the platform APIs: a token bucket per bearer key
+//! (`[http] rate_limit_per_second`, `rate_limit_burst`), on the injectable
+//! clock. Every keyed answer carries `RateLimit-Limit`,
+//! `RateLimit-Remaining` and `RateLimit-Reset` (seconds until the bucket is
+//! full again); a request over the limit is `429` with `Retry-After`.
+//!
+//! Buckets are keyed by a digest of the presented token, before the key
+//! is looked up, so guessing keys is limited too; idle buckets are dropped
+//! when there are many.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use rackwave_core::Clock;
+use sha2::{Digest, Sha256};
+
+use crate::extract::bearer;
+use crate::ApiError;
+
+/// Buckets kept before full (idle) ones are dropped.
+const MAX_BUCKETS: usize = 10_000;
+
+/// The limit of every key.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimit {
+    /// Requests a second, sustained; 0 turns limiting off.
+    pub per_second: u32,
+    /// Requests at once after a quiet spell.
+    pub burst: u32,
+}
+
+#[derive(Clone)]
+pub(crate) struct RateLimiter {
+    limit: RateLimit,
+    clock: Clock,
+    buckets: Arc<Mutex<HashMap<[u8; 32], Bucket>>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at_ms: i64,
+}
+
+/// What one request was allowed.
+struct Decision {
+    allowed: bool,
+    remaining: u32,
+    /// Seconds until the bucket is full.
+    reset_secs: u64,
+    /// Seconds until one request is allowed (when refused).
+    retry_secs: u64,
+}
+
+impl RateLimiter {
+    pub(crate) fn new(limit: RateLimit, clock: Clock) -> RateLimiter {
+        RateLimiter {
+            limit,
+            clock,
+            buckets: Arc::default(),
+        }
+    }
+
+    fn take(&self, id: [u8; 32]) -> Decision {
+        let rate = f64::from(self.limit.per_second);
+        let burst = f64::from(self.limit.burst.max(1));
+        let now = self.clock.now_ms();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(&id) {
+            buckets.retain(|_, b| b.tokens + (now - b.at_ms) as f64 / 1000.0 * rate < burst);
+        }
+        let b = buckets.entry(id).or_insert(Bucket {
+            tokens: burst,
+            at_ms: now,
+        });
+        b.tokens = (b.tokens + (now - b.at_ms).max(0) as f64 / 1000.0 * rate).min(burst);
+        b.at_ms = now;
+        let allowed = b.tokens >= 1.0;
+        if allowed {
+            b.tokens -= 1.0;
+        }
+        let secs = |tokens: f64| (tokens.max(0.0) / rate).ceil() as u64;
+        Decision {
+            allowed,
+            remaining: b.tokens.floor() as u32,
+            reset_secs: secs(burst - b.tokens),
+            retry_secs: secs(1.0 - b.tokens).max(1),
+        }
+    }
+}
+
+/// The middleware of the keyed routes.
+pub(crate) async fn limit(req: Request, next: Next) -> Response {
+    let limiter = req.extensions().get::<RateLimiter>().cloned();
+    let Some(limiter) = limiter.filter(|l| l.limit.per_second > 0) else {
+        return next.run(req).await;
+    };
+    let Some(token) = bearer(req.headers()) else {
+        return next.run(req).await;
+    };
+    let decision = limiter.take(Sha256::digest(token.as_bytes()).into());
+    let mut response = if decision.allowed {
+        next.run(req).await
+    } else {
+        let mut r = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "more than {} requests a second with this key; retry after {} s",
+                limiter.limit.per_second, decision.retry_secs
+            ),
+        )
+        .into_response();
+        set(r.headers_mut(), "retry-after", decision.retry_secs);
+        r
+    };
+    let headers = response.headers_mut();
+    set(
+        headers,
+        "ratelimit-limit",
+        u64::from(limiter.limit.burst.max(1)),
+    );
+    set(
+        headers,
+        "ratelimit-remaining",
+        u64::from(decision.remaining),
+    );
+    set(headers, "ratelimit-reset", decision.reset_secs);
+    response
+}
+
+fn set(headers: &mut HeaderMap, name: &'static str, value: u64) {
+    headers.insert(name, HeaderValue::from(value));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_allows_its_burst_then_its_rate_on_the_clock() {
+        let clock = Clock::manual(1_000_000);
+        let l = RateLimiter::new(
+            RateLimit {
+                per_second: 2,
+                burst: 3,
+            },
+            clock.clone(),
+        );
+        let id = [1; 32];
+        for left in [2, 1, 0] {
+            let d = l.take(id);
+            assert!(d.allowed);
+            assert_eq!(d.remaining, left);
+        }
+        let d = l.take(id);
+        assert!(!d.allowed);
+        assert_eq!(d.retry_secs, 1);
+        assert_eq!(d.reset_secs, 2);
+        // Another key has its own bucket.
+        assert!(l.take([2; 32]).allowed);
+        clock.advance_ms(500);
+        assert!(l.take(id).allowed);
+        assert!(!l.take(id).allowed);
+        clock.advance_ms(10_000);
+        assert_eq!(l.take(id).remaining, 2, "refilled to the burst, not beyond");
+    }
+}
