@@ -523,3 +523,138 @@ async fn each_key_is_rate_limited_on_its_own() {
     assert_eq!(get(a.key.clone()).await.status(), 200);
     assert_eq!(get(a.key.clone()).await.status(), 429);
 }
+
+/// Credentials managed with the workspace's own key: an SMTP account made
+/// with a generated password works over SMTP, is listed without secrets,
+/// cannot be touched by another workspace, and once deleted its open
+/// session is refused at the next command and AUTH fails; a key listed by
+/// prefix with its last use, revoked (another's, then itself) is refused at
+/// the next request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workspace_manages_its_credentials_with_its_key() {
+    let ts = start().await;
+    let a = tenant(&ts, "a", None).await;
+    let b = tenant(&ts, "b", None).await;
+
+    let (s, created) = ts
+        .call(
+            &a.key,
+            "POST",
+            "/migosmtp/v1/smtp-accounts",
+            Some(json!({"username": "app-a", "daily_quota": 100})),
+        )
+        .await;
+    assert_eq!(s, 201, "{created}");
+    let password = created["password"].as_str().unwrap().to_string();
+    assert!(password.len() >= 16);
+    let (s, _) = ts
+        .call(
+            &b.key,
+            "POST",
+            "/migosmtp/v1/smtp-accounts",
+            Some(json!({"username": "app-a", "password": "another password", "daily_quota": 1})),
+        )
+        .await;
+    assert_eq!(s, 409, "usernames are unique across workspaces");
+    let (_, list) = ts
+        .call(&a.key, "GET", "/migosmtp/v1/smtp-accounts", None)
+        .await;
+    assert_eq!(list["smtp_accounts"][0]["username"], "app-a");
+    assert!(!list.to_string().contains(&password));
+    let (_, list) = ts
+        .call(&b.key, "GET", "/migosmtp/v1/smtp-accounts", None)
+        .await;
+    assert!(
+        list["smtp_accounts"].as_array().unwrap().is_empty(),
+        "{list}"
+    );
+
+    // A session authenticated before the account is deleted.
+    let mut session = RawSmtp::login(ts.smtp, "app-a", &password).await;
+    let (s, _) = ts
+        .call(&b.key, "DELETE", "/migosmtp/v1/smtp-accounts/app-a", None)
+        .await;
+    assert_eq!(s, 404, "another workspace's account");
+    let (s, _) = ts
+        .call(&a.key, "DELETE", "/migosmtp/v1/smtp-accounts/app-a", None)
+        .await;
+    assert_eq!(s, 204);
+    let reply = session.cmd("MAIL FROM:<app@sender.test>").await;
+    assert_eq!(reply.code, 530, "{reply:?}");
+    let mut fresh = ts.raw().await;
+    fresh.expect(220).await;
+    fresh.cmd_expect("EHLO client.test", 250).await;
+    let reply = fresh
+        .cmd(&format!("AUTH PLAIN {}", plain("app-a", &password)))
+        .await;
+    assert_eq!(reply.code, 535, "{reply:?}");
+
+    // Keys.
+    let (s, second) = ts
+        .call(&a.key, "POST", "/migosmtp/v1/api-keys", Some(json!({})))
+        .await;
+    assert_eq!(s, 201, "{second}");
+    let second_key = second["key"].as_str().unwrap().to_string();
+    let (s, _) = ts
+        .call(
+            &a.key,
+            "POST",
+            "/migosmtp/v1/api-keys",
+            Some(json!({"platform": "telnxo"})),
+        )
+        .await;
+    assert_eq!(s, 422);
+    let (s, _) = ts
+        .call(&second_key, "GET", "/migosmtp/v1/messages", None)
+        .await;
+    assert_eq!(s, 200);
+    let (_, keys) = ts.call(&a.key, "GET", "/migosmtp/v1/api-keys", None).await;
+    let listed = keys["api_keys"].as_array().unwrap();
+    assert_eq!(listed.len(), 2, "{keys}");
+    assert!(
+        !keys.to_string().contains(&second_key),
+        "a secret was listed"
+    );
+    assert!(
+        listed.iter().all(|k| k["last_used_at"].is_string()),
+        "{keys}"
+    );
+    let second_id = second["id"].as_str().unwrap();
+    let (s, _) = ts
+        .call(
+            &b.key,
+            "DELETE",
+            &format!("/migosmtp/v1/api-keys/{second_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 404);
+    let (s, _) = ts
+        .call(
+            &a.key,
+            "DELETE",
+            &format!("/migosmtp/v1/api-keys/{second_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (s, _) = ts
+        .call(&second_key, "GET", "/migosmtp/v1/messages", None)
+        .await;
+    assert_eq!(s, 401);
+    let own_id = listed.iter().find(|k| k["id"] != second_id).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, _) = ts
+        .call(
+            &a.key,
+            "DELETE",
+            &format!("/migosmtp/v1/api-keys/{own_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (s, _) = ts.call(&a.key, "GET", "/migosmtp/v1/messages", None).await;
+    assert_eq!(s, 401);
+}

@@ -84,6 +84,10 @@ struct Inner {
     verifying: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// argon2 verifications run so far.
     password_checks: std::sync::atomic::AtomicU64,
+    /// SMTP accounts deleted while this process runs, by username and
+    /// creation time (a new account with the same name is not revoked);
+    /// sessions they authenticated are refused at their next command.
+    revoked: Mutex<std::collections::HashSet<(String, String)>>,
 }
 
 impl Accounts {
@@ -98,6 +102,7 @@ impl Accounts {
                 cache_key,
                 verifying: Mutex::new(HashMap::new()),
                 password_checks: Default::default(),
+                revoked: Mutex::default(),
             }),
         }
     }
@@ -302,6 +307,7 @@ impl Accounts {
             platform,
             prefix: key[..key.len().min(16)].to_string(),
             created_at: rfc3339(self.inner.clock.now_ms()),
+            last_used_at_ms: None,
         };
         let mut tx = self.inner.store.begin().await?;
         tx.insert_api_key(&record).await?;
@@ -310,9 +316,78 @@ impl Accounts {
     }
 
     /// Finds the key presented by a client. The lookup is by digest, so the
-    /// stored value is never compared byte by byte with the secret.
+    /// stored value is never compared byte by byte with the secret. Records
+    /// the key's last use, at most once a minute (a write per request would
+    /// cost more than the request).
     pub async fn api_key(&self, presented: &str) -> Result<Option<ApiKey>, AccountsError> {
-        Ok(self.inner.store.api_key(&key_digest(presented)).await?)
+        let Some(mut key) = self.inner.store.api_key(&key_digest(presented)).await? else {
+            return Ok(None);
+        };
+        let now = self.inner.clock.now_ms();
+        if key.last_used_at_ms.is_none_or(|t| now - t >= 60_000) {
+            key.last_used_at_ms = Some(now);
+            let mut tx = self.inner.store.begin().await?;
+            // Revoked meanwhile: the key is gone, and so is the request's right.
+            if tx.api_key(&key.digest).await?.is_none() {
+                return Ok(None);
+            }
+            tx.put_api_key(&key).await?;
+            tx.commit_eventually().await?;
+        }
+        Ok(Some(key))
+    }
+
+    /// A workspace's API keys (`NotFound` for an unknown workspace).
+    pub async fn api_keys_of(&self, workspace_id: &str) -> Result<Vec<ApiKey>, AccountsError> {
+        self.require_workspace(workspace_id).await?;
+        Ok(self.inner.store.api_keys_of(workspace_id).await?)
+    }
+
+    /// Revokes a workspace's API key; the next request with it is refused.
+    /// `false` when the workspace has no such key.
+    pub async fn revoke_api_key(
+        &self,
+        workspace_id: &str,
+        id: &str,
+    ) -> Result<bool, AccountsError> {
+        let keys = self.inner.store.api_keys_of(workspace_id).await?;
+        let Some(key) = keys.into_iter().find(|k| k.id == id) else {
+            return Ok(false);
+        };
+        let mut tx = self.inner.store.begin().await?;
+        let gone = tx.delete_api_key(&key.digest).await?;
+        tx.commit().await?;
+        Ok(gone)
+    }
+
+    /// Deletes a workspace's SMTP account. Sessions it authenticated are
+    /// refused at their next command ([`Accounts::revoked`]). `false` when
+    /// the workspace has no such account.
+    pub async fn delete_smtp_account(
+        &self,
+        workspace_id: &str,
+        username: &str,
+    ) -> Result<bool, AccountsError> {
+        let Some(account) = self.smtp_account(username).await? else {
+            return Ok(false);
+        };
+        if account.workspace_id != workspace_id {
+            return Ok(false);
+        }
+        let mut tx = self.inner.store.begin().await?;
+        let gone = tx.delete_smtp_account(username).await?;
+        tx.commit().await?;
+        lock(&self.inner.auth_cache).remove(username);
+        lock(&self.inner.revoked).insert((account.username, account.created_at));
+        Ok(gone)
+    }
+
+    /// Whether this account was deleted since a session authenticated it
+    /// (checked at every command of the session, so without a store read).
+    pub fn revoked(&self, account: &SmtpAccount) -> bool {
+        let revoked = lock(&self.inner.revoked);
+        !revoked.is_empty()
+            && revoked.contains(&(account.username.clone(), account.created_at.clone()))
     }
 }
 

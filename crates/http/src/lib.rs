@@ -166,6 +166,16 @@ fn routes(limits: BodyLimits) -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(migosmtp::messages_v1::get))
         .routes(routes!(migosmtp::messages_v1::raw))
+        .routes(routes!(
+            migosmtp::credentials_v1::create_smtp_account,
+            migosmtp::credentials_v1::list_smtp_accounts
+        ))
+        .routes(routes!(migosmtp::credentials_v1::delete_smtp_account))
+        .routes(routes!(
+            migosmtp::credentials_v1::create_api_key,
+            migosmtp::credentials_v1::list_api_keys
+        ))
+        .routes(routes!(migosmtp::credentials_v1::delete_api_key))
         .route_layer(middleware::from_fn(rate_limit::limit))
         .routes(routes!(migosmtp::messages_v1::send_batch))
         .layer(DefaultBodyLimit::max(limits.send));

@@ -3,4 +3,5 @@
 //! authenticated by a MigoSMTP key of the workspace (the `MigoSmtp`
 //! extractor). Another workspace's records answer 404.
 
+pub(crate) mod credentials_v1;
 pub(crate) mod messages_v1;

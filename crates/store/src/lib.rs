@@ -241,6 +241,12 @@ store_api! {
         fn insert_smtp_account(account: &SmtpAccount) -> ();
         /// Adds an API key; `Conflict` if its digest is taken.
         fn insert_api_key(key: &ApiKey) -> ();
+        /// Replaces an existing API key's record (its last use).
+        fn put_api_key(key: &ApiKey) -> ();
+        /// Deletes an API key by digest; whether it existed.
+        fn delete_api_key(digest: &str) -> bool;
+        /// Deletes an SMTP account; whether it existed.
+        fn delete_smtp_account(username: &str) -> bool;
         /// Adds a sender domain; `Conflict` if the domain is taken.
         fn insert_sender_domain(domain: &SenderDomain) -> ();
         /// Appends an event to its workspace's log, serialized once here.

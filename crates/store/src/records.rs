@@ -43,6 +43,10 @@ pub struct ApiKey {
     /// The first characters of the key, so operators can tell keys apart.
     pub prefix: String,
     pub created_at: String,
+    /// When it was last presented (to the minute: recorded at most once a
+    /// minute).
+    #[serde(default)]
+    pub last_used_at_ms: Option<i64>,
 }
 
 /// A DKIM signing algorithm.

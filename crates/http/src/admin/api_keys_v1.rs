@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use crate::error::ErrorBody;
 use crate::extract::{ApiJson, ApiPath};
 use crate::{ApiError, AppState};
+use rackwave_accounts::{ApiKey, NewApiKey};
 use rackwave_core::Platform;
 
 #[derive(Deserialize, ToSchema)]
@@ -44,15 +45,46 @@ pub(crate) async fn create(
         .accounts
         .create_api_key(&workspace_id, req.platform)
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedApiKey {
+    Ok((StatusCode::CREATED, Json(new.into())))
+}
+
+impl From<NewApiKey> for CreatedApiKey {
+    fn from(new: NewApiKey) -> Self {
+        CreatedApiKey {
             id: new.record.id,
             key: new.key,
             workspace_id: new.record.workspace_id,
             platform: new.record.platform,
             prefix: new.record.prefix,
             created_at: new.record.created_at,
-        }),
-    ))
+        }
+    }
+}
+
+/// An API key as listings show it: never the secret, only its prefix.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ApiKeyView {
+    pub(crate) id: String,
+    pub(crate) platform: Platform,
+    pub(crate) prefix: String,
+    pub(crate) created_at: String,
+    /// When it was last used, to the minute; absent if never.
+    pub(crate) last_used_at: Option<String>,
+}
+
+impl From<ApiKey> for ApiKeyView {
+    fn from(k: ApiKey) -> Self {
+        ApiKeyView {
+            id: k.id,
+            platform: k.platform,
+            prefix: k.prefix,
+            created_at: k.created_at,
+            last_used_at: k.last_used_at_ms.map(rackwave_core::rfc3339),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ApiKeyList {
+    pub(crate) api_keys: Vec<ApiKeyView>,
 }

@@ -136,6 +136,25 @@ impl Session {
     }
 
     async fn dispatch(&mut self, cmd: Command) -> Flow {
+        let transaction = matches!(
+            cmd,
+            Command::Mail { .. } | Command::Rcpt { .. } | Command::Data | Command::Bdat { .. }
+        );
+        if transaction && self.credentials_revoked() {
+            if let Command::Bdat { size, last } = cmd {
+                // The chunk follows whatever we answer: BDAT reads it and,
+                // with no transaction left, refuses it.
+                return self.bdat(size, last).await;
+            }
+            return self.refuse(
+                "revoked",
+                Reply::new(
+                    530,
+                    "5.7.0",
+                    "Authentication required: these credentials were revoked",
+                ),
+            );
+        }
         match cmd {
             Command::Ehlo(name) => self.ehlo(name, true),
             Command::Helo(name) => self.ehlo(name, false),
@@ -193,6 +212,21 @@ impl Session {
     }
 
     /// A refusal, counted in the metrics by reason.
+    /// Whether the session's account was deleted since it authenticated;
+    /// if so the session is no longer authenticated and its transaction
+    /// (with its quota reservation) is dropped.
+    fn credentials_revoked(&mut self) -> bool {
+        let revoked = self
+            .auth
+            .as_ref()
+            .is_some_and(|a| self.ctx.accounts.revoked(&a.account));
+        if revoked {
+            self.auth = None;
+            self.tx = None;
+        }
+        revoked
+    }
+
     pub(crate) fn refuse(&mut self, reason: &'static str, reply: Reply) -> Flow {
         self.ctx.metrics.refused(reason);
         self.reply(reply)

@@ -383,6 +383,42 @@ impl Writes for SledTxn {
         Ok(())
     }
 
+    async fn put_api_key(&mut self, key: &ApiKey) -> Result<()> {
+        let k = cat(&[keys::API_KEY, key.digest.as_bytes()]);
+        if self.get(&k)?.is_none() {
+            return Err(StoreError::Invalid(format!(
+                "API key {} does not exist",
+                key.id
+            )));
+        }
+        self.put(k, encode(key));
+        Ok(())
+    }
+
+    async fn delete_api_key(&mut self, digest: &str) -> Result<bool> {
+        let k = cat(&[keys::API_KEY, digest.as_bytes()]);
+        let Some(key) = self.get_json::<ApiKey>(&k)? else {
+            return Ok(false);
+        };
+        self.remove(pair(keys::KEYS_OF, &key.workspace_id, key.id.as_bytes()));
+        self.remove(k);
+        Ok(true)
+    }
+
+    async fn delete_smtp_account(&mut self, username: &str) -> Result<bool> {
+        let k = cat(&[keys::ACCOUNT, username.as_bytes()]);
+        let Some(account) = self.get_json::<SmtpAccount>(&k)? else {
+            return Ok(false);
+        };
+        self.remove(pair(
+            keys::ACCOUNTS_OF,
+            &account.workspace_id,
+            username.as_bytes(),
+        ));
+        self.remove(k);
+        Ok(true)
+    }
+
     async fn insert_sender_domain(&mut self, domain: &SenderDomain) -> Result<()> {
         component("domain", &domain.domain)?;
         component("workspace id", &domain.workspace_id)?;
