@@ -85,6 +85,7 @@ async fn workspaces_and_credentials(store: &Store) {
         platform: Platform::Telnxo,
         prefix: "rw_telnxo_1234".into(),
         created_at: "2026-06-07T09:39:00Z".into(),
+        last_used_at_ms: None,
     };
     tx.insert_api_key(&key).await.unwrap();
     tx.insert_sender_domain(&domain("ws_a", "a.example"))
@@ -130,8 +131,41 @@ async fn workspaces_and_credentials(store: &Store) {
         "ws_a"
     );
     assert_eq!(store.api_key("d1").await.unwrap(), Some(key.clone()));
-    assert_eq!(store.api_keys_of("ws_a").await.unwrap(), [key]);
+    assert_eq!(store.api_keys_of("ws_a").await.unwrap(), [key.clone()]);
     assert!(store.api_keys_of("ws_ab").await.unwrap().is_empty());
+
+    // A key's record is replaced in place; deleting keys and accounts takes
+    // them out of their workspace's listing too.
+    let used = ApiKey {
+        last_used_at_ms: Some(T0),
+        ..key.clone()
+    };
+    let mut tx = store.begin().await.unwrap();
+    tx.put_api_key(&used).await.unwrap();
+    assert!(tx
+        .put_api_key(&ApiKey {
+            digest: "d-unknown".into(),
+            ..key.clone()
+        })
+        .await
+        .is_err());
+    tx.commit().await.unwrap();
+    assert_eq!(store.api_keys_of("ws_a").await.unwrap(), [used]);
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.delete_api_key("d1").await.unwrap());
+    assert!(!tx.delete_api_key("d1").await.unwrap());
+    assert!(tx.delete_smtp_account("carol").await.unwrap());
+    assert!(!tx.delete_smtp_account("nobody").await.unwrap());
+    tx.commit().await.unwrap();
+    assert_eq!(store.api_key("d1").await.unwrap(), None);
+    assert!(store.api_keys_of("ws_a").await.unwrap().is_empty());
+    assert_eq!(store.smtp_account("carol").await.unwrap(), None);
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_api_key(&key).await.unwrap();
+    tx.insert_smtp_account(&account("ws_a", "carol"))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
     assert_eq!(store.sender_domains_of("ws_a").await.unwrap().len(), 1);
     assert!(store.sender_domains_of("ws_b").await.unwrap().is_empty());
     assert_eq!(
