@@ -1,10 +1,12 @@
 //! Load testing: `rackwave bench smtp` drives any ESMTP server,
+//! `rackwave bench http` drives Rackwave's HTTP send API,
 //! `rackwave bench sink` stands in for the remote MX (with [`dns`], also for
 //! the DNS that points at it), and `rackwave bench e2e` does both at once to
 //! measure a relay end to end.
 
 pub mod dns;
 pub mod e2e;
+pub mod http;
 mod percentiles;
 mod progress;
 pub mod sink;

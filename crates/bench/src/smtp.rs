@@ -26,6 +26,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
+use super::percentiles::latency_ms;
 use super::progress::{self, Progress};
 
 #[derive(Args, Debug, Clone)]
@@ -234,9 +235,7 @@ pub async fn run_with(args: SmtpBenchArgs, bar: bool) -> std::io::Result<Summary
     }
     progress.finish();
     let elapsed = started.elapsed().as_secs_f64();
-    let mut lat = std::mem::take(&mut *shared.latencies_us.lock().unwrap());
-    lat.sort_unstable();
-    let pct = |p: f64| super::percentiles::quantile(&lat, p) as f64 / 1000.0;
+    let lat = latency_ms(std::mem::take(&mut *shared.latencies_us.lock().unwrap()));
     let ok = shared.ok.load(Ordering::Relaxed);
     let errors_by_code = std::mem::take(&mut *shared.errors.lock().unwrap());
     Ok(Summary {
@@ -244,10 +243,10 @@ pub async fn run_with(args: SmtpBenchArgs, bar: bool) -> std::io::Result<Summary
         messages_failed: shared.failed.load(Ordering::Relaxed),
         elapsed_secs: elapsed,
         messages_per_sec: ok as f64 / elapsed.max(1e-9),
-        latency_ms_p50: pct(0.50),
-        latency_ms_p90: pct(0.90),
-        latency_ms_p99: pct(0.99),
-        latency_ms_max: lat.last().map_or(0.0, |v| *v as f64 / 1000.0),
+        latency_ms_p50: lat.p50,
+        latency_ms_p90: lat.p90,
+        latency_ms_p99: lat.p99,
+        latency_ms_max: lat.max,
         errors_by_code,
     })
 }
@@ -259,13 +258,16 @@ fn unix_micros() -> u64 {
         .unwrap_or(0)
 }
 
+/// The text the generated messages are made of: one 76-column line.
+pub(crate) const FILLER_LINE: &str =
+    "The quick brown fox jumps over the lazy dog, again and again and again.....\r\n";
+
 /// A message of about `size` octets with realistic headers and 76-column
 /// lines.
 pub fn build_message(size: usize) -> Vec<u8> {
     let mut m = b"From: Bench <bench@rackwave.test>\r\nTo: <dest@sink.test>\r\nSubject: rackwave bench\r\nDate: Sun, 7 Jun 2026 09:39:00 +0000\r\nMessage-ID: <bench@rackwave.test>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n".to_vec();
-    let line = b"The quick brown fox jumps over the lazy dog, again and again and again.....\r\n";
     while m.len() < size {
-        m.extend_from_slice(line);
+        m.extend_from_slice(FILLER_LINE.as_bytes());
     }
     m
 }
