@@ -46,6 +46,17 @@ pub struct Config {
     pub admin: AdminConfig,
     pub delivery: DeliveryConfig,
     pub webhooks: WebhooksConfig,
+    pub domains: DomainsConfig,
+}
+
+/// `[domains]`: what sending domains are told to publish.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct DomainsConfig {
+    /// The host senders `include:` in their SPF record (the provider's
+    /// SPF record listing its sending IPs). Unset: `a:<[delivery]
+    /// hostname>`.
+    pub spf_include: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

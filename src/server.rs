@@ -43,6 +43,8 @@ pub enum StartError {
     Tls(#[from] TlsError),
     #[error("{0}")]
     Delivery(#[from] rackwave_delivery::EngineError),
+    #[error("[delivery] nameservers: {0}")]
+    Resolver(String),
     #[error("cannot listen on {addr} ({what}): {source}")]
     Bind {
         addr: SocketAddr,
@@ -212,6 +214,15 @@ impl Server {
             destinations: delivery.as_ref().map(|d| d.destinations().clone()),
             intake,
             store: store.clone(),
+            dns: rackwave_delivery::DnsLookup::new(&config.delivery.nameservers)
+                .map_err(StartError::Resolver)?,
+            dns_setup: rackwave_accounts::DnsSetup {
+                spf_mechanism: match &config.domains.spf_include {
+                    Some(host) => format!("include:{host}"),
+                    None => format!("a:{}", config.delivery.hostname),
+                },
+                bounce_domain: config.delivery.bounce_domain.clone(),
+            },
             rate_limit: rackwave_http::RateLimit {
                 per_second: config.http.rate_limit_per_second,
                 burst: config.http.rate_limit_burst,

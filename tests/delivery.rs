@@ -1383,3 +1383,133 @@ async fn an_http_send_arrives_intact_signed_and_tagged() {
     let smtp = r.wait(&smtp_qid, &["delivered"]).await;
     assert_eq!(events(&smtp[0]), events(&msgs[0]));
 }
+
+/// Sending domains with the workspace's key, verified through a real DNS
+/// server: every record to publish is listed with its purpose; the status
+/// follows what the zone publishes (verified with DKIM, SPF and the return
+/// path; unverified again when SPF is removed), with what was found; other
+/// workspaces see nothing of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sending_domains_are_verified_through_dns() {
+    use hickory_proto::rr::RecordType;
+    let r = rig(vec![(53, sink())], [53, DOWN], |_| {}).await;
+    let key =
+        r.ts.create_api_key(&r.account.workspace_id, "migosmtp")
+            .await;
+    let other_ws = r.ts.create_workspace("other", None).await;
+    let other = r.ts.create_api_key(&other_ws, "migosmtp").await;
+
+    let (s, d) =
+        r.ts.call(
+            &key,
+            "POST",
+            "/migosmtp/v1/domains",
+            Some(json!({"domain": "dkim.test", "selector": "s1"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{d}");
+    assert_eq!(d["status"], "unverified");
+    let records = d["records"].as_array().unwrap();
+    let purposes: Vec<&str> = records
+        .iter()
+        .map(|x| x["purpose"].as_str().unwrap())
+        .collect();
+    assert_eq!(purposes, ["dkim", "spf", "return_path", "dmarc"]);
+    let record = |purpose: &str| {
+        records
+            .iter()
+            .find(|x| x["purpose"] == purpose)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(record("dkim")["name"], "s1._domainkey.dkim.test");
+    assert_eq!(record("spf")["value"], "v=spf1 a:out.rackwave.test ~all");
+    assert_eq!(record("return_path")["type"], "CNAME");
+    assert_eq!(record("return_path")["name"], "rw-bounces.dkim.test");
+    assert_eq!(record("return_path")["value"], "bounces.rackwave.test");
+
+    let verify = |key: String| {
+        let ts = &r.ts;
+        async move {
+            ts.call(&key, "POST", "/migosmtp/v1/domains/dkim.test/verify", None)
+                .await
+        }
+    };
+    let (s, v) = verify(key.clone()).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["status"], "unverified");
+    assert!(v["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|x| x["verified"] == false));
+
+    let dkim_value = record("dkim")["value"].as_str().unwrap().to_string();
+    r.dns
+        .add_record(&format!("s1._domainkey.dkim TXT \"{dkim_value}\""));
+    r.dns
+        .add_record("dkim 0 TXT \"v=spf1 ip4:192.0.2.1 a:out.rackwave.test -all\"");
+    r.dns
+        .add_record("rw-bounces.dkim CNAME bounces.rackwave.test.");
+    let (_, v) = verify(key.clone()).await;
+    assert_eq!(v["status"], "verified", "{v}");
+    assert!(v["verified_at"].is_string());
+    let checked: Vec<(String, bool)> = v["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["purpose"].as_str().unwrap().to_string(),
+                x["verified"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        checked,
+        [
+            ("dkim".to_string(), true),
+            ("spf".to_string(), true),
+            ("return_path".to_string(), true),
+            ("dmarc".to_string(), false)
+        ]
+    );
+
+    // SPF changed (published with TTL 0, so no resolver keeps the old
+    // one): unverified again, and the answer says what was found.
+    assert_eq!(r.dns.remove_records("dkim", RecordType::TXT), 1);
+    r.dns.add_record("dkim 0 TXT \"v=spf1 -all\"");
+    let (_, v) = verify(key.clone()).await;
+    assert_eq!(v["status"], "unverified", "{v}");
+    let spf = v["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["purpose"] == "spf")
+        .unwrap()
+        .clone();
+    assert_eq!(spf["verified"], false);
+    assert_eq!(spf["found"], json!(["v=spf1 -all"]));
+    let (_, listed) = r.ts.call(&key, "GET", "/migosmtp/v1/domains", None).await;
+    assert_eq!(listed["domains"][0]["status"], "unverified");
+
+    // Another workspace sees nothing of it.
+    for (method, path) in [
+        ("GET", "/migosmtp/v1/domains/dkim.test"),
+        ("POST", "/migosmtp/v1/domains/dkim.test/verify"),
+        ("DELETE", "/migosmtp/v1/domains/dkim.test"),
+    ] {
+        let (s, _) = r.ts.call(&other, method, path, None).await;
+        assert_eq!(s, 404, "{method} {path}");
+    }
+    let (_, listed) = r.ts.call(&other, "GET", "/migosmtp/v1/domains", None).await;
+    assert!(listed["domains"].as_array().unwrap().is_empty());
+    let (s, _) =
+        r.ts.call(&key, "DELETE", "/migosmtp/v1/domains/dkim.test", None)
+            .await;
+    assert_eq!(s, 204);
+    let (s, _) =
+        r.ts.call(&key, "GET", "/migosmtp/v1/domains/dkim.test", None)
+            .await;
+    assert_eq!(s, 404);
+}

@@ -16,7 +16,7 @@ use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256};
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::DkimSigner;
 use rackwave_core::{rfc3339, Clock};
-use rackwave_store::{DkimAlgorithm, SenderDomain, Store};
+use rackwave_store::{DkimAlgorithm, RecordCheck, SenderDomain, Store};
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs1KeyDer};
 
 use crate::{lock, Accounts, AccountsError};
@@ -47,6 +47,94 @@ pub fn dkim_record(d: &SenderDomain) -> (String, String) {
         format!("{}._domainkey.{}", d.selector, d.domain),
         format!("v=DKIM1; k={k}; p={}", d.public_key),
     )
+}
+
+/// What a sending domain publishes besides its DKIM key: where its SPF
+/// record points and where its return path (bounce host) points.
+#[derive(Debug, Clone)]
+pub struct DnsSetup {
+    /// The SPF mechanism senders include, e.g. `include:spf.example.net`
+    /// (`[domains] spf_include`), or `a:<delivery host name>` when unset.
+    pub spf_mechanism: String,
+    /// `[delivery] bounce_domain`: the target of every return-path CNAME.
+    pub bounce_domain: String,
+}
+
+/// The host under a sending domain that receives its bounces: a CNAME to
+/// the bounce domain, so the envelope sender aligns with the domain.
+pub const RETURN_PATH_LABEL: &str = "rw-bounces";
+
+/// The records to publish for `d`, unverified.
+pub fn expected_records(d: &SenderDomain, setup: &DnsSetup) -> Vec<RecordCheck> {
+    let (dkim_name, dkim_value) = dkim_record(d);
+    let record = |purpose: &str, record_type: &str, name: String, value: String| RecordCheck {
+        purpose: purpose.into(),
+        record_type: record_type.into(),
+        name,
+        value,
+        verified: false,
+        found: Vec::new(),
+    };
+    vec![
+        record("dkim", "TXT", dkim_name, dkim_value),
+        record(
+            "spf",
+            "TXT",
+            d.domain.clone(),
+            format!("v=spf1 {} ~all", setup.spf_mechanism),
+        ),
+        record(
+            "return_path",
+            "CNAME",
+            format!("{RETURN_PATH_LABEL}.{}", d.domain),
+            setup.bounce_domain.clone(),
+        ),
+        record(
+            "dmarc",
+            "TXT",
+            format!("_dmarc.{}", d.domain),
+            format!("v=DMARC1; p=none; rua=mailto:dmarc-reports@{}", d.domain),
+        ),
+    ]
+}
+
+/// Whether what was found at a record's name satisfies it: the DKIM key
+/// itself (`p=`, whitespace ignored), an SPF record that includes our
+/// mechanism, the CNAME target, any DMARC record.
+pub fn satisfies(check: &RecordCheck, setup: &DnsSetup, found: &[String]) -> bool {
+    let squeeze = |s: &str| s.split_whitespace().collect::<String>();
+    match check.purpose.as_str() {
+        "dkim" => {
+            let key = |s: &str| {
+                squeeze(s)
+                    .split(';')
+                    .find_map(|t| t.strip_prefix("p=").map(str::to_string))
+            };
+            let want = key(&check.value);
+            found.iter().any(|f| want.is_some() && key(f) == want)
+        }
+        "spf" => found.iter().any(|f| {
+            let f = f.to_ascii_lowercase();
+            f.starts_with("v=spf1")
+                && f.split_whitespace().any(|t| {
+                    t.trim_start_matches(['+', '~', '?'])
+                        == setup.spf_mechanism.to_ascii_lowercase()
+                })
+        }),
+        "return_path" => found.iter().any(|f| {
+            f.trim_end_matches('.')
+                .eq_ignore_ascii_case(&setup.bounce_domain)
+        }),
+        "dmarc" => found
+            .iter()
+            .any(|f| f.to_ascii_uppercase().starts_with("V=DMARC1")),
+        _ => false,
+    }
+}
+
+/// The key of a parsed signer in the cache.
+fn signer_key(workspace_id: &str, domain: &str) -> String {
+    format!("{workspace_id}\0{domain}")
 }
 
 enum Signer {
@@ -128,6 +216,8 @@ impl Domains {
             private_key: BASE64.encode(private_key),
             public_key: BASE64.encode(public_key),
             created_at: rfc3339(self.inner.clock.now_ms()),
+            checks: Vec::new(),
+            verified_at_ms: None,
         };
         let mut tx = self.inner.store.begin().await?;
         tx.insert_sender_domain(&record).await?;
@@ -141,6 +231,42 @@ impl Domains {
             .store
             .sender_domain(&domain.to_ascii_lowercase())
             .await?)
+    }
+
+    /// Deletes a workspace's sender domain and its key; `false` when the
+    /// workspace has no such domain.
+    pub async fn delete(&self, workspace_id: &str, domain: &str) -> Result<bool, AccountsError> {
+        let domain = domain.to_ascii_lowercase();
+        match self.inner.store.sender_domain(&domain).await? {
+            Some(d) if d.workspace_id == workspace_id => {
+                let mut tx = self.inner.store.begin().await?;
+                let gone = tx.delete_sender_domain(&domain).await?;
+                tx.commit().await?;
+                lock(&self.inner.signers).remove(&signer_key(workspace_id, &domain));
+                Ok(gone)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Records what a verification found: the domain is verified when its
+    /// DKIM key, its SPF record and its return path all check out (DMARC
+    /// is recommended, not required).
+    pub async fn record_checks(
+        &self,
+        mut domain: SenderDomain,
+        checks: Vec<RecordCheck>,
+    ) -> Result<SenderDomain, AccountsError> {
+        let required = ["dkim", "spf", "return_path"];
+        let verified = required
+            .iter()
+            .all(|p| checks.iter().any(|c| c.purpose == *p && c.verified));
+        domain.verified_at_ms = verified.then(|| self.inner.clock.now_ms());
+        domain.checks = checks;
+        let mut tx = self.inner.store.begin().await?;
+        tx.put_sender_domain(&domain).await?;
+        tx.commit().await?;
+        Ok(domain)
     }
 
     /// A workspace's sender domains (`NotFound` for an unknown workspace).
@@ -179,7 +305,7 @@ impl Domains {
         domain: &str,
     ) -> Result<Option<Arc<Signer>>, AccountsError> {
         let domain = domain.to_ascii_lowercase();
-        let cache_key = format!("{workspace_id}\0{domain}");
+        let cache_key = signer_key(workspace_id, &domain);
         if let Some(s) = lock(&self.inner.signers).get(&cache_key) {
             return Ok(Some(s.clone()));
         }

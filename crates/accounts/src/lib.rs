@@ -9,8 +9,13 @@
 
 mod domains;
 
-pub use domains::{dkim_record, Domains, DKIM_SIGNED_HEADERS};
-pub use rackwave_store::{ApiKey, DkimAlgorithm, SenderDomain, SmtpAccount, Workspace};
+pub use domains::{
+    dkim_record, expected_records, satisfies, DnsSetup, Domains, DKIM_SIGNED_HEADERS,
+    RETURN_PATH_LABEL,
+};
+pub use rackwave_store::{
+    ApiKey, DkimAlgorithm, RecordCheck, SenderDomain, SmtpAccount, Workspace,
+};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

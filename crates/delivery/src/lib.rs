@@ -30,6 +30,7 @@ use tokio::sync::{watch, Notify, Semaphore};
 
 pub use config::{DeliveryConfig, Shaping, ShapingOverride, TlsPolicy};
 pub use destination::{DestinationStatus, Destinations};
+pub use lookup::DnsLookup;
 use metrics::DeliveryMetrics;
 
 /// What every delivery connection shares.

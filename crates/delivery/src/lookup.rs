@@ -43,37 +43,41 @@ pub(crate) struct Router {
     port: u16,
 }
 
+/// A resolver using `nameservers` (`ip:port`, UDP with TCP fallback), or
+/// the system configuration when the list is empty: the engine's, and the
+/// sending-domain checks' (`[delivery] nameservers`).
+fn resolver(nameservers: &[SocketAddr]) -> Result<TokioResolver, String> {
+    let mut opts = ResolverOpts::default();
+    opts.timeout = std::time::Duration::from_secs(5);
+    opts.attempts = 2;
+    let builder = if nameservers.is_empty() {
+        TokioResolver::builder_tokio().map_err(|e| format!("system DNS configuration: {e}"))?
+    } else {
+        let servers = nameservers
+            .iter()
+            .map(|addr| {
+                let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
+                for c in &mut ns.connections {
+                    c.port = addr.port();
+                }
+                ns
+            })
+            .collect();
+        TokioResolver::builder_with_config(
+            ResolverConfig::from_name_servers(servers),
+            TokioRuntimeProvider::default(),
+        )
+    };
+    builder
+        .with_options(opts)
+        .build()
+        .map_err(|e| format!("building the DNS resolver: {e}"))
+}
+
 impl Router {
-    /// A resolver using `nameservers` (`ip:port`, UDP with TCP fallback),
-    /// or the system configuration when the list is empty.
     pub(crate) fn new(nameservers: &[SocketAddr], smtp_port: u16) -> Result<Router, String> {
-        let mut opts = ResolverOpts::default();
-        opts.timeout = std::time::Duration::from_secs(5);
-        opts.attempts = 2;
-        let builder = if nameservers.is_empty() {
-            TokioResolver::builder_tokio().map_err(|e| format!("system DNS configuration: {e}"))?
-        } else {
-            let servers = nameservers
-                .iter()
-                .map(|addr| {
-                    let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
-                    for c in &mut ns.connections {
-                        c.port = addr.port();
-                    }
-                    ns
-                })
-                .collect();
-            TokioResolver::builder_with_config(
-                ResolverConfig::from_name_servers(servers),
-                TokioRuntimeProvider::default(),
-            )
-        };
-        let resolver = builder
-            .with_options(opts)
-            .build()
-            .map_err(|e| format!("building the DNS resolver: {e}"))?;
         Ok(Router {
-            resolver,
+            resolver: resolver(nameservers)?,
             port: smtp_port,
         })
     }
@@ -221,4 +225,60 @@ mod tests {
         }
         assert_eq!(firsts.len(), 2, "equal preferences are shuffled");
     }
+}
+
+/// TXT and CNAME lookups through the engine's resolver, for checking what
+/// a sending domain publishes.
+#[derive(Clone)]
+pub struct DnsLookup {
+    resolver: TokioResolver,
+}
+
+impl DnsLookup {
+    pub fn new(nameservers: &[SocketAddr]) -> Result<DnsLookup, String> {
+        Ok(DnsLookup {
+            resolver: resolver(nameservers)?,
+        })
+    }
+
+    /// The TXT records of `name`, each as one string (its character-strings
+    /// joined); none when the name or the type does not exist.
+    pub async fn txt(&self, name: &str) -> Result<Vec<String>, String> {
+        match self.resolver.txt_lookup(name).await {
+            Ok(found) => Ok(found
+                .answers()
+                .iter()
+                .filter_map(|r| match &r.data {
+                    RData::TXT(txt) => Some(
+                        txt.txt_data
+                            .iter()
+                            .map(|part| String::from_utf8_lossy(part))
+                            .collect::<String>(),
+                    ),
+                    _ => None,
+                })
+                .collect()),
+            Err(e) if is_absent(&e) => Ok(Vec::new()),
+            Err(e) => Err(format!("DNS lookup of {name} TXT failed: {e}")),
+        }
+    }
+
+    /// The CNAME target of `name` (lowercase, without the final dot), if it
+    /// has one.
+    pub async fn cname(&self, name: &str) -> Result<Option<String>, String> {
+        use hickory_resolver::proto::rr::RecordType;
+        match self.resolver.lookup(name, RecordType::CNAME).await {
+            Ok(found) => Ok(found.answers().iter().find_map(|r| match &r.data {
+                RData::CNAME(c) => Some(c.0.to_ascii().trim_end_matches('.').to_ascii_lowercase()),
+                _ => None,
+            })),
+            Err(e) if is_absent(&e) => Ok(None),
+            Err(e) => Err(format!("DNS lookup of {name} CNAME failed: {e}")),
+        }
+    }
+}
+
+/// The name or the record type does not exist: an answer, not a failure.
+fn is_absent(e: &NetError) -> bool {
+    e.is_nx_domain() || e.is_no_records_found()
 }

@@ -26,9 +26,10 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use prometheus_client::registry::Registry;
+use rackwave_accounts::DnsSetup;
 use rackwave_accounts::{Accounts, Domains};
 use rackwave_core::Clock;
-use rackwave_delivery::Destinations;
+use rackwave_delivery::{Destinations, DnsLookup};
 use rackwave_events::Events;
 use rackwave_intake::Intake;
 use rackwave_queue::Spool;
@@ -57,6 +58,9 @@ pub struct AppState {
     store: Store,
     rate_limit: RateLimit,
     send: SendSettings,
+    /// DNS lookups and the expected records of sending domains.
+    dns: DnsLookup,
+    dns_setup: DnsSetup,
     /// SHA-256 of the admin token: compared in constant time, never kept
     /// in clear beyond start-up.
     admin_token_digest: Arc<[u8; 32]>,
@@ -79,6 +83,8 @@ pub struct Parts {
     pub store: Store,
     /// Of each key of the platform APIs.
     pub rate_limit: RateLimit,
+    pub dns: DnsLookup,
+    pub dns_setup: DnsSetup,
 }
 
 /// Settings of the HTTP send API.
@@ -103,6 +109,8 @@ impl AppState {
             intake: parts.intake,
             store: parts.store,
             rate_limit: parts.rate_limit,
+            dns: parts.dns,
+            dns_setup: parts.dns_setup,
             send: parts.send,
             admin_token_digest: Arc::new(Sha256::digest(parts.admin_token.as_bytes()).into()),
         }
@@ -176,6 +184,15 @@ fn routes(limits: BodyLimits) -> OpenApiRouter<AppState> {
             migosmtp::credentials_v1::list_api_keys
         ))
         .routes(routes!(migosmtp::credentials_v1::delete_api_key))
+        .routes(routes!(
+            migosmtp::domains_v1::create,
+            migosmtp::domains_v1::list
+        ))
+        .routes(routes!(
+            migosmtp::domains_v1::get,
+            migosmtp::domains_v1::delete
+        ))
+        .routes(routes!(migosmtp::domains_v1::verify))
         .route_layer(middleware::from_fn(rate_limit::limit))
         .routes(routes!(migosmtp::messages_v1::send_batch))
         .layer(DefaultBodyLimit::max(limits.send));

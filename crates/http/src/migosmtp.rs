@@ -4,4 +4,5 @@
 //! extractor). Another workspace's records answer 404.
 
 pub(crate) mod credentials_v1;
+pub(crate) mod domains_v1;
 pub(crate) mod messages_v1;

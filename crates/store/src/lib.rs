@@ -40,8 +40,8 @@ use rackwave_core::{Classify, ErrorKind};
 
 pub use records::{
     ApiKey, Attempt, Delivery, DeliveryState, DkimAlgorithm, Endpoint, EventQuery,
-    IdempotencyRecord, IdempotentResponse, Page, Secret, SenderDomain, SmtpAccount, StoredEvent,
-    Workspace,
+    IdempotencyRecord, IdempotentResponse, Page, RecordCheck, Secret, SenderDomain, SmtpAccount,
+    StoredEvent, Workspace,
 };
 pub use sled::Database;
 
@@ -249,6 +249,10 @@ store_api! {
         fn delete_smtp_account(username: &str) -> bool;
         /// Adds a sender domain; `Conflict` if the domain is taken.
         fn insert_sender_domain(domain: &SenderDomain) -> ();
+        /// Replaces an existing sender domain's record (its verification).
+        fn put_sender_domain(domain: &SenderDomain) -> ();
+        /// Deletes a sender domain with its key; whether it existed.
+        fn delete_sender_domain(domain: &str) -> bool;
         /// Appends an event to its workspace's log, serialized once here.
         fn append_event(event: &Event) -> StoredEvent;
         /// Sets a named position.

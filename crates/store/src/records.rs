@@ -75,6 +75,30 @@ pub struct SenderDomain {
     /// The `p=` value of the DNS record.
     pub public_key: String,
     pub created_at: String,
+    /// What the last verification found, record by record.
+    #[serde(default)]
+    pub checks: Vec<RecordCheck>,
+    /// When DKIM, SPF and the return path last all checked out (`None`:
+    /// unverified).
+    #[serde(default)]
+    pub verified_at_ms: Option<i64>,
+}
+
+/// One DNS record a sending domain publishes, and what was found for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RecordCheck {
+    /// `dkim`, `spf`, `return_path` or `dmarc`.
+    pub purpose: String,
+    /// `TXT` or `CNAME`.
+    #[serde(rename = "type")]
+    pub record_type: String,
+    pub name: String,
+    /// What to publish (for SPF: the mechanism the record must include).
+    pub value: String,
+    pub verified: bool,
+    /// What the last check found at the name, if anything.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub found: Vec<String>,
 }
 
 /// An event in the log: the envelope exactly as it was serialized once

@@ -131,7 +131,10 @@ async fn workspaces_and_credentials(store: &Store) {
         "ws_a"
     );
     assert_eq!(store.api_key("d1").await.unwrap(), Some(key.clone()));
-    assert_eq!(store.api_keys_of("ws_a").await.unwrap(), std::slice::from_ref(&key));
+    assert_eq!(
+        store.api_keys_of("ws_a").await.unwrap(),
+        std::slice::from_ref(&key)
+    );
     assert!(store.api_keys_of("ws_ab").await.unwrap().is_empty());
 
     // A key's record is replaced in place; deleting keys and accounts takes

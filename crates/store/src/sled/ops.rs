@@ -419,6 +419,28 @@ impl Writes for SledTxn {
         Ok(true)
     }
 
+    async fn put_sender_domain(&mut self, domain: &SenderDomain) -> Result<()> {
+        let k = cat(&[keys::DOMAIN, domain.domain.as_bytes()]);
+        if self.get(&k)?.is_none() {
+            return Err(StoreError::Invalid(format!(
+                "domain {} does not exist",
+                domain.domain
+            )));
+        }
+        self.put(k, encode(domain));
+        Ok(())
+    }
+
+    async fn delete_sender_domain(&mut self, domain: &str) -> Result<bool> {
+        let k = cat(&[keys::DOMAIN, domain.as_bytes()]);
+        let Some(d) = self.get_json::<SenderDomain>(&k)? else {
+            return Ok(false);
+        };
+        self.remove(pair(keys::DOMAINS_OF, &d.workspace_id, domain.as_bytes()));
+        self.remove(k);
+        Ok(true)
+    }
+
     async fn insert_sender_domain(&mut self, domain: &SenderDomain) -> Result<()> {
         component("domain", &domain.domain)?;
         component("workspace id", &domain.workspace_id)?;
