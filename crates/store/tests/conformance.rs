@@ -48,6 +48,8 @@ fn domain(ws: &str, name: &str) -> SenderDomain {
         private_key: "cHJpdmF0ZQ==".into(),
         public_key: "cHVibGlj".into(),
         created_at: "2026-06-07T09:39:00Z".into(),
+        checks: Vec::new(),
+        verified_at_ms: None,
     }
 }
 
@@ -169,6 +171,41 @@ async fn workspaces_and_credentials(store: &Store) {
         .await
         .unwrap();
     tx.commit().await.unwrap();
+
+    // A sender domain's verification replaces its record; deleting it
+    // takes it out of its workspace's listing.
+    let verified = SenderDomain {
+        checks: vec![RecordCheck {
+            purpose: "spf".into(),
+            record_type: "TXT".into(),
+            name: "b.example".into(),
+            value: "v=spf1 a:mx.example ~all".into(),
+            verified: true,
+            found: vec!["v=spf1 a:mx.example -all".into()],
+        }],
+        verified_at_ms: Some(T0),
+        ..domain("ws_a", "b.example")
+    };
+    let mut tx = store.begin().await.unwrap();
+    assert!(
+        tx.put_sender_domain(&verified).await.is_err(),
+        "not added yet"
+    );
+    tx.insert_sender_domain(&domain("ws_a", "b.example"))
+        .await
+        .unwrap();
+    tx.put_sender_domain(&verified).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        store.sender_domain("b.example").await.unwrap(),
+        Some(verified)
+    );
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.delete_sender_domain("b.example").await.unwrap());
+    assert!(!tx.delete_sender_domain("b.example").await.unwrap());
+    tx.commit().await.unwrap();
+    assert_eq!(store.sender_domain("b.example").await.unwrap(), None);
+    assert_eq!(store.sender_domains_of("ws_a").await.unwrap().len(), 1);
     assert_eq!(store.sender_domains_of("ws_a").await.unwrap().len(), 1);
     assert!(store.sender_domains_of("ws_b").await.unwrap().is_empty());
     assert_eq!(
