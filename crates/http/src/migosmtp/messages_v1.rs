@@ -177,14 +177,33 @@ pub(crate) async fn send_batch(
                 format!("1 to {MAX_BATCH} messages per batch"),
             ));
         }
-        let mut results = Vec::with_capacity(value.messages.len());
+        // All at once: the spool's group commit then makes them durable
+        // together instead of one flush after another.
+        let n = value.messages.len();
+        let mut sends = tokio::task::JoinSet::new();
         for (i, message) in value.messages.into_iter().enumerate() {
-            let prefix = format!("messages[{i}].");
-            results.push(match send_one(&state, &tenant, message, &prefix).await {
+            let (state, tenant) = (state.clone(), tenant.clone());
+            sends.spawn(async move {
+                let prefix = format!("messages[{i}].");
+                (i, send_one(&state, &tenant, message, &prefix).await)
+            });
+        }
+        let mut results: Vec<Option<BatchItem>> = (0..n).map(|_| None).collect();
+        while let Some(done) = sends.join_next().await {
+            let (i, result) = done.map_err(|e| {
+                tracing::error!(error = %e, "a send of a batch failed");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error; see the server log",
+                )
+            })?;
+            results[i] = Some(match result {
                 Ok(sent) => BatchItem::Sent(sent),
                 Err(e) => BatchItem::Failed { error: e.detail() },
             });
         }
+        let results = results.into_iter().flatten().collect();
         Ok((StatusCode::OK, BatchSent { results }))
     })
     .await
