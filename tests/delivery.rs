@@ -1475,6 +1475,63 @@ async fn sending_domains_are_verified_through_dns() {
         ]
     );
 
+    // Verified: mail from any other domain is refused, over SMTP at MAIL
+    // (the envelope) and after DATA (the header From), and over HTTP.
+    let mut smtp = r.ts.authed(&r.account).await;
+    let reply = smtp.cmd("MAIL FROM:<app@sender.test>").await;
+    assert_eq!(reply.code, 553, "{reply:?}");
+    assert!(reply.text().contains("5.7.1"), "{reply:?}");
+    let forged = "From: app@sender.test\r\nTo: x@example.test\r\nSubject: s\r\n\r\nhi\r\n";
+    let reply = smtp
+        .send_mail("news@dkim.test", &["x@example.test"], forged)
+        .await;
+    assert_eq!(reply.code, 553, "{reply:?}");
+    let send =
+        |from: &str| json!({"from": from, "to": ["x@example.test"], "subject": "s", "text": "hi"});
+    let (s, refused) =
+        r.ts.call(
+            &key,
+            "POST",
+            "/migosmtp/v1/messages",
+            Some(send("app@sender.test")),
+        )
+        .await;
+    assert_eq!(s, 422, "{refused}");
+    let (s, _) =
+        r.ts.call(
+            &key,
+            "POST",
+            "/migosmtp/v1/messages",
+            Some(send("news@dkim.test")),
+        )
+        .await;
+    assert_eq!(s, 202);
+    // Unless the operator allows the workspace other domains.
+    let (s, ws) =
+        r.ts.admin(
+            "PATCH",
+            &format!("/admin/v1/workspaces/{}", r.account.workspace_id),
+            Some(json!({"allow_unverified_senders": true})),
+        )
+        .await;
+    assert_eq!(s, 200, "{ws}");
+    assert_eq!(ws["allow_unverified_senders"], true);
+    let (s, _) =
+        r.ts.call(
+            &key,
+            "POST",
+            "/migosmtp/v1/messages",
+            Some(send("app@sender.test")),
+        )
+        .await;
+    assert_eq!(s, 202);
+    r.ts.admin(
+        "PATCH",
+        &format!("/admin/v1/workspaces/{}", r.account.workspace_id),
+        Some(json!({"allow_unverified_senders": false})),
+    )
+    .await;
+
     // SPF changed (published with TTL 0, so no resolver keeps the old
     // one): unverified again, and the answer says what was found.
     assert_eq!(r.dns.remove_records("dkim", RecordType::TXT), 1);

@@ -269,6 +269,33 @@ impl Domains {
         Ok(domain)
     }
 
+    /// Whether a workspace may send mail from `domain`: any domain until it
+    /// has a verified sending domain (or when it allows unverified ones),
+    /// then its verified domains only.
+    pub async fn sender_allowed(
+        &self,
+        workspace_id: &str,
+        domain: &str,
+    ) -> Result<bool, AccountsError> {
+        let ws = self.inner.accounts.workspace(workspace_id).await?;
+        if ws.is_none_or(|w| w.allow_unverified_senders) {
+            // No such workspace has no verified domain either.
+            return Ok(true);
+        }
+        let verified: Vec<SenderDomain> = self
+            .inner
+            .store
+            .sender_domains_of(workspace_id)
+            .await?
+            .into_iter()
+            .filter(|d| d.verified_at_ms.is_some())
+            .collect();
+        Ok(verified.is_empty()
+            || verified
+                .iter()
+                .any(|d| d.domain.eq_ignore_ascii_case(domain)))
+    }
+
     /// A workspace's sender domains (`NotFound` for an unknown workspace).
     pub async fn list(&self, workspace_id: &str) -> Result<Vec<SenderDomain>, AccountsError> {
         self.inner.accounts.require_workspace(workspace_id).await?;

@@ -128,9 +128,34 @@ impl Accounts {
             name: name.to_string(),
             daily_quota,
             created_at: rfc3339(self.inner.clock.now_ms()),
+            allow_unverified_senders: false,
         };
         let mut tx = self.inner.store.begin().await?;
         tx.insert_workspace(&ws).await?;
+        tx.commit().await?;
+        Ok(ws)
+    }
+
+    /// Changes a workspace's settings: its daily quota (`Some(None)`
+    /// removes it) and whether it may send from unverified domains.
+    pub async fn update_workspace(
+        &self,
+        id: &str,
+        daily_quota: Option<Option<u64>>,
+        allow_unverified_senders: Option<bool>,
+    ) -> Result<Workspace, AccountsError> {
+        let mut tx = self.inner.store.begin().await?;
+        let mut ws = tx
+            .workspace(id)
+            .await?
+            .ok_or_else(|| AccountsError::NotFound(format!("workspace {id} not found")))?;
+        if let Some(q) = daily_quota {
+            ws.daily_quota = q;
+        }
+        if let Some(allow) = allow_unverified_senders {
+            ws.allow_unverified_senders = allow;
+        }
+        tx.put_workspace(&ws).await?;
         tx.commit().await?;
         Ok(ws)
     }

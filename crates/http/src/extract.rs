@@ -11,10 +11,21 @@ use axum::middleware::Next;
 use axum::response::Response;
 use rackwave_core::Platform;
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::{ApiError, AppState};
+
+/// For PATCH bodies: tells a field set to `null` (`Some(None)`) from one
+/// left out (`None`, with `#[serde(default)]`).
+pub(crate) fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
 
 /// `Json<T>` with JSON errors: 400 for bad syntax or fields, 413 when too
 /// large, 415 without `Content-Type: application/json`.

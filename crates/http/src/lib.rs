@@ -143,7 +143,7 @@ fn routes(limits: BodyLimits) -> OpenApiRouter<AppState> {
     use platform::{events_v1, webhooks_v1};
     let admin = OpenApiRouter::new()
         .routes(routes!(workspaces_v1::create, workspaces_v1::list))
-        .routes(routes!(workspaces_v1::get))
+        .routes(routes!(workspaces_v1::get, workspaces_v1::update))
         .routes(routes!(smtp_accounts_v1::create, smtp_accounts_v1::list))
         .routes(routes!(api_keys_v1::create))
         .routes(routes!(domains_v1::create, domains_v1::list))

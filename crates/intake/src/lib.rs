@@ -171,6 +171,9 @@ pub enum RefusalKind {
     TooLarge,
     /// A policy refused it (SMTP 550 5.7.1).
     Policy,
+    /// The sender's domain is not one the workspace may send from (SMTP
+    /// 553 5.7.1).
+    Sender,
     /// We could not take it now; try again (SMTP 451 4.3.0).
     Temporary,
 }
@@ -312,6 +315,10 @@ impl Intake {
             (parsed.subject().map(str::to_string), from_domain)
         };
 
+        if let Some(domain) = &from_domain {
+            self.check_sender(&sub.workspace_id, domain).await?;
+        }
+
         let now = inner.clock.now_ms();
         let queue_id = rackwave_queue::new_queue_id();
         let host = &inner.config.hostname;
@@ -387,6 +394,32 @@ impl Intake {
             message_ids: enqueued.message_ids,
             rejected,
         })
+    }
+
+    /// Refuses mail from a domain the workspace may not send from (once it
+    /// has verified sending domains, only those).
+    pub async fn check_sender(&self, workspace_id: &str, domain: &str) -> Result<(), Refusal> {
+        match self
+            .inner
+            .domains
+            .sender_allowed(workspace_id, domain)
+            .await
+        {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Refusal::new(
+                RefusalKind::Sender,
+                "sender_domain",
+                format!("{domain} is not a verified sending domain of this workspace"),
+            )),
+            Err(e) => {
+                tracing::error!(error = %e, "checking the sender domain failed");
+                Err(Refusal::new(
+                    RefusalKind::Temporary,
+                    "tempfail",
+                    "Temporary local problem, please try again later",
+                ))
+            }
+        }
     }
 
     /// Prepends a DKIM signature when the workspace has a key for the

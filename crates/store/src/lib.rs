@@ -237,6 +237,8 @@ store_api! {
     writes {
         /// Adds a workspace; its id must be new.
         fn insert_workspace(workspace: &Workspace) -> ();
+        /// Replaces an existing workspace's record (its settings).
+        fn put_workspace(workspace: &Workspace) -> ();
         /// Adds an SMTP account; `Conflict` if the username is taken.
         fn insert_smtp_account(account: &SmtpAccount) -> ();
         /// Adds an API key; `Conflict` if its digest is taken.

@@ -15,6 +15,10 @@ pub struct Workspace {
     /// workspace's SMTP accounts.
     pub daily_quota: Option<u64>,
     pub created_at: String,
+    /// Send from any domain even once the workspace has a verified sending
+    /// domain (by default, mail is then only accepted from verified ones).
+    #[serde(default)]
+    pub allow_unverified_senders: bool,
 }
 
 /// SMTP AUTH credentials of one workspace; the username is unique across

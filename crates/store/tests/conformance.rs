@@ -26,6 +26,7 @@ fn workspace(id: &str) -> Workspace {
         name: format!("name of {id}"),
         daily_quota: Some(10),
         created_at: "2026-06-07T09:39:00Z".into(),
+        allow_unverified_senders: false,
     }
 }
 
@@ -104,6 +105,19 @@ async fn workspaces_and_credentials(store: &Store) {
         Some(workspace("ws_a"))
     );
     assert_eq!(store.workspace("ws_nope").await.unwrap(), None);
+    let changed = Workspace {
+        allow_unverified_senders: true,
+        daily_quota: None,
+        ..workspace("ws_b")
+    };
+    let mut tx = store.begin().await.unwrap();
+    tx.put_workspace(&changed).await.unwrap();
+    assert!(tx.put_workspace(&workspace("ws_unknown")).await.is_err());
+    tx.commit().await.unwrap();
+    assert_eq!(store.workspace("ws_b").await.unwrap(), Some(changed));
+    let mut tx = store.begin().await.unwrap();
+    tx.put_workspace(&workspace("ws_b")).await.unwrap();
+    tx.commit().await.unwrap();
     let ids: Vec<String> = store
         .workspaces()
         .await

@@ -19,6 +19,18 @@ pub(crate) struct CreateWorkspace {
     pub(crate) daily_quota: Option<u64>,
 }
 
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateWorkspace {
+    /// The daily cap; `null` removes it.
+    #[serde(default, deserialize_with = "crate::extract::present")]
+    #[schema(value_type = Option<u64>)]
+    pub(crate) daily_quota: Option<Option<u64>>,
+    /// Send from any domain even once the workspace has verified sending
+    /// domains.
+    pub(crate) allow_unverified_senders: Option<bool>,
+}
+
 #[derive(Serialize, ToSchema)]
 pub(crate) struct WorkspaceList {
     pub(crate) workspaces: Vec<Workspace>,
@@ -48,6 +60,24 @@ pub(crate) async fn list(State(state): State<AppState>) -> Result<Json<Workspace
     Ok(Json(WorkspaceList {
         workspaces: state.accounts.workspaces().await?,
     }))
+}
+
+/// Changes a workspace's settings.
+#[utoipa::path(patch, operation_id = "admin_workspaces_update", path = "/admin/v1/workspaces/{id}", tag = "admin",
+    params(("id" = String, Path, description = "Workspace id")),
+    request_body = UpdateWorkspace,
+    responses((status = 200, body = Workspace), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub(crate) async fn update(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(req): ApiJson<UpdateWorkspace>,
+) -> Result<Json<Workspace>, ApiError> {
+    let ws = state
+        .accounts
+        .update_workspace(&id, req.daily_quota, req.allow_unverified_senders)
+        .await?;
+    Ok(Json(ws))
 }
 
 /// One workspace.

@@ -329,9 +329,10 @@ async fn send_one(
         .await
         .map_err(|r| {
             let status = match r.kind {
-                RefusalKind::Malformed | RefusalKind::TooLarge | RefusalKind::Policy => {
-                    StatusCode::UNPROCESSABLE_ENTITY
-                }
+                RefusalKind::Malformed
+                | RefusalKind::TooLarge
+                | RefusalKind::Policy
+                | RefusalKind::Sender => StatusCode::UNPROCESSABLE_ENTITY,
                 RefusalKind::Temporary => StatusCode::SERVICE_UNAVAILABLE,
             };
             ApiError::new(status, "refused", r.text)

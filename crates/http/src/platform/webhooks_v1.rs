@@ -5,7 +5,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use rackwave_core::{rfc3339, Platform};
@@ -32,10 +32,6 @@ pub(crate) struct CreateWebhook {
     pub(crate) description: Option<String>,
 }
 
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
-}
-
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UpdateWebhook {
@@ -43,7 +39,7 @@ pub(crate) struct UpdateWebhook {
     pub(crate) event_types: Option<Vec<String>>,
     pub(crate) enabled: Option<bool>,
     /// `null` clears it.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::extract::present")]
     #[schema(value_type = Option<String>)]
     pub(crate) description: Option<Option<String>>,
 }

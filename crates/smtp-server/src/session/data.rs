@@ -207,6 +207,7 @@ impl Session {
                     RefusalKind::Malformed => (554, "5.6.0"),
                     RefusalKind::TooLarge => (552, "5.3.4"),
                     RefusalKind::Policy => (550, "5.7.1"),
+                    RefusalKind::Sender => (553, "5.7.1"),
                     RefusalKind::Temporary => (451, "4.3.0"),
                 };
                 self.refuse(refusal.reason, Reply::new(code, status, refusal.text))

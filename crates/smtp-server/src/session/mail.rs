@@ -7,7 +7,7 @@ use rackwave_smtp_proto::Reply;
 use super::{Flow, Session, Transaction};
 
 impl Session {
-    pub(crate) fn mail(&mut self, from: String, params: MailParams) -> Flow {
+    pub(crate) async fn mail(&mut self, from: String, params: MailParams) -> Flow {
         let Some(helo) = &self.helo else {
             return self.refuse(
                 "bad_sequence",
@@ -43,6 +43,21 @@ impl Session {
                 Reply::new(553, "5.6.7", "Non-ASCII sender address requires SMTPUTF8"),
             );
         }
+        // Once the workspace has verified sending domains, only those (the
+        // header From is checked again after DATA).
+        if let Some((_, domain)) = from.rsplit_once('@') {
+            let workspace = auth.workspace.id.clone();
+            if let Err(refusal) = self.ctx.intake.check_sender(&workspace, domain).await {
+                let (code, enhanced) = match refusal.kind {
+                    rackwave_intake::RefusalKind::Temporary => (451, "4.3.0"),
+                    _ => (553, "5.7.1"),
+                };
+                return self.refuse(refusal.reason, Reply::new(code, enhanced, &refusal.text));
+            }
+        }
+        let Some(auth) = &self.auth else {
+            return self.refuse("auth_required", Reply::auth_required());
+        };
         let reservation = self
             .ctx
             .intake

@@ -160,7 +160,7 @@ impl Session {
             Command::Helo(name) => self.ehlo(name, false),
             Command::StartTls => self.starttls().await,
             Command::Auth { mechanism, initial } => self.auth(mechanism, initial).await,
-            Command::Mail { from, params } => self.mail(from, params),
+            Command::Mail { from, params } => self.mail(from, params).await,
             Command::Rcpt { to } => self.rcpt(to).await,
             Command::Data => self.data().await,
             Command::Bdat { size, last } => self.bdat(size, last).await,

@@ -383,6 +383,18 @@ impl Writes for SledTxn {
         Ok(())
     }
 
+    async fn put_workspace(&mut self, workspace: &Workspace) -> Result<()> {
+        let k = cat(&[keys::WORKSPACE, workspace.id.as_bytes()]);
+        if self.get(&k)?.is_none() {
+            return Err(StoreError::Invalid(format!(
+                "workspace {} does not exist",
+                workspace.id
+            )));
+        }
+        self.put(k, encode(workspace));
+        Ok(())
+    }
+
     async fn put_api_key(&mut self, key: &ApiKey) -> Result<()> {
         let k = cat(&[keys::API_KEY, key.digest.as_bytes()]);
         if self.get(&k)?.is_none() {
