@@ -1382,6 +1382,39 @@ async fn an_http_send_arrives_intact_signed_and_tagged() {
         .await;
     let smtp = r.wait(&smtp_qid, &["delivered"]).await;
     assert_eq!(events(&smtp[0]), events(&msgs[0]));
+
+    // Stats per day, all messages and by tag (the event log is written
+    // behind the spool: wait for it).
+    let today = &rackwave_core::rfc3339(r.ts.clock.now_ms())[..10];
+    let counts = |tag: &'static str| {
+        let (ts, key) = (&r.ts, key.clone());
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            loop {
+                let path = format!("/migosmtp/v1/stats?since={today}&until={today}{tag}");
+                let (s, stats) = ts.call(&key, "GET", &path, None).await;
+                assert_eq!(s, 200, "{stats}");
+                let day = stats["days"][0]["counts"].clone();
+                if day["email.delivered"] == json!(if tag.is_empty() { 4 } else { 3 }) {
+                    assert_eq!(stats["days"].as_array().unwrap().len(), 1);
+                    assert_eq!(stats["days"][0]["date"], today);
+                    return day;
+                }
+                assert!(tokio::time::Instant::now() < deadline, "{stats}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let all = counts("").await;
+    assert_eq!(all["email.queued"], 4);
+    assert_eq!(all["email.sent"], 4);
+    assert_eq!(all["email.bounced"], 0, "every email.* type is listed");
+    let spring = counts("&tag=spring").await;
+    assert_eq!(spring["email.queued"], 3);
+    let (s, _) =
+        r.ts.call(&key, "GET", "/migosmtp/v1/stats?since=2026-13-01", None)
+            .await;
+    assert_eq!(s, 400);
 }
 
 /// Sending domains with the workspace's key, verified through a real DNS

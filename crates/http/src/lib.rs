@@ -193,6 +193,7 @@ fn routes(limits: BodyLimits) -> OpenApiRouter<AppState> {
             migosmtp::domains_v1::delete
         ))
         .routes(routes!(migosmtp::domains_v1::verify))
+        .routes(routes!(migosmtp::stats_v1::stats))
         .route_layer(middleware::from_fn(rate_limit::limit))
         .routes(routes!(migosmtp::messages_v1::send_batch))
         .layer(DefaultBodyLimit::max(limits.send));

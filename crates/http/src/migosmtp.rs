@@ -6,3 +6,4 @@
 pub(crate) mod credentials_v1;
 pub(crate) mod domains_v1;
 pub(crate) mod messages_v1;
+pub(crate) mod stats_v1;

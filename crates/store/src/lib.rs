@@ -233,6 +233,10 @@ store_api! {
         fn due_deliveries(endpoint_id: &str, now_ms: i64, limit: usize) -> Vec<String>;
         /// The request a workspace made with an idempotency key.
         fn idempotency(workspace_id: &str, key: &str) -> Option<IdempotencyRecord>;
+        /// A workspace's events counted per UTC day (days since the epoch,
+        /// `since_day..=until_day`) and type, as `(day, type, count)` in day
+        /// order; only those of messages tagged `tag` when one is given.
+        fn event_counts(workspace_id: &str, since_day: i64, until_day: i64, tag: Option<&str>) -> Vec<(i64, String, u64)>;
     }
     writes {
         /// Adds a workspace; its id must be new.

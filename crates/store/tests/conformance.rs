@@ -18,6 +18,7 @@ async fn conformance(store: &Store) {
     event_log(store).await;
     outbox(store).await;
     idempotency(store).await;
+    daily_counts(store).await;
 }
 
 fn workspace(id: &str) -> Workspace {
@@ -622,6 +623,67 @@ async fn idempotency(store: &Store) {
     assert_eq!(tx.prune_idempotency(T0 + 101, 1).await.unwrap(), (1, true));
     tx.commit().await.unwrap();
     assert_eq!(store.idempotency("ws_i1", "k1").await.unwrap(), None);
+}
+
+/// Events are counted per workspace, UTC day and type as they are
+/// appended, overall and per tag of their message.
+async fn daily_counts(store: &Store) {
+    const DAY: i64 = 86_400_000;
+    let day0 = T0.div_euclid(DAY);
+    let tagged = |at: i64, msg: &str, e: EmailEvent, tags: &[&str]| {
+        let message = MessageRef {
+            message_id: msg.into(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            ..Default::default()
+        };
+        rackwave_core::event::Event::new(
+            "ws_c",
+            Timestamp(at),
+            e.data(message, Timestamp(at), 1, None),
+        )
+    };
+    let mut tx = store.begin().await.unwrap();
+    for e in [
+        tagged(T0, "m1", EmailEvent::Queued, &["spring"]),
+        tagged(T0, "m1", EmailEvent::Delivered, &["spring"]),
+        tagged(T0, "m2", EmailEvent::Queued, &[]),
+        tagged(T0 + DAY, "m3", EmailEvent::Queued, &["spring", "de"]),
+    ] {
+        tx.append_event(&e).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let all = store
+        .event_counts("ws_c", day0, day0 + 1, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        all,
+        [
+            (day0, "email.delivered".to_string(), 1),
+            (day0, "email.queued".to_string(), 2),
+            (day0 + 1, "email.queued".to_string(), 1),
+        ]
+    );
+    let spring = store
+        .event_counts("ws_c", day0, day0 + 1, Some("spring"))
+        .await
+        .unwrap();
+    assert_eq!(spring.iter().map(|c| c.2).sum::<u64>(), 3);
+    let de = store
+        .event_counts("ws_c", day0 + 1, day0 + 1, Some("de"))
+        .await
+        .unwrap();
+    assert_eq!(de, [(day0 + 1, "email.queued".to_string(), 1)]);
+    assert!(store
+        .event_counts("ws_c", day0 + 2, day0 + 9, None)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .event_counts("ws_other", day0, day0 + 1, None)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 fn sled_store(path: &std::path::Path) -> Store {

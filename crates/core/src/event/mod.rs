@@ -190,6 +190,19 @@ impl<'de> Deserialize<'de> for EventType {
 }
 
 impl EventData {
+    /// The sender's tags of the message this event is about (events of the
+    /// spool carry them; others have none).
+    pub fn tags(&self) -> &[String] {
+        match self {
+            EventData::EmailQueued(d) => &d.message.tags,
+            EventData::EmailSent(d) => &d.message.tags,
+            EventData::EmailDelivered(d) => &d.message.tags,
+            EventData::EmailBounced(d) => &d.message.tags,
+            EventData::EmailDeferred(d) => &d.message.tags,
+            _ => &[],
+        }
+    }
+
     /// The message this event is about, when it is about one (email, SMS
     /// and WhatsApp events): the key the event log indexes by.
     pub fn message_id(&self) -> Option<&str> {

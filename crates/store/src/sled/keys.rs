@@ -21,6 +21,7 @@
 //! | `q/<endpoint>\0<due>\0<delivery id>`  | empty: the outbox's due index   |
 //! | `l/<endpoint>\0<seq>`                 | delivery id: deliveries listed  |
 //! | `ik/<ws>\0<key>`                      | `IdempotencyRecord`             |
+//! | `sc/<ws>\0<day>\0<tag>\0<type>`       | u64: events a day (tag "": all) |
 //! | `it/<created ms>\0<ws>\0<key>`        | empty: idempotency by age       |
 //!
 //! The one-letter families are the event log's and outbox's since their
@@ -45,6 +46,23 @@ pub(crate) const DELIVERY: &[u8] = b"d/";
 pub(crate) const DUE: &[u8] = b"q/";
 pub(crate) const DELIVERIES_OF: &[u8] = b"l/";
 pub(crate) const IDEMPOTENCY: &[u8] = b"ik/";
+pub(crate) const DAILY_COUNT: &[u8] = b"sc/";
+
+/// `sc/<ws>\0<day>`: the start of a workspace's counters of one day (days
+/// since the epoch, offset so negative days sort first).
+pub(crate) fn daily_counts(ws: &str, day: i64) -> Vec<u8> {
+    pair(DAILY_COUNT, ws, &((day as u64) ^ (1 << 63)).to_be_bytes())
+}
+
+pub(crate) fn daily_count(ws: &str, day: i64, tag: &str, event_type: &str) -> Vec<u8> {
+    cat(&[
+        &daily_counts(ws, day),
+        b"\0",
+        tag.as_bytes(),
+        b"\0",
+        event_type.as_bytes(),
+    ])
+}
 pub(crate) const IDEMPOTENCY_BY_AGE: &[u8] = b"it/";
 
 pub(crate) fn idempotency(ws: &str, key: &str) -> Vec<u8> {

@@ -317,6 +317,41 @@ impl<K: Kv> Reads for K {
     ) -> Result<Option<IdempotencyRecord>> {
         self.get_json(&keys::idempotency(workspace_id, key))
     }
+
+    async fn event_counts(
+        &self,
+        workspace_id: &str,
+        since_day: i64,
+        until_day: i64,
+        tag: Option<&str>,
+    ) -> Result<Vec<(i64, String, u64)>> {
+        let start = keys::daily_counts(workspace_id, since_day);
+        let end = keys::daily_counts(workspace_id, until_day.saturating_add(1));
+        let prefix = keys::group(keys::DAILY_COUNT, workspace_id).len();
+        let want = tag.unwrap_or("");
+        let mut out = Vec::new();
+        for (key, value) in self.scan(&start, &end, false, usize::MAX)? {
+            // `<8-byte day>\0<tag>\0<type>`
+            let rest = &key[prefix..];
+            let (Some(day), Some(tail)) = (rest.get(..8), rest.get(9..)) else {
+                continue;
+            };
+            let day = (u64::from_be_bytes(day.try_into().expect("8 bytes")) ^ (1 << 63)) as i64;
+            let Some(split) = tail.iter().position(|b| *b == 0) else {
+                continue;
+            };
+            if &tail[..split] != want.as_bytes() {
+                continue;
+            }
+            let n = u64::from_be_bytes(value.as_slice().try_into().unwrap_or([0; 8]));
+            out.push((
+                day,
+                String::from_utf8_lossy(&tail[split + 1..]).into_owned(),
+                n,
+            ));
+        }
+        Ok(out)
+    }
 }
 
 impl SledTxn {
@@ -498,6 +533,20 @@ impl Writes for SledTxn {
         );
         if let Some(msg) = &stored.message_id {
             self.put(keys::event_by_message(ws, msg, stored.seq), Vec::new());
+        }
+        // The day's counters, overall and per tag (stats without a scan).
+        let day = stored.at_ms.div_euclid(86_400_000);
+        let event_type = event.event_type();
+        for tag in std::iter::once("").chain(event.data.tags().iter().map(String::as_str)) {
+            if tag.contains('\0') {
+                continue;
+            }
+            let key = keys::daily_count(ws, day, tag, event_type.as_str());
+            let n = match self.get(&key)? {
+                Some(v) => u64::from_be_bytes(v.as_slice().try_into().unwrap_or([0; 8])),
+                None => 0,
+            };
+            self.put(key, (n + 1).to_be_bytes().to_vec());
         }
         Ok(stored)
     }
