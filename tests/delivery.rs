@@ -1530,7 +1530,7 @@ async fn sending_domains_are_verified_through_dns() {
         )
         .await;
     assert_eq!(s, 422, "{refused}");
-    let (s, _) =
+    let (s, sent) =
         r.ts.call(
             &key,
             "POST",
@@ -1539,6 +1539,13 @@ async fn sending_domains_are_verified_through_dns() {
         )
         .await;
     assert_eq!(s, 202);
+    // Mail from the verified domain bounces to its own return-path host
+    // (VERP), so the envelope aligns with it for DMARC.
+    r.wait(sent["queue_id"].as_str().unwrap(), &["delivered"])
+        .await;
+    let mail_from = r.sinks[0].received().last().unwrap().mail_from.clone();
+    assert!(mail_from.starts_with("bounce-msg_"), "{mail_from}");
+    assert!(mail_from.ends_with("@rw-bounces.dkim.test"), "{mail_from}");
     // Unless the operator allows the workspace other domains.
     let (s, ws) =
         r.ts.admin(
@@ -1549,7 +1556,7 @@ async fn sending_domains_are_verified_through_dns() {
         .await;
     assert_eq!(s, 200, "{ws}");
     assert_eq!(ws["allow_unverified_senders"], true);
-    let (s, _) =
+    let (s, sent) =
         r.ts.call(
             &key,
             "POST",
@@ -1558,6 +1565,10 @@ async fn sending_domains_are_verified_through_dns() {
         )
         .await;
     assert_eq!(s, 202);
+    r.wait(sent["queue_id"].as_str().unwrap(), &["delivered"])
+        .await;
+    let mail_from = r.sinks[0].received().last().unwrap().mail_from.clone();
+    assert!(mail_from.ends_with("@bounces.rackwave.test"), "{mail_from}");
     r.ts.admin(
         "PATCH",
         &format!("/admin/v1/workspaces/{}", r.account.workspace_id),

@@ -190,6 +190,7 @@ impl Bench {
             received_at_ms: T0,
             tags: Vec::new(),
             metadata: Default::default(),
+            return_path: None,
         }
     }
 

@@ -25,6 +25,7 @@ fn submission(i: u64) -> Submission {
         received_at_ms: 1_700_000_000_000 + i as i64,
         tags: Vec::new(),
         metadata: Default::default(),
+        return_path: None,
     }
 }
 

@@ -40,6 +40,7 @@ fn bench(c: &mut Criterion) {
                             received_at_ms: 1_700_000_000_000 + s as i64,
                             tags: Vec::new(),
                             metadata: Default::default(),
+                            return_path: None,
                         })
                         .await
                         .unwrap()

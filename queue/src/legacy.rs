@@ -162,6 +162,7 @@ pub(crate) fn record(raw: &[u8]) -> Result<MessageRecord, String> {
         delivery_attempts,
         tags: Vec::new(),
         metadata: Default::default(),
+        return_path: None,
     })
 }
 

@@ -97,6 +97,12 @@ pub struct MessageRecord {
     pub tags: Vec<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
+    /// The host of the envelope sender's address when delivering (its
+    /// VERP bounce address): the sending domain's return-path host when the
+    /// domain is verified, so bounces align with it; `None`: the server's
+    /// bounce domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_path: Option<String>,
 }
 
 impl MessageRecord {
@@ -138,6 +144,8 @@ pub struct Submission {
     /// Stored with every record (see [`MessageRecord::tags`]).
     pub tags: Vec<String>,
     pub metadata: BTreeMap<String, String>,
+    /// See [`MessageRecord::return_path`].
+    pub return_path: Option<String>,
 }
 
 /// The result of a durable enqueue.

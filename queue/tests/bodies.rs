@@ -43,6 +43,7 @@ fn submission(n: usize, rcpts: &[&str], len: usize) -> Submission {
         received_at_ms: T0,
         tags: Vec::new(),
         metadata: Default::default(),
+        return_path: None,
     }
 }
 

@@ -30,6 +30,7 @@ fn submission(ws: &str, rcpts: &[String], at: i64) -> Submission {
         received_at_ms: at,
         tags: Vec::new(),
         metadata: Default::default(),
+        return_path: None,
     }
 }
 

@@ -32,6 +32,7 @@ fn submission(ws: &str, rcpts: &[&str], at: i64) -> Submission {
         received_at_ms: at,
         tags: Vec::new(),
         metadata: Default::default(),
+        return_path: None,
     }
 }
 

@@ -25,6 +25,7 @@ fn submission(ws: &str, rcpts: &[&str], at: i64) -> Submission {
         received_at_ms: at,
         tags: Vec::new(),
         metadata: Default::default(),
+        return_path: None,
     }
 }
 

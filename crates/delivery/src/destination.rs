@@ -486,6 +486,7 @@ mod tests {
             delivery_attempts: vec![],
             tags: Vec::new(),
             metadata: Default::default(),
+            return_path: None,
         }
     }
 

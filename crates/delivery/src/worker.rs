@@ -173,7 +173,8 @@ pub(crate) async fn run(
         let mail_from = if msg.from.is_empty() {
             String::new()
         } else {
-            verp::encode(&msg.id, &ctx.config.bounce_domain)
+            let host = msg.return_path.as_deref();
+            verp::encode(&msg.id, host.unwrap_or(&ctx.config.bounce_domain))
         };
         let envelope = Envelope {
             mail_from: &mail_from,

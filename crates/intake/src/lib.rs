@@ -315,9 +315,13 @@ impl Intake {
             (parsed.subject().map(str::to_string), from_domain)
         };
 
-        if let Some(domain) = &from_domain {
-            self.check_sender(&sub.workspace_id, domain).await?;
-        }
+        let return_path = match &from_domain {
+            Some(domain) => {
+                self.check_sender(&sub.workspace_id, domain).await?;
+                self.return_path(&sub.workspace_id, domain).await
+            }
+            None => None,
+        };
 
         let now = inner.clock.now_ms();
         let queue_id = rackwave_queue::new_queue_id();
@@ -375,6 +379,7 @@ impl Intake {
                 received_at_ms: now,
                 tags: std::mem::take(&mut sub.tags),
                 metadata: std::mem::take(&mut sub.metadata),
+                return_path,
             })
             .await
             .map_err(|e| {
@@ -394,6 +399,20 @@ impl Intake {
             message_ids: enqueued.message_ids,
             rejected,
         })
+    }
+
+    /// The return-path host of a verified sending domain of the workspace.
+    async fn return_path(&self, workspace_id: &str, domain: &str) -> Option<String> {
+        match self.inner.domains.get(domain).await {
+            Ok(Some(d)) if d.workspace_id == workspace_id && d.verified_at_ms.is_some() => Some(
+                format!("{}.{}", rackwave_accounts::RETURN_PATH_LABEL, d.domain),
+            ),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, domain, "looking up the return path failed; using the bounce domain");
+                None
+            }
+        }
     }
 
     /// Refuses mail from a domain the workspace may not send from (once it

@@ -83,6 +83,7 @@ pub(super) fn stage_enqueue(st: &mut Staged<'_>, sub: Submission) -> Result<Enqu
             delivery_attempts: Vec::new(),
             tags: sub.tags.clone(),
             metadata: sub.metadata.clone(),
+            return_path: sub.return_path.clone(),
         };
         st.history(
             &mut rec,
