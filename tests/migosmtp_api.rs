@@ -376,6 +376,53 @@ async fn the_message_log_shows_a_workspace_its_own_messages() {
     assert!(text.starts_with("Received: "), "{text}");
     assert!(text.contains("Subject: hello\r\n"), "{text}");
 
+    // Filters: sender, tag and a time window (on the manual clock).
+    let t0 = ts.clock.now_ms();
+    ts.clock.advance_ms(3_600_000);
+    let (s, _) = ts
+        .call(
+            &a.key,
+            "POST",
+            "/migosmtp/v1/messages",
+            Some(with("from", json!("Other <OTHER@sender.test>"))),
+        )
+        .await;
+    assert_eq!(s, 202);
+    let count = |path: String| {
+        let (ts, key) = (&ts, a.key.clone());
+        async move {
+            let (s, page) = ts.call(&key, "GET", &path, None).await;
+            assert_eq!(s, 200, "{path}: {page}");
+            page["messages"].as_array().unwrap().len()
+        }
+    };
+    let half = rackwave_core::rfc3339(t0 + 1_800_000);
+    assert_eq!(count("/migosmtp/v1/messages".into()).await, 3);
+    assert_eq!(
+        count("/migosmtp/v1/messages?from=other@sender.test".into()).await,
+        1
+    );
+    assert_eq!(count("/migosmtp/v1/messages?tag=welcome".into()).await, 2);
+    assert_eq!(
+        count(format!("/migosmtp/v1/messages?since={half}")).await,
+        1
+    );
+    assert_eq!(
+        count(format!("/migosmtp/v1/messages?until={half}")).await,
+        2
+    );
+    assert_eq!(
+        count(format!(
+            "/migosmtp/v1/messages?until={half}&tag=welcome&to=ada@example.test"
+        ))
+        .await,
+        1
+    );
+    let (s, _) = ts
+        .call(&a.key, "GET", "/migosmtp/v1/messages?since=yesterday", None)
+        .await;
+    assert_eq!(s, 400);
+
     let (s, answer) = ts
         .call(&a.key, "GET", "/migosmtp/v1/messages?workspace=x", None)
         .await;

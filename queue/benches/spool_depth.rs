@@ -379,6 +379,7 @@ fn list_recipient(spool: &Spool, to: &str) -> (Duration, usize) {
         workspace_id: WORKSPACE.into(),
         to: Some(to.into()),
         status: None,
+        ..Default::default()
     };
     let start = Instant::now();
     let mut cursor: Option<String> = None;

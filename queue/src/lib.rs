@@ -589,6 +589,12 @@ impl Spool {
             None => keys::workspace_prefix(ws),
         };
         let limit = limit.max(1);
+        // The index suffix starts with the creation time: a time window is
+        // a key range.
+        let start = match filter.since_ms {
+            Some(since) => cat_key(&prefix, &keys::time_key(since)),
+            None => prefix.clone(),
+        };
         let end = match cursor {
             Some(c) => {
                 let suffix = keys::from_hex(c)
@@ -607,11 +613,22 @@ impl Spool {
             }
         };
 
+        let end = match filter.until_ms {
+            Some(until) => end.min(cat_key(&prefix, &keys::time_key(until))),
+            None => end,
+        };
+        if start >= end {
+            return Ok(Page {
+                messages: Vec::new(),
+                next_cursor: None,
+            });
+        }
+
         let tree = &self.inner.tree;
         let mut messages = Vec::new();
         let mut next_cursor = None;
         let mut last_suffix: Option<Vec<u8>> = None;
-        for (scanned, item) in tree.range(prefix.clone()..end).rev().enumerate() {
+        for (scanned, item) in tree.range(start..end).rev().enumerate() {
             let (key, _) = item?;
             if messages.len() >= limit || scanned >= LIST_SCAN_BUDGET {
                 // More entries exist; continue after the last one examined.
@@ -628,7 +645,13 @@ impl Spool {
                 continue;
             };
             let rec = decode_record(&rkey, &raw)?;
-            if filter.status.is_some_and(|s| s != rec.status) {
+            if filter.status.is_some_and(|s| s != rec.status)
+                || filter
+                    .from
+                    .as_ref()
+                    .is_some_and(|f| !f.eq_ignore_ascii_case(&rec.from))
+                || filter.tag.as_ref().is_some_and(|t| !rec.tags.contains(t))
+            {
                 continue;
             }
             messages.push(rec);
@@ -979,4 +1002,9 @@ fn next_due_in_lane(
 /// used by [`Spool::accepted_on_day`].
 pub fn utc_day(ms: i64) -> i64 {
     ms.div_euclid(writer::DAY_MS)
+}
+
+/// `prefix` followed by `suffix`.
+fn cat_key(prefix: &[u8], suffix: &[u8]) -> Vec<u8> {
+    [prefix, suffix].concat()
 }

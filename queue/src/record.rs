@@ -160,12 +160,20 @@ pub struct Enqueued {
 /// Filter for [`Spool::list`](crate::Spool::list). The workspace is
 /// mandatory because listing is always tenant-scoped; the indexes are laid
 /// out per workspace so one tenant's volume never slows another's listing.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 pub struct ListFilter {
     pub workspace_id: String,
     /// Recipient address, compared case-insensitively.
     pub to: Option<String>,
     pub status: Option<Status>,
+    /// Envelope sender, compared case-insensitively.
+    pub from: Option<String>,
+    /// Messages sent with this tag.
+    pub tag: Option<String>,
+    /// Created at or after, before (ms): bounds of the index scan, so a
+    /// window costs no more than its messages.
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
 }
 
 /// One page of a listing.

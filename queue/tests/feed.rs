@@ -74,6 +74,7 @@ fn records(spool: &Spool, workspaces: &[&str]) -> Vec<MessageRecord> {
             workspace_id: ws.to_string(),
             to: None,
             status: None,
+            ..Default::default()
         };
         let mut cursor = None;
         loop {

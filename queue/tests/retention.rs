@@ -38,6 +38,7 @@ fn listed(spool: &Spool, ws: &str) -> Vec<String> {
         workspace_id: ws.into(),
         to: None,
         status: None,
+        ..Default::default()
     };
     spool
         .list(&filter, None, 500)

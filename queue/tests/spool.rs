@@ -526,6 +526,7 @@ async fn list_filters_and_paginates() {
         workspace_id: "ws1".into(),
         to: None,
         status: None,
+        ..Default::default()
     };
     let got = collect(&f, 7);
     let ids: Vec<_> = got.iter().map(|r| r.id.clone()).collect();
@@ -545,6 +546,7 @@ async fn list_filters_and_paginates() {
         workspace_id: "ws1".into(),
         to: Some("BOB@x.ORG".into()),
         status: None,
+        ..Default::default()
     };
     let got = collect(&f, 2);
     assert_eq!(got.len(), 9);
@@ -554,6 +556,7 @@ async fn list_filters_and_paginates() {
         workspace_id: "ws1".into(),
         to: Some("bob@x.org".into()),
         status: Some(Status::Bounced),
+        ..Default::default()
     };
     let got = collect(&f, 5);
     assert_eq!(got.len(), 1);
@@ -563,6 +566,7 @@ async fn list_filters_and_paginates() {
         workspace_id: "ws1".into(),
         to: None,
         status: Some(Status::Queued),
+        ..Default::default()
     };
     assert_eq!(collect(&f, 4).len(), 24);
 
@@ -570,6 +574,7 @@ async fn list_filters_and_paginates() {
         workspace_id: "ws3".into(),
         to: None,
         status: None,
+        ..Default::default()
     };
     let page = spool.list(&f, None, 10).unwrap();
     assert!(page.messages.is_empty() && page.next_cursor.is_none());
@@ -577,6 +582,7 @@ async fn list_filters_and_paginates() {
         workspace_id: "ws2".into(),
         to: None,
         status: None,
+        ..Default::default()
     };
     assert_eq!(collect(&f, 10).len(), 1);
     // "ws" is a prefix of "ws1" but must see nothing.
@@ -584,6 +590,7 @@ async fn list_filters_and_paginates() {
         workspace_id: "ws".into(),
         to: None,
         status: None,
+        ..Default::default()
     };
     assert!(spool.list(&f, None, 10).unwrap().messages.is_empty());
 
@@ -698,6 +705,7 @@ async fn status_filter_scan_is_bounded() {
         workspace_id: "ws1".into(),
         to: None,
         status: Some(Status::Bounced),
+        ..Default::default()
     };
     let first = spool.list(&f, None, 10).unwrap();
     assert!(first.messages.is_empty());

@@ -25,6 +25,14 @@ pub(crate) struct ListQuery {
     pub(crate) status: Option<String>,
     /// The id from `250 OK queued as …`: all messages of one submission.
     pub(crate) queue_id: Option<String>,
+    /// Envelope sender (case-insensitive).
+    pub(crate) from: Option<String>,
+    /// Messages sent with this tag.
+    pub(crate) tag: Option<String>,
+    /// Created at or after this time (RFC 3339).
+    pub(crate) since: Option<String>,
+    /// Created before this time (RFC 3339).
+    pub(crate) until: Option<String>,
     /// From the previous page's `next_cursor`.
     pub(crate) cursor: Option<String>,
     /// Page size, 1 to 500 (default 50).
@@ -159,10 +167,26 @@ pub(crate) async fn list_in(state: &AppState, q: ListQuery) -> Result<MessageLis
         return Err(ApiError::invalid("workspace (or queue_id) is required"));
     };
     state.accounts.require_workspace(&workspace_id).await?;
+    let time = |field: &str, value: &Option<String>| -> Result<Option<i64>, ApiError> {
+        value
+            .as_deref()
+            .map(|v| {
+                chrono::DateTime::parse_from_rfc3339(v)
+                    .map(|t| t.timestamp_millis())
+                    .map_err(|_| {
+                        ApiError::invalid(format!("{field} must be an RFC 3339 time, got `{v}`"))
+                    })
+            })
+            .transpose()
+    };
     let filter = ListFilter {
         workspace_id,
         to: q.to,
         status,
+        from: q.from,
+        tag: q.tag,
+        since_ms: time("since", &q.since)?,
+        until_ms: time("until", &q.until)?,
     };
     let page = state.spool.list(&filter, q.cursor.as_deref(), limit)?;
     Ok(MessageList {

@@ -405,6 +405,14 @@ pub(crate) struct LogQuery {
     pub(crate) status: Option<String>,
     /// All messages of one send.
     pub(crate) queue_id: Option<String>,
+    /// Envelope sender (case-insensitive).
+    pub(crate) from: Option<String>,
+    /// Messages sent with this tag.
+    pub(crate) tag: Option<String>,
+    /// Created at or after this time (RFC 3339).
+    pub(crate) since: Option<String>,
+    /// Created before this time (RFC 3339).
+    pub(crate) until: Option<String>,
     /// From the previous page's `next_cursor`.
     pub(crate) cursor: Option<String>,
     /// Page size, 1 to 500 (default 50).
@@ -427,6 +435,10 @@ pub(crate) async fn list(
         to: q.to,
         status: q.status,
         queue_id: q.queue_id,
+        from: q.from,
+        tag: q.tag,
+        since: q.since,
+        until: q.until,
         cursor: q.cursor,
         limit: q.limit,
     };
