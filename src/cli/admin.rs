@@ -68,6 +68,20 @@ pub enum WorkspacesCmd {
     Get {
         id: String,
     },
+    /// Changes a workspace's settings.
+    Update {
+        id: String,
+        /// The daily cap on accepted recipients.
+        #[arg(long, conflicts_with = "no_daily_quota")]
+        daily_quota: Option<u64>,
+        /// Remove the daily cap.
+        #[arg(long)]
+        no_daily_quota: bool,
+        /// Send from any domain even once the workspace has verified
+        /// sending domains (true or false).
+        #[arg(long)]
+        allow_unverified_senders: Option<bool>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -110,6 +124,17 @@ pub enum MessagesCmd {
         status: Option<String>,
         #[arg(long)]
         queue_id: Option<String>,
+        /// Envelope sender.
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        tag: Option<String>,
+        /// Created at or after (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Created before (RFC 3339).
+        #[arg(long)]
+        until: Option<String>,
         #[arg(long)]
         cursor: Option<String>,
         #[arg(long)]
@@ -219,6 +244,27 @@ fn request_for(cmd: &AdminCommand) -> (reqwest::Method, String, Option<Value>) {
             format!("/admin/v1/workspaces/{}", enc(id)),
             None,
         ),
+        AdminCommand::Workspaces(WorkspacesCmd::Update {
+            id,
+            daily_quota,
+            no_daily_quota,
+            allow_unverified_senders,
+        }) => {
+            let mut body = serde_json::Map::new();
+            if *no_daily_quota {
+                body.insert("daily_quota".into(), Value::Null);
+            } else if let Some(q) = daily_quota {
+                body.insert("daily_quota".into(), json!(q));
+            }
+            if let Some(allow) = allow_unverified_senders {
+                body.insert("allow_unverified_senders".into(), json!(allow));
+            }
+            (
+                Method::PATCH,
+                format!("/admin/v1/workspaces/{}", enc(id)),
+                Some(Value::Object(body)),
+            )
+        }
         AdminCommand::SmtpAccounts(SmtpAccountsCmd::Create {
             workspace,
             username,
@@ -247,6 +293,10 @@ fn request_for(cmd: &AdminCommand) -> (reqwest::Method, String, Option<Value>) {
             to,
             status,
             queue_id,
+            from,
+            tag,
+            since,
+            until,
             cursor,
             limit,
         }) => {
@@ -256,6 +306,10 @@ fn request_for(cmd: &AdminCommand) -> (reqwest::Method, String, Option<Value>) {
                 ("to", to.as_deref()),
                 ("status", status.as_deref()),
                 ("queue_id", queue_id.as_deref()),
+                ("from", from.as_deref()),
+                ("tag", tag.as_deref()),
+                ("since", since.as_deref()),
+                ("until", until.as_deref()),
                 ("cursor", cursor.as_deref()),
                 ("limit", limit.as_deref()),
             ]
