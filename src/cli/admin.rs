@@ -115,34 +115,36 @@ pub enum ApiKeysCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum MessagesCmd {
-    List {
-        #[arg(long)]
-        workspace: Option<String>,
-        #[arg(long)]
-        to: Option<String>,
-        #[arg(long)]
-        status: Option<String>,
-        #[arg(long)]
-        queue_id: Option<String>,
-        /// Envelope sender.
-        #[arg(long)]
-        from: Option<String>,
-        #[arg(long)]
-        tag: Option<String>,
-        /// Created at or after (RFC 3339).
-        #[arg(long)]
-        since: Option<String>,
-        /// Created before (RFC 3339).
-        #[arg(long)]
-        until: Option<String>,
-        #[arg(long)]
-        cursor: Option<String>,
-        #[arg(long)]
-        limit: Option<usize>,
-    },
-    Get {
-        id: String,
-    },
+    List(Box<MessageFilters>),
+    Get { id: String },
+}
+
+/// What `messages list` selects.
+#[derive(Args, Debug)]
+pub struct MessageFilters {
+    #[arg(long)]
+    workspace: Option<String>,
+    #[arg(long)]
+    to: Option<String>,
+    #[arg(long)]
+    status: Option<String>,
+    #[arg(long)]
+    queue_id: Option<String>,
+    /// Envelope sender.
+    #[arg(long)]
+    from: Option<String>,
+    #[arg(long)]
+    tag: Option<String>,
+    /// Created at or after (RFC 3339).
+    #[arg(long)]
+    since: Option<String>,
+    /// Created before (RFC 3339).
+    #[arg(long)]
+    until: Option<String>,
+    #[arg(long)]
+    cursor: Option<String>,
+    #[arg(long)]
+    limit: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -288,18 +290,19 @@ fn request_for(cmd: &AdminCommand) -> (reqwest::Method, String, Option<Value>) {
             format!("/admin/v1/workspaces/{}/api-keys", enc(workspace)),
             Some(json!({"platform": platform})),
         ),
-        AdminCommand::Messages(MessagesCmd::List {
-            workspace,
-            to,
-            status,
-            queue_id,
-            from,
-            tag,
-            since,
-            until,
-            cursor,
-            limit,
-        }) => {
+        AdminCommand::Messages(MessagesCmd::List(f)) => {
+            let MessageFilters {
+                workspace,
+                to,
+                status,
+                queue_id,
+                from,
+                tag,
+                since,
+                until,
+                cursor,
+                limit,
+            } = f.as_ref();
             let limit = limit.map(|l| l.to_string());
             let query: Vec<String> = [
                 ("workspace", workspace.as_deref()),
