@@ -112,8 +112,8 @@ pub(crate) async fn once<T, F>(
     work: F,
 ) -> Response
 where
-    T: Serialize,
-    F: Future<Output = Result<(StatusCode, T), ApiError>>,
+    T: Serialize + Send + 'static,
+    F: Future<Output = Result<(StatusCode, T), ApiError>> + Send + 'static,
 {
     let Some(key) = key else {
         return answer(work.await);
@@ -123,7 +123,36 @@ where
         Ok(Claim::Answered(r)) => return replay(r),
         Err(e) => return e.into_response(),
     }
-    let (status, body) = match work.await {
+    // The work and its record run on their own task: a client that hangs
+    // up mid-request (and will retry) must not leave the work half done
+    // and the key claimed without an answer.
+    let (state, workspace_id) = (state.clone(), workspace_id.to_string());
+    let task = tokio::spawn(async move {
+        let (status, body) = finish(work).await;
+        record(&state, &workspace_id, &key, digest, status, &body).await;
+        (status, body)
+    });
+    match task.await {
+        Ok((status, body)) => json_response(status, body, false),
+        Err(e) => {
+            tracing::error!(error = %e, "an idempotent request's task failed");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error; see the server log",
+            )
+            .into_response()
+        }
+    }
+}
+
+/// Runs the work; its answer as a status and JSON body.
+async fn finish<T, F>(work: F) -> (StatusCode, String)
+where
+    T: Serialize,
+    F: Future<Output = Result<(StatusCode, T), ApiError>>,
+{
+    match work.await {
         Ok((status, value)) => (
             status,
             serde_json::to_string(&value).expect("API answers serialize"),
@@ -134,22 +163,37 @@ where
                 .expect("errors serialize");
             (status, body)
         }
-    };
+    }
+}
+
+/// Keeps the answer for retries (a `5xx` is dropped so a retry does the
+/// work again).
+async fn record(
+    state: &AppState,
+    workspace_id: &str,
+    key: &str,
+    digest: String,
+    status: StatusCode,
+    body: &str,
+) {
     let mut tx = match state.store.begin().await {
         Ok(tx) => tx,
-        Err(e) => return ApiError::from(e).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, key, "recording an idempotent answer failed");
+            return;
+        }
     };
     let recorded = if status.is_server_error() {
         tx.delete_idempotency(workspace_id, &key).await
     } else {
         tx.put_idempotency(&IdempotencyRecord {
             workspace_id: workspace_id.to_string(),
-            key: key.clone(),
+            key: key.to_string(),
             request: digest,
             created_at_ms: state.clock.now_ms(),
             response: Some(IdempotentResponse {
                 status: status.as_u16(),
-                body: body.clone(),
+                body: body.to_string(),
             }),
         })
         .await
@@ -159,7 +203,6 @@ where
     } else if let Err(e) = tx.commit().await {
         tracing::error!(error = %e, key, "recording an idempotent answer failed");
     }
-    json_response(status, body, false)
 }
 
 enum Claim {

@@ -150,11 +150,14 @@ pub(crate) async fn send(
     request: Idempotent<SendMessage>,
 ) -> Response {
     let Idempotent { value, key, digest } = request;
-    once(&state, &tenant.workspace_id, key, digest, async {
-        let sent = send_one(&state, &tenant, value, "").await?;
-        Ok((StatusCode::ACCEPTED, sent))
-    })
-    .await
+    let work = {
+        let (state, tenant) = (state.clone(), tenant.clone());
+        async move {
+            let sent = send_one(&state, &tenant, value, "").await?;
+            Ok((StatusCode::ACCEPTED, sent))
+        }
+    };
+    once(&state, &tenant.workspace_id, key, digest, work).await
 }
 
 /// Sends up to 500 messages: `200` with one result per message (a message
@@ -170,7 +173,9 @@ pub(crate) async fn send_batch(
     request: Idempotent<SendBatch>,
 ) -> Response {
     let Idempotent { value, key, digest } = request;
-    once(&state, &tenant.workspace_id, key, digest, async {
+    let ws = tenant.workspace_id.clone();
+    let outer = state.clone();
+    once(&outer, &ws, key, digest, async move {
         if value.messages.is_empty() || value.messages.len() > MAX_BATCH {
             return Err(ApiError::unprocessable(
                 "messages",
