@@ -184,7 +184,7 @@ async fn record(
         }
     };
     let recorded = if status.is_server_error() {
-        tx.delete_idempotency(workspace_id, &key).await
+        tx.delete_idempotency(workspace_id, key).await
     } else {
         tx.put_idempotency(&IdempotencyRecord {
             workspace_id: workspace_id.to_string(),
