@@ -17,7 +17,8 @@ use rackwave_core::rfc3339;
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
-    /// Workspace id; required unless `queue_id` is given.
+    /// Workspace id; required unless `queue_id` is given (the admin API;
+    /// the MigoSMTP API takes the key's and refuses this parameter).
     pub(crate) workspace: Option<String>,
     /// Recipient address (case-insensitive).
     pub(crate) to: Option<String>,

@@ -17,7 +17,7 @@ use base64::Engine;
 use rackwave_intake::compose::{Attachment, ComposeLimits, Composition};
 use rackwave_intake::{Limits, QuotaError, RefusalKind, Source, Submission};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use crate::admin::messages_v1::{detail_of, list_in, ListQuery, MessageDetail, MessageList};
 use crate::error::ErrorBody;
@@ -400,53 +400,24 @@ fn check_labels(
     Ok(())
 }
 
-/// Filters of the message log.
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct LogQuery {
-    /// Recipient address (case-insensitive).
-    pub(crate) to: Option<String>,
-    /// `queued`, `deferred`, `delivered` or `bounced`.
-    pub(crate) status: Option<String>,
-    /// All messages of one send.
-    pub(crate) queue_id: Option<String>,
-    /// Envelope sender (case-insensitive).
-    pub(crate) from: Option<String>,
-    /// Messages sent with this tag.
-    pub(crate) tag: Option<String>,
-    /// Created at or after this time (RFC 3339).
-    pub(crate) since: Option<String>,
-    /// Created before this time (RFC 3339).
-    pub(crate) until: Option<String>,
-    /// From the previous page's `next_cursor`.
-    pub(crate) cursor: Option<String>,
-    /// Page size, 1 to 500 (default 50).
-    pub(crate) limit: Option<usize>,
-}
-
 /// The workspace's messages, newest first.
 #[utoipa::path(get, operation_id = "migosmtp_messages_list", path = "/migosmtp/v1/messages",
-    tag = "migosmtp", params(LogQuery),
+    tag = "migosmtp", params(ListQuery),
     responses((status = 200, body = MessageList), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody)),
     security(("api_key" = [])))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     MigoSmtp(tenant): MigoSmtp,
-    ApiQuery(q): ApiQuery<LogQuery>,
+    ApiQuery(mut q): ApiQuery<ListQuery>,
 ) -> Result<Json<MessageList>, ApiError> {
-    let q = ListQuery {
-        workspace: Some(tenant.workspace_id),
-        to: q.to,
-        status: q.status,
-        queue_id: q.queue_id,
-        from: q.from,
-        tag: q.tag,
-        since: q.since,
-        until: q.until,
-        cursor: q.cursor,
-        limit: q.limit,
-    };
+    // The same filters as the admin listing; the workspace is the key's.
+    if q.workspace.is_some() {
+        return Err(ApiError::invalid(
+            "workspace is the API key's; leave the parameter out",
+        ));
+    }
+    q.workspace = Some(tenant.workspace_id);
     list_in(&state, q).await.map(Json)
 }
 
