@@ -78,12 +78,13 @@ fn sink() -> SinkConfig {
 
 impl Rig {
     /// Submits one message per recipient; returns the queue id.
-    async fn send(&self, from: &str, to: &[&str], subject: &str) -> String {
+    async fn send(&self, from: &str, to: &[impl AsRef<str>], subject: &str) -> String {
+        let to: Vec<&str> = to.iter().map(AsRef::as_ref).collect();
         let mut s = self.ts.authed(&self.account).await;
         let r = s
             .send_mail(
                 from,
-                to,
+                &to,
                 &message(from, to[0], subject, "Hello from the delivery tests."),
             )
             .await;
@@ -147,6 +148,11 @@ impl Rig {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// `prefix0@domain`, `prefix1@domain`, … (`n` of them).
+fn numbered(prefix: &str, n: usize, domain: &str) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i}@{domain}")).collect()
 }
 
 /// A message's last delivery attempt and its detail (a JSON object).
@@ -476,9 +482,13 @@ async fn messages_to_one_domain_share_connections_within_limits() {
         );
     })
     .await;
-    let rcpts: Vec<String> = (0..50).map(|i| format!("user{i}@example.test")).collect();
-    let refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
-    let qid = r.send("app@sender.test", &refs, "fifty").await;
+    let qid = r
+        .send(
+            "app@sender.test",
+            &numbered("user", 50, "example.test"),
+            "fifty",
+        )
+        .await;
     let msgs = r.wait(&qid, &["delivered"]).await;
     assert_eq!(msgs.len(), 50);
     let sink = &r.sinks[0];
@@ -720,9 +730,13 @@ async fn rate_limit_spaces_messages_out() {
         );
     })
     .await;
-    let rcpts: Vec<String> = (0..6).map(|i| format!("rate{i}@example.test")).collect();
-    let refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
-    let qid = r.send("app@sender.test", &refs, "paced").await;
+    let qid = r
+        .send(
+            "app@sender.test",
+            &numbered("rate", 6, "example.test"),
+            "paced",
+        )
+        .await;
     r.wait(&qid, &["delivered"]).await;
     let mut at: Vec<_> = r.sinks[0].received().iter().map(|m| m.at).collect();
     at.sort();
@@ -779,9 +793,13 @@ async fn one_workspace_bulk_send_does_not_hold_back_another() {
         );
     })
     .await;
-    let rcpts: Vec<String> = (0..40).map(|i| format!("bulk{i}@example.test")).collect();
-    let refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
-    let bulk = r.send("news@bulk.test", &refs, "bulk").await;
+    let bulk = r
+        .send(
+            "news@bulk.test",
+            &numbered("bulk", 40, "example.test"),
+            "bulk",
+        )
+        .await;
     assert!(
         r.sinks[0]
             .wait_for_messages(2, Duration::from_secs(10))
@@ -1015,9 +1033,13 @@ async fn a_throttling_reply_pauses_the_destination() {
     )
     .await;
     let t0 = r.ts.clock.now_ms();
-    let rcpts: Vec<String> = (0..5).map(|i| format!("user{i}@example.test")).collect();
-    let refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
-    let qid = r.send("app@sender.test", &refs, "throttled").await;
+    let qid = r
+        .send(
+            "app@sender.test",
+            &numbered("user", 5, "example.test"),
+            "throttled",
+        )
+        .await;
 
     let d = paused_destination(&r, "example.test", 1).await;
     assert_eq!(d["paused_until"], rackwave_core::rfc3339(t0 + 600_000));
@@ -1133,9 +1155,13 @@ async fn a_reused_connection_dropped_between_messages_costs_no_attempt() {
         |_| {},
     )
     .await;
-    let rcpts: Vec<String> = (0..6).map(|i| format!("user{i}@example.test")).collect();
-    let refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
-    let qid = r.send("app@sender.test", &refs, "six").await;
+    let qid = r
+        .send(
+            "app@sender.test",
+            &numbered("user", 6, "example.test"),
+            "six",
+        )
+        .await;
     let msgs = r.wait(&qid, &["delivered"]).await;
     for m in &msgs {
         assert_eq!(m["attempts"], 1, "{m}");
@@ -1165,9 +1191,13 @@ async fn a_slow_destination_does_not_hold_the_lease_budget() {
         );
     })
     .await;
-    let rcpts: Vec<String> = (0..40).map(|i| format!("slow{i}@example.test")).collect();
-    let refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
-    let slow = r.send("news@sender.test", &refs, "slow").await;
+    let slow = r
+        .send(
+            "news@sender.test",
+            &numbered("slow", 40, "example.test"),
+            "slow",
+        )
+        .await;
     assert!(
         r.sinks[0]
             .wait_for_messages(1, Duration::from_secs(10))
@@ -1214,9 +1244,13 @@ async fn throttled_at_the_greeting_mail_waits_untried_until_it_expires() {
         },
     )
     .await;
-    let rcpts: Vec<String> = (0..3).map(|i| format!("user{i}@example.test")).collect();
-    let refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
-    let qid = r.send("app@sender.test", &refs, "door").await;
+    let qid = r
+        .send(
+            "app@sender.test",
+            &numbered("user", 3, "example.test"),
+            "door",
+        )
+        .await;
     let d = paused_destination(&r, "example.test", 1).await;
     assert_eq!(d["waiting"], 3, "{d}");
     let (_, page) =
