@@ -615,3 +615,71 @@ async fn admin_cli_performs_the_same_calls() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
 }
+
+/// The operator can do what a workspace does with its own key: list and
+/// revoke its keys, delete an SMTP account, delete a sending domain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_manages_a_workspaces_credentials_and_domains() {
+    let ts = start().await;
+    let ws = ts.create_workspace("ops", None).await;
+    let account = ts.create_account_in(&ws, "ops-app", 10).await;
+    let key = ts.create_api_key(&ws, "migosmtp").await;
+    let (_, keys) = ts.get(&format!("/admin/v1/workspaces/{ws}/api-keys")).await;
+    let id = keys["api_keys"][0]["id"].as_str().unwrap().to_string();
+    assert!(!keys.to_string().contains(&key), "a secret was listed");
+    let (s, _) = ts
+        .admin(
+            "DELETE",
+            &format!("/admin/v1/workspaces/{ws}/api-keys/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (s, _) = ts.call(&key, "GET", "/migosmtp/v1/messages", None).await;
+    assert_eq!(s, 401, "a revoked key still works");
+    let (s, _) = ts
+        .admin(
+            "DELETE",
+            &format!("/admin/v1/workspaces/{ws}/api-keys/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 404);
+
+    let path = format!(
+        "/admin/v1/workspaces/{ws}/smtp-accounts/{}",
+        account.username
+    );
+    assert_eq!(ts.admin("DELETE", &path, None).await.0, 204);
+    assert_eq!(ts.admin("DELETE", &path, None).await.0, 404);
+    let (_, list) = ts
+        .get(&format!("/admin/v1/workspaces/{ws}/smtp-accounts"))
+        .await;
+    assert!(list["smtp_accounts"].as_array().unwrap().is_empty());
+
+    let (s, _) = ts
+        .admin(
+            "POST",
+            &format!("/admin/v1/workspaces/{ws}/domains"),
+            Some(serde_json::json!({"domain": "ops.test", "algorithm": "ed25519"})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let other = ts.create_workspace("other", None).await;
+    let (s, _) = ts
+        .admin(
+            "DELETE",
+            &format!("/admin/v1/workspaces/{other}/domains/ops.test"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 404, "another workspace's domain");
+    let (s, _) = ts
+        .admin(
+            "DELETE",
+            &format!("/admin/v1/workspaces/{ws}/domains/ops.test"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+}

@@ -45,6 +45,40 @@ pub enum AdminCommand {
     /// Destinations of the delivery engine.
     #[command(subcommand)]
     Destinations(DestinationsCmd),
+    /// Sending domains of a workspace.
+    #[command(subcommand)]
+    Domains(DomainsCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DomainsCmd {
+    /// Adds a domain with a new DKIM key; prints the records to publish.
+    Create {
+        #[arg(long)]
+        workspace: String,
+        #[arg(long)]
+        domain: String,
+        /// rsa-2048 (default) or ed25519
+        #[arg(long)]
+        algorithm: Option<String>,
+        #[arg(long)]
+        selector: Option<String>,
+    },
+    List {
+        #[arg(long)]
+        workspace: String,
+    },
+    /// Looks the domain's records up in DNS and says what was found.
+    Verify {
+        #[arg(long)]
+        workspace: String,
+        domain: String,
+    },
+    Delete {
+        #[arg(long)]
+        workspace: String,
+        domain: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -100,6 +134,12 @@ pub enum SmtpAccountsCmd {
         #[arg(long)]
         workspace: String,
     },
+    /// Deletes an account; its open sessions are refused at their next command.
+    Delete {
+        #[arg(long)]
+        workspace: String,
+        username: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -110,6 +150,16 @@ pub enum ApiKeysCmd {
         /// migosmtp or telnxo
         #[arg(long)]
         platform: String,
+    },
+    List {
+        #[arg(long)]
+        workspace: String,
+    },
+    /// Revokes a key; its next request is refused.
+    Revoke {
+        #[arg(long)]
+        workspace: String,
+        id: String,
     },
 }
 
@@ -329,6 +379,65 @@ fn request_for(cmd: &AdminCommand) -> (reqwest::Method, String, Option<Value>) {
             (Method::GET, format!("/admin/v1/messages/{}", enc(id)), None)
         }
         AdminCommand::Queue => (Method::GET, "/admin/v1/queue".into(), None),
+        AdminCommand::Domains(DomainsCmd::Create {
+            workspace,
+            domain,
+            algorithm,
+            selector,
+        }) => (
+            Method::POST,
+            format!("/admin/v1/workspaces/{}/domains", enc(workspace)),
+            Some(json!({"domain": domain, "algorithm": algorithm, "selector": selector})),
+        ),
+        AdminCommand::Domains(DomainsCmd::List { workspace }) => (
+            Method::GET,
+            format!("/admin/v1/workspaces/{}/domains", enc(workspace)),
+            None,
+        ),
+        AdminCommand::Domains(DomainsCmd::Verify { workspace, domain }) => (
+            Method::POST,
+            format!(
+                "/admin/v1/workspaces/{}/domains/{}/verify",
+                enc(workspace),
+                enc(domain)
+            ),
+            None,
+        ),
+        AdminCommand::Domains(DomainsCmd::Delete { workspace, domain }) => (
+            Method::DELETE,
+            format!(
+                "/admin/v1/workspaces/{}/domains/{}",
+                enc(workspace),
+                enc(domain)
+            ),
+            None,
+        ),
+        AdminCommand::SmtpAccounts(SmtpAccountsCmd::Delete {
+            workspace,
+            username,
+        }) => (
+            Method::DELETE,
+            format!(
+                "/admin/v1/workspaces/{}/smtp-accounts/{}",
+                enc(workspace),
+                enc(username)
+            ),
+            None,
+        ),
+        AdminCommand::ApiKeys(ApiKeysCmd::List { workspace }) => (
+            Method::GET,
+            format!("/admin/v1/workspaces/{}/api-keys", enc(workspace)),
+            None,
+        ),
+        AdminCommand::ApiKeys(ApiKeysCmd::Revoke { workspace, id }) => (
+            Method::DELETE,
+            format!(
+                "/admin/v1/workspaces/{}/api-keys/{}",
+                enc(workspace),
+                enc(id)
+            ),
+            None,
+        ),
         AdminCommand::Destinations(DestinationsCmd::Resume { domain }) => (
             Method::POST,
             format!("/admin/v1/destinations/{}/resume", enc(domain)),

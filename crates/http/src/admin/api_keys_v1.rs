@@ -88,3 +88,31 @@ impl From<ApiKey> for ApiKeyView {
 pub(crate) struct ApiKeyList {
     pub(crate) api_keys: Vec<ApiKeyView>,
 }
+
+/// A workspace's API keys: prefix and last use, never the secret.
+#[utoipa::path(get, operation_id = "admin_api_keys_list", path = "/admin/v1/workspaces/{id}/api-keys", tag = "admin",
+    params(("id" = String, Path, description = "Workspace id")),
+    responses((status = 200, body = ApiKeyList), (status = 404, body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    ApiPath(workspace_id): ApiPath<String>,
+) -> Result<Json<ApiKeyList>, ApiError> {
+    crate::migosmtp::credentials_v1::list_api_keys_in(&state, &workspace_id)
+        .await
+        .map(Json)
+}
+
+/// Revokes a workspace's API key; the next request with it is refused.
+#[utoipa::path(delete, operation_id = "admin_api_keys_revoke",
+    path = "/admin/v1/workspaces/{id}/api-keys/{key_id}", tag = "admin",
+    params(("id" = String, Path, description = "Workspace id"),
+        ("key_id" = String, Path, description = "Key id, key_…")),
+    responses((status = 204), (status = 404, body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub(crate) async fn revoke(
+    State(state): State<AppState>,
+    ApiPath((workspace_id, key_id)): ApiPath<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    crate::migosmtp::credentials_v1::revoke_api_key_in(&state, &workspace_id, &key_id).await
+}

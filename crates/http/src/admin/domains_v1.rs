@@ -106,3 +106,35 @@ pub(crate) async fn list(
         .collect();
     Ok(Json(DomainList { domains }))
 }
+
+/// Looks a workspace's sending domain up in DNS and records what was found
+/// (what `POST /migosmtp/v1/domains/{domain}/verify` does, for an operator).
+#[utoipa::path(post, operation_id = "admin_domains_verify",
+    path = "/admin/v1/workspaces/{id}/domains/{domain}/verify", tag = "admin",
+    params(("id" = String, Path, description = "Workspace id"),
+        ("domain" = String, Path, description = "Domain name")),
+    responses((status = 200, body = crate::migosmtp::domains_v1::DomainStatus),
+        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub(crate) async fn verify(
+    State(state): State<AppState>,
+    ApiPath((workspace_id, domain)): ApiPath<(String, String)>,
+) -> Result<Json<crate::migosmtp::domains_v1::DomainStatus>, ApiError> {
+    crate::migosmtp::domains_v1::verify_in(&state, &workspace_id, &domain)
+        .await
+        .map(Json)
+}
+
+/// Deletes a workspace's sending domain and its key.
+#[utoipa::path(delete, operation_id = "admin_domains_delete",
+    path = "/admin/v1/workspaces/{id}/domains/{domain}", tag = "admin",
+    params(("id" = String, Path, description = "Workspace id"),
+        ("domain" = String, Path, description = "Domain name")),
+    responses((status = 204), (status = 404, body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    ApiPath((workspace_id, domain)): ApiPath<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    crate::migosmtp::domains_v1::delete_in(&state, &workspace_id, &domain).await
+}

@@ -84,3 +84,18 @@ pub(crate) async fn list(
         .collect();
     Ok(Json(SmtpAccountList { smtp_accounts }))
 }
+
+/// Deletes a workspace's SMTP account; its open sessions are refused at
+/// their next command.
+#[utoipa::path(delete, operation_id = "admin_smtp_accounts_delete",
+    path = "/admin/v1/workspaces/{id}/smtp-accounts/{username}", tag = "admin",
+    params(("id" = String, Path, description = "Workspace id"),
+        ("username" = String, Path, description = "SMTP AUTH username")),
+    responses((status = 204), (status = 404, body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    ApiPath((workspace_id, username)): ApiPath<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    crate::migosmtp::credentials_v1::delete_smtp_account_in(&state, &workspace_id, &username).await
+}

@@ -97,9 +97,18 @@ pub(crate) async fn delete_smtp_account(
     MigoSmtp(tenant): MigoSmtp,
     ApiPath(username): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
+    delete_smtp_account_in(&state, &tenant.workspace_id, &username).await
+}
+
+/// Deletes a workspace's SMTP account (the MigoSMTP and admin APIs).
+pub(crate) async fn delete_smtp_account_in(
+    state: &AppState,
+    workspace_id: &str,
+    username: &str,
+) -> Result<StatusCode, ApiError> {
     if state
         .accounts
-        .delete_smtp_account(&tenant.workspace_id, &username)
+        .delete_smtp_account(workspace_id, username)
         .await?
     {
         Ok(StatusCode::NO_CONTENT)
@@ -147,14 +156,24 @@ pub(crate) async fn list_api_keys(
     State(state): State<AppState>,
     MigoSmtp(tenant): MigoSmtp,
 ) -> Result<Json<ApiKeyList>, ApiError> {
+    list_api_keys_in(&state, &tenant.workspace_id)
+        .await
+        .map(Json)
+}
+
+/// A workspace's API keys (the MigoSMTP and admin APIs).
+pub(crate) async fn list_api_keys_in(
+    state: &AppState,
+    workspace_id: &str,
+) -> Result<ApiKeyList, ApiError> {
     let api_keys = state
         .accounts
-        .api_keys_of(&tenant.workspace_id)
+        .api_keys_of(workspace_id)
         .await?
         .into_iter()
         .map(ApiKeyView::from)
         .collect();
-    Ok(Json(ApiKeyList { api_keys }))
+    Ok(ApiKeyList { api_keys })
 }
 
 /// Revokes an API key of the workspace (also the one making the call);
@@ -168,11 +187,16 @@ pub(crate) async fn delete_api_key(
     MigoSmtp(tenant): MigoSmtp,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    if state
-        .accounts
-        .revoke_api_key(&tenant.workspace_id, &id)
-        .await?
-    {
+    revoke_api_key_in(&state, &tenant.workspace_id, &id).await
+}
+
+/// Revokes a workspace's API key (the MigoSMTP and admin APIs).
+pub(crate) async fn revoke_api_key_in(
+    state: &AppState,
+    workspace_id: &str,
+    id: &str,
+) -> Result<StatusCode, ApiError> {
+    if state.accounts.revoke_api_key(workspace_id, id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!("no API key {id}")))

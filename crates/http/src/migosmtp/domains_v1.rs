@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::ErrorBody;
-use crate::extract::{ApiJson, ApiPath, MigoSmtp, Tenant};
+use crate::extract::{ApiJson, ApiPath, MigoSmtp};
 use crate::{ApiError, AppState};
 
 #[derive(Deserialize, ToSchema)]
@@ -66,12 +66,12 @@ fn status(state: &AppState, d: SenderDomain) -> DomainStatus {
 }
 
 /// The workspace's domain, or 404.
-async fn own(state: &AppState, tenant: &Tenant, domain: &str) -> Result<SenderDomain, ApiError> {
+async fn own(state: &AppState, workspace_id: &str, domain: &str) -> Result<SenderDomain, ApiError> {
     state
         .domains
         .get(domain)
         .await?
-        .filter(|d| d.workspace_id == tenant.workspace_id)
+        .filter(|d| d.workspace_id == workspace_id)
         .ok_or_else(|| ApiError::not_found(format!("no sending domain {domain}")))
 }
 
@@ -127,7 +127,7 @@ pub(crate) async fn get(
     MigoSmtp(tenant): MigoSmtp,
     ApiPath(domain): ApiPath<String>,
 ) -> Result<Json<DomainStatus>, ApiError> {
-    let d = own(&state, &tenant, &domain).await?;
+    let d = own(&state, &tenant.workspace_id, &domain).await?;
     Ok(Json(status(&state, d)))
 }
 
@@ -141,7 +141,16 @@ pub(crate) async fn delete(
     MigoSmtp(tenant): MigoSmtp,
     ApiPath(domain): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    if state.domains.delete(&tenant.workspace_id, &domain).await? {
+    delete_in(&state, &tenant.workspace_id, &domain).await
+}
+
+/// Deletes a workspace's sending domain (the MigoSMTP and admin APIs).
+pub(crate) async fn delete_in(
+    state: &AppState,
+    workspace_id: &str,
+    domain: &str,
+) -> Result<StatusCode, ApiError> {
+    if state.domains.delete(workspace_id, domain).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!("no sending domain {domain}")))
@@ -161,7 +170,18 @@ pub(crate) async fn verify(
     MigoSmtp(tenant): MigoSmtp,
     ApiPath(domain): ApiPath<String>,
 ) -> Result<Json<DomainStatus>, ApiError> {
-    let d = own(&state, &tenant, &domain).await?;
+    verify_in(&state, &tenant.workspace_id, &domain)
+        .await
+        .map(Json)
+}
+
+/// Verifies a workspace's sending domain (the MigoSMTP and admin APIs).
+pub(crate) async fn verify_in(
+    state: &AppState,
+    workspace_id: &str,
+    domain: &str,
+) -> Result<DomainStatus, ApiError> {
+    let d = own(state, workspace_id, domain).await?;
     let unavailable = |e: String| {
         tracing::warn!(error = %e, "verifying a sending domain");
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e)
@@ -183,5 +203,5 @@ pub(crate) async fn verify(
         checks.push(check);
     }
     let d = state.domains.record_checks(d, checks).await?;
-    Ok(Json(status(&state, d)))
+    Ok(status(state, d))
 }
