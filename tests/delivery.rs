@@ -72,6 +72,19 @@ fn for_example_test(c: &mut Config, shaping: ShapingOverride) {
     c.delivery.domains.insert("example.test".into(), shaping);
 }
 
+/// example.test takes `per_second` messages a second over one connection:
+/// a slow destination that a backlog builds up behind.
+fn one_paced_connection(c: &mut Config, per_second: f64) {
+    for_example_test(
+        c,
+        ShapingOverride {
+            messages_per_second: Some(per_second),
+            max_connections: Some(1),
+            ..Default::default()
+        },
+    );
+}
+
 fn sink() -> SinkConfig {
     SinkConfig::default()
 }
@@ -783,14 +796,7 @@ async fn one_workspace_bulk_send_does_not_hold_back_another() {
     // A destination that takes 20 messages a second: a bulk send of 40 from
     // one workspace takes two seconds to drain.
     let r = rig(vec![(40, sink())], [40, DOWN], |c| {
-        for_example_test(
-            c,
-            ShapingOverride {
-                messages_per_second: Some(20.0),
-                max_connections: Some(1),
-                ..Default::default()
-            },
-        );
+        one_paced_connection(c, 20.0);
     })
     .await;
     let bulk = r
@@ -1181,14 +1187,7 @@ async fn a_slow_destination_does_not_hold_the_lease_budget() {
     let r = rig(vec![(50, sink())], [50, DOWN], |c| {
         c.delivery.max_in_flight = 30;
         c.delivery.ready_queue_limit = 10;
-        for_example_test(
-            c,
-            ShapingOverride {
-                messages_per_second: Some(10.0),
-                max_connections: Some(1),
-                ..Default::default()
-            },
-        );
+        one_paced_connection(c, 10.0);
     })
     .await;
     let slow = r
