@@ -228,12 +228,10 @@ pub async fn run_with(args: HttpBenchArgs, bar: bool) -> Result<Summary, String>
         let shared = shared.clone();
         Progress::start(bar, args.messages, "queued", move || {
             let failed = shared.failed.load(Ordering::Relaxed);
-            let msg = if failed > 0 {
-                format!("{failed} failed")
-            } else {
-                String::new()
-            };
-            (shared.ok.load(Ordering::Relaxed), msg)
+            (
+                shared.ok.load(Ordering::Relaxed),
+                progress::failures(failed),
+            )
         })
     };
     let mut tasks = Vec::new();

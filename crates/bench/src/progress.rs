@@ -24,6 +24,15 @@ pub(crate) fn wanted(json: bool) -> bool {
     !json && std::io::stderr().is_terminal()
 }
 
+/// The bar's message for a load: the failures so far, if any.
+pub(crate) fn failures(failed: u64) -> String {
+    if failed > 0 {
+        format!("{failed} failed")
+    } else {
+        String::new()
+    }
+}
+
 impl Progress {
     /// A bar of `len` units labelled `prefix`; `read` gives the position and
     /// a short message (e.g. the failure count). Does nothing unless
