@@ -353,7 +353,8 @@ async fn the_message_log_shows_a_workspace_its_own_messages() {
     assert_eq!(s, 200, "{m}");
     assert_eq!(m["tags"], json!(["welcome"]));
     assert_eq!(m["metadata"], json!({"user": "42"}));
-    assert_eq!(m["history"][0]["event"], "email.queued");
+    assert_eq!(m["events"][0]["event"], "email.queued");
+    assert_eq!(m["attempts"], json!([]), "no delivery attempt yet");
     for path in [
         format!("/migosmtp/v1/messages/{id_b}"),
         format!("/migosmtp/v1/messages/{id_b}/raw"),

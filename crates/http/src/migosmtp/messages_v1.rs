@@ -19,7 +19,10 @@ use rackwave_intake::{Limits, QuotaError, RefusalKind, Source, Submission};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::admin::messages_v1::{detail_of, list_in, ListQuery, MessageDetail, MessageList};
+use crate::admin::messages_v1::{
+    detail_of, list_in, DeliveryAttemptView, ListQuery, MessageDetail, MessageList,
+    MessageSummary, StatusChangeView,
+};
 use crate::error::ErrorBody;
 use crate::extract::{ApiPath, ApiQuery, MigoSmtp, Tenant};
 use crate::idempotency::{once, Idempotent};
@@ -434,18 +437,43 @@ fn own_message(
         .ok_or_else(|| ApiError::not_found(format!("message {id} not found")))
 }
 
+/// A message as the MigoSMTP API shows it: the admin view's content under
+/// the names of the product surface (`events`, `attempts`).
+#[derive(Serialize, ToSchema)]
+pub(crate) struct MessageView {
+    #[serde(flatten)]
+    pub(crate) summary: MessageSummary,
+    pub(crate) next_attempt_at: Option<String>,
+    /// The status history: each typed event with what only it knows.
+    pub(crate) events: Vec<StatusChangeView>,
+    /// Every delivery attempt, with the remote host, TLS and the reply.
+    pub(crate) attempts: Vec<DeliveryAttemptView>,
+}
+
 /// One message with its events and delivery attempts.
 #[utoipa::path(get, operation_id = "migosmtp_messages_get", path = "/migosmtp/v1/messages/{id}",
     tag = "migosmtp", params(("id" = String, Path, description = "Message id, msg_…")),
-    responses((status = 200, body = MessageDetail), (status = 404, body = ErrorBody),
+    responses((status = 200, body = MessageView), (status = 404, body = ErrorBody),
         (status = 401, body = ErrorBody)),
     security(("api_key" = [])))]
 pub(crate) async fn get(
     State(state): State<AppState>,
     MigoSmtp(tenant): MigoSmtp,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<MessageDetail>, ApiError> {
-    Ok(Json(detail_of(&own_message(&state, &tenant, &id)?)))
+) -> Result<Json<MessageView>, ApiError> {
+    let MessageDetail {
+        summary,
+        next_attempt_at,
+        history,
+        delivery_attempts,
+        ..
+    } = detail_of(&own_message(&state, &tenant, &id)?);
+    Ok(Json(MessageView {
+        summary,
+        next_attempt_at,
+        events: history,
+        attempts: delivery_attempts,
+    }))
 }
 
 /// The message as queued (`message/rfc822`), while the spool still holds
