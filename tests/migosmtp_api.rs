@@ -706,3 +706,73 @@ async fn a_workspace_manages_its_credentials_with_its_key() {
     let (s, _) = ts.call(&a.key, "GET", "/migosmtp/v1/messages", None).await;
     assert_eq!(s, 401);
 }
+
+/// Bad and hostile input to the domain and stats resources: clear 4xx in
+/// the one error shape, and a domain is one workspace's only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn domains_and_stats_refuse_bad_input() {
+    let ts = start().await;
+    let a = tenant(&ts, "a", None).await;
+    let b = tenant(&ts, "b", None).await;
+    for bad in [
+        json!({"domain": "not a domain"}),
+        json!({"domain": "../etc"}),
+        json!({"domain": "nodot"}),
+        json!({"domain": "ok.test", "selector": "bad selector!"}),
+        json!({"domain": "ok.test", "algorithm": "rsa-512"}),
+        json!({"domain": "ok.test", "extra": 1}),
+    ] {
+        let (s, answer) = ts
+            .call(&a.key, "POST", "/migosmtp/v1/domains", Some(bad.clone()))
+            .await;
+        assert_eq!(s, 400, "{bad} -> {answer}");
+        assert!(answer["error"]["code"].is_string(), "{answer}");
+    }
+    let (s, _) = ts
+        .call(
+            &a.key,
+            "POST",
+            "/migosmtp/v1/domains",
+            Some(json!({"domain": "Mine.Test.", "algorithm": "ed25519"})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (s, answer) = ts
+        .call(
+            &b.key,
+            "POST",
+            "/migosmtp/v1/domains",
+            Some(json!({"domain": "mine.test", "algorithm": "ed25519"})),
+        )
+        .await;
+    assert_eq!(s, 409, "{answer}");
+    let (s, _) = ts
+        .call(
+            &a.key,
+            "POST",
+            "/migosmtp/v1/domains/unknown.test/verify",
+            None,
+        )
+        .await;
+    assert_eq!(s, 404);
+
+    for query in [
+        "since=2026-06-10&until=2026-06-01",
+        "since=2024-01-01&until=2026-01-01",
+        "since=2026-02-30",
+        "until=tomorrow",
+        "days=3",
+    ] {
+        let (s, answer) = ts
+            .call(&a.key, "GET", &format!("/migosmtp/v1/stats?{query}"), None)
+            .await;
+        assert_eq!(s, 400, "{query} -> {answer}");
+    }
+    let (s, stats) = ts.call(&a.key, "GET", "/migosmtp/v1/stats", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        stats["days"].as_array().unwrap().len(),
+        7,
+        "a week by default"
+    );
+}
