@@ -617,6 +617,24 @@ async fn a_workspace_manages_its_credentials_with_its_key() {
         "{list}"
     );
 
+    for bad in [
+        json!({"username": "has space", "daily_quota": 1}),
+        json!({"username": "ctl\u{7}", "daily_quota": 1}),
+        json!({"username": "shortpw", "password": "short", "daily_quota": 1}),
+        json!({"username": "noquota"}),
+        json!({"username": "extra", "daily_quota": 1, "admin": true}),
+    ] {
+        let (s, answer) = ts
+            .call(
+                &a.key,
+                "POST",
+                "/migosmtp/v1/smtp-accounts",
+                Some(bad.clone()),
+            )
+            .await;
+        assert_eq!(s, 400, "{bad} -> {answer}");
+    }
+
     // A session authenticated before the account is deleted.
     let mut session = RawSmtp::login(ts.smtp, "app-a", &password).await;
     let (s, _) = ts
