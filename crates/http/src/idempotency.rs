@@ -221,48 +221,80 @@ async fn claim(
 ) -> Result<Claim, ApiError> {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
+        // Look first without the store's write lock: a request waiting for
+        // the first one's answer polls without holding up other writers.
+        let seen = store.idempotency(workspace_id, key).await?;
+        if let Some(found) = decide(seen.as_ref(), digest, clock.now_ms())? {
+            return Ok(Claim::Answered(found));
+        }
+        if seen
+            .as_ref()
+            .is_some_and(|r| r.response.is_none() && !stale_or_expired(r, clock.now_ms()))
+        {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "conflict",
+                    "a request with this Idempotency-Key is still being carried out",
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        }
+        // Ours to take: decided again inside the transaction, where no one
+        // else can take it at the same time.
         let now = clock.now_ms();
         let mut tx = store.begin().await?;
-        let take = match tx.idempotency(workspace_id, key).await? {
-            Some(r) if r.created_at_ms + TTL_MS > now => {
-                if r.request != digest {
-                    return Err(ApiError::new(
-                        StatusCode::CONFLICT,
-                        "conflict",
-                        "this Idempotency-Key was used with a different request",
-                    ));
-                }
-                match r.response {
-                    Some(answer) => return Ok(Claim::Answered(answer)),
-                    // A crash left it unanswered: take it over.
-                    None => now - r.created_at_ms >= STALE_MS,
-                }
-            }
-            // Unknown, or older than the TTL: a new request.
-            _ => true,
-        };
-        if take {
-            tx.put_idempotency(&IdempotencyRecord {
-                workspace_id: workspace_id.to_string(),
-                key: key.to_string(),
-                request: digest.to_string(),
-                created_at_ms: now,
-                response: None,
-            })
-            .await?;
-            tx.commit().await?;
-            return Ok(Claim::Ours);
+        let current = tx.idempotency(workspace_id, key).await?;
+        if let Some(found) = decide(current.as_ref(), digest, now)? {
+            return Ok(Claim::Answered(found));
         }
-        drop(tx);
-        if tokio::time::Instant::now() >= deadline {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "conflict",
-                "a request with this Idempotency-Key is still being carried out",
-            ));
+        if current
+            .as_ref()
+            .is_some_and(|r| r.response.is_none() && !stale_or_expired(r, now))
+        {
+            continue;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tx.put_idempotency(&IdempotencyRecord {
+            workspace_id: workspace_id.to_string(),
+            key: key.to_string(),
+            request: digest.to_string(),
+            created_at_ms: now,
+            response: None,
+        })
+        .await?;
+        tx.commit().await?;
+        return Ok(Claim::Ours);
     }
+}
+
+/// The first answer to replay, if there is one for this request; a
+/// conflict if the key was used with another request.
+fn decide(
+    record: Option<&IdempotencyRecord>,
+    digest: &str,
+    now: i64,
+) -> Result<Option<IdempotentResponse>, ApiError> {
+    match record {
+        Some(r) if r.created_at_ms + TTL_MS > now => {
+            if r.request != digest {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "conflict",
+                    "this Idempotency-Key was used with a different request",
+                ));
+            }
+            Ok(r.response.clone())
+        }
+        // Unknown, or older than the TTL: a new request.
+        _ => Ok(None),
+    }
+}
+
+/// A claim without an answer that a crash left behind (taken over), or a
+/// record past the TTL (a new request).
+fn stale_or_expired(r: &IdempotencyRecord, now: i64) -> bool {
+    now - r.created_at_ms >= STALE_MS
 }
 
 fn answer<T: Serialize>(result: Result<(StatusCode, T), ApiError>) -> Response {

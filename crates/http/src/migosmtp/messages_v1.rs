@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::admin::messages_v1::{
-    detail_of, list_in, DeliveryAttemptView, ListQuery, MessageDetail, MessageList,
-    MessageSummary, StatusChangeView,
+    detail_of, list_in, DeliveryAttemptView, ListQuery, MessageDetail, MessageList, MessageSummary,
+    StatusChangeView,
 };
 use crate::error::ErrorBody;
 use crate::extract::{ApiPath, ApiQuery, MigoSmtp, Tenant};
