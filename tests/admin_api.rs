@@ -682,4 +682,10 @@ async fn an_operator_manages_a_workspaces_credentials_and_domains() {
         )
         .await;
     assert_eq!(s, 204);
+
+    let (s, stats) = ts.get(&format!("/admin/v1/workspaces/{ws}/stats")).await;
+    assert_eq!(s, 200, "{stats}");
+    assert_eq!(stats["days"].as_array().unwrap().len(), 7);
+    let (s, _) = ts.get("/admin/v1/workspaces/ws_nope/stats").await;
+    assert_eq!(s, 404);
 }

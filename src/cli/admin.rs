@@ -102,6 +102,16 @@ pub enum WorkspacesCmd {
     Get {
         id: String,
     },
+    /// Email events counted per day (dates as YYYY-MM-DD).
+    Stats {
+        id: String,
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long)]
+        tag: Option<String>,
+    },
     /// Changes a workspace's settings.
     Update {
         id: String,
@@ -296,6 +306,26 @@ fn request_for(cmd: &AdminCommand) -> (reqwest::Method, String, Option<Value>) {
             format!("/admin/v1/workspaces/{}", enc(id)),
             None,
         ),
+        AdminCommand::Workspaces(WorkspacesCmd::Stats {
+            id,
+            since,
+            until,
+            tag,
+        }) => {
+            let query: Vec<String> = [
+                ("since", since.as_deref()),
+                ("until", until.as_deref()),
+                ("tag", tag.as_deref()),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| format!("{k}={}", enc(v))))
+            .collect();
+            (
+                Method::GET,
+                format!("/admin/v1/workspaces/{}/stats?{}", enc(id), query.join("&")),
+                None,
+            )
+        }
         AdminCommand::Workspaces(WorkspacesCmd::Update {
             id,
             daily_quota,

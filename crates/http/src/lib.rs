@@ -144,6 +144,7 @@ fn routes(limits: BodyLimits) -> OpenApiRouter<AppState> {
     let admin = OpenApiRouter::new()
         .routes(routes!(workspaces_v1::create, workspaces_v1::list))
         .routes(routes!(workspaces_v1::get, workspaces_v1::update))
+        .routes(routes!(workspaces_v1::stats))
         .routes(routes!(smtp_accounts_v1::create, smtp_accounts_v1::list))
         .routes(routes!(api_keys_v1::create, api_keys_v1::list))
         .routes(routes!(api_keys_v1::revoke))

@@ -91,3 +91,21 @@ pub(crate) async fn get(
 ) -> Result<Json<Workspace>, ApiError> {
     Ok(Json(state.accounts.require_workspace(&id).await?))
 }
+
+/// A workspace's email events counted per day (what `GET
+/// /migosmtp/v1/stats` shows the workspace).
+#[utoipa::path(get, operation_id = "admin_workspaces_stats", path = "/admin/v1/workspaces/{id}/stats", tag = "admin",
+    params(("id" = String, Path, description = "Workspace id"), crate::migosmtp::stats_v1::StatsQuery),
+    responses((status = 200, body = crate::migosmtp::stats_v1::Stats), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub(crate) async fn stats(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    crate::extract::ApiQuery(q): crate::extract::ApiQuery<crate::migosmtp::stats_v1::StatsQuery>,
+) -> Result<Json<crate::migosmtp::stats_v1::Stats>, ApiError> {
+    state.accounts.require_workspace(&id).await?;
+    crate::migosmtp::stats_v1::stats_in(&state, &id, q)
+        .await
+        .map(Json)
+}

@@ -62,6 +62,15 @@ pub(crate) async fn stats(
     MigoSmtp(tenant): MigoSmtp,
     ApiQuery(q): ApiQuery<StatsQuery>,
 ) -> Result<Json<Stats>, ApiError> {
+    stats_in(&state, &tenant.workspace_id, q).await.map(Json)
+}
+
+/// Event counts per day of a workspace (the MigoSMTP and admin APIs).
+pub(crate) async fn stats_in(
+    state: &AppState,
+    workspace_id: &str,
+    q: StatsQuery,
+) -> Result<Stats, ApiError> {
     let until = match &q.until {
         Some(d) => day_of("until", d)?,
         None => state.clock.now_ms().div_euclid(86_400_000),
@@ -77,7 +86,7 @@ pub(crate) async fn stats(
     }
     let found = state
         .store
-        .event_counts(&tenant.workspace_id, since, until, q.tag.as_deref())
+        .event_counts(workspace_id, since, until, q.tag.as_deref())
         .await?;
     let types = EventType::ALL
         .iter()
@@ -97,5 +106,5 @@ pub(crate) async fn stats(
             }
         })
         .collect();
-    Ok(Json(Stats { days }))
+    Ok(Stats { days })
 }
