@@ -688,4 +688,25 @@ async fn an_operator_manages_a_workspaces_credentials_and_domains() {
     assert_eq!(stats["days"].as_array().unwrap().len(), 7);
     let (s, _) = ts.get("/admin/v1/workspaces/ws_nope/stats").await;
     assert_eq!(s, 404);
+
+    // And send as the workspace.
+    let message = serde_json::json!({"from": "ops@ops.test", "to": ["a@example.test"],
+        "subject": "from the operator", "text": "hi"});
+    let (s, sent) = ts
+        .admin(
+            "POST",
+            &format!("/admin/v1/workspaces/{ws}/messages"),
+            Some(message.clone()),
+        )
+        .await;
+    assert_eq!(s, 202, "{sent}");
+    assert_eq!(ts.messages(&ws).await.len(), 1);
+    let (s, _) = ts
+        .admin(
+            "POST",
+            "/admin/v1/workspaces/ws_nope/messages",
+            Some(message),
+        )
+        .await;
+    assert_eq!(s, 404);
 }

@@ -176,7 +176,17 @@ pub enum ApiKeysCmd {
 #[derive(Subcommand, Debug)]
 pub enum MessagesCmd {
     List(Box<MessageFilters>),
-    Get { id: String },
+    /// Sends a message as the workspace: the JSON of `POST
+    /// /migosmtp/v1/messages` from a file (`-`: standard input).
+    Send {
+        #[arg(long)]
+        workspace: String,
+        #[arg(long)]
+        file: PathBuf,
+    },
+    Get {
+        id: String,
+    },
 }
 
 /// What `messages list` selects.
@@ -217,6 +227,8 @@ pub enum AdminCliError {
     Http { url: String, source: reqwest::Error },
     #[error("{status}: {message}")]
     Api { status: u16, message: String },
+    #[error("reading the message from {path}: {reason}")]
+    Message { path: PathBuf, reason: String },
 }
 
 /// Runs one admin subcommand and returns the JSON answer.
@@ -237,7 +249,10 @@ pub async fn run(args: AdminArgs) -> Result<Value, AdminCliError> {
         Some(t) => t,
         None => token_from(config.as_ref())?,
     };
-    let (method, path, body) = request_for(&args.command);
+    let (method, path, mut body) = request_for(&args.command);
+    if let AdminCommand::Messages(MessagesCmd::Send { file, .. }) = &args.command {
+        body = Some(read_message(file)?);
+    }
     let url = format!("{}{}", base.trim_end_matches('/'), path);
     let client = reqwest::Client::new();
     let mut req = client.request(method, &url).bearer_auth(token);
@@ -280,6 +295,20 @@ fn read_token(path: &Path) -> Option<String> {
 }
 
 /// The HTTP request of a subcommand: method, path with query, JSON body.
+/// The JSON message of `messages send`, from a file or standard input.
+fn read_message(path: &std::path::Path) -> Result<Value, AdminCliError> {
+    let fail = |reason: String| AdminCliError::Message {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let text = if path == std::path::Path::new("-") {
+        std::io::read_to_string(std::io::stdin()).map_err(|e| fail(e.to_string()))?
+    } else {
+        std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?
+    };
+    serde_json::from_str(&text).map_err(|e| fail(format!("not JSON: {e}")))
+}
+
 fn request_for(cmd: &AdminCommand) -> (reqwest::Method, String, Option<Value>) {
     use reqwest::Method;
     let enc = |s: &str| {
@@ -405,6 +434,11 @@ fn request_for(cmd: &AdminCommand) -> (reqwest::Method, String, Option<Value>) {
                 None,
             )
         }
+        AdminCommand::Messages(MessagesCmd::Send { workspace, .. }) => (
+            Method::POST,
+            format!("/admin/v1/workspaces/{}/messages", enc(workspace)),
+            None,
+        ),
         AdminCommand::Messages(MessagesCmd::Get { id }) => {
             (Method::GET, format!("/admin/v1/messages/{}", enc(id)), None)
         }

@@ -145,6 +145,7 @@ fn routes(limits: BodyLimits) -> OpenApiRouter<AppState> {
         .routes(routes!(workspaces_v1::create, workspaces_v1::list))
         .routes(routes!(workspaces_v1::get, workspaces_v1::update))
         .routes(routes!(workspaces_v1::stats))
+        .routes(routes!(messages_v1::send))
         .routes(routes!(smtp_accounts_v1::create, smtp_accounts_v1::list))
         .routes(routes!(api_keys_v1::create, api_keys_v1::list))
         .routes(routes!(api_keys_v1::revoke))

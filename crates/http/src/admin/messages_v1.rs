@@ -246,3 +246,36 @@ pub(crate) fn detail_of(m: &MessageRecord) -> MessageDetail {
             .collect(),
     }
 }
+
+/// Sends a message as a workspace (what `POST /migosmtp/v1/messages`
+/// does with the workspace's key), for an operator: `202` once queued.
+/// Counted against the workspace's quota as submitter `operator`.
+#[utoipa::path(post, operation_id = "admin_messages_send", path = "/admin/v1/workspaces/{id}/messages",
+    tag = "admin", params(("id" = String, Path, description = "Workspace id")),
+    request_body = crate::migosmtp::messages_v1::SendMessage,
+    responses((status = 202, body = crate::migosmtp::messages_v1::Sent),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub(crate) async fn send(
+    State(state): State<AppState>,
+    ApiPath(workspace_id): ApiPath<String>,
+    crate::extract::ApiJson(message): crate::extract::ApiJson<
+        crate::migosmtp::messages_v1::SendMessage,
+    >,
+) -> Result<
+    (
+        axum::http::StatusCode,
+        Json<crate::migosmtp::messages_v1::Sent>,
+    ),
+    ApiError,
+> {
+    state.accounts.require_workspace(&workspace_id).await?;
+    let tenant = crate::extract::Tenant {
+        workspace_id,
+        platform: rackwave_core::Platform::Migosmtp,
+        key_id: "operator".into(),
+    };
+    let sent = crate::migosmtp::messages_v1::send_one(&state, &tenant, message, "").await?;
+    Ok((axum::http::StatusCode::ACCEPTED, Json(sent)))
+}

@@ -218,7 +218,7 @@ pub(crate) async fn send_batch(
 }
 
 /// Composes, reserves the quota for each recipient, and submits.
-async fn send_one(
+pub(crate) async fn send_one(
     state: &AppState,
     tenant: &Tenant,
     m: SendMessage,
