@@ -1552,6 +1552,23 @@ async fn sending_domains_are_verified_through_dns() {
         .send_mail("news@dkim.test", &["x@example.test"], forged)
         .await;
     assert_eq!(reply.code, 553, "{reply:?}");
+    // A second author of another domain, or a second From field, does not
+    // slip past.
+    for (forged, code) in [
+        (
+            "From: news@dkim.test, ceo@bank.test\r\nSubject: s\r\n\r\nhi\r\n",
+            553,
+        ),
+        (
+            "From: news@dkim.test\r\nFrom: ceo@bank.test\r\nSubject: s\r\n\r\nhi\r\n",
+            554,
+        ),
+    ] {
+        let reply = smtp
+            .send_mail("news@dkim.test", &["x@example.test"], forged)
+            .await;
+        assert_eq!(reply.code, code, "{forged:?}: {reply:?}");
+    }
     let send =
         |from: &str| json!({"from": from, "to": ["x@example.test"], "subject": "s", "text": "hi"});
     let (s, refused) =

@@ -558,11 +558,21 @@ async fn each_key_is_rate_limited_on_its_own() {
     assert_eq!(r.headers()["ratelimit-remaining"], "0");
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "rate_limited");
-    // Sends are limited by the same budget.
-    let (s, _) = ts
-        .call(&a.key, "POST", "/migosmtp/v1/messages", Some(message()))
-        .await;
-    assert_eq!(s, 429);
+    // Sends, batches and every other keyed route share the same budget.
+    for (method, path, body) in [
+        ("POST", "/migosmtp/v1/messages", Some(message())),
+        (
+            "POST",
+            "/migosmtp/v1/messages/batch",
+            Some(json!({"messages": [message()]})),
+        ),
+        ("GET", "/migosmtp/v1/stats", None),
+        ("GET", "/migosmtp/v1/domains", None),
+        ("GET", "/migosmtp/v1/api-keys", None),
+    ] {
+        let (s, _) = ts.call(&a.key, method, path, body).await;
+        assert_eq!(s, 429, "{method} {path} is not rate limited");
+    }
     assert!(ts.messages(&a.ws).await.is_empty());
 
     assert_eq!(get(b.key.clone()).await.status(), 200);

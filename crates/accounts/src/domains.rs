@@ -264,6 +264,17 @@ impl Domains {
         domain.verified_at_ms = verified.then(|| self.inner.clock.now_ms());
         domain.checks = checks;
         let mut tx = self.inner.store.begin().await?;
+        // Deleted (and perhaps added by another workspace) while the DNS
+        // answered: this verification is no longer about that record.
+        let current = tx.sender_domain(&domain.domain).await?;
+        if current.is_none_or(|c| {
+            c.workspace_id != domain.workspace_id || c.created_at != domain.created_at
+        }) {
+            return Err(AccountsError::NotFound(format!(
+                "domain {} changed while it was verified",
+                domain.domain
+            )));
+        }
         tx.put_sender_domain(&domain).await?;
         tx.commit().await?;
         Ok(domain)

@@ -356,13 +356,24 @@ impl Accounts {
         let now = self.inner.clock.now_ms();
         if key.last_used_at_ms.is_none_or(|t| now - t >= 60_000) {
             key.last_used_at_ms = Some(now);
-            let mut tx = self.inner.store.begin().await?;
-            // Revoked meanwhile: the key is gone, and so is the request's right.
-            if tx.api_key(&key.digest).await?.is_none() {
-                return Ok(None);
+            // Bookkeeping: its failure is logged, never the request's.
+            let recorded = async {
+                let mut tx = self.inner.store.begin().await?;
+                // Revoked meanwhile: nothing to record.
+                if tx.api_key(&key.digest).await?.is_none() {
+                    return Ok::<_, rackwave_store::StoreError>(false);
+                }
+                tx.put_api_key(&key).await?;
+                tx.commit_eventually().await?;
+                Ok(true)
+            };
+            match recorded.await {
+                Ok(true) => {}
+                Ok(false) => return Ok(None),
+                Err(e) => {
+                    tracing::warn!(error = %e, key = %key.id, "recording a key's last use failed")
+                }
             }
-            tx.put_api_key(&key).await?;
-            tx.commit_eventually().await?;
         }
         Ok(Some(key))
     }

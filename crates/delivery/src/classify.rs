@@ -162,8 +162,15 @@ pub fn classify(code: u16, enhanced: Option<&str>, text: &str) -> Verdict {
 /// delivery engine then pauses the destination instead of trying its other
 /// messages at full rate.
 pub fn is_throttling(code: u16, enhanced: Option<&str>, verdict: Verdict) -> bool {
+    // About the sender, not one mailbox: a 421 (the server drops the
+    // connection) or a security/policy status (4.7.x). Gmail's "receiving
+    // mail at a rate" for one busy mailbox (4.2.1) or "too many recipients"
+    // (4.5.3) must not pause a whole domain for every sender.
+    let about_the_sender = code == 421 || enhanced.is_some_and(|e| e.starts_with("4.7."));
     match verdict {
-        Verdict::Deferred(BounceType::RateLimited | BounceType::ReputationBlock) => true,
+        Verdict::Deferred(BounceType::RateLimited | BounceType::ReputationBlock) => {
+            about_the_sender
+        }
         Verdict::Deferred(_) => code == 421 && enhanced.is_some_and(|e| e.starts_with("4.7.")),
         _ => false,
     }
@@ -661,6 +668,8 @@ mod tests {
             ),
             (450, Some("4.2.1"), "Mailbox busy"),
             (421, Some("4.3.2"), "Service shutting down"),
+            (450, Some("4.2.1"), "The user you are trying to contact is receiving mail at a rate that prevents additional messages from being delivered."),
+            (452, Some("4.5.3"), "Too many recipients, rate limited"),
             (550, Some("5.7.1"), "rate limited"),
         ];
         for (code, enhanced, text) in others {

@@ -244,13 +244,10 @@ impl Destination {
     }
 
     /// Whether nothing keeps the destination: no message, no connection,
-    /// no pause in force, no throttling history.
+    /// no pause in force (a throttling streak is forgotten with it).
     pub(crate) fn idle(&self, now_ms: i64) -> bool {
         let mut st = self.lock();
-        st.waiting == 0
-            && st.connections == 0
-            && !self.paused_in(&mut st, now_ms)
-            && st.throttles == 0
+        st.waiting == 0 && st.connections == 0 && !self.paused_in(&mut st, now_ms)
     }
 
     pub(crate) fn paused(&self, now_ms: i64) -> bool {
@@ -378,12 +375,6 @@ impl Destination {
     }
 }
 
-impl Drop for Destination {
-    fn drop(&mut self) {
-        self.metrics.forget_destination(&self.domain);
-    }
-}
-
 /// Every destination with something going on, by domain. Shared by the
 /// scheduler (which adds, works and drops them) and the admin API.
 #[derive(Clone)]
@@ -437,10 +428,18 @@ impl Destinations {
         self.lock().values().cloned().collect()
     }
 
-    /// Drops the destinations nothing keeps any more.
+    /// Drops the destinations nothing keeps any more, with their gauges
+    /// (under the table's lock, so a destination created again for the
+    /// same domain keeps its own).
     pub(crate) fn drop_idle(&self) {
         let now = self.clock.now_ms();
-        self.lock().retain(|_, d| !d.idle(now));
+        self.lock().retain(|_, d| {
+            let idle = d.idle(now);
+            if idle {
+                d.metrics.forget_destination(&d.domain);
+            }
+            !idle
+        });
     }
 
     /// Every destination's state, by domain.

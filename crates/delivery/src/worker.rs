@@ -370,8 +370,14 @@ async fn connect_any(
                 }
                 Err(e) => {
                     tls_refused |= matches!(e, ClientError::Tls(_));
+                    // A temporary refusal at the door (a 421 throttle) is the
+                    // verdict; a permanent one (a 554 greeting) is not taken
+                    // as a bounce of every waiting message: like Postfix,
+                    // the host is skipped and the mail deferred.
                     if let ClientError::Rejected { reply, .. } = &e {
-                        refusal.get_or_insert_with(|| reply.clone());
+                        if reply.code / 100 == 4 {
+                            refusal.get_or_insert_with(|| reply.clone());
+                        }
                     }
                     failures.push(format!("{} [{ip}]: {e}", host.name));
                 }

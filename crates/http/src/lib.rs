@@ -200,8 +200,9 @@ fn routes(limits: BodyLimits) -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(migosmtp::domains_v1::verify))
         .routes(routes!(migosmtp::stats_v1::stats))
-        .route_layer(middleware::from_fn(rate_limit::limit))
         .routes(routes!(migosmtp::messages_v1::send_batch))
+        // Last: a route layer covers only the routes added before it.
+        .route_layer(middleware::from_fn(rate_limit::limit))
         .layer(DefaultBodyLimit::max(limits.send));
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(admin.layer(DefaultBodyLimit::max(limits.json)))

@@ -5,8 +5,10 @@
 //! full again); a request over the limit is `429` with `Retry-After`.
 //!
 //! Buckets are keyed by a digest of the presented token, before the key
-//! is looked up, so guessing keys is limited too; idle buckets are dropped
-//! when there are many.
+//! is looked up (a request with an unknown key still spends from its
+//! bucket, but a guesser trying a new token each time gets a new bucket:
+//! this limits keys, not clients). Idle buckets are dropped when there are
+//! many.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

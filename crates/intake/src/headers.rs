@@ -18,6 +18,8 @@ pub(crate) enum HeaderError {
 pub(crate) struct HeaderFields {
     pub(crate) date: bool,
     pub(crate) message_id: bool,
+    /// From fields (RFC 5322 §3.6: exactly one).
+    pub(crate) from: usize,
 }
 
 /// Checks the header section's structure: every line before the first
@@ -30,7 +32,6 @@ pub(crate) fn check_header_section(
 ) -> Result<HeaderFields, HeaderError> {
     let mut lines = 0usize;
     let mut size = 0usize;
-    let mut from = false;
     let mut fields = HeaderFields::default();
     for (i, raw) in message.split_inclusive(|b| *b == b'\n').enumerate() {
         let line = raw.strip_suffix(b"\n").unwrap_or(raw);
@@ -56,14 +57,14 @@ pub(crate) fn check_header_section(
         if name.is_empty() || !name.iter().all(|b| (33..=126).contains(b)) {
             return Err(HeaderError::Malformed(i + 1));
         }
-        from |= name.eq_ignore_ascii_case(b"from");
+        fields.from += usize::from(name.eq_ignore_ascii_case(b"from"));
         fields.date |= name.eq_ignore_ascii_case(b"date");
         fields.message_id |= name.eq_ignore_ascii_case(b"message-id");
     }
     if lines == 0 {
         return Err(HeaderError::Missing);
     }
-    if !from {
+    if fields.from == 0 {
         return Err(HeaderError::NoFrom);
     }
     Ok(fields)
@@ -79,7 +80,10 @@ mod tests {
     fn header_sections() {
         assert_eq!(
             check_header_section(b"From: a@b.c\r\nSubject: x\r\n\r\nbody", MAX),
-            Ok(HeaderFields::default())
+            Ok(HeaderFields {
+                from: 1,
+                ..HeaderFields::default()
+            })
         );
         assert_eq!(
             check_header_section(
@@ -88,7 +92,8 @@ mod tests {
             ),
             Ok(HeaderFields {
                 date: true,
-                message_id: true
+                message_id: true,
+                from: 1
             })
         );
         assert_eq!(

@@ -302,24 +302,40 @@ impl Intake {
         let inner = &*self.inner;
         let fields = check_header_section(&sub.message, inner.config.max_header_bytes)
             .map_err(Refusal::header)?;
-        let (subject, from_domain) = {
+        if fields.from > 1 {
+            return Err(Refusal::new(
+                RefusalKind::Malformed,
+                "header",
+                "Message has more than one From header field (RFC 5322 §3.6)",
+            ));
+        }
+        let (subject, from_domains) = {
             let Some(parsed) = MessageParser::default().parse_headers(&sub.message) else {
                 return Err(Refusal::header(HeaderError::Missing));
             };
-            let from_domain = parsed
+            let from_domains: Vec<String> = parsed
                 .from()
-                .and_then(|a| a.first())
-                .and_then(|a| a.address())
-                .and_then(|a| a.rsplit_once('@'))
-                .map(|(_, d)| d.trim_end_matches('>').to_ascii_lowercase());
-            (parsed.subject().map(str::to_string), from_domain)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|a| a.address())
+                        .filter_map(|a| a.rsplit_once('@'))
+                        .map(|(_, d)| d.trim_end_matches('>').to_ascii_lowercase())
+                        .collect()
+                })
+                .unwrap_or_default();
+            (parsed.subject().map(str::to_string), from_domains)
         };
-
+        // Every author's domain must be one the workspace may send from (a
+        // From without a readable address only while nothing is verified).
+        if from_domains.is_empty() {
+            self.check_sender(&sub.workspace_id, "").await?;
+        }
+        for domain in &from_domains {
+            self.check_sender(&sub.workspace_id, domain).await?;
+        }
+        let from_domain = from_domains.first().cloned();
         let return_path = match &from_domain {
-            Some(domain) => {
-                self.check_sender(&sub.workspace_id, domain).await?;
-                self.return_path(&sub.workspace_id, domain).await
-            }
+            Some(domain) => self.return_path(&sub.workspace_id, domain).await,
             None => None,
         };
 
@@ -428,7 +444,11 @@ impl Intake {
             Ok(false) => Err(Refusal::new(
                 RefusalKind::Sender,
                 "sender_domain",
-                format!("{domain} is not a verified sending domain of this workspace"),
+                if domain.is_empty() {
+                    "The From field names no address; this workspace sends from verified domains only".to_string()
+                } else {
+                    format!("{domain} is not a verified sending domain of this workspace")
+                },
             )),
             Err(e) => {
                 tracing::error!(error = %e, "checking the sender domain failed");
