@@ -67,6 +67,17 @@ async fn rig(sinks: Vec<(u8, SinkConfig)>, hosts: [u8; 2], tweak: impl FnOnce(&m
     }
 }
 
+/// One sink on 127.0.0.`ip` playing example.test's MX with `script` (the
+/// second MX host is down).
+async fn scripted_rig(ip: u8, script: Script, tweak: impl FnOnce(&mut Config)) -> Rig {
+    rig(
+        vec![(ip, SinkConfig { script, ..sink() })],
+        [ip, DOWN],
+        tweak,
+    )
+    .await
+}
+
 /// Shaping and routing for the domain most tests send to.
 fn for_example_test(c: &mut Config, shaping: ShapingOverride) {
     c.delivery.domains.insert("example.test".into(), shaping);
@@ -278,13 +289,9 @@ async fn temporary_failure_is_retried_on_schedule() {
             Action::reply("421 4.7.0 Try again later, closing connection"),
         )
         .times(1);
-    let r = rig(
-        vec![(25, SinkConfig { script, ..sink() })],
-        [25, DOWN],
-        |c| {
-            c.delivery.retry_schedule_secs = vec![300, 900];
-        },
-    )
+    let r = scripted_rig(25, script, |c| {
+        c.delivery.retry_schedule_secs = vec![300, 900];
+    })
     .await;
     let queued_at = r.ts.clock.now_ms();
     let qid = r
@@ -333,12 +340,7 @@ async fn a_body_damaged_on_disk_bounces_instead_of_being_sent() {
     let script = Script::default()
         .on(Step::Rcpt, Action::reply("421 4.7.0 Try again later"))
         .times(1);
-    let r = rig(
-        vec![(41, SinkConfig { script, ..sink() })],
-        [41, DOWN],
-        |c| c.delivery.retry_schedule_secs = vec![300],
-    )
-    .await;
+    let r = scripted_rig(41, script, |c| c.delivery.retry_schedule_secs = vec![300]).await;
     let qid = r
         .send("app@sender.test", &["fay@example.test"], "to be damaged")
         .await;
@@ -376,12 +378,7 @@ async fn unknown_user_bounces_as_invalid_recipient() {
         "nobody",
         Action::reply("550 5.1.1 <nobody@example.test>: Recipient address rejected: User unknown in virtual mailbox table"),
     );
-    let r = rig(
-        vec![(26, SinkConfig { script, ..sink() })],
-        [26, DOWN],
-        |_| {},
-    )
-    .await;
+    let r = scripted_rig(26, script, |_| {}).await;
     let qid = r
         .send(
             "app@sender.test",
@@ -410,13 +407,9 @@ async fn unknown_user_bounces_as_invalid_recipient() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_server_times_out_and_defers() {
     let script = Script::default().on(Step::Greeting, Action::Silent);
-    let r = rig(
-        vec![(27, SinkConfig { script, ..sink() })],
-        [27, DOWN],
-        |c| {
-            c.delivery.command_timeout_secs = 1;
-        },
-    )
+    let r = scripted_rig(27, script, |c| {
+        c.delivery.command_timeout_secs = 1;
+    })
     .await;
     let qid = r
         .send("app@sender.test", &["frank@example.test"], "silence")
@@ -526,14 +519,10 @@ async fn undeliverable_mail_expires_at_its_lifetime() {
         Step::Rcpt,
         Action::reply("451 4.3.0 Mailbox temporarily unavailable"),
     );
-    let r = rig(
-        vec![(31, SinkConfig { script, ..sink() })],
-        [31, DOWN],
-        |c| {
-            c.delivery.retry_schedule_secs = vec![300];
-            c.delivery.max_queue_lifetime_secs = 600;
-        },
-    )
+    let r = scripted_rig(31, script, |c| {
+        c.delivery.retry_schedule_secs = vec![300];
+        c.delivery.max_queue_lifetime_secs = 600;
+    })
     .await;
     let qid = r
         .send("app@sender.test", &["ivan@example.test"], "doomed")
@@ -848,12 +837,7 @@ async fn finished_messages_are_forgotten_after_the_retention() {
     const DAY: i64 = 86_400_000;
     let script =
         Script::default().on_rcpt_containing("busy", Action::reply("450 4.2.1 Mailbox busy"));
-    let r = rig(
-        vec![(46, SinkConfig { script, ..sink() })],
-        [46, DOWN],
-        |c| c.spool.retention_days = 30.0,
-    )
-    .await;
+    let r = scripted_rig(46, script, |c| c.spool.retention_days = 30.0).await;
     let server = r.ts.server.as_ref().unwrap();
     let keep_ms = 30 * DAY;
     let ws = &r.account.workspace_id;
@@ -1029,14 +1013,10 @@ async fn a_throttling_reply_pauses_the_destination() {
             Action::reply("421 4.7.0 Try again later, closing connection"),
         )
         .times(2);
-    let r = rig(
-        vec![(48, SinkConfig { script, ..sink() })],
-        [48, DOWN],
-        |c| {
-            c.delivery.retry_schedule_secs = vec![60];
-            c.delivery.throttle_pause_secs = vec![600, 1200];
-        },
-    )
+    let r = scripted_rig(48, script, |c| {
+        c.delivery.retry_schedule_secs = vec![60];
+        c.delivery.throttle_pause_secs = vec![600, 1200];
+    })
     .await;
     let t0 = r.ts.clock.now_ms();
     let qid = r
@@ -1155,12 +1135,7 @@ async fn a_reused_connection_dropped_between_messages_costs_no_attempt() {
         .on(Step::Mail, Action::Close)
         .on_message_in_connection(3)
         .times(1);
-    let r = rig(
-        vec![(49, SinkConfig { script, ..sink() })],
-        [49, DOWN],
-        |_| {},
-    )
-    .await;
+    let r = scripted_rig(49, script, |_| {}).await;
     let qid = r
         .send(
             "app@sender.test",
@@ -1234,14 +1209,10 @@ async fn throttled_at_the_greeting_mail_waits_untried_until_it_expires() {
         Step::Greeting,
         Action::reply("421 4.7.0 Try again later, closing connection"),
     );
-    let r = rig(
-        vec![(51, SinkConfig { script, ..sink() })],
-        [51, DOWN],
-        |c| {
-            c.delivery.throttle_pause_secs = vec![300];
-            c.delivery.max_queue_lifetime_secs = 600;
-        },
-    )
+    let r = scripted_rig(51, script, |c| {
+        c.delivery.throttle_pause_secs = vec![300];
+        c.delivery.max_queue_lifetime_secs = 600;
+    })
     .await;
     let qid = r
         .send(

@@ -92,7 +92,7 @@ pub(crate) const FINISHED: &[u8] = b"x/";
 /// is outside the index's range.
 pub(crate) const FINISHED_INDEXED: &[u8] = b"xi";
 
-fn cat(parts: &[&[u8]]) -> Vec<u8> {
+pub(crate) fn cat(parts: &[&[u8]]) -> Vec<u8> {
     let mut k = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
     for p in parts {
         k.extend_from_slice(p);

@@ -592,7 +592,7 @@ impl Spool {
         // The index suffix starts with the creation time: a time window is
         // a key range.
         let start = match filter.since_ms {
-            Some(since) => cat_key(&prefix, &keys::time_key(since)),
+            Some(since) => keys::cat(&[&prefix, &keys::time_key(since)]),
             None => prefix.clone(),
         };
         let end = match cursor {
@@ -614,7 +614,7 @@ impl Spool {
         };
 
         let end = match filter.until_ms {
-            Some(until) => end.min(cat_key(&prefix, &keys::time_key(until))),
+            Some(until) => end.min(keys::cat(&[&prefix, &keys::time_key(until)])),
             None => end,
         };
         if start >= end {
@@ -1002,9 +1002,4 @@ fn next_due_in_lane(
 /// used by [`Spool::accepted_on_day`].
 pub fn utc_day(ms: i64) -> i64 {
     ms.div_euclid(writer::DAY_MS)
-}
-
-/// `prefix` followed by `suffix`.
-fn cat_key(prefix: &[u8], suffix: &[u8]) -> Vec<u8> {
-    [prefix, suffix].concat()
 }

@@ -64,6 +64,33 @@ pub struct DnsSetup {
 /// the bounce domain, so the envelope sender aligns with the domain.
 pub const RETURN_PATH_LABEL: &str = "rw-bounces";
 
+/// What a workspace may put in `From:`, read once per submission.
+#[derive(Debug, Clone)]
+pub struct SenderRules {
+    allow_any: bool,
+    /// Its verified sending domains (lowercase).
+    verified: Vec<String>,
+}
+
+impl SenderRules {
+    /// Any domain until the workspace has a verified one (or when it
+    /// allows unverified ones), then its verified domains only. `""` (a
+    /// From without an address) passes only while nothing restricts.
+    pub fn allows(&self, domain: &str) -> bool {
+        self.allow_any
+            || self.verified.is_empty()
+            || self.verified.iter().any(|d| d.eq_ignore_ascii_case(domain))
+    }
+
+    /// The return-path host of `domain` when it is a verified one.
+    pub fn return_path(&self, domain: &str) -> Option<String> {
+        self.verified
+            .iter()
+            .find(|d| d.eq_ignore_ascii_case(domain))
+            .map(|d| format!("{RETURN_PATH_LABEL}.{d}"))
+    }
+}
+
 /// The records to publish for `d`, unverified.
 pub fn expected_records(d: &SenderDomain, setup: &DnsSetup) -> Vec<RecordCheck> {
     let (dkim_name, dkim_value) = dkim_record(d);
@@ -280,31 +307,24 @@ impl Domains {
         Ok(domain)
     }
 
-    /// Whether a workspace may send mail from `domain`: any domain until it
-    /// has a verified sending domain (or when it allows unverified ones),
-    /// then its verified domains only.
-    pub async fn sender_allowed(
-        &self,
-        workspace_id: &str,
-        domain: &str,
-    ) -> Result<bool, AccountsError> {
+    /// What `workspace_id` may put in `From:` (see [`SenderRules`]).
+    pub async fn sender_rules(&self, workspace_id: &str) -> Result<SenderRules, AccountsError> {
         let ws = self.inner.accounts.workspace(workspace_id).await?;
-        if ws.is_none_or(|w| w.allow_unverified_senders) {
-            // No such workspace has no verified domain either.
-            return Ok(true);
-        }
-        let verified: Vec<SenderDomain> = self
+        // No such workspace has no verified domain either.
+        let allow_any = ws.is_none_or(|w| w.allow_unverified_senders);
+        let verified = self
             .inner
             .store
             .sender_domains_of(workspace_id)
             .await?
             .into_iter()
             .filter(|d| d.verified_at_ms.is_some())
+            .map(|d| d.domain)
             .collect();
-        Ok(verified.is_empty()
-            || verified
-                .iter()
-                .any(|d| d.domain.eq_ignore_ascii_case(domain)))
+        Ok(SenderRules {
+            allow_any,
+            verified,
+        })
     }
 
     /// A workspace's sender domains (`NotFound` for an unknown workspace).

@@ -10,7 +10,7 @@
 mod domains;
 
 pub use domains::{
-    dkim_record, expected_records, satisfies, DnsSetup, Domains, DKIM_SIGNED_HEADERS,
+    dkim_record, expected_records, satisfies, DnsSetup, Domains, SenderRules, DKIM_SIGNED_HEADERS,
     RETURN_PATH_LABEL,
 };
 pub use rackwave_store::{

@@ -33,7 +33,7 @@ use std::sync::Arc;
 
 use mail_parser::MessageParser;
 use prometheus_client::registry::Registry;
-use rackwave_accounts::Domains;
+use rackwave_accounts::{Domains, SenderRules};
 use rackwave_core::{random_hex, rfc5322, Clock, MS_PER_DAY};
 use rackwave_queue::Spool;
 use tokio::sync::Notify;
@@ -176,6 +176,23 @@ pub enum RefusalKind {
     Sender,
     /// We could not take it now; try again (SMTP 451 4.3.0).
     Temporary,
+}
+
+/// The refusal of a `From:` domain the rules do not allow.
+fn check(rules: &SenderRules, domain: &str) -> Result<(), Refusal> {
+    if rules.allows(domain) {
+        return Ok(());
+    }
+    Err(Refusal::new(
+        RefusalKind::Sender,
+        "sender_domain",
+        if domain.is_empty() {
+            "The From field names no address; this workspace sends from verified domains only"
+                .to_string()
+        } else {
+            format!("{domain} is not a verified sending domain of this workspace")
+        },
+    ))
 }
 
 /// Why a submission was not queued.
@@ -327,17 +344,17 @@ impl Intake {
         };
         // Every author's domain must be one the workspace may send from (a
         // From without a readable address only while nothing is verified).
-        if from_domains.is_empty() {
-            self.check_sender(&sub.workspace_id, "").await?;
-        }
-        for domain in &from_domains {
-            self.check_sender(&sub.workspace_id, domain).await?;
+        let rules = self.sender_rules(&sub.workspace_id).await?;
+        let authors = if from_domains.is_empty() {
+            vec![String::new()]
+        } else {
+            from_domains.clone()
+        };
+        for domain in &authors {
+            check(&rules, domain)?;
         }
         let from_domain = from_domains.first().cloned();
-        let return_path = match &from_domain {
-            Some(domain) => self.return_path(&sub.workspace_id, domain).await,
-            None => None,
-        };
+        let return_path = from_domain.as_deref().and_then(|d| rules.return_path(d));
 
         let now = inner.clock.now_ms();
         let queue_id = rackwave_queue::new_queue_id();
@@ -417,48 +434,27 @@ impl Intake {
         })
     }
 
-    /// The return-path host of a verified sending domain of the workspace.
-    async fn return_path(&self, workspace_id: &str, domain: &str) -> Option<String> {
-        match self.inner.domains.get(domain).await {
-            Ok(Some(d)) if d.workspace_id == workspace_id && d.verified_at_ms.is_some() => Some(
-                format!("{}.{}", rackwave_accounts::RETURN_PATH_LABEL, d.domain),
-            ),
-            Ok(_) => None,
-            Err(e) => {
-                tracing::warn!(error = %e, domain, "looking up the return path failed; using the bounce domain");
-                None
-            }
-        }
-    }
-
-    /// Refuses mail from a domain the workspace may not send from (once it
-    /// has verified sending domains, only those).
-    pub async fn check_sender(&self, workspace_id: &str, domain: &str) -> Result<(), Refusal> {
-        match self
-            .inner
+    /// What the workspace may put in `From:` (one read per submission).
+    async fn sender_rules(&self, workspace_id: &str) -> Result<SenderRules, Refusal> {
+        self.inner
             .domains
-            .sender_allowed(workspace_id, domain)
+            .sender_rules(workspace_id)
             .await
-        {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(Refusal::new(
-                RefusalKind::Sender,
-                "sender_domain",
-                if domain.is_empty() {
-                    "The From field names no address; this workspace sends from verified domains only".to_string()
-                } else {
-                    format!("{domain} is not a verified sending domain of this workspace")
-                },
-            )),
-            Err(e) => {
-                tracing::error!(error = %e, "checking the sender domain failed");
-                Err(Refusal::new(
+            .map_err(|e| {
+                tracing::error!(error = %e, "reading the sender rules failed");
+                Refusal::new(
                     RefusalKind::Temporary,
                     "tempfail",
                     "Temporary local problem, please try again later",
-                ))
-            }
-        }
+                )
+            })
+    }
+
+    /// Refuses mail from a domain the workspace may not send from (once it
+    /// has verified sending domains, only those): the SMTP session asks at
+    /// MAIL FROM.
+    pub async fn check_sender(&self, workspace_id: &str, domain: &str) -> Result<(), Refusal> {
+        check(&self.sender_rules(workspace_id).await?, domain)
     }
 
     /// Prepends a DKIM signature when the workspace has a key for the

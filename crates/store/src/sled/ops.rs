@@ -368,6 +368,21 @@ impl SledTxn {
         Ok(())
     }
 
+    /// Replaces an existing record; `Invalid` if there is none (what names
+    /// it comes from `what`).
+    fn replace(
+        &mut self,
+        key: Vec<u8>,
+        value: Vec<u8>,
+        what: impl FnOnce() -> String,
+    ) -> Result<()> {
+        if self.get(&key)?.is_none() {
+            return Err(StoreError::Invalid(format!("{} does not exist", what())));
+        }
+        self.put(key, value);
+        Ok(())
+    }
+
     /// The keys of one delivery's due entry and listing entry.
     fn delivery_index(d: &Delivery) -> (Option<Vec<u8>>, Vec<u8>) {
         (
@@ -420,26 +435,14 @@ impl Writes for SledTxn {
 
     async fn put_workspace(&mut self, workspace: &Workspace) -> Result<()> {
         let k = cat(&[keys::WORKSPACE, workspace.id.as_bytes()]);
-        if self.get(&k)?.is_none() {
-            return Err(StoreError::Invalid(format!(
-                "workspace {} does not exist",
-                workspace.id
-            )));
-        }
-        self.put(k, encode(workspace));
-        Ok(())
+        self.replace(k, encode(workspace), || {
+            format!("workspace {}", workspace.id)
+        })
     }
 
     async fn put_api_key(&mut self, key: &ApiKey) -> Result<()> {
         let k = cat(&[keys::API_KEY, key.digest.as_bytes()]);
-        if self.get(&k)?.is_none() {
-            return Err(StoreError::Invalid(format!(
-                "API key {} does not exist",
-                key.id
-            )));
-        }
-        self.put(k, encode(key));
-        Ok(())
+        self.replace(k, encode(key), || format!("API key {}", key.id))
     }
 
     async fn delete_api_key(&mut self, digest: &str) -> Result<bool> {
@@ -468,14 +471,7 @@ impl Writes for SledTxn {
 
     async fn put_sender_domain(&mut self, domain: &SenderDomain) -> Result<()> {
         let k = cat(&[keys::DOMAIN, domain.domain.as_bytes()]);
-        if self.get(&k)?.is_none() {
-            return Err(StoreError::Invalid(format!(
-                "domain {} does not exist",
-                domain.domain
-            )));
-        }
-        self.put(k, encode(domain));
-        Ok(())
+        self.replace(k, encode(domain), || format!("domain {}", domain.domain))
     }
 
     async fn delete_sender_domain(&mut self, domain: &str) -> Result<bool> {
