@@ -7,6 +7,12 @@ use clap::Parser;
 use rackwave::cli::{BenchCommand, Cli, Command};
 use rackwave::config::Config;
 
+/// mimalloc instead of the system allocator: the spool's writer thread and
+/// sled allocate and free many small nodes per message, where glibc's
+/// malloc spent about a third of the writer's time (docs/PERFORMANCE.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use prometheus_client::registry::Registry;
-use rackwave_accounts::{Accounts, Domains};
+use rackwave_accounts::{Accounts, Domains, Suppressions};
 use rackwave_core::Clock;
 use rackwave_delivery::DeliveryEngine;
 use rackwave_events::Events;
@@ -104,6 +104,7 @@ impl Server {
         registry.register_collector(Box::new(SpoolCollector(spool.clone())));
         let accounts = Accounts::new(store.clone(), clock.clone());
         let domains = Domains::new(store.clone(), accounts.clone(), clock.clone());
+        let suppressions = Suppressions::new(store.clone(), clock.clone());
         let admin_token = admin_token(&config, &data)?;
         let tls = tls::load_or_generate(
             config.smtp.tls_cert.as_deref(),
@@ -128,6 +129,7 @@ impl Server {
             rackwave_intake::Parts {
                 spool: spool.clone(),
                 domains: domains.clone(),
+                suppressions: suppressions.clone(),
                 quotas: Quotas::new(spool.clone(), store.clone(), clock.clone()),
                 clock: clock.clone(),
                 new_mail: new_mail.clone(),
@@ -206,6 +208,7 @@ impl Server {
         let state = rackwave_http::AppState::new(rackwave_http::Parts {
             accounts: accounts.clone(),
             domains,
+            suppressions,
             spool: spool.clone(),
             events: events.clone(),
             clock: clock.clone(),

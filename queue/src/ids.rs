@@ -8,6 +8,9 @@ use rackwave_core::time_ordered_id as time_ordered;
 /// Length of the hex part of both id kinds.
 const HEX_LEN: usize = 16;
 
+/// Length of a queue id (all hex).
+pub(crate) const QUEUE_ID_LEN: usize = HEX_LEN;
+
 /// Prefix of message ids, so they are recognisable in logs and API payloads.
 pub(crate) const MESSAGE_ID_PREFIX: &str = "msg_";
 
@@ -19,6 +22,17 @@ pub fn new_queue_id() -> String {
 /// A fresh message id: `msg_` followed by 16 lowercase hex characters.
 pub(crate) fn new_message_id() -> String {
     format!("{MESSAGE_ID_PREFIX}{:016x}", time_ordered())
+}
+
+/// The 64 bits of a queue id or message id (`None` for another shape).
+pub(crate) fn value_of(id: &str) -> Option<u64> {
+    if is_queue_id(id) {
+        u64::from_str_radix(id, 16).ok()
+    } else if is_message_id(id) {
+        u64::from_str_radix(&id[MESSAGE_ID_PREFIX.len()..], 16).ok()
+    } else {
+        None
+    }
 }
 
 /// Whether `s` has the shape of a queue id. Used to reject garbage early
@@ -52,6 +66,9 @@ mod tests {
         assert!(!is_queue_id("abcdef0123456789"));
         assert!(!is_message_id("msg_ABCDEF0123456789"));
         assert!(!is_message_id("msg_0123"));
+        assert_eq!(value_of("00000000000000FF"), Some(255));
+        assert_eq!(value_of("msg_00000000000000ff"), Some(255));
+        assert_eq!(value_of("msg_00000000000000FF"), None);
     }
 
     #[test]

@@ -282,6 +282,7 @@ impl Spool {
         {
             tree.insert(keys::FINISHED_INDEXED, &[])?;
         }
+        let fresh_ids = ids_follow_stored(&tree)?;
         let shared = Arc::new(Shared::new(
             counts,
             Lanes::from_counts(lane_counts),
@@ -296,6 +297,7 @@ impl Spool {
             bodies: body_writer,
             group_commit: config.group_commit,
             max_batch: config.max_batch,
+            fresh_ids,
         };
         let handle = std::thread::Builder::new()
             .name("rackwave-spool-writer".into())
@@ -930,6 +932,40 @@ struct LaneScan {
     last_key: Option<sled::IVec>,
     /// Messages `admit` refused in this call.
     refused: usize,
+}
+
+/// Raises the process's id floor above the newest queue and message id
+/// stored (the last key of the records and of the submissions, ids being
+/// fixed-length hex), so the writer need not look every fresh id up in
+/// the tree: ids drawn from now on are newer than anything stored and
+/// never repeat in this process (see `rackwave_core::ids`). `false` when
+/// a stored id is not one of ours: then the writer checks every id.
+fn ids_follow_stored(tree: &sled::Tree) -> Result<bool, SpoolError> {
+    let mut newest = 0;
+    // Record keys end with the message id; submission keys continue after
+    // the queue id (`iq/<queueid>/...`); body keys end with it.
+    for (prefix, id_len) in [
+        (keys::RECORD, None),
+        (keys::BY_QUEUE, Some(ids::QUEUE_ID_LEN)),
+        (keys::BODY, None),
+    ] {
+        let Some((key, _)) = tree.scan_prefix(prefix).next_back().transpose()? else {
+            continue;
+        };
+        let rest = &key[prefix.len()..];
+        let id = match id_len {
+            Some(n) => rest.get(..n),
+            None => Some(rest),
+        };
+        match id
+            .and_then(|id| std::str::from_utf8(id).ok())
+            .and_then(ids::value_of)
+        {
+            Some(v) => newest = newest.max(v),
+            None => return Ok(false),
+        }
+    }
+    Ok(rackwave_core::time_ordered_ids_after(newest))
 }
 
 /// Refused messages after which a lane stops for the rest of a lease call

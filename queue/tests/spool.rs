@@ -433,6 +433,60 @@ async fn concurrent_double_settle_only_one_wins() {
 }
 
 #[tokio::test]
+async fn a_chosen_queue_id_in_use_is_refused_in_the_same_group_and_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_db, spool) = open(&dir);
+    let q = new_queue_id();
+    let with_id = |to: &str| Submission {
+        queue_id: Some(q.clone()),
+        ..submission("ws1", &[to], T0)
+    };
+    // Two at once (one group commit) and one after the first is durable.
+    let (a, b) = tokio::join!(
+        spool.enqueue(with_id("a@x.org")),
+        spool.enqueue(with_id("b@x.org"))
+    );
+    let ok = [&a, &b].iter().filter(|r| r.is_ok()).count();
+    assert_eq!(ok, 1, "{a:?} {b:?}");
+    let err = spool.enqueue(with_id("c@x.org")).await.unwrap_err();
+    assert!(matches!(err, SpoolError::Invalid(_)), "{err}");
+    assert_eq!(spool.by_queue_id(&q).unwrap().len(), 1);
+    assert_eq!(spool.counts().queued, 1);
+}
+
+#[tokio::test]
+async fn ids_drawn_after_a_reopen_follow_ids_stored_ahead_of_the_clock() {
+    // A queue id an hour ahead of the clock, as if the clock stepped back
+    // between two runs: every id drawn after reopening is newer still, so
+    // nothing stored is overwritten.
+    let dir = tempfile::tempdir().unwrap();
+    let ahead_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        + 3_600_000;
+    let ahead = format!("{:016X}", ahead_ms << 20);
+    {
+        let (db, spool) = open(&dir);
+        let sub = Submission {
+            queue_id: Some(ahead.clone()),
+            ..submission("ws1", &["a@x.org"], T0)
+        };
+        spool.enqueue(sub).await.unwrap();
+        drop(spool);
+        drop(db);
+    }
+    let (_db, spool) = open(&dir);
+    let e = spool
+        .enqueue(submission("ws1", &["b@x.org", "c@x.org"], T0))
+        .await
+        .unwrap();
+    assert!(e.queue_id > ahead, "{} after {ahead}", e.queue_id);
+    assert_eq!(spool.by_queue_id(&ahead).unwrap().len(), 1);
+    assert_eq!(spool.counts().queued, 3);
+}
+
+#[tokio::test]
 async fn reopen_keeps_data_counters_and_returns_leases() {
     let dir = tempfile::tempdir().unwrap();
     let (kept, delivered, qid) = {

@@ -1,5 +1,6 @@
 //! Tenants and their credentials: workspaces, SMTP accounts and API keys
-//! ([`Accounts`]), and sender domains with their DKIM keys ([`Domains`]).
+//! ([`Accounts`]), sender domains with their DKIM keys ([`Domains`]) and
+//! suppression lists ([`Suppressions`]).
 //!
 //! Everything is scoped to a workspace. Passwords are stored as argon2
 //! hashes; API keys are shown once and stored as their SHA-256 (they are
@@ -8,13 +9,18 @@
 //! is reported.
 
 mod domains;
+mod suppressions;
 
 pub use domains::{
     dkim_record, expected_records, satisfies, DnsSetup, Domains, SenderRules, DKIM_SIGNED_HEADERS,
     RETURN_PATH_LABEL,
 };
 pub use rackwave_store::{
-    ApiKey, DkimAlgorithm, RecordCheck, SenderDomain, SmtpAccount, Workspace,
+    ApiKey, DkimAlgorithm, RecordCheck, SenderDomain, SmtpAccount, Suppression, SuppressionReason,
+    Workspace,
+};
+pub use suppressions::{
+    normalize as normalize_address, ImportReport, Suppressions, MAX_IMPORT_LINES,
 };
 
 use std::collections::HashMap;

@@ -28,9 +28,10 @@
 //! messages/s saw a `451` every few runs for a queue id already in use. So
 //! every id drawn in this process is strictly greater than the one before
 //! (when the random draw is not, the id is the previous one plus one). Ids
-//! are unique unless the clock steps back across a restart; the spool's
-//! writer checks for that before committing, because a collision would
-//! overwrite a record.
+//! are unique unless the clock steps back across a restart: the spool
+//! hands the newest id it stores to [`time_ordered_ids_after`] when it
+//! opens, so ids drawn afterwards are newer than every stored one (and it
+//! checks each id against its tree only when that was refused).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -59,6 +60,24 @@ pub fn time_ordered_id() -> u64 {
             Err(now) => last = now,
         }
     }
+}
+
+/// Makes every id drawn from now on greater than `id`, one read from
+/// storage, so no later draw repeats a stored id even if the clock stepped
+/// back since it was written. Refuses (`false`, nothing changed) an id
+/// more than a day ahead of the clock: not one of ours (an earlier
+/// version's random id, say), and raising the floor that far would make
+/// the ids stop following time.
+pub fn time_ordered_ids_after(id: u64) -> bool {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let limit = (now_ms + 86_400_000) << RANDOM_BITS;
+    if id > limit {
+        return false;
+    }
+    LAST.fetch_max(id, Ordering::Relaxed);
+    true
 }
 
 /// `bytes` random bytes as lowercase hex (twice as many characters).
@@ -103,5 +122,16 @@ mod tests {
         let b = super::time_ordered_id();
         // Two milliseconds apart: the time part moved.
         assert!(b >> 20 > a >> 20, "{a:x} then {b:x}");
+
+        // In the same test: a raised floor puts the ids ahead of the clock.
+        let now = super::time_ordered_id();
+        // Ten seconds ahead: a clock that stepped back since it was stored.
+        let stored = now + (10_000 << super::RANDOM_BITS);
+        assert!(super::time_ordered_ids_after(stored));
+        let next = super::time_ordered_id();
+        assert!(next > stored, "{next:x} after {stored:x}");
+        // A random 64-bit id is centuries ahead: refused, floor unchanged.
+        assert!(!super::time_ordered_ids_after(u64::MAX - 5));
+        assert!(super::time_ordered_id() < u64::MAX - 5);
     }
 }

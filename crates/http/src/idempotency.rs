@@ -6,12 +6,16 @@
 //!
 //! The key is claimed in a store transaction before the work starts, and
 //! the answer recorded after it. An answer of `5xx` is not recorded: the
-//! claim is dropped so the retry does the work. A claim left by a crash
-//! between the two is taken over after [`STALE_MS`] (a retry then may send
-//! once more: the window is the time between the spool's commit and the
-//! record's).
+//! claim is dropped so the retry does the work. A claim this process is
+//! still working on is never taken over, however long the work takes (the
+//! [`Running`] set); a claim without an answer and not running here was
+//! left by a crash (or another node) and is taken over after [`STALE_MS`]
+//! (a retry then may send once more: the window is the time between the
+//! spool's commit and the record's).
 
+use std::collections::HashSet;
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -33,6 +37,34 @@ pub const TTL_MS: i64 = 86_400_000;
 const STALE_MS: i64 = 60_000;
 /// How long a concurrent request waits for the first one's answer.
 const WAIT: Duration = Duration::from_secs(30);
+
+/// The keys (workspace, key) whose work runs in this process right now.
+#[derive(Clone, Default)]
+pub(crate) struct Running(Arc<Mutex<HashSet<(String, String)>>>);
+
+impl Running {
+    fn contains(&self, workspace_id: &str, key: &str) -> bool {
+        self.lock()
+            .contains(&(workspace_id.to_string(), key.to_string()))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<(String, String)>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A key marked running until dropped (when its work and record are done,
+/// or the task carrying them is gone).
+struct RunningGuard {
+    running: Running,
+    entry: (String, String),
+}
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        self.running.lock().remove(&self.entry);
+    }
+}
 
 /// A JSON body with the request's `Idempotency-Key` (if any) and a digest
 /// of what was asked.
@@ -118,11 +150,21 @@ where
     let Some(key) = key else {
         return answer(work.await);
     };
-    match claim(&state.store, &state.clock, workspace_id, &key, &digest).await {
-        Ok(Claim::Ours) => {}
+    let running = &state.idempotency_running;
+    let guard = match claim(
+        &state.store,
+        &state.clock,
+        running,
+        workspace_id,
+        &key,
+        &digest,
+    )
+    .await
+    {
+        Ok(Claim::Ours(guard)) => guard,
         Ok(Claim::Answered(r)) => return replay(r),
         Err(e) => return e.into_response(),
-    }
+    };
     // The work and its record run on their own task: a client that hangs
     // up mid-request (and will retry) must not leave the work half done
     // and the key claimed without an answer.
@@ -130,6 +172,7 @@ where
     let task = tokio::spawn(async move {
         let (status, body) = finish(work).await;
         record(&state, &workspace_id, &key, digest, status, &body).await;
+        drop(guard);
         (status, body)
     });
     match task.await {
@@ -206,8 +249,8 @@ async fn record(
 }
 
 enum Claim {
-    /// The key is ours: do the work.
-    Ours,
+    /// The key is ours: do the work while holding the guard.
+    Ours(RunningGuard),
     /// The first request's answer.
     Answered(IdempotentResponse),
 }
@@ -215,6 +258,7 @@ enum Claim {
 async fn claim(
     store: &Store,
     clock: &Clock,
+    running: &Running,
     workspace_id: &str,
     key: &str,
     digest: &str,
@@ -227,10 +271,11 @@ async fn claim(
         if let Some(found) = decide(seen.as_ref(), digest, clock.now_ms())? {
             return Ok(Claim::Answered(found));
         }
-        if seen
-            .as_ref()
-            .is_some_and(|r| r.response.is_none() && !stale_or_expired(r, clock.now_ms()))
-        {
+        let busy = |r: &IdempotencyRecord, now: i64| {
+            r.response.is_none()
+                && (!stale_or_expired(r, now) || running.contains(workspace_id, key))
+        };
+        if seen.as_ref().is_some_and(|r| busy(r, clock.now_ms())) {
             if tokio::time::Instant::now() >= deadline {
                 return Err(ApiError::new(
                     StatusCode::CONFLICT,
@@ -249,10 +294,7 @@ async fn claim(
         if let Some(found) = decide(current.as_ref(), digest, now)? {
             return Ok(Claim::Answered(found));
         }
-        if current
-            .as_ref()
-            .is_some_and(|r| r.response.is_none() && !stale_or_expired(r, now))
-        {
+        if current.as_ref().is_some_and(|r| busy(r, now)) {
             continue;
         }
         tx.put_idempotency(&IdempotencyRecord {
@@ -263,8 +305,16 @@ async fn claim(
             response: None,
         })
         .await?;
+        // Marked running before the claim is visible, so no one can see it
+        // unanswered, old and not running while this process works on it.
+        let entry = (workspace_id.to_string(), key.to_string());
+        running.lock().insert(entry.clone());
+        let guard = RunningGuard {
+            running: running.clone(),
+            entry,
+        };
         tx.commit().await?;
-        return Ok(Claim::Ours);
+        return Ok(Claim::Ours(guard));
     }
 }
 
@@ -352,5 +402,75 @@ pub async fn forget_old_keys(store: Store, clock: Clock, mut shutdown: watch::Re
             _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
             _ = shutdown.wait_for(|s| *s) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(dir: &tempfile::TempDir) -> Store {
+        rackwave_store::Database::open(dir.path(), 16)
+            .unwrap()
+            .store()
+            .unwrap()
+    }
+
+    // Paused tokio time: the waits below pass without sleeping.
+    #[tokio::test(start_paused = true)]
+    async fn a_claim_still_running_here_is_never_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, clock, running) = (store(&dir), Clock::manual(1_000_000), Running::default());
+        let first = match claim(&store, &clock, &running, "ws1", "k", "d").await {
+            Ok(Claim::Ours(guard)) => guard,
+            _ => panic!("the first request claims the key"),
+        };
+        // Long past STALE_MS, the first request still working: a retry
+        // waits, then gives up with 409 instead of sending again.
+        clock.advance_ms(STALE_MS * 10);
+        match claim(&store, &clock, &running, "ws1", "k", "d").await {
+            Err(e) => assert_eq!(e.status, StatusCode::CONFLICT),
+            Ok(_) => panic!("a running claim was taken over"),
+        }
+        // Once it is no longer running here (a crash, as far as the record
+        // can tell), an old unanswered claim is taken over.
+        drop(first);
+        assert!(matches!(
+            claim(&store, &clock, &running, "ws1", "k", "d").await,
+            Ok(Claim::Ours(_))
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unanswered_claim_not_running_here_is_taken_over_only_when_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, clock) = (store(&dir), Clock::manual(1_000_000));
+        // Claimed by "another process": its running set is not ours.
+        let other = Running::default();
+        let _held = match claim(&store, &clock, &other, "ws1", "k", "d").await {
+            Ok(Claim::Ours(guard)) => guard,
+            _ => panic!("claimed"),
+        };
+        let ours = Running::default();
+        assert!(matches!(
+            claim(&store, &clock, &ours, "ws1", "k", "d").await,
+            Err(ApiError {
+                status: StatusCode::CONFLICT,
+                ..
+            })
+        ));
+        clock.advance_ms(STALE_MS);
+        assert!(matches!(
+            claim(&store, &clock, &ours, "ws1", "k", "d").await,
+            Ok(Claim::Ours(_))
+        ));
+        // The same key with another request is a conflict at once.
+        assert!(matches!(
+            claim(&store, &clock, &ours, "ws1", "k", "other digest").await,
+            Err(ApiError {
+                status: StatusCode::CONFLICT,
+                ..
+            })
+        ));
     }
 }

@@ -27,7 +27,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use prometheus_client::registry::Registry;
 use rackwave_accounts::DnsSetup;
-use rackwave_accounts::{Accounts, Domains};
+use rackwave_accounts::{Accounts, Domains, Suppressions};
 use rackwave_core::Clock;
 use rackwave_delivery::{Destinations, DnsLookup};
 use rackwave_events::Events;
@@ -46,6 +46,7 @@ pub use error::{ApiError, ErrorBody};
 pub struct AppState {
     accounts: Accounts,
     domains: Domains,
+    suppressions: Suppressions,
     spool: Spool,
     events: Events,
     clock: Clock,
@@ -56,6 +57,8 @@ pub struct AppState {
     intake: Intake,
     /// Idempotency records.
     store: Store,
+    /// Idempotent requests being carried out in this process.
+    idempotency_running: idempotency::Running,
     rate_limit: RateLimit,
     send: SendSettings,
     /// DNS lookups and the expected records of sending domains.
@@ -70,6 +73,7 @@ pub struct AppState {
 pub struct Parts {
     pub accounts: Accounts,
     pub domains: Domains,
+    pub suppressions: Suppressions,
     pub spool: Spool,
     pub events: Events,
     pub clock: Clock,
@@ -101,6 +105,7 @@ impl AppState {
         AppState {
             accounts: parts.accounts,
             domains: parts.domains,
+            suppressions: parts.suppressions,
             spool: parts.spool,
             events: parts.events,
             clock: parts.clock,
@@ -108,6 +113,7 @@ impl AppState {
             destinations: parts.destinations,
             intake: parts.intake,
             store: parts.store,
+            idempotency_running: Default::default(),
             rate_limit: parts.rate_limit,
             dns: parts.dns,
             dns_setup: parts.dns_setup,

@@ -33,7 +33,7 @@ use std::sync::Arc;
 
 use mail_parser::MessageParser;
 use prometheus_client::registry::Registry;
-use rackwave_accounts::{Domains, SenderRules};
+use rackwave_accounts::{Domains, SenderRules, Suppressions};
 use rackwave_core::{random_hex, rfc5322, Clock, MS_PER_DAY};
 use rackwave_queue::Spool;
 use tokio::sync::Notify;
@@ -259,6 +259,7 @@ struct Inner {
     config: IntakeConfig,
     spool: Spool,
     domains: Domains,
+    suppressions: Suppressions,
     quotas: Quotas,
     clock: Clock,
     policies: Vec<Arc<dyn Policy>>,
@@ -271,6 +272,7 @@ struct Inner {
 pub struct Parts {
     pub spool: Spool,
     pub domains: Domains,
+    pub suppressions: Suppressions,
     pub quotas: Quotas,
     pub clock: Clock,
     /// Poked after each accepted submission.
@@ -285,6 +287,7 @@ impl Intake {
                 config,
                 spool: parts.spool,
                 domains: parts.domains,
+                suppressions: parts.suppressions,
                 quotas: parts.quotas,
                 clock: parts.clock,
                 policies: parts.policies,
@@ -455,6 +458,31 @@ impl Intake {
     /// MAIL FROM.
     pub async fn check_sender(&self, workspace_id: &str, domain: &str) -> Result<(), Refusal> {
         check(&self.sender_rules(workspace_id).await?, domain)
+    }
+
+    /// Refuses a recipient on the workspace's suppression list (one read):
+    /// the SMTP session asks at RCPT, the HTTP send for each recipient,
+    /// both before any quota is reserved for it.
+    pub async fn check_recipient(&self, workspace_id: &str, to: &str) -> Result<(), Refusal> {
+        match self.inner.suppressions.find(workspace_id, to).await {
+            Ok(None) => Ok(()),
+            Ok(Some(s)) => Err(Refusal::new(
+                RefusalKind::Policy,
+                "suppressed",
+                format!(
+                    "Recipient is on this workspace's suppression list ({})",
+                    s.reason.as_str()
+                ),
+            )),
+            Err(e) => {
+                tracing::error!(error = %e, "reading the suppression list failed");
+                Err(Refusal::new(
+                    RefusalKind::Temporary,
+                    "tempfail",
+                    "Temporary local problem, please try again later",
+                ))
+            }
+        }
     }
 
     /// Prepends a DKIM signature when the workspace has a key for the

@@ -66,6 +66,7 @@ async fn rig(max_header_bytes: usize, policies: Vec<Arc<dyn Policy>>) -> Rig {
         Parts {
             spool: spool.clone(),
             domains: domains.clone(),
+            suppressions: rackwave_accounts::Suppressions::new(store.clone(), clock.clone()),
             quotas: Quotas::new(spool.clone(), store, clock.clone()),
             clock: clock.clone(),
             new_mail: new_mail.clone(),

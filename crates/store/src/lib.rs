@@ -41,7 +41,7 @@ use rackwave_core::{Classify, ErrorKind};
 pub use records::{
     ApiKey, Attempt, Delivery, DeliveryState, DkimAlgorithm, Endpoint, EventQuery,
     IdempotencyRecord, IdempotentResponse, Page, RecordCheck, Secret, SenderDomain, SmtpAccount,
-    StoredEvent, Workspace,
+    StoredEvent, Suppression, SuppressionReason, Workspace,
 };
 pub use sled::Database;
 
@@ -237,6 +237,13 @@ store_api! {
         /// `since_day..=until_day`) and type, as `(day, type, count)` in day
         /// order; only those of messages tagged `tag` when one is given.
         fn event_counts(workspace_id: &str, since_day: i64, until_day: i64, tag: Option<&str>) -> Vec<(i64, String, u64)>;
+        /// A workspace's suppression of an address (lowercase).
+        fn suppression(workspace_id: &str, address: &str) -> Option<Suppression>;
+        /// One page of a workspace's suppressions, by address, after the
+        /// address `after`; only those with `reason` when one is given.
+        /// Examines a bounded number per call, so a filter may give a short
+        /// page with a cursor.
+        fn suppressions(workspace_id: &str, reason: Option<SuppressionReason>, after: Option<&str>, limit: usize) -> Page<Suppression>;
     }
     writes {
         /// Adds a workspace; its id must be new.
@@ -287,5 +294,9 @@ store_api! {
         /// Deletes up to `limit` idempotency records created before
         /// `cutoff_ms`; how many, and whether more may be.
         fn prune_idempotency(cutoff_ms: i64, limit: usize) -> (u64, bool);
+        /// Adds or replaces a suppression (the address lowercase).
+        fn put_suppression(suppression: &Suppression) -> ();
+        /// Deletes a suppression; whether it existed.
+        fn delete_suppression(workspace_id: &str, address: &str) -> bool;
     }
 }

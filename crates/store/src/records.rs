@@ -336,3 +336,55 @@ pub struct IdempotentResponse {
     /// The JSON body, as sent.
     pub body: String,
 }
+
+/// Why an address is on a workspace's suppression list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SuppressionReason {
+    /// A bounce said the mailbox or its domain does not exist.
+    HardBounce,
+    /// The recipient reported a message as spam.
+    Complaint,
+    /// The recipient unsubscribed.
+    Unsubscribe,
+    /// Added by the workspace (API, import) or an operator.
+    Manual,
+}
+
+impl SuppressionReason {
+    pub const ALL: [SuppressionReason; 4] = [
+        SuppressionReason::HardBounce,
+        SuppressionReason::Complaint,
+        SuppressionReason::Unsubscribe,
+        SuppressionReason::Manual,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SuppressionReason::HardBounce => "hard_bounce",
+            SuppressionReason::Complaint => "complaint",
+            SuppressionReason::Unsubscribe => "unsubscribe",
+            SuppressionReason::Manual => "manual",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SuppressionReason> {
+        SuppressionReason::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// An address a workspace no longer sends to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suppression {
+    pub workspace_id: String,
+    /// Lowercase.
+    pub address: String,
+    pub reason: SuppressionReason,
+    /// The message that caused it (a bounce, a complaint, an unsubscribe).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// What was said (the bounce reply, the report's source, a note).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    pub created_at_ms: i64,
+}

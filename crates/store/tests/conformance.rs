@@ -19,6 +19,7 @@ async fn conformance(store: &Store) {
     outbox(store).await;
     idempotency(store).await;
     daily_counts(store).await;
+    suppressions(store).await;
 }
 
 fn workspace(id: &str) -> Workspace {
@@ -684,6 +685,111 @@ async fn daily_counts(store: &Store) {
         .await
         .unwrap()
         .is_empty());
+}
+
+fn suppression(ws: &str, address: &str, reason: SuppressionReason) -> Suppression {
+    Suppression {
+        workspace_id: ws.into(),
+        address: address.into(),
+        reason,
+        message_id: Some("msg_0000000000000001".into()),
+        detail: Some("550 5.1.1 no such user".into()),
+        created_at_ms: T0,
+    }
+}
+
+async fn suppressions(store: &Store) {
+    let mut tx = store.begin().await.unwrap();
+    for (i, address) in ["c@x.org", "a@x.org", "b@x.org", "d@x.org"]
+        .iter()
+        .enumerate()
+    {
+        let reason = if i % 2 == 0 {
+            SuppressionReason::HardBounce
+        } else {
+            SuppressionReason::Manual
+        };
+        tx.put_suppression(&suppression("su1", address, reason))
+            .await
+            .unwrap();
+    }
+    // Another workspace's list is its own.
+    tx.put_suppression(&suppression("su2", "a@x.org", SuppressionReason::Complaint))
+        .await
+        .unwrap();
+    // Keys cannot be broken by what a caller sends.
+    assert!(tx
+        .put_suppression(&suppression("su1", "", SuppressionReason::Manual))
+        .await
+        .is_err());
+    assert!(tx
+        .put_suppression(&suppression("su1", "a\0b@x.org", SuppressionReason::Manual))
+        .await
+        .is_err());
+    tx.commit().await.unwrap();
+
+    let a = store.suppression("su1", "a@x.org").await.unwrap().unwrap();
+    assert_eq!(a.reason, SuppressionReason::Manual);
+    assert_eq!(a.message_id.as_deref(), Some("msg_0000000000000001"));
+    assert_eq!(
+        store
+            .suppression("su2", "a@x.org")
+            .await
+            .unwrap()
+            .unwrap()
+            .reason,
+        SuppressionReason::Complaint
+    );
+    assert!(store.suppression("su2", "b@x.org").await.unwrap().is_none());
+    assert!(store.suppression("su1", "").await.unwrap().is_none());
+
+    // By address, in pages.
+    let page = store.suppressions("su1", None, None, 3).await.unwrap();
+    let got: Vec<_> = page.items.iter().map(|s| s.address.as_str()).collect();
+    assert_eq!(got, ["a@x.org", "b@x.org", "c@x.org"]);
+    let cursor = page.next_cursor.expect("a fourth");
+    let page = store
+        .suppressions("su1", None, Some(&cursor), 3)
+        .await
+        .unwrap();
+    let got: Vec<_> = page.items.iter().map(|s| s.address.as_str()).collect();
+    assert_eq!(got, ["d@x.org"]);
+    assert!(page.next_cursor.is_none());
+    let page = store
+        .suppressions("su1", Some(SuppressionReason::HardBounce), None, 10)
+        .await
+        .unwrap();
+    let got: Vec<_> = page.items.iter().map(|s| s.address.as_str()).collect();
+    assert_eq!(got, ["b@x.org", "c@x.org"]);
+
+    // Replacing keeps one entry; deleting says whether there was one.
+    let mut tx = store.begin().await.unwrap();
+    tx.put_suppression(&suppression(
+        "su1",
+        "a@x.org",
+        SuppressionReason::Unsubscribe,
+    ))
+    .await
+    .unwrap();
+    assert!(tx.delete_suppression("su1", "b@x.org").await.unwrap());
+    assert!(!tx.delete_suppression("su1", "b@x.org").await.unwrap());
+    assert!(!tx.delete_suppression("su2", "c@x.org").await.unwrap());
+    tx.commit().await.unwrap();
+    let page = store.suppressions("su1", None, None, 10).await.unwrap();
+    let got: Vec<_> = page
+        .items
+        .iter()
+        .map(|s| (s.address.as_str(), s.reason))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("a@x.org", SuppressionReason::Unsubscribe),
+            ("c@x.org", SuppressionReason::HardBounce),
+            ("d@x.org", SuppressionReason::Manual)
+        ]
+    );
+    assert!(store.suppression("su2", "a@x.org").await.unwrap().is_some());
 }
 
 fn sled_store(path: &std::path::Path) -> Store {

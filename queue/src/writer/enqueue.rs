@@ -38,19 +38,38 @@ fn validate(sub: &Submission) -> Result<(), SpoolError> {
     Ok(())
 }
 
-pub(super) fn stage_enqueue(st: &mut Staged<'_>, sub: Submission) -> Result<Enqueued, SpoolError> {
+/// Stages a submission. `fresh_ids`: ids drawn now cannot be stored
+/// already (the spool raised the id floor above its newest one when it
+/// opened), so only a chosen queue id is looked up, by its body: a
+/// submission still being delivered cannot be overwritten by a caller
+/// reusing its id. Otherwise every id is checked against the tree, in case
+/// the clock stepped back behind ids of a foreign shape.
+pub(super) fn stage_enqueue(
+    st: &mut Staged<'_>,
+    sub: Submission,
+    fresh_ids: bool,
+) -> Result<Enqueued, SpoolError> {
     validate(&sub)?;
+    let in_use = |st: &Staged<'_>, q: &str| -> Result<bool, SpoolError> {
+        if fresh_ids {
+            st.exists(&keys::body(q))
+        } else {
+            st.any_with_prefix(&keys::queue_prefix(q))
+        }
+    };
     let queue_id = if let Some(q) = sub.queue_id.clone() {
-        if !ids::is_queue_id(&q) || st.any_with_prefix(&keys::queue_prefix(&q))? {
+        if !ids::is_queue_id(&q) || in_use(st, &q)? {
             return Err(SpoolError::Invalid(format!(
                 "queue id {q} is malformed or already in use"
             )));
         }
         q
+    } else if fresh_ids {
+        ids::new_queue_id()
     } else {
         loop {
             let q = ids::new_queue_id();
-            if !st.any_with_prefix(&keys::queue_prefix(&q))? {
+            if !in_use(st, &q)? {
                 break q;
             }
             warn!(queue_id = %q, "queue id collision; drawing another");
@@ -62,7 +81,7 @@ pub(super) fn stage_enqueue(st: &mut Staged<'_>, sub: Submission) -> Result<Enqu
     for (index, to) in sub.recipients.iter().enumerate() {
         let id = loop {
             let id = ids::new_message_id();
-            if !st.exists(&keys::record(&id))? {
+            if fresh_ids || !st.exists(&keys::record(&id))? {
                 break id;
             }
             warn!(message_id = %id, "message id collision; drawing another");

@@ -282,6 +282,9 @@ pub(crate) struct Writer {
     pub bodies: BodyWriter,
     pub group_commit: bool,
     pub max_batch: usize,
+    /// Ids drawn in this process are newer than every stored one (see
+    /// `ids_follow_stored`), so fresh ids need no lookup in the tree.
+    pub fresh_ids: bool,
 }
 
 impl Writer {
@@ -318,7 +321,7 @@ impl Writer {
             match request {
                 Request::Enqueue { submission, reply } => {
                     let mut st = Staged::new(&self.tree, &group);
-                    let result = enqueue::stage_enqueue(&mut st, submission);
+                    let result = enqueue::stage_enqueue(&mut st, submission, self.fresh_ids);
                     if result.is_ok() {
                         let changes = st.finish();
                         group.absorb(changes);

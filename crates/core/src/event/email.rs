@@ -107,6 +107,17 @@ pub enum BounceType {
 }
 
 impl BounceType {
+    /// Whether this bounce says the address itself is bad, so mail to it
+    /// should stop (a suppression): only a mailbox or domain that does not
+    /// exist. Blocks, full mailboxes and everything temporary say nothing
+    /// about the address.
+    pub fn suppresses(self) -> bool {
+        matches!(
+            self,
+            BounceType::InvalidRecipient | BounceType::InvalidDomain
+        )
+    }
+
     /// Every type, in declaration order.
     pub const ALL: [BounceType; 15] = [
         BounceType::InvalidRecipient,

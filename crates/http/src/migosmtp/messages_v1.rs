@@ -295,6 +295,25 @@ pub(crate) async fn send_one(
         })
         .collect();
     for to in composed.recipients {
+        // Suppressed recipients are listed, and use no quota.
+        match state.intake.check_recipient(&workspace.id, &to).await {
+            Ok(()) => {}
+            Err(refusal) if refusal.kind == RefusalKind::Temporary => {
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "temporarily unavailable; try again",
+                ));
+            }
+            Err(refusal) => {
+                rejected.push(RejectedRecipient {
+                    to,
+                    code: refusal.reason.into(),
+                    reason: refusal.text,
+                });
+                continue;
+            }
+        }
         match quotas.reserve_one(&mut reservation, &quota).await {
             Ok(()) => recipients.push(to),
             Err(QuotaError::Exceeded) => rejected.push(RejectedRecipient {

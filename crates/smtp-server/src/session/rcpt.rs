@@ -1,7 +1,8 @@
-//! RCPT TO (RFC 5321 §4.1.1.3): recipient cap and the daily quota, which
-//! is reserved here, one unit per accepted recipient.
+//! RCPT TO (RFC 5321 §4.1.1.3): recipient cap, the workspace's
+//! suppression list and the daily quota, which is reserved here, one unit
+//! per accepted recipient.
 
-use rackwave_intake::{Limits, QuotaError};
+use rackwave_intake::{Limits, QuotaError, RefusalKind};
 use rackwave_smtp_proto::Reply;
 
 use super::{Flow, Session};
@@ -34,6 +35,17 @@ impl Session {
         if tx.recipients.len() >= self.ctx.config.max_recipients {
             return self.refuse("recipients", Reply::too_many_recipients());
         }
+        let workspace = auth.workspace.id.clone();
+        if let Err(refusal) = self.ctx.intake.check_recipient(&workspace, &to).await {
+            let (code, enhanced) = match refusal.kind {
+                RefusalKind::Temporary => (451, "4.3.0"),
+                _ => (550, "5.7.1"),
+            };
+            return self.refuse(refusal.reason, Reply::new(code, enhanced, &refusal.text));
+        }
+        let (Some(tx), Some(auth)) = (&mut self.tx, &self.auth) else {
+            return self.refuse("bad_sequence", Reply::bad_sequence("Need MAIL before RCPT"));
+        };
         let limits = Limits {
             account: &auth.account.username,
             account_quota: auth.account.daily_quota,

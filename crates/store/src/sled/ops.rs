@@ -10,7 +10,8 @@ use super::kv::{decode, encode, prefix_end, Kv};
 use super::SledTxn;
 use crate::{
     ApiKey, Delivery, DeliveryState, Endpoint, EventQuery, IdempotencyRecord, Page, Reads, Result,
-    SenderDomain, SmtpAccount, StoreError, StoredEvent, Workspace, Writes,
+    SenderDomain, SmtpAccount, StoreError, StoredEvent, Suppression, SuppressionReason, Workspace,
+    Writes,
 };
 
 /// Most entries one listing call examines, so a selective filter over a
@@ -351,6 +352,50 @@ impl<K: Kv> Reads for K {
             ));
         }
         Ok(out)
+    }
+
+    async fn suppression(&self, workspace_id: &str, address: &str) -> Result<Option<Suppression>> {
+        if address.is_empty() {
+            return Ok(None);
+        }
+        self.get_json(&pair(keys::SUPPRESSION, workspace_id, address.as_bytes()))
+    }
+
+    async fn suppressions(
+        &self,
+        workspace_id: &str,
+        reason: Option<SuppressionReason>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Suppression>> {
+        let prefix = group(keys::SUPPRESSION, workspace_id);
+        let start = match after {
+            // The smallest key after the cursor's address.
+            Some(a) => cat(&[&prefix, a.as_bytes(), b"\0"]),
+            None => prefix.clone(),
+        };
+        let mut items = Vec::new();
+        let mut last = None;
+        let mut more = false;
+        for (scanned, (key, raw)) in self
+            .scan(&start, &prefix_end(&prefix), false, SCAN_BUDGET + 1)?
+            .iter()
+            .enumerate()
+        {
+            if items.len() == limit || scanned >= SCAN_BUDGET {
+                more = true;
+                break;
+            }
+            last = Some(String::from_utf8_lossy(&key[prefix.len()..]).into_owned());
+            let s: Suppression = decode(key, raw)?;
+            if reason.is_none_or(|r| r == s.reason) {
+                items.push(s);
+            }
+        }
+        Ok(Page {
+            items,
+            next_cursor: if more { last } else { None },
+        })
     }
 }
 
@@ -731,6 +776,29 @@ impl Writes for SledTxn {
             self.remove(index);
         }
         Ok((n, more))
+    }
+
+    async fn put_suppression(&mut self, suppression: &Suppression) -> Result<()> {
+        component("workspace id", &suppression.workspace_id)?;
+        component("address", &suppression.address)?;
+        self.put(
+            pair(
+                keys::SUPPRESSION,
+                &suppression.workspace_id,
+                suppression.address.as_bytes(),
+            ),
+            encode(suppression),
+        );
+        Ok(())
+    }
+
+    async fn delete_suppression(&mut self, workspace_id: &str, address: &str) -> Result<bool> {
+        let key = pair(keys::SUPPRESSION, workspace_id, address.as_bytes());
+        if self.get(&key)?.is_none() {
+            return Ok(false);
+        }
+        self.remove(key);
+        Ok(true)
     }
 }
 
