@@ -404,6 +404,79 @@ async fn unknown_user_bounces_as_invalid_recipient() {
     assert_eq!(r.sinks[0].messages(), 1);
 }
 
+/// A bounce that says the mailbox does not exist puts the address on the
+/// workspace's suppression list, with the message that caused it, and the
+/// next message to it is refused at RCPT; a full mailbox bounces without
+/// suppressing anyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hard_bounce_suppresses_the_address_and_a_full_mailbox_does_not() {
+    let script = Script::default()
+        .on_rcpt_containing(
+            "nobody",
+            Action::reply(
+                "550 5.1.1 <nobody@example.test>: Recipient address rejected: User unknown",
+            ),
+        )
+        .on_rcpt_containing("full", Action::reply("552 5.2.2 Mailbox full"));
+    let r = scripted_rig(54, script, |_| {}).await;
+    let key =
+        r.ts.create_api_key(&r.account.workspace_id, "migosmtp")
+            .await;
+    let qid = r
+        .send(
+            "app@sender.test",
+            &["Nobody@Example.test", "full@example.test"],
+            "hard and soft",
+        )
+        .await;
+    let msgs = r.wait(&qid, &["bounced"]).await;
+    let nobody = msgs
+        .iter()
+        .find(|m| {
+            m["to"]
+                .as_str()
+                .unwrap()
+                .eq_ignore_ascii_case("nobody@example.test")
+        })
+        .unwrap();
+    // The events consumer adds the entry with the bounce's event.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let entry = loop {
+        let (s, entry) =
+            r.ts.call(
+                &key,
+                "GET",
+                "/migosmtp/v1/suppressions/nobody@example.test",
+                None,
+            )
+            .await;
+        if s == 200 {
+            break entry;
+        }
+        assert_eq!(s, 404, "{entry}");
+        assert!(tokio::time::Instant::now() < deadline, "never suppressed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(entry["address"], "nobody@example.test");
+    assert_eq!(entry["reason"], "hard_bounce");
+    assert_eq!(entry["message_id"], nobody["id"]);
+    assert!(
+        entry["detail"].as_str().unwrap().contains("5.1.1"),
+        "{entry}"
+    );
+    let (_, list) =
+        r.ts.call(&key, "GET", "/migosmtp/v1/suppressions", None)
+            .await;
+    assert_eq!(list["suppressions"].as_array().unwrap().len(), 1, "{list}");
+
+    let mut s = r.ts.authed(&r.account).await;
+    s.cmd_expect("MAIL FROM:<app@sender.test>", 250).await;
+    let refused = s.cmd("RCPT TO:<NOBODY@example.test>").await;
+    assert_eq!(refused.code, 550, "{refused:?}");
+    assert!(refused.text().contains("5.7.1") && refused.text().contains("hard_bounce"));
+    s.cmd_expect("RCPT TO:<full@example.test>", 250).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_server_times_out_and_defers() {
     let script = Script::default().on(Step::Greeting, Action::Silent);

@@ -12,14 +12,21 @@
 //! feed goes on past it: it never stops the other events, and never goes
 //! missing without a word.
 //!
+//! A bounce that says the address does not exist (see
+//! [`BounceType::suppresses`]) also puts the address on the workspace's
+//! suppression list, in the same transaction as its event, unless it is
+//! there already (the first cause is kept).
+//!
 //! [`EmailEvent::data`]: rackwave_core::event::EmailEvent::data
+//! [`BounceType::suppresses`]: rackwave_core::event::BounceType::suppresses
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use rackwave_core::event::Event;
+use rackwave_core::event::{EmailEvent, Event};
 use rackwave_core::Timestamp;
-use rackwave_store::Endpoint;
+use rackwave_queue::FeedEntry;
+use rackwave_store::{Endpoint, Suppression, SuppressionReason, Txn};
 use tokio::sync::watch;
 
 use crate::{record, Events, EventsError};
@@ -74,6 +81,7 @@ async fn consume(events: &Events) -> Result<usize, EventsError> {
             .collect();
         let (_, deliveries) = record(&mut tx, &event, &targets, now).await?;
         queued += deliveries.len();
+        suppress_on_hard_bounce(&mut tx, entry).await?;
     }
     tx.set_cursor(CURSOR, last).await?;
     tx.commit().await?;
@@ -82,6 +90,35 @@ async fn consume(events: &Events) -> Result<usize, EventsError> {
         events.kick();
     }
     Ok(entries.len())
+}
+
+/// Suppresses the recipient of a bounce that says the address is bad.
+async fn suppress_on_hard_bounce(tx: &mut Txn, entry: &FeedEntry) -> Result<(), EventsError> {
+    let EmailEvent::Bounced(detail) = &entry.event else {
+        return Ok(());
+    };
+    if !detail.bounce_type.suppresses() {
+        return Ok(());
+    }
+    let address = entry.message.to.trim().to_lowercase();
+    if address.is_empty()
+        || tx
+            .suppression(&entry.workspace_id, &address)
+            .await?
+            .is_some()
+    {
+        return Ok(());
+    }
+    tx.put_suppression(&Suppression {
+        workspace_id: entry.workspace_id.clone(),
+        address,
+        reason: SuppressionReason::HardBounce,
+        message_id: Some(entry.message.message_id.clone()),
+        detail: Some(format!("{} {}", detail.bounce_code, detail.bounce_reason)),
+        created_at_ms: entry.at_ms,
+    })
+    .await?;
+    Ok(())
 }
 
 /// Follows the feed until `shutdown` turns true.

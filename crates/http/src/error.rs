@@ -58,6 +58,16 @@ impl ApiError {
             ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message)
         }
     }
+    /// A request body that could not be read (too large: `413`).
+    pub(crate) fn body(r: axum::extract::rejection::BytesRejection) -> ApiError {
+        let status = r.status();
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "payload_too_large"
+        } else {
+            "invalid_request"
+        };
+        ApiError::new(status, code, r.body_text())
+    }
     pub fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
     }

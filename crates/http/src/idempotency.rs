@@ -111,15 +111,9 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Idempotent<T> {
             ));
         }
         let what = format!("{} {}\n", req.method(), req.uri().path());
-        let body = Bytes::from_request(req, state).await.map_err(|r| {
-            let status = r.status();
-            let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                "payload_too_large"
-            } else {
-                "invalid_request"
-            };
-            ApiError::new(status, code, r.body_text())
-        })?;
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(ApiError::body)?;
         let value = axum::Json::<T>::from_bytes(&body)
             .map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", r.body_text()))?
             .0;

@@ -207,6 +207,15 @@ fn routes(limits: BodyLimits) -> OpenApiRouter<AppState> {
         .routes(routes!(migosmtp::domains_v1::verify))
         .routes(routes!(migosmtp::stats_v1::stats))
         .routes(routes!(migosmtp::messages_v1::send_batch))
+        .routes(routes!(
+            migosmtp::suppressions_v1::list,
+            migosmtp::suppressions_v1::add
+        ))
+        .routes(routes!(migosmtp::suppressions_v1::import))
+        .routes(routes!(
+            migosmtp::suppressions_v1::get,
+            migosmtp::suppressions_v1::delete
+        ))
         // Last: a route layer covers only the routes added before it.
         .route_layer(middleware::from_fn(rate_limit::limit))
         .layer(DefaultBodyLimit::max(limits.send));
