@@ -47,6 +47,56 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     pub webhooks: WebhooksConfig,
     pub domains: DomainsConfig,
+    pub tracking: TrackingConfig,
+}
+
+/// `[tracking]`: the links MigoSMTP puts in messages for their recipients
+/// (one-click unsubscribe).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrackingConfig {
+    /// The public URL of the tracking endpoints, served by the HTTP plane
+    /// (`https://t.example.com`). Unset: `http://<[http] listen>`, which
+    /// only the machine itself can reach.
+    pub base_url: Option<String>,
+    /// The key that signs the links (at least 16 characters). Unset: one
+    /// is generated into the data directory (`tracking.key`). Changing it
+    /// makes the links of messages already sent invalid.
+    pub secret: Option<String>,
+}
+
+impl TrackingConfig {
+    fn check(&self) -> Result<(), String> {
+        if let Some(url) = &self.base_url {
+            let rest = url
+                .strip_prefix("https://")
+                .or_else(|| url.strip_prefix("http://"));
+            let ok = rest.is_some_and(|r| {
+                !r.is_empty()
+                    && !r.starts_with('/')
+                    && !r.contains(['?', '#', ' ', '<', '>', '"'])
+                    && r.is_ascii()
+            });
+            if !ok {
+                return Err(format!(
+                    "[tracking] base_url {url:?} must be an http:// or https:// URL without query or fragment"
+                ));
+            }
+        }
+        if self.secret.as_ref().is_some_and(|s| s.len() < 16) {
+            return Err("[tracking] secret must be at least 16 characters".into());
+        }
+        Ok(())
+    }
+
+    /// The base URL in force, given the address the HTTP plane is bound
+    /// to.
+    pub fn base_url(&self, http_addr: SocketAddr) -> String {
+        match &self.base_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{http_addr}"),
+        }
+    }
 }
 
 /// `[domains]`: what sending domains are told to publish.
@@ -205,6 +255,7 @@ impl Config {
             config.delivery.check(),
             config.webhooks.check(),
             config.spool.check(),
+            config.tracking.check(),
         ]
         .into_iter()
         .collect::<Result<(), String>>()

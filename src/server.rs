@@ -20,6 +20,7 @@ use rackwave_intake::{Intake, IntakeConfig, Quotas};
 use rackwave_queue::{Spool, SpoolConfig};
 use rackwave_smtp_server::SmtpServer;
 use rackwave_store::{Database, Store, StoreError};
+use rackwave_tracking::TrackingKey;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
@@ -76,6 +77,8 @@ pub struct Server {
 
 /// File in the data directory holding a generated admin token.
 pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+/// The generated key of tracking links, in the data directory.
+pub const TRACKING_KEY_FILE: &str = "tracking.key";
 
 impl Server {
     pub async fn start(config: Config, clock: Clock) -> Result<Server, StartError> {
@@ -106,6 +109,16 @@ impl Server {
         let domains = Domains::new(store.clone(), accounts.clone(), clock.clone());
         let suppressions = Suppressions::new(store.clone(), clock.clone());
         let admin_token = admin_token(&config, &data)?;
+        // Bound first: links made before it is serving point at its real
+        // address when no base URL is configured (port 0 in tests).
+        let http_listener = bind(config.http.listen, "[http] listen").await?;
+        let http_addr = http_listener
+            .local_addr()
+            .expect("bound socket has an address");
+        let tracking = rackwave_intake::Tracking {
+            key: tracking_key(&config, &data)?,
+            base_url: config.tracking.base_url(http_addr),
+        };
         let tls = tls::load_or_generate(
             config.smtp.tls_cert.as_deref(),
             config.smtp.tls_key.as_deref(),
@@ -134,6 +147,7 @@ impl Server {
                 clock: clock.clone(),
                 new_mail: new_mail.clone(),
                 policies: Vec::new(),
+                tracking: Some(tracking.clone()),
             },
             &mut registry,
         );
@@ -201,14 +215,11 @@ impl Server {
             ));
         }
 
-        let http_listener = bind(config.http.listen, "[http] listen").await?;
-        let http_addr = http_listener
-            .local_addr()
-            .expect("bound socket has an address");
         let state = rackwave_http::AppState::new(rackwave_http::Parts {
             accounts: accounts.clone(),
             domains,
             suppressions,
+            tracking_key: tracking.key.clone(),
             spool: spool.clone(),
             events: events.clone(),
             clock: clock.clone(),
@@ -315,6 +326,36 @@ fn admin_token(config: &Config, data: &Path) -> Result<String, StartError> {
         "no admin token configured: generated one (set [admin] token or RACKWAVE_ADMIN_TOKEN to choose your own)"
     );
     Ok(token)
+}
+
+/// The key that signs tracking links: `[tracking] secret`, else one kept in
+/// the data directory (generated on first start).
+fn tracking_key(config: &Config, data: &Path) -> Result<TrackingKey, StartError> {
+    if let Some(secret) = &config.tracking.secret {
+        return Ok(
+            TrackingKey::new(secret.as_bytes().to_vec()).expect("checked when the config was read")
+        );
+    }
+    let path = data.join(TRACKING_KEY_FILE);
+    let data_dir = |source| StartError::DataDir {
+        path: path.clone(),
+        source,
+    };
+    match std::fs::read(&path) {
+        Ok(bytes) => TrackingKey::new(bytes).ok_or_else(|| {
+            data_dir(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "the tracking key is shorter than 16 bytes",
+            ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = vec![0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
+            write_secret(&path, &key).map_err(data_dir)?;
+            Ok(TrackingKey::new(key).expect("32 bytes"))
+        }
+        Err(e) => Err(data_dir(e)),
+    }
 }
 
 /// Writes a secret (a generated key or token) readable by its owner only,

@@ -101,6 +101,30 @@ fn sink() -> SinkConfig {
 }
 
 impl Rig {
+    /// Verifies a delivered message's DKIM signatures as a receiver
+    /// would: mail-auth's verifier, asking the test DNS server.
+    async fn assert_dkim_passes(&self, data: &[u8]) {
+        use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
+        let mut ns = NameServerConfig::udp_and_tcp(self.dns.addr.ip());
+        for c in &mut ns.connections {
+            c.port = self.dns.addr.port();
+        }
+        let verifier = mail_auth::MessageAuthenticator::new(
+            ResolverConfig::from_name_servers(vec![ns]),
+            ResolverOpts::default(),
+        )
+        .unwrap();
+        let parsed = mail_auth::AuthenticatedMessage::parse(data).unwrap();
+        let results = verifier.verify_dkim(&parsed).await;
+        assert!(
+            !results.is_empty()
+                && results
+                    .iter()
+                    .all(|r| r.result() == &mail_auth::DkimResult::Pass),
+            "{results:?}"
+        );
+    }
+
     /// Submits one message per recipient; returns the queue id.
     async fn send(&self, from: &str, to: &[impl AsRef<str>], subject: &str) -> String {
         let to: Vec<&str> = to.iter().map(AsRef::as_ref).collect();
@@ -643,32 +667,273 @@ async fn dkim_round_trip(algorithm: &str, ip: u8) {
     let data = r.sinks[0].received()[0].data.clone();
     assert!(String::from_utf8_lossy(&data).starts_with("DKIM-Signature:"));
 
-    // Verify as a receiver would: mail-auth's verifier, our DNS server.
-    use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
-    let mut ns = NameServerConfig::udp_and_tcp(r.dns.addr.ip());
-    for c in &mut ns.connections {
-        c.port = r.dns.addr.port();
-    }
-    let verifier = mail_auth::MessageAuthenticator::new(
-        ResolverConfig::from_name_servers(vec![ns]),
-        ResolverOpts::default(),
-    )
-    .unwrap();
-    let parsed = mail_auth::AuthenticatedMessage::parse(&data).unwrap();
-    let results = verifier.verify_dkim(&parsed).await;
-    assert!(!results.is_empty());
-    assert!(
-        results
-            .iter()
-            .all(|r| r.result() == &mail_auth::DkimResult::Pass),
-        "{results:?}"
-    );
+    r.assert_dkim_passes(&data).await;
     // A message from a domain without a key goes out unsigned.
     let qid = r
         .send("news@sender.test", &["judy@example.test"], "unsigned")
         .await;
     r.wait(&qid, &["delivered"]).await;
     assert!(!String::from_utf8_lossy(&r.sinks[0].received()[1].data).contains("DKIM-Signature"));
+}
+
+/// The `List-Unsubscribe` URL of a delivered message (RFC 8058), if any.
+fn list_unsubscribe(data: &[u8]) -> Option<String> {
+    let parsed = mail_parser::MessageParser::default()
+        .parse_headers(data)
+        .unwrap();
+    let raw = parsed.header_raw("List-Unsubscribe")?;
+    Some(
+        raw.trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .to_string(),
+    )
+}
+
+fn unsubscribe_url(data: &[u8]) -> String {
+    list_unsubscribe(data).expect("List-Unsubscribe")
+}
+
+/// One-click unsubscribe end to end: messages of a workspace that turns it
+/// on (and one that asks over SMTP) arrive with RFC 8058 headers for their
+/// own recipient, covered by the DKIM signature; a GET of the link only
+/// shows a page; the one-click POST answers 200 without a redirect,
+/// records `email.unsubscribed` for that message and suppresses the
+/// address (once, however often it is posted), and the next message to it
+/// is refused. A forged link records nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_click_unsubscribe_from_the_delivered_headers() {
+    let r = rig(vec![(55, sink())], [55, DOWN], |_| {}).await;
+    let ws = r.account.workspace_id.clone();
+    let key = r.ts.create_api_key(&ws, "migosmtp").await;
+    let (status, domain) =
+        r.ts.admin(
+            "POST",
+            &format!("/admin/v1/workspaces/{ws}/domains"),
+            Some(json!({"domain": "dkim.test", "selector": "s1"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{domain}");
+    let value = domain["dkim_record"]["value"].as_str().unwrap();
+    r.dns
+        .add_record(&format!("s1._domainkey.dkim TXT \"{value}\""));
+
+    // Off by default: no header.
+    let qid = r
+        .send("news@dkim.test", &["plain@example.test"], "no list")
+        .await;
+    r.wait(&qid, &["delivered"]).await;
+    assert_eq!(list_unsubscribe(&r.sinks[0].received()[0].data), None);
+
+    // Asked for over SMTP, two recipients: each gets its own link.
+    let mut s = r.ts.authed(&r.account).await;
+    let data = "From: <news@dkim.test>\r\nTo: <ada@example.test>\r\nSubject: weekly\r\n\
+                List-Id: Weekly news <weekly.dkim.test>\r\n\
+                X-Rackwave-Tracking: unsubscribe=on\r\n\r\nhello\r\n";
+    let reply = s
+        .send_mail(
+            "news@dkim.test",
+            &["ada@example.test", "bob@example.test"],
+            data,
+        )
+        .await;
+    assert_eq!(reply.code, 250, "{reply:?}");
+    let msgs = r.ts.messages(&ws).await;
+    assert_eq!(msgs.len(), 3, "{msgs:?}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while r.sinks[0].received().len() < 3 {
+        assert!(tokio::time::Instant::now() < deadline, "not delivered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let received = r.sinks[0].received();
+    let copy_for = |to: &str| {
+        received
+            .iter()
+            .find(|m| m.rcpt_to.iter().any(|r| r == to))
+            .unwrap_or_else(|| panic!("no copy for {to}"))
+            .data
+            .clone()
+    };
+    let ada = copy_for("ada@example.test");
+    let bob = copy_for("bob@example.test");
+    let text = String::from_utf8_lossy(&ada).to_string();
+    assert!(
+        text.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("X-Rackwave-Tracking"),
+        "the control field is removed"
+    );
+    let ada_url = unsubscribe_url(&ada);
+    let bob_url = unsubscribe_url(&bob);
+    assert!(
+        ada_url.starts_with(&format!("{}/u/", r.ts.http)),
+        "{ada_url}"
+    );
+    assert_ne!(ada_url, bob_url);
+
+    // The signature covers the new fields and verifies.
+    r.assert_dkim_passes(&ada).await;
+    let signed = mail_parser::MessageParser::default()
+        .parse_headers(&ada)
+        .unwrap()
+        .header_raw("DKIM-Signature")
+        .unwrap()
+        .to_ascii_lowercase()
+        .replace(['\r', '\n', ' ', '\t'], "");
+    assert!(
+        signed.contains("list-unsubscribe:list-unsubscribe-post")
+            || signed.contains("list-unsubscribe-post"),
+        "{signed}"
+    );
+
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let suppressed = |address: &'static str| {
+        let ts = &r.ts;
+        let key = key.clone();
+        async move {
+            let (s, _) = ts
+                .call(
+                    &key,
+                    "GET",
+                    &format!("/migosmtp/v1/suppressions/{address}"),
+                    None,
+                )
+                .await;
+            s == 200
+        }
+    };
+    // A GET (a link scanner, a person's first click) changes nothing.
+    let page = http.get(&ada_url).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("<form method=\"post\"") && html.contains("ada@example.test"),
+        "{html}"
+    );
+    assert!(!suppressed("ada@example.test").await);
+
+    // A forged or altered link: 404, nothing recorded.
+    let mut forged = ada_url.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'B' } else { 'A' });
+    for url in [forged.as_str(), &format!("{}/u/garbage", r.ts.http)] {
+        let resp = http
+            .post(url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("List-Unsubscribe=One-Click")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 404, "{url}");
+    }
+    // Not a one-click body: 400.
+    let resp = http
+        .post(&ada_url)
+        .body("unsubscribe")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert!(!suppressed("ada@example.test").await);
+
+    // The one-click POST, twice (providers retry).
+    for _ in 0..2 {
+        let resp = http
+            .post(&ada_url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("List-Unsubscribe=One-Click")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert!(resp.headers().get("location").is_none());
+    }
+    let ada_id = msgs.iter().find(|m| m["to"] == "ada@example.test").unwrap()["id"].clone();
+    let (_, entry) =
+        r.ts.call(
+            &key,
+            "GET",
+            "/migosmtp/v1/suppressions/ada@example.test",
+            None,
+        )
+        .await;
+    assert_eq!(entry["reason"], "unsubscribe", "{entry}");
+    assert_eq!(entry["message_id"], ada_id);
+    assert!(!suppressed("bob@example.test").await);
+    let (_, events) =
+        r.ts.call(
+            &key,
+            "GET",
+            "/migosmtp/v1/events?type=email.unsubscribed",
+            None,
+        )
+        .await;
+    let events = events["events"].as_array().unwrap().clone();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["data"]["message_id"], ada_id);
+    assert_eq!(events[0]["data"]["to"], "ada@example.test");
+    assert_eq!(
+        events[0]["data"]["list_id"],
+        "Weekly news <weekly.dkim.test>"
+    );
+
+    // The next message to Ada is refused; to Bob it goes.
+    let mut s = r.ts.authed(&r.account).await;
+    s.cmd_expect("MAIL FROM:<news@dkim.test>", 250).await;
+    let refused = s.cmd("RCPT TO:<ada@example.test>").await;
+    assert_eq!(refused.code, 550, "{refused:?}");
+    s.cmd_expect("RCPT TO:<bob@example.test>", 250).await;
+
+    // The workspace's default, and over HTTP.
+    let (status, _) =
+        r.ts.admin(
+            "PATCH",
+            &format!("/admin/v1/workspaces/{ws}"),
+            Some(json!({"tracking": {"unsubscribe": true}})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, sent) = r
+        .ts
+        .call(
+            &key,
+            "POST",
+            "/migosmtp/v1/messages",
+            Some(json!({"from": "news@dkim.test", "to": ["cy@example.test"], "subject": "s", "text": "t"})),
+        )
+        .await;
+    assert_eq!(status, 202, "{sent}");
+    let (status, sent) = r
+        .ts
+        .call(
+            &key,
+            "POST",
+            "/migosmtp/v1/messages",
+            Some(json!({"from": "news@dkim.test", "to": ["dee@example.test"], "subject": "s", "text": "t",
+                        "tracking": {"unsubscribe": false}})),
+        )
+        .await;
+    assert_eq!(status, 202, "{sent}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while r.sinks[0].received().len() < 5 {
+        assert!(tokio::time::Instant::now() < deadline, "not delivered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let received = r.sinks[0].received();
+    let has_link = |to: &str| {
+        let m = received
+            .iter()
+            .find(|m| m.rcpt_to.iter().any(|r| r == to))
+            .unwrap();
+        list_unsubscribe(&m.data).is_some()
+    };
+    assert!(has_link("cy@example.test"));
+    assert!(!has_link("dee@example.test"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1416,25 +1681,7 @@ async fn an_http_send_arrives_intact_signed_and_tagged() {
     assert_eq!(attachment.attachment_name(), Some("Bericht März.pdf"));
     assert_eq!(attachment.contents(), pdf.as_slice());
 
-    use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
-    let mut ns = NameServerConfig::udp_and_tcp(r.dns.addr.ip());
-    for c in &mut ns.connections {
-        c.port = r.dns.addr.port();
-    }
-    let verifier = mail_auth::MessageAuthenticator::new(
-        ResolverConfig::from_name_servers(vec![ns]),
-        ResolverOpts::default(),
-    )
-    .unwrap();
-    let auth = mail_auth::AuthenticatedMessage::parse(&data).unwrap();
-    let results = verifier.verify_dkim(&auth).await;
-    assert!(
-        !results.is_empty()
-            && results
-                .iter()
-                .all(|r| r.result() == &mail_auth::DkimResult::Pass),
-        "{results:?}"
-    );
+    r.assert_dkim_passes(&data).await;
 
     // Tags and metadata ride on every event of the message.
     let (status, feed) =

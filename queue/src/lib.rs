@@ -333,8 +333,22 @@ impl Spool {
     /// promise delivery (SMTP `250`). On error nothing is promised: the
     /// caller should answer with a temporary failure.
     pub async fn enqueue(&self, submission: Submission) -> Result<Enqueued, SpoolError> {
+        let mut enqueued = self.enqueue_all(vec![submission]).await?;
+        Ok(enqueued.pop().expect("one submission, one answer"))
+    }
+
+    /// Queues several submissions atomically: all of them durably, or
+    /// none (a message personalized per recipient is one submission per
+    /// recipient, and its sender gets one answer for all).
+    pub async fn enqueue_all(
+        &self,
+        submissions: Vec<Submission>,
+    ) -> Result<Vec<Enqueued>, SpoolError> {
+        if submissions.is_empty() {
+            return Ok(Vec::new());
+        }
         let (reply, rx) = oneshot::channel();
-        self.send(Request::Enqueue { submission, reply })?;
+        self.send(Request::Enqueue { submissions, reply })?;
         rx.await.map_err(|_| SpoolError::Closed)?
     }
 

@@ -433,6 +433,45 @@ async fn concurrent_double_settle_only_one_wins() {
 }
 
 #[tokio::test]
+async fn enqueue_all_queues_every_submission_or_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_db, spool) = open(&dir);
+    let bad = submission("ws1", &[], T0);
+    let err = spool
+        .enqueue_all(vec![submission("ws1", &["a@x.org"], T0), bad])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SpoolError::Invalid(_)), "{err}");
+    assert_eq!(spool.counts(), StatusCounts::default());
+    let q = new_queue_id();
+    let same_id = |to: &str| Submission {
+        queue_id: Some(q.clone()),
+        ..submission("ws1", &[to], T0)
+    };
+    assert!(spool
+        .enqueue_all(vec![same_id("a@x.org"), same_id("b@x.org")])
+        .await
+        .is_err());
+    assert_eq!(spool.counts(), StatusCounts::default());
+
+    let done = spool
+        .enqueue_all(vec![
+            submission("ws1", &["a@x.org"], T0),
+            submission("ws1", &["b@x.org", "c@x.org"], T0),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(done.len(), 2);
+    assert_ne!(done[0].queue_id, done[1].queue_id);
+    assert_eq!(done[1].message_ids.len(), 2);
+    assert_eq!(spool.counts().queued, 3);
+    assert_eq!(
+        spool.by_queue_id(&done[0].queue_id).unwrap(),
+        done[0].message_ids
+    );
+}
+
+#[tokio::test]
 async fn a_chosen_queue_id_in_use_is_refused_in_the_same_group_and_later() {
     let dir = tempfile::tempdir().unwrap();
     let (_db, spool) = open(&dir);

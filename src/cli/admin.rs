@@ -125,6 +125,10 @@ pub enum WorkspacesCmd {
         /// sending domains (true or false).
         #[arg(long)]
         allow_unverified_senders: Option<bool>,
+        /// Add RFC 8058 one-click unsubscribe headers to its messages by
+        /// default (true or false).
+        #[arg(long)]
+        unsubscribe: Option<bool>,
     },
 }
 
@@ -360,6 +364,7 @@ fn request_for(cmd: &AdminCommand) -> (reqwest::Method, String, Option<Value>) {
             daily_quota,
             no_daily_quota,
             allow_unverified_senders,
+            unsubscribe,
         }) => {
             let mut body = serde_json::Map::new();
             if *no_daily_quota {
@@ -369,6 +374,9 @@ fn request_for(cmd: &AdminCommand) -> (reqwest::Method, String, Option<Value>) {
             }
             if let Some(allow) = allow_unverified_senders {
                 body.insert("allow_unverified_senders".into(), json!(allow));
+            }
+            if let Some(on) = unsubscribe {
+                body.insert("tracking".into(), json!({"unsubscribe": on}));
             }
             (
                 Method::PATCH,

@@ -16,7 +16,7 @@ use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256};
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::DkimSigner;
 use rackwave_core::{rfc3339, Clock};
-use rackwave_store::{DkimAlgorithm, RecordCheck, SenderDomain, Store};
+use rackwave_store::{DkimAlgorithm, RecordCheck, SenderDomain, Store, TrackingSettings};
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs1KeyDer};
 
 use crate::{lock, Accounts, AccountsError};
@@ -24,7 +24,7 @@ use crate::{lock, Accounts, AccountsError};
 /// Header fields covered by our signatures (RFC 6376 §5.4.1 recommends
 /// these; a field listed but absent is still signed as absent, which stops
 /// it being added later).
-pub const DKIM_SIGNED_HEADERS: [&str; 10] = [
+pub const DKIM_SIGNED_HEADERS: [&str; 13] = [
     "From",
     "Reply-To",
     "Subject",
@@ -35,6 +35,10 @@ pub const DKIM_SIGNED_HEADERS: [&str; 10] = [
     "MIME-Version",
     "Content-Type",
     "Content-Transfer-Encoding",
+    // RFC 8058 §4: the one-click unsubscribe fields must be signed.
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
+    "List-Id",
 ];
 
 /// The TXT record to publish for a domain's key: (name, value).
@@ -70,6 +74,9 @@ pub struct SenderRules {
     allow_any: bool,
     /// Its verified sending domains (lowercase).
     verified: Vec<String>,
+    /// The workspace's tracking defaults, read with the rules so that a
+    /// submission reads its workspace once.
+    tracking: TrackingSettings,
 }
 
 impl SenderRules {
@@ -80,6 +87,11 @@ impl SenderRules {
         self.allow_any
             || self.verified.is_empty()
             || self.verified.iter().any(|d| d.eq_ignore_ascii_case(domain))
+    }
+
+    /// What the workspace's messages carry per recipient by default.
+    pub fn tracking(&self) -> TrackingSettings {
+        self.tracking
     }
 
     /// The return-path host of `domain` when it is a verified one.
@@ -311,7 +323,8 @@ impl Domains {
     pub async fn sender_rules(&self, workspace_id: &str) -> Result<SenderRules, AccountsError> {
         let ws = self.inner.accounts.workspace(workspace_id).await?;
         // No such workspace has no verified domain either.
-        let allow_any = ws.is_none_or(|w| w.allow_unverified_senders);
+        let allow_any = ws.as_ref().is_none_or(|w| w.allow_unverified_senders);
+        let tracking = ws.map(|w| w.tracking).unwrap_or_default();
         let verified = self
             .inner
             .store
@@ -324,6 +337,7 @@ impl Domains {
         Ok(SenderRules {
             allow_any,
             verified,
+            tracking,
         })
     }
 

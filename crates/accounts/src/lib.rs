@@ -17,7 +17,7 @@ pub use domains::{
 };
 pub use rackwave_store::{
     ApiKey, DkimAlgorithm, RecordCheck, SenderDomain, SmtpAccount, Suppression, SuppressionReason,
-    Workspace,
+    TrackingSettings, Workspace,
 };
 pub use suppressions::{
     normalize as normalize_address, ImportReport, Suppressions, MAX_IMPORT_LINES,
@@ -34,6 +34,17 @@ use subtle::ConstantTimeEq;
 
 use rackwave_core::{random_hex, rfc3339, Classify, Clock, ErrorKind, Platform};
 use rackwave_store::{Store, StoreError};
+
+/// Settings of a workspace to change; `None` leaves one as it is.
+#[derive(Debug, Clone, Default)]
+pub struct WorkspaceChanges {
+    /// The daily cap; `Some(None)` removes it.
+    pub daily_quota: Option<Option<u64>>,
+    /// Send from any domain even once it has verified sending domains.
+    pub allow_unverified_senders: Option<bool>,
+    /// One-click unsubscribe headers in its messages by default.
+    pub unsubscribe: Option<bool>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountsError {
@@ -135,6 +146,7 @@ impl Accounts {
             daily_quota,
             created_at: rfc3339(self.inner.clock.now_ms()),
             allow_unverified_senders: false,
+            tracking: Default::default(),
         };
         let mut tx = self.inner.store.begin().await?;
         tx.insert_workspace(&ws).await?;
@@ -142,24 +154,25 @@ impl Accounts {
         Ok(ws)
     }
 
-    /// Changes a workspace's settings: its daily quota (`Some(None)`
-    /// removes it) and whether it may send from unverified domains.
+    /// Changes a workspace's settings (what `changes` names).
     pub async fn update_workspace(
         &self,
         id: &str,
-        daily_quota: Option<Option<u64>>,
-        allow_unverified_senders: Option<bool>,
+        changes: WorkspaceChanges,
     ) -> Result<Workspace, AccountsError> {
         let mut tx = self.inner.store.begin().await?;
         let mut ws = tx
             .workspace(id)
             .await?
             .ok_or_else(|| AccountsError::NotFound(format!("workspace {id} not found")))?;
-        if let Some(q) = daily_quota {
+        if let Some(q) = changes.daily_quota {
             ws.daily_quota = q;
         }
-        if let Some(allow) = allow_unverified_senders {
+        if let Some(allow) = changes.allow_unverified_senders {
             ws.allow_unverified_senders = allow;
+        }
+        if let Some(on) = changes.unsubscribe {
+            ws.tracking.unsubscribe = on;
         }
         tx.put_workspace(&ws).await?;
         tx.commit().await?;

@@ -35,7 +35,8 @@ use rackwave_core::event::{Event, EventData, EventType, Ping};
 use rackwave_core::{Classify, Clock, ErrorKind, Platform};
 use rackwave_queue::Spool;
 use rackwave_store::{
-    Delivery, DeliveryState, Endpoint, EventQuery, Page, Store, StoreError, StoredEvent, Txn,
+    Delivery, DeliveryState, Endpoint, EventQuery, Page, Store, StoreError, StoredEvent,
+    Suppression, Txn,
 };
 use tokio::sync::watch;
 
@@ -165,6 +166,18 @@ impl Events {
         workspace_id: &str,
         data: impl Into<EventData>,
     ) -> Result<StoredEvent, EventsError> {
+        self.emit_suppressing(workspace_id, data, None).await
+    }
+
+    /// [`emit`](Self::emit), putting `suppression` on the workspace's list
+    /// in the same transaction (an unsubscribe, a complaint): the event
+    /// and the entry exist together or not at all.
+    pub async fn emit_suppressing(
+        &self,
+        workspace_id: &str,
+        data: impl Into<EventData>,
+        suppression: Option<&Suppression>,
+    ) -> Result<StoredEvent, EventsError> {
         let data = data.into();
         if data.event_type() == EventType::Ping {
             return Err(EventsError::Invalid(
@@ -180,6 +193,9 @@ impl Events {
             .filter(|e| e.wants(event.event_type()))
             .collect();
         let (stored, deliveries) = record(&mut tx, &event, &targets, now).await?;
+        if let Some(s) = suppression {
+            tx.put_suppression(s).await?;
+        }
         tx.commit().await?;
         if !deliveries.is_empty() {
             self.kick();

@@ -15,6 +15,7 @@ mod extract;
 mod health;
 pub mod idempotency;
 mod rate_limit;
+mod tracking;
 
 pub use rate_limit::RateLimit;
 mod migosmtp;
@@ -34,6 +35,7 @@ use rackwave_events::Events;
 use rackwave_intake::Intake;
 use rackwave_queue::Spool;
 use rackwave_store::Store;
+use rackwave_tracking::TrackingKey;
 use sha2::{Digest, Sha256};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -47,6 +49,8 @@ pub struct AppState {
     accounts: Accounts,
     domains: Domains,
     suppressions: Suppressions,
+    /// Verifies the tokens of tracking links.
+    tracking_key: TrackingKey,
     spool: Spool,
     events: Events,
     clock: Clock,
@@ -74,6 +78,7 @@ pub struct Parts {
     pub accounts: Accounts,
     pub domains: Domains,
     pub suppressions: Suppressions,
+    pub tracking_key: TrackingKey,
     pub spool: Spool,
     pub events: Events,
     pub clock: Clock,
@@ -106,6 +111,7 @@ impl AppState {
             accounts: parts.accounts,
             domains: parts.domains,
             suppressions: parts.suppressions,
+            tracking_key: parts.tracking_key,
             spool: parts.spool,
             events: parts.events,
             clock: parts.clock,
@@ -223,6 +229,14 @@ fn routes(limits: BodyLimits) -> OpenApiRouter<AppState> {
         .merge(admin.layer(DefaultBodyLimit::max(limits.json)))
         .merge(platforms.layer(DefaultBodyLimit::max(limits.json)))
         .merge(migosmtp)
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(
+                    tracking::unsubscribe::page,
+                    tracking::unsubscribe::one_click
+                ))
+                .layer(DefaultBodyLimit::max(limits.json)),
+        )
         .routes(routes!(health::healthz))
         .routes(routes!(health::metrics))
 }

@@ -20,6 +20,8 @@ pub(crate) struct HeaderFields {
     pub(crate) message_id: bool,
     /// From fields (RFC 5322 §3.6: exactly one).
     pub(crate) from: usize,
+    /// The sender brought its own unsubscribe link (RFC 2369).
+    pub(crate) list_unsubscribe: bool,
 }
 
 /// Checks the header section's structure: every line before the first
@@ -60,6 +62,7 @@ pub(crate) fn check_header_section(
         fields.from += usize::from(name.eq_ignore_ascii_case(b"from"));
         fields.date |= name.eq_ignore_ascii_case(b"date");
         fields.message_id |= name.eq_ignore_ascii_case(b"message-id");
+        fields.list_unsubscribe |= name.eq_ignore_ascii_case(b"list-unsubscribe");
     }
     if lines == 0 {
         return Err(HeaderError::Missing);
@@ -68,6 +71,61 @@ pub(crate) fn check_header_section(
         return Err(HeaderError::NoFrom);
     }
     Ok(fields)
+}
+
+/// Each field of the header section: its name and the byte range of the
+/// whole field (folded lines and the final CRLF included).
+fn fields(message: &[u8]) -> Vec<(&[u8], std::ops::Range<usize>)> {
+    let mut out: Vec<(&[u8], std::ops::Range<usize>)> = Vec::new();
+    let mut at = 0;
+    for raw in message.split_inclusive(|b| *b == b'\n') {
+        let start = at;
+        at += raw.len();
+        let line = raw.strip_suffix(b"\n").unwrap_or(raw);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            break;
+        }
+        if line[0] == b' ' || line[0] == b'\t' {
+            if let Some((_, range)) = out.last_mut() {
+                range.end = at;
+            }
+            continue;
+        }
+        let name = line.split(|b| *b == b':').next().unwrap_or(line);
+        out.push((name, start..at));
+    }
+    out
+}
+
+/// The unfolded, trimmed value of the first field named `name`.
+pub(crate) fn field_value(message: &[u8], name: &str) -> Option<String> {
+    let (_, range) = fields(message)
+        .into_iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))?;
+    let field = &message[range];
+    let colon = field.iter().position(|b| *b == b':')?;
+    let value: Vec<u8> = field[colon + 1..]
+        .iter()
+        .copied()
+        .filter(|b| *b != b'\r' && *b != b'\n')
+        .collect();
+    Some(String::from_utf8_lossy(&value).trim().to_string())
+}
+
+/// Removes every field named `name` (a control field meant for us, not
+/// for the recipient); the value of the first one.
+pub(crate) fn take_field(message: &mut Vec<u8>, name: &str) -> Option<String> {
+    let value = field_value(message, name)?;
+    let ranges: Vec<_> = fields(message)
+        .into_iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+        .map(|(_, r)| r)
+        .collect();
+    for r in ranges.into_iter().rev() {
+        message.drain(r);
+    }
+    Some(value)
 }
 
 #[cfg(test)]
@@ -93,7 +151,8 @@ mod tests {
             Ok(HeaderFields {
                 date: true,
                 message_id: true,
-                from: 1
+                from: 1,
+                list_unsubscribe: false,
             })
         );
         assert_eq!(
@@ -117,6 +176,21 @@ mod tests {
             check_header_section(b"Subject: x\r\n\r\n", MAX),
             Err(HeaderError::NoFrom)
         );
+    }
+
+    #[test]
+    fn fields_are_read_unfolded_and_taken_out_whole() {
+        let mut m = b"From: a@b.c\r\nX-Rackwave-Tracking: unsubscribe=off;\r\n\topens=on\r\nSubject: x\r\nx-rackwave-tracking: second\r\n\r\nX-Rackwave-Tracking: body\r\n".to_vec();
+        assert_eq!(field_value(&m, "subject").as_deref(), Some("x"));
+        assert_eq!(
+            take_field(&mut m, "X-Rackwave-Tracking").as_deref(),
+            Some("unsubscribe=off;\topens=on")
+        );
+        assert_eq!(
+            m,
+            b"From: a@b.c\r\nSubject: x\r\n\r\nX-Rackwave-Tracking: body\r\n".to_vec()
+        );
+        assert_eq!(take_field(&mut m, "X-Rackwave-Tracking"), None);
     }
 
     #[test]

@@ -38,9 +38,10 @@ use rackwave_core::{random_hex, rfc5322, Clock, MS_PER_DAY};
 use rackwave_queue::Spool;
 use tokio::sync::Notify;
 
-use headers::{check_header_section, HeaderError};
+use headers::{check_header_section, field_value, take_field, HeaderError};
 use metrics::IntakeMetrics;
 pub use quota::{Limits, QuotaError, Quotas, Reservation};
+use rackwave_tracking::TrackingKey;
 
 /// Where a submission came from; named in its `Received:` field and in the
 /// metrics.
@@ -118,6 +119,37 @@ pub struct Submission {
     /// its events (the HTTP API's `tags` and `metadata`).
     pub tags: Vec<String>,
     pub metadata: std::collections::BTreeMap<String, String>,
+    /// One-click unsubscribe headers for this message (`None`: the
+    /// `X-Rackwave-Tracking` field of the message, else the workspace's
+    /// default).
+    pub unsubscribe: Option<bool>,
+}
+
+/// The header field an SMTP client sets to switch what its message carries
+/// per recipient (`unsubscribe=on` or `off`); removed before the message
+/// is queued.
+pub const TRACKING_FIELD: &str = "X-Rackwave-Tracking";
+
+/// Where per-recipient links point and the key that signs them.
+#[derive(Clone)]
+pub struct Tracking {
+    pub key: TrackingKey,
+    /// The public URL of the tracking endpoints (`[tracking] base_url`).
+    pub base_url: String,
+}
+
+/// `unsubscribe=on|off` (also yes/no, true/false) in an
+/// `X-Rackwave-Tracking` value; other switches are ignored.
+fn unsubscribe_switch(value: &str) -> Option<bool> {
+    value
+        .split([';', ','])
+        .filter_map(|part| part.split_once('='))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("unsubscribe"))
+        .and_then(|(_, v)| match v.trim().to_ascii_lowercase().as_str() {
+            "on" | "yes" | "true" => Some(true),
+            "off" | "no" | "false" => Some(false),
+            _ => None,
+        })
 }
 
 /// A recipient a policy would not deliver to.
@@ -263,6 +295,7 @@ struct Inner {
     quotas: Quotas,
     clock: Clock,
     policies: Vec<Arc<dyn Policy>>,
+    tracking: Option<Tracking>,
     metrics: IntakeMetrics,
     /// Poked after each accepted submission so delivery starts at once.
     new_mail: Arc<Notify>,
@@ -278,6 +311,8 @@ pub struct Parts {
     /// Poked after each accepted submission.
     pub new_mail: Arc<Notify>,
     pub policies: Vec<Arc<dyn Policy>>,
+    /// Per-recipient links; `None` turns them off.
+    pub tracking: Option<Tracking>,
 }
 
 impl Intake {
@@ -291,6 +326,7 @@ impl Intake {
                 quotas: parts.quotas,
                 clock: parts.clock,
                 policies: parts.policies,
+                tracking: parts.tracking,
                 metrics: IntakeMetrics::register(registry),
                 new_mail: parts.new_mail,
             }),
@@ -329,6 +365,7 @@ impl Intake {
                 "Message has more than one From header field (RFC 5322 §3.6)",
             ));
         }
+        let control = take_field(&mut sub.message, TRACKING_FIELD);
         let (subject, from_domains) = {
             let Some(parsed) = MessageParser::default().parse_headers(&sub.message) else {
                 return Err(Refusal::header(HeaderError::Missing));
@@ -358,6 +395,12 @@ impl Intake {
         }
         let from_domain = from_domains.first().cloned();
         let return_path = from_domain.as_deref().and_then(|d| rules.return_path(d));
+        // A sender's own List-Unsubscribe stays the only one (RFC 2369).
+        let unsubscribe = sub
+            .unsubscribe
+            .or(control.as_deref().and_then(unsubscribe_switch))
+            .unwrap_or(rules.tracking().unsubscribe)
+            && !fields.list_unsubscribe;
 
         let now = inner.clock.now_ms();
         let queue_id = rackwave_queue::new_queue_id();
@@ -396,36 +439,78 @@ impl Intake {
             ));
         }
 
-        let message = match from_domain {
-            Some(domain) => self.sign(&sub.workspace_id, &domain, message).await,
-            None => message,
+        // Each part: a queue id, its recipients and its message. Links
+        // for a recipient make one submission per recipient (its queue id
+        // names it in the links), queued together, all or none.
+        let recipients = std::mem::take(&mut sub.recipients);
+        let mut parts = match (&inner.tracking, unsubscribe) {
+            (Some(tracking), true) => {
+                let list_id = field_value(&message, "List-Id");
+                recipients
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, to)| {
+                        let qid = if i == 0 {
+                            queue_id.clone()
+                        } else {
+                            rackwave_queue::new_queue_id()
+                        };
+                        let who = rackwave_tracking::Recipient {
+                            workspace_id: sub.workspace_id.clone(),
+                            queue_id: qid.clone(),
+                            address: to.clone(),
+                            list_id: list_id.clone(),
+                        };
+                        let mut m = rackwave_tracking::unsubscribe_headers(
+                            &tracking.key,
+                            &tracking.base_url,
+                            &who,
+                        )
+                        .into_bytes();
+                        m.extend_from_slice(&message);
+                        (qid, vec![to], m)
+                    })
+                    .collect::<Vec<_>>()
+            }
+            _ => vec![(queue_id, recipients, message)],
         };
+        if let Some(domain) = &from_domain {
+            for part in &mut parts {
+                let m = std::mem::take(&mut part.2);
+                part.2 = self.sign(&sub.workspace_id, domain, m).await;
+            }
+        }
 
-        let recipients = sub.recipients.len();
-        let enqueued = inner
-            .spool
-            .enqueue(rackwave_queue::Submission {
-                queue_id: Some(queue_id),
+        let recipients: usize = parts.iter().map(|p| p.1.len()).sum();
+        let submissions = parts
+            .into_iter()
+            .map(|(qid, to, body)| rackwave_queue::Submission {
+                queue_id: Some(qid),
                 workspace_id: sub.workspace_id.clone(),
                 submitter: sub.submitter.clone(),
                 mail_from: sub.mail_from.clone(),
-                recipients: std::mem::take(&mut sub.recipients),
-                subject,
-                body: message,
+                recipients: to,
+                subject: subject.clone(),
+                body,
                 received_at_ms: now,
-                tags: std::mem::take(&mut sub.tags),
-                metadata: std::mem::take(&mut sub.metadata),
-                return_path,
+                tags: sub.tags.clone(),
+                metadata: sub.metadata.clone(),
+                return_path: return_path.clone(),
             })
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "enqueue failed");
-                Refusal::new(
-                    RefusalKind::Temporary,
-                    "tempfail",
-                    "Temporary local problem, please try again later",
-                )
-            })?;
+            .collect();
+        let enqueued = inner.spool.enqueue_all(submissions).await.map_err(|e| {
+            tracing::error!(error = %e, "enqueue failed");
+            Refusal::new(
+                RefusalKind::Temporary,
+                "tempfail",
+                "Temporary local problem, please try again later",
+            )
+        })?;
+        let queue_id = enqueued[0].queue_id.clone();
+        let enqueued = rackwave_queue::Enqueued {
+            queue_id,
+            message_ids: enqueued.into_iter().flat_map(|e| e.message_ids).collect(),
+        };
         debug_assert_eq!(enqueued.message_ids.len(), recipients);
         if let Some(reservation) = sub.reservation.take() {
             inner.quotas.commit(reservation, now.div_euclid(MS_PER_DAY));

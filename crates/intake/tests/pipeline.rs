@@ -71,6 +71,7 @@ async fn rig(max_header_bytes: usize, policies: Vec<Arc<dyn Policy>>) -> Rig {
             clock: clock.clone(),
             new_mail: new_mail.clone(),
             policies,
+            tracking: None,
         },
         &mut registry,
     );
@@ -97,6 +98,7 @@ impl Rig {
             message: message.as_bytes().to_vec(),
             reservation: None,
             tags: Vec::new(),
+            unsubscribe: None,
             metadata: Default::default(),
         }
     }

@@ -41,7 +41,7 @@ use rackwave_core::{Classify, ErrorKind};
 pub use records::{
     ApiKey, Attempt, Delivery, DeliveryState, DkimAlgorithm, Endpoint, EventQuery,
     IdempotencyRecord, IdempotentResponse, Page, RecordCheck, Secret, SenderDomain, SmtpAccount,
-    StoredEvent, Suppression, SuppressionReason, Workspace,
+    StoredEvent, Suppression, SuppressionReason, TrackingSettings, Workspace,
 };
 pub use sled::Database;
 

@@ -19,6 +19,18 @@ pub struct Workspace {
     /// domain (by default, mail is then only accepted from verified ones).
     #[serde(default)]
     pub allow_unverified_senders: bool,
+    /// What is added to its messages for their recipients.
+    #[serde(default)]
+    pub tracking: TrackingSettings,
+}
+
+/// A workspace's default for what its messages carry per recipient (a
+/// message may say otherwise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TrackingSettings {
+    /// RFC 8058 one-click unsubscribe headers.
+    #[serde(default)]
+    pub unsubscribe: bool,
 }
 
 /// SMTP AUTH credentials of one workspace; the username is unique across

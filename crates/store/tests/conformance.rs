@@ -29,6 +29,7 @@ fn workspace(id: &str) -> Workspace {
         daily_quota: Some(10),
         created_at: "2026-06-07T09:39:00Z".into(),
         allow_unverified_senders: false,
+        tracking: TrackingSettings::default(),
     }
 }
 
@@ -109,6 +110,7 @@ async fn workspaces_and_credentials(store: &Store) {
     assert_eq!(store.workspace("ws_nope").await.unwrap(), None);
     let changed = Workspace {
         allow_unverified_senders: true,
+        tracking: TrackingSettings { unsubscribe: true },
         daily_quota: None,
         ..workspace("ws_b")
     };

@@ -88,9 +88,10 @@ const VERY_SLOW_COMMIT: std::time::Duration = std::time::Duration::from_millis(1
 /// A mutation request plus the channel on which its caller awaits the
 /// (durable) result.
 pub(crate) enum Request {
+    /// One or more submissions, all queued or none.
     Enqueue {
-        submission: Submission,
-        reply: oneshot::Sender<Result<Enqueued, SpoolError>>,
+        submissions: Vec<Submission>,
+        reply: oneshot::Sender<Result<Vec<Enqueued>, SpoolError>>,
     },
     /// Settles a lease as its attempt's outcome says.
     Settle {
@@ -217,8 +218,8 @@ pub(crate) fn decode_counter(key: &[u8], raw: &[u8]) -> Result<u64, SpoolError> 
 /// A staged request's outcome, held until the group is durable.
 enum Done {
     Enqueue(
-        oneshot::Sender<Result<Enqueued, SpoolError>>,
-        Result<Enqueued, SpoolError>,
+        oneshot::Sender<Result<Vec<Enqueued>, SpoolError>>,
+        Result<Vec<Enqueued>, SpoolError>,
     ),
     Settle(
         oneshot::Sender<Result<MessageRecord, SpoolError>>,
@@ -319,14 +320,20 @@ impl Writer {
         let mut done = Vec::with_capacity(requests.len());
         for request in requests {
             match request {
-                Request::Enqueue { submission, reply } => {
+                Request::Enqueue { submissions, reply } => {
                     let mut st = Staged::new(&self.tree, &group);
-                    let result = enqueue::stage_enqueue(&mut st, submission, self.fresh_ids);
-                    if result.is_ok() {
+                    let result: Result<Vec<Enqueued>, SpoolError> = submissions
+                        .into_iter()
+                        .map(|s| enqueue::stage_enqueue(&mut st, s, self.fresh_ids))
+                        .collect();
+                    if let Ok(enqueued) = &result {
                         let changes = st.finish();
                         group.absorb(changes);
-                        group.submissions += 1;
-                        group.records += result.as_ref().map_or(0, |e| e.message_ids.len() as u64);
+                        group.submissions += enqueued.len() as u64;
+                        group.records += enqueued
+                            .iter()
+                            .map(|e| e.message_ids.len() as u64)
+                            .sum::<u64>();
                     }
                     done.push(Done::Enqueue(reply, result));
                 }

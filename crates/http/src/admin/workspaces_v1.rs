@@ -29,6 +29,15 @@ pub(crate) struct UpdateWorkspace {
     /// Send from any domain even once the workspace has verified sending
     /// domains.
     pub(crate) allow_unverified_senders: Option<bool>,
+    /// What its messages carry per recipient by default.
+    pub(crate) tracking: Option<TrackingUpdate>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TrackingUpdate {
+    /// RFC 8058 one-click unsubscribe headers.
+    pub(crate) unsubscribe: Option<bool>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -75,7 +84,14 @@ pub(crate) async fn update(
 ) -> Result<Json<Workspace>, ApiError> {
     let ws = state
         .accounts
-        .update_workspace(&id, req.daily_quota, req.allow_unverified_senders)
+        .update_workspace(
+            &id,
+            rackwave_accounts::WorkspaceChanges {
+                daily_quota: req.daily_quota,
+                allow_unverified_senders: req.allow_unverified_senders,
+                unsubscribe: req.tracking.and_then(|t| t.unsubscribe),
+            },
+        )
         .await?;
     Ok(Json(ws))
 }

@@ -82,13 +82,16 @@ pub(crate) struct AttachmentIn {
     pub(crate) content: String,
 }
 
-/// Accepted and checked; open and click tracking and one-click
-/// unsubscribe are not built yet, so the switches change nothing today.
+/// What the message carries per recipient; each switch left out follows
+/// the workspace's setting. `unsubscribe` adds RFC 8058 one-click
+/// unsubscribe headers. Open and click tracking are not built yet: their
+/// switches are accepted and change nothing today.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)]
 pub(crate) struct Tracking {
+    #[allow(dead_code)]
     pub(crate) opens: Option<bool>,
+    #[allow(dead_code)]
     pub(crate) clicks: Option<bool>,
     pub(crate) unsubscribe: Option<bool>,
 }
@@ -244,7 +247,7 @@ pub(crate) async fn send_one(
             content,
         });
     }
-    let _ = m.tracking;
+    let unsubscribe = m.tracking.as_ref().and_then(|t| t.unsubscribe);
     let composition = Composition {
         from: m.from,
         to: m.to,
@@ -352,6 +355,7 @@ pub(crate) async fn send_one(
             reservation: Some(reservation),
             tags: m.tags,
             metadata: m.metadata,
+            unsubscribe,
         })
         .await
         .map_err(|r| {

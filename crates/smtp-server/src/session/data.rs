@@ -195,6 +195,7 @@ impl Session {
             reservation: Some(tx.reservation),
             tags: Vec::new(),
             metadata: Default::default(),
+            unsubscribe: None,
         };
         match self.ctx.intake.submit(submission).await {
             Ok(accepted) => self.reply(Reply::new(
