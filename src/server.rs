@@ -260,6 +260,8 @@ impl Server {
         );
         let mut http_shutdown = shutdown.subscribe();
         tasks.spawn(async move {
+            // The peer's address reaches the tracking endpoints.
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             let served = axum::serve(http_listener, app)
                 .with_graceful_shutdown(async move {
                     let _ = http_shutdown.wait_for(|s| *s).await;

@@ -11,6 +11,7 @@ use rackwave::config::Config;
 use rackwave_bench::sink::{start_on_same_port, Action, Script, Sink, SinkConfig, Step};
 use rackwave_delivery::{ShapingOverride, TlsPolicy};
 use rackwave_testkit::dns::{self, loopback, DnsServer};
+use rackwave_testkit::receiver::Receiver;
 use rackwave_testkit::*;
 use serde_json::{json, Value};
 
@@ -934,6 +935,199 @@ async fn one_click_unsubscribe_from_the_delivered_headers() {
     };
     assert!(has_link("cy@example.test"));
     assert!(!has_link("dee@example.test"));
+}
+
+/// The tracked URLs (`/o/` or `/c/` after `base`) in a delivered HTML.
+fn tracked_urls(html: &str, base: &str, kind: &str) -> Vec<String> {
+    let prefix = format!("{base}/{kind}/");
+    html.split(&prefix)
+        .skip(1)
+        .map(|rest| {
+            let token: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
+                .collect();
+            format!("{prefix}{token}")
+        })
+        .collect()
+}
+
+/// Opens and clicks end to end: an HTTP send with tracking arrives with its
+/// links wrapped and a pixel, still DKIM-valid; fetching the pixel and
+/// following a link record `email.opened` and `email.clicked` (first or
+/// not, person or machine) that reach a webhook receiver signed; the link
+/// redirects to where it pointed; forged tokens and a pixel token used as
+/// a link record nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opens_and_clicks_are_tracked_from_the_delivered_html() {
+    let r = rig(vec![(56, sink())], [56, DOWN], |_| {}).await;
+    let ws = r.account.workspace_id.clone();
+    let key = r.ts.create_api_key(&ws, "migosmtp").await;
+    let (status, domain) =
+        r.ts.admin(
+            "POST",
+            &format!("/admin/v1/workspaces/{ws}/domains"),
+            Some(json!({"domain": "dkim.test", "selector": "s1"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{domain}");
+    let value = domain["dkim_record"]["value"].as_str().unwrap();
+    r.dns
+        .add_record(&format!("s1._domainkey.dkim TXT \"{value}\""));
+    let rx = Receiver::start().await;
+    let (s, ep) =
+        r.ts.call(
+            &key,
+            "POST",
+            "/migosmtp/v1/webhooks",
+            Some(json!({"url": rx.url("hooks"), "event_types": ["email.opened", "email.clicked"]})),
+        )
+        .await;
+    assert_eq!(s, 201, "{ep}");
+    rx.set_secrets("hooks", &[ep["secret"].as_str().unwrap()]);
+
+    let html =
+        "<html><body><p>Hallo <a href=\"https://shop.example.test/sale?a=1&amp;b=2\">Sale</a> \
+                <a href=\"mailto:help@dkim.test\">Help</a></p></body></html>";
+    let (status, sent) =
+        r.ts.call(
+            &key,
+            "POST",
+            "/migosmtp/v1/messages",
+            Some(
+                json!({"from": "news@dkim.test", "to": ["ada@example.test"], "subject": "Sale",
+                        "text": "Sale: https://shop.example.test/sale", "html": html,
+                        "tracking": {"opens": true, "clicks": true}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 202, "{sent}");
+    let id = sent["messages"][0]["id"].as_str().unwrap().to_string();
+    r.wait(sent["queue_id"].as_str().unwrap(), &["delivered"])
+        .await;
+    let data = r.sinks[0].received()[0].data.clone();
+    r.assert_dkim_passes(&data).await;
+    let parsed = mail_parser::MessageParser::default().parse(&data).unwrap();
+    let delivered_html = parsed.body_html(0).unwrap().into_owned();
+    let base = r.ts.http.clone();
+    let pixels = tracked_urls(&delivered_html, &base, "o");
+    let links = tracked_urls(&delivered_html, &base, "c");
+    assert_eq!((pixels.len(), links.len()), (1, 1), "{delivered_html}");
+    assert!(delivered_html.contains("mailto:help@dkim.test"));
+    assert!(
+        !delivered_html.contains("shop.example.test"),
+        "{delivered_html}"
+    );
+    assert!(parsed
+        .body_text(0)
+        .unwrap()
+        .contains("https://shop.example.test/sale"));
+
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
+    // A person opens it, then Gmail's image proxy fetches it again.
+    for ua in [firefox, "Mozilla/5.0 (via ggpht.com GoogleImageProxy)"] {
+        let resp = http
+            .get(&pixels[0])
+            .header("user-agent", ua)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["content-type"], "image/gif");
+        assert!(resp.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("no-store"));
+        assert!(resp.bytes().await.unwrap().starts_with(b"GIF89a"));
+    }
+    // A minute after delivery, a person clicks.
+    r.ts.clock.advance_ms(60_000);
+    let resp = http
+        .get(&links[0])
+        .header("user-agent", firefox)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 302);
+    assert_eq!(
+        resp.headers()["location"],
+        "https://shop.example.test/sale?a=1&b=2"
+    );
+    // Forged, truncated, or a pixel's token at the click endpoint: 404.
+    let pixel_token = pixels[0].rsplit('/').next().unwrap();
+    for url in [
+        format!("{base}/c/{pixel_token}"),
+        format!("{}x", &links[0][..links[0].len() - 1]),
+        format!("{base}/c/garbage"),
+        format!("{base}/o/{}", &pixel_token[..pixel_token.len() / 2]),
+    ] {
+        let resp = http.get(&url).send().await.unwrap();
+        assert_eq!(resp.status(), 404, "{url}");
+    }
+
+    let (_, events) =
+        r.ts.call(
+            &key,
+            "GET",
+            "/migosmtp/v1/events?type=email.opened,email.clicked&order=asc",
+            None,
+        )
+        .await;
+    let events = events["events"].as_array().unwrap().clone();
+    let summary: Vec<(String, bool, bool)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["event"].as_str().unwrap().to_string(),
+                e["data"]["first"].as_bool().unwrap(),
+                e["data"]["machine"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("email.opened".to_string(), true, false),
+            ("email.opened".to_string(), false, true),
+            ("email.clicked".to_string(), true, false),
+        ],
+        "{events:?}"
+    );
+    for e in &events {
+        assert_eq!(e["data"]["message_id"], id.as_str());
+        assert_eq!(e["data"]["to"], "ada@example.test");
+        assert_eq!(e["data"]["ip_address"], "127.0.0.1");
+    }
+    assert_eq!(events[0]["data"]["user_agent"], firefox);
+    assert_eq!(
+        events[2]["data"]["link_url"],
+        "https://shop.example.test/sale?a=1&b=2"
+    );
+    assert!(events[0]["data"]["opened_at"].is_string());
+    assert!(events[2]["data"]["clicked_at"].is_string());
+
+    // The receiver gets all three, signed.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while rx.count("hooks") < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "webhooks not delivered"
+        );
+        r.ts.server.as_ref().unwrap().events.kick();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let got = rx.received("hooks");
+    assert!(got.iter().all(|g| g.verified()), "signed");
+    let mut types: Vec<&str> = got
+        .iter()
+        .map(|g| g.body["event"].as_str().unwrap())
+        .collect();
+    types.sort();
+    assert_eq!(types, ["email.clicked", "email.opened", "email.opened"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

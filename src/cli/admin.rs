@@ -129,6 +129,13 @@ pub enum WorkspacesCmd {
         /// default (true or false).
         #[arg(long)]
         unsubscribe: Option<bool>,
+        /// Put an open pixel in the HTML of its messages by default.
+        #[arg(long)]
+        track_opens: Option<bool>,
+        /// Send the links of its HTML through the click endpoint by
+        /// default.
+        #[arg(long)]
+        track_clicks: Option<bool>,
     },
 }
 
@@ -365,6 +372,8 @@ fn request_for(cmd: &AdminCommand) -> (reqwest::Method, String, Option<Value>) {
             no_daily_quota,
             allow_unverified_senders,
             unsubscribe,
+            track_opens,
+            track_clicks,
         }) => {
             let mut body = serde_json::Map::new();
             if *no_daily_quota {
@@ -375,8 +384,18 @@ fn request_for(cmd: &AdminCommand) -> (reqwest::Method, String, Option<Value>) {
             if let Some(allow) = allow_unverified_senders {
                 body.insert("allow_unverified_senders".into(), json!(allow));
             }
-            if let Some(on) = unsubscribe {
-                body.insert("tracking".into(), json!({"unsubscribe": on}));
+            let mut tracking = serde_json::Map::new();
+            for (name, on) in [
+                ("opens", track_opens),
+                ("clicks", track_clicks),
+                ("unsubscribe", unsubscribe),
+            ] {
+                if let Some(on) = on {
+                    tracking.insert(name.into(), json!(on));
+                }
+            }
+            if !tracking.is_empty() {
+                body.insert("tracking".into(), Value::Object(tracking));
             }
             (
                 Method::PATCH,

@@ -42,7 +42,10 @@ pub struct WorkspaceChanges {
     pub daily_quota: Option<Option<u64>>,
     /// Send from any domain even once it has verified sending domains.
     pub allow_unverified_senders: Option<bool>,
-    /// One-click unsubscribe headers in its messages by default.
+    /// The open pixel, tracked links and one-click unsubscribe headers in
+    /// its messages by default.
+    pub opens: Option<bool>,
+    pub clicks: Option<bool>,
     pub unsubscribe: Option<bool>,
 }
 
@@ -170,6 +173,12 @@ impl Accounts {
         }
         if let Some(allow) = changes.allow_unverified_senders {
             ws.allow_unverified_senders = allow;
+        }
+        if let Some(on) = changes.opens {
+            ws.tracking.opens = on;
+        }
+        if let Some(on) = changes.clicks {
+            ws.tracking.clicks = on;
         }
         if let Some(on) = changes.unsubscribe {
             ws.tracking.unsubscribe = on;

@@ -44,7 +44,7 @@ pub fn normalize(address: &str) -> Result<String, String> {
     if a.len() > 254 || !is_mailbox(a) {
         return Err(format!("{a:?} is not a mailbox (local-part@domain)"));
     }
-    Ok(a.to_lowercase())
+    Ok(Suppression::address_key(a))
 }
 
 impl Suppressions {
@@ -58,10 +58,11 @@ impl Suppressions {
         workspace_id: &str,
         address: &str,
     ) -> Result<Option<Suppression>, AccountsError> {
-        let Ok(address) = normalize(address) else {
+        let key = Suppression::address_key(address);
+        if key.is_empty() {
             return Ok(None);
-        };
-        Ok(self.store.suppression(workspace_id, &address).await?)
+        }
+        Ok(self.store.suppression(workspace_id, &key).await?)
     }
 
     /// Adds `address` (or replaces its entry).
@@ -89,11 +90,12 @@ impl Suppressions {
 
     /// Removes `address`; whether it was listed.
     pub async fn remove(&self, workspace_id: &str, address: &str) -> Result<bool, AccountsError> {
-        let Ok(address) = normalize(address) else {
+        let key = Suppression::address_key(address);
+        if key.is_empty() {
             return Ok(false);
-        };
+        }
         let mut tx = self.store.begin().await?;
-        let removed = tx.delete_suppression(workspace_id, &address).await?;
+        let removed = tx.delete_suppression(workspace_id, &key).await?;
         tx.commit().await?;
         Ok(removed)
     }

@@ -26,7 +26,7 @@ use std::time::Duration;
 use rackwave_core::event::{EmailEvent, Event};
 use rackwave_core::Timestamp;
 use rackwave_queue::FeedEntry;
-use rackwave_store::{Endpoint, Suppression, SuppressionReason, Txn};
+use rackwave_store::{Endpoint, StoreError, Suppression, SuppressionReason, Txn};
 use tokio::sync::watch;
 
 use crate::{record, Events, EventsError};
@@ -100,7 +100,7 @@ async fn suppress_on_hard_bounce(tx: &mut Txn, entry: &FeedEntry) -> Result<(), 
     if !detail.bounce_type.suppresses() {
         return Ok(());
     }
-    let address = entry.message.to.trim().to_lowercase();
+    let address = Suppression::address_key(&entry.message.to);
     if address.is_empty()
         || tx
             .suppression(&entry.workspace_id, &address)
@@ -109,16 +109,25 @@ async fn suppress_on_hard_bounce(tx: &mut Txn, entry: &FeedEntry) -> Result<(), 
     {
         return Ok(());
     }
-    tx.put_suppression(&Suppression {
-        workspace_id: entry.workspace_id.clone(),
-        address,
-        reason: SuppressionReason::HardBounce,
-        message_id: Some(entry.message.message_id.clone()),
-        detail: Some(format!("{} {}", detail.bounce_code, detail.bounce_reason)),
-        created_at_ms: entry.at_ms,
-    })
-    .await?;
-    Ok(())
+    let put = tx
+        .put_suppression(&Suppression {
+            workspace_id: entry.workspace_id.clone(),
+            address,
+            reason: SuppressionReason::HardBounce,
+            message_id: Some(entry.message.message_id.clone()),
+            detail: Some(format!("{} {}", detail.bounce_code, detail.bounce_reason)),
+            created_at_ms: entry.at_ms,
+        })
+        .await;
+    match put {
+        // An address the store cannot key (a control byte) must not stop
+        // the feed: its event is recorded all the same.
+        Err(StoreError::Invalid(reason)) => {
+            tracing::warn!(%reason, message_id = %entry.message.message_id, "not suppressing a bounced address");
+            Ok(())
+        }
+        other => Ok(other?),
+    }
 }
 
 /// Follows the feed until `shutdown` turns true.

@@ -166,36 +166,82 @@ impl Events {
         workspace_id: &str,
         data: impl Into<EventData>,
     ) -> Result<StoredEvent, EventsError> {
-        self.emit_suppressing(workspace_id, data, None).await
-    }
-
-    /// [`emit`](Self::emit), putting `suppression` on the workspace's list
-    /// in the same transaction (an unsubscribe, a complaint): the event
-    /// and the entry exist together or not at all.
-    pub async fn emit_suppressing(
-        &self,
-        workspace_id: &str,
-        data: impl Into<EventData>,
-        suppression: Option<&Suppression>,
-    ) -> Result<StoredEvent, EventsError> {
         let data = data.into();
         if data.event_type() == EventType::Ping {
             return Err(EventsError::Invalid(
                 "webhook.ping is sent with Events::ping".into(),
             ));
         }
+        let tx = self.inner.store.begin().await?;
+        self.record_in(tx, workspace_id, data).await
+    }
+
+    /// [`emit`](Self::emit), putting `suppression` on the workspace's list
+    /// in the same transaction (an unsubscribe, a complaint): the event
+    /// and the entry exist together or not at all. When the address is
+    /// already listed for the same reason nothing is recorded (`None`): a
+    /// provider repeating its request makes no second event. Listed for
+    /// another reason, the entry takes the new one.
+    pub async fn emit_suppressing(
+        &self,
+        workspace_id: &str,
+        data: impl Into<EventData>,
+        suppression: &Suppression,
+    ) -> Result<Option<StoredEvent>, EventsError> {
+        let data = data.into();
+        let mut tx = self.inner.store.begin().await?;
+        let existing = tx
+            .suppression(&suppression.workspace_id, &suppression.address)
+            .await?;
+        if existing.is_some_and(|e| e.reason == suppression.reason) {
+            return Ok(None);
+        }
+        tx.put_suppression(suppression).await?;
+        let stored = self.record_in(tx, workspace_id, data).await?;
+        Ok(Some(stored))
+    }
+
+    /// Records an event about a message made by `make`, told whether it is
+    /// the message's first of its type (decided in the transaction that
+    /// records it, so two at once cannot both be first).
+    pub async fn emit_first(
+        &self,
+        workspace_id: &str,
+        message_id: &str,
+        event_type: EventType,
+        make: impl FnOnce(bool) -> EventData,
+    ) -> Result<StoredEvent, EventsError> {
+        let tx = self.inner.store.begin().await?;
+        let first = message_id.is_empty() || {
+            let query = EventQuery {
+                types: vec![event_type],
+                message_id: Some(message_id.to_string()),
+                ..EventQuery::default()
+            };
+            tx.events(workspace_id, &query, None, 1)
+                .await?
+                .items
+                .is_empty()
+        };
+        self.record_in(tx, workspace_id, make(first)).await
+    }
+
+    /// Records an event in `tx` with a delivery per matching endpoint, and
+    /// commits.
+    async fn record_in(
+        &self,
+        mut tx: Txn,
+        workspace_id: &str,
+        data: EventData,
+    ) -> Result<StoredEvent, EventsError> {
         let now = self.inner.clock.now_ms();
         let event = Event::new(workspace_id, rackwave_core::Timestamp(now), data);
-        let mut tx = self.inner.store.begin().await?;
         let endpoints = tx.endpoints_of(workspace_id).await?;
         let targets: Vec<&Endpoint> = endpoints
             .iter()
             .filter(|e| e.wants(event.event_type()))
             .collect();
         let (stored, deliveries) = record(&mut tx, &event, &targets, now).await?;
-        if let Some(s) = suppression {
-            tx.put_suppression(s).await?;
-        }
         tx.commit().await?;
         if !deliveries.is_empty() {
             self.kick();

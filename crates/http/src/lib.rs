@@ -235,6 +235,8 @@ fn routes(limits: BodyLimits) -> OpenApiRouter<AppState> {
                     tracking::unsubscribe::page,
                     tracking::unsubscribe::one_click
                 ))
+                .routes(routes!(tracking::open::pixel))
+                .routes(routes!(tracking::click::follow))
                 .layer(DefaultBodyLimit::max(limits.json)),
         )
         .routes(routes!(health::healthz))

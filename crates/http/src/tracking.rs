@@ -1,5 +1,65 @@
 //! The endpoints of the links MigoSMTP puts in messages for their
 //! recipients, under `[tracking] base_url`: no API key, the signed token
-//! in the link is the whole authority (see `rackwave-tracking`).
+//! in the link is the whole authority (see `rackwave-tracking`); a token
+//! this server did not sign, or one made for another endpoint, is `404`
+//! and records nothing.
 
+pub(crate) mod click;
+pub(crate) mod open;
 pub(crate) mod unsubscribe;
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request};
+use axum::http::header;
+use rackwave_core::event::MessageStatus;
+use rackwave_tracking::Recipient;
+
+use crate::AppState;
+
+/// The message a link was made for (its id, or `""` once the spool no
+/// longer has it) and when it was delivered, if it was. A link names its
+/// submission, which held that one recipient.
+pub(crate) fn message_of(state: &AppState, who: &Recipient) -> (String, Option<i64>) {
+    let found =
+        state
+            .spool
+            .by_queue_id(&who.queue_id)
+            .and_then(|ids| match ids.into_iter().next() {
+                Some(id) => state.spool.get(&id),
+                None => Ok(None),
+            });
+    match found {
+        Ok(Some(m)) if m.workspace_id == who.workspace_id => {
+            let delivered = m
+                .history
+                .iter()
+                .find(|h| h.status == MessageStatus::Delivered)
+                .map(|h| h.at_ms);
+            (m.id, delivered)
+        }
+        Ok(_) => (String::new(), None),
+        Err(e) => {
+            tracing::warn!(error = %e, queue_id = %who.queue_id, "looking up a tracked message failed");
+            (String::new(), None)
+        }
+    }
+}
+
+/// The client's address (the peer of the connection) and user agent.
+pub(crate) fn client_of(req: &Request) -> (String, String) {
+    let ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
+    let ua = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .chars()
+        .take(512)
+        .collect();
+    (ip, ua)
+}

@@ -41,7 +41,7 @@ use tokio::sync::Notify;
 use headers::{check_header_section, field_value, take_field, HeaderError};
 use metrics::IntakeMetrics;
 pub use quota::{Limits, QuotaError, Quotas, Reservation};
-use rackwave_tracking::TrackingKey;
+use rackwave_tracking::{Prepared, Switches, TrackingKey};
 
 /// Where a submission came from; named in its `Received:` field and in the
 /// metrics.
@@ -119,15 +119,55 @@ pub struct Submission {
     /// its events (the HTTP API's `tags` and `metadata`).
     pub tags: Vec<String>,
     pub metadata: std::collections::BTreeMap<String, String>,
-    /// One-click unsubscribe headers for this message (`None`: the
-    /// `X-Rackwave-Tracking` field of the message, else the workspace's
-    /// default).
+    /// What this message carries per recipient; a switch left `None`
+    /// follows the message's `X-Rackwave-Tracking` field, else the
+    /// workspace's default.
+    pub tracking: TrackingChoice,
+}
+
+/// Per-recipient switches of one message (`None`: not said).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrackingChoice {
+    pub opens: Option<bool>,
+    pub clicks: Option<bool>,
     pub unsubscribe: Option<bool>,
 }
 
+impl TrackingChoice {
+    /// The switches of an `X-Rackwave-Tracking` value:
+    /// `opens=on; clicks=off; unsubscribe=on` (also yes/no, true/false);
+    /// anything else is ignored.
+    pub fn parse(value: &str) -> TrackingChoice {
+        let mut choice = TrackingChoice::default();
+        for (k, v) in value.split([';', ',']).filter_map(|p| p.split_once('=')) {
+            let on = match v.trim().to_ascii_lowercase().as_str() {
+                "on" | "yes" | "true" => true,
+                "off" | "no" | "false" => false,
+                _ => continue,
+            };
+            match k.trim().to_ascii_lowercase().as_str() {
+                "opens" => choice.opens = Some(on),
+                "clicks" => choice.clicks = Some(on),
+                "unsubscribe" => choice.unsubscribe = Some(on),
+                _ => {}
+            }
+        }
+        choice
+    }
+
+    /// Each switch of `self`, else of `other`.
+    pub fn or(self, other: TrackingChoice) -> TrackingChoice {
+        TrackingChoice {
+            opens: self.opens.or(other.opens),
+            clicks: self.clicks.or(other.clicks),
+            unsubscribe: self.unsubscribe.or(other.unsubscribe),
+        }
+    }
+}
+
 /// The header field an SMTP client sets to switch what its message carries
-/// per recipient (`unsubscribe=on` or `off`); removed before the message
-/// is queued.
+/// per recipient (see [`TrackingChoice::parse`]); removed before the
+/// message is queued.
 pub const TRACKING_FIELD: &str = "X-Rackwave-Tracking";
 
 /// Where per-recipient links point and the key that signs them.
@@ -136,20 +176,6 @@ pub struct Tracking {
     pub key: TrackingKey,
     /// The public URL of the tracking endpoints (`[tracking] base_url`).
     pub base_url: String,
-}
-
-/// `unsubscribe=on|off` (also yes/no, true/false) in an
-/// `X-Rackwave-Tracking` value; other switches are ignored.
-fn unsubscribe_switch(value: &str) -> Option<bool> {
-    value
-        .split([';', ','])
-        .filter_map(|part| part.split_once('='))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("unsubscribe"))
-        .and_then(|(_, v)| match v.trim().to_ascii_lowercase().as_str() {
-            "on" | "yes" | "true" => Some(true),
-            "off" | "no" | "false" => Some(false),
-            _ => None,
-        })
 }
 
 /// A recipient a policy would not deliver to.
@@ -396,11 +422,17 @@ impl Intake {
         let from_domain = from_domains.first().cloned();
         let return_path = from_domain.as_deref().and_then(|d| rules.return_path(d));
         // A sender's own List-Unsubscribe stays the only one (RFC 2369).
-        let unsubscribe = sub
-            .unsubscribe
-            .or(control.as_deref().and_then(unsubscribe_switch))
-            .unwrap_or(rules.tracking().unsubscribe)
-            && !fields.list_unsubscribe;
+        let choice = sub.tracking.or(control
+            .as_deref()
+            .map(TrackingChoice::parse)
+            .unwrap_or_default());
+        let defaults = rules.tracking();
+        let unsubscribe =
+            choice.unsubscribe.unwrap_or(defaults.unsubscribe) && !fields.list_unsubscribe;
+        let switches = Switches {
+            opens: choice.opens.unwrap_or(defaults.opens),
+            clicks: choice.clicks.unwrap_or(defaults.clicks),
+        };
 
         let now = inner.clock.now_ms();
         let queue_id = rackwave_queue::new_queue_id();
@@ -443,8 +475,21 @@ impl Intake {
         // for a recipient make one submission per recipient (its queue id
         // names it in the links), queued together, all or none.
         let recipients = std::mem::take(&mut sub.recipients);
-        let mut parts = match (&inner.tracking, unsubscribe) {
-            (Some(tracking), true) => {
+        // The HTML is read once for all recipients; a message that cannot
+        // be rewritten goes out as it came.
+        let prepared = match &inner.tracking {
+            Some(_) if switches.opens || switches.clicks => match Prepared::new(&message) {
+                Ok(p) if p.has_html() => Some(p),
+                Ok(_) => None,
+                Err(e) => {
+                    tracing::warn!(error = %e, queue_id = %queue_id, "not tracking opens and clicks of this message");
+                    None
+                }
+            },
+            _ => None,
+        };
+        let mut parts = match &inner.tracking {
+            Some(tracking) if unsubscribe || prepared.is_some() => {
                 let list_id = field_value(&message, "List-Id");
                 recipients
                     .into_iter()
@@ -461,13 +506,27 @@ impl Intake {
                             address: to.clone(),
                             list_id: list_id.clone(),
                         };
-                        let mut m = rackwave_tracking::unsubscribe_headers(
-                            &tracking.key,
-                            &tracking.base_url,
-                            &who,
-                        )
-                        .into_bytes();
-                        m.extend_from_slice(&message);
+                        let mut m = if unsubscribe {
+                            rackwave_tracking::unsubscribe_headers(
+                                &tracking.key,
+                                &tracking.base_url,
+                                &who,
+                            )
+                            .into_bytes()
+                        } else {
+                            Vec::new()
+                        };
+                        let rendered = prepared.as_ref().map(|p| {
+                            p.render(&message, switches, &tracking.key, &tracking.base_url, &who)
+                        });
+                        match rendered {
+                            Some(Ok(body)) => m.extend_from_slice(&body),
+                            Some(Err(e)) => {
+                                tracing::warn!(error = %e, queue_id = %qid, "not tracking opens and clicks of this message");
+                                m.extend_from_slice(&message);
+                            }
+                            None => m.extend_from_slice(&message),
+                        }
                         (qid, vec![to], m)
                     })
                     .collect::<Vec<_>>()

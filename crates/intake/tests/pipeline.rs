@@ -98,7 +98,7 @@ impl Rig {
             message: message.as_bytes().to_vec(),
             reservation: None,
             tags: Vec::new(),
-            unsubscribe: None,
+            tracking: Default::default(),
             metadata: Default::default(),
         }
     }

@@ -28,6 +28,12 @@ pub struct Workspace {
 /// message may say otherwise).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TrackingSettings {
+    /// The open pixel in the HTML.
+    #[serde(default)]
+    pub opens: bool,
+    /// Links in the HTML through the click endpoint.
+    #[serde(default)]
+    pub clicks: bool,
     /// RFC 8058 one-click unsubscribe headers.
     #[serde(default)]
     pub unsubscribe: bool,
@@ -399,4 +405,12 @@ pub struct Suppression {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     pub created_at_ms: i64,
+}
+
+impl Suppression {
+    /// The stored form of an address, the one every path looks it up by:
+    /// trimmed and lowercase (large mailbox providers ignore case).
+    pub fn address_key(address: &str) -> String {
+        address.trim().to_lowercase()
+    }
 }

@@ -110,7 +110,11 @@ async fn workspaces_and_credentials(store: &Store) {
     assert_eq!(store.workspace("ws_nope").await.unwrap(), None);
     let changed = Workspace {
         allow_unverified_senders: true,
-        tracking: TrackingSettings { unsubscribe: true },
+        tracking: TrackingSettings {
+            opens: true,
+            clicks: false,
+            unsubscribe: true,
+        },
         daily_quota: None,
         ..workspace("ws_b")
     };

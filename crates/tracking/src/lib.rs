@@ -1,8 +1,10 @@
 //! What MigoSMTP adds to a message for each of its recipients, and the
-//! signed tokens its links carry.
+//! signed tokens its links carry: one-click unsubscribe headers (here),
+//! tracked links and the open pixel in the HTML ([`rewrite`]).
 //!
-//! A token names the workspace, the submission (queue id: a personalized
-//! message is one submission per recipient) and the recipient, so the
+//! A token names what it is for (unsubscribe, open, a click and its URL),
+//! the workspace, the submission (queue id: a personalized message is one
+//! submission per recipient) and the recipient, so the
 //! endpoint that receives it knows whom it is about without a lookup, and
 //! is signed with the server's tracking key (HMAC-SHA256, 128 bits kept),
 //! so an altered or forged token is refused and a link can never be made
@@ -17,7 +19,36 @@ use sha2::Sha256;
 /// Bytes of the signature kept in a token.
 const SIG_LEN: usize = 16;
 /// A token longer than this is refused before it is decoded.
-pub const MAX_TOKEN_LEN: usize = 2048;
+pub const MAX_TOKEN_LEN: usize = 8192;
+/// Links to longer URLs are left untracked (their token would be too long).
+pub const MAX_TRACKED_URL_LEN: usize = 4096;
+
+mod machine;
+mod rewrite;
+
+pub use machine::{machine_click, machine_open, SCANNER_WINDOW_MS};
+
+pub use rewrite::{Prepared, RewriteError, Switches, MAX_TRACKED_LINKS};
+
+/// What a token is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Link {
+    Unsubscribe,
+    /// The open pixel.
+    Open,
+    /// A tracked link, and where it goes.
+    Click(String),
+}
+
+impl Link {
+    fn kind(&self) -> u8 {
+        match self {
+            Link::Unsubscribe => b'u',
+            Link::Open => b'o',
+            Link::Click(_) => b'c',
+        }
+    }
+}
 
 /// The tracking key (from `[tracking] secret` or generated into the data
 /// directory).
@@ -36,16 +67,16 @@ impl TrackingKey {
         mac
     }
 
-    /// The token of `what`.
-    pub fn sign(&self, what: &Recipient) -> String {
-        let payload = what.encode();
+    /// The token of `link` for `who`.
+    pub fn sign(&self, link: &Link, who: &Recipient) -> String {
+        let payload = encode(link, who);
         let sig = self.mac(&payload).finalize().into_bytes();
         format!("{}.{}", B64.encode(&payload), B64.encode(&sig[..SIG_LEN]))
     }
 
-    /// What a token names, if this key signed it (compared in constant
-    /// time) and it is well formed.
-    pub fn verify(&self, token: &str) -> Option<Recipient> {
+    /// What a token is for and whom it names, if this key signed it
+    /// (compared in constant time) and it is well formed.
+    pub fn verify(&self, token: &str) -> Option<(Link, Recipient)> {
         if token.len() > MAX_TOKEN_LEN {
             return None;
         }
@@ -56,7 +87,7 @@ impl TrackingKey {
             return None;
         }
         self.mac(&payload).verify_truncated_left(&sig).ok()?;
-        Recipient::decode(&payload)
+        decode(&payload)
     }
 }
 
@@ -70,41 +101,55 @@ pub struct Recipient {
     pub list_id: Option<String>,
 }
 
-/// Version of the payload layout, its first byte.
-const PAYLOAD_V1: u8 = 1;
+/// Version of the payload layout, its first byte: the kind of link, then
+/// NUL-terminated fields.
+const PAYLOAD_V2: u8 = 2;
 
-impl Recipient {
-    fn encode(&self) -> Vec<u8> {
-        let mut out = vec![PAYLOAD_V1];
-        for field in [
-            self.workspace_id.as_str(),
-            self.queue_id.as_str(),
-            self.address.as_str(),
-            self.list_id.as_deref().unwrap_or(""),
-        ] {
-            out.extend_from_slice(field.as_bytes());
-            out.push(0);
-        }
-        out
+fn encode(link: &Link, who: &Recipient) -> Vec<u8> {
+    let mut out = vec![PAYLOAD_V2, link.kind()];
+    let url = match link {
+        Link::Click(url) => url.as_str(),
+        _ => "",
+    };
+    for field in [
+        who.workspace_id.as_str(),
+        who.queue_id.as_str(),
+        who.address.as_str(),
+        who.list_id.as_deref().unwrap_or(""),
+        url,
+    ] {
+        out.extend_from_slice(field.as_bytes());
+        out.push(0);
     }
+    out
+}
 
-    fn decode(payload: &[u8]) -> Option<Recipient> {
-        let (&version, rest) = payload.split_first()?;
-        if version != PAYLOAD_V1 {
-            return None;
-        }
-        let text = std::str::from_utf8(rest).ok()?;
-        let mut fields = text.strip_suffix('\0')?.split('\0');
-        let mut next = || fields.next().map(str::to_string);
-        let r = Recipient {
-            workspace_id: next()?,
-            queue_id: next()?,
-            address: next()?,
-            list_id: next().filter(|l| !l.is_empty()),
-        };
-        (fields.next().is_none() && !r.workspace_id.is_empty() && !r.address.is_empty())
-            .then_some(r)
+fn decode(payload: &[u8]) -> Option<(Link, Recipient)> {
+    let (&version, rest) = payload.split_first()?;
+    let (&kind, rest) = rest.split_first()?;
+    if version != PAYLOAD_V2 {
+        return None;
     }
+    let text = std::str::from_utf8(rest).ok()?;
+    let mut fields = text.strip_suffix('\0')?.split('\0');
+    let mut next = || fields.next().map(str::to_string);
+    let who = Recipient {
+        workspace_id: next()?,
+        queue_id: next()?,
+        address: next()?,
+        list_id: next().filter(|l| !l.is_empty()),
+    };
+    let url = next()?;
+    if fields.next().is_some() || who.workspace_id.is_empty() || who.address.is_empty() {
+        return None;
+    }
+    let link = match kind {
+        b'u' if url.is_empty() => Link::Unsubscribe,
+        b'o' if url.is_empty() => Link::Open,
+        b'c' if !url.is_empty() => Link::Click(url),
+        _ => return None,
+    };
+    Some((link, who))
 }
 
 /// The header fields of RFC 8058 one-click unsubscribe for a recipient,
@@ -114,7 +159,7 @@ pub fn unsubscribe_headers(key: &TrackingKey, base_url: &str, who: &Recipient) -
     format!(
         "List-Unsubscribe: <{}/u/{}>\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
         base_url.trim_end_matches('/'),
-        key.sign(who)
+        key.sign(&Link::Unsubscribe, who)
     )
 }
 
@@ -134,16 +179,36 @@ mod tests {
     #[test]
     fn a_token_names_its_recipient_and_nothing_else_passes() {
         let key = TrackingKey::new(vec![7; 32]).unwrap();
-        let token = key.sign(&who());
+        let token = key.sign(&Link::Unsubscribe, &who());
         assert!(token
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)));
-        assert_eq!(key.verify(&token), Some(who()));
+        assert_eq!(key.verify(&token), Some((Link::Unsubscribe, who())));
         let no_list = Recipient {
             list_id: None,
             ..who()
         };
-        assert_eq!(key.verify(&key.sign(&no_list)), Some(no_list));
+        for link in [Link::Open, Link::Click("https://x.test/a?b=c&d".into())] {
+            assert_eq!(
+                key.verify(&key.sign(&link, &no_list)),
+                Some((link, no_list.clone()))
+            );
+        }
+        // A click without a URL, an open with one, an unknown kind: refused
+        // even when signed.
+        let signed = |p: Vec<u8>| {
+            let sig = key.mac(&p).finalize().into_bytes();
+            format!("{}.{}", B64.encode(&p), B64.encode(&sig[..SIG_LEN]))
+        };
+        let mut click_without_url = encode(&Link::Open, &who());
+        click_without_url[1] = b'c';
+        assert_eq!(key.verify(&signed(click_without_url)), None);
+        let mut open_with_url = encode(&Link::Click("https://x.test".into()), &who());
+        open_with_url[1] = b'o';
+        assert_eq!(key.verify(&signed(open_with_url)), None);
+        let mut unknown = encode(&Link::Open, &who());
+        unknown[1] = b'z';
+        assert_eq!(key.verify(&signed(unknown)), None);
 
         // Another key, an altered payload or signature, garbage: refused.
         let other = TrackingKey::new(vec![8; 32]).unwrap();
@@ -165,7 +230,7 @@ mod tests {
             "abc",
             "abc.def",
             &token[..token.len() - 2],
-            &"a".repeat(5000),
+            &"a".repeat(9000),
         ] {
             assert_eq!(key.verify(garbage), None, "{garbage}");
         }

@@ -409,6 +409,14 @@ pub struct EmailOpened {
     pub opened_at: Timestamp,
     pub ip_address: String,
     pub user_agent: String,
+    /// The signals say a machine fetched the pixel (a mail provider's
+    /// image proxy, Apple Mail Privacy Protection, a scanner): recorded
+    /// all the same, for the integrator to filter.
+    #[serde(default)]
+    pub machine: bool,
+    /// The message's first recorded open.
+    #[serde(default)]
+    pub first: bool,
 }
 
 /// `email.clicked`
@@ -419,6 +427,15 @@ pub struct EmailClicked {
     pub clicked_at: Timestamp,
     pub link_url: String,
     pub ip_address: String,
+    #[serde(default)]
+    pub user_agent: String,
+    /// The signals say a machine followed the link (a security scanner,
+    /// one clicking within seconds of delivery).
+    #[serde(default)]
+    pub machine: bool,
+    /// The message's first recorded click.
+    #[serde(default)]
+    pub first: bool,
 }
 
 /// `email.complained`

@@ -36,6 +36,10 @@ pub(crate) struct UpdateWorkspace {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TrackingUpdate {
+    /// The open pixel in the HTML.
+    pub(crate) opens: Option<bool>,
+    /// Links in the HTML through the click endpoint.
+    pub(crate) clicks: Option<bool>,
     /// RFC 8058 one-click unsubscribe headers.
     pub(crate) unsubscribe: Option<bool>,
 }
@@ -89,7 +93,9 @@ pub(crate) async fn update(
             rackwave_accounts::WorkspaceChanges {
                 daily_quota: req.daily_quota,
                 allow_unverified_senders: req.allow_unverified_senders,
-                unsubscribe: req.tracking.and_then(|t| t.unsubscribe),
+                opens: req.tracking.as_ref().and_then(|t| t.opens),
+                clicks: req.tracking.as_ref().and_then(|t| t.clicks),
+                unsubscribe: req.tracking.as_ref().and_then(|t| t.unsubscribe),
             },
         )
         .await?;

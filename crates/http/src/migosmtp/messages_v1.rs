@@ -15,7 +15,7 @@ use axum::response::Response;
 use axum::Json;
 use base64::Engine;
 use rackwave_intake::compose::{Attachment, ComposeLimits, Composition};
-use rackwave_intake::{Limits, QuotaError, RefusalKind, Source, Submission};
+use rackwave_intake::{Limits, QuotaError, RefusalKind, Source, Submission, TrackingChoice};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -83,15 +83,13 @@ pub(crate) struct AttachmentIn {
 }
 
 /// What the message carries per recipient; each switch left out follows
-/// the workspace's setting. `unsubscribe` adds RFC 8058 one-click
-/// unsubscribe headers. Open and click tracking are not built yet: their
-/// switches are accepted and change nothing today.
+/// the workspace's setting: `opens` an open pixel, `clicks` its links
+/// through the click endpoint (both in the HTML), `unsubscribe` RFC 8058
+/// one-click unsubscribe headers.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Tracking {
-    #[allow(dead_code)]
     pub(crate) opens: Option<bool>,
-    #[allow(dead_code)]
     pub(crate) clicks: Option<bool>,
     pub(crate) unsubscribe: Option<bool>,
 }
@@ -247,7 +245,14 @@ pub(crate) async fn send_one(
             content,
         });
     }
-    let unsubscribe = m.tracking.as_ref().and_then(|t| t.unsubscribe);
+    let tracking = m
+        .tracking
+        .map(|t| TrackingChoice {
+            opens: t.opens,
+            clicks: t.clicks,
+            unsubscribe: t.unsubscribe,
+        })
+        .unwrap_or_default();
     let composition = Composition {
         from: m.from,
         to: m.to,
@@ -355,7 +360,7 @@ pub(crate) async fn send_one(
             reservation: Some(reservation),
             tags: m.tags,
             metadata: m.metadata,
-            unsubscribe,
+            tracking,
         })
         .await
         .map_err(|r| {

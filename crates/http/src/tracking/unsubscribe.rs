@@ -18,7 +18,7 @@ use axum::response::{Html, IntoResponse, Response};
 use rackwave_accounts::{Suppression, SuppressionReason};
 use rackwave_core::event::EmailUnsubscribed;
 use rackwave_core::Timestamp;
-use rackwave_tracking::Recipient;
+use rackwave_tracking::{Link, Recipient};
 
 use crate::AppState;
 
@@ -28,7 +28,7 @@ use crate::AppState;
     responses((status = 200, description = "a page with an unsubscribe button", content_type = "text/html"),
         (status = 404, description = "not a link of this server", content_type = "text/html")))]
 pub(crate) async fn page(State(state): State<AppState>, Path(token): Path<String>) -> Response {
-    let Some(who) = state.tracking_key.verify(&token) else {
+    let Some((Link::Unsubscribe, who)) = state.tracking_key.verify(&token) else {
         return not_found();
     };
     page_html(
@@ -58,7 +58,7 @@ pub(crate) async fn one_click(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let Some(who) = state.tracking_key.verify(&token) else {
+    let Some((Link::Unsubscribe, who)) = state.tracking_key.verify(&token) else {
         return not_found();
     };
     let Ok(body) = body else {
@@ -87,31 +87,15 @@ pub(crate) async fn one_click(
     }
 }
 
-/// Records the unsubscribe unless the address is already suppressed.
+/// Records the unsubscribe and the suppression, unless the address is
+/// already suppressed because it unsubscribed (decided in the
+/// transaction that records it, so concurrent retries make one event).
 async fn unsubscribe(state: &AppState, who: &Recipient) -> Result<(), String> {
-    let ws = &who.workspace_id;
-    if state
-        .suppressions
-        .find(ws, &who.address)
-        .await
-        .map_err(|e| e.to_string())?
-        .is_some()
-    {
-        return Ok(());
-    }
-    // The message, while the spool still has it (one recipient per
-    // submission when the link was made).
-    let message_id = state
-        .spool
-        .by_queue_id(&who.queue_id)
-        .ok()
-        .and_then(|ids| ids.into_iter().next())
-        .unwrap_or_default();
+    let (message_id, _) = super::message_of(state, who);
     let now = state.clock.now_ms();
     let suppression = Suppression {
-        workspace_id: ws.clone(),
-        address: rackwave_accounts::normalize_address(&who.address)
-            .unwrap_or_else(|_| who.address.to_lowercase()),
+        workspace_id: who.workspace_id.clone(),
+        address: Suppression::address_key(&who.address),
         reason: SuppressionReason::Unsubscribe,
         message_id: (!message_id.is_empty()).then(|| message_id.clone()),
         detail: who.list_id.clone(),
@@ -125,7 +109,7 @@ async fn unsubscribe(state: &AppState, who: &Recipient) -> Result<(), String> {
     };
     state
         .events
-        .emit_suppressing(ws, event, Some(&suppression))
+        .emit_suppressing(&who.workspace_id, event, &suppression)
         .await
         .map_err(|e| e.to_string())?;
     Ok(())

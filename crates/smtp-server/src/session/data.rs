@@ -195,7 +195,7 @@ impl Session {
             reservation: Some(tx.reservation),
             tags: Vec::new(),
             metadata: Default::default(),
-            unsubscribe: None,
+            tracking: Default::default(),
         };
         match self.ctx.intake.submit(submission).await {
             Ok(accepted) => self.reply(Reply::new(

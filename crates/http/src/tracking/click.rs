@@ -1,0 +1,77 @@
+//! `/c/{token}`: a tracked link. Records `email.clicked` (the URL, the
+//! client's address and user agent, `machine` for scanners and clicks
+//! within seconds of delivery, `first` for the message's first) and
+//! redirects with `302` to the URL the token names. The URL comes only
+//! from the signed token, so this is never an open redirect.
+
+use axum::extract::{Path, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use rackwave_core::event::{EmailClicked, EventType};
+use rackwave_core::Timestamp;
+use rackwave_tracking::{machine_click, Link};
+
+use super::{client_of, message_of};
+use crate::AppState;
+
+/// A tracked link.
+#[utoipa::path(get, operation_id = "tracking_click", path = "/c/{token}", tag = "tracking",
+    params(("token" = String, Path, description = "from the message's HTML")),
+    responses((status = 302, description = "to the link's URL"),
+        (status = 404, description = "not a link of this server")))]
+pub(crate) async fn follow(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    req: Request,
+) -> Response {
+    let Some((Link::Click(url), who)) = state.tracking_key.verify(&token) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let Ok(location) = header::HeaderValue::from_str(&url) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let (ip, ua) = client_of(&req);
+    let (message_id, delivered_at) = message_of(&state, &who);
+    let now = state.clock.now_ms();
+    let machine = machine_click(&ua, delivered_at.map(|d| now - d));
+    let recorded = state
+        .events
+        .emit_first(
+            &who.workspace_id,
+            &message_id,
+            EventType::EmailClicked,
+            |first| {
+                EmailClicked {
+                    message_id: message_id.clone(),
+                    to: who.address.clone(),
+                    clicked_at: Timestamp(now),
+                    link_url: url.clone(),
+                    ip_address: ip,
+                    user_agent: ua,
+                    machine,
+                    first,
+                }
+                .into()
+            },
+        )
+        .await;
+    if let Err(e) = recorded {
+        // The reader still gets where the link goes.
+        tracing::error!(error = %e, "recording a click failed");
+    }
+    (
+        StatusCode::FOUND,
+        [
+            (header::LOCATION, location),
+            (
+                header::CACHE_CONTROL,
+                header::HeaderValue::from_static("no-store"),
+            ),
+            (
+                header::REFERRER_POLICY,
+                header::HeaderValue::from_static("no-referrer"),
+            ),
+        ],
+    )
+        .into_response()
+}
