@@ -74,7 +74,8 @@ impl TrackingConfig {
             let ok = rest.is_some_and(|r| {
                 !r.is_empty()
                     && !r.starts_with('/')
-                    && !r.contains(['?', '#', ' ', '<', '>', '"'])
+                    && !r.contains(['?', '#', ' ', '<', '>', '"', ','])
+                    && !r.contains(|c: char| c.is_ascii_control())
                     && r.is_ascii()
             });
             if !ok {
@@ -281,6 +282,41 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tracking_urls_and_secrets_are_checked() {
+        let ok = Config::parse(
+            "[tracking]\nbase_url = \"https://t.example.com/\"\nsecret = \"0123456789abcdef\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        let addr: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        assert_eq!(ok.tracking.base_url(addr), "https://t.example.com");
+        assert_eq!(
+            Config::parse("", Path::new("c.toml"))
+                .unwrap()
+                .tracking
+                .base_url(addr),
+            "http://127.0.0.1:8080"
+        );
+        for bad in [
+            "base_url = \"ftp://t.example.com\"",
+            "base_url = \"https://\"",
+            "base_url = \"https://t.example.com/?x=1\"",
+            "base_url = \"https://t.example.com/a,b\"",
+            "base_url = \"https://t.example.com/\\r\\nX: y\"",
+            "secret = \"short\"",
+        ] {
+            let text = format!("[tracking]\n{bad}\n");
+            assert!(
+                matches!(
+                    Config::parse(&text, Path::new("c.toml")),
+                    Err(ConfigError::Semantic { .. })
+                ),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn defaults_listen_on_loopback_only() {

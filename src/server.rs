@@ -119,6 +119,12 @@ impl Server {
             key: tracking_key(&config, &data)?,
             base_url: config.tracking.base_url(http_addr),
         };
+        if !tracking.base_url.starts_with("https://") {
+            tracing::warn!(
+                base_url = %tracking.base_url,
+                "[tracking] base_url is not https: mailbox providers act on one-click unsubscribe only over HTTPS (RFC 8058), and recipients cannot reach this address unless it is public"
+            );
+        }
         let tls = tls::load_or_generate(
             config.smtp.tls_cert.as_deref(),
             config.smtp.tls_key.as_deref(),

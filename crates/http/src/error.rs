@@ -68,6 +68,14 @@ impl ApiError {
         };
         ApiError::new(status, code, r.body_text())
     }
+    /// A passing failure (storage, a lock): `503`, try again.
+    pub fn unavailable() -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "temporarily unavailable; try again",
+        )
+    }
     pub fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
     }
@@ -91,11 +99,7 @@ impl<E: Classify> From<E> for ApiError {
             ErrorKind::Conflict => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
             ErrorKind::Unavailable => {
                 tracing::warn!(error = %e, "HTTP request failed for now");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "temporarily unavailable; try again",
-                )
+                ApiError::unavailable()
             }
             ErrorKind::Internal => {
                 tracing::error!(error = %e, "internal error in HTTP handler");

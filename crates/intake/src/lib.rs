@@ -170,6 +170,12 @@ impl TrackingChoice {
 /// message is queued.
 pub const TRACKING_FIELD: &str = "X-Rackwave-Tracking";
 
+/// KiB of per-recipient copies one submission may make (a 64 KiB message
+/// to 1,000 recipients, a 10 MiB one to 6).
+const PERSONAL_KIB_PER_SUBMISSION: usize = 64 * 1024;
+/// KiB of per-recipient copies all submissions may hold at once.
+const PERSONAL_KIB_TOTAL: usize = 256 * 1024;
+
 /// Where per-recipient links point and the key that signs them.
 #[derive(Clone)]
 pub struct Tracking {
@@ -264,6 +270,17 @@ pub struct Refusal {
 }
 
 impl Refusal {
+    /// The SMTP reply code and enhanced status code that tell it.
+    pub fn smtp_codes(&self) -> (u16, &'static str) {
+        match self.kind {
+            RefusalKind::Malformed => (554, "5.6.0"),
+            RefusalKind::TooLarge => (552, "5.3.4"),
+            RefusalKind::Policy => (550, "5.7.1"),
+            RefusalKind::Sender => (553, "5.7.1"),
+            RefusalKind::Temporary => (451, "4.3.0"),
+        }
+    }
+
     pub fn new(kind: RefusalKind, reason: &'static str, text: impl Into<String>) -> Refusal {
         Refusal {
             kind,
@@ -322,6 +339,8 @@ struct Inner {
     clock: Clock,
     policies: Vec<Arc<dyn Policy>>,
     tracking: Option<Tracking>,
+    /// KiB of per-recipient copies all submissions may hold at once.
+    personal_budget: Arc<tokio::sync::Semaphore>,
     metrics: IntakeMetrics,
     /// Poked after each accepted submission so delivery starts at once.
     new_mail: Arc<Notify>,
@@ -353,6 +372,7 @@ impl Intake {
                 clock: parts.clock,
                 policies: parts.policies,
                 tracking: parts.tracking,
+                personal_budget: Arc::new(tokio::sync::Semaphore::new(PERSONAL_KIB_TOTAL)),
                 metrics: IntakeMetrics::register(registry),
                 new_mail: parts.new_mail,
             }),
@@ -475,22 +495,57 @@ impl Intake {
         // for a recipient make one submission per recipient (its queue id
         // names it in the links), queued together, all or none.
         let recipients = std::mem::take(&mut sub.recipients);
+        // Per-recipient copies are held in memory until they are queued: a
+        // message whose copies would take more than the share one
+        // submission may have goes out without them, and the copies of all
+        // submissions at once wait for room in the budget.
+        let personal_kib = recipients.len() * (message.len() + 2048) / 1024 + 1;
+        let wants_copies = inner.tracking.is_some()
+            && (unsubscribe || switches.opens || switches.clicks)
+            && !recipients.is_empty();
+        let over_budget = wants_copies && personal_kib > PERSONAL_KIB_PER_SUBMISSION;
+        if over_budget {
+            tracing::warn!(
+                queue_id = %queue_id,
+                recipients = recipients.len(),
+                size = message.len(),
+                "too large to copy per recipient: sent without tracking and unsubscribe links"
+            );
+        }
+        let _budget = if wants_copies && !over_budget {
+            Some(
+                inner
+                    .personal_budget
+                    .clone()
+                    .acquire_many_owned(personal_kib as u32)
+                    .await
+                    .expect("the budget is never closed"),
+            )
+        } else {
+            None
+        };
+        let unsubscribe = unsubscribe && !over_budget;
         // The HTML is read once for all recipients; a message that cannot
         // be rewritten goes out as it came.
         let prepared = match &inner.tracking {
-            Some(_) if switches.opens || switches.clicks => match Prepared::new(&message) {
-                Ok(p) if p.has_html() => Some(p),
-                Ok(_) => None,
-                Err(e) => {
-                    tracing::warn!(error = %e, queue_id = %queue_id, "not tracking opens and clicks of this message");
-                    None
+            Some(_) if !over_budget && (switches.opens || switches.clicks) => {
+                match Prepared::new(&message) {
+                    Ok(p) if p.has_html() => Some(p),
+                    Ok(_) => None,
+                    Err(e) => {
+                        tracing::warn!(error = %e, queue_id = %queue_id, "not tracking opens and clicks of this message");
+                        None
+                    }
                 }
-            },
+            }
             _ => None,
         };
         let mut parts = match &inner.tracking {
             Some(tracking) if unsubscribe || prepared.is_some() => {
-                let list_id = field_value(&message, "List-Id");
+                // Carried in every token: a list id that would make them
+                // long, or that holds control characters, is left out.
+                let list_id = field_value(&message, "List-Id")
+                    .filter(|l| l.len() <= 256 && !l.contains(char::is_control));
                 recipients
                     .into_iter()
                     .enumerate()

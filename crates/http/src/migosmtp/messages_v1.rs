@@ -307,11 +307,7 @@ pub(crate) async fn send_one(
         match state.intake.check_recipient(&workspace.id, &to).await {
             Ok(()) => {}
             Err(refusal) if refusal.kind == RefusalKind::Temporary => {
-                return Err(ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "temporarily unavailable; try again",
-                ));
+                return Err(ApiError::unavailable());
             }
             Err(refusal) => {
                 rejected.push(RejectedRecipient {
@@ -331,19 +327,27 @@ pub(crate) async fn send_one(
             }),
             Err(e @ QuotaError::Storage(_)) => {
                 tracing::error!(error = %e, "quota check failed");
-                return Err(ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "temporarily unavailable; try again",
-                ));
+                return Err(ApiError::unavailable());
             }
         }
     }
     if recipients.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "quota_exceeded",
-            "the workspace's daily sending quota is reached",
+        // Say why: the quota when it turned one away, else every recipient
+        // was refused on its own (suppressed, not a mailbox).
+        if rejected.iter().any(|r| r.code == "quota_exceeded") {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "quota_exceeded",
+                "the workspace's daily sending quota is reached",
+            ));
+        }
+        let reasons: Vec<String> = rejected
+            .iter()
+            .map(|r| format!("{}: {}", r.to, r.code))
+            .collect();
+        return Err(ApiError::unprocessable(
+            "to",
+            format!("no recipient can be sent to ({})", reasons.join(", ")),
         ));
     }
     let accepted = state

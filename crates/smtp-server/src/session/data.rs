@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use rackwave_intake::{RefusalKind, Source, Submission};
+use rackwave_intake::{Source, Submission};
 use rackwave_smtp_proto::data::{data_line, DataLine};
 use rackwave_smtp_proto::io::Line;
 use rackwave_smtp_proto::Reply;
@@ -204,13 +204,7 @@ impl Session {
                 format!("OK queued as {}", accepted.queue_id),
             )),
             Err(refusal) => {
-                let (code, status) = match refusal.kind {
-                    RefusalKind::Malformed => (554, "5.6.0"),
-                    RefusalKind::TooLarge => (552, "5.3.4"),
-                    RefusalKind::Policy => (550, "5.7.1"),
-                    RefusalKind::Sender => (553, "5.7.1"),
-                    RefusalKind::Temporary => (451, "4.3.0"),
-                };
+                let (code, status) = refusal.smtp_codes();
                 self.refuse(refusal.reason, Reply::new(code, status, refusal.text))
             }
         }

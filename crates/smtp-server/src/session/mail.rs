@@ -48,10 +48,7 @@ impl Session {
         if let Some((_, domain)) = from.rsplit_once('@') {
             let workspace = auth.workspace.id.clone();
             if let Err(refusal) = self.ctx.intake.check_sender(&workspace, domain).await {
-                let (code, enhanced) = match refusal.kind {
-                    rackwave_intake::RefusalKind::Temporary => (451, "4.3.0"),
-                    _ => (553, "5.7.1"),
-                };
+                let (code, enhanced) = refusal.smtp_codes();
                 return self.refuse(refusal.reason, Reply::new(code, enhanced, &refusal.text));
             }
         }

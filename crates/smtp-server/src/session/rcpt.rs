@@ -2,7 +2,7 @@
 //! suppression list and the daily quota, which is reserved here, one unit
 //! per accepted recipient.
 
-use rackwave_intake::{Limits, QuotaError, RefusalKind};
+use rackwave_intake::{Limits, QuotaError};
 use rackwave_smtp_proto::Reply;
 
 use super::{Flow, Session};
@@ -37,10 +37,7 @@ impl Session {
         }
         let workspace = auth.workspace.id.clone();
         if let Err(refusal) = self.ctx.intake.check_recipient(&workspace, &to).await {
-            let (code, enhanced) = match refusal.kind {
-                RefusalKind::Temporary => (451, "4.3.0"),
-                _ => (550, "5.7.1"),
-            };
+            let (code, enhanced) = refusal.smtp_codes();
             return self.refuse(refusal.reason, Reply::new(code, enhanced, &refusal.text));
         }
         let (Some(tx), Some(auth)) = (&mut self.tx, &self.auth) else {
