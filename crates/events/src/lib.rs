@@ -22,6 +22,7 @@
 mod config;
 mod endpoints;
 mod feed;
+mod hits;
 mod metrics;
 mod outbox;
 mod retention;
@@ -86,6 +87,10 @@ struct Inner {
     config: WebhooksConfig,
     emitter: outbox::Emitter,
     metrics: EventsMetrics,
+    /// The group-committing recorder of [`Events::emit_first`], and its
+    /// receiving end until [`Events::start`] runs it.
+    hits: tokio::sync::mpsc::Sender<hits::Hit>,
+    hits_rx: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<hits::Hit>>>,
 }
 
 /// Stores an event and one delivery per target in `tx`; the caller
@@ -122,6 +127,7 @@ impl Events {
             config.clone(),
             metrics.clone(),
         );
+        let (hits, hits_rx) = hits::channel();
         Events {
             inner: Arc::new(Inner {
                 store,
@@ -130,6 +136,8 @@ impl Events {
                 config,
                 emitter,
                 metrics,
+                hits,
+                hits_rx: std::sync::Mutex::new(Some(hits_rx)),
             }),
         }
     }
@@ -139,11 +147,29 @@ impl Events {
     pub fn start(&self, shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
         let feed = tokio::spawn(feed::run(self.clone(), shutdown.clone()));
         let pruning = tokio::spawn(retention::run(self.clone(), shutdown.clone()));
+        let hits_rx = self
+            .inner
+            .hits_rx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let recorder = hits_rx.map(|rx| {
+            tokio::spawn(hits::run(
+                rx,
+                self.inner.store.clone(),
+                self.inner.clock.clone(),
+                self.inner.emitter.clone(),
+                shutdown.clone(),
+            ))
+        });
         let emitter = tokio::spawn(self.inner.emitter.clone().run(shutdown));
         tokio::spawn(async move {
             let _ = feed.await;
             let _ = pruning.await;
             let _ = emitter.await;
+            if let Some(recorder) = recorder {
+                let _ = recorder.await;
+            }
         })
     }
 
@@ -203,27 +229,30 @@ impl Events {
 
     /// Records an event about a message made by `make`, told whether it is
     /// the message's first of its type (decided in the transaction that
-    /// records it, so two at once cannot both be first).
+    /// records it, so two at once cannot both be first). Durable when it
+    /// returns; the events of concurrent callers share one commit (see
+    /// `hits`). Needs the service running ([`start`](Self::start)).
     pub async fn emit_first(
         &self,
         workspace_id: &str,
         message_id: &str,
         event_type: EventType,
-        make: impl FnOnce(bool) -> EventData,
+        make: impl FnOnce(bool) -> EventData + Send + 'static,
     ) -> Result<StoredEvent, EventsError> {
-        let tx = self.inner.store.begin().await?;
-        let first = message_id.is_empty() || {
-            let query = EventQuery {
-                types: vec![event_type],
-                message_id: Some(message_id.to_string()),
-                ..EventQuery::default()
-            };
-            tx.events(workspace_id, &query, None, 1)
-                .await?
-                .items
-                .is_empty()
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let hit = hits::Hit {
+            workspace_id: workspace_id.to_string(),
+            message_id: message_id.to_string(),
+            event_type,
+            make: Box::new(make),
+            reply,
         };
-        self.record_in(tx, workspace_id, make(first)).await
+        let closed = || EventsError::Invalid("the event recorder has stopped".into());
+        self.inner.hits.send(hit).await.map_err(|_| closed())?;
+        answer
+            .await
+            .map_err(|_| closed())?
+            .map_err(|e| EventsError::Store(StoreError::Unavailable(e)))
     }
 
     /// Records an event in `tx` with a delivery per matching endpoint, and

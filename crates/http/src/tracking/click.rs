@@ -34,18 +34,19 @@ pub(crate) async fn follow(
     let (message_id, delivered_at) = message_of(&state, &who);
     let now = state.clock.now_ms();
     let machine = machine_click(&ua, delivered_at.map(|d| now - d));
+    let (id, to, link_url) = (message_id.clone(), who.address.clone(), url.clone());
     let recorded = state
         .events
         .emit_first(
             &who.workspace_id,
             &message_id,
             EventType::EmailClicked,
-            |first| {
+            move |first| {
                 EmailClicked {
-                    message_id: message_id.clone(),
-                    to: who.address.clone(),
+                    message_id: id,
+                    to,
                     clicked_at: Timestamp(now),
-                    link_url: url.clone(),
+                    link_url,
                     ip_address: ip,
                     user_agent: ua,
                     machine,

@@ -37,16 +37,17 @@ pub(crate) async fn pixel(
     let (message_id, _) = message_of(&state, &who);
     let now = state.clock.now_ms();
     let machine = machine_open(&ua);
+    let (id, to) = (message_id.clone(), who.address.clone());
     let recorded = state
         .events
         .emit_first(
             &who.workspace_id,
             &message_id,
             EventType::EmailOpened,
-            |first| {
+            move |first| {
                 EmailOpened {
-                    message_id: message_id.clone(),
-                    to: who.address.clone(),
+                    message_id: id,
+                    to,
                     opened_at: Timestamp(now),
                     ip_address: ip,
                     user_agent: ua,
