@@ -20,6 +20,57 @@ async fn conformance(store: &Store) {
     idempotency(store).await;
     daily_counts(store).await;
     suppressions(store).await;
+    long_event_pages(store).await;
+}
+
+/// Pages across more events than one read of the store takes, both
+/// ways, every event once and in order.
+async fn long_event_pages(store: &Store) {
+    let mut tx = store.begin().await.unwrap();
+    for i in 0..1500i64 {
+        let msg = if i % 100 == 7 { "msg_one" } else { "msg_other" };
+        tx.append_event(&email_event("ws_long", T0 + i, msg, EmailEvent::Queued))
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    for ascending in [false, true] {
+        let q = EventQuery {
+            ascending,
+            ..EventQuery::default()
+        };
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = store
+                .events("ws_long", &q, cursor.as_deref(), 400)
+                .await
+                .unwrap();
+            seen.extend(page.items.iter().map(|e| e.at_ms));
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        let mut want: Vec<i64> = (0..1500).map(|i| T0 + i).collect();
+        if !ascending {
+            want.reverse();
+        }
+        assert_eq!(seen, want, "ascending: {ascending}");
+    }
+    // A message's events through its index, newest first.
+    let q = EventQuery {
+        message_id: Some("msg_one".into()),
+        ..EventQuery::default()
+    };
+    let page = store.events("ws_long", &q, None, 100).await.unwrap();
+    let got: Vec<i64> = page.items.iter().map(|e| e.at_ms).collect();
+    let want: Vec<i64> = (0..1500)
+        .filter(|i| i % 100 == 7)
+        .rev()
+        .map(|i| T0 + i)
+        .collect();
+    assert_eq!(got, want);
 }
 
 fn workspace(id: &str) -> Workspace {

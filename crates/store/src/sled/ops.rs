@@ -166,24 +166,46 @@ impl<K: Kv> Reads for K {
         let mut items = Vec::new();
         let mut last_seq = None;
         let mut more = false;
-        let entries = self.scan(&start, &end, !query.ascending, SCAN_BUDGET + 1)?;
-        for (scanned, (key, value)) in entries.iter().enumerate() {
-            if items.len() == limit || scanned >= SCAN_BUDGET {
-                more = true;
-                break;
-            }
-            let seq = keys::seq_suffix(key)?;
-            last_seq = Some(seq);
-            let stored = if via_index {
-                match get_event(self, &keys::event(workspace_id, seq))? {
-                    Some(s) => s,
-                    None => continue,
+        // Read in chunks near the page size, not the whole budget at once:
+        // a page of the newest events (or a look for a message's first
+        // open) reads a few entries, however long the log.
+        let descending = !query.ascending;
+        let (mut from, mut to) = (start, end);
+        let mut scanned = 0;
+        'pages: loop {
+            let chunk = (limit - items.len() + 1)
+                .clamp(16, 1024)
+                .min(SCAN_BUDGET + 1 - scanned);
+            let entries = self.scan(&from, &to, descending, chunk)?;
+            for (key, value) in &entries {
+                if items.len() == limit || scanned >= SCAN_BUDGET {
+                    more = true;
+                    break 'pages;
                 }
-            } else {
-                decode_event(key, value)?
-            };
-            if query.accepts(&stored) {
-                items.push(stored);
+                scanned += 1;
+                let seq = keys::seq_suffix(key)?;
+                last_seq = Some(seq);
+                let stored = if via_index {
+                    match get_event(self, &keys::event(workspace_id, seq))? {
+                        Some(s) => s,
+                        None => continue,
+                    }
+                } else {
+                    decode_event(key, value)?
+                };
+                if query.accepts(&stored) {
+                    items.push(stored);
+                }
+            }
+            match entries.last() {
+                Some((last, _)) if entries.len() == chunk => {
+                    if descending {
+                        to = last.clone();
+                    } else {
+                        from = cat(&[last, &[0]]);
+                    }
+                }
+                _ => break,
             }
         }
         Ok(Page {
