@@ -1,0 +1,88 @@
+//! What MigoSMTP adds to messages for their recipients, seen in the
+//! messages as queued: per-recipient copies and their memory budget. The
+//! links themselves, followed from delivered messages, are tested with the
+//! delivery engine in `tests/delivery.rs` (one-click unsubscribe, opens and
+//! clicks).
+
+use rackwave_testkit::*;
+
+/// The raw message queued for `to` in a workspace (admin view).
+async fn raw_for(ts: &TestServer, ws: &str, key: &str, to: &str) -> String {
+    let msg = ts
+        .messages(ws)
+        .await
+        .into_iter()
+        .find(|m| m["to"] == to)
+        .unwrap_or_else(|| panic!("no message to {to}"));
+    let resp = reqwest::Client::new()
+        .get(format!(
+            "{}/migosmtp/v1/messages/{}/raw",
+            ts.http,
+            msg["id"].as_str().unwrap()
+        ))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.text().await.unwrap()
+}
+
+/// Per-recipient copies are bounded: a message whose copies would take
+/// more than a submission's share goes out to everyone without links
+/// (never refused); a small one gets each recipient its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_recipient_copies_stay_within_their_memory_budget() {
+    let ts = start().await;
+    let ws = ts.create_workspace("big", None).await;
+    let key = ts.create_api_key(&ws, "migosmtp").await;
+    let account = ts.create_account_in(&ws, "big-app", 1000).await;
+    let mut smtp = ts.authed(&account).await;
+    // Three copies of 24 MB: over the 64 MiB share.
+    let body =
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\r\n".repeat(370_000);
+    let big = format!(
+        "From: <app@sender.test>\r\nTo: <a@example.test>\r\nSubject: big\r\n\
+         X-Rackwave-Tracking: unsubscribe=on\r\n\r\n{body}"
+    );
+    let reply = smtp
+        .send_mail(
+            "app@sender.test",
+            &["a@example.test", "b@example.test", "c@example.test"],
+            &big,
+        )
+        .await;
+    assert_eq!(reply.code, 250, "{reply:?}");
+    let small = "From: <app@sender.test>\r\nTo: <d@example.test>\r\nSubject: small\r\n\
+                 X-Rackwave-Tracking: unsubscribe=on\r\n\r\nhello\r\n";
+    let reply = smtp
+        .send_mail(
+            "app@sender.test",
+            &["d@example.test", "e@example.test"],
+            small,
+        )
+        .await;
+    assert_eq!(reply.code, 250, "{reply:?}");
+
+    for to in ["a@example.test", "c@example.test"] {
+        let raw = raw_for(&ts, &ws, &key, to).await;
+        assert!(raw.len() > 23_000_000, "{to}: the whole message");
+        assert!(
+            !raw.contains("List-Unsubscribe:"),
+            "{to}: no copy per recipient"
+        );
+        assert!(
+            !raw.contains("X-Rackwave-Tracking"),
+            "{to}: the control field is gone"
+        );
+    }
+    let d = raw_for(&ts, &ws, &key, "d@example.test").await;
+    let e = raw_for(&ts, &ws, &key, "e@example.test").await;
+    let link = |raw: &str| {
+        raw.lines()
+            .find(|l| l.starts_with("List-Unsubscribe: "))
+            .map(str::to_string)
+            .expect("List-Unsubscribe")
+    };
+    assert_ne!(link(&d), link(&e));
+}
