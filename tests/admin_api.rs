@@ -534,28 +534,35 @@ async fn health_metrics_and_openapi() {
     assert_eq!(ids.len(), n, "operation ids repeat");
 }
 
+/// Runs `rackwave admin <args>` against the server at `http` with the
+/// admin token: success, stdout, stderr.
+fn admin_cli(http: &str, args: &[&str]) -> (bool, String, String) {
+    let mut all = vec![
+        "admin",
+        "--config",
+        "/nonexistent.toml",
+        "--url",
+        http,
+        "--token",
+        ADMIN_TOKEN,
+    ];
+    all.extend_from_slice(args);
+    let out = Command::new(env!("CARGO_BIN_EXE_rackwave"))
+        .args(&all)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_cli_performs_the_same_calls() {
     let ts = start().await;
     let exe = env!("CARGO_BIN_EXE_rackwave");
-    let cli = |args: &[&str]| {
-        let mut all = vec![
-            "admin",
-            "--config",
-            "/nonexistent.toml",
-            "--url",
-            &ts.http,
-            "--token",
-            ADMIN_TOKEN,
-        ];
-        all.extend_from_slice(args);
-        let out = Command::new(exe).args(&all).output().unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
-    };
+    let cli = |args: &[&str]| admin_cli(&ts.http, args);
     let (ok, out, err) =
         tokio::task::block_in_place(|| cli(&["workspaces", "create", "--name", "From CLI"]));
     assert!(ok, "{err}");
@@ -614,6 +621,53 @@ async fn admin_cli_performs_the_same_calls() {
     });
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+}
+
+/// An operator edits a workspace's suppression list with the CLI, and the
+/// workspace sees it with its own key; an unknown workspace is 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_manages_a_workspaces_suppressions_from_the_cli() {
+    let ts = start().await;
+    let ws = ts.create_workspace("supp", None).await;
+    let key = ts.create_api_key(&ws, "migosmtp").await;
+    let cli = |args: &[&str]| admin_cli(&ts.http, &[&["suppressions"], args].concat());
+    let (ok, out, err) = tokio::task::block_in_place(|| {
+        cli(&[
+            "add",
+            "--workspace",
+            &ws,
+            "Ops+1@Example.test",
+            "--reason",
+            "complaint",
+        ])
+    });
+    assert!(ok, "{err}");
+    assert!(out.contains("ops+1@example.test"), "{out}");
+    let (_, mine) = ts
+        .call(&key, "GET", "/migosmtp/v1/suppressions", None)
+        .await;
+    assert_eq!(mine["suppressions"][0]["address"], "ops+1@example.test");
+    assert_eq!(mine["suppressions"][0]["reason"], "complaint");
+    let (ok, out, err) =
+        tokio::task::block_in_place(|| cli(&["list", "--workspace", &ws, "--reason", "complaint"]));
+    assert!(ok, "{err}");
+    assert!(out.contains("ops+1@example.test"), "{out}");
+    let (ok, _, err) =
+        tokio::task::block_in_place(|| cli(&["add", "--workspace", &ws, "not-an-address"]));
+    assert!(!ok && err.contains("422"), "{err}");
+    let (ok, _, err) =
+        tokio::task::block_in_place(|| cli(&["list", "--workspace", "ws_nonexistent"]));
+    assert!(!ok && err.contains("404"), "{err}");
+    let (ok, _, err) =
+        tokio::task::block_in_place(|| cli(&["remove", "--workspace", &ws, "ops+1@example.test"]));
+    assert!(ok, "{err}");
+    let (_, mine) = ts
+        .call(&key, "GET", "/migosmtp/v1/suppressions", None)
+        .await;
+    assert!(
+        mine["suppressions"].as_array().unwrap().is_empty(),
+        "{mine}"
+    );
 }
 
 /// The operator can do what a workspace does with its own key: list and

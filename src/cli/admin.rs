@@ -48,6 +48,42 @@ pub enum AdminCommand {
     /// Sending domains of a workspace.
     #[command(subcommand)]
     Domains(DomainsCmd),
+    /// The suppression list of a workspace.
+    #[command(subcommand)]
+    Suppressions(SuppressionsCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SuppressionsCmd {
+    /// One page, in address order.
+    List {
+        #[arg(long)]
+        workspace: String,
+        /// hard_bounce, complaint, unsubscribe or manual.
+        #[arg(long)]
+        reason: Option<String>,
+        /// From the previous page's next_cursor.
+        #[arg(long)]
+        cursor: Option<String>,
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Adds an address (reason manual unless said).
+    Add {
+        #[arg(long)]
+        workspace: String,
+        address: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        detail: Option<String>,
+    },
+    /// Removes an address: mail to it is accepted again.
+    Remove {
+        #[arg(long)]
+        workspace: String,
+        address: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -479,6 +515,55 @@ fn request_for(cmd: &AdminCommand) -> (reqwest::Method, String, Option<Value>) {
             Method::POST,
             format!("/admin/v1/workspaces/{}/domains", enc(workspace)),
             Some(json!({"domain": domain, "algorithm": algorithm, "selector": selector})),
+        ),
+        AdminCommand::Suppressions(SuppressionsCmd::List {
+            workspace,
+            reason,
+            cursor,
+            limit,
+        }) => {
+            let mut query = Vec::new();
+            if let Some(r) = reason {
+                query.push(format!("reason={}", enc(r)));
+            }
+            if let Some(c) = cursor {
+                query.push(format!("cursor={}", enc(c)));
+            }
+            if let Some(l) = limit {
+                query.push(format!("limit={l}"));
+            }
+            let query = if query.is_empty() {
+                String::new()
+            } else {
+                format!("?{}", query.join("&"))
+            };
+            (
+                Method::GET,
+                format!(
+                    "/admin/v1/workspaces/{}/suppressions{query}",
+                    enc(workspace)
+                ),
+                None,
+            )
+        }
+        AdminCommand::Suppressions(SuppressionsCmd::Add {
+            workspace,
+            address,
+            reason,
+            detail,
+        }) => (
+            Method::POST,
+            format!("/admin/v1/workspaces/{}/suppressions", enc(workspace)),
+            Some(json!({"address": address, "reason": reason, "detail": detail})),
+        ),
+        AdminCommand::Suppressions(SuppressionsCmd::Remove { workspace, address }) => (
+            Method::DELETE,
+            format!(
+                "/admin/v1/workspaces/{}/suppressions/{}",
+                enc(workspace),
+                enc(address)
+            ),
+            None,
         ),
         AdminCommand::Domains(DomainsCmd::List { workspace }) => (
             Method::GET,

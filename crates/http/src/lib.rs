@@ -165,6 +165,11 @@ fn routes(limits: BodyLimits) -> OpenApiRouter<AppState> {
         .routes(routes!(domains_v1::delete))
         .routes(routes!(domains_v1::verify))
         .routes(routes!(domains_v1::create, domains_v1::list))
+        .routes(routes!(
+            admin::suppressions_v1::list,
+            admin::suppressions_v1::add
+        ))
+        .routes(routes!(admin::suppressions_v1::delete))
         .routes(routes!(messages_v1::list))
         .routes(routes!(messages_v1::get))
         .routes(routes!(queue_v1::counts))

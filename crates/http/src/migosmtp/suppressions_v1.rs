@@ -54,11 +54,11 @@ pub(crate) struct SuppressionList {
 #[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
     /// Only entries with this reason.
-    reason: Option<String>,
+    pub(crate) reason: Option<String>,
     /// From the previous page's `next_cursor`.
-    cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
     /// 1 to 500 (default 50).
-    limit: Option<usize>,
+    pub(crate) limit: Option<usize>,
 }
 
 /// The workspace's suppressed addresses, in address order.
@@ -72,6 +72,15 @@ pub(crate) async fn list(
     MigoSmtp(tenant): MigoSmtp,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<SuppressionList>, ApiError> {
+    list_in(&state, &tenant.workspace_id, q).await.map(Json)
+}
+
+/// One page of a workspace's list (the MigoSMTP and admin APIs).
+pub(crate) async fn list_in(
+    state: &AppState,
+    workspace_id: &str,
+    q: ListQuery,
+) -> Result<SuppressionList, ApiError> {
     let reason = q
         .reason
         .as_deref()
@@ -98,12 +107,12 @@ pub(crate) async fn list(
         .transpose()?;
     let page = state
         .suppressions
-        .list(&tenant.workspace_id, reason, after.as_deref(), q.limit)
+        .list(workspace_id, reason, after.as_deref(), q.limit)
         .await?;
-    Ok(Json(SuppressionList {
+    Ok(SuppressionList {
         suppressions: page.items.into_iter().map(Into::into).collect(),
         next_cursor: page.next_cursor.map(hex::encode),
-    }))
+    })
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -127,6 +136,17 @@ pub(crate) async fn add(
     MigoSmtp(tenant): MigoSmtp,
     ApiJson(req): ApiJson<NewSuppression>,
 ) -> Result<(StatusCode, Json<SuppressionView>), ApiError> {
+    add_in(&state, &tenant.workspace_id, req)
+        .await
+        .map(|s| (StatusCode::CREATED, Json(s)))
+}
+
+/// Adds an address to a workspace's list (the MigoSMTP and admin APIs).
+pub(crate) async fn add_in(
+    state: &AppState,
+    workspace_id: &str,
+    req: NewSuppression,
+) -> Result<SuppressionView, ApiError> {
     if let Err(e) = rackwave_accounts::normalize_address(&req.address) {
         return Err(ApiError::unprocessable("address", e));
     }
@@ -141,14 +161,14 @@ pub(crate) async fn add(
     let s = state
         .suppressions
         .add(
-            &tenant.workspace_id,
+            workspace_id,
             &req.address,
             req.reason.unwrap_or(SuppressionReason::Manual),
             None,
             req.detail,
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(s.into())))
+    Ok(s.into())
 }
 
 /// One suppressed address, or 404.
@@ -182,11 +202,17 @@ pub(crate) async fn delete(
     MigoSmtp(tenant): MigoSmtp,
     ApiPath(address): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    if state
-        .suppressions
-        .remove(&tenant.workspace_id, &address)
-        .await?
-    {
+    delete_in(&state, &tenant.workspace_id, &address).await
+}
+
+/// Removes an address from a workspace's list (the MigoSMTP and admin
+/// APIs).
+pub(crate) async fn delete_in(
+    state: &AppState,
+    workspace_id: &str,
+    address: &str,
+) -> Result<StatusCode, ApiError> {
+    if state.suppressions.remove(workspace_id, address).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!("{address} is not suppressed")))

@@ -163,6 +163,11 @@ fn page_html(status: StatusCode, title: &str, body: &str) -> Response {
             (header::CACHE_CONTROL, "no-store"),
             (header::X_FRAME_OPTIONS, "DENY"),
             (header::REFERRER_POLICY, "no-referrer"),
+            // No script, style or other origin; the form posts here only.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; form-action 'self'; frame-ancestors 'none'",
+            ),
         ],
         Html(html),
     )
