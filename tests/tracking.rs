@@ -86,3 +86,63 @@ async fn per_recipient_copies_stay_within_their_memory_budget() {
     };
     assert_ne!(link(&d), link(&e));
 }
+
+/// The switch over SMTP: `off` wins over the workspace's default, the
+/// control field never reaches the queue, and a sender's own unsubscribe
+/// fields are kept as the only ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_smtp_switch_and_a_senders_own_unsubscribe_fields() {
+    let ts = start().await;
+    let ws = ts.create_workspace("lists", None).await;
+    let key = ts.create_api_key(&ws, "migosmtp").await;
+    let account = ts.create_account_in(&ws, "lists-app", 1000).await;
+    let (s, _) = ts
+        .admin(
+            "PATCH",
+            &format!("/admin/v1/workspaces/{ws}"),
+            Some(serde_json::json!({"tracking": {"unsubscribe": true}})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let mut smtp = ts.authed(&account).await;
+    let send = |to: &'static str, extra: &'static str| {
+        format!("From: <app@sender.test>\r\nTo: <{to}>\r\nSubject: s\r\n{extra}\r\nhello\r\n")
+    };
+    for (to, extra) in [
+        ("default@example.test", ""),
+        (
+            "off@example.test",
+            "X-Rackwave-Tracking: unsubscribe=off\r\n",
+        ),
+        (
+            "own@example.test",
+            "List-Unsubscribe: <https://app.test/u/1>\r\n",
+        ),
+        (
+            "post@example.test",
+            "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
+        ),
+    ] {
+        let reply = smtp
+            .send_mail("app@sender.test", &[to], &send(to, extra))
+            .await;
+        assert_eq!(reply.code, 250, "{reply:?}");
+    }
+    let count = |raw: &str, field: &str| {
+        raw.lines()
+            .filter(|l| l.to_ascii_lowercase().starts_with(&format!("{field}:")))
+            .count()
+    };
+    let raw = raw_for(&ts, &ws, &key, "default@example.test").await;
+    assert_eq!(count(&raw, "list-unsubscribe"), 1, "{raw}");
+    let raw = raw_for(&ts, &ws, &key, "off@example.test").await;
+    assert_eq!(count(&raw, "list-unsubscribe"), 0, "{raw}");
+    assert_eq!(count(&raw, "x-rackwave-tracking"), 0, "{raw}");
+    let raw = raw_for(&ts, &ws, &key, "own@example.test").await;
+    assert_eq!(count(&raw, "list-unsubscribe"), 1, "{raw}");
+    assert!(raw.contains("<https://app.test/u/1>"), "{raw}");
+    assert_eq!(count(&raw, "list-unsubscribe-post"), 0, "{raw}");
+    let raw = raw_for(&ts, &ws, &key, "post@example.test").await;
+    assert_eq!(count(&raw, "list-unsubscribe-post"), 1, "{raw}");
+    assert_eq!(count(&raw, "list-unsubscribe"), 0, "{raw}");
+}

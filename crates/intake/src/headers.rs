@@ -20,7 +20,7 @@ pub(crate) struct HeaderFields {
     pub(crate) message_id: bool,
     /// From fields (RFC 5322 §3.6: exactly one).
     pub(crate) from: usize,
-    /// The sender brought its own unsubscribe link (RFC 2369).
+    /// The sender brought its own unsubscribe fields (RFC 2369, RFC 8058).
     pub(crate) list_unsubscribe: bool,
 }
 
@@ -62,7 +62,8 @@ pub(crate) fn check_header_section(
         fields.from += usize::from(name.eq_ignore_ascii_case(b"from"));
         fields.date |= name.eq_ignore_ascii_case(b"date");
         fields.message_id |= name.eq_ignore_ascii_case(b"message-id");
-        fields.list_unsubscribe |= name.eq_ignore_ascii_case(b"list-unsubscribe");
+        fields.list_unsubscribe |= name.eq_ignore_ascii_case(b"list-unsubscribe")
+            || name.eq_ignore_ascii_case(b"list-unsubscribe-post");
     }
     if lines == 0 {
         return Err(HeaderError::Missing);
