@@ -146,3 +146,44 @@ async fn the_smtp_switch_and_a_senders_own_unsubscribe_fields() {
     assert_eq!(count(&raw, "list-unsubscribe-post"), 1, "{raw}");
     assert_eq!(count(&raw, "list-unsubscribe"), 0, "{raw}");
 }
+
+/// Over HTTP the `tracking` field decides; the control field, sent among
+/// the message's `headers`, is obeyed only when the field says nothing,
+/// and is never queued either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_http_the_tracking_field_beats_the_control_field() {
+    let ts = start().await;
+    let ws = ts.create_workspace("http", None).await;
+    let key = ts.create_api_key(&ws, "migosmtp").await;
+    for (to, tracking, wanted) in [
+        (
+            "field-off@example.test",
+            serde_json::json!({"unsubscribe": false}),
+            0,
+        ),
+        ("header-only@example.test", serde_json::Value::Null, 1),
+    ] {
+        let mut body = serde_json::json!({
+            "from": "app@sender.test", "to": [to], "subject": "s", "text": "t",
+            "headers": {"X-Rackwave-Tracking": "unsubscribe=on"}
+        });
+        if !tracking.is_null() {
+            body["tracking"] = tracking;
+        }
+        let (s, sent) = ts
+            .call(&key, "POST", "/migosmtp/v1/messages", Some(body))
+            .await;
+        assert_eq!(s, 202, "{sent}");
+        let raw = raw_for(&ts, &ws, &key, to).await;
+        let lower = raw.to_ascii_lowercase();
+        assert!(!lower.contains("x-rackwave-tracking"), "{raw}");
+        assert_eq!(
+            lower
+                .lines()
+                .filter(|l| l.starts_with("list-unsubscribe:"))
+                .count(),
+            wanted,
+            "{raw}"
+        );
+    }
+}
