@@ -102,6 +102,25 @@ fn sink() -> SinkConfig {
 }
 
 impl Rig {
+    /// Adds dkim.test (selector s1, with `algorithm` or the default key) to
+    /// the rig's workspace and publishes its DKIM record; the API's answer.
+    async fn signing_domain(&self, algorithm: Option<&str>) -> Value {
+        let ws = &self.account.workspace_id;
+        let (status, domain) = self
+            .ts
+            .admin(
+                "POST",
+                &format!("/admin/v1/workspaces/{ws}/domains"),
+                Some(json!({"domain": "dkim.test", "algorithm": algorithm, "selector": "s1"})),
+            )
+            .await;
+        assert_eq!(status, 201, "{domain}");
+        let value = domain["dkim_record"]["value"].as_str().unwrap();
+        self.dns
+            .add_record(&format!("s1._domainkey.dkim TXT \"{value}\""));
+        domain
+    }
+
     /// Verifies a delivered message's DKIM signatures as a receiver
     /// would: mail-auth's verifier, asking the test DNS server.
     async fn assert_dkim_passes(&self, data: &[u8]) {
@@ -648,18 +667,8 @@ async fn undeliverable_mail_expires_at_its_lifetime() {
 
 async fn dkim_round_trip(algorithm: &str, ip: u8) {
     let r = rig(vec![(ip, sink())], [ip, DOWN], |_| {}).await;
-    let (status, domain) =
-        r.ts.admin(
-            "POST",
-            &format!("/admin/v1/workspaces/{}/domains", r.account.workspace_id),
-            Some(json!({"domain": "dkim.test", "algorithm": algorithm, "selector": "s1"})),
-        )
-        .await;
-    assert_eq!(status, 201, "{domain}");
+    let domain = r.signing_domain(Some(algorithm)).await;
     assert_eq!(domain["dkim_record"]["name"], "s1._domainkey.dkim.test");
-    let value = domain["dkim_record"]["value"].as_str().unwrap();
-    r.dns
-        .add_record(&format!("s1._domainkey.dkim TXT \"{value}\""));
 
     let qid = r
         .send("news@dkim.test", &["judy@example.test"], "signed")
@@ -707,17 +716,7 @@ async fn one_click_unsubscribe_from_the_delivered_headers() {
     let r = rig(vec![(55, sink())], [55, DOWN], |_| {}).await;
     let ws = r.account.workspace_id.clone();
     let key = r.ts.create_api_key(&ws, "migosmtp").await;
-    let (status, domain) =
-        r.ts.admin(
-            "POST",
-            &format!("/admin/v1/workspaces/{ws}/domains"),
-            Some(json!({"domain": "dkim.test", "selector": "s1"})),
-        )
-        .await;
-    assert_eq!(status, 201, "{domain}");
-    let value = domain["dkim_record"]["value"].as_str().unwrap();
-    r.dns
-        .add_record(&format!("s1._domainkey.dkim TXT \"{value}\""));
+    r.signing_domain(None).await;
 
     // Off by default: no header.
     let qid = r
@@ -1016,17 +1015,7 @@ async fn opens_and_clicks_are_tracked_from_the_delivered_html() {
     let r = rig(vec![(56, sink())], [56, DOWN], |_| {}).await;
     let ws = r.account.workspace_id.clone();
     let key = r.ts.create_api_key(&ws, "migosmtp").await;
-    let (status, domain) =
-        r.ts.admin(
-            "POST",
-            &format!("/admin/v1/workspaces/{ws}/domains"),
-            Some(json!({"domain": "dkim.test", "selector": "s1"})),
-        )
-        .await;
-    assert_eq!(status, 201, "{domain}");
-    let value = domain["dkim_record"]["value"].as_str().unwrap();
-    r.dns
-        .add_record(&format!("s1._domainkey.dkim TXT \"{value}\""));
+    r.signing_domain(None).await;
     let rx = Receiver::start().await;
     let (s, ep) =
         r.ts.call(
@@ -1844,17 +1833,7 @@ async fn an_http_send_arrives_intact_signed_and_tagged() {
     use mail_parser::MimeHeaders;
     let r = rig(vec![(52, sink())], [52, DOWN], |_| {}).await;
     let ws = &r.account.workspace_id;
-    let (status, domain) =
-        r.ts.admin(
-            "POST",
-            &format!("/admin/v1/workspaces/{ws}/domains"),
-            Some(json!({"domain": "dkim.test", "selector": "s1"})),
-        )
-        .await;
-    assert_eq!(status, 201, "{domain}");
-    let value = domain["dkim_record"]["value"].as_str().unwrap();
-    r.dns
-        .add_record(&format!("s1._domainkey.dkim TXT \"{value}\""));
+    r.signing_domain(None).await;
     let key = r.ts.create_api_key(ws, "migosmtp").await;
 
     let pdf: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 256) as u8).collect();

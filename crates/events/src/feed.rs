@@ -20,16 +20,15 @@
 //! [`EmailEvent::data`]: rackwave_core::event::EmailEvent::data
 //! [`BounceType::suppresses`]: rackwave_core::event::BounceType::suppresses
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use rackwave_core::event::{EmailEvent, Event};
 use rackwave_core::Timestamp;
 use rackwave_queue::FeedEntry;
-use rackwave_store::{Endpoint, StoreError, Suppression, SuppressionReason, Txn};
+use rackwave_store::{StoreError, Suppression, SuppressionReason, Txn};
 use tokio::sync::watch;
 
-use crate::{record, Events, EventsError};
+use crate::{Events, EventsError, Targets};
 
 /// The store's name for the feed position consumed so far.
 pub(crate) const CURSOR: &str = "feed";
@@ -49,7 +48,7 @@ async fn consume(events: &Events) -> Result<usize, EventsError> {
     };
     let now = inner.clock.now_ms();
     let mut tx = inner.store.begin().await?;
-    let mut endpoints: HashMap<String, Vec<Endpoint>> = HashMap::new();
+    let mut targets = Targets::default();
     let mut queued = 0;
     for entry in &entries {
         let entry = match entry {
@@ -71,15 +70,7 @@ async fn consume(events: &Events) -> Result<usize, EventsError> {
             entry.reply.clone(),
         );
         let event = Event::new(&entry.workspace_id, Timestamp(entry.at_ms), data);
-        if !endpoints.contains_key(&entry.workspace_id) {
-            let eps = tx.endpoints_of(&entry.workspace_id).await?;
-            endpoints.insert(entry.workspace_id.clone(), eps);
-        }
-        let targets: Vec<&Endpoint> = endpoints[&entry.workspace_id]
-            .iter()
-            .filter(|e| e.wants(event.event_type()))
-            .collect();
-        let (_, deliveries) = record(&mut tx, &event, &targets, now).await?;
+        let (_, deliveries) = targets.record(&mut tx, &event, now).await?;
         queued += deliveries.len();
         suppress_on_hard_bounce(&mut tx, entry).await?;
     }

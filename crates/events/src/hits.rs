@@ -10,14 +10,14 @@
 //! same batch), so two at once cannot both be first. The recorder runs
 //! while the service runs (`Events::start`), like the feed consumer.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use rackwave_core::event::{Event, EventData, EventType};
 use rackwave_core::Clock;
-use rackwave_store::{Endpoint, EventQuery, Store, StoredEvent};
+use rackwave_store::{EventQuery, Store, StoredEvent};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::{outbox, record, EventsError};
+use crate::{outbox, EventsError, Targets};
 
 /// Events one transaction takes at most.
 const BATCH: usize = 512;
@@ -101,7 +101,7 @@ async fn record_batch(
     let now = clock.now_ms();
     let mut tx = store.begin().await?;
     let mut seen: HashSet<(String, String, EventType)> = HashSet::new();
-    let mut endpoints: HashMap<String, Vec<Endpoint>> = HashMap::new();
+    let mut targets = Targets::default();
     let mut stored = Vec::with_capacity(hits.len());
     let mut queued = false;
     for (ws, message_id, event_type, make) in hits {
@@ -118,15 +118,7 @@ async fn record_batch(
             tx.events(&ws, &query, None, 1).await?.items.is_empty()
         };
         let event = Event::new(&ws, rackwave_core::Timestamp(now), make(first));
-        if !endpoints.contains_key(&ws) {
-            let eps = tx.endpoints_of(&ws).await?;
-            endpoints.insert(ws.clone(), eps);
-        }
-        let targets: Vec<&Endpoint> = endpoints[&ws]
-            .iter()
-            .filter(|e| e.wants(event.event_type()))
-            .collect();
-        let (s, deliveries) = record(&mut tx, &event, &targets, now).await?;
+        let (s, deliveries) = targets.record(&mut tx, &event, now).await?;
         queued |= !deliveries.is_empty();
         stored.push(s);
     }

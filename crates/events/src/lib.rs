@@ -111,6 +111,33 @@ async fn record(
     Ok((stored, deliveries))
 }
 
+/// The endpoints of each workspace an event of one transaction belongs
+/// to, read once per workspace.
+#[derive(Default)]
+pub(crate) struct Targets(std::collections::HashMap<String, Vec<Endpoint>>);
+
+impl Targets {
+    /// Stores `event` in `tx` with a delivery to each endpoint of its
+    /// workspace that wants its type.
+    pub(crate) async fn record(
+        &mut self,
+        tx: &mut Txn,
+        event: &Event,
+        now_ms: i64,
+    ) -> Result<(StoredEvent, Vec<Delivery>), EventsError> {
+        let ws = &event.workspace_id;
+        if !self.0.contains_key(ws) {
+            let endpoints = tx.endpoints_of(ws).await?;
+            self.0.insert(ws.clone(), endpoints);
+        }
+        let targets: Vec<&Endpoint> = self.0[ws]
+            .iter()
+            .filter(|e| e.wants(event.event_type()))
+            .collect();
+        record(tx, event, &targets, now_ms).await
+    }
+}
+
 impl Events {
     /// The service; nothing runs until [`start`](Self::start).
     pub fn open(
@@ -265,12 +292,7 @@ impl Events {
     ) -> Result<StoredEvent, EventsError> {
         let now = self.inner.clock.now_ms();
         let event = Event::new(workspace_id, rackwave_core::Timestamp(now), data);
-        let endpoints = tx.endpoints_of(workspace_id).await?;
-        let targets: Vec<&Endpoint> = endpoints
-            .iter()
-            .filter(|e| e.wants(event.event_type()))
-            .collect();
-        let (stored, deliveries) = record(&mut tx, &event, &targets, now).await?;
+        let (stored, deliveries) = Targets::default().record(&mut tx, &event, now).await?;
         tx.commit().await?;
         if !deliveries.is_empty() {
             self.kick();

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Request};
 use axum::http::header;
-use rackwave_core::event::MessageStatus;
+use rackwave_core::event::{EventData, EventType, MessageStatus};
 use rackwave_tracking::Recipient;
 
 use crate::AppState;
@@ -62,4 +62,22 @@ pub(crate) fn client_of(req: &Request) -> (String, String) {
         .take(512)
         .collect();
     (ip, ua)
+}
+
+/// Records an open or a click (see `Events::emit_first`); a failure is
+/// logged, and the visitor gets the image or the redirect all the same.
+pub(crate) async fn record_hit(
+    state: &AppState,
+    who: &Recipient,
+    message_id: &str,
+    event_type: EventType,
+    make: impl FnOnce(bool) -> EventData + Send + 'static,
+) {
+    let recorded = state
+        .events
+        .emit_first(&who.workspace_id, message_id, event_type, make)
+        .await;
+    if let Err(e) = recorded {
+        tracing::error!(error = %e, event = event_type.as_str(), "recording a tracking event failed");
+    }
 }

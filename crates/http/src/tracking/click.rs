@@ -11,7 +11,7 @@ use rackwave_core::event::{EmailClicked, EventType};
 use rackwave_core::Timestamp;
 use rackwave_tracking::{machine_click, Link};
 
-use super::{client_of, message_of};
+use super::{client_of, message_of, record_hit};
 use crate::AppState;
 
 /// A tracked link.
@@ -35,31 +35,26 @@ pub(crate) async fn follow(
     let now = state.clock.now_ms();
     let machine = machine_click(&ua, delivered_at.map(|d| now - d));
     let (id, to, link_url) = (message_id.clone(), who.address.clone(), url.clone());
-    let recorded = state
-        .events
-        .emit_first(
-            &who.workspace_id,
-            &message_id,
-            EventType::EmailClicked,
-            move |first| {
-                EmailClicked {
-                    message_id: id,
-                    to,
-                    clicked_at: Timestamp(now),
-                    link_url,
-                    ip_address: ip,
-                    user_agent: ua,
-                    machine,
-                    first,
-                }
-                .into()
-            },
-        )
-        .await;
-    if let Err(e) = recorded {
-        // The reader still gets where the link goes.
-        tracing::error!(error = %e, "recording a click failed");
-    }
+    record_hit(
+        &state,
+        &who,
+        &message_id,
+        EventType::EmailClicked,
+        move |first| {
+            EmailClicked {
+                message_id: id,
+                to,
+                clicked_at: Timestamp(now),
+                link_url,
+                ip_address: ip,
+                user_agent: ua,
+                machine,
+                first,
+            }
+            .into()
+        },
+    )
+    .await;
     (
         StatusCode::FOUND,
         [

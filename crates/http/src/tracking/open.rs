@@ -10,7 +10,7 @@ use rackwave_core::event::{EmailOpened, EventType};
 use rackwave_core::Timestamp;
 use rackwave_tracking::{machine_open, Link};
 
-use super::{client_of, message_of};
+use super::{client_of, message_of, record_hit};
 use crate::AppState;
 
 /// A 1x1 transparent GIF.
@@ -38,30 +38,25 @@ pub(crate) async fn pixel(
     let now = state.clock.now_ms();
     let machine = machine_open(&ua);
     let (id, to) = (message_id.clone(), who.address.clone());
-    let recorded = state
-        .events
-        .emit_first(
-            &who.workspace_id,
-            &message_id,
-            EventType::EmailOpened,
-            move |first| {
-                EmailOpened {
-                    message_id: id,
-                    to,
-                    opened_at: Timestamp(now),
-                    ip_address: ip,
-                    user_agent: ua,
-                    machine,
-                    first,
-                }
-                .into()
-            },
-        )
-        .await;
-    if let Err(e) = recorded {
-        // The reader still gets the image.
-        tracing::error!(error = %e, "recording an open failed");
-    }
+    record_hit(
+        &state,
+        &who,
+        &message_id,
+        EventType::EmailOpened,
+        move |first| {
+            EmailOpened {
+                message_id: id,
+                to,
+                opened_at: Timestamp(now),
+                ip_address: ip,
+                user_agent: ua,
+                machine,
+                first,
+            }
+            .into()
+        },
+    )
+    .await;
     (
         [
             (header::CONTENT_TYPE, "image/gif"),

@@ -18,6 +18,45 @@ use crate::{
 /// huge log answers in bounded time (with a cursor to go on from).
 const SCAN_BUDGET: usize = 20_000;
 
+/// Walks the keys of `[start, end)` (newest first when `descending`) for
+/// one page of a listing: reads in chunks near the page size (a short page
+/// reads a few entries, however long the range), at most [`SCAN_BUDGET`]
+/// entries, and hands each to `take` until it says the page is full
+/// (`false`). Whether entries remain past what was taken or examined.
+fn walk_page(
+    kv: &impl Kv,
+    start: Vec<u8>,
+    end: Vec<u8>,
+    descending: bool,
+    page: usize,
+    mut take: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+) -> Result<bool> {
+    let (mut from, mut to) = (start, end);
+    let mut scanned = 0;
+    let mut chunk = (page + 1).clamp(16, 1024);
+    loop {
+        let want = chunk.min(SCAN_BUDGET + 1 - scanned);
+        let entries = kv.scan(&from, &to, descending, want)?;
+        for (key, value) in &entries {
+            if scanned >= SCAN_BUDGET || !take(key, value)? {
+                return Ok(true);
+            }
+            scanned += 1;
+        }
+        match entries.last() {
+            Some((last, _)) if entries.len() == want => {
+                if descending {
+                    to = last.clone();
+                } else {
+                    from = cat(&[last, &[0]]);
+                }
+            }
+            _ => return Ok(false),
+        }
+        chunk = (chunk * 2).min(1024);
+    }
+}
+
 fn members<K: Kv, T: for<'de> Deserialize<'de>>(
     kv: &K,
     index: &[u8],
@@ -165,49 +204,25 @@ impl<K: Kv> Reads for K {
         };
         let mut items = Vec::new();
         let mut last_seq = None;
-        let mut more = false;
-        // Read in chunks near the page size, not the whole budget at once:
-        // a page of the newest events (or a look for a message's first
-        // open) reads a few entries, however long the log.
-        let descending = !query.ascending;
-        let (mut from, mut to) = (start, end);
-        let mut scanned = 0;
-        'pages: loop {
-            let chunk = (limit - items.len() + 1)
-                .clamp(16, 1024)
-                .min(SCAN_BUDGET + 1 - scanned);
-            let entries = self.scan(&from, &to, descending, chunk)?;
-            for (key, value) in &entries {
-                if items.len() == limit || scanned >= SCAN_BUDGET {
-                    more = true;
-                    break 'pages;
-                }
-                scanned += 1;
-                let seq = keys::seq_suffix(key)?;
-                last_seq = Some(seq);
-                let stored = if via_index {
-                    match get_event(self, &keys::event(workspace_id, seq))? {
-                        Some(s) => s,
-                        None => continue,
-                    }
-                } else {
-                    decode_event(key, value)?
-                };
-                if query.accepts(&stored) {
-                    items.push(stored);
-                }
+        let more = walk_page(self, start, end, !query.ascending, limit, |key, value| {
+            if items.len() == limit {
+                return Ok(false);
             }
-            match entries.last() {
-                Some((last, _)) if entries.len() == chunk => {
-                    if descending {
-                        to = last.clone();
-                    } else {
-                        from = cat(&[last, &[0]]);
-                    }
+            let seq = keys::seq_suffix(key)?;
+            last_seq = Some(seq);
+            let stored = if via_index {
+                match get_event(self, &keys::event(workspace_id, seq))? {
+                    Some(s) => s,
+                    None => return Ok(true),
                 }
-                _ => break,
+            } else {
+                decode_event(key, value)?
+            };
+            if query.accepts(&stored) {
+                items.push(stored);
             }
-        }
+            Ok(true)
+        })?;
         Ok(Page {
             items,
             next_cursor: if more {
@@ -256,22 +271,17 @@ impl<K: Kv> Reads for K {
         };
         let mut items = Vec::new();
         let mut last = None;
-        let mut more = false;
-        for (scanned, (key, id)) in self
-            .scan(&prefix, &end, true, SCAN_BUDGET + 1)?
-            .iter()
-            .enumerate()
-        {
-            if items.len() == limit || scanned >= SCAN_BUDGET {
-                more = true;
-                break;
+        let more = walk_page(self, prefix, end, true, limit, |key, id| {
+            if items.len() == limit {
+                return Ok(false);
             }
             last = Some(keys::seq_suffix(key)?);
             let found: Option<Delivery> = self.get_json(&cat(&[keys::DELIVERY, id]))?;
             if let Some(d) = found.filter(|d| state.is_none_or(|s| s == d.state)) {
                 items.push(d);
             }
-        }
+            Ok(true)
+        })?;
         Ok(Page {
             items,
             next_cursor: if more {
@@ -398,22 +408,18 @@ impl<K: Kv> Reads for K {
         };
         let mut items = Vec::new();
         let mut last = None;
-        let mut more = false;
-        for (scanned, (key, raw)) in self
-            .scan(&start, &prefix_end(&prefix), false, SCAN_BUDGET + 1)?
-            .iter()
-            .enumerate()
-        {
-            if items.len() == limit || scanned >= SCAN_BUDGET {
-                more = true;
-                break;
+        let end = prefix_end(&prefix);
+        let more = walk_page(self, start, end, false, limit, |key, raw| {
+            if items.len() == limit {
+                return Ok(false);
             }
             last = Some(String::from_utf8_lossy(&key[prefix.len()..]).into_owned());
             let s: Suppression = decode(key, raw)?;
             if reason.is_none_or(|r| r == s.reason) {
                 items.push(s);
             }
-        }
+            Ok(true)
+        })?;
         Ok(Page {
             items,
             next_cursor: if more { last } else { None },
