@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use rackwave_delivery::DeliveryConfig;
 use rackwave_events::WebhooksConfig;
+use rackwave_inbound::InboundConfig;
 use rackwave_smtp_server::SmtpConfig;
 use serde::Deserialize;
 
@@ -48,6 +49,7 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     pub domains: DomainsConfig,
     pub tracking: TrackingConfig,
+    pub inbound: InboundConfig,
 }
 
 /// `[tracking]`: the links MigoSMTP puts in messages for their recipients
@@ -257,6 +259,7 @@ impl Config {
             config.webhooks.check(),
             config.spool.check(),
             config.tracking.check(),
+            config.inbound.check(),
         ]
         .into_iter()
         .collect::<Result<(), String>>()

@@ -58,6 +58,8 @@ pub enum StartError {
 pub struct Server {
     pub smtp_addr: SocketAddr,
     pub smtp_tls_addr: Option<SocketAddr>,
+    /// The inbound MX, when `[inbound] listen` is set.
+    pub inbound_addr: Option<SocketAddr>,
     pub http_addr: SocketAddr,
     /// The admin token in force (configured, from the environment, or
     /// generated into the data directory).
@@ -179,6 +181,7 @@ impl Server {
                 config.delivery.clone(),
                 spool.clone(),
                 clock.clone(),
+                tracking.key.clone(),
                 new_mail,
                 &mut registry,
                 shutdown.subscribe(),
@@ -195,7 +198,7 @@ impl Server {
             accounts.clone(),
             intake.clone(),
             clock.clone(),
-            tls.acceptor,
+            tls.acceptor.clone(),
             &mut registry,
         );
 
@@ -217,6 +220,38 @@ impl Server {
                 smtp.clone(),
                 l,
                 true,
+                shutdown.subscribe(),
+            ));
+        }
+
+        let mut inbound_addr = None;
+        if let Some(addr) = config.inbound.listen {
+            let inbound = rackwave_inbound::Inbound::new(
+                rackwave_inbound::Parts {
+                    config: config.inbound.clone(),
+                    bounce_domain: config.delivery.bounce_domain.clone(),
+                    key: tracking.key.clone(),
+                    spool: spool.clone(),
+                    events: events.clone(),
+                    clock: clock.clone(),
+                },
+                &mut registry,
+            );
+            let mx = SmtpServer::mx(
+                rackwave_smtp_server::SmtpConfig {
+                    max_message_size: config.inbound.max_message_size,
+                    ..config.smtp.clone()
+                },
+                inbound,
+                tls.acceptor.clone(),
+                &mut registry,
+            );
+            let l = bind(addr, "[inbound] listen").await?;
+            inbound_addr = Some(l.local_addr().expect("bound socket has an address"));
+            tasks.spawn(rackwave_smtp_server::serve(
+                mx,
+                l,
+                false,
                 shutdown.subscribe(),
             ));
         }
@@ -277,10 +312,11 @@ impl Server {
                 tracing::error!(error = %e, "HTTP server stopped");
             }
         });
-        tracing::info!(%smtp_addr, smtp_tls = ?smtp_tls_addr, %http_addr, "rackwave listening");
+        tracing::info!(%smtp_addr, smtp_tls = ?smtp_tls_addr, inbound = ?inbound_addr, %http_addr, "rackwave listening");
         Ok(Server {
             smtp_addr,
             smtp_tls_addr,
+            inbound_addr,
             http_addr,
             admin_token,
             spool,

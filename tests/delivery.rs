@@ -8,76 +8,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use rackwave::config::Config;
-use rackwave_bench::sink::{start_on_same_port, Action, Script, Sink, SinkConfig, Step};
+use rackwave_bench::sink::{Action, Script, Sink, SinkConfig, Step};
 use rackwave_delivery::{ShapingOverride, TlsPolicy};
-use rackwave_testkit::dns::{self, loopback, DnsServer};
+use rackwave_testkit::delivery::*;
+use rackwave_testkit::dns::loopback;
 use rackwave_testkit::receiver::Receiver;
 use rackwave_testkit::*;
 use serde_json::{json, Value};
-
-/// An address nothing listens on: a mail server that is down.
-const DOWN: u8 = 99;
-
-struct Rig {
-    ts: TestServer,
-    dns: DnsServer,
-    sinks: Vec<Sink>,
-    account: Account,
-}
-
-/// Starts sinks on 127.0.0.`ip` (all on one port), a DNS server serving
-/// delivery.zone with `{SINK1}`/`{SINK2}` pointing at `hosts`, and the
-/// server with delivery on.
-async fn rig(sinks: Vec<(u8, SinkConfig)>, hosts: [u8; 2], tweak: impl FnOnce(&mut Config)) -> Rig {
-    let configs: Vec<SinkConfig> = sinks
-        .into_iter()
-        .map(|(ip, mut c)| {
-            c.listen = SocketAddr::new(IpAddr::V4(loopback(ip)), 0);
-            c
-        })
-        .collect();
-    let sinks = start_on_same_port(configs).await.expect("sinks start");
-    let port = sinks.first().map(|s| s.addr.port()).unwrap_or(2);
-    let s1 = loopback(hosts[0]).to_string();
-    let s2 = loopback(hosts[1]).to_string();
-    let dns = dns::start(
-        loopback(53),
-        &dns::fixture("delivery.zone"),
-        &[("{SINK1}", &s1), ("{SINK2}", &s2)],
-    )
-    .await;
-    let ns = dns.addr;
-    let ts = start_with(|c| {
-        c.delivery.enabled = true;
-        c.delivery.nameservers = vec![ns];
-        c.delivery.smtp_port = port;
-        c.delivery.hostname = "out.rackwave.test".into();
-        c.delivery.bounce_domain = "bounces.rackwave.test".into();
-        c.delivery.poll_interval_ms = 50;
-        c.delivery.connect_timeout_secs = 2;
-        c.delivery.command_timeout_secs = 5;
-        tweak(c);
-    })
-    .await;
-    let account = ts.create_account("sender", 10_000).await;
-    Rig {
-        ts,
-        dns,
-        sinks,
-        account,
-    }
-}
-
-/// One sink on 127.0.0.`ip` playing example.test's MX with `script` (the
-/// second MX host is down).
-async fn scripted_rig(ip: u8, script: Script, tweak: impl FnOnce(&mut Config)) -> Rig {
-    rig(
-        vec![(ip, SinkConfig { script, ..sink() })],
-        [ip, DOWN],
-        tweak,
-    )
-    .await
-}
 
 /// Shaping and routing for the domain most tests send to.
 fn for_example_test(c: &mut Config, shaping: ShapingOverride) {
@@ -97,127 +34,6 @@ fn one_paced_connection(c: &mut Config, per_second: f64) {
     );
 }
 
-fn sink() -> SinkConfig {
-    SinkConfig::default()
-}
-
-impl Rig {
-    /// Adds dkim.test (selector s1, with `algorithm` or the default key) to
-    /// the rig's workspace and publishes its DKIM record; the API's answer.
-    async fn signing_domain(&self, algorithm: Option<&str>) -> Value {
-        let ws = &self.account.workspace_id;
-        let (status, domain) = self
-            .ts
-            .admin(
-                "POST",
-                &format!("/admin/v1/workspaces/{ws}/domains"),
-                Some(json!({"domain": "dkim.test", "algorithm": algorithm, "selector": "s1"})),
-            )
-            .await;
-        assert_eq!(status, 201, "{domain}");
-        let value = domain["dkim_record"]["value"].as_str().unwrap();
-        self.dns
-            .add_record(&format!("s1._domainkey.dkim TXT \"{value}\""));
-        domain
-    }
-
-    /// Verifies a delivered message's DKIM signatures as a receiver
-    /// would: mail-auth's verifier, asking the test DNS server.
-    async fn assert_dkim_passes(&self, data: &[u8]) {
-        use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
-        let mut ns = NameServerConfig::udp_and_tcp(self.dns.addr.ip());
-        for c in &mut ns.connections {
-            c.port = self.dns.addr.port();
-        }
-        let verifier = mail_auth::MessageAuthenticator::new(
-            ResolverConfig::from_name_servers(vec![ns]),
-            ResolverOpts::default(),
-        )
-        .unwrap();
-        let parsed = mail_auth::AuthenticatedMessage::parse(data).unwrap();
-        let results = verifier.verify_dkim(&parsed).await;
-        assert!(
-            !results.is_empty()
-                && results
-                    .iter()
-                    .all(|r| r.result() == &mail_auth::DkimResult::Pass),
-            "{results:?}"
-        );
-    }
-
-    /// Submits one message per recipient; returns the queue id.
-    async fn send(&self, from: &str, to: &[impl AsRef<str>], subject: &str) -> String {
-        let to: Vec<&str> = to.iter().map(AsRef::as_ref).collect();
-        let mut s = self.ts.authed(&self.account).await;
-        let r = s
-            .send_mail(
-                from,
-                &to,
-                &message(from, to[0], subject, "Hello from the delivery tests."),
-            )
-            .await;
-        assert_eq!(r.code, 250, "{r:?}");
-        queue_id(&r)
-    }
-
-    fn kick(&self) {
-        self.ts
-            .server
-            .as_ref()
-            .unwrap()
-            .delivery
-            .as_ref()
-            .expect("delivery engine on")
-            .kick();
-    }
-
-    /// Waits until every message of the submission has one of `statuses`.
-    async fn wait(&self, queue_id: &str, statuses: &[&str]) -> Vec<Value> {
-        self.wait_until(queue_id, statuses, |_| true).await
-    }
-
-    /// Waits until every message of the submission has one of `statuses`
-    /// and its detail satisfies `ready`; returns the details.
-    async fn wait_until(
-        &self,
-        queue_id: &str,
-        statuses: &[&str],
-        ready: impl Fn(&Value) -> bool,
-    ) -> Vec<Value> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let (_, page) = self
-                .ts
-                .get(&format!("/admin/v1/messages?queue_id={queue_id}"))
-                .await;
-            let msgs = page["messages"].as_array().cloned().unwrap_or_default();
-            if !msgs.is_empty()
-                && msgs
-                    .iter()
-                    .all(|m| statuses.contains(&m["status"].as_str().unwrap_or("")))
-            {
-                let mut full = Vec::new();
-                for m in msgs {
-                    let (_, detail) = self
-                        .ts
-                        .get(&format!("/admin/v1/messages/{}", m["id"].as_str().unwrap()))
-                        .await;
-                    full.push(detail);
-                }
-                if full.iter().all(&ready) {
-                    return full;
-                }
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "messages of {queue_id} never reached {statuses:?} (or were not ready): {page}"
-            );
-            self.kick();
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
 /// `prefix0@domain`, `prefix1@domain`, … (`n` of them).
 fn numbered(prefix: &str, n: usize, domain: &str) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}{i}@{domain}")).collect()
@@ -232,15 +48,6 @@ fn last_attempt(msg: &Value) -> (Value, Value) {
         .unwrap_or_else(|| panic!("no delivery attempt in {msg}"));
     let detail = attempt["detail"].clone();
     (attempt, detail)
-}
-
-fn events(msg: &Value) -> Vec<String> {
-    msg["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["event"].as_str().unwrap().to_string())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -268,9 +75,15 @@ async fn first_mx_down_second_delivers_with_verp_sender() {
     let got = r.sinks[0].received();
     assert_eq!(got.len(), 1);
     let id = msgs[0]["id"].as_str().unwrap();
-    assert_eq!(
-        got[0].mail_from,
-        format!("bounce-{id}@bounces.rackwave.test")
+    // Signed: `bounce-<id>-<12 hex>@<bounce domain>`.
+    let tag = got[0]
+        .mail_from
+        .strip_prefix(&format!("bounce-{id}-"))
+        .and_then(|t| t.strip_suffix("@bounces.rackwave.test"))
+        .unwrap_or_else(|| panic!("not a signed VERP sender: {}", got[0].mail_from));
+    assert!(
+        tag.len() == 12 && tag.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{tag}"
     );
     assert_eq!(got[0].rcpt_to, ["alice@two-mx.test"]);
     assert_eq!(got[0].ehlo, "out.rackwave.test");

@@ -4,7 +4,6 @@
 //! from the Standard Webhooks spec. Retries run on the manual clock: the
 //! test moves time to each offset of the seed's schedule.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use rackwave_core::event::{EventType, InvoicePaid, TrialActivated};
@@ -787,42 +786,18 @@ async fn a_hanging_endpoint_does_not_delay_the_others() {
 /// a real DNS server and SMTP sink play the remote side.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delivery_outcomes_become_events_with_the_seed_fields() {
-    use rackwave_bench::sink::{start_on_same_port, Action, Script, SinkConfig};
-    use rackwave_testkit::dns::{self, loopback};
+    use rackwave_bench::sink::{Action, Script};
+    use rackwave_testkit::delivery::scripted_rig;
 
     let script = Script::default()
         .on_rcpt_containing("busy", Action::reply("450 4.2.1 Mailbox busy, try later"))
         .times(1)
         .on_rcpt_containing("nobody", Action::reply("550 5.1.1 No such user here"));
-    let sinks = start_on_same_port(vec![SinkConfig {
-        listen: SocketAddr::new(loopback(71).into(), 0),
-        script,
-        ..SinkConfig::default()
-    }])
-    .await
-    .expect("sink starts");
-    let sink_ip = loopback(71).to_string();
-    let down = loopback(99).to_string();
-    let dns = dns::start(
-        loopback(53),
-        &dns::fixture("delivery.zone"),
-        &[("{SINK1}", &sink_ip), ("{SINK2}", &down)],
-    )
-    .await;
-    let (ns, port) = (dns.addr, sinks[0].addr.port());
-    let ts = start_with(|c| {
-        c.delivery.enabled = true;
-        c.delivery.nameservers = vec![ns];
-        c.delivery.smtp_port = port;
-        c.delivery.hostname = "out.rackwave.test".into();
-        c.delivery.bounce_domain = "bounces.rackwave.test".into();
-        c.delivery.poll_interval_ms = 50;
-        c.delivery.retry_schedule_secs = vec![300];
-    })
-    .await;
+    let r = scripted_rig(71, script, |c| c.delivery.retry_schedule_secs = vec![300]).await;
+    let ts = &r.ts;
     let rx = Receiver::start().await;
-    let t = tenant(&ts, "outcomes").await;
-    let (_, secret) = endpoint(&ts, &t.migo, &rx.url("all"), json!(["*"])).await;
+    let t = tenant(ts, "outcomes").await;
+    let (_, secret) = endpoint(ts, &t.migo, &rx.url("all"), json!(["*"])).await;
     rx.set_secrets("all", &[&secret]);
 
     let mut s = ts.authed(&t.account).await;
@@ -998,7 +973,6 @@ async fn delivery_outcomes_become_events_with_the_seed_fields() {
         (&attempts[1]["attempt_number"], &attempts[1]["event"]),
         (&json!(2), &json!("email.delivered"))
     );
-    drop(dns);
 }
 
 // --- The real binary, SIGKILLed with deliveries pending. -------------------

@@ -127,8 +127,8 @@ use tracing::warn;
 pub use error::SpoolError;
 pub use ids::{is_message_id, is_queue_id, new_queue_id};
 pub use record::{
-    DeliveryAttempt, Enqueued, FeedEntry, ListFilter, MessageRecord, Page, SpoolStats, Status,
-    StatusChange, StatusCounts, Submission, UnreadableEntry,
+    DeliveryAttempt, Enqueued, FeedEntry, LateReport, ListFilter, MessageRecord, Page, SpoolStats,
+    Status, StatusChange, StatusCounts, Submission, UnreadableEntry,
 };
 
 use writer::{
@@ -522,6 +522,25 @@ impl Spool {
         self.send(Request::Settle {
             id: id.to_string(),
             attempt,
+            reply,
+        })?;
+        rx.await.map_err(|_| SpoolError::Closed)?
+    }
+
+    /// Records what the receiving side reported about a delivered message
+    /// later (see [`LateReport`]): a history entry, with its feed entry,
+    /// and for a bounce the new status. Returns the updated record once
+    /// durable.
+    ///
+    /// Fails with [`SpoolError::NotFound`] for an unknown id and with
+    /// [`SpoolError::Invalid`] unless the message is delivered (a bounced
+    /// message takes no second bounce) and the outcome is a bounce or a
+    /// deferral.
+    pub async fn report(&self, id: &str, report: LateReport) -> Result<MessageRecord, SpoolError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::Report {
+            id: id.to_string(),
+            report,
             reply,
         })?;
         rx.await.map_err(|_| SpoolError::Closed)?

@@ -64,6 +64,21 @@ pub struct DeliveryAttempt {
     pub outcome: EmailEvent,
 }
 
+/// What the receiving side reported about a delivered message later, in a
+/// delivery status notification (RFC 3464) sent to its return path: it
+/// failed after all (`Bounced`: the message becomes bounced) or it is
+/// delayed further down the line (`Deferred`: recorded, the message stays
+/// delivered as far as we are concerned). See
+/// [`Spool::report`](crate::Spool::report).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LateReport {
+    /// When the report arrived.
+    pub at_ms: i64,
+    pub outcome: EmailEvent,
+    /// The report's diagnostic (the remote reply it quotes).
+    pub reply: String,
+}
+
 /// One recipient of one submission: the unit of delivery, leasing and
 /// listing. A submission with N recipients produces N records sharing one
 /// body and one queue id.

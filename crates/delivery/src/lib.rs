@@ -8,7 +8,7 @@
 //! delivered, deferred (`retry`) or bounced ([`classify`]), as a typed
 //! event of the history. A destination that throttles us is paused for a
 //! growing interval ([`Destinations`] shows and lifts pauses). Envelope
-//! senders are VERP addresses.
+//! senders are signed VERP addresses.
 
 pub mod classify;
 mod client;
@@ -45,6 +45,9 @@ struct EngineContext {
     /// Outbound connections, all destinations together
     /// (`[delivery] max_connections`).
     slots: Arc<Semaphore>,
+    /// Signs the VERP tag of each envelope sender, so the inbound MX can
+    /// tell the bounces of our messages from forgeries.
+    return_paths: rackwave_tracking::TrackingKey,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +68,7 @@ impl DeliveryEngine {
         config: DeliveryConfig,
         spool: Spool,
         clock: Clock,
+        return_paths: rackwave_tracking::TrackingKey,
         wake: Arc<Notify>,
         registry: &mut Registry,
         shutdown: watch::Receiver<bool>,
@@ -81,6 +85,7 @@ impl DeliveryEngine {
             retry,
             tls: rackwave_smtp_proto::tls::connectors(),
             slots: Arc::new(Semaphore::new(config.max_connections.max(1))),
+            return_paths,
             config,
         });
         let destinations = Destinations::new(ctx.clock.clone(), wake.clone());

@@ -174,7 +174,8 @@ pub(crate) async fn run(
             String::new()
         } else {
             let host = msg.return_path.as_deref();
-            verp::encode(&msg.id, host.unwrap_or(&ctx.config.bounce_domain))
+            let tag = ctx.return_paths.return_path_tag(&msg.id);
+            verp::encode(&tag, host.unwrap_or(&ctx.config.bounce_domain))
         };
         let envelope = Envelope {
             mail_from: &mail_from,

@@ -109,6 +109,17 @@ pub mod verp {
         }
         local.strip_prefix(PREFIX).filter(|t| !t.is_empty())
     }
+
+    /// The tag and the domain of any VERP address (the prefix in any
+    /// case: some servers change the case of the address they return to).
+    pub fn split(address: &str) -> Option<(&str, &str)> {
+        let (local, domain) = address.rsplit_once('@')?;
+        let tag = local
+            .get(..PREFIX.len())
+            .filter(|p| p.eq_ignore_ascii_case(PREFIX))
+            .map(|_| &local[PREFIX.len()..])?;
+        (!tag.is_empty() && !domain.is_empty()).then_some((tag, domain))
+    }
 }
 
 #[cfg(test)]
@@ -148,5 +159,18 @@ mod tests {
             verp::decode("someone@bounces.example", "bounces.example"),
             None
         );
+        assert_eq!(
+            verp::split("BOUNCE-Msg_1-ab@Rw-Bounces.Example"),
+            Some(("Msg_1-ab", "Rw-Bounces.Example"))
+        );
+        for not_verp in [
+            "bounce-@x.example",
+            "bounce-a@",
+            "bounce-a",
+            "fbl@x.example",
+            "é@x",
+        ] {
+            assert_eq!(verp::split(not_verp), None, "{not_verp}");
+        }
     }
 }

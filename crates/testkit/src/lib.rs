@@ -9,6 +9,7 @@
 //! A dev-dependency only: nothing in the product depends on it.
 
 pub mod binary;
+pub mod delivery;
 pub mod dns;
 pub mod receiver;
 pub mod watchdog;
@@ -34,6 +35,8 @@ pub struct TestServer {
     pub clock: Clock,
     pub smtp: SocketAddr,
     pub smtp_tls: SocketAddr,
+    /// The inbound MX, when the test set `[inbound] listen`.
+    pub inbound: Option<SocketAddr>,
     pub http: String,
     /// What the server was started with (for [`TestServer::restart`]).
     pub config: Config,
@@ -74,6 +77,7 @@ pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
     TestServer {
         smtp: server.smtp_addr,
         smtp_tls: server.smtp_tls_addr.expect("implicit TLS listener"),
+        inbound: server.inbound_addr,
         http: format!("http://{}", server.http_addr),
         server: Some(server),
         dir,
@@ -212,6 +216,7 @@ impl TestServer {
             .expect("server restarts");
         self.smtp = server.smtp_addr;
         self.smtp_tls = server.smtp_tls_addr.expect("implicit TLS listener");
+        self.inbound = server.inbound_addr;
         self.http = format!("http://{}", server.http_addr);
         self.server = Some(server);
     }

@@ -89,6 +89,50 @@ impl TrackingKey {
         self.mac(&payload).verify_truncated_left(&sig).ok()?;
         decode(&payload)
     }
+
+    /// The VERP tag of a message's return path: its id and a signature
+    /// (`msg_8f3a2b1c9d4e7f0a-3b9c0d1e2f4a`), so the inbound MX takes
+    /// bounces for the messages we sent and refuses guessed or altered
+    /// addresses. Lowercase hex, because some servers lowercase the
+    /// local part they return to.
+    pub fn return_path_tag(&self, message_id: &str) -> String {
+        let sig = self.return_path_sig(message_id);
+        format!("{message_id}-{}", hex_lower(&sig))
+    }
+
+    /// The message id of a VERP tag this key made (any case), if it is one.
+    pub fn message_of_return_path_tag<'t>(&self, tag: &'t str) -> Option<&'t str> {
+        let (id, sig) = tag.rsplit_once('-')?;
+        if sig.len() != VERP_SIG_LEN * 2 || id.is_empty() || !id.is_ascii() {
+            return None;
+        }
+        let mut given = [0u8; VERP_SIG_LEN];
+        for (i, b) in given.iter_mut().enumerate() {
+            *b = u8::from_str_radix(sig.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        let id_lower = id.to_ascii_lowercase();
+        let mut mac = self.mac(b"verp\0");
+        mac.update(id_lower.as_bytes());
+        mac.verify_truncated_left(&given).ok()?;
+        Some(id)
+    }
+
+    fn return_path_sig(&self, message_id: &str) -> [u8; VERP_SIG_LEN] {
+        let mut mac = self.mac(b"verp\0");
+        mac.update(message_id.to_ascii_lowercase().as_bytes());
+        let full = mac.finalize().into_bytes();
+        let mut sig = [0u8; VERP_SIG_LEN];
+        sig.copy_from_slice(&full[..VERP_SIG_LEN]);
+        sig
+    }
+}
+
+/// Bytes of the signature in a VERP tag: 48 bits, beyond guessing one
+/// RCPT at a time, short enough for the 64-octet local part.
+const VERP_SIG_LEN: usize = 6;
+
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Whom a token is about: one recipient of one submission.
@@ -235,6 +279,38 @@ mod tests {
             assert_eq!(key.verify(garbage), None, "{garbage}");
         }
         assert!(TrackingKey::new(vec![1; 15]).is_none());
+    }
+
+    #[test]
+    fn return_path_tags_name_their_message_and_nothing_else_passes() {
+        let key = TrackingKey::new(vec![7; 32]).unwrap();
+        let tag = key.return_path_tag("msg_8f3a2b1c9d4e7f0a");
+        assert_eq!(tag.len(), "msg_8f3a2b1c9d4e7f0a-".len() + 12, "{tag}");
+        assert_eq!(
+            key.message_of_return_path_tag(&tag),
+            Some("msg_8f3a2b1c9d4e7f0a")
+        );
+        // A server that lowercases or uppercases the local part.
+        let upper = tag.to_ascii_uppercase();
+        assert_eq!(
+            key.message_of_return_path_tag(&upper),
+            Some("MSG_8F3A2B1C9D4E7F0A")
+        );
+        let other = TrackingKey::new(vec![8; 32]).unwrap();
+        assert_eq!(other.message_of_return_path_tag(&tag), None);
+        let forged = tag.replace("msg_8f3a2b1c9d4e7f0a", "msg_8f3a2b1c9d4e7f0b");
+        assert_eq!(key.message_of_return_path_tag(&forged), None);
+        for garbage in [
+            "",
+            "-",
+            "msg_1",
+            "msg_1-zz",
+            "-0123456789ab",
+            "msg_1-0123456789",
+            "msg_1-ééééééééééé",
+        ] {
+            assert_eq!(key.message_of_return_path_tag(garbage), None, "{garbage}");
+        }
     }
 
     #[test]

@@ -38,7 +38,7 @@
 //! lazy in the same way.
 //!
 //! The jobs live beside this file, one per kind of request: `enqueue`,
-//! `settle` (settlements), `feed` (trims) and
+//! `settle` (settlements and later reports), `feed` (trims) and
 //! `retention`; `staged` is the staging area they write into and `lanes`
 //! the in-memory due lanes.
 
@@ -62,8 +62,8 @@ use crate::bodies::BodyWriter;
 use crate::error::SpoolError;
 use crate::keys;
 use crate::record::{
-    status_index, DeliveryAttempt, Enqueued, FeedEntry, MessageRecord, Status, StatusCounts,
-    Submission,
+    status_index, DeliveryAttempt, Enqueued, FeedEntry, LateReport, MessageRecord, Status,
+    StatusCounts, Submission,
 };
 
 pub(crate) use lanes::Lanes;
@@ -97,6 +97,12 @@ pub(crate) enum Request {
     Settle {
         id: String,
         attempt: DeliveryAttempt,
+        reply: oneshot::Sender<Result<MessageRecord, SpoolError>>,
+    },
+    /// Records a later report about a delivered message.
+    Report {
+        id: String,
+        report: LateReport,
         reply: oneshot::Sender<Result<MessageRecord, SpoolError>>,
     },
     /// Deletes up to [`FEED_TRIM_CHUNK`] feed entries with seq <=
@@ -267,7 +273,9 @@ fn fail_all(requests: Vec<Request>, err: &SpoolError) {
         let e = err.for_another_waiter();
         match request {
             Request::Enqueue { reply, .. } => drop(reply.send(Err(e))),
-            Request::Settle { reply, .. } => drop(reply.send(Err(e))),
+            Request::Settle { reply, .. } | Request::Report { reply, .. } => {
+                drop(reply.send(Err(e)))
+            }
             Request::TrimFeed { reply, .. } => drop(reply.send(Err(e))),
             Request::Prune { reply, .. } => drop(reply.send(Err(e))),
         }
@@ -345,6 +353,15 @@ impl Writer {
                         group.absorb(changes);
                         group.settled.insert(id);
                         group.settlements += 1;
+                    }
+                    done.push(Done::Settle(reply, Box::new(result)));
+                }
+                Request::Report { id, report, reply } => {
+                    let mut st = Staged::new(&self.tree, &group);
+                    let result = settle::stage_report(&mut st, &id, report);
+                    if result.is_ok() {
+                        let changes = st.finish();
+                        group.absorb(changes);
                     }
                     done.push(Done::Settle(reply, Box::new(result)));
                 }

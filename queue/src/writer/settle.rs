@@ -1,5 +1,5 @@
 //! Settlements (delivered, deferred, bounced: the attempt's outcome says
-//! which).
+//! which), and the reports about delivered messages that arrive later.
 
 use rackwave_core::event::EmailEvent;
 use tracing::warn;
@@ -9,7 +9,9 @@ use super::staged::Staged;
 use super::{decode_record, lock, Shared};
 use crate::error::SpoolError;
 use crate::keys;
-use crate::record::{status_index, DeliveryAttempt, MessageRecord, StatusChange};
+use crate::record::{
+    status_index, DeliveryAttempt, LateReport, MessageRecord, Status, StatusChange,
+};
 
 /// Loads the record of a lease being settled, checking that
 /// the lease is held (and not already used in this group) and that the
@@ -94,6 +96,49 @@ pub(super) fn stage_settle(
     rec.delivery_attempts.push(attempt);
     st.put_record(&rec)?;
     st.changes.delta[status_index(old)] -= 1;
+    st.changes.delta[status_index(new)] += 1;
+    Ok(rec)
+}
+
+/// Records a later report about a delivered message: a bounce makes it
+/// bounced (it stays out of the due index and in the retention index), a
+/// deferral is only recorded. The message's attempts are ours and stay as
+/// they are.
+pub(super) fn stage_report(
+    st: &mut Staged<'_>,
+    id: &str,
+    report: LateReport,
+) -> Result<MessageRecord, SpoolError> {
+    let key = keys::record(id);
+    let raw = st
+        .get(&key)?
+        .ok_or_else(|| SpoolError::NotFound(id.to_string()))?;
+    let mut rec = decode_record(&key, &raw)?;
+    if rec.status != Status::Delivered {
+        return Err(SpoolError::Invalid(format!(
+            "{id} is {}: only a delivered message takes a later report",
+            rec.status
+        )));
+    }
+    let new = match &report.outcome {
+        EmailEvent::Bounced(_) => Status::Bounced,
+        EmailEvent::Deferred(_) => Status::Delivered,
+        other => {
+            return Err(SpoolError::Invalid(format!(
+                "{} is not a later report",
+                other.event_type()
+            )))
+        }
+    };
+    let change = StatusChange {
+        status: new,
+        at_ms: report.at_ms,
+        event: report.outcome,
+    };
+    st.history(&mut rec, change, Some(&report.reply))?;
+    rec.status = new;
+    st.put_record(&rec)?;
+    st.changes.delta[status_index(Status::Delivered)] -= 1;
     st.changes.delta[status_index(new)] += 1;
     Ok(rec)
 }

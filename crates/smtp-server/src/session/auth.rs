@@ -67,6 +67,14 @@ pub(crate) fn parse_plain(decoded: &[u8]) -> Result<Credentials, SaslError> {
 
 impl Session {
     pub(crate) async fn auth(&mut self, mechanism: AuthMechanism, initial: Option<String>) -> Flow {
+        let ctx = self.ctx.clone();
+        let Some(sub) = ctx.submission() else {
+            // An MX takes mail without AUTH and offers none.
+            return self.refuse(
+                "syntax",
+                Reply::new(503, "5.5.1", "Authentication not enabled"),
+            );
+        };
         if self.auth.is_some() {
             return self.refuse("bad_sequence", Reply::bad_sequence("Already authenticated"));
         }
@@ -82,7 +90,7 @@ impl Session {
         if !self.auth_allowed_here() {
             return self.refuse("encryption_required", Reply::encryption_required());
         }
-        if self.ctx.auth_guard.is_locked(self.peer.ip()) {
+        if sub.auth_guard.is_locked(self.peer.ip()) {
             return self.refuse("auth_locked_out", Reply::auth_locked_out());
         }
         let credentials = match mechanism {
@@ -132,8 +140,7 @@ impl Session {
             Ok(c) => c,
             Err(e) => return self.refuse("syntax", e.reply()),
         };
-        let verified = self
-            .ctx
+        let verified = sub
             .accounts
             .verify_smtp(&credentials.username, &credentials.password)
             .await;
@@ -141,7 +148,7 @@ impl Session {
             Ok(Some(account)) => account,
             Ok(None) => {
                 self.ctx.metrics.auth_failures.inc();
-                let delay = self.ctx.auth_guard.failed(self.peer.ip());
+                let delay = sub.auth_guard.failed(self.peer.ip());
                 tracing::info!(peer = %self.peer, "SMTP authentication failed");
                 // The delay is real time on purpose: it slows the guesser.
                 let _ = self.flush().await;
@@ -156,7 +163,7 @@ impl Session {
                 );
             }
         };
-        let workspace = match self.ctx.accounts.workspace(&account.workspace_id).await {
+        let workspace = match sub.accounts.workspace(&account.workspace_id).await {
             Ok(Some(ws)) => ws,
             _ => {
                 return self.refuse(
@@ -165,7 +172,7 @@ impl Session {
                 )
             }
         };
-        self.ctx.auth_guard.succeeded(self.peer.ip());
+        sub.auth_guard.succeeded(self.peer.ip());
         self.auth = Some(Authenticated { account, workspace });
         self.reply(Reply::new(235, "2.7.0", "Authentication successful"))
     }

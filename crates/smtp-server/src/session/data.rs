@@ -13,6 +13,7 @@ use rackwave_smtp_proto::Reply;
 use tokio::io::AsyncReadExt;
 
 use super::{Flow, ReadStop, Session, MAX_LINE};
+use crate::Role;
 
 /// What was wrong with the received data, found while reading it; the
 /// whole message is still read so the session stays in step.
@@ -174,8 +175,14 @@ impl Session {
         Ok(())
     }
 
-    /// Hands a complete message to the intake and answers with its verdict.
+    /// Hands a complete message to the intake (or, on the MX, to the
+    /// inbound service) and answers with its verdict.
     async fn accept(&mut self, body: Vec<u8>) -> Flow {
+        let ctx = self.ctx.clone();
+        let sub = match &ctx.role {
+            Role::Submission(sub) => sub,
+            Role::Mx(inbound) => return self.mx_accept(inbound, body).await,
+        };
         let (Some(mut tx), Some(auth), Some(helo)) = (self.tx.take(), &self.auth, &self.helo)
         else {
             return self.refuse("bad_sequence", Reply::bad_sequence("No transaction"));
@@ -192,12 +199,12 @@ impl Session {
             mail_from: std::mem::take(&mut tx.from),
             recipients: std::mem::take(&mut tx.recipients),
             message: body,
-            reservation: Some(tx.reservation),
+            reservation: tx.reservation,
             tags: Vec::new(),
             metadata: Default::default(),
             tracking: Default::default(),
         };
-        match self.ctx.intake.submit(submission).await {
+        match sub.intake.submit(submission).await {
             Ok(accepted) => self.reply(Reply::new(
                 250,
                 "2.0.0",
@@ -207,6 +214,29 @@ impl Session {
                 let (code, status) = refusal.smtp_codes();
                 self.refuse(refusal.reason, Reply::new(code, status, refusal.text))
             }
+        }
+    }
+}
+
+impl Session {
+    /// A message received by the MX: read and recorded (or dropped with a
+    /// log line: a report we cannot use is still taken, so its sender does
+    /// not retry it); `451` only when it could not be stored.
+    async fn mx_accept(&mut self, inbound: &rackwave_inbound::Inbound, body: Vec<u8>) -> Flow {
+        let Some(tx) = self.tx.take() else {
+            return self.refuse("bad_sequence", Reply::bad_sequence("No transaction"));
+        };
+        let received = rackwave_inbound::Received {
+            mail_from: &tx.from,
+            mailboxes: &tx.mailboxes,
+            message: &body,
+        };
+        match inbound.receive(received).await {
+            Ok(outcome) => {
+                tracing::debug!(peer = %self.peer, outcome = outcome.label(), "inbound message");
+                self.reply(Reply::new(250, "2.0.0", "OK"))
+            }
+            Err(r) => self.refuse("tempfail", Reply::new(r.code, r.enhanced, r.text)),
         }
     }
 }

@@ -39,6 +39,9 @@ impl Session {
     }
 
     pub(crate) fn auth_allowed_here(&self) -> bool {
+        if self.ctx.submission().is_none() {
+            return false;
+        }
         self.is_tls()
             || self
                 .ctx

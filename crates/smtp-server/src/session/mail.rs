@@ -1,5 +1,6 @@
 //! MAIL FROM (RFC 5321 §4.1.1.2) with SIZE, BODY and SMTPUTF8 parameters.
-//! Only authenticated sessions may start a transaction: never an open relay.
+//! On submission only authenticated sessions may start a transaction:
+//! never an open relay. On the MX anyone may (its recipients are checked).
 
 use rackwave_smtp_proto::command::{Body, MailParams};
 use rackwave_smtp_proto::Reply;
@@ -15,9 +16,10 @@ impl Session {
             );
         };
         let esmtp = helo.esmtp;
-        let Some(auth) = &self.auth else {
+        let submission = self.ctx.submission().is_some();
+        if submission && self.auth.is_none() {
             return self.refuse("auth_required", Reply::auth_required());
-        };
+        }
         if self.tx.is_some() {
             return self.refuse("bad_sequence", Reply::bad_sequence("Nested MAIL command"));
         }
@@ -43,28 +45,33 @@ impl Session {
                 Reply::new(553, "5.6.7", "Non-ASCII sender address requires SMTPUTF8"),
             );
         }
-        // Once the workspace has verified sending domains, only those (the
-        // header From is checked again after DATA).
-        if let Some((_, domain)) = from.rsplit_once('@') {
-            let workspace = auth.workspace.id.clone();
-            if let Err(refusal) = self.ctx.intake.check_sender(&workspace, domain).await {
-                let (code, enhanced) = refusal.smtp_codes();
-                return self.refuse(refusal.reason, Reply::new(code, enhanced, &refusal.text));
+        let ctx = self.ctx.clone();
+        let reservation = match (ctx.submission(), &self.auth) {
+            (Some(sub), Some(auth)) => {
+                // Once the workspace has verified sending domains, only
+                // those (the header From is checked again after DATA).
+                if let Some((_, domain)) = from.rsplit_once('@') {
+                    let workspace = &auth.workspace.id;
+                    if let Err(refusal) = sub.intake.check_sender(workspace, domain).await {
+                        let (code, enhanced) = refusal.smtp_codes();
+                        return self
+                            .refuse(refusal.reason, Reply::new(code, enhanced, &refusal.text));
+                    }
+                }
+                Some(
+                    sub.intake
+                        .quotas()
+                        .begin(&auth.account.username, &auth.workspace.id),
+                )
             }
-        }
-        let Some(auth) = &self.auth else {
-            return self.refuse("auth_required", Reply::auth_required());
+            _ => None,
         };
-        let reservation = self
-            .ctx
-            .intake
-            .quotas()
-            .begin(&auth.account.username, &auth.workspace.id);
         self.tx = Some(Transaction {
             from,
             params,
             recipients: Vec::new(),
             reservation,
+            mailboxes: Vec::new(),
             chunks: None,
         });
         self.reply(Reply::new(250, "2.1.0", "Sender OK"))

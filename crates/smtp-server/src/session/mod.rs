@@ -13,6 +13,7 @@ use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::sync::watch;
 
 use rackwave_accounts::{SmtpAccount, Workspace};
+use rackwave_inbound::Mailbox;
 use rackwave_intake::Reservation;
 use rackwave_smtp_proto::command::{self, Command, MailParams};
 use rackwave_smtp_proto::io::{read_line, Line};
@@ -62,7 +63,10 @@ pub(crate) struct Transaction {
     pub from: String,
     pub params: MailParams,
     pub recipients: Vec<String>,
-    pub reservation: Reservation,
+    /// Submission: the quota reserved for the recipients so far.
+    pub reservation: Option<Reservation>,
+    /// The MX: what each recipient is (parallel to `recipients`).
+    pub mailboxes: Vec<Mailbox>,
     /// Chunks received so far with BDAT (RFC 3030); `None` until the first.
     pub chunks: Option<Vec<u8>>,
 }
@@ -191,7 +195,9 @@ impl Session {
     /// Drops the transaction; its quota reservation is released.
     pub(crate) fn reset_transaction(&mut self) {
         if let Some(mut tx) = self.tx.take() {
-            self.ctx.intake.quotas().release_all(&mut tx.reservation);
+            if let (Some(sub), Some(reservation)) = (self.ctx.submission(), &mut tx.reservation) {
+                sub.intake.quotas().release_all(reservation);
+            }
         }
     }
 
@@ -216,10 +222,10 @@ impl Session {
     /// if so the session is no longer authenticated and its transaction
     /// (with its quota reservation) is dropped.
     fn credentials_revoked(&mut self) -> bool {
-        let revoked = self
-            .auth
-            .as_ref()
-            .is_some_and(|a| self.ctx.accounts.revoked(&a.account));
+        let revoked = match (self.ctx.submission(), &self.auth) {
+            (Some(sub), Some(a)) => sub.accounts.revoked(&a.account),
+            _ => false,
+        };
         if revoked {
             self.auth = None;
             self.tx = None;

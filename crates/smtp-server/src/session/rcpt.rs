@@ -1,15 +1,17 @@
-//! RCPT TO (RFC 5321 §4.1.1.3): recipient cap, the workspace's
-//! suppression list and the daily quota, which is reserved here, one unit
-//! per accepted recipient.
+//! RCPT TO (RFC 5321 §4.1.1.3): recipient cap, then on submission the
+//! workspace's suppression list and the daily quota, which is reserved
+//! here, one unit per accepted recipient; on the MX whether the address is
+//! one it takes mail for.
 
 use rackwave_intake::{Limits, QuotaError};
 use rackwave_smtp_proto::Reply;
 
 use super::{Flow, Session};
+use crate::Role;
 
 impl Session {
     pub(crate) async fn rcpt(&mut self, to: String) -> Flow {
-        let (Some(tx), Some(auth)) = (&mut self.tx, &self.auth) else {
+        let Some(tx) = &mut self.tx else {
             return self.refuse("bad_sequence", Reply::bad_sequence("Need MAIL before RCPT"));
         };
         if tx.chunks.is_some() {
@@ -35,12 +37,25 @@ impl Session {
         if tx.recipients.len() >= self.ctx.config.max_recipients {
             return self.refuse("recipients", Reply::too_many_recipients());
         }
+        let ctx = self.ctx.clone();
+        let (sub, Some(auth)) = (
+            match &ctx.role {
+                Role::Submission(sub) => sub,
+                Role::Mx(inbound) => return self.mx_rcpt(inbound, to),
+            },
+            &self.auth,
+        ) else {
+            return self.refuse("auth_required", Reply::auth_required());
+        };
         let workspace = auth.workspace.id.clone();
-        if let Err(refusal) = self.ctx.intake.check_recipient(&workspace, &to).await {
+        if let Err(refusal) = sub.intake.check_recipient(&workspace, &to).await {
             let (code, enhanced) = refusal.smtp_codes();
             return self.refuse(refusal.reason, Reply::new(code, enhanced, &refusal.text));
         }
         let (Some(tx), Some(auth)) = (&mut self.tx, &self.auth) else {
+            return self.refuse("bad_sequence", Reply::bad_sequence("Need MAIL before RCPT"));
+        };
+        let Some(reservation) = &mut tx.reservation else {
             return self.refuse("bad_sequence", Reply::bad_sequence("Need MAIL before RCPT"));
         };
         let limits = Limits {
@@ -49,13 +64,7 @@ impl Session {
             workspace: &auth.workspace.id,
             workspace_quota: auth.workspace.daily_quota,
         };
-        match self
-            .ctx
-            .intake
-            .quotas()
-            .reserve_one(&mut tx.reservation, &limits)
-            .await
-        {
+        match sub.intake.quotas().reserve_one(reservation, &limits).await {
             Ok(()) => {
                 tx.recipients.push(to);
                 self.reply(Reply::new(250, "2.1.5", "Recipient OK"))
@@ -65,6 +74,24 @@ impl Session {
                 tracing::error!(error = %e, "quota check failed");
                 self.refuse("tempfail", Reply::temporary_failure())
             }
+        }
+    }
+}
+
+impl Session {
+    /// RCPT on the MX: only the addresses `inbound` takes mail for.
+    fn mx_rcpt(&mut self, inbound: &rackwave_inbound::Inbound, to: String) -> Flow {
+        match inbound.mailbox(&to) {
+            Ok(mailbox) => {
+                let Some(tx) = &mut self.tx else {
+                    return self
+                        .refuse("bad_sequence", Reply::bad_sequence("Need MAIL before RCPT"));
+                };
+                tx.recipients.push(to);
+                tx.mailboxes.push(mailbox);
+                self.reply(Reply::new(250, "2.1.5", "Recipient OK"))
+            }
+            Err(r) => self.refuse("unknown_mailbox", Reply::new(r.code, r.enhanced, r.text)),
         }
     }
 }
