@@ -277,6 +277,7 @@ impl Server {
                     None => format!("a:{}", config.delivery.hostname),
                 },
                 bounce_domain: config.delivery.bounce_domain.clone(),
+                tracking_target: tracking_host(&tracking.base_url),
             },
             rate_limit: rackwave_http::RateLimit {
                 per_second: config.http.rate_limit_per_second,
@@ -374,6 +375,17 @@ fn admin_token(config: &Config, data: &Path) -> Result<String, StartError> {
 
 /// The key that signs tracking links: `[tracking] secret`, else one kept in
 /// the data directory (generated on first start).
+/// The host of a tracking base URL (`https://t.example.com:8443/x` →
+/// `t.example.com`): what a sending domain's tracking host points at.
+fn tracking_host(base_url: &str) -> String {
+    let rest = base_url.split_once("://").map_or(base_url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6).to_string(),
+        None => authority.split(':').next().unwrap_or(authority).to_string(),
+    }
+}
+
 fn tracking_key(config: &Config, data: &Path) -> Result<TrackingKey, StartError> {
     if let Some(secret) = &config.tracking.secret {
         return Ok(

@@ -1,8 +1,9 @@
 //! What MigoSMTP adds to messages for their recipients, seen in the
-//! messages as queued: per-recipient copies and their memory budget. The
-//! links themselves, followed from delivered messages, are tested with the
-//! delivery engine in `tests/delivery.rs` (one-click unsubscribe, opens and
-//! clicks).
+//! messages as queued: per-recipient copies and their memory budget, the
+//! switches of the message, and (delivered through the delivery rig) a
+//! sending domain's own tracking host and switches. The links themselves,
+//! followed from delivered messages, are tested with the delivery engine in
+//! `tests/delivery.rs` (one-click unsubscribe, opens and clicks).
 
 use rackwave_testkit::*;
 
@@ -186,4 +187,211 @@ async fn over_http_the_tracking_field_beats_the_control_field() {
             "{raw}"
         );
     }
+}
+
+/// The tracked links (`kind`: `o`, `c`, `u`) under `base` in `text`.
+fn links_under(text: &str, base: &str, kind: &str) -> usize {
+    text.matches(&format!("{base}/{kind}/")).count()
+}
+
+/// A sending domain's own tracking host (a verified CNAME) and its own
+/// switches, between the workspace's settings and the message's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sending_domain_has_its_own_tracking_host_and_switches() {
+    use rackwave_testkit::delivery::*;
+    use serde_json::{json, Value};
+
+    let r = rig(vec![(57, sink())], [57, DOWN], |c| {
+        c.tracking.base_url = Some("https://t.rackwave.test".into());
+    })
+    .await;
+    let ws = r.account.workspace_id.clone();
+    let key = r.ts.create_api_key(&ws, "migosmtp").await;
+    r.signing_domain(None).await;
+    // The workspace tracks clicks by default.
+    let (s, _) =
+        r.ts.admin(
+            "PATCH",
+            &format!("/admin/v1/workspaces/{ws}"),
+            Some(json!({"tracking": {"clicks": true}})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let send = |tracking: Option<Value>| {
+        let r = &r;
+        let key = key.clone();
+        async move {
+            let mut body = json!({"from": "news@dkim.test", "to": ["ada@example.test"],
+                "subject": "Sale", "text": "Sale",
+                "html": "<html><body><a href=\"https://shop.example.test/sale\">Sale</a></body></html>"});
+            if let Some(t) = tracking {
+                body["tracking"] = t;
+            }
+            let before = r.sinks[0].received().len();
+            let (s, sent) =
+                r.ts.call(&key, "POST", "/migosmtp/v1/messages", Some(body))
+                    .await;
+            assert_eq!(s, 202, "{sent}");
+            r.wait(sent["queue_id"].as_str().unwrap(), &["delivered"])
+                .await;
+            let got = r.sinks[0].received();
+            assert_eq!(got.len(), before + 1);
+            String::from_utf8_lossy(&got.last().unwrap().data).replace("=\r\n", "")
+        }
+    };
+
+    // A host outside the domain, or not a host name: refused.
+    for bad in [
+        "click.other.test",
+        "dkim.test",
+        "click dkim.test",
+        "x.notdkim.test",
+    ] {
+        let (s, e) =
+            r.ts.call(
+                &key,
+                "PATCH",
+                "/migosmtp/v1/domains/dkim.test",
+                Some(json!({"tracking_host": bad})),
+            )
+            .await;
+        assert_eq!(s, 400, "{bad}: {e}");
+    }
+    // Another workspace cannot touch it.
+    let other = r.ts.create_account("other", 100).await;
+    let other_key = r.ts.create_api_key(&other.workspace_id, "migosmtp").await;
+    let (s, _) =
+        r.ts.call(
+            &other_key,
+            "PATCH",
+            "/migosmtp/v1/domains/dkim.test",
+            Some(json!({"tracking_host": "click.dkim.test"})),
+        )
+        .await;
+    assert_eq!(s, 404);
+
+    let (s, d) =
+        r.ts.call(
+            &key,
+            "PATCH",
+            "/migosmtp/v1/domains/dkim.test",
+            Some(json!({"tracking_host": "Click.DKIM.test."})),
+        )
+        .await;
+    assert_eq!(s, 200, "{d}");
+    assert_eq!(d["tracking_host"], "click.dkim.test");
+    let tracking_record = |d: &Value| {
+        d["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["purpose"] == "tracking")
+            .cloned()
+            .unwrap_or_else(|| panic!("no tracking record in {d}"))
+    };
+    let rec = tracking_record(&d);
+    assert_eq!(
+        (&rec["type"], &rec["name"], &rec["value"], &rec["verified"]),
+        (
+            &json!("CNAME"),
+            &json!("click.dkim.test"),
+            &json!("t.rackwave.test"),
+            &json!(false)
+        )
+    );
+
+    // Until its CNAME checks out, links stay on [tracking] base_url.
+    let data = send(None).await;
+    assert_eq!(
+        links_under(&data, "https://t.rackwave.test", "c"),
+        1,
+        "{data}"
+    );
+    assert_eq!(links_under(&data, "https://click.dkim.test", "c"), 0);
+
+    r.dns.add_record("click.dkim CNAME t.rackwave.test.");
+    let (s, v) =
+        r.ts.call(&key, "POST", "/migosmtp/v1/domains/dkim.test/verify", None)
+            .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(tracking_record(&v)["verified"], true, "{v}");
+    // Not needed for the domain itself (its SPF and return path are not
+    // published here).
+    assert_eq!(v["status"], "unverified");
+    let data = send(None).await;
+    assert_eq!(
+        links_under(&data, "https://click.dkim.test", "c"),
+        1,
+        "{data}"
+    );
+    assert_eq!(links_under(&data, "https://t.rackwave.test", "c"), 0);
+    r.assert_dkim_passes(data.as_bytes()).await;
+
+    // The domain's own switches beat the workspace's; the message's beat
+    // the domain's.
+    let (s, d) =
+        r.ts.call(
+            &key,
+            "PATCH",
+            "/migosmtp/v1/domains/dkim.test",
+            Some(json!({"tracking": {"opens": false, "clicks": false, "unsubscribe": true}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{d}");
+    assert_eq!(d["tracking"]["unsubscribe"], true);
+    let data = send(None).await;
+    assert_eq!(
+        links_under(&data, "https://click.dkim.test", "c"),
+        0,
+        "{data}"
+    );
+    assert!(
+        data.contains("List-Unsubscribe: <https://click.dkim.test/u/"),
+        "{data}"
+    );
+    let data = send(Some(json!({"clicks": true, "unsubscribe": false}))).await;
+    assert_eq!(
+        links_under(&data, "https://click.dkim.test", "c"),
+        1,
+        "{data}"
+    );
+    assert!(!data.contains("\nList-Unsubscribe: "), "{data}");
+
+    // A new host is not trusted before its own check; null removes both.
+    let (_, d) =
+        r.ts.call(
+            &key,
+            "PATCH",
+            "/migosmtp/v1/domains/dkim.test",
+            Some(json!({"tracking_host": "links.dkim.test"})),
+        )
+        .await;
+    assert_eq!(tracking_record(&d)["verified"], false, "{d}");
+    let (s, d) =
+        r.ts.call(
+            &key,
+            "PATCH",
+            "/migosmtp/v1/domains/dkim.test",
+            Some(json!({"tracking_host": null, "tracking": null})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert!(
+        d["tracking_host"].is_null() && d["tracking"].is_null(),
+        "{d}"
+    );
+    assert!(
+        !d["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["purpose"] == "tracking"),
+        "{d}"
+    );
+    let data = send(None).await;
+    assert_eq!(
+        links_under(&data, "https://t.rackwave.test", "c"),
+        1,
+        "{data}"
+    );
 }

@@ -62,45 +62,83 @@ pub struct DnsSetup {
     pub spf_mechanism: String,
     /// `[delivery] bounce_domain`: the target of every return-path CNAME.
     pub bounce_domain: String,
+    /// The host of `[tracking] base_url`: the target of a sending domain's
+    /// tracking host CNAME.
+    pub tracking_target: String,
 }
 
 /// The host under a sending domain that receives its bounces: a CNAME to
 /// the bounce domain, so the envelope sender aligns with the domain.
 pub const RETURN_PATH_LABEL: &str = "rw-bounces";
 
-/// What a workspace may put in `From:`, read once per submission.
+/// What a workspace may put in `From:` and what its mail carries, read
+/// once per submission.
 #[derive(Debug, Clone)]
 pub struct SenderRules {
     allow_any: bool,
-    /// Its verified sending domains (lowercase).
-    verified: Vec<String>,
+    /// Its sending domains.
+    domains: Vec<DomainRule>,
     /// The workspace's tracking defaults, read with the rules so that a
     /// submission reads its workspace once.
     tracking: TrackingSettings,
 }
 
+/// What the rules need of one sending domain.
+#[derive(Debug, Clone)]
+struct DomainRule {
+    /// Lowercase.
+    domain: String,
+    verified: bool,
+    /// Its tracking host, once its CNAME checked out.
+    tracking_host: Option<String>,
+    tracking: Option<TrackingSettings>,
+}
+
 impl SenderRules {
+    fn domain(&self, domain: &str) -> Option<&DomainRule> {
+        self.domains
+            .iter()
+            .find(|d| d.domain.eq_ignore_ascii_case(domain))
+    }
+
     /// Any domain until the workspace has a verified one (or when it
     /// allows unverified ones), then its verified domains only. `""` (a
     /// From without an address) passes only while nothing restricts.
     pub fn allows(&self, domain: &str) -> bool {
         self.allow_any
-            || self.verified.is_empty()
-            || self.verified.iter().any(|d| d.eq_ignore_ascii_case(domain))
+            || !self.domains.iter().any(|d| d.verified)
+            || self.domain(domain).is_some_and(|d| d.verified)
     }
 
-    /// What the workspace's messages carry per recipient by default.
-    pub fn tracking(&self) -> TrackingSettings {
-        self.tracking
+    /// What mail from `domain` carries per recipient by default: the
+    /// domain's settings when it has its own, else the workspace's.
+    pub fn tracking(&self, domain: Option<&str>) -> TrackingSettings {
+        domain
+            .and_then(|d| self.domain(d))
+            .and_then(|d| d.tracking)
+            .unwrap_or(self.tracking)
+    }
+
+    /// The host the tracking links of mail from `domain` point at, when
+    /// the domain has one that checked out.
+    pub fn tracking_host(&self, domain: &str) -> Option<&str> {
+        self.domain(domain)?.tracking_host.as_deref()
     }
 
     /// The return-path host of `domain` when it is a verified one.
     pub fn return_path(&self, domain: &str) -> Option<String> {
-        self.verified
-            .iter()
-            .find(|d| d.eq_ignore_ascii_case(domain))
-            .map(|d| format!("{RETURN_PATH_LABEL}.{d}"))
+        self.domain(domain)
+            .filter(|d| d.verified)
+            .map(|d| format!("{RETURN_PATH_LABEL}.{}", d.domain))
     }
+}
+
+/// A change to a sending domain's tracking (`None`: leave as it is;
+/// `Some(None)`: remove).
+#[derive(Debug, Clone, Default)]
+pub struct DomainPatch {
+    pub tracking_host: Option<Option<String>>,
+    pub tracking: Option<Option<TrackingSettings>>,
 }
 
 /// The records to publish for `d`, unverified.
@@ -135,6 +173,16 @@ pub fn expected_records(d: &SenderDomain, setup: &DnsSetup) -> Vec<RecordCheck> 
             format!("v=DMARC1; p=none; rua=mailto:dmarc-reports@{}", d.domain),
         ),
     ]
+    .into_iter()
+    .chain(d.tracking_host.as_ref().map(|host| {
+        record(
+            "tracking",
+            "CNAME",
+            host.clone(),
+            setup.tracking_target.clone(),
+        )
+    }))
+    .collect()
 }
 
 /// Whether what was found at a record's name satisfies it: the DKIM key
@@ -160,10 +208,9 @@ pub fn satisfies(check: &RecordCheck, setup: &DnsSetup, found: &[String]) -> boo
                         == setup.spf_mechanism.to_ascii_lowercase()
                 })
         }),
-        "return_path" => found.iter().any(|f| {
-            f.trim_end_matches('.')
-                .eq_ignore_ascii_case(&setup.bounce_domain)
-        }),
+        "return_path" | "tracking" => found
+            .iter()
+            .any(|f| f.trim_end_matches('.').eq_ignore_ascii_case(&check.value)),
         "dmarc" => found
             .iter()
             .any(|f| f.to_ascii_uppercase().starts_with("V=DMARC1")),
@@ -257,6 +304,8 @@ impl Domains {
             created_at: rfc3339(self.inner.clock.now_ms()),
             checks: Vec::new(),
             verified_at_ms: None,
+            tracking_host: None,
+            tracking: None,
         };
         let mut tx = self.inner.store.begin().await?;
         tx.insert_sender_domain(&record).await?;
@@ -293,30 +342,78 @@ impl Domains {
     /// is recommended, not required).
     pub async fn record_checks(
         &self,
-        mut domain: SenderDomain,
+        domain: SenderDomain,
         checks: Vec<RecordCheck>,
     ) -> Result<SenderDomain, AccountsError> {
         let required = ["dkim", "spf", "return_path"];
         let verified = required
             .iter()
             .all(|p| checks.iter().any(|c| c.purpose == *p && c.verified));
-        domain.verified_at_ms = verified.then(|| self.inner.clock.now_ms());
-        domain.checks = checks;
         let mut tx = self.inner.store.begin().await?;
         // Deleted (and perhaps added by another workspace) while the DNS
         // answered: this verification is no longer about that record.
-        let current = tx.sender_domain(&domain.domain).await?;
-        if current.is_none_or(|c| {
-            c.workspace_id != domain.workspace_id || c.created_at != domain.created_at
-        }) {
+        let current = tx
+            .sender_domain(&domain.domain)
+            .await?
+            .filter(|c| c.workspace_id == domain.workspace_id && c.created_at == domain.created_at);
+        let Some(mut current) = current else {
             return Err(AccountsError::NotFound(format!(
                 "domain {} changed while it was verified",
                 domain.domain
             )));
-        }
-        tx.put_sender_domain(&domain).await?;
+        };
+        // Its tracking host may have changed meanwhile: a check of the
+        // old one says nothing about the new one.
+        current.checks = checks
+            .into_iter()
+            .filter(|c| c.purpose != "tracking" || Some(&c.name) == current.tracking_host.as_ref())
+            .collect();
+        current.verified_at_ms = verified.then(|| self.inner.clock.now_ms());
+        tx.put_sender_domain(&current).await?;
         tx.commit().await?;
-        Ok(domain)
+        Ok(current)
+    }
+
+    /// Changes a workspace's sending domain's tracking host or settings.
+    /// A new tracking host must be under the domain and is used once its
+    /// CNAME is verified again (the domain's own verification stands).
+    pub async fn update(
+        &self,
+        workspace_id: &str,
+        domain: &str,
+        patch: DomainPatch,
+    ) -> Result<SenderDomain, AccountsError> {
+        let domain = domain.to_ascii_lowercase();
+        let mut tx = self.inner.store.begin().await?;
+        let mut d = tx
+            .sender_domain(&domain)
+            .await?
+            .filter(|d| d.workspace_id == workspace_id)
+            .ok_or_else(|| AccountsError::NotFound(format!("no sending domain {domain}")))?;
+        if let Some(host) = patch.tracking_host {
+            let host = host.map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase());
+            if let Some(h) = &host {
+                let under = h
+                    .strip_suffix(&d.domain)
+                    .is_some_and(|label| label.ends_with('.') && label.len() > 1);
+                if !under || !rackwave_smtp_proto::address::is_domain(h) {
+                    return Err(AccountsError::Invalid(format!(
+                        "tracking_host must be a host name under {} (like click.{})",
+                        d.domain, d.domain
+                    )));
+                }
+            }
+            if host != d.tracking_host {
+                d.checks.retain(|c| c.purpose != "tracking");
+                d.tracking_host = host;
+            }
+        }
+        if let Some(tracking) = patch.tracking {
+            d.tracking = tracking;
+        }
+        tx.put_sender_domain(&d).await?;
+        tx.commit().await?;
+        Ok(d)
     }
 
     /// What `workspace_id` may put in `From:` (see [`SenderRules`]).
@@ -325,18 +422,28 @@ impl Domains {
         // No such workspace has no verified domain either.
         let allow_any = ws.as_ref().is_none_or(|w| w.allow_unverified_senders);
         let tracking = ws.map(|w| w.tracking).unwrap_or_default();
-        let verified = self
+        let domains = self
             .inner
             .store
             .sender_domains_of(workspace_id)
             .await?
             .into_iter()
-            .filter(|d| d.verified_at_ms.is_some())
-            .map(|d| d.domain)
+            .map(|d| {
+                let host_checked = d
+                    .checks
+                    .iter()
+                    .any(|c| c.purpose == "tracking" && c.verified);
+                DomainRule {
+                    verified: d.verified_at_ms.is_some(),
+                    tracking_host: d.tracking_host.filter(|_| host_checked),
+                    tracking: d.tracking,
+                    domain: d.domain,
+                }
+            })
             .collect();
         Ok(SenderRules {
             allow_any,
-            verified,
+            domains,
             tracking,
         })
     }

@@ -12,8 +12,8 @@ mod domains;
 mod suppressions;
 
 pub use domains::{
-    dkim_record, expected_records, satisfies, DnsSetup, Domains, SenderRules, DKIM_SIGNED_HEADERS,
-    RETURN_PATH_LABEL,
+    dkim_record, expected_records, satisfies, DnsSetup, DomainPatch, Domains, SenderRules,
+    DKIM_SIGNED_HEADERS, RETURN_PATH_LABEL,
 };
 pub use rackwave_store::{
     ApiKey, DkimAlgorithm, RecordCheck, SenderDomain, SmtpAccount, Suppression, SuppressionReason,

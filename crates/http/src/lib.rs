@@ -162,7 +162,7 @@ fn routes(limits: BodyLimits) -> OpenApiRouter<AppState> {
         .routes(routes!(api_keys_v1::create, api_keys_v1::list))
         .routes(routes!(api_keys_v1::revoke))
         .routes(routes!(smtp_accounts_v1::delete))
-        .routes(routes!(domains_v1::delete))
+        .routes(routes!(domains_v1::delete, domains_v1::update))
         .routes(routes!(domains_v1::verify))
         .routes(routes!(domains_v1::create, domains_v1::list))
         .routes(routes!(
@@ -213,7 +213,8 @@ fn routes(limits: BodyLimits) -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(
             migosmtp::domains_v1::get,
-            migosmtp::domains_v1::delete
+            migosmtp::domains_v1::delete,
+            migosmtp::domains_v1::update
         ))
         .routes(routes!(migosmtp::domains_v1::verify))
         .routes(routes!(migosmtp::stats_v1::stats))

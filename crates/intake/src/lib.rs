@@ -446,7 +446,18 @@ impl Intake {
             .as_deref()
             .map(TrackingChoice::parse)
             .unwrap_or_default());
-        let defaults = rules.tracking();
+        let defaults = rules.tracking(from_domain.as_deref());
+        // Links point at the sending domain's own tracking host once its
+        // CNAME checked out, else at `[tracking] base_url`.
+        let base_url = inner.tracking.as_ref().map(|t| {
+            match from_domain.as_deref().and_then(|d| rules.tracking_host(d)) {
+                Some(host) => {
+                    let scheme = t.base_url.split_once("://").map_or("https", |(s, _)| s);
+                    format!("{scheme}://{host}")
+                }
+                None => t.base_url.clone(),
+            }
+        });
         let unsubscribe =
             choice.unsubscribe.unwrap_or(defaults.unsubscribe) && !fields.list_unsubscribe;
         let switches = Switches {
@@ -542,6 +553,7 @@ impl Intake {
         };
         let mut parts = match &inner.tracking {
             Some(tracking) if unsubscribe || prepared.is_some() => {
+                let base_url = base_url.as_deref().unwrap_or(&tracking.base_url);
                 // Carried in every token: a list id that would make them
                 // long, or that holds control characters, is left out.
                 let list_id = field_value(&message, "List-Id")
@@ -562,17 +574,13 @@ impl Intake {
                             list_id: list_id.clone(),
                         };
                         let mut m = if unsubscribe {
-                            rackwave_tracking::unsubscribe_headers(
-                                &tracking.key,
-                                &tracking.base_url,
-                                &who,
-                            )
+                            rackwave_tracking::unsubscribe_headers(&tracking.key, base_url, &who)
                             .into_bytes()
                         } else {
                             Vec::new()
                         };
                         let rendered = prepared.as_ref().map(|p| {
-                            p.render(&message, switches, &tracking.key, &tracking.base_url, &who)
+                            p.render(&message, switches, &tracking.key, base_url, &who)
                         });
                         match rendered {
                             Some(Ok(body)) => m.extend_from_slice(&body),

@@ -104,12 +104,21 @@ pub struct SenderDomain {
     /// unverified).
     #[serde(default)]
     pub verified_at_ms: Option<i64>,
+    /// The domain's own host for tracking links (`click.example.com`), a
+    /// CNAME to the host of `[tracking] base_url`; used once its `tracking`
+    /// record checks out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracking_host: Option<String>,
+    /// What mail from this domain carries per recipient, instead of the
+    /// workspace's default (a message may still say otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracking: Option<TrackingSettings>,
 }
 
 /// One DNS record a sending domain publishes, and what was found for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RecordCheck {
-    /// `dkim`, `spf`, `return_path` or `dmarc`.
+    /// `dkim`, `spf`, `return_path`, `dmarc` or `tracking`.
     pub purpose: String,
     /// `TXT` or `CNAME`.
     #[serde(rename = "type")]

@@ -105,6 +105,11 @@ fn domain(ws: &str, name: &str) -> SenderDomain {
         created_at: "2026-06-07T09:39:00Z".into(),
         checks: Vec::new(),
         verified_at_ms: None,
+        tracking_host: Some(format!("click.{name}")),
+        tracking: Some(TrackingSettings {
+            clicks: true,
+            ..TrackingSettings::default()
+        }),
     }
 }
 

@@ -138,3 +138,23 @@ pub(crate) async fn delete(
 ) -> Result<StatusCode, ApiError> {
     crate::migosmtp::domains_v1::delete_in(&state, &workspace_id, &domain).await
 }
+
+/// Changes a workspace's sending domain's tracking host or switches (what
+/// `PATCH /migosmtp/v1/domains/{domain}` does, for an operator).
+#[utoipa::path(patch, operation_id = "admin_domains_update",
+    path = "/admin/v1/workspaces/{id}/domains/{domain}", tag = "admin",
+    params(("id" = String, Path, description = "Workspace id"),
+        ("domain" = String, Path, description = "Domain name")),
+    request_body = crate::migosmtp::domains_v1::DomainChange,
+    responses((status = 200, body = crate::migosmtp::domains_v1::DomainStatus),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub(crate) async fn update(
+    State(state): State<AppState>,
+    ApiPath((workspace_id, domain)): ApiPath<(String, String)>,
+    ApiJson(change): ApiJson<crate::migosmtp::domains_v1::DomainChange>,
+) -> Result<Json<crate::migosmtp::domains_v1::DomainStatus>, ApiError> {
+    crate::migosmtp::domains_v1::update_in(&state, &workspace_id, &domain, change)
+        .await
+        .map(Json)
+}

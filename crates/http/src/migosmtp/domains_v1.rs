@@ -2,12 +2,18 @@
 //! Adding one generates its DKIM key and answers with every DNS record to
 //! publish and why; `…/verify` looks each up through the delivery engine's
 //! resolver and reports what it found. A domain is `verified` when its
-//! DKIM key, SPF record and return path check out.
+//! DKIM key, SPF record and return path check out. A domain may have its
+//! own tracking host (a CNAME to the tracking endpoints, verified with the
+//! rest but not needed for `verified`) and its own tracking switches
+//! (`PATCH`), instead of the workspace's.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use rackwave_accounts::{expected_records, satisfies, DkimAlgorithm, RecordCheck, SenderDomain};
+use rackwave_accounts::{
+    expected_records, satisfies, DkimAlgorithm, DomainPatch, RecordCheck, SenderDomain,
+    TrackingSettings,
+};
 use rackwave_core::rfc3339;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -24,6 +30,33 @@ pub(crate) struct NewDomain {
     pub(crate) algorithm: Option<DkimAlgorithm>,
     /// DKIM selector; default `rw` + year and month.
     pub(crate) selector: Option<String>,
+    /// The domain's own host for tracking links, under it
+    /// (`click.example.com`): publish the `tracking` CNAME it answers with.
+    pub(crate) tracking_host: Option<String>,
+    /// What mail from this domain carries per recipient, instead of the
+    /// workspace's settings.
+    pub(crate) tracking: Option<TrackingSettings>,
+}
+
+/// A change of a domain's tracking; `null` removes a setting.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DomainChange {
+    #[serde(default, deserialize_with = "crate::extract::present")]
+    #[schema(value_type = Option<String>)]
+    pub(crate) tracking_host: Option<Option<String>>,
+    #[serde(default, deserialize_with = "crate::extract::present")]
+    #[schema(value_type = Option<TrackingSettings>)]
+    pub(crate) tracking: Option<Option<TrackingSettings>>,
+}
+
+impl From<DomainChange> for DomainPatch {
+    fn from(c: DomainChange) -> DomainPatch {
+        DomainPatch {
+            tracking_host: c.tracking_host,
+            tracking: c.tracking,
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -36,6 +69,9 @@ pub(crate) struct DomainStatus {
     pub(crate) algorithm: DkimAlgorithm,
     /// Every record to publish, with what the last verification found.
     pub(crate) records: Vec<RecordCheck>,
+    pub(crate) tracking_host: Option<String>,
+    /// `null`: the workspace's settings apply.
+    pub(crate) tracking: Option<TrackingSettings>,
     pub(crate) created_at: String,
 }
 
@@ -45,11 +81,18 @@ pub(crate) struct DomainList {
 }
 
 fn status(state: &AppState, d: SenderDomain) -> DomainStatus {
-    let records = if d.checks.is_empty() {
-        expected_records(&d, &state.dns_setup)
-    } else {
-        d.checks
-    };
+    // What is still to publish, with what the last verification found of
+    // each record (a tracking host set since has no finding yet).
+    let records = expected_records(&d, &state.dns_setup)
+        .into_iter()
+        .map(|expected| {
+            d.checks
+                .iter()
+                .find(|c| c.purpose == expected.purpose && c.name == expected.name)
+                .cloned()
+                .unwrap_or(expected)
+        })
+        .collect();
     DomainStatus {
         status: if d.verified_at_ms.is_some() {
             "verified"
@@ -61,6 +104,8 @@ fn status(state: &AppState, d: SenderDomain) -> DomainStatus {
         selector: d.selector,
         algorithm: d.algorithm,
         records,
+        tracking_host: d.tracking_host,
+        tracking: d.tracking,
         created_at: d.created_at,
     }
 }
@@ -95,7 +140,62 @@ pub(crate) async fn create(
             req.selector.as_deref(),
         )
         .await?;
+    let d = if req.tracking_host.is_some() || req.tracking.is_some() {
+        let patch = DomainPatch {
+            tracking_host: req.tracking_host.map(Some),
+            tracking: req.tracking.map(Some),
+        };
+        match state
+            .domains
+            .update(&tenant.workspace_id, &d.domain, patch)
+            .await
+        {
+            Ok(d) => d,
+            Err(e) => {
+                // All or nothing: a bad tracking host adds no domain.
+                state
+                    .domains
+                    .delete(&tenant.workspace_id, &d.domain)
+                    .await?;
+                return Err(e.into());
+            }
+        }
+    } else {
+        d
+    };
     Ok((StatusCode::CREATED, Json(status(&state, d))))
+}
+
+/// Changes a sending domain's tracking host or tracking switches.
+#[utoipa::path(patch, operation_id = "migosmtp_domains_update", path = "/migosmtp/v1/domains/{domain}",
+    tag = "migosmtp", params(("domain" = String, Path, description = "Domain name")),
+    request_body = DomainChange,
+    responses((status = 200, body = DomainStatus), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub(crate) async fn update(
+    State(state): State<AppState>,
+    MigoSmtp(tenant): MigoSmtp,
+    ApiPath(domain): ApiPath<String>,
+    ApiJson(change): ApiJson<DomainChange>,
+) -> Result<Json<DomainStatus>, ApiError> {
+    update_in(&state, &tenant.workspace_id, &domain, change)
+        .await
+        .map(Json)
+}
+
+/// Changes a workspace's sending domain (the MigoSMTP and admin APIs).
+pub(crate) async fn update_in(
+    state: &AppState,
+    workspace_id: &str,
+    domain: &str,
+    change: DomainChange,
+) -> Result<DomainStatus, ApiError> {
+    let d = state
+        .domains
+        .update(workspace_id, domain, change.into())
+        .await?;
+    Ok(status(state, d))
 }
 
 /// The workspace's sending domains.
