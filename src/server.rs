@@ -240,6 +240,10 @@ impl Server {
             let mx = SmtpServer::mx(
                 rackwave_smtp_server::SmtpConfig {
                     max_message_size: config.inbound.max_message_size,
+                    max_connections: config.inbound.max_connections,
+                    max_connections_per_ip: config.inbound.max_connections_per_ip,
+                    command_timeout_secs: config.inbound.command_timeout_secs,
+                    data_timeout_secs: config.inbound.data_timeout_secs,
                     ..config.smtp.clone()
                 },
                 inbound,

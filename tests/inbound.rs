@@ -332,7 +332,7 @@ async fn the_mx_takes_only_our_return_paths_and_refuses_forgeries_and_relaying()
     let ehlo = s.cmd_expect("EHLO mx.provider.test", 250).await;
     assert!(!ehlo.text().contains("AUTH"), "{ehlo:?}");
     assert!(ehlo.text().contains("SIZE 1048576"), "{ehlo:?}");
-    s.cmd_expect("AUTH PLAIN AGFkYQBwYXNz", 503).await;
+    s.cmd_expect("AUTH PLAIN AGFkYQBwYXNz", 502).await;
     // Too large for the MX, announced or not.
     s.cmd_expect("MAIL FROM:<> SIZE=52428800", 552).await;
     s.cmd_expect("MAIL FROM:<>", 250).await;
@@ -399,4 +399,131 @@ async fn the_mx_takes_only_our_return_paths_and_refuses_forgeries_and_relaying()
         )
         .await;
     assert_eq!(events["events"].as_array().unwrap().len(), 0, "{events}");
+}
+
+/// A delivery report that arrives before our own settlement is asked for
+/// again later; reports come over BDAT too; a fourth delay of one message
+/// and a huge diagnostic are kept in bounds; a report about the address a
+/// recipient forwards to bounces the message but never suppresses our
+/// recipient.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn early_repeated_forwarded_and_chunked_reports() {
+    use rackwave_bench::sink::{Action, Script};
+    const SECRET: &str = "inbound-test-tracking-secret";
+    let script = Script::default().on_rcpt_containing("slow", Action::reply("451 4.3.0 Try later"));
+    let r = scripted_rig(72, script, |c| {
+        c.inbound.listen = Some("127.0.0.1:0".parse().unwrap());
+        c.tracking.secret = Some(SECRET.into());
+    })
+    .await;
+    let key =
+        r.ts.create_api_key(&r.account.workspace_id, "migosmtp")
+            .await;
+
+    // Deferred by us: its return path is ours (so RCPT takes it), but a
+    // report about it is asked for again later.
+    let mut s = r.ts.authed(&r.account).await;
+    let reply = s
+        .send_mail(
+            "news@sender.test",
+            &["slow@example.test"],
+            &rackwave_testkit::message("news@sender.test", "slow@example.test", "slow", "hi"),
+        )
+        .await;
+    let msgs = r.wait(&queue_id(&reply), &["deferred"]).await;
+    let slow_id = msgs[0]["id"].as_str().unwrap().to_string();
+    let tag = rackwave_tracking::TrackingKey::new(SECRET.as_bytes().to_vec())
+        .unwrap()
+        .return_path_tag(&slow_id);
+    let slow = Sent {
+        id: slow_id.clone(),
+        to: "slow@example.test".into(),
+        verp: format!("bounce-{tag}@bounces.rackwave.test"),
+        data: String::new(),
+    };
+    let reply = send_report(&r, &slow.verp, &slow.report("dsn-gmail-no-such-user.eml")).await;
+    assert_eq!(reply.code, 451, "{reply:?}");
+    assert_eq!(message(&r, &slow_id).await["status"], "deferred");
+
+    // Over BDAT, in two chunks.
+    let ada = deliver(&r, &r.account, "ada@example.test", "").await;
+    let dsn = ada.report("dsn-exim-unknown-user.eml");
+    let (first, last) = dsn.split_at(dsn.len() / 2);
+    let mut s = RawSmtp::connect(r.ts.inbound.unwrap()).await;
+    s.expect(220).await;
+    s.cmd_expect("EHLO mx.provider.test", 250).await;
+    s.cmd_expect("MAIL FROM:<>", 250).await;
+    s.cmd_expect("RCPT TO:<nobody@bounces.rackwave.test>", 550)
+        .await;
+    // Every recipient refused: the chunk is read and refused.
+    s.send(&format!("BDAT {} LAST", first.len())).await;
+    s.send_raw(first.as_bytes()).await;
+    s.expect(554).await;
+    s.cmd_expect("RSET", 250).await;
+    s.cmd_expect("MAIL FROM:<>", 250).await;
+    s.cmd_expect(&format!("RCPT TO:<{}>", ada.verp), 250).await;
+    s.send(&format!("BDAT {}", first.len())).await;
+    s.send_raw(first.as_bytes()).await;
+    s.expect(250).await;
+    s.send(&format!("BDAT {} LAST", last.len())).await;
+    s.send_raw(last.as_bytes()).await;
+    s.expect(250).await;
+    assert_eq!(message(&r, &ada.id).await["status"], "bounced");
+
+    // Delays: three recorded, then dropped; a huge diagnostic is cut.
+    let bob = deliver(&r, &r.account, "bob@example.test", "").await;
+    // 200 KB of diagnostic, folded into lines SMTP carries.
+    let huge = format!(
+        "Diagnostic-Code: X-Postfix; slow{}",
+        "\r\n slow slow slow slow slow slow slow slow slow slow".repeat(4_000)
+    );
+    let delayed = bob
+        .report("dsn-postfix-delayed.eml")
+        .lines()
+        .map(|l| {
+            if l.starts_with("Diagnostic-Code:") {
+                huge.clone()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n");
+    for _ in 0..4 {
+        let reply = send_report(&r, &bob.verp, &delayed).await;
+        assert_eq!(reply.code, 250, "{reply:?}");
+    }
+    let msg = message(&r, &bob.id).await;
+    assert_eq!(msg["status"], "delivered");
+    assert_eq!(
+        events(&msg)
+            .iter()
+            .filter(|e| *e == "email.deferred")
+            .count(),
+        3,
+        "{msg}"
+    );
+    let deferred = events_for(&r, &key, "email.deferred", &bob.to, 3).await;
+    let reason = deferred[0]["data"]["defer_reason"].as_str().unwrap();
+    assert!(
+        reason.len() <= 2048 && reason.starts_with("slow slow"),
+        "{}",
+        reason.len()
+    );
+
+    // Cy forwards to an address that does not exist: Cy's message
+    // bounced, but Cy's address is not the bad one.
+    let cy = deliver(&r, &r.account, "cy@example.test", "").await;
+    let forwarded = cy
+        .report("dsn-postfix-mailbox-full.eml")
+        .replace("cy@example.test", "cy.new@elsewhere.test")
+        .replace("Status: 5.2.2", "Status: 5.1.1")
+        .replace("552 5.2.2", "550 5.1.1")
+        .replace("Mailbox full", "User unknown");
+    let reply = send_report(&r, &cy.verp, &forwarded).await;
+    assert_eq!(reply.code, 250);
+    let bounced = events_for(&r, &key, "email.bounced", &cy.to, 1).await;
+    assert_eq!(bounced[0]["data"]["bounce_type"], "other", "{}", bounced[0]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(suppression(&r, &key, &cy.to).await.0, 404);
 }

@@ -385,3 +385,99 @@ async fn concurrent_enqueue_and_lease_lose_nothing() {
     assert_counts(&spool, 200, 0, 0, 0);
     assert_eq!(spool.due_lanes().len(), 4);
 }
+
+/// Later reports (delivery status notifications after a delivery): a
+/// bounce moves the counters and writes one feed entry, a deferral only
+/// records; a pending message, a bounced one and a fourth report are
+/// refused; the counters survive a reopen and retention still removes the
+/// record.
+#[tokio::test]
+async fn later_reports_of_delivered_messages() {
+    use rackwave_core::event::{BounceType, BouncedDetail, DeferredDetail};
+    use rackwave_core::Timestamp;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (db, spool) = open(&dir);
+    let ids = enqueue(&spool, "A", 3, T0).await;
+    spool.lease(T0, 10).unwrap();
+    spool
+        .delivered(&ids[0], attempt(T0 + 10, Some(T0 + 5)))
+        .await
+        .unwrap();
+    spool
+        .delivered(&ids[1], attempt(T0 + 10, Some(T0 + 5)))
+        .await
+        .unwrap();
+    assert_counts(&spool, 1, 0, 2, 0);
+    let bounced = || {
+        EmailEvent::Bounced(BouncedDetail {
+            bounce_type: BounceType::InvalidRecipient,
+            bounce_code: "5.1.1".into(),
+            bounce_reason: "no such user".into(),
+            classified_by: "test".into(),
+        })
+    };
+    let deferred = || {
+        EmailEvent::Deferred(DeferredDetail {
+            defer_reason: "later".into(),
+            defer_code: "4.4.1".into(),
+            defer_type: BounceType::TemporaryFailure,
+            next_retry_at: Timestamp(T0 + 99),
+            classified_by: "test".into(),
+        })
+    };
+    let report = |outcome: EmailEvent| LateReport {
+        at_ms: T0 + 1000,
+        outcome,
+        reply: "550 5.1.1 no such user".into(),
+    };
+
+    // The third message is still queued: no report yet.
+    let err = spool.report(&ids[2], report(bounced())).await.unwrap_err();
+    assert!(matches!(err, SpoolError::Invalid(_)), "{err}");
+    let err = spool
+        .report("msg_0000000000000000", report(bounced()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SpoolError::NotFound(_)), "{err}");
+    let err = spool
+        .report(&ids[0], report(EmailEvent::Sent))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SpoolError::Invalid(_)), "{err}");
+
+    let before = spool.last_feed_seq();
+    let r = spool.report(&ids[0], report(bounced())).await.unwrap();
+    assert_eq!(r.status, Status::Bounced);
+    assert_eq!(r.attempts, 1, "our attempts stay ours");
+    assert_counts(&spool, 1, 0, 1, 1);
+    let feed = spool.feed(before, 10).unwrap();
+    assert_eq!(feed.len(), 1);
+    let entry = feed[0].as_ref().unwrap();
+    assert_eq!(entry.event, bounced());
+    assert_eq!(entry.message.status, Status::Bounced);
+    assert_eq!(entry.reply.as_deref(), Some("550 5.1.1 no such user"));
+    // A bounced message takes no second report.
+    let err = spool.report(&ids[0], report(bounced())).await.unwrap_err();
+    assert!(matches!(err, SpoolError::Invalid(_)), "{err}");
+
+    // Deferrals: recorded, the message stays delivered, three at most.
+    for _ in 0..3 {
+        let r = spool.report(&ids[1], report(deferred())).await.unwrap();
+        assert_eq!(r.status, Status::Delivered);
+    }
+    let err = spool.report(&ids[1], report(deferred())).await.unwrap_err();
+    assert!(matches!(err, SpoolError::Invalid(_)), "{err}");
+    assert_counts(&spool, 1, 0, 1, 1);
+    assert_eq!(spool.get(&ids[1]).unwrap().unwrap().history.len(), 6);
+
+    // Exact after a reopen, and retention still finds the bounced record.
+    drop(spool);
+    drop(db);
+    let (_db, spool) = open(&dir);
+    assert_counts(&spool, 1, 0, 1, 1);
+    let (pruned, _) = spool.prune_finished(T0 + 100, 100).await.unwrap();
+    assert_eq!(pruned, 2);
+    assert!(spool.get(&ids[0]).unwrap().is_none());
+    assert_counts(&spool, 1, 0, 0, 0);
+}

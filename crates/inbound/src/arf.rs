@@ -1,7 +1,10 @@
 //! Feedback reports (RFC 5965, the Abuse Reporting Format): a mailbox
 //! provider telling us that a recipient marked a message as spam.
 
-use crate::report::{angle_addresses, blocks, field, typed_address, Original};
+use crate::report::{angle_addresses, blocks, clip, field, typed_address, Original};
+
+/// Octets of `feedback_source` kept: it is what the report says of itself.
+const MAX_SOURCE: usize = 255;
 
 /// One feedback report.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,7 +17,8 @@ pub struct Feedback {
     pub original_mail_from: Option<String>,
     pub original_rcpt_to: Vec<String>,
     /// Who sent the report, for `feedback_source`: the domain of the
-    /// report's sender, else its `Reporting-MTA`, else its `User-Agent`.
+    /// report's sender, else its `Reporting-MTA`, else its `User-Agent`
+    /// (as the report declares it: only the message it names is checked).
     pub source: String,
     pub original: Original,
 }
@@ -30,13 +34,14 @@ impl Feedback {
             .to_ascii_lowercase();
         let user_agent = field(&fields, "user-agent").map(str::to_string);
         let reporting_mta = field(&fields, "reporting-mta").map(typed_address);
-        let source = sender
+        let mut source = sender
             .and_then(|s| s.rsplit_once('@'))
             .map(|(_, d)| d.trim_end_matches('>').to_ascii_lowercase())
             .filter(|d| !d.is_empty())
             .or(reporting_mta)
             .or_else(|| user_agent.clone())
             .unwrap_or_else(|| "unknown".into());
+        clip(&mut source, MAX_SOURCE);
         let address = |v: &str| {
             angle_addresses(v)
                 .into_iter()

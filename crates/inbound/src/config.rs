@@ -17,6 +17,13 @@ pub struct InboundConfig {
     /// The address feedback loops (Yahoo CFL, Microsoft JMRP, …) are
     /// registered with. Unset: `fbl@<[delivery] bounce_domain>`.
     pub feedback_address: Option<String>,
+    /// Sessions at once, in all and from one address: the MX is open to
+    /// anyone, and mailbox providers send reports over few connections.
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    /// Waiting for a command, and for each read of message data.
+    pub command_timeout_secs: u64,
+    pub data_timeout_secs: u64,
 }
 
 impl Default for InboundConfig {
@@ -25,6 +32,10 @@ impl Default for InboundConfig {
             listen: None,
             max_message_size: 10 * 1024 * 1024,
             feedback_address: None,
+            max_connections: 200,
+            max_connections_per_ip: 20,
+            command_timeout_secs: 60,
+            data_timeout_secs: 60,
         }
     }
 }
@@ -34,6 +45,19 @@ impl InboundConfig {
     pub fn check(&self) -> Result<(), String> {
         if self.max_message_size < 1024 {
             return Err("[inbound] max_message_size must be at least 1024".into());
+        }
+        for (key, value) in [
+            ("[inbound] max_connections", self.max_connections as u64),
+            (
+                "[inbound] max_connections_per_ip",
+                self.max_connections_per_ip as u64,
+            ),
+            ("[inbound] command_timeout_secs", self.command_timeout_secs),
+            ("[inbound] data_timeout_secs", self.data_timeout_secs),
+        ] {
+            if value == 0 {
+                return Err(format!("{key} must be greater than 0"));
+            }
         }
         if let Some(a) = &self.feedback_address {
             let ok = a

@@ -27,7 +27,8 @@ pub struct RecipientStatus {
     pub diagnostic_type: Option<String>,
     pub diagnostic: Option<String>,
     pub remote_mta: Option<String>,
-    /// `Will-Retry-Until`, in ms since the epoch.
+    /// `Will-Retry-Until`, in ms since the epoch: until when the reporting
+    /// server keeps trying (it does not say when it tries next).
     pub will_retry_until_ms: Option<i64>,
 }
 
@@ -103,20 +104,21 @@ impl Dsn {
         })
     }
 
-    /// The recipient block about `address`: the one naming it, or the
-    /// only block when there is one (a forwarded address is reported
-    /// under its new name).
-    pub fn about(&self, address: &str) -> Option<&RecipientStatus> {
+    /// The recipient block about `address` and whether it names it: the
+    /// one naming it, or the only block when there is one (an address
+    /// that forwards is reported under the name it forwards to).
+    pub fn about(&self, address: &str) -> Option<(&RecipientStatus, bool)> {
         let named = self.recipients.iter().find(|r| {
             [&r.final_recipient, &r.original_recipient]
                 .into_iter()
                 .flatten()
                 .any(|a| a.eq_ignore_ascii_case(address))
         });
-        named.or(match self.recipients.as_slice() {
-            [only] => Some(only),
+        match (named, self.recipients.as_slice()) {
+            (Some(r), _) => Some((r, true)),
+            (None, [only]) => Some((only, false)),
             _ => None,
-        })
+        }
     }
 }
 
@@ -221,7 +223,8 @@ mod tests {
              550 5.1.1 Check the address.\r\n",
         );
         assert_eq!(dsn.reporting_mta.as_deref(), Some("mx.example.net"));
-        let r = dsn.about("ada@example.org").unwrap();
+        let (r, named) = dsn.about("ada@example.org").unwrap();
+        assert!(named);
         assert_eq!(r.action, Action::Failed);
         assert_eq!(
             r.reply(),
@@ -282,7 +285,7 @@ mod tests {
             "Final-Recipient: rfc822; a@x.example\r\nAction: failed\r\n\r\n\
              Final-Recipient: rfc822; b@x.example\r\nAction: delayed\r\n",
         );
-        assert_eq!(two.about("B@x.example").unwrap().action, Action::Delayed);
+        assert_eq!(two.about("B@x.example").unwrap().0.action, Action::Delayed);
         // Two blocks, neither naming the address: no guess.
         assert!(two.about("c@x.example").is_none());
         assert!(

@@ -14,7 +14,9 @@
 //!   altered or other workspace's address is refused at `RCPT`.
 //! - The feedback address the feedback loops are registered with
 //!   (`[inbound] feedback_address`).
-//! - `postmaster@<bounce domain>` (RFC 5321 §4.5.1), logged and dropped.
+//! - `postmaster` at the bounce domain and the return-path hosts (RFC 5321
+//!   §4.5.1): read like the rest (a provider may send its reports there),
+//!   logged and dropped when it is not a report.
 //!
 //! # What it does with them
 //!
@@ -45,17 +47,20 @@ mod dsn;
 mod metrics;
 pub mod report;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use prometheus_client::registry::Registry;
+use rackwave_accounts::RETURN_PATH_LABEL;
 use rackwave_core::event::{BouncedDetail, DeferredDetail, EmailComplained, EmailEvent};
 use rackwave_core::{Clock, Timestamp};
 use rackwave_delivery::classify::{classify_with_reason, BounceType, Verdict};
-use rackwave_events::Events;
+use rackwave_events::{Events, EventsError};
 use rackwave_queue::{LateReport, MessageRecord, Spool, SpoolError};
 use rackwave_smtp_proto::address::verp;
-use rackwave_store::{Suppression, SuppressionReason};
+use rackwave_store::{StoreError, Suppression, SuppressionReason};
 use rackwave_tracking::{Link, TrackingKey};
+use tokio::sync::Semaphore;
 
 pub use arf::Feedback;
 pub use config::InboundConfig;
@@ -84,11 +89,22 @@ pub struct Refusal {
     pub text: String,
 }
 
+impl Refusal {
+    /// Storage could not answer: the sender should try again.
+    fn try_later() -> Refusal {
+        Refusal {
+            code: 451,
+            enhanced: "4.3.0",
+            text: "Temporary failure, try again later".into(),
+        }
+    }
+}
+
 /// A message received by the MX.
 pub struct Received<'a> {
     pub mail_from: &'a str,
     pub mailboxes: &'a [Mailbox],
-    pub message: &'a [u8],
+    pub message: Vec<u8>,
 }
 
 /// What became of a received message (also the metric's label).
@@ -112,6 +128,26 @@ impl Outcome {
     }
 }
 
+/// Why a report could not be recorded now: the sender is answered `451`
+/// and tries again.
+#[derive(Debug)]
+struct Later(String);
+
+/// A spool error while looking a message up: data of one message that
+/// cannot be read is skipped (logged), the spool failing is [`Later`].
+fn skip_unreadable<T: Default>(r: Result<T, SpoolError>, what: &str) -> Result<T, Later> {
+    match r {
+        Ok(v) => Ok(v),
+        Err(
+            e @ (SpoolError::Encoding { .. } | SpoolError::Corrupt(_) | SpoolError::Invalid(_)),
+        ) => {
+            tracing::error!(error = %e, what, "inbound: skipped an unreadable record");
+            Ok(T::default())
+        }
+        Err(e) => Err(Later(e.to_string())),
+    }
+}
+
 /// The inbound service (cheap to clone).
 #[derive(Clone)]
 pub struct Inbound {
@@ -126,6 +162,9 @@ struct Inner {
     events: Events,
     clock: Clock,
     metrics: InboundMetrics,
+    /// Reports read at once: reading is CPU work off the I/O threads,
+    /// and the MX is open to anyone.
+    reading: Semaphore,
 }
 
 /// What the service works with.
@@ -158,6 +197,7 @@ impl Inbound {
                 events: parts.events,
                 clock: parts.clock,
                 metrics: InboundMetrics::register(registry),
+                reading: Semaphore::new(2),
             }),
         }
     }
@@ -166,7 +206,10 @@ impl Inbound {
     pub fn mailbox(&self, address: &str) -> Result<Mailbox, Refusal> {
         let inner = &self.inner;
         let lower = address.to_ascii_lowercase();
-        if lower == "postmaster" || lower == format!("postmaster@{}", inner.bounce_domain) {
+        let ours = |host: &str| {
+            host == inner.bounce_domain || host.starts_with(&format!("{RETURN_PATH_LABEL}."))
+        };
+        if lower == "postmaster" || lower.strip_prefix("postmaster@").is_some_and(ours) {
             return Ok(Mailbox::Postmaster);
         }
         if lower == inner.feedback_address {
@@ -185,32 +228,46 @@ impl Inbound {
             return Err(unknown());
         };
         let id = id.to_ascii_lowercase();
-        match inner.spool.get(&id) {
-            Ok(Some(rec)) if host.eq_ignore_ascii_case(self.return_host(&rec)) => {
+        let found = skip_unreadable(inner.spool.get(&id), &id).map_err(|Later(e)| {
+            tracing::error!(error = %e, "inbound: reading the spool failed");
+            Refusal::try_later()
+        })?;
+        match found {
+            Some(rec) if host.eq_ignore_ascii_case(self.return_host(&rec)) => {
                 Ok(Mailbox::ReturnPath { message_id: id })
             }
-            Ok(_) => {
+            _ => {
                 tracing::info!(%address, "inbound: refused a return path of no message sent with it");
                 Err(unknown())
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "inbound: reading the spool failed");
-                Err(Refusal {
-                    code: 451,
-                    enhanced: "4.3.0",
-                    text: "Temporary failure, try again later".into(),
-                })
             }
         }
     }
 
     /// Reads a received message and records what it reports. `Err` only
-    /// when that could not be stored (the sender should try again).
+    /// when that could not be done now (the sender should try again).
     pub async fn receive(&self, mail: Received<'_>) -> Result<Outcome, Refusal> {
-        let outcome = match report::read(mail.message) {
-            Report::Delivery(dsn) => self.delivery_report(&mail, &dsn).await,
-            Report::Feedback(f) => self.feedback_report(&mail, &f).await,
-            Report::AutoReply => Ok(Outcome::Dropped("auto_reply")),
+        let report = {
+            let _reading = self
+                .inner
+                .reading
+                .acquire()
+                .await
+                .expect("the semaphore is never closed");
+            let message = mail.message;
+            tokio::task::spawn_blocking(move || report::read(&message))
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e, "inbound: reading a report failed");
+                    Refusal::try_later()
+                })?
+        };
+        let outcome = match report {
+            Report::Delivery(dsn) => self.delivery_report(mail.mailboxes, &dsn).await,
+            Report::Feedback(f) => self.feedback_report(mail.mailboxes, &f).await,
+            Report::AutoReply => {
+                tracing::info!(from = %mail.mail_from, "inbound: dropped an automatic reply");
+                Ok(Outcome::Dropped("auto_reply"))
+            }
             Report::Unreadable(why) => {
                 tracing::info!(from = %mail.mail_from, why, "inbound: dropped a message that is not a report");
                 Ok(Outcome::Dropped("unreadable"))
@@ -221,14 +278,10 @@ impl Inbound {
                 self.inner.metrics.received(o.label());
                 Ok(o)
             }
-            Err(e) => {
+            Err(Later(e)) => {
                 self.inner.metrics.received("failed");
                 tracing::error!(error = %e, "inbound: recording a report failed");
-                Err(Refusal {
-                    code: 451,
-                    enhanced: "4.3.0",
-                    text: "Temporary failure, try again later".into(),
-                })
+                Err(Refusal::try_later())
             }
         }
     }
@@ -241,21 +294,19 @@ impl Inbound {
     }
 
     /// The messages a report is about: the return paths it was sent to,
-    /// else those the original names.
+    /// else the first one the original names.
     fn messages_of(
         &self,
-        mail: &Received<'_>,
+        mailboxes: &[Mailbox],
         named: &[&str],
         original: &Original,
-    ) -> Vec<MessageRecord> {
-        let mut ids: Vec<String> = mail
-            .mailboxes
-            .iter()
-            .filter_map(|m| match m {
-                Mailbox::ReturnPath { message_id } => Some(message_id.clone()),
-                _ => None,
-            })
-            .collect();
+    ) -> Result<Vec<MessageRecord>, Later> {
+        let mut ids = BTreeSet::new();
+        for m in mailboxes {
+            if let Mailbox::ReturnPath { message_id } = m {
+                ids.insert(message_id.clone());
+            }
+        }
         if ids.is_empty() {
             let paths = named
                 .iter()
@@ -265,92 +316,118 @@ impl Inbound {
                 if let Some(id) = verp::split(path)
                     .and_then(|(tag, _)| self.inner.key.message_of_return_path_tag(tag))
                 {
-                    ids.push(id.to_ascii_lowercase());
+                    ids.insert(id.to_ascii_lowercase());
                     break;
                 }
             }
         }
-        let mut found: Vec<MessageRecord> = ids
-            .iter()
-            .filter_map(|id| self.inner.spool.get(id).ok().flatten())
-            .collect();
-        if found.is_empty() && ids.is_empty() {
-            found.extend(self.message_of_unsubscribe_link(original));
+        if ids.is_empty() {
+            return Ok(self
+                .message_of_unsubscribe_link(original)?
+                .into_iter()
+                .collect());
         }
-        found.dedup_by(|a, b| a.id == b.id);
-        found
+        let mut found = Vec::new();
+        for id in ids {
+            found.extend(skip_unreadable(self.inner.spool.get(&id), &id)?);
+        }
+        Ok(found)
     }
 
     /// The message our signed unsubscribe link in the original names.
-    fn message_of_unsubscribe_link(&self, original: &Original) -> Option<MessageRecord> {
-        original.unsubscribe_urls.iter().find_map(|url| {
-            let token = url.rsplit_once("/u/")?.1.split(['?', '#']).next()?;
-            let (Link::Unsubscribe, who) = self.inner.key.verify(token)? else {
-                return None;
+    fn message_of_unsubscribe_link(
+        &self,
+        original: &Original,
+    ) -> Result<Option<MessageRecord>, Later> {
+        for url in &original.unsubscribe_urls {
+            let Some(token) = url
+                .rsplit_once("/u/")
+                .and_then(|(_, t)| t.split(['?', '#']).next())
+            else {
+                continue;
             };
-            let ids = self.inner.spool.by_queue_id(&who.queue_id).ok()?;
-            ids.into_iter()
-                .filter_map(|id| self.inner.spool.get(&id).ok().flatten())
-                .find(|m| {
-                    m.workspace_id == who.workspace_id && m.to.eq_ignore_ascii_case(&who.address)
-                })
-        })
+            let Some((Link::Unsubscribe, who)) = self.inner.key.verify(token) else {
+                continue;
+            };
+            let spool = &self.inner.spool;
+            for id in skip_unreadable(spool.by_queue_id(&who.queue_id), &who.queue_id)? {
+                let Some(m) = skip_unreadable(spool.get(&id), &id)? else {
+                    continue;
+                };
+                if m.workspace_id == who.workspace_id && m.to.eq_ignore_ascii_case(&who.address) {
+                    return Ok(Some(m));
+                }
+            }
+        }
+        Ok(None)
     }
 
-    async fn delivery_report(&self, mail: &Received<'_>, dsn: &Dsn) -> Result<Outcome, String> {
-        let messages = self.messages_of(mail, &[], &dsn.original);
+    async fn delivery_report(&self, mailboxes: &[Mailbox], dsn: &Dsn) -> Result<Outcome, Later> {
+        let messages = self.messages_of(mailboxes, &[], &dsn.original)?;
         if messages.is_empty() {
-            tracing::info!(from = %mail.mail_from, "inbound: dropped a delivery report about no message of ours");
+            tracing::info!("inbound: dropped a delivery report about no message of ours");
             return Ok(Outcome::Dropped("unknown_message"));
         }
         let now = self.inner.clock.now_ms();
         let mut outcome = Outcome::Dropped("not_about_the_recipient");
         for rec in messages {
-            let Some(status) = dsn.about(&rec.to) else {
+            let Some((status, named)) = dsn.about(&rec.to) else {
                 tracing::info!(message_id = %rec.id, "inbound: a delivery report names other recipients");
                 continue;
             };
-            let Some((event, this)) = late_event(status, now) else {
+            let Some((event, this)) = late_event(status, named, now) else {
                 tracing::info!(message_id = %rec.id, action = ?status.action, "inbound: dropped a delivery report that is not a failure");
                 outcome = Outcome::Dropped("success");
                 continue;
             };
+            // Our own settlement may not be written yet (a server that
+            // bounces within seconds of accepting): try again later.
+            if !rec.status.is_final() {
+                return Err(Later(format!("{} is not settled yet", rec.id)));
+            }
             let reply = status.reply();
-            let report = LateReport {
+            let mut text = format!(
+                "{} {} {}",
+                reply.code,
+                reply.enhanced.as_deref().unwrap_or(""),
+                reply.text
+            )
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+            report::clip(&mut text, report::MAX_VALUE);
+            let late = LateReport {
                 at_ms: now,
                 outcome: event,
-                reply: format!(
-                    "{} {} {}",
-                    reply.code,
-                    reply.enhanced.as_deref().unwrap_or(""),
-                    reply.text
-                )
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" "),
+                reply: text,
             };
-            match self.inner.spool.report(&rec.id, report).await {
+            match self.inner.spool.report(&rec.id, late).await {
                 Ok(_) => {
                     tracing::info!(message_id = %rec.id, outcome = this.label(), "inbound: delivery report recorded");
                     outcome = this;
                 }
-                Err(e @ (SpoolError::Invalid(_) | SpoolError::NotFound(_))) => {
+                Err(
+                    e @ (SpoolError::Invalid(_)
+                    | SpoolError::NotFound(_)
+                    | SpoolError::Encoding { .. }
+                    | SpoolError::Corrupt(_)),
+                ) => {
                     tracing::info!(message_id = %rec.id, error = %e, "inbound: dropped a delivery report");
                     outcome = Outcome::Dropped("not_delivered");
                 }
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(Later(e.to_string())),
             }
         }
         Ok(outcome)
     }
 
-    async fn feedback_report(&self, mail: &Received<'_>, f: &Feedback) -> Result<Outcome, String> {
+    async fn feedback_report(&self, mailboxes: &[Mailbox], f: &Feedback) -> Result<Outcome, Later> {
         if !f.is_complaint() {
             tracing::info!(feedback_type = %f.feedback_type, source = %f.source, "inbound: dropped a feedback report that is not a complaint");
             return Ok(Outcome::Dropped("not_a_complaint"));
         }
         let named: Vec<&str> = f.original_mail_from.iter().map(String::as_str).collect();
-        let messages = self.messages_of(mail, &named, &f.original);
+        let messages = self.messages_of(mailboxes, &named, &f.original)?;
         if messages.is_empty() {
             tracing::info!(source = %f.source, "inbound: dropped a complaint about no message of ours");
             return Ok(Outcome::Dropped("unknown_message"));
@@ -371,13 +448,23 @@ impl Inbound {
                 complained_at: Timestamp(now),
                 feedback_source: f.source.clone(),
             };
-            let recorded = self
+            match self
                 .inner
                 .events
                 .emit_suppressing(&rec.workspace_id, event, &suppression)
                 .await
-                .map_err(|e| e.to_string())?;
-            tracing::info!(message_id = %rec.id, source = %f.source, repeated = recorded.is_none(), "inbound: complaint recorded");
+            {
+                Ok(recorded) => {
+                    tracing::info!(message_id = %rec.id, source = %f.source, repeated = recorded.is_none(), "inbound: complaint recorded");
+                }
+                // An address the store cannot key (the feed consumer
+                // skips it the same way): nothing to retry.
+                Err(EventsError::Store(e @ StoreError::Invalid(_))) => {
+                    tracing::warn!(message_id = %rec.id, error = %e, "inbound: dropped a complaint");
+                    return Ok(Outcome::Dropped("not_recordable"));
+                }
+                Err(e) => return Err(Later(e.to_string())),
+            }
         }
         Ok(Outcome::Complained)
     }
@@ -386,8 +473,12 @@ impl Inbound {
 /// The history entry a recipient block makes: a failure is a bounce,
 /// typed by the same rules as a reply during delivery (one that reads as
 /// temporary means the remote side gave up retrying: expired); a delay is
-/// a deferral until `Will-Retry-Until`. Successes make none.
-fn late_event(status: &RecipientStatus, now_ms: i64) -> Option<(EmailEvent, Outcome)> {
+/// a deferral, its `next_retry_at` the report's `Will-Retry-Until` (until
+/// when the remote side keeps trying), else its arrival. Successes make
+/// none. A block that does not `name` our recipient (the address it
+/// forwards to failed) never says our address is bad: such a bounce is
+/// `other`, so it suppresses nothing.
+fn late_event(status: &RecipientStatus, named: bool, now_ms: i64) -> Option<(EmailEvent, Outcome)> {
     let reply = status.reply();
     let (verdict, rule) = classify_with_reason(reply.code, reply.enhanced.as_deref(), &reply.text);
     let code = reply
@@ -402,6 +493,10 @@ fn late_event(status: &RecipientStatus, now_ms: i64) -> Option<(EmailEvent, Outc
     match status.action {
         Action::Failed => {
             let (bounce_type, classified_by) = match verdict {
+                Verdict::Bounced(t) if !named && t.suppresses() => (
+                    BounceType::Other,
+                    "delivery report about another address (forwarded)".to_string(),
+                ),
                 Verdict::Bounced(t) => (t, format!("delivery report: {rule}")),
                 _ => (
                     BounceType::Expired,
@@ -462,7 +557,10 @@ mod tests {
     /// words of `expected.tsv`.
     fn outcome(report: &Report) -> String {
         match report {
-            Report::Delivery(dsn) => match dsn.about(RCPT).and_then(|s| late_event(s, 0)) {
+            Report::Delivery(dsn) => match dsn
+                .about(RCPT)
+                .and_then(|(s, named)| late_event(s, named, 0))
+            {
                 Some((EmailEvent::Bounced(d), _)) => format!("bounced:{}", d.bounce_type),
                 Some((EmailEvent::Deferred(d), _)) => format!("deferred:{}", d.defer_type),
                 Some(_) => unreachable!("late_event makes bounces and deferrals"),
@@ -491,7 +589,7 @@ mod tests {
             // Whatever a report names the message by is found.
             match &report {
                 Report::Delivery(dsn) if expected != "ignored:success" => {
-                    let about = dsn.about(RCPT).unwrap();
+                    let (about, _) = dsn.about(RCPT).unwrap();
                     assert!(
                         [&about.final_recipient, &about.original_recipient]
                             .into_iter()
@@ -529,8 +627,8 @@ mod tests {
 
     #[test]
     fn hostile_reports_are_read_in_bounded_time_and_never_crash() {
-        // 50,000 recipient blocks, a huge field, binary noise, a report
-        // inside a report: read (or refused), never a panic.
+        // 50,000 recipient blocks, a huge field, binary noise: read (or
+        // refused), never a panic.
         let mut status = String::from("Reporting-MTA: dns; x\r\n\r\n");
         for i in 0..50_000 {
             status.push_str(&format!("Final-Recipient: rfc822; a{i}@x.example\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"));

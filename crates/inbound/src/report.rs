@@ -5,9 +5,10 @@
 //! Both kinds of report are a `multipart/report` (RFC 6522) whose
 //! `report-type` names the machine-readable part that follows the human
 //! one, then (optionally) the original message or its header section.
-//! The report may itself be wrapped (a forwarded report, a provider adding
-//! a footer), so it is looked for among all the parts of the message, not
-//! only at the top.
+//! The report may itself be wrapped (a provider adding a footer in a
+//! `multipart/mixed`), so it is looked for among all the parts of the
+//! message, not only at the top; never inside an attached message (a
+//! report about a report is not about our message).
 
 use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
 
@@ -19,6 +20,10 @@ use crate::dsn::Dsn;
 /// per message.
 const MAX_BLOCKS: usize = 100;
 const MAX_FIELDS: usize = 100;
+/// Octets of a field value kept: what a report quotes (a remote reply, a
+/// user agent) ends up in the message's history, its events and their
+/// webhooks, so a hostile report cannot make them large.
+pub(crate) const MAX_VALUE: usize = 2048;
 
 /// What arrived.
 #[derive(Debug)]
@@ -245,6 +250,7 @@ pub(crate) fn blocks(text: &str) -> Vec<Vec<(String, String)>> {
             if let Some((_, value)) = current.last_mut() {
                 value.push(' ');
                 value.push_str(line.trim());
+                clip(value, MAX_VALUE);
             }
             continue;
         }
@@ -255,12 +261,25 @@ pub(crate) fn blocks(text: &str) -> Vec<Vec<(String, String)>> {
         if name.is_empty() || name.contains(' ') || current.len() == MAX_FIELDS {
             continue;
         }
-        current.push((name.to_ascii_lowercase(), value.trim().to_string()));
+        let mut value = value.trim().to_string();
+        clip(&mut value, MAX_VALUE);
+        current.push((name.to_ascii_lowercase(), value));
     }
     if !current.is_empty() && blocks.len() < MAX_BLOCKS {
         blocks.push(current);
     }
     blocks
+}
+
+/// Cuts `s` to at most `max` octets, at a character boundary.
+pub(crate) fn clip(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut at = max;
+        while !s.is_char_boundary(at) {
+            at -= 1;
+        }
+        s.truncate(at);
+    }
 }
 
 /// The value of field `name` (lowercase) in a block.
@@ -301,6 +320,10 @@ mod tests {
         assert!(blocks("").is_empty());
         let many = "A: b\n\n".repeat(10_000);
         assert_eq!(blocks(&many).len(), MAX_BLOCKS);
+        // Values are cut, at a character boundary, however they grow.
+        let long = format!("A: {}\n {}\n", "é".repeat(5000), "x".repeat(5000));
+        let b = blocks(&long);
+        assert!(b[0][0].1.len() <= MAX_VALUE && b[0][0].1.starts_with("éé"));
     }
 
     #[test]

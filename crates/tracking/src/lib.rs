@@ -103,7 +103,11 @@ impl TrackingKey {
     /// The message id of a VERP tag this key made (any case), if it is one.
     pub fn message_of_return_path_tag<'t>(&self, tag: &'t str) -> Option<&'t str> {
         let (id, sig) = tag.rsplit_once('-')?;
-        if sig.len() != VERP_SIG_LEN * 2 || id.is_empty() || !id.is_ascii() {
+        if sig.len() != VERP_SIG_LEN * 2
+            || !sig.bytes().all(|b| b.is_ascii_hexdigit())
+            || id.is_empty()
+            || !id.is_ascii()
+        {
             return None;
         }
         let mut given = [0u8; VERP_SIG_LEN];

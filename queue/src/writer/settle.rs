@@ -100,6 +100,10 @@ pub(super) fn stage_settle(
     Ok(rec)
 }
 
+/// Later reports a delivered message takes at most: a bounce ends them,
+/// and a sender repeating delays cannot grow the record without bound.
+pub(crate) const MAX_LATE_REPORTS: usize = 3;
+
 /// Records a later report about a delivered message: a bounce makes it
 /// bounced (it stays out of the due index and in the retention index), a
 /// deferral is only recorded. The message's attempts are ours and stay as
@@ -118,6 +122,17 @@ pub(super) fn stage_report(
         return Err(SpoolError::Invalid(format!(
             "{id} is {}: only a delivered message takes a later report",
             rec.status
+        )));
+    }
+    let late = rec
+        .history
+        .iter()
+        .rev()
+        .take_while(|h| h.event != EmailEvent::Delivered)
+        .count();
+    if late >= MAX_LATE_REPORTS {
+        return Err(SpoolError::Invalid(format!(
+            "{id} already has {late} later reports"
         )));
     }
     let new = match &report.outcome {

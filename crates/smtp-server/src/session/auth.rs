@@ -70,10 +70,7 @@ impl Session {
         let ctx = self.ctx.clone();
         let Some(sub) = ctx.submission() else {
             // An MX takes mail without AUTH and offers none.
-            return self.refuse(
-                "syntax",
-                Reply::new(503, "5.5.1", "Authentication not enabled"),
-            );
+            return self.refuse("syntax", Reply::new(502, "5.5.1", "AUTH not available"));
         };
         if self.auth.is_some() {
             return self.refuse("bad_sequence", Reply::bad_sequence("Already authenticated"));

@@ -51,11 +51,13 @@ impl Session {
         }
         let max = self.ctx.config.max_message_size as usize;
         let timeout = self.ctx.config.data_timeout();
+        // Room for the announced SIZE, up to a point: a client may
+        // announce more than it sends.
         let mut body = Vec::with_capacity(
             self.tx
                 .as_ref()
                 .and_then(|t| t.params.size)
-                .map_or(16 * 1024, |s| (s as usize).min(max)),
+                .map_or(16 * 1024, |s| (s as usize).min(max).min(1 << 20)),
         );
         let mut flaws = DataFlaws::default();
         loop {
@@ -86,7 +88,10 @@ impl Session {
             self.reset_transaction();
             return self.refuse("size", Reply::too_large(max as u64));
         }
-        if flaws.long_line {
+        // The MX takes what mail systems send it as it is: a report is
+        // read, not relayed, and refusing one would lose it.
+        let strict = self.ctx.submission().is_some();
+        if flaws.long_line && strict {
             self.reset_transaction();
             return self.refuse(
                 "line_too_long",
@@ -97,7 +102,7 @@ impl Session {
                 ),
             );
         }
-        if flaws.bare_lf {
+        if flaws.bare_lf && strict {
             self.reset_transaction();
             return self.refuse(
                 "bare_lf",
@@ -229,7 +234,7 @@ impl Session {
         let received = rackwave_inbound::Received {
             mail_from: &tx.from,
             mailboxes: &tx.mailboxes,
-            message: &body,
+            message: body,
         };
         match inbound.receive(received).await {
             Ok(outcome) => {

@@ -180,7 +180,11 @@ impl Session {
             Command::Help => self.reply(Reply::new(
                 214,
                 "2.0.0",
-                "Commands: EHLO HELO STARTTLS AUTH MAIL RCPT DATA BDAT RSET NOOP QUIT HELP VRFY",
+                if self.ctx.submission().is_some() {
+                    "Commands: EHLO HELO STARTTLS AUTH MAIL RCPT DATA BDAT RSET NOOP QUIT HELP VRFY"
+                } else {
+                    "Commands: EHLO HELO STARTTLS MAIL RCPT DATA BDAT RSET NOOP QUIT HELP VRFY"
+                },
             )),
             // Answered without saying whether a mailbox exists (RFC 5321 §3.5.3).
             Command::Vrfy => self.reply(Reply::new(
