@@ -65,6 +65,10 @@ pub struct TrackingConfig {
     /// is generated into the data directory (`tracking.key`). Changing it
     /// makes the links of messages already sent invalid.
     pub secret: Option<String>,
+    /// Networks whose opens and clicks are a machine's (`machine: true`):
+    /// a mail provider's image proxies (Apple publishes the egress ranges
+    /// of its relays), a security gateway's scanners.
+    pub machine_networks: Vec<rackwave_core::IpNetwork>,
 }
 
 impl TrackingConfig {

@@ -283,6 +283,7 @@ impl Server {
                 bounce_domain: config.delivery.bounce_domain.clone(),
                 tracking_target: tracking_host(&tracking.base_url),
             },
+            machine_networks: config.tracking.machine_networks.clone(),
             rate_limit: rackwave_http::RateLimit {
                 per_second: config.http.rate_limit_per_second,
                 burst: config.http.rate_limit_burst,

@@ -395,3 +395,82 @@ async fn a_sending_domain_has_its_own_tracking_host_and_switches() {
         "{data}"
     );
 }
+
+/// Opens and clicks from `[tracking] machine_networks` are a machine's,
+/// whatever their user agent says; recorded all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hits_from_machine_networks_are_marked() {
+    use rackwave_testkit::delivery::*;
+    use serde_json::json;
+
+    let r = rig(vec![(58, sink())], [58, DOWN], |c| {
+        c.tracking.machine_networks = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    let key =
+        r.ts.create_api_key(&r.account.workspace_id, "migosmtp")
+            .await;
+    let (s, sent) =
+        r.ts.call(
+            &key,
+            "POST",
+            "/migosmtp/v1/messages",
+            Some(
+                json!({"from": "news@sender.test", "to": ["ada@example.test"], "subject": "Hi",
+                "html": "<html><body><a href=\"https://shop.example.test/\">Shop</a></body></html>",
+                "tracking": {"opens": true, "clicks": true}}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 202, "{sent}");
+    r.wait(sent["queue_id"].as_str().unwrap(), &["delivered"])
+        .await;
+    let data = String::from_utf8_lossy(&r.sinks[0].received()[0].data).replace("=\r\n", "");
+    let url = |kind: &str| {
+        let at = data
+            .find(&format!("{}/{kind}/", r.ts.http))
+            .unwrap_or_else(|| panic!("no /{kind}/ link in {data}"));
+        data[at..]
+            .split(['"', '\''])
+            .next()
+            .unwrap()
+            .replace("=3D", "=")
+    };
+    // A minute later, with a person's browser, from a machine network.
+    r.ts.clock.advance_ms(60_000);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
+    for kind in ["o", "c"] {
+        let resp = http
+            .get(url(kind))
+            .header("user-agent", firefox)
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success() || resp.status() == 302, "{kind}");
+    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, page) =
+            r.ts.call(
+                &key,
+                "GET",
+                "/migosmtp/v1/events?type=email.opened,email.clicked",
+                None,
+            )
+            .await;
+        let events = page["events"].as_array().unwrap();
+        if events.len() == 2 {
+            for e in events {
+                assert_eq!(e["data"]["machine"], true, "{e}");
+                assert_eq!(e["data"]["user_agent"], firefox, "{e}");
+            }
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{page}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -9,11 +9,13 @@
 mod clock;
 pub mod event;
 mod ids;
+mod net;
 pub mod page;
 mod platform;
 
 pub use clock::{rfc3339, rfc5322, Clock, Timestamp, MS_PER_DAY};
 pub use ids::{random_hex, time_ordered_id, time_ordered_ids_after};
+pub use net::IpNetwork;
 pub use platform::{Platform, Product};
 
 /// What kind of failure an error is, as far as a caller of an API cares:

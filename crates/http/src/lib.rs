@@ -68,6 +68,7 @@ pub struct AppState {
     /// DNS lookups and the expected records of sending domains.
     dns: DnsLookup,
     dns_setup: DnsSetup,
+    machine_networks: Arc<Vec<rackwave_core::IpNetwork>>,
     /// SHA-256 of the admin token: compared in constant time, never kept
     /// in clear beyond start-up.
     admin_token_digest: Arc<[u8; 32]>,
@@ -94,6 +95,9 @@ pub struct Parts {
     pub rate_limit: RateLimit,
     pub dns: DnsLookup,
     pub dns_setup: DnsSetup,
+    /// Opens and clicks from these networks are a machine's
+    /// (`[tracking] machine_networks`).
+    pub machine_networks: Vec<rackwave_core::IpNetwork>,
 }
 
 /// Settings of the HTTP send API.
@@ -123,6 +127,7 @@ impl AppState {
             rate_limit: parts.rate_limit,
             dns: parts.dns,
             dns_setup: parts.dns_setup,
+            machine_networks: Arc::new(parts.machine_networks),
             send: parts.send,
             admin_token_digest: Arc::new(Sha256::digest(parts.admin_token.as_bytes()).into()),
         }

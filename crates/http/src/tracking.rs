@@ -64,6 +64,13 @@ pub(crate) fn client_of(req: &Request) -> (String, String) {
     (ip, ua)
 }
 
+/// Whether a hit from `ip` comes from one of `[tracking] machine_networks`
+/// (a mail provider's proxies, a scanner's addresses).
+pub(crate) fn from_machine_network(state: &AppState, ip: &str) -> bool {
+    ip.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| state.machine_networks.iter().any(|n| n.contains(ip)))
+}
+
 /// Records an open or a click (see `Events::emit_first`); a failure is
 /// logged, and the visitor gets the image or the redirect all the same.
 pub(crate) async fn record_hit(

@@ -28,8 +28,9 @@ use rackwave_inbound::Inbound;
 use rackwave_intake::Intake;
 use tokio_rustls::TlsAcceptor;
 
-pub use config::{IpNetwork, SmtpConfig};
+pub use config::SmtpConfig;
 pub use listener::serve;
+pub use rackwave_core::IpNetwork;
 
 use metrics::SmtpMetrics;
 

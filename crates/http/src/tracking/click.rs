@@ -11,7 +11,7 @@ use rackwave_core::event::{EmailClicked, EventType};
 use rackwave_core::Timestamp;
 use rackwave_tracking::{machine_click, Link};
 
-use super::{client_of, message_of, record_hit};
+use super::{client_of, from_machine_network, message_of, record_hit};
 use crate::AppState;
 
 /// A tracked link.
@@ -33,7 +33,8 @@ pub(crate) async fn follow(
     let (ip, ua) = client_of(&req);
     let (message_id, delivered_at) = message_of(&state, &who);
     let now = state.clock.now_ms();
-    let machine = machine_click(&ua, delivered_at.map(|d| now - d));
+    let machine =
+        machine_click(&ua, delivered_at.map(|d| now - d)) || from_machine_network(&state, &ip);
     let (id, to, link_url) = (message_id.clone(), who.address.clone(), url.clone());
     record_hit(
         &state,

@@ -10,7 +10,7 @@ use rackwave_core::event::{EmailOpened, EventType};
 use rackwave_core::Timestamp;
 use rackwave_tracking::{machine_open, Link};
 
-use super::{client_of, message_of, record_hit};
+use super::{client_of, from_machine_network, message_of, record_hit};
 use crate::AppState;
 
 /// A 1x1 transparent GIF.
@@ -36,7 +36,7 @@ pub(crate) async fn pixel(
     let (ip, ua) = client_of(&req);
     let (message_id, _) = message_of(&state, &who);
     let now = state.clock.now_ms();
-    let machine = machine_open(&ua);
+    let machine = machine_open(&ua) || from_machine_network(&state, &ip);
     let (id, to) = (message_id.clone(), who.address.clone());
     record_hit(
         &state,
