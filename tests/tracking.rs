@@ -189,6 +189,53 @@ async fn over_http_the_tracking_field_beats_the_control_field() {
     }
 }
 
+/// Without a `List-Id`, the unsubscribe names the list by the message's
+/// first tag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsubscribe_names_the_list_by_tag_without_a_list_id() {
+    let ts = start().await;
+    let ws = ts.create_workspace("tags", None).await;
+    let key = ts.create_api_key(&ws, "migosmtp").await;
+    let (s, sent) = ts
+        .call(
+            &key,
+            "POST",
+            "/migosmtp/v1/messages",
+            Some(serde_json::json!({
+                "from": "app@sender.test", "to": ["ada@example.test"], "subject": "s",
+                "text": "t", "tags": ["weekly-digest", "eu"], "tracking": {"unsubscribe": true}
+            })),
+        )
+        .await;
+    assert_eq!(s, 202, "{sent}");
+    let raw = raw_for(&ts, &ws, &key, "ada@example.test").await;
+    let url = raw
+        .lines()
+        .find_map(|l| l.strip_prefix("List-Unsubscribe: <"))
+        .and_then(|l| l.strip_suffix('>'))
+        .unwrap_or_else(|| panic!("no List-Unsubscribe in {raw}"));
+    let resp = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let (_, page) = ts
+        .call(
+            &key,
+            "GET",
+            "/migosmtp/v1/events?type=email.unsubscribed",
+            None,
+        )
+        .await;
+    let events = page["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{page}");
+    assert_eq!(events[0]["data"]["list_id"], "weekly-digest");
+    assert_eq!(events[0]["data"]["message_id"], sent["messages"][0]["id"]);
+}
+
 /// The tracked links (`kind`: `o`, `c`, `u`) under `base` in `text`.
 fn links_under(text: &str, base: &str, kind: &str) -> usize {
     text.matches(&format!("{base}/{kind}/")).count()

@@ -554,9 +554,12 @@ impl Intake {
         let mut parts = match &inner.tracking {
             Some(tracking) if unsubscribe || prepared.is_some() => {
                 let base_url = base_url.as_deref().unwrap_or(&tracking.base_url);
-                // Carried in every token: a list id that would make them
-                // long, or that holds control characters, is left out.
+                // The message's List-Id, else its first tag (what the
+                // unsubscribe is from). Carried in every token: a list id
+                // that would make them long, or that holds control
+                // characters, is left out.
                 let list_id = field_value(&message, "List-Id")
+                    .or_else(|| sub.tags.first().cloned())
                     .filter(|l| l.len() <= 256 && !l.contains(char::is_control));
                 recipients
                     .into_iter()
