@@ -637,13 +637,7 @@ async fn one_click_unsubscribe_from_the_delivered_headers() {
         )
         .await;
     assert_eq!(s, 201);
-    let resp = http
-        .post(&bob_url)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("List-Unsubscribe=One-Click")
-        .send()
-        .await
-        .unwrap();
+    let resp = one_click(&bob_url).await;
     assert_eq!(resp.status(), 200);
     let (_, entry) =
         r.ts.call(
@@ -682,13 +676,7 @@ async fn one_click_unsubscribe_from_the_delivered_headers() {
     forged[at] = if forged[at] == 'A' { 'B' } else { 'A' };
     let forged: String = forged.into_iter().collect();
     for url in [forged.as_str(), &format!("{}/u/garbage", r.ts.http)] {
-        let resp = http
-            .post(url)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body("List-Unsubscribe=One-Click")
-            .send()
-            .await
-            .unwrap();
+        let resp = one_click(url).await;
         assert_eq!(resp.status(), 404, "{url}");
     }
     // Not a one-click body: 400.
@@ -703,13 +691,7 @@ async fn one_click_unsubscribe_from_the_delivered_headers() {
 
     // The one-click POST, twice (providers retry).
     for _ in 0..2 {
-        let resp = http
-            .post(&ada_url)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body("List-Unsubscribe=One-Click")
-            .send()
-            .await
-            .unwrap();
+        let resp = one_click(&ada_url).await;
         assert_eq!(resp.status(), 200);
         assert!(resp.headers().get("location").is_none());
     }

@@ -214,13 +214,7 @@ async fn an_unsubscribe_names_the_list_by_tag_without_a_list_id() {
         .find_map(|l| l.strip_prefix("List-Unsubscribe: <"))
         .and_then(|l| l.strip_suffix('>'))
         .unwrap_or_else(|| panic!("no List-Unsubscribe in {raw}"));
-    let resp = reqwest::Client::new()
-        .post(url)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("List-Unsubscribe=One-Click")
-        .send()
-        .await
-        .unwrap();
+    let resp = one_click(url).await;
     assert_eq!(resp.status(), 200);
     let (_, page) = ts
         .call(

@@ -229,6 +229,21 @@ impl TestServer {
     }
 }
 
+/// The one-click unsubscribe a mailbox provider makes (RFC 8058 §3.2):
+/// `POST` to the `List-Unsubscribe` URL with `List-Unsubscribe=One-Click`.
+pub async fn one_click(url: &str) -> reqwest::Response {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap()
+}
+
 /// One HTTP call with a bearer token (admin token or platform API key)
 /// to the server at `base` (`http://host:port`); the status and JSON body.
 pub async fn api(
