@@ -10,6 +10,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use rackwave_billing::BillingConfig;
 use rackwave_delivery::DeliveryConfig;
 use rackwave_events::WebhooksConfig;
 use rackwave_inbound::InboundConfig;
@@ -50,6 +51,7 @@ pub struct Config {
     pub domains: DomainsConfig,
     pub tracking: TrackingConfig,
     pub inbound: InboundConfig,
+    pub billing: BillingConfig,
 }
 
 /// `[tracking]`: the links MigoSMTP puts in messages for their recipients
@@ -264,6 +266,7 @@ impl Config {
             config.spool.check(),
             config.tracking.check(),
             config.inbound.check(),
+            config.billing.check(),
         ]
         .into_iter()
         .collect::<Result<(), String>>()

@@ -1,0 +1,20 @@
+//! The portal's billing (Layer 1 of the seed): what clients are charged,
+//! with GST, and how invoices are numbered.
+//!
+//! Money is whole paise in `i64`, everywhere: no floating point touches
+//! an amount ([`gst`]). Tax follows GST: CGST + SGST within the seller's
+//! state, IGST across states, each head rounded to the paisa on its own.
+//! A client's GSTIN is checked down to its check character ([`gstin`]).
+//! Invoices are numbered per financial year, consecutively and without
+//! gaps, by a sequence taken in the transaction that stores the invoice
+//! ([`numbering`]). Plans come from `[billing]` ([`BillingConfig`]).
+
+mod config;
+pub mod gst;
+pub mod gstin;
+pub mod numbering;
+
+pub use config::{BillingConfig, Plan};
+pub use gst::{GstRate, MoneyError, Supply, Tax};
+pub use gstin::{state_name, Gstin, GstinError};
+pub use numbering::{next_invoice_number, FinancialYear, NumberingError};
