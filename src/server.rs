@@ -284,6 +284,17 @@ impl Server {
                 tracking_target: tracking_host(&tracking.base_url),
             },
             machine_networks: config.tracking.machine_networks.clone(),
+            clients: rackwave_billing::Clients::new(
+                store.clone(),
+                clock.clone(),
+                rackwave_accounts::AuthGuard::new(
+                    clock.clone(),
+                    config.smtp.auth_max_failures,
+                    std::time::Duration::from_millis(config.smtp.auth_failure_delay_ms),
+                    std::time::Duration::from_secs(config.smtp.auth_lockout_secs),
+                ),
+            ),
+            billing: config.billing.clone(),
             rate_limit: rackwave_http::RateLimit {
                 per_second: config.http.rate_limit_per_second,
                 burst: config.http.rate_limit_burst,

@@ -9,12 +9,16 @@
 //! is reported.
 
 mod domains;
+mod guard;
+mod passwords;
 mod suppressions;
 
 pub use domains::{
     dkim_record, expected_records, satisfies, DnsSetup, DomainPatch, Domains, SenderRules,
     DKIM_SIGNED_HEADERS, RETURN_PATH_LABEL,
 };
+pub use guard::AuthGuard;
+pub use passwords::{hash_password, verify_password};
 pub use rackwave_store::{
     ApiKey, DkimAlgorithm, RecordCheck, SenderDomain, SmtpAccount, Suppression, SuppressionReason,
     TrackingSettings, Workspace,
@@ -26,8 +30,6 @@ pub use suppressions::{
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, SaltString};
-use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -229,16 +231,7 @@ impl Accounts {
                 "password must be {MIN_PASSWORD} to {MAX_PASSWORD} octets"
             )));
         }
-        let password = password.to_string();
-        let hash = tokio::task::spawn_blocking(move || {
-            let salt = SaltString::generate(&mut OsRng);
-            Argon2::default()
-                .hash_password(password.as_bytes(), &salt)
-                .map(|h| h.to_string())
-                .map_err(|e| AccountsError::Hash(e.to_string()))
-        })
-        .await
-        .map_err(|e| AccountsError::Hash(e.to_string()))??;
+        let hash = hash_password(password).await?;
         let account = SmtpAccount {
             workspace_id: workspace_id.to_string(),
             username: username.to_string(),
@@ -292,25 +285,11 @@ impl Accounts {
         if self.cached(account.as_ref(), username, &tag) {
             return Ok(account);
         }
-        let hash = account
-            .as_ref()
-            .map(|a| a.password_hash.clone())
-            .unwrap_or_else(|| dummy_hash().to_string());
-        let password = password.to_string();
+        let hash = account.as_ref().map(|a| a.password_hash.clone());
         self.inner
             .password_checks
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let ok = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&hash)
-                .map(|parsed| {
-                    Argon2::default()
-                        .verify_password(password.as_bytes(), &parsed)
-                        .is_ok()
-                })
-                .unwrap_or(false)
-        })
-        .await
-        .map_err(|e| AccountsError::Hash(e.to_string()))?;
+        let ok = verify_password(hash, password).await?;
         match account {
             Some(account) if ok => {
                 let mut cache = lock(&self.inner.auth_cache);
@@ -464,19 +443,6 @@ impl Accounts {
 /// holder panicked.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// An argon2 hash of a random password, verified against when the username
-/// is unknown so both paths take as long.
-fn dummy_hash() -> &'static str {
-    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    HASH.get_or_init(|| {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(random_hex(16).as_bytes(), &salt)
-            .expect("hashing a random password")
-            .to_string()
-    })
 }
 
 fn key_digest(key: &str) -> String {

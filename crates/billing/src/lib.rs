@@ -1,5 +1,6 @@
-//! The portal's billing (Layer 1 of the seed): what clients are charged,
-//! with GST, and how invoices are numbered.
+//! The portal's billing (Layer 1 of the seed): its clients ([`clients`]:
+//! sign-up, login, sessions), what they are charged, with GST, and how
+//! invoices are numbered.
 //!
 //! Money is whole paise in `i64`, everywhere: no floating point touches
 //! an amount ([`gst`]). Tax follows GST: CGST + SGST within the seller's
@@ -9,11 +10,13 @@
 //! gaps, by a sequence taken in the transaction that stores the invoice
 //! ([`numbering`]). Plans come from `[billing]` ([`BillingConfig`]).
 
+pub mod clients;
 mod config;
 pub mod gst;
 pub mod gstin;
 pub mod numbering;
 
+pub use clients::{Clients, ClientsError, LoginRefused, NewClient};
 pub use config::{BillingConfig, Plan};
 pub use gst::{GstRate, MoneyError, Supply, Tax};
 pub use gstin::{state_name, Gstin, GstinError};

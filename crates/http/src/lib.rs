@@ -1,6 +1,6 @@
 //! The HTTP plane (axum): the admin API under `/admin/v1`, the platform
-//! APIs under `/{platform}/v1` (`migosmtp`, `telnxo`), health, metrics and
-//! the OpenAPI document.
+//! APIs under `/{platform}/v1` (`migosmtp`, `telnxo`), the portal's under
+//! `/portal/v1`, health, metrics and the OpenAPI document.
 //!
 //! One file per resource and version. [`routes`] is the one route list:
 //! the router and the OpenAPI document are both made from it
@@ -21,6 +21,7 @@ pub use rate_limit::RateLimit;
 mod migosmtp;
 mod openapi;
 mod platform;
+mod portal;
 
 use std::sync::Arc;
 
@@ -69,6 +70,9 @@ pub struct AppState {
     dns: DnsLookup,
     dns_setup: DnsSetup,
     machine_networks: Arc<Vec<rackwave_core::IpNetwork>>,
+    /// The portal's clients and billing settings.
+    clients: rackwave_billing::Clients,
+    billing: Arc<rackwave_billing::BillingConfig>,
     /// SHA-256 of the admin token: compared in constant time, never kept
     /// in clear beyond start-up.
     admin_token_digest: Arc<[u8; 32]>,
@@ -98,6 +102,8 @@ pub struct Parts {
     /// Opens and clicks from these networks are a machine's
     /// (`[tracking] machine_networks`).
     pub machine_networks: Vec<rackwave_core::IpNetwork>,
+    pub clients: rackwave_billing::Clients,
+    pub billing: rackwave_billing::BillingConfig,
 }
 
 /// Settings of the HTTP send API.
@@ -128,6 +134,8 @@ impl AppState {
             dns: parts.dns,
             dns_setup: parts.dns_setup,
             machine_networks: Arc::new(parts.machine_networks),
+            clients: parts.clients,
+            billing: Arc::new(parts.billing),
             send: parts.send,
             admin_token_digest: Arc::new(Sha256::digest(parts.admin_token.as_bytes()).into()),
         }
@@ -248,6 +256,15 @@ fn routes(limits: BodyLimits) -> OpenApiRouter<AppState> {
                 ))
                 .routes(routes!(tracking::open::pixel))
                 .routes(routes!(tracking::click::follow))
+                .layer(DefaultBodyLimit::max(limits.json)),
+        )
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(portal::account_v1::signup))
+                .routes(routes!(portal::account_v1::login))
+                .routes(routes!(portal::account_v1::logout))
+                .routes(routes!(portal::account_v1::me))
+                .routes(routes!(portal::plans_v1::list))
                 .layer(DefaultBodyLimit::max(limits.json)),
         )
         .routes(routes!(health::healthz))

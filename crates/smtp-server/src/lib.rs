@@ -54,7 +54,7 @@ pub(crate) enum Role {
 pub(crate) struct Submission {
     pub accounts: Accounts,
     pub intake: Intake,
-    pub auth_guard: limits::AuthGuard,
+    pub auth_guard: rackwave_accounts::AuthGuard,
 }
 
 impl SmtpServer {
@@ -93,7 +93,7 @@ impl SmtpServer {
         tls: TlsAcceptor,
         registry: &mut Registry,
     ) -> Arc<SmtpServer> {
-        let auth_guard = limits::AuthGuard::new(
+        let auth_guard = rackwave_accounts::AuthGuard::new(
             clock,
             config.auth_max_failures,
             std::time::Duration::from_millis(config.auth_failure_delay_ms),

@@ -39,9 +39,9 @@ use rackwave_core::event::Event;
 use rackwave_core::{Classify, ErrorKind};
 
 pub use records::{
-    ApiKey, Attempt, Delivery, DeliveryState, DkimAlgorithm, Endpoint, EventQuery,
-    IdempotencyRecord, IdempotentResponse, Page, RecordCheck, Secret, SenderDomain, SmtpAccount,
-    StoredEvent, Suppression, SuppressionReason, TrackingSettings, Workspace,
+    ApiKey, Attempt, Client, ClientSession, Delivery, DeliveryState, DkimAlgorithm, Endpoint,
+    EventQuery, IdempotencyRecord, IdempotentResponse, Page, RecordCheck, Secret, SenderDomain,
+    SmtpAccount, StoredEvent, Suppression, SuppressionReason, TrackingSettings, Workspace,
 };
 pub use sled::Database;
 
@@ -244,6 +244,12 @@ store_api! {
         /// Examines a bounded number per call, so a filter may give a short
         /// page with a cursor.
         fn suppressions(workspace_id: &str, reason: Option<SuppressionReason>, after: Option<&str>, limit: usize) -> Page<Suppression>;
+        /// A portal client by id.
+        fn client(id: &str) -> Option<Client>;
+        /// A portal client by email (lowercase).
+        fn client_by_email(email: &str) -> Option<Client>;
+        /// A client's login by the digest of its token.
+        fn client_session(digest: &str) -> Option<ClientSession>;
     }
     writes {
         /// Adds a workspace; its id must be new.
@@ -298,5 +304,13 @@ store_api! {
         fn put_suppression(suppression: &Suppression) -> ();
         /// Deletes a suppression; whether it existed.
         fn delete_suppression(workspace_id: &str, address: &str) -> bool;
+        /// Adds a client; `Conflict` if the id or the email is taken.
+        fn insert_client(client: &Client) -> ();
+        /// Replaces an existing client's record (its email stays).
+        fn put_client(client: &Client) -> ();
+        /// Adds or replaces a client's login.
+        fn put_client_session(session: &ClientSession) -> ();
+        /// Deletes a client's login; whether it existed.
+        fn delete_client_session(digest: &str) -> bool;
     }
 }

@@ -400,6 +400,40 @@ impl SuppressionReason {
     }
 }
 
+/// A client of the portal (Layer 1 of the seed): who signs up, logs in
+/// and is billed; their workspaces on the platforms are provisioned by
+/// their subscriptions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Client {
+    /// `cus_` + 16 hex.
+    pub id: String,
+    /// Lowercase; unique across clients.
+    pub email: String,
+    /// argon2 PHC string; the password is never stored.
+    pub password_hash: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company: Option<String>,
+    /// The billing address.
+    pub address: String,
+    /// GST state code of the billing address: the place of supply.
+    pub state_code: String,
+    /// When registered for GST (validated, of `state_code`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gstin: Option<String>,
+    pub created_at_ms: i64,
+}
+
+/// A client's login: a random token given once, stored as its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientSession {
+    /// Hex SHA-256 of the token.
+    pub digest: String,
+    pub client_id: String,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+}
+
 /// An address a workspace no longer sends to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Suppression {

@@ -20,7 +20,91 @@ async fn conformance(store: &Store) {
     idempotency(store).await;
     daily_counts(store).await;
     suppressions(store).await;
+    clients(store).await;
     long_event_pages(store).await;
+}
+
+fn client(id: &str, email: &str) -> Client {
+    Client {
+        id: id.into(),
+        email: email.into(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        name: "Ada Lovelace".into(),
+        company: Some("Analytical Engines".into()),
+        address: "1 Engine Road, Mumbai".into(),
+        state_code: "27".into(),
+        gstin: Some("27AAPFU0939F1ZV".into()),
+        created_at_ms: 1_780_825_140_000,
+    }
+}
+
+/// Portal clients: unique by id and by email, found by either; their
+/// logins by token digest, gone when deleted.
+async fn clients(store: &Store) {
+    let ada = client("cus_1", "ada@example.test");
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_client(&ada).await.unwrap();
+    // The same email again, or the same id: refused.
+    assert!(matches!(
+        tx.insert_client(&client("cus_2", "ada@example.test")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        tx.insert_client(&client("cus_1", "other@example.test"))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    tx.commit().await.unwrap();
+    assert_eq!(store.client("cus_1").await.unwrap(), Some(ada.clone()));
+    assert_eq!(
+        store.client_by_email("ada@example.test").await.unwrap(),
+        Some(ada.clone())
+    );
+    assert_eq!(
+        store.client_by_email("nobody@example.test").await.unwrap(),
+        None
+    );
+    assert_eq!(store.client("cus_2").await.unwrap(), None);
+
+    let mut tx = store.begin().await.unwrap();
+    let renamed = Client {
+        name: "Ada King".into(),
+        ..ada.clone()
+    };
+    tx.put_client(&renamed).await.unwrap();
+    let moved = Client {
+        email: "new@example.test".into(),
+        ..ada.clone()
+    };
+    assert!(matches!(
+        tx.put_client(&moved).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        tx.put_client(&client("cus_9", "x@example.test")).await,
+        Err(StoreError::Invalid(_))
+    ));
+    let session = ClientSession {
+        digest: "ab".repeat(32),
+        client_id: "cus_1".into(),
+        created_at_ms: 1,
+        expires_at_ms: 2,
+    };
+    tx.put_client_session(&session).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        store.client("cus_1").await.unwrap().unwrap().name,
+        "Ada King"
+    );
+    assert_eq!(
+        store.client_session(&session.digest).await.unwrap(),
+        Some(session.clone())
+    );
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.delete_client_session(&session.digest).await.unwrap());
+    assert!(!tx.delete_client_session(&session.digest).await.unwrap());
+    tx.commit().await.unwrap();
+    assert_eq!(store.client_session(&session.digest).await.unwrap(), None);
 }
 
 /// Pages across more events than one read of the store takes, both

@@ -24,6 +24,9 @@
 //! | `sc/<ws>\0<day>\0<tag>\0<type>`       | u64: events a day (tag "": all) |
 //! | `it/<created ms>\0<ws>\0<key>`        | empty: idempotency by age       |
 //! | `su/<ws>\0<address>`                  | `Suppression`                   |
+//! | `cl/<client id>`                      | `Client`                        |
+//! | `ce/<email>`                          | client id: clients by email     |
+//! | `cs/<token digest>`                   | `ClientSession`                 |
 //!
 //! The one-letter families are the event log's and outbox's since their
 //! first version; the two-letter ones moved in with the store crate.
@@ -49,6 +52,9 @@ pub(crate) const DELIVERIES_OF: &[u8] = b"l/";
 pub(crate) const IDEMPOTENCY: &[u8] = b"ik/";
 pub(crate) const DAILY_COUNT: &[u8] = b"sc/";
 pub(crate) const SUPPRESSION: &[u8] = b"su/";
+pub(crate) const CLIENT: &[u8] = b"cl/";
+pub(crate) const CLIENT_BY_EMAIL: &[u8] = b"ce/";
+pub(crate) const CLIENT_SESSION: &[u8] = b"cs/";
 
 /// `sc/<ws>\0<day>`: the start of a workspace's counters of one day (days
 /// since the epoch, offset so negative days sort first).

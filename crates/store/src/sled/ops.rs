@@ -9,9 +9,9 @@ use super::keys::{self, cat, component, group, pair};
 use super::kv::{decode, encode, prefix_end, Kv};
 use super::SledTxn;
 use crate::{
-    ApiKey, Delivery, DeliveryState, Endpoint, EventQuery, IdempotencyRecord, Page, Reads, Result,
-    SenderDomain, SmtpAccount, StoreError, StoredEvent, Suppression, SuppressionReason, Workspace,
-    Writes,
+    ApiKey, Client, ClientSession, Delivery, DeliveryState, Endpoint, EventQuery,
+    IdempotencyRecord, Page, Reads, Result, SenderDomain, SmtpAccount, StoreError, StoredEvent,
+    Suppression, SuppressionReason, Workspace, Writes,
 };
 
 /// Most entries one listing call examines, so a selective filter over a
@@ -425,6 +425,21 @@ impl<K: Kv> Reads for K {
             next_cursor: if more { last } else { None },
         })
     }
+
+    async fn client(&self, id: &str) -> Result<Option<Client>> {
+        self.get_json(&cat(&[keys::CLIENT, id.as_bytes()]))
+    }
+
+    async fn client_by_email(&self, email: &str) -> Result<Option<Client>> {
+        match self.get(&cat(&[keys::CLIENT_BY_EMAIL, email.as_bytes()]))? {
+            Some(id) => self.get_json(&cat(&[keys::CLIENT, &id])),
+            None => Ok(None),
+        }
+    }
+
+    async fn client_session(&self, digest: &str) -> Result<Option<ClientSession>> {
+        self.get_json(&cat(&[keys::CLIENT_SESSION, digest.as_bytes()]))
+    }
 }
 
 impl SledTxn {
@@ -822,6 +837,52 @@ impl Writes for SledTxn {
 
     async fn delete_suppression(&mut self, workspace_id: &str, address: &str) -> Result<bool> {
         let key = pair(keys::SUPPRESSION, workspace_id, address.as_bytes());
+        if self.get(&key)?.is_none() {
+            return Ok(false);
+        }
+        self.remove(key);
+        Ok(true)
+    }
+
+    async fn insert_client(&mut self, client: &Client) -> Result<()> {
+        component("client id", &client.id)?;
+        component("email", &client.email)?;
+        let by_email = cat(&[keys::CLIENT_BY_EMAIL, client.email.as_bytes()]);
+        self.insert_new(by_email, client.id.as_bytes().to_vec(), || {
+            format!("a client with email {} exists", client.email)
+        })?;
+        self.insert_new(
+            cat(&[keys::CLIENT, client.id.as_bytes()]),
+            encode(client),
+            || format!("client {} exists", client.id),
+        )
+    }
+
+    async fn put_client(&mut self, client: &Client) -> Result<()> {
+        let key = cat(&[keys::CLIENT, client.id.as_bytes()]);
+        let Some(old) = self.get_json::<Client>(&key)? else {
+            return Err(StoreError::Invalid(format!("no client {}", client.id)));
+        };
+        if old.email != client.email {
+            return Err(StoreError::Invalid(
+                "a client's email does not change here".into(),
+            ));
+        }
+        self.put(key, encode(client));
+        Ok(())
+    }
+
+    async fn put_client_session(&mut self, session: &ClientSession) -> Result<()> {
+        component("session digest", &session.digest)?;
+        self.put(
+            cat(&[keys::CLIENT_SESSION, session.digest.as_bytes()]),
+            encode(session),
+        );
+        Ok(())
+    }
+
+    async fn delete_client_session(&mut self, digest: &str) -> Result<bool> {
+        let key = cat(&[keys::CLIENT_SESSION, digest.as_bytes()]);
         if self.get(&key)?.is_none() {
             return Ok(false);
         }
