@@ -260,6 +260,7 @@ impl Server {
             ));
         }
 
+        let billing = Arc::new(config.billing.clone());
         let state = rackwave_http::AppState::new(rackwave_http::Parts {
             accounts: accounts.clone(),
             domains,
@@ -294,7 +295,14 @@ impl Server {
                     std::time::Duration::from_secs(config.smtp.auth_lockout_secs),
                 ),
             ),
-            billing: config.billing.clone(),
+            subscriptions: rackwave_billing::Subscriptions::new(
+                store.clone(),
+                clock.clone(),
+                accounts.clone(),
+                events.clone(),
+                billing.clone(),
+            ),
+            billing,
             rate_limit: rackwave_http::RateLimit {
                 per_second: config.http.rate_limit_per_second,
                 burst: config.http.rate_limit_burst,

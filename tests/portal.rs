@@ -239,3 +239,195 @@ async fn the_price_list_comes_from_the_config() {
                 "voice_minutes": null, "trial_days": 14}])
     );
 }
+
+/// Plans for the subscription tests.
+fn with_plans(c: &mut rackwave::config::Config) {
+    c.billing = rackwave::config::Config::parse(
+        "[billing]\n\
+         [[billing.plans]]\nid = \"mail\"\nplatform = \"migosmtp\"\nname = \"Mail Starter\"\nprice_paise = 99900\ndaily_quota = 1000\ntrial_days = 14\n\
+         [[billing.plans]]\nid = \"mail-pro\"\nplatform = \"migosmtp\"\nname = \"Mail Pro\"\nprice_paise = 499900\ndaily_quota = 100000\n\
+         [[billing.plans]]\nid = \"sms\"\nplatform = \"telnxo\"\nname = \"SMS\"\nprice_paise = 149900\nsms_allowance = 5000\ntrial_days = 7\n",
+        std::path::Path::new("t.toml"),
+    )
+    .unwrap()
+    .billing;
+}
+
+/// Starts a trial of `plan` on `platform` as the client of `token`.
+async fn trial(ts: &TestServer, token: &str, platform: &str, plan: &str) -> (u16, Value) {
+    let body = json!({"platform": platform, "plan": plan, "trial": true});
+    portal(ts, "POST", "/portal/v1/subscriptions", token, Some(body)).await
+}
+
+/// Signs `email` up and logs in; the session token.
+async fn client(ts: &TestServer, email: &str) -> String {
+    let mut body = ada();
+    body["email"] = json!(email);
+    body.as_object_mut().unwrap().remove("gstin");
+    assert_eq!(
+        portal(ts, "POST", "/portal/v1/signup", "", Some(body))
+            .await
+            .0,
+        201
+    );
+    let (s, session, _) = login(ts, email, "correct horse battery").await;
+    assert_eq!(s, 200);
+    session["token"].as_str().unwrap().to_string()
+}
+
+/// A trial provisions the platform's workspace with the plan's quota and
+/// a first API key, in one commit with `trial_activated`; the client can
+/// then create an SMTP account and send mail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trial_provisions_a_workspace_that_sends() {
+    let ts = start_with(with_plans).await;
+    let ada = client(&ts, "ada@example.test").await;
+    let bob = client(&ts, "bob@example.test").await;
+
+    // Wrong platform, unknown plan, a plan without a trial, a paid start
+    // (not yet), no session: refused, nothing provisioned.
+    for (platform, plan, trial, field) in [
+        ("fax", "mail", true, "platform"),
+        ("migosmtp", "nope", true, "plan"),
+        ("telnxo", "mail", true, "plan"),
+        ("migosmtp", "mail-pro", true, "trial"),
+        ("migosmtp", "mail", false, "trial"),
+    ] {
+        let body = json!({"platform": platform, "plan": plan, "trial": trial});
+        let (s, e) = portal(&ts, "POST", "/portal/v1/subscriptions", &ada, Some(body)).await;
+        assert_eq!(s, 422, "{platform} {plan} {trial}: {e}");
+        assert_eq!(e["error"]["field"], field, "{e}");
+    }
+    assert_eq!(trial(&ts, "", "migosmtp", "mail").await.0, 401);
+    let (_, workspaces) = ts.get("/admin/v1/workspaces").await;
+    assert_eq!(
+        workspaces["workspaces"].as_array().unwrap().len(),
+        0,
+        "{workspaces}"
+    );
+
+    let (s, sub) = trial(&ts, &ada, "migosmtp", "mail").await;
+    assert_eq!(s, 201, "{sub}");
+    assert_eq!(sub["status"], "trial");
+    assert_eq!(sub["plan_name"], "Mail Starter");
+    assert_eq!(
+        sub["expires_at"],
+        rackwave_core::rfc3339(START_MS + 14 * 86_400_000)
+    );
+    let ws = sub["workspace_id"].as_str().unwrap().to_string();
+    let key = sub["api_key"].as_str().unwrap().to_string();
+    assert!(key.starts_with("rw_migosmtp_"), "{key}");
+
+    // The workspace has the plan's quota; the key is the workspace's.
+    let (s, w) = ts.get(&format!("/admin/v1/workspaces/{ws}")).await;
+    assert_eq!((s, &w["daily_quota"]), (200, &json!(1000)), "{w}");
+    let (s, acct) = ts
+        .call(
+            &key,
+            "POST",
+            "/migosmtp/v1/smtp-accounts",
+            Some(
+                json!({"username": "ada-app", "password": "app password 123", "daily_quota": 1000}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 201, "{acct}");
+    let account = Account {
+        workspace_id: ws.clone(),
+        username: "ada-app".into(),
+        password: "app password 123".into(),
+    };
+    let mut smtp = ts.authed(&account).await;
+    let reply = smtp
+        .send_mail(
+            "news@ada.test",
+            &["reader@example.test"],
+            &message(
+                "news@ada.test",
+                "reader@example.test",
+                "hello",
+                "from a trial",
+            ),
+        )
+        .await;
+    assert_eq!(reply.code, 250, "{reply:?}");
+
+    // trial_activated, logged under the client with the seed's fields.
+    let (_, me) = portal(&ts, "GET", "/portal/v1/me", &ada, None).await;
+    let client_id = me["id"].as_str().unwrap();
+    let events = ts
+        .server
+        .as_ref()
+        .unwrap()
+        .events
+        .list(client_id, &Default::default(), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(events.items.len(), 1);
+    let payload: Value = serde_json::from_slice(events.items[0].body()).unwrap();
+    assert_eq!(payload["event"], "trial_activated", "{payload}");
+    assert_eq!(payload["product"], "rackwave");
+    assert_eq!(payload["data"]["customer_id"], client_id);
+    assert_eq!(payload["data"]["platform_id"], "1");
+    assert_eq!(payload["data"]["expires_at"], sub["expires_at"]);
+
+    // One subscription per platform; another platform is fine.
+    let (s, _) = trial(&ts, &ada, "migosmtp", "mail").await;
+    assert_eq!(s, 409);
+    let (s, sms) = trial(&ts, &ada, "telnxo", "sms").await;
+    assert_eq!(s, 201, "{sms}");
+    assert!(sms["api_key"].as_str().unwrap().starts_with("rw_telnxo_"));
+
+    // Listed (without keys), oldest first; Bob sees none of them.
+    let (_, list) = portal(&ts, "GET", "/portal/v1/subscriptions", &ada, None).await;
+    let list = list["subscriptions"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert!(list.iter().all(|s| s.get("api_key").is_none()));
+    let id = sub["id"].as_str().unwrap();
+    assert_eq!(
+        portal(
+            &ts,
+            "GET",
+            &format!("/portal/v1/subscriptions/{id}"),
+            &ada,
+            None
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        portal(
+            &ts,
+            "GET",
+            &format!("/portal/v1/subscriptions/{id}"),
+            &bob,
+            None
+        )
+        .await
+        .0,
+        404
+    );
+    let (_, bobs) = portal(&ts, "GET", "/portal/v1/subscriptions", &bob, None).await;
+    assert_eq!(bobs["subscriptions"].as_array().unwrap().len(), 0);
+}
+
+/// Two trials of one platform started at once: one wins, one workspace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_trials_at_once_make_one() {
+    let ts = start_with(with_plans).await;
+    let ada = client(&ts, "ada@example.test").await;
+    let (a, b) = tokio::join!(
+        trial(&ts, &ada, "migosmtp", "mail"),
+        trial(&ts, &ada, "migosmtp", "mail"),
+    );
+    let mut statuses = [a.0, b.0];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 409]);
+    let (_, workspaces) = ts.get("/admin/v1/workspaces").await;
+    assert_eq!(
+        workspaces["workspaces"].as_array().unwrap().len(),
+        1,
+        "{workspaces}"
+    );
+}

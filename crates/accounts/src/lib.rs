@@ -139,6 +139,21 @@ impl Accounts {
         name: &str,
         daily_quota: Option<u64>,
     ) -> Result<Workspace, AccountsError> {
+        let mut tx = self.inner.store.begin().await?;
+        let ws = self.create_workspace_in(&mut tx, name, daily_quota).await?;
+        tx.commit().await?;
+        Ok(ws)
+    }
+
+    /// [`create_workspace`](Self::create_workspace) in the caller's
+    /// transaction (the portal provisions a workspace with the
+    /// subscription that pays for it, and its event, in one commit).
+    pub async fn create_workspace_in(
+        &self,
+        tx: &mut rackwave_store::Txn,
+        name: &str,
+        daily_quota: Option<u64>,
+    ) -> Result<Workspace, AccountsError> {
         let name = name.trim();
         if name.is_empty() || name.len() > MAX_NAME || name.chars().any(char::is_control) {
             return Err(AccountsError::Invalid(format!(
@@ -153,9 +168,7 @@ impl Accounts {
             allow_unverified_senders: false,
             tracking: Default::default(),
         };
-        let mut tx = self.inner.store.begin().await?;
         tx.insert_workspace(&ws).await?;
-        tx.commit().await?;
         Ok(ws)
     }
 
@@ -336,6 +349,22 @@ impl Accounts {
         platform: Platform,
     ) -> Result<NewApiKey, AccountsError> {
         self.require_workspace(workspace_id).await?;
+        let mut tx = self.inner.store.begin().await?;
+        let key = self
+            .create_api_key_in(&mut tx, workspace_id, platform)
+            .await?;
+        tx.commit().await?;
+        Ok(key)
+    }
+
+    /// A new API key of a workspace in the caller's transaction (the
+    /// workspace may be new in it too).
+    pub async fn create_api_key_in(
+        &self,
+        tx: &mut rackwave_store::Txn,
+        workspace_id: &str,
+        platform: Platform,
+    ) -> Result<NewApiKey, AccountsError> {
         let key = format!("rw_{}_{}", platform.as_str(), random_hex(24));
         let record = ApiKey {
             id: format!("key_{}", random_hex(8)),
@@ -346,9 +375,7 @@ impl Accounts {
             created_at: rfc3339(self.inner.clock.now_ms()),
             last_used_at_ms: None,
         };
-        let mut tx = self.inner.store.begin().await?;
         tx.insert_api_key(&record).await?;
-        tx.commit().await?;
         Ok(NewApiKey { key, record })
     }
 

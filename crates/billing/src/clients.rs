@@ -41,6 +41,8 @@ pub enum ClientsError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Accounts(#[from] AccountsError),
+    #[error("{0}")]
+    Events(#[from] rackwave_events::EventsError),
 }
 
 impl Classify for ClientsError {
@@ -50,6 +52,7 @@ impl Classify for ClientsError {
             ClientsError::Conflict(_) => ErrorKind::Conflict,
             ClientsError::Store(e) => e.kind(),
             ClientsError::Accounts(e) => e.kind(),
+            ClientsError::Events(e) => e.kind(),
         }
     }
 }

@@ -15,9 +15,11 @@ mod config;
 pub mod gst;
 pub mod gstin;
 pub mod numbering;
+pub mod subscriptions;
 
 pub use clients::{Clients, ClientsError, LoginRefused, NewClient};
 pub use config::{BillingConfig, Plan};
 pub use gst::{GstRate, MoneyError, Supply, Tax};
 pub use gstin::{state_name, Gstin, GstinError};
 pub use numbering::{next_invoice_number, FinancialYear, NumberingError};
+pub use subscriptions::{Started, Subscriptions};

@@ -229,6 +229,22 @@ impl Events {
         self.record_in(tx, workspace_id, data).await
     }
 
+    /// Records an event in the caller's transaction (a state change and
+    /// its event commit together: a subscription and `trial_activated`).
+    /// Its webhooks go out once the caller has committed and called
+    /// [`kick`](Self::kick).
+    pub async fn emit_in(
+        &self,
+        tx: &mut Txn,
+        workspace_id: &str,
+        data: impl Into<EventData>,
+    ) -> Result<StoredEvent, EventsError> {
+        let now = self.inner.clock.now_ms();
+        let event = Event::new(workspace_id, rackwave_core::Timestamp(now), data.into());
+        let (stored, _) = Targets::default().record(tx, &event, now).await?;
+        Ok(stored)
+    }
+
     /// [`emit`](Self::emit), putting `suppression` on the workspace's list
     /// in the same transaction (an unsubscribe, a complaint): the event
     /// and the entry exist together or not at all. When the address is

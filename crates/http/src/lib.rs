@@ -72,6 +72,7 @@ pub struct AppState {
     machine_networks: Arc<Vec<rackwave_core::IpNetwork>>,
     /// The portal's clients and billing settings.
     clients: rackwave_billing::Clients,
+    subscriptions: rackwave_billing::Subscriptions,
     billing: Arc<rackwave_billing::BillingConfig>,
     /// SHA-256 of the admin token: compared in constant time, never kept
     /// in clear beyond start-up.
@@ -103,7 +104,8 @@ pub struct Parts {
     /// (`[tracking] machine_networks`).
     pub machine_networks: Vec<rackwave_core::IpNetwork>,
     pub clients: rackwave_billing::Clients,
-    pub billing: rackwave_billing::BillingConfig,
+    pub subscriptions: rackwave_billing::Subscriptions,
+    pub billing: Arc<rackwave_billing::BillingConfig>,
 }
 
 /// Settings of the HTTP send API.
@@ -135,7 +137,8 @@ impl AppState {
             dns_setup: parts.dns_setup,
             machine_networks: Arc::new(parts.machine_networks),
             clients: parts.clients,
-            billing: Arc::new(parts.billing),
+            subscriptions: parts.subscriptions,
+            billing: parts.billing,
             send: parts.send,
             admin_token_digest: Arc::new(Sha256::digest(parts.admin_token.as_bytes()).into()),
         }
@@ -265,6 +268,11 @@ fn routes(limits: BodyLimits) -> OpenApiRouter<AppState> {
                 .routes(routes!(portal::account_v1::logout))
                 .routes(routes!(portal::account_v1::me))
                 .routes(routes!(portal::plans_v1::list))
+                .routes(routes!(
+                    portal::subscriptions_v1::create,
+                    portal::subscriptions_v1::list
+                ))
+                .routes(routes!(portal::subscriptions_v1::get))
                 .layer(DefaultBodyLimit::max(limits.json)),
         )
         .routes(routes!(health::healthz))

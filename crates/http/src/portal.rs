@@ -5,6 +5,7 @@
 
 pub(crate) mod account_v1;
 pub(crate) mod plans_v1;
+pub(crate) mod subscriptions_v1;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;

@@ -41,7 +41,8 @@ use rackwave_core::{Classify, ErrorKind};
 pub use records::{
     ApiKey, Attempt, Client, ClientSession, Delivery, DeliveryState, DkimAlgorithm, Endpoint,
     EventQuery, IdempotencyRecord, IdempotentResponse, Page, RecordCheck, Secret, SenderDomain,
-    SmtpAccount, StoredEvent, Suppression, SuppressionReason, TrackingSettings, Workspace,
+    SmtpAccount, StoredEvent, Subscription, SubscriptionStatus, Suppression, SuppressionReason,
+    TrackingSettings, Workspace,
 };
 pub use sled::Database;
 
@@ -250,6 +251,10 @@ store_api! {
         fn client_by_email(email: &str) -> Option<Client>;
         /// A client's login by the digest of its token.
         fn client_session(digest: &str) -> Option<ClientSession>;
+        /// A subscription, whatever its client.
+        fn subscription(id: &str) -> Option<Subscription>;
+        /// A client's subscriptions, oldest first.
+        fn subscriptions_of(client_id: &str) -> Vec<Subscription>;
     }
     writes {
         /// Adds a workspace; its id must be new.
@@ -312,5 +317,7 @@ store_api! {
         fn put_client_session(session: &ClientSession) -> ();
         /// Deletes a client's login; whether it existed.
         fn delete_client_session(digest: &str) -> bool;
+        /// Adds or replaces a subscription (its client never changes).
+        fn put_subscription(subscription: &Subscription) -> ();
     }
 }

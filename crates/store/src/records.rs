@@ -424,6 +424,43 @@ pub struct Client {
     pub created_at_ms: i64,
 }
 
+/// A client's subscription to a platform's plan: what provisions and
+/// pays for one of the client's workspaces.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subscription {
+    /// `sub_` + 16 hex.
+    pub id: String,
+    pub client_id: String,
+    /// `migosmtp` or `telnxo`.
+    pub platform: String,
+    /// The plan's id in `[[billing.plans]]`.
+    pub plan_id: String,
+    pub status: SubscriptionStatus,
+    /// The workspace it provisioned on the platform.
+    pub workspace_id: String,
+    /// The current period (the trial, or the paid month): its start and
+    /// end (`expires_at`).
+    pub period_start_ms: i64,
+    pub period_end_ms: i64,
+    pub created_at_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspension_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancelled_at_ms: Option<i64>,
+}
+
+/// Where a subscription is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SubscriptionStatus {
+    Trial,
+    /// Waiting for its first payment.
+    Pending,
+    Active,
+    Suspended,
+    Cancelled,
+}
+
 /// A client's login: a random token given once, stored as its SHA-256.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientSession {

@@ -105,6 +105,54 @@ async fn clients(store: &Store) {
     assert!(!tx.delete_client_session(&session.digest).await.unwrap());
     tx.commit().await.unwrap();
     assert_eq!(store.client_session(&session.digest).await.unwrap(), None);
+
+    // Subscriptions: by id, listed per client oldest first; the client of
+    // one never changes.
+    let sub = |id: &str, client: &str, at: i64| Subscription {
+        id: id.into(),
+        client_id: client.into(),
+        platform: "migosmtp".into(),
+        plan_id: "mail".into(),
+        status: SubscriptionStatus::Trial,
+        workspace_id: "ws_1".into(),
+        period_start_ms: at,
+        period_end_ms: at + 10,
+        created_at_ms: at,
+        suspension_reason: None,
+        cancelled_at_ms: None,
+    };
+    let mut tx = store.begin().await.unwrap();
+    tx.put_subscription(&sub("sub_b", "cus_1", 2))
+        .await
+        .unwrap();
+    tx.put_subscription(&sub("sub_a", "cus_1", 3))
+        .await
+        .unwrap();
+    tx.put_subscription(&sub("sub_c", "cus_2", 1))
+        .await
+        .unwrap();
+    assert!(matches!(
+        tx.put_subscription(&sub("sub_a", "cus_2", 3)).await,
+        Err(StoreError::Invalid(_))
+    ));
+    let suspended = Subscription {
+        status: SubscriptionStatus::Suspended,
+        suspension_reason: Some("overdue".into()),
+        ..sub("sub_b", "cus_1", 2)
+    };
+    tx.put_subscription(&suspended).await.unwrap();
+    tx.commit().await.unwrap();
+    let ids = |v: Vec<Subscription>| v.into_iter().map(|s| s.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.subscriptions_of("cus_1").await.unwrap()),
+        ["sub_b", "sub_a"]
+    );
+    assert_eq!(
+        ids(store.subscriptions_of("cus_2").await.unwrap()),
+        ["sub_c"]
+    );
+    assert_eq!(store.subscription("sub_b").await.unwrap(), Some(suspended));
+    assert_eq!(store.subscription("sub_x").await.unwrap(), None);
 }
 
 /// Pages across more events than one read of the store takes, both

@@ -87,7 +87,8 @@ pub(crate) struct Session {
     pub(crate) client: ClientView,
 }
 
-fn refused(e: ClientsError) -> ApiError {
+/// A portal error as an answer: a bad field is `422` naming it.
+pub(crate) fn refused(e: ClientsError) -> ApiError {
     match e {
         ClientsError::Invalid { field, message } => ApiError::unprocessable(field, message),
         other => other.into(),

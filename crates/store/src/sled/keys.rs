@@ -27,6 +27,8 @@
 //! | `cl/<client id>`                      | `Client`                        |
 //! | `ce/<email>`                          | client id: clients by email     |
 //! | `cs/<token digest>`                   | `ClientSession`                 |
+//! | `sb/<subscription id>`                | `Subscription`                  |
+//! | `bc/<client>\0<subscription id>`      | empty: subscriptions of a client |
 //!
 //! The one-letter families are the event log's and outbox's since their
 //! first version; the two-letter ones moved in with the store crate.
@@ -55,6 +57,8 @@ pub(crate) const SUPPRESSION: &[u8] = b"su/";
 pub(crate) const CLIENT: &[u8] = b"cl/";
 pub(crate) const CLIENT_BY_EMAIL: &[u8] = b"ce/";
 pub(crate) const CLIENT_SESSION: &[u8] = b"cs/";
+pub(crate) const SUBSCRIPTION: &[u8] = b"sb/";
+pub(crate) const SUBSCRIPTIONS_OF: &[u8] = b"bc/";
 
 /// `sc/<ws>\0<day>`: the start of a workspace's counters of one day (days
 /// since the epoch, offset so negative days sort first).

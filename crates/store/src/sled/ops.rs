@@ -11,7 +11,7 @@ use super::SledTxn;
 use crate::{
     ApiKey, Client, ClientSession, Delivery, DeliveryState, Endpoint, EventQuery,
     IdempotencyRecord, Page, Reads, Result, SenderDomain, SmtpAccount, StoreError, StoredEvent,
-    Suppression, SuppressionReason, Workspace, Writes,
+    Subscription, Suppression, SuppressionReason, Workspace, Writes,
 };
 
 /// Most entries one listing call examines, so a selective filter over a
@@ -439,6 +439,19 @@ impl<K: Kv> Reads for K {
 
     async fn client_session(&self, digest: &str) -> Result<Option<ClientSession>> {
         self.get_json(&cat(&[keys::CLIENT_SESSION, digest.as_bytes()]))
+    }
+
+    async fn subscription(&self, id: &str) -> Result<Option<Subscription>> {
+        self.get_json(&cat(&[keys::SUBSCRIPTION, id.as_bytes()]))
+    }
+
+    async fn subscriptions_of(&self, client_id: &str) -> Result<Vec<Subscription>> {
+        let mut out: Vec<Subscription> =
+            members(self, keys::SUBSCRIPTIONS_OF, client_id, |id, _| {
+                cat(&[keys::SUBSCRIPTION, id])
+            })?;
+        out.sort_by(|a, b| (a.created_at_ms, &a.id).cmp(&(b.created_at_ms, &b.id)));
+        Ok(out)
     }
 }
 
@@ -877,6 +890,29 @@ impl Writes for SledTxn {
         self.put(
             cat(&[keys::CLIENT_SESSION, session.digest.as_bytes()]),
             encode(session),
+        );
+        Ok(())
+    }
+
+    async fn put_subscription(&mut self, subscription: &Subscription) -> Result<()> {
+        component("subscription id", &subscription.id)?;
+        component("client id", &subscription.client_id)?;
+        let key = cat(&[keys::SUBSCRIPTION, subscription.id.as_bytes()]);
+        if let Some(old) = self.get_json::<Subscription>(&key)? {
+            if old.client_id != subscription.client_id {
+                return Err(StoreError::Invalid(
+                    "a subscription's client does not change".into(),
+                ));
+            }
+        }
+        self.put(key, encode(subscription));
+        self.put(
+            pair(
+                keys::SUBSCRIPTIONS_OF,
+                &subscription.client_id,
+                subscription.id.as_bytes(),
+            ),
+            Vec::new(),
         );
         Ok(())
     }

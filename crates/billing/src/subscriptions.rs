@@ -1,0 +1,171 @@
+//! Subscriptions: a client's plan on a platform, and the workspace it
+//! provisions there (Layer 1 driving Layer 2, as the seed says).
+//!
+//! Starting a trial creates, in ONE transaction, the client's workspace on
+//! the platform with the plan's quota, a first API key of that platform
+//! (shown once, so the client can create SMTP accounts and send), the
+//! subscription, and its `trial_activated` event: all of them exist, or
+//! none. A client has one live subscription per platform, and one trial
+//! per platform ever; both are checked inside the transaction, so two
+//! requests at once cannot both win.
+//!
+//! Lifecycle events are the client's: they are logged under the client's
+//! id (`cus_…`), where the portal's own webhook endpoints will find them.
+
+use rackwave_accounts::Accounts;
+use rackwave_core::event::TrialActivated;
+use rackwave_core::{random_hex, Clock, Platform, Product, Timestamp, MS_PER_DAY};
+use rackwave_events::Events;
+use rackwave_store::{Client, Store, Subscription, SubscriptionStatus};
+
+use crate::clients::ClientsError;
+use crate::config::BillingConfig;
+
+/// A started subscription, with the API key of its new workspace (shown
+/// once).
+#[derive(Debug, Clone)]
+pub struct Started {
+    pub subscription: Subscription,
+    pub api_key: String,
+}
+
+/// The subscriptions service (cheap to clone).
+#[derive(Clone)]
+pub struct Subscriptions {
+    store: Store,
+    clock: Clock,
+    accounts: Accounts,
+    events: Events,
+    config: std::sync::Arc<BillingConfig>,
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> ClientsError {
+    ClientsError::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
+impl Subscriptions {
+    pub fn new(
+        store: Store,
+        clock: Clock,
+        accounts: Accounts,
+        events: Events,
+        config: std::sync::Arc<BillingConfig>,
+    ) -> Subscriptions {
+        Subscriptions {
+            store,
+            clock,
+            accounts,
+            events,
+            config,
+        }
+    }
+
+    /// Starts `client`'s trial of `plan_id` on `platform` (see the module
+    /// docs). Paid starts come with invoicing.
+    pub async fn start_trial(
+        &self,
+        client: &Client,
+        platform: &str,
+        plan_id: &str,
+    ) -> Result<Started, ClientsError> {
+        let Some(platform) = Platform::parse(platform) else {
+            return Err(invalid("platform", "migosmtp or telnxo"));
+        };
+        let plan = self
+            .config
+            .plan(plan_id)
+            .filter(|p| p.platform == platform.as_str())
+            .ok_or_else(|| invalid("plan", format!("no {} plan {plan_id}", platform.as_str())))?;
+        if plan.trial_days == 0 {
+            return Err(invalid("trial", format!("{} has no trial", plan.name)));
+        }
+        let now = self.clock.now_ms();
+        let mut tx = self.store.begin().await?;
+        let mine = tx.subscriptions_of(&client.id).await?;
+        if let Some(s) = mine.iter().find(|s| s.platform == platform.as_str()) {
+            return Err(ClientsError::Conflict(
+                if s.status == SubscriptionStatus::Cancelled {
+                    format!("the {} trial was used ({})", platform.as_str(), s.id)
+                } else {
+                    format!(
+                        "you already have a {} subscription ({})",
+                        platform.as_str(),
+                        s.id
+                    )
+                },
+            ));
+        }
+        let ws = self
+            .accounts
+            .create_workspace_in(
+                &mut tx,
+                &format!("{} ({})", client.name, plan.name),
+                plan.daily_quota,
+            )
+            .await?;
+        let key = self
+            .accounts
+            .create_api_key_in(&mut tx, &ws.id, platform)
+            .await?;
+        let subscription = Subscription {
+            id: format!("sub_{}", random_hex(8)),
+            client_id: client.id.clone(),
+            platform: platform.as_str().into(),
+            plan_id: plan.id.clone(),
+            status: SubscriptionStatus::Trial,
+            workspace_id: ws.id,
+            period_start_ms: now,
+            period_end_ms: now + i64::from(plan.trial_days) * MS_PER_DAY,
+            created_at_ms: now,
+            suspension_reason: None,
+            cancelled_at_ms: None,
+        };
+        tx.put_subscription(&subscription).await?;
+        self.events
+            .emit_in(
+                &mut tx,
+                &client.id,
+                TrialActivated {
+                    customer_id: client.id.clone(),
+                    platform_id: Product::of_platform(platform).platform_id().into(),
+                    expires_at: Timestamp(subscription.period_end_ms),
+                },
+            )
+            .await?;
+        tx.commit().await?;
+        self.events.kick();
+        Ok(Started {
+            subscription,
+            api_key: key.key,
+        })
+    }
+
+    /// A client's subscriptions, oldest first.
+    pub async fn of(&self, client_id: &str) -> Result<Vec<Subscription>, ClientsError> {
+        Ok(self.store.subscriptions_of(client_id).await?)
+    }
+
+    /// One of a client's subscriptions; another client's is `None`.
+    pub async fn get(
+        &self,
+        client_id: &str,
+        id: &str,
+    ) -> Result<Option<Subscription>, ClientsError> {
+        Ok(self
+            .store
+            .subscription(id)
+            .await?
+            .filter(|s| s.client_id == client_id))
+    }
+
+    /// The plan of a subscription, as configured now.
+    pub fn plan_name(&self, plan_id: &str) -> String {
+        self.config
+            .plan(plan_id)
+            .map(|p| p.name.clone())
+            .unwrap_or_else(|| plan_id.to_string())
+    }
+}

@@ -1,0 +1,136 @@
+//! `/portal/v1/subscriptions`: a client's plans on the platforms. Starting
+//! a trial provisions the platform's workspace at once and answers with
+//! its first API key (shown once); another client's subscription is 404.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use rackwave_core::rfc3339;
+use rackwave_store::{Subscription, SubscriptionStatus};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::account_v1::refused;
+use super::PortalClient;
+use crate::error::ErrorBody;
+use crate::extract::{ApiJson, ApiPath};
+use crate::{ApiError, AppState};
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewSubscription {
+    /// `migosmtp` or `telnxo`.
+    pub(crate) platform: String,
+    /// A plan id from `GET /portal/v1/plans`.
+    pub(crate) plan: String,
+    /// Start with the plan's free trial (paid starts come with invoicing).
+    pub(crate) trial: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SubscriptionView {
+    /// `sub_…`
+    pub(crate) id: String,
+    pub(crate) platform: String,
+    pub(crate) plan: String,
+    pub(crate) plan_name: String,
+    pub(crate) status: SubscriptionStatus,
+    /// The workspace it provisioned on the platform.
+    pub(crate) workspace_id: String,
+    pub(crate) period_start: String,
+    /// The end of the trial or of the paid period.
+    pub(crate) expires_at: String,
+    pub(crate) created_at: String,
+    pub(crate) suspension_reason: Option<String>,
+    pub(crate) cancelled_at: Option<String>,
+    /// The workspace's first API key, only in the answer that started it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) api_key: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SubscriptionList {
+    pub(crate) subscriptions: Vec<SubscriptionView>,
+}
+
+fn view(state: &AppState, s: Subscription, api_key: Option<String>) -> SubscriptionView {
+    SubscriptionView {
+        plan_name: state.subscriptions.plan_name(&s.plan_id),
+        id: s.id,
+        platform: s.platform,
+        plan: s.plan_id,
+        status: s.status,
+        workspace_id: s.workspace_id,
+        period_start: rfc3339(s.period_start_ms),
+        expires_at: rfc3339(s.period_end_ms),
+        created_at: rfc3339(s.created_at_ms),
+        suspension_reason: s.suspension_reason,
+        cancelled_at: s.cancelled_at_ms.map(rfc3339),
+        api_key,
+    }
+}
+
+/// Starts a subscription (today: a trial, which provisions the workspace).
+#[utoipa::path(post, operation_id = "portal_subscriptions_create", path = "/portal/v1/subscriptions",
+    tag = "portal", request_body = NewSubscription,
+    responses((status = 201, body = SubscriptionView), (status = 401, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("client_session" = [])))]
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    who: PortalClient,
+    ApiJson(req): ApiJson<NewSubscription>,
+) -> Result<(StatusCode, Json<SubscriptionView>), ApiError> {
+    if !req.trial {
+        return Err(ApiError::unprocessable(
+            "trial",
+            "paid subscriptions start with invoicing, which is not available yet: start a trial",
+        ));
+    }
+    let started = state
+        .subscriptions
+        .start_trial(&who.client, &req.platform, &req.plan)
+        .await
+        .map_err(refused)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(view(&state, started.subscription, Some(started.api_key))),
+    ))
+}
+
+/// The client's subscriptions, oldest first.
+#[utoipa::path(get, operation_id = "portal_subscriptions_list", path = "/portal/v1/subscriptions",
+    tag = "portal", responses((status = 200, body = SubscriptionList), (status = 401, body = ErrorBody)),
+    security(("client_session" = [])))]
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    who: PortalClient,
+) -> Result<Json<SubscriptionList>, ApiError> {
+    let subscriptions = state
+        .subscriptions
+        .of(&who.client.id)
+        .await?
+        .into_iter()
+        .map(|s| view(&state, s, None))
+        .collect();
+    Ok(Json(SubscriptionList { subscriptions }))
+}
+
+/// One of the client's subscriptions.
+#[utoipa::path(get, operation_id = "portal_subscriptions_get", path = "/portal/v1/subscriptions/{id}",
+    tag = "portal", params(("id" = String, Path, description = "Subscription id")),
+    responses((status = 200, body = SubscriptionView), (status = 404, body = ErrorBody),
+        (status = 401, body = ErrorBody)),
+    security(("client_session" = [])))]
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    who: PortalClient,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<SubscriptionView>, ApiError> {
+    let s = state
+        .subscriptions
+        .get(&who.client.id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no subscription {id}")))?;
+    Ok(Json(view(&state, s, None)))
+}
