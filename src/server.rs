@@ -261,6 +261,22 @@ impl Server {
         }
 
         let billing = Arc::new(config.billing.clone());
+        accounts
+            .load_suspended()
+            .await
+            .map_err(|e| storage(rackwave_store::StoreError::Unavailable(e.to_string())))?;
+        let subscriptions = rackwave_billing::Subscriptions::new(
+            store.clone(),
+            clock.clone(),
+            accounts.clone(),
+            events.clone(),
+            billing.clone(),
+        );
+        tasks.spawn(billing_cycle(
+            subscriptions.clone(),
+            clock.clone(),
+            shutdown.subscribe(),
+        ));
         let state = rackwave_http::AppState::new(rackwave_http::Parts {
             accounts: accounts.clone(),
             domains,
@@ -295,13 +311,7 @@ impl Server {
                     std::time::Duration::from_secs(config.smtp.auth_lockout_secs),
                 ),
             ),
-            subscriptions: rackwave_billing::Subscriptions::new(
-                store.clone(),
-                clock.clone(),
-                accounts.clone(),
-                events.clone(),
-                billing.clone(),
-            ),
+            subscriptions,
             billing,
             rate_limit: rackwave_http::RateLimit {
                 per_second: config.http.rate_limit_per_second,
@@ -399,6 +409,26 @@ fn admin_token(config: &Config, data: &Path) -> Result<String, StartError> {
 
 /// The key that signs tracking links: `[tracking] secret`, else one kept in
 /// the data directory (generated on first start).
+/// The billing cycle, once a minute until shutdown (also run by
+/// `POST /admin/v1/billing/run`): trials that ended unpaid are suspended.
+async fn billing_cycle(
+    subscriptions: rackwave_billing::Subscriptions,
+    clock: Clock,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+        match subscriptions.run(clock.now_ms()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(suspended = n, "billing cycle"),
+            Err(e) => tracing::warn!(error = %e, "billing cycle failed; next in a minute"),
+        }
+    }
+}
+
 /// The host of a tracking base URL (`https://t.example.com:8443/x` →
 /// `t.example.com`): what a sending domain's tracking host points at.
 fn tracking_host(base_url: &str) -> String {

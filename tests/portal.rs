@@ -259,6 +259,26 @@ async fn trial(ts: &TestServer, token: &str, platform: &str, plan: &str) -> (u16
     portal(ts, "POST", "/portal/v1/subscriptions", token, Some(body)).await
 }
 
+/// An SMTP account made with a trial's API key, in its workspace.
+async fn smtp_account(ts: &TestServer, key: &str, ws: &str) -> Account {
+    let (s, acct) = ts
+        .call(
+            key,
+            "POST",
+            "/migosmtp/v1/smtp-accounts",
+            Some(
+                json!({"username": "ada-app", "password": "app password 123", "daily_quota": 1000}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 201, "{acct}");
+    Account {
+        workspace_id: ws.to_string(),
+        username: "ada-app".into(),
+        password: "app password 123".into(),
+    }
+}
+
 /// Signs `email` up and logs in; the session token.
 async fn client(ts: &TestServer, email: &str) -> String {
     let mut body = ada();
@@ -321,22 +341,7 @@ async fn a_trial_provisions_a_workspace_that_sends() {
     // The workspace has the plan's quota; the key is the workspace's.
     let (s, w) = ts.get(&format!("/admin/v1/workspaces/{ws}")).await;
     assert_eq!((s, &w["daily_quota"]), (200, &json!(1000)), "{w}");
-    let (s, acct) = ts
-        .call(
-            &key,
-            "POST",
-            "/migosmtp/v1/smtp-accounts",
-            Some(
-                json!({"username": "ada-app", "password": "app password 123", "daily_quota": 1000}),
-            ),
-        )
-        .await;
-    assert_eq!(s, 201, "{acct}");
-    let account = Account {
-        workspace_id: ws.clone(),
-        username: "ada-app".into(),
-        password: "app password 123".into(),
-    };
+    let account = smtp_account(&ts, &key, &ws).await;
     let mut smtp = ts.authed(&account).await;
     let reply = smtp
         .send_mail(
@@ -430,4 +435,175 @@ async fn two_trials_at_once_make_one() {
         1,
         "{workspaces}"
     );
+}
+
+/// The lifecycle events of a client, oldest first: (type, data).
+async fn lifecycle(ts: &TestServer, client_id: &str) -> Vec<(String, Value)> {
+    let query = rackwave_store::EventQuery {
+        ascending: true,
+        ..Default::default()
+    };
+    ts.server
+        .as_ref()
+        .unwrap()
+        .events
+        .list(client_id, &query, None, 100)
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|e| {
+            let v: Value = serde_json::from_slice(e.body()).unwrap();
+            (v["event"].as_str().unwrap().to_string(), v["data"].clone())
+        })
+        .collect()
+}
+
+/// A trial that ends unpaid is suspended by the billing run (once): its
+/// workspace stops sending at once, open SMTP sessions included, and its
+/// API refuses changes; an operator suspends and reactivates by hand; a
+/// restart keeps the suspension.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unpaid_trial_is_suspended_and_sending_stops() {
+    let mut ts = start_with(with_plans).await;
+    let ada = client(&ts, "ada@example.test").await;
+    let (_, me) = portal(&ts, "GET", "/portal/v1/me", &ada, None).await;
+    let client_id = me["id"].as_str().unwrap().to_string();
+    let (_, sub) = trial(&ts, &ada, "migosmtp", "mail").await;
+    let (id, ws) = (
+        sub["id"].as_str().unwrap().to_string(),
+        sub["workspace_id"].as_str().unwrap().to_string(),
+    );
+    let key = sub["api_key"].as_str().unwrap().to_string();
+    let account = smtp_account(&ts, &key, &ws).await;
+    let mut open = ts.authed(&account).await;
+    let send =
+        json!({"from": "news@ada.test", "to": ["r@example.test"], "subject": "s", "text": "t"});
+
+    // Not yet: a day before the trial ends, the run suspends nothing.
+    ts.clock.advance_ms(13 * 86_400_000);
+    let (s, run) = ts.admin("POST", "/admin/v1/billing/run", None).await;
+    assert_eq!((s, &run["suspended"]), (200, &json!(0)));
+    ts.clock.advance_ms(86_400_000);
+    let (_, run) = ts.admin("POST", "/admin/v1/billing/run", None).await;
+    assert_eq!(run["suspended"], 1);
+    let (_, run) = ts.admin("POST", "/admin/v1/billing/run", None).await;
+    assert_eq!(run["suspended"], 0, "a second run does nothing twice");
+    // (The login of two weeks ago has lapsed.)
+    let (_, session, _) = login(&ts, "ada@example.test", "correct horse battery").await;
+    let ada = session["token"].as_str().unwrap().to_string();
+    let (_, got) = portal(
+        &ts,
+        "GET",
+        &format!("/portal/v1/subscriptions/{id}"),
+        &ada,
+        None,
+    )
+    .await;
+    assert_eq!(got["status"], "suspended");
+    assert_eq!(got["suspension_reason"], "trial expired");
+
+    // The open session is refused at its next transaction, a new one too;
+    // the API reads but neither sends nor changes.
+    let r = open.cmd("MAIL FROM:<news@ada.test>").await;
+    assert_eq!(
+        (r.code, r.text().contains("5.7.1 account suspended")),
+        (554, true),
+        "{r:?}"
+    );
+    let mut fresh = ts.authed(&account).await;
+    assert_eq!(fresh.cmd("MAIL FROM:<news@ada.test>").await.code, 554);
+    let (s, e) = ts
+        .call(&key, "POST", "/migosmtp/v1/messages", Some(send.clone()))
+        .await;
+    assert_eq!((s, &e["error"]["code"]), (403, &json!("suspended")));
+    assert_eq!(
+        ts.call(&key, "GET", "/migosmtp/v1/messages", None).await.0,
+        200
+    );
+
+    // Still suspended after a restart.
+    ts.restart().await;
+    let mut after = ts.authed(&account).await;
+    assert_eq!(after.cmd("MAIL FROM:<news@ada.test>").await.code, 554);
+
+    // An operator reactivates it (a trial again) and suspends it by hand.
+    let (s, got) = ts
+        .admin(
+            "POST",
+            &format!("/admin/v1/subscriptions/{id}/reactivate"),
+            None,
+        )
+        .await;
+    assert_eq!((s, &got["status"]), (200, &json!("trial")), "{got}");
+    assert_eq!(after.cmd("MAIL FROM:<news@ada.test>").await.code, 250);
+    after.cmd_expect("RSET", 250).await;
+    assert_eq!(
+        ts.call(&key, "POST", "/migosmtp/v1/messages", Some(send.clone()))
+            .await
+            .0,
+        202
+    );
+    for bad in [
+        json!({"reason": ""}),
+        json!({"reason": "x".repeat(600)}),
+        json!({}),
+    ] {
+        let (s, _) = ts
+            .admin(
+                "POST",
+                &format!("/admin/v1/subscriptions/{id}/suspend"),
+                Some(bad.clone()),
+            )
+            .await;
+        assert!(s == 422 || s == 400, "{bad}: {s}");
+    }
+    let (s, got) = ts
+        .admin(
+            "POST",
+            &format!("/admin/v1/subscriptions/{id}/suspend"),
+            Some(json!({"reason": "abuse report"})),
+        )
+        .await;
+    assert_eq!((s, &got["status"]), (200, &json!("suspended")));
+    assert_eq!(after.cmd("MAIL FROM:<news@ada.test>").await.code, 554);
+    assert_eq!(
+        ts.admin(
+            "POST",
+            "/admin/v1/subscriptions/sub_nope/suspend",
+            Some(json!({"reason": "x"}))
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(
+        ts.admin(
+            "POST",
+            &format!("/admin/v1/subscriptions/{id}/reactivate"),
+            None
+        )
+        .await
+        .0,
+        200
+    );
+
+    // Every transition, in order, with the seed's fields.
+    let events = lifecycle(&ts, &client_id).await;
+    let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "trial_activated",
+            "service_suspended",
+            "service_reactivated",
+            "service_suspended",
+            "service_reactivated"
+        ]
+    );
+    assert_eq!(events[1].1["suspension_reason"], "trial expired");
+    assert_eq!(events[1].1["customer_id"], client_id.as_str());
+    assert_eq!(events[1].1["platform_id"], "1");
+    assert_eq!(events[3].1["suspension_reason"], "abuse report");
+    assert_eq!(events[4].1["plan_name"], "Mail Starter");
 }

@@ -115,6 +115,10 @@ struct Inner {
     /// creation time (a new account with the same name is not revoked);
     /// sessions they authenticated are refused at their next command.
     revoked: Mutex<std::collections::HashSet<(String, String)>>,
+    /// Workspaces that may not send (a mirror of their records' `suspended`,
+    /// read on every SMTP command and API call, so open sessions stop at
+    /// once).
+    suspended: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Accounts {
@@ -130,6 +134,7 @@ impl Accounts {
                 verifying: Mutex::new(HashMap::new()),
                 password_checks: Default::default(),
                 revoked: Mutex::default(),
+                suspended: Mutex::default(),
             }),
         }
     }
@@ -167,9 +172,59 @@ impl Accounts {
             created_at: rfc3339(self.inner.clock.now_ms()),
             allow_unverified_senders: false,
             tracking: Default::default(),
+            suspended: None,
         };
         tx.insert_workspace(&ws).await?;
         Ok(ws)
+    }
+
+    /// Reads which workspaces are suspended (at start).
+    pub async fn load_suspended(&self) -> Result<(), AccountsError> {
+        let suspended = self
+            .inner
+            .store
+            .workspaces()
+            .await?
+            .into_iter()
+            .filter(|w| w.suspended.is_some())
+            .map(|w| w.id);
+        let mut set = lock(&self.inner.suspended);
+        set.clear();
+        set.extend(suspended);
+        Ok(())
+    }
+
+    /// Whether a workspace may not send now.
+    pub fn is_suspended(&self, workspace_id: &str) -> bool {
+        lock(&self.inner.suspended).contains(workspace_id)
+    }
+
+    /// Suspends a workspace (`Some(reason)`) or lets it send again, in the
+    /// caller's transaction; [`note_suspended`](Self::note_suspended) once
+    /// it committed.
+    pub async fn set_suspended_in(
+        &self,
+        tx: &mut rackwave_store::Txn,
+        workspace_id: &str,
+        reason: Option<String>,
+    ) -> Result<(), AccountsError> {
+        let mut ws = tx
+            .workspace(workspace_id)
+            .await?
+            .ok_or_else(|| AccountsError::NotFound(format!("workspace {workspace_id}")))?;
+        ws.suspended = reason;
+        tx.put_workspace(&ws).await?;
+        Ok(())
+    }
+
+    /// Makes a committed suspension (or its end) take effect at once.
+    pub fn note_suspended(&self, workspace_id: &str, suspended: bool) {
+        let mut set = lock(&self.inner.suspended);
+        if suspended {
+            set.insert(workspace_id.to_string());
+        } else {
+            set.remove(workspace_id);
+        }
     }
 
     /// Changes a workspace's settings (what `changes` names).

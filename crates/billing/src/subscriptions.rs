@@ -13,7 +13,7 @@
 //! id (`cus_…`), where the portal's own webhook endpoints will find them.
 
 use rackwave_accounts::Accounts;
-use rackwave_core::event::TrialActivated;
+use rackwave_core::event::{ServiceReactivated, ServiceSuspended, TrialActivated};
 use rackwave_core::{random_hex, Clock, Platform, Product, Timestamp, MS_PER_DAY};
 use rackwave_events::Events;
 use rackwave_store::{Client, Store, Subscription, SubscriptionStatus};
@@ -121,6 +121,7 @@ impl Subscriptions {
             period_end_ms: now + i64::from(plan.trial_days) * MS_PER_DAY,
             created_at_ms: now,
             suspension_reason: None,
+            suspended_from: None,
             cancelled_at_ms: None,
         };
         tx.put_subscription(&subscription).await?;
@@ -130,7 +131,7 @@ impl Subscriptions {
                 &client.id,
                 TrialActivated {
                     customer_id: client.id.clone(),
-                    platform_id: Product::of_platform(platform).platform_id().into(),
+                    platform_id: platform_id(platform.as_str()),
                     expires_at: Timestamp(subscription.period_end_ms),
                 },
             )
@@ -141,6 +142,114 @@ impl Subscriptions {
             subscription,
             api_key: key.key,
         })
+    }
+
+    /// Suspends a subscription and stops its workspace's sending at once
+    /// (`service_suspended`, in the same commit). `Ok(None)` when there is
+    /// no such subscription; a suspended or cancelled one stays as it is.
+    pub async fn suspend(
+        &self,
+        id: &str,
+        reason: &str,
+    ) -> Result<Option<Subscription>, ClientsError> {
+        let reason = reason.trim();
+        if reason.is_empty() || reason.len() > 512 || reason.contains(char::is_control) {
+            return Err(invalid("reason", "1 to 512 characters"));
+        }
+        let mut tx = self.store.begin().await?;
+        let Some(mut s) = tx.subscription(id).await? else {
+            return Ok(None);
+        };
+        if matches!(
+            s.status,
+            SubscriptionStatus::Suspended | SubscriptionStatus::Cancelled
+        ) {
+            return Ok(Some(s));
+        }
+        s.suspended_from = Some(s.status);
+        s.status = SubscriptionStatus::Suspended;
+        s.suspension_reason = Some(reason.to_string());
+        tx.put_subscription(&s).await?;
+        self.accounts
+            .set_suspended_in(&mut tx, &s.workspace_id, Some(reason.to_string()))
+            .await?;
+        self.events
+            .emit_in(
+                &mut tx,
+                &s.client_id,
+                ServiceSuspended {
+                    customer_id: s.client_id.clone(),
+                    platform_id: platform_id(&s.platform),
+                    suspension_reason: reason.to_string(),
+                },
+            )
+            .await?;
+        tx.commit().await?;
+        self.accounts.note_suspended(&s.workspace_id, true);
+        self.events.kick();
+        Ok(Some(s))
+    }
+
+    /// Ends a suspension: the subscription is what it was, its workspace
+    /// sends again (`service_reactivated`). `Ok(None)` when there is no
+    /// such subscription; one that is not suspended stays as it is.
+    pub async fn reactivate(&self, id: &str) -> Result<Option<Subscription>, ClientsError> {
+        let mut tx = self.store.begin().await?;
+        let Some(mut s) = tx.subscription(id).await? else {
+            return Ok(None);
+        };
+        if s.status != SubscriptionStatus::Suspended {
+            return Ok(Some(s));
+        }
+        s.status = s
+            .suspended_from
+            .take()
+            .unwrap_or(SubscriptionStatus::Active);
+        s.suspension_reason = None;
+        tx.put_subscription(&s).await?;
+        self.accounts
+            .set_suspended_in(&mut tx, &s.workspace_id, None)
+            .await?;
+        self.events
+            .emit_in(
+                &mut tx,
+                &s.client_id,
+                ServiceReactivated {
+                    customer_id: s.client_id.clone(),
+                    platform_id: platform_id(&s.platform),
+                    plan_name: self.plan_name(&s.plan_id),
+                },
+            )
+            .await?;
+        tx.commit().await?;
+        self.accounts.note_suspended(&s.workspace_id, false);
+        self.events.kick();
+        Ok(Some(s))
+    }
+
+    /// The billing cycle's work so far: every trial that ended by `now_ms`
+    /// without becoming paid is suspended. Running it twice suspends
+    /// nothing twice. How many it suspended.
+    pub async fn run(&self, now_ms: i64) -> Result<u64, ClientsError> {
+        let mut suspended = 0;
+        loop {
+            let due = self.store.subscriptions_ending(now_ms, 1000).await?;
+            let mut progressed = false;
+            for id in due {
+                let Some(s) = self.store.subscription(&id).await? else {
+                    continue;
+                };
+                // Paid renewals come with invoicing; trials end here.
+                if s.status == SubscriptionStatus::Trial && s.period_end_ms <= now_ms {
+                    self.suspend(&s.id, "trial expired").await?;
+                    suspended += 1;
+                    progressed = true;
+                }
+            }
+            if !progressed {
+                return Ok(suspended);
+            }
+        }
     }
 
     /// A client's subscriptions, oldest first.
@@ -168,4 +277,12 @@ impl Subscriptions {
             .map(|p| p.name.clone())
             .unwrap_or_else(|| plan_id.to_string())
     }
+}
+
+/// The `platform_id` of lifecycle events: `"1"` MigoSMTP, `"2"` Telnxo.
+fn platform_id(platform: &str) -> String {
+    Platform::parse(platform)
+        .map(|p| Product::of_platform(p).platform_id())
+        .unwrap_or("0")
+        .to_string()
 }

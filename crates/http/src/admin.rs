@@ -7,5 +7,6 @@ pub(crate) mod domains_v1;
 pub(crate) mod messages_v1;
 pub(crate) mod queue_v1;
 pub(crate) mod smtp_accounts_v1;
+pub(crate) mod subscriptions_v1;
 pub(crate) mod suppressions_v1;
 pub(crate) mod workspaces_v1;

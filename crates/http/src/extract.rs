@@ -222,6 +222,16 @@ async fn tenant_of(
             format!("this API key is not valid for {}", platform.as_str()),
         ));
     }
+    // A suspended workspace keeps what it has (its logs, its events) but
+    // changes nothing and sends nothing.
+    let reads = [axum::http::Method::GET, axum::http::Method::HEAD];
+    if !reads.contains(&parts.method) && state.accounts.is_suspended(&key.workspace_id) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "suspended",
+            "this workspace's subscription is suspended: it sends nothing until it is reactivated",
+        ));
+    }
     Ok(Tenant {
         workspace_id: key.workspace_id,
         platform,

@@ -190,6 +190,9 @@ fn routes(limits: BodyLimits) -> OpenApiRouter<AppState> {
         .routes(routes!(messages_v1::get))
         .routes(routes!(queue_v1::counts))
         .routes(routes!(destinations_v1::resume))
+        .routes(routes!(admin::subscriptions_v1::suspend))
+        .routes(routes!(admin::subscriptions_v1::reactivate))
+        .routes(routes!(admin::subscriptions_v1::run))
         .route_layer(middleware::from_fn(extract::require_admin));
     let platforms = OpenApiRouter::new()
         .routes(routes!(webhooks_v1::create, webhooks_v1::list))

@@ -255,6 +255,9 @@ store_api! {
         fn subscription(id: &str) -> Option<Subscription>;
         /// A client's subscriptions, oldest first.
         fn subscriptions_of(client_id: &str) -> Vec<Subscription>;
+        /// Up to `limit` live (trial, pending, active) subscriptions whose
+        /// period ends by `until_ms`, earliest first: the billing run's work.
+        fn subscriptions_ending(until_ms: i64, limit: usize) -> Vec<String>;
     }
     writes {
         /// Adds a workspace; its id must be new.

@@ -22,6 +22,10 @@ pub struct Workspace {
     /// What is added to its messages for their recipients.
     #[serde(default)]
     pub tracking: TrackingSettings,
+    /// Why it may not send (its subscription is suspended or cancelled);
+    /// `None` while it may.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspended: Option<String>,
 }
 
 /// A workspace's default for what its messages carry per recipient (a
@@ -445,6 +449,9 @@ pub struct Subscription {
     pub created_at_ms: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspension_reason: Option<String>,
+    /// What a suspended subscription was, so reactivation restores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspended_from: Option<SubscriptionStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancelled_at_ms: Option<i64>,
 }

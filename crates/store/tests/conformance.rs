@@ -119,6 +119,7 @@ async fn clients(store: &Store) {
         period_end_ms: at + 10,
         created_at_ms: at,
         suspension_reason: None,
+        suspended_from: None,
         cancelled_at_ms: None,
     };
     let mut tx = store.begin().await.unwrap();
@@ -213,6 +214,7 @@ fn workspace(id: &str) -> Workspace {
         created_at: "2026-06-07T09:39:00Z".into(),
         allow_unverified_senders: false,
         tracking: TrackingSettings::default(),
+        suspended: None,
     }
 }
 

@@ -53,7 +53,8 @@ pub(crate) struct SubscriptionList {
     pub(crate) subscriptions: Vec<SubscriptionView>,
 }
 
-fn view(state: &AppState, s: Subscription, api_key: Option<String>) -> SubscriptionView {
+/// The answer about a subscription (the portal's and the operators').
+pub(crate) fn view(state: &AppState, s: Subscription, api_key: Option<String>) -> SubscriptionView {
     SubscriptionView {
         plan_name: state.subscriptions.plan_name(&s.plan_id),
         id: s.id,

@@ -159,6 +159,12 @@ impl Session {
                 ),
             );
         }
+        if transaction && self.workspace_suspended() {
+            if let Command::Bdat { size, last } = cmd {
+                return self.bdat(size, last).await;
+            }
+            return self.refuse("suspended", Reply::new(554, "5.7.1", "account suspended"));
+        }
         match cmd {
             Command::Ehlo(name) => self.ehlo(name, true),
             Command::Helo(name) => self.ehlo(name, false),
@@ -235,6 +241,20 @@ impl Session {
             self.tx = None;
         }
         revoked
+    }
+
+    /// Whether the session's workspace was suspended (its subscription);
+    /// if so its transaction (with its quota reservation) is dropped. Open
+    /// sessions stop at their next command.
+    fn workspace_suspended(&mut self) -> bool {
+        let suspended = match (self.ctx.submission(), &self.auth) {
+            (Some(sub), Some(a)) => sub.accounts.is_suspended(&a.workspace.id),
+            _ => false,
+        };
+        if suspended {
+            self.reset_transaction();
+        }
+        suspended
     }
 
     pub(crate) fn refuse(&mut self, reason: &'static str, reply: Reply) -> Flow {

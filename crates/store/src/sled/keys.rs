@@ -29,6 +29,7 @@
 //! | `cs/<token digest>`                   | `ClientSession`                 |
 //! | `sb/<subscription id>`                | `Subscription`                  |
 //! | `bc/<client>\0<subscription id>`      | empty: subscriptions of a client |
+//! | `be/<period end>\0<subscription id>`  | empty: live subscriptions by period end |
 //!
 //! The one-letter families are the event log's and outbox's since their
 //! first version; the two-letter ones moved in with the store crate.
@@ -59,6 +60,17 @@ pub(crate) const CLIENT_BY_EMAIL: &[u8] = b"ce/";
 pub(crate) const CLIENT_SESSION: &[u8] = b"cs/";
 pub(crate) const SUBSCRIPTION: &[u8] = b"sb/";
 pub(crate) const SUBSCRIPTIONS_OF: &[u8] = b"bc/";
+pub(crate) const SUBSCRIPTIONS_ENDING: &[u8] = b"be/";
+
+/// `be/<period end>\0<id>`: a live subscription in the period-end index.
+pub(crate) fn subscription_ending(end_ms: i64, id: &str) -> Vec<u8> {
+    cat(&[
+        SUBSCRIPTIONS_ENDING,
+        &(end_ms.max(0) as u64).to_be_bytes(),
+        b"\0",
+        id.as_bytes(),
+    ])
+}
 
 /// `sc/<ws>\0<day>`: the start of a workspace's counters of one day (days
 /// since the epoch, offset so negative days sort first).

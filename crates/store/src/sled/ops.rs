@@ -11,7 +11,7 @@ use super::SledTxn;
 use crate::{
     ApiKey, Client, ClientSession, Delivery, DeliveryState, Endpoint, EventQuery,
     IdempotencyRecord, Page, Reads, Result, SenderDomain, SmtpAccount, StoreError, StoredEvent,
-    Subscription, Suppression, SuppressionReason, Workspace, Writes,
+    Subscription, SubscriptionStatus, Suppression, SuppressionReason, Workspace, Writes,
 };
 
 /// Most entries one listing call examines, so a selective filter over a
@@ -443,6 +443,20 @@ impl<K: Kv> Reads for K {
 
     async fn subscription(&self, id: &str) -> Result<Option<Subscription>> {
         self.get_json(&cat(&[keys::SUBSCRIPTION, id.as_bytes()]))
+    }
+
+    async fn subscriptions_ending(&self, until_ms: i64, limit: usize) -> Result<Vec<String>> {
+        let start = keys::SUBSCRIPTIONS_ENDING.to_vec();
+        let end = cat(&[
+            keys::SUBSCRIPTIONS_ENDING,
+            &(until_ms.max(0) as u64 + 1).to_be_bytes(),
+        ]);
+        let prefix = keys::SUBSCRIPTIONS_ENDING.len() + 9;
+        Ok(self
+            .scan(&start, &end, false, limit)?
+            .into_iter()
+            .map(|(k, _)| String::from_utf8_lossy(&k[prefix..]).into_owned())
+            .collect())
     }
 
     async fn subscriptions_of(&self, client_id: &str) -> Result<Vec<Subscription>> {
@@ -904,6 +918,17 @@ impl Writes for SledTxn {
                     "a subscription's client does not change".into(),
                 ));
             }
+            self.remove(keys::subscription_ending(old.period_end_ms, &old.id));
+        }
+        let live = matches!(
+            subscription.status,
+            SubscriptionStatus::Trial | SubscriptionStatus::Pending | SubscriptionStatus::Active
+        );
+        if live {
+            self.put(
+                keys::subscription_ending(subscription.period_end_ms, &subscription.id),
+                Vec::new(),
+            );
         }
         self.put(key, encode(subscription));
         self.put(
