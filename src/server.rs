@@ -108,6 +108,12 @@ impl Server {
         let mut registry = Registry::with_prefix("rackwave");
         registry.register_collector(Box::new(SpoolCollector(spool.clone())));
         let accounts = Accounts::new(store.clone(), clock.clone());
+        // Before any listener: a suspended workspace sends nothing, from
+        // the first connection on.
+        accounts
+            .load_suspended()
+            .await
+            .map_err(|e| storage(rackwave_store::StoreError::Unavailable(e.to_string())))?;
         let domains = Domains::new(store.clone(), accounts.clone(), clock.clone());
         let suppressions = Suppressions::new(store.clone(), clock.clone());
         let admin_token = admin_token(&config, &data)?;
@@ -261,10 +267,6 @@ impl Server {
         }
 
         let billing = Arc::new(config.billing.clone());
-        accounts
-            .load_suspended()
-            .await
-            .map_err(|e| storage(rackwave_store::StoreError::Unavailable(e.to_string())))?;
         let subscriptions = rackwave_billing::Subscriptions::new(
             store.clone(),
             clock.clone(),
@@ -272,11 +274,14 @@ impl Server {
             events.clone(),
             billing.clone(),
         );
-        tasks.spawn(billing_cycle(
-            subscriptions.clone(),
-            clock.clone(),
-            shutdown.subscribe(),
-        ));
+        if config.billing.cycle_secs > 0 {
+            tasks.spawn(billing_cycle(
+                subscriptions.clone(),
+                clock.clone(),
+                std::time::Duration::from_secs(config.billing.cycle_secs),
+                shutdown.subscribe(),
+            ));
+        }
         let state = rackwave_http::AppState::new(rackwave_http::Parts {
             accounts: accounts.clone(),
             domains,
@@ -407,18 +412,18 @@ fn admin_token(config: &Config, data: &Path) -> Result<String, StartError> {
     Ok(token)
 }
 
-/// The key that signs tracking links: `[tracking] secret`, else one kept in
-/// the data directory (generated on first start).
-/// The billing cycle, once a minute until shutdown (also run by
-/// `POST /admin/v1/billing/run`): trials that ended unpaid are suspended.
+/// The billing cycle, every `[billing] cycle_secs` until shutdown (also
+/// run by `POST /admin/v1/billing/run`): trials that ended unpaid are
+/// suspended.
 async fn billing_cycle(
     subscriptions: rackwave_billing::Subscriptions,
     clock: Clock,
+    every: std::time::Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+            _ = tokio::time::sleep(every) => {}
             _ = shutdown.wait_for(|s| *s) => return,
         }
         match subscriptions.run(clock.now_ms()).await {
@@ -440,6 +445,8 @@ fn tracking_host(base_url: &str) -> String {
     }
 }
 
+/// The key that signs tracking links: `[tracking] secret`, else one kept in
+/// the data directory (generated on first start).
 fn tracking_key(config: &Config, data: &Path) -> Result<TrackingKey, StartError> {
     if let Some(secret) = &config.tracking.secret {
         return Ok(

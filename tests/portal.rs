@@ -199,6 +199,23 @@ async fn failed_logins_wait_then_lock_out() {
     let (s, e2, _) = login(&ts, "nobody@example.test", "wrong password!").await;
     assert_eq!(s, 401);
     assert_eq!(e["error"]["message"], e2["error"]["message"]);
+    // A login to an account of one's own between guesses does not reset
+    // the count (sign-up is open to anyone).
+    let mut bob = ada();
+    bob["email"] = json!("bob@example.test");
+    bob.as_object_mut().unwrap().remove("gstin");
+    assert_eq!(
+        portal(&ts, "POST", "/portal/v1/signup", "", Some(bob))
+            .await
+            .0,
+        201
+    );
+    assert_eq!(
+        login(&ts, "bob@example.test", "correct horse battery")
+            .await
+            .0,
+        200
+    );
     // Five failures (the [smtp] auth_max_failures default) lock the
     // address out, even for the right password.
     for _ in 0..3 {
@@ -260,21 +277,15 @@ async fn trial(ts: &TestServer, token: &str, platform: &str, plan: &str) -> (u16
 }
 
 /// An SMTP account made with a trial's API key, in its workspace.
-async fn smtp_account(ts: &TestServer, key: &str, ws: &str) -> Account {
+async fn smtp_account(ts: &TestServer, key: &str, ws: &str, username: &str) -> Account {
+    let body = json!({"username": username, "password": "app password 123", "daily_quota": 1000});
     let (s, acct) = ts
-        .call(
-            key,
-            "POST",
-            "/migosmtp/v1/smtp-accounts",
-            Some(
-                json!({"username": "ada-app", "password": "app password 123", "daily_quota": 1000}),
-            ),
-        )
+        .call(key, "POST", "/migosmtp/v1/smtp-accounts", Some(body))
         .await;
     assert_eq!(s, 201, "{acct}");
     Account {
         workspace_id: ws.to_string(),
-        username: "ada-app".into(),
+        username: username.into(),
         password: "app password 123".into(),
     }
 }
@@ -341,7 +352,7 @@ async fn a_trial_provisions_a_workspace_that_sends() {
     // The workspace has the plan's quota; the key is the workspace's.
     let (s, w) = ts.get(&format!("/admin/v1/workspaces/{ws}")).await;
     assert_eq!((s, &w["daily_quota"]), (200, &json!(1000)), "{w}");
-    let account = smtp_account(&ts, &key, &ws).await;
+    let account = smtp_account(&ts, &key, &ws, "ada-app").await;
     let mut smtp = ts.authed(&account).await;
     let reply = smtp
         .send_mail(
@@ -475,7 +486,7 @@ async fn an_unpaid_trial_is_suspended_and_sending_stops() {
         sub["workspace_id"].as_str().unwrap().to_string(),
     );
     let key = sub["api_key"].as_str().unwrap().to_string();
-    let account = smtp_account(&ts, &key, &ws).await;
+    let account = smtp_account(&ts, &key, &ws, "ada-app").await;
     let mut open = ts.authed(&account).await;
     let send =
         json!({"from": "news@ada.test", "to": ["r@example.test"], "subject": "s", "text": "t"});
@@ -527,46 +538,67 @@ async fn an_unpaid_trial_is_suspended_and_sending_stops() {
     let mut after = ts.authed(&account).await;
     assert_eq!(after.cmd("MAIL FROM:<news@ada.test>").await.code, 554);
 
-    // An operator reactivates it (a trial again) and suspends it by hand.
-    let (s, got) = ts
+    // The trial's time is up: an operator cannot simply reactivate it (it
+    // resumes with a payment).
+    let (s, e) = ts
         .admin(
             "POST",
             &format!("/admin/v1/subscriptions/{id}/reactivate"),
             None,
         )
         .await;
-    assert_eq!((s, &got["status"]), (200, &json!("trial")), "{got}");
-    assert_eq!(after.cmd("MAIL FROM:<news@ada.test>").await.code, 250);
-    after.cmd_expect("RSET", 250).await;
-    assert_eq!(
-        ts.call(&key, "POST", "/migosmtp/v1/messages", Some(send.clone()))
-            .await
-            .0,
-        202
-    );
+    assert_eq!(s, 409, "{e}");
+
+    // Bob's trial runs: an operator suspends it by hand and reactivates it.
+    let bob = client(&ts, "bob@example.test").await;
+    let (_, bob_sub) = trial(&ts, &bob, "migosmtp", "mail").await;
+    let bob_id = bob_sub["id"].as_str().unwrap().to_string();
+    let bob_key = bob_sub["api_key"].as_str().unwrap().to_string();
+    let bob_ws = bob_sub["workspace_id"].as_str().unwrap().to_string();
+    let bob_account = smtp_account(&ts, &bob_key, &bob_ws, "bob-app").await;
+    let mut bob_smtp = ts.authed(&bob_account).await;
     for bad in [
         json!({"reason": ""}),
         json!({"reason": "x".repeat(600)}),
         json!({}),
     ] {
-        let (s, _) = ts
-            .admin(
-                "POST",
-                &format!("/admin/v1/subscriptions/{id}/suspend"),
-                Some(bad.clone()),
-            )
-            .await;
+        let path = format!("/admin/v1/subscriptions/{bob_id}/suspend");
+        let (s, _) = ts.admin("POST", &path, Some(bad.clone())).await;
         assert!(s == 422 || s == 400, "{bad}: {s}");
     }
     let (s, got) = ts
         .admin(
             "POST",
-            &format!("/admin/v1/subscriptions/{id}/suspend"),
+            &format!("/admin/v1/subscriptions/{bob_id}/suspend"),
             Some(json!({"reason": "abuse report"})),
         )
         .await;
     assert_eq!((s, &got["status"]), (200, &json!("suspended")));
-    assert_eq!(after.cmd("MAIL FROM:<news@ada.test>").await.code, 554);
+    assert_eq!(bob_smtp.cmd("MAIL FROM:<news@bob.test>").await.code, 554);
+    // A suspended workspace may still revoke its key.
+    let (s, keys) = ts
+        .call(&bob_key, "GET", "/migosmtp/v1/api-keys", None)
+        .await;
+    assert_eq!(s, 200, "{keys}");
+    let (s, got) = ts
+        .admin(
+            "POST",
+            &format!("/admin/v1/subscriptions/{bob_id}/reactivate"),
+            None,
+        )
+        .await;
+    assert_eq!((s, &got["status"]), (200, &json!("trial")), "{got}");
+    assert_eq!(bob_smtp.cmd("MAIL FROM:<news@bob.test>").await.code, 250);
+    bob_smtp.cmd_expect("RSET", 250).await;
+    let bob_send =
+        json!({"from": "news@bob.test", "to": ["r@example.test"], "subject": "s", "text": "t"});
+    assert_eq!(
+        ts.call(&bob_key, "POST", "/migosmtp/v1/messages", Some(bob_send))
+            .await
+            .0,
+        202
+    );
+    let key_id = keys["api_keys"][0]["id"].as_str().unwrap();
     assert_eq!(
         ts.admin(
             "POST",
@@ -577,33 +609,41 @@ async fn an_unpaid_trial_is_suspended_and_sending_stops() {
         .0,
         404
     );
+    let (_, bob_me) = portal(&ts, "GET", "/portal/v1/me", &bob, None).await;
+    let bob_events = lifecycle(&ts, bob_me["id"].as_str().unwrap()).await;
+    let bob_types: Vec<&str> = bob_events.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(
-        ts.admin(
-            "POST",
-            &format!("/admin/v1/subscriptions/{id}/reactivate"),
-            None
-        )
-        .await
-        .0,
-        200
-    );
-
-    // Every transition, in order, with the seed's fields.
-    let events = lifecycle(&ts, &client_id).await;
-    let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
-    assert_eq!(
-        types,
+        bob_types,
         [
             "trial_activated",
-            "service_suspended",
-            "service_reactivated",
             "service_suspended",
             "service_reactivated"
         ]
     );
+    assert_eq!(bob_events[1].1["suspension_reason"], "abuse report");
+    assert_eq!(bob_events[2].1["plan_name"], "Mail Starter");
+    // Suspended again, Bob's workspace can still revoke its key.
+    ts.admin(
+        "POST",
+        &format!("/admin/v1/subscriptions/{bob_id}/suspend"),
+        Some(json!({"reason": "again"})),
+    )
+    .await;
+    let (s, _) = ts
+        .call(
+            &bob_key,
+            "DELETE",
+            &format!("/migosmtp/v1/api-keys/{key_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+
+    // Ada's transitions, in order, with the seed's fields.
+    let events = lifecycle(&ts, &client_id).await;
+    let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(types, ["trial_activated", "service_suspended"]);
     assert_eq!(events[1].1["suspension_reason"], "trial expired");
     assert_eq!(events[1].1["customer_id"], client_id.as_str());
     assert_eq!(events[1].1["platform_id"], "1");
-    assert_eq!(events[3].1["suspension_reason"], "abuse report");
-    assert_eq!(events[4].1["plan_name"], "Mail Starter");
 }

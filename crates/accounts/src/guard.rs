@@ -8,10 +8,13 @@ use std::time::Duration;
 
 use rackwave_core::Clock;
 
-/// Failed logins per client address (SMTP AUTH, the portal's login). Each failure doubles the delay
-/// before the 535 reply; after `max_failures` the address is locked out for
-/// `lockout`. The count decays: a window of `lockout` without failures
-/// forgets the address.
+/// Failed logins per client address (SMTP AUTH, the portal's login; each
+/// has its own guard). Each failure doubles the delay before the refusal;
+/// after `max_failures` the address is locked out for `lockout`. The count
+/// only decays: a window of `lockout` without failures forgets the
+/// address. A success does not reset it, or a guesser with an account of
+/// their own (sign-up is open) could log in between guesses at another's.
+/// IPv6 clients are counted per /64, the block one subscriber gets.
 #[derive(Clone)]
 pub struct AuthGuard {
     inner: Arc<Mutex<HashMap<IpAddr, Failures>>>,
@@ -41,8 +44,9 @@ impl AuthGuard {
 
     /// Whether the address may try to authenticate now.
     pub fn is_locked(&self, ip: IpAddr) -> bool {
+        let ip = client(ip);
         let now = self.clock.now_ms();
-        let mut map = self.inner.lock().unwrap();
+        let mut map = lock(&self.inner);
         match map.get(&ip).copied() {
             Some(f) => match f.locked_until_ms {
                 Some(until) if now < until => true,
@@ -63,8 +67,9 @@ impl AuthGuard {
 
     /// Records a failure and returns how long to wait before answering.
     pub fn failed(&self, ip: IpAddr) -> Duration {
+        let ip = client(ip);
         let now = self.clock.now_ms();
-        let mut map = self.inner.lock().unwrap();
+        let mut map = lock(&self.inner);
         if map.len() > 100_000 {
             // Bounded memory under a distributed attack: forget the stale.
             let lockout = self.lockout_ms;
@@ -83,11 +88,22 @@ impl AuthGuard {
         let shift = (f.count - 1).min(5);
         self.base_delay * (1u32 << shift)
     }
+}
 
-    /// A success forgets earlier failures of the address.
-    pub fn succeeded(&self, ip: IpAddr) {
-        self.inner.lock().unwrap().remove(&ip);
+/// The unit a client is counted by: an IPv4 address (IPv4-mapped IPv6
+/// included), or an IPv6 /64.
+fn client(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        v4 => v4,
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]
@@ -114,5 +130,14 @@ mod tests {
         clock.advance_ms(60_001);
         assert!(!g.is_locked(ip));
         assert_eq!(g.failed(ip), Duration::from_millis(100));
+        // One /64 is one client; a mapped IPv4 address is that address.
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        g.failed(a);
+        g.failed(b);
+        g.failed(a);
+        assert!(g.is_locked(b));
+        assert!(!g.is_locked("2001:db8:1:3::1".parse().unwrap()));
+        assert!(g.is_locked("::ffff:192.0.2.1".parse().unwrap()) == g.is_locked(ip));
     }
 }

@@ -119,6 +119,10 @@ struct Inner {
     /// read on every SMTP command and API call, so open sessions stop at
     /// once).
     suspended: Mutex<std::collections::HashSet<String>>,
+    /// Refreshes of the mirror, one at a time: each reads the stored
+    /// state and applies it before the next reads, so the mirror ends as
+    /// the store does whatever order commits finish in.
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 impl Accounts {
@@ -135,6 +139,7 @@ impl Accounts {
                 password_checks: Default::default(),
                 revoked: Mutex::default(),
                 suspended: Mutex::default(),
+                refreshing: tokio::sync::Mutex::new(()),
             }),
         }
     }
@@ -200,8 +205,8 @@ impl Accounts {
     }
 
     /// Suspends a workspace (`Some(reason)`) or lets it send again, in the
-    /// caller's transaction; [`note_suspended`](Self::note_suspended) once
-    /// it committed.
+    /// caller's transaction; [`refresh_suspended`](Self::refresh_suspended)
+    /// after the commit (whether it succeeded or not).
     pub async fn set_suspended_in(
         &self,
         tx: &mut rackwave_store::Txn,
@@ -217,14 +222,24 @@ impl Accounts {
         Ok(())
     }
 
-    /// Makes a committed suspension (or its end) take effect at once.
-    pub fn note_suspended(&self, workspace_id: &str, suspended: bool) {
+    /// Makes the stored suspension of a workspace (or its end) take effect
+    /// at once. Called after every commit that may have changed it, also a
+    /// failed one (its write may have landed).
+    pub async fn refresh_suspended(&self, workspace_id: &str) -> Result<(), AccountsError> {
+        let _turn = self.inner.refreshing.lock().await;
+        let suspended = self
+            .inner
+            .store
+            .workspace(workspace_id)
+            .await?
+            .is_some_and(|w| w.suspended.is_some());
         let mut set = lock(&self.inner.suspended);
         if suspended {
             set.insert(workspace_id.to_string());
         } else {
             set.remove(workspace_id);
         }
+        Ok(())
     }
 
     /// Changes a workspace's settings (what `changes` names).

@@ -208,7 +208,6 @@ impl Clients {
                 delay: self.guard.failed(ip),
             });
         };
-        self.guard.succeeded(ip);
         let token = format!("{TOKEN_PREFIX}{}", random_hex(32));
         let now = self.clock.now_ms();
         let session = ClientSession {

@@ -26,6 +26,8 @@ pub struct BillingConfig {
     pub grace_days: u32,
     /// The series' prefix (1 to 4 letters or digits): `RW/26-27/00042`.
     pub invoice_prefix: String,
+    /// Seconds between billing runs (0: only `POST /admin/v1/billing/run`).
+    pub cycle_secs: u64,
     pub plans: Vec<Plan>,
 }
 
@@ -40,6 +42,7 @@ impl Default for BillingConfig {
             due_days: 15,
             grace_days: 7,
             invoice_prefix: "RW".into(),
+            cycle_secs: 60,
             plans: Vec::new(),
         }
     }
@@ -125,6 +128,10 @@ impl BillingConfig {
             if p.name.trim().is_empty() {
                 return Err(format!("{at}: name is empty"));
             }
+            if p.platform == "migosmtp" && p.daily_quota.is_none() {
+                // A trial must not be a workspace without a limit.
+                return Err(format!("{at}: a migosmtp plan needs daily_quota"));
+            }
         }
         Ok(())
     }
@@ -182,5 +189,8 @@ mod tests {
             .contains("price_paise"));
         assert!(with(&|c| c.plans[0].platform = "x".into()).is_err());
         assert!(with(&|c| c.sac_code = "99831".into()).is_err());
+        assert!(with(&|c| c.plans[0].daily_quota = None)
+            .unwrap_err()
+            .contains("daily_quota"));
     }
 }

@@ -66,29 +66,37 @@ impl Tax {
         if taxable_paise < 0 {
             return Err(MoneyError::Negative);
         }
-        let head = |bp: u32| -> Result<i64, MoneyError> {
-            let exact = i128::from(taxable_paise) * i128::from(bp);
-            i64::try_from(round_div(exact, 10_000)).map_err(|_| MoneyError::Overflow)
+        // A head at `bp / divisor` of the value (divisor 20,000 for half
+        // the rate: CGST and SGST are equal halves, even of an odd number
+        // of basis points).
+        let head = |divisor: i128| -> Result<i64, MoneyError> {
+            let exact = i128::from(taxable_paise) * i128::from(rate.basis_points);
+            i64::try_from(round_div(exact, divisor)).map_err(|_| MoneyError::Overflow)
         };
-        Ok(match supply {
+        let tax = match supply {
             Supply::IntraState => {
-                // Half the rate each; an odd number of basis points (a rate
-                // like 0.25 %) rounds the halves, never the total.
-                let half = rate.basis_points / 2;
+                let half = head(20_000)?;
                 Tax {
-                    cgst_paise: head(half)?,
-                    sgst_paise: head(rate.basis_points - half)?,
+                    cgst_paise: half,
+                    sgst_paise: half,
                     igst_paise: 0,
                 }
             }
             Supply::InterState => Tax {
                 cgst_paise: 0,
                 sgst_paise: 0,
-                igst_paise: head(rate.basis_points)?,
+                igst_paise: head(10_000)?,
             },
-        })
+        };
+        // The total must fit too.
+        tax.cgst_paise
+            .checked_add(tax.sgst_paise)
+            .and_then(|t| t.checked_add(tax.igst_paise))
+            .ok_or(MoneyError::Overflow)?;
+        Ok(tax)
     }
 
+    /// The tax of all heads (checked when the tax was computed).
     pub fn total(&self) -> i64 {
         self.cgst_paise + self.sgst_paise + self.igst_paise
     }
@@ -144,8 +152,9 @@ mod tests {
         // An odd rate in basis points: 5 % = 2.5 % each.
         let t = Tax::on(10_000, GstRate::percent(5), Supply::IntraState).unwrap();
         assert_eq!((t.cgst_paise, t.sgst_paise), (250, 250));
+        // 0.25 %: equal halves of 0.125 % each, 12.5 → 13.
         let t = Tax::on(10_000, GstRate { basis_points: 25 }, Supply::IntraState).unwrap();
-        assert_eq!((t.cgst_paise, t.sgst_paise), (12, 13));
+        assert_eq!((t.cgst_paise, t.sgst_paise), (13, 13));
     }
 
     #[test]
@@ -156,6 +165,11 @@ mod tests {
             Err(MoneyError::Negative)
         );
         assert!(Tax::on(i64::MAX, r, Supply::InterState).is_ok());
+        // Each head fits but not their sum.
+        assert_eq!(
+            Tax::on(i64::MAX, GstRate::percent(100), Supply::IntraState),
+            Err(MoneyError::Overflow)
+        );
         assert_eq!(
             Tax::on(
                 i64::MAX,

@@ -152,6 +152,19 @@ impl Subscriptions {
         id: &str,
         reason: &str,
     ) -> Result<Option<Subscription>, ClientsError> {
+        self.suspend_if(id, reason, |_| true)
+            .await
+            .map(|r| r.map(|(s, _)| s))
+    }
+
+    /// [`suspend`](Self::suspend) when `due` holds for the subscription as
+    /// read in the transaction that suspends it; with whether it changed.
+    async fn suspend_if(
+        &self,
+        id: &str,
+        reason: &str,
+        due: impl Fn(&Subscription) -> bool,
+    ) -> Result<Option<(Subscription, bool)>, ClientsError> {
         let reason = reason.trim();
         if reason.is_empty() || reason.len() > 512 || reason.contains(char::is_control) {
             return Err(invalid("reason", "1 to 512 characters"));
@@ -160,11 +173,14 @@ impl Subscriptions {
         let Some(mut s) = tx.subscription(id).await? else {
             return Ok(None);
         };
-        if matches!(
+        let live = !matches!(
             s.status,
             SubscriptionStatus::Suspended | SubscriptionStatus::Cancelled
-        ) {
-            return Ok(Some(s));
+        );
+        if !live || !due(&s) {
+            drop(tx);
+            self.accounts.refresh_suspended(&s.workspace_id).await?;
+            return Ok(Some((s, false)));
         }
         s.suspended_from = Some(s.status);
         s.status = SubscriptionStatus::Suspended;
@@ -184,27 +200,36 @@ impl Subscriptions {
                 },
             )
             .await?;
-        tx.commit().await?;
-        self.accounts.note_suspended(&s.workspace_id, true);
+        let committed = tx.commit().await;
+        // Whatever the commit's outcome: its write may have landed.
+        self.accounts.refresh_suspended(&s.workspace_id).await?;
+        committed?;
         self.events.kick();
-        Ok(Some(s))
+        Ok(Some((s, true)))
     }
 
     /// Ends a suspension: the subscription is what it was, its workspace
     /// sends again (`service_reactivated`). `Ok(None)` when there is no
-    /// such subscription; one that is not suspended stays as it is.
+    /// such subscription; one that is not suspended stays as it is; a
+    /// trial whose time is up resumes only with a payment (`Conflict`).
     pub async fn reactivate(&self, id: &str) -> Result<Option<Subscription>, ClientsError> {
         let mut tx = self.store.begin().await?;
         let Some(mut s) = tx.subscription(id).await? else {
             return Ok(None);
         };
         if s.status != SubscriptionStatus::Suspended {
+            drop(tx);
+            self.accounts.refresh_suspended(&s.workspace_id).await?;
             return Ok(Some(s));
         }
-        s.status = s
-            .suspended_from
-            .take()
-            .unwrap_or(SubscriptionStatus::Active);
+        let was = s.suspended_from.unwrap_or(SubscriptionStatus::Active);
+        if was == SubscriptionStatus::Trial && s.period_end_ms <= self.clock.now_ms() {
+            return Err(ClientsError::Conflict(
+                "the trial has ended: the service resumes when it is paid for".into(),
+            ));
+        }
+        s.status = was;
+        s.suspended_from = None;
         s.suspension_reason = None;
         tx.put_subscription(&s).await?;
         self.accounts
@@ -221,33 +246,42 @@ impl Subscriptions {
                 },
             )
             .await?;
-        tx.commit().await?;
-        self.accounts.note_suspended(&s.workspace_id, false);
+        let committed = tx.commit().await;
+        self.accounts.refresh_suspended(&s.workspace_id).await?;
+        committed?;
         self.events.kick();
         Ok(Some(s))
     }
 
     /// The billing cycle's work so far: every trial that ended by `now_ms`
-    /// without becoming paid is suspended. Running it twice suspends
-    /// nothing twice. How many it suspended.
+    /// without becoming paid is suspended (checked again in the
+    /// transaction that suspends it). Running it twice suspends nothing
+    /// twice. A subscription that fails is logged and left for the next
+    /// run. How many it suspended.
     pub async fn run(&self, now_ms: i64) -> Result<u64, ClientsError> {
         let mut suspended = 0;
+        let mut after = None;
         loop {
-            let due = self.store.subscriptions_ending(now_ms, 1000).await?;
-            let mut progressed = false;
-            for id in due {
-                let Some(s) = self.store.subscription(&id).await? else {
-                    continue;
-                };
-                // Paid renewals come with invoicing; trials end here.
-                if s.status == SubscriptionStatus::Trial && s.period_end_ms <= now_ms {
-                    self.suspend(&s.id, "trial expired").await?;
-                    suspended += 1;
-                    progressed = true;
-                }
-            }
-            if !progressed {
+            let due = self
+                .store
+                .subscriptions_ending(now_ms, after.clone(), 1000)
+                .await?;
+            let Some(last) = due.last().cloned() else {
                 return Ok(suspended);
+            };
+            after = Some(last);
+            for (_, id) in due {
+                // Paid renewals come with invoicing; trials end here.
+                let ended = |s: &Subscription| {
+                    s.status == SubscriptionStatus::Trial && s.period_end_ms <= now_ms
+                };
+                match self.suspend_if(&id, "trial expired", ended).await {
+                    Ok(Some((_, true))) => suspended += 1,
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(subscription = %id, error = %e, "billing run: left for the next run");
+                    }
+                }
             }
         }
     }

@@ -223,8 +223,12 @@ async fn tenant_of(
         ));
     }
     // A suspended workspace keeps what it has (its logs, its events) but
-    // changes nothing and sends nothing.
-    let reads = [axum::http::Method::GET, axum::http::Method::HEAD];
+    // sends and adds nothing; it may still delete (revoke a leaked key).
+    let reads = [
+        axum::http::Method::GET,
+        axum::http::Method::HEAD,
+        axum::http::Method::DELETE,
+    ];
     if !reads.contains(&parts.method) && state.accounts.is_suspended(&key.workspace_id) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

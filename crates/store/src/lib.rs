@@ -256,8 +256,10 @@ store_api! {
         /// A client's subscriptions, oldest first.
         fn subscriptions_of(client_id: &str) -> Vec<Subscription>;
         /// Up to `limit` live (trial, pending, active) subscriptions whose
-        /// period ends by `until_ms`, earliest first: the billing run's work.
-        fn subscriptions_ending(until_ms: i64, limit: usize) -> Vec<String>;
+        /// period ends by `until_ms`, earliest first, after the `(period
+        /// end, id)` of `after`: the billing run's work, as `(period end,
+        /// id)`.
+        fn subscriptions_ending(until_ms: i64, after: Option<(i64, String)>, limit: usize) -> Vec<(i64, String)>;
     }
     writes {
         /// Adds a workspace; its id must be new.

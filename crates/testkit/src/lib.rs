@@ -55,6 +55,9 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     c.smtp.auth_failure_delay_ms = 5;
     c.smtp.shutdown_grace_secs = 5;
     c.webhooks.allow_private_targets = true;
+    // Billing runs only when a test asks (POST /admin/v1/billing/run),
+    // on the manual clock, never on a real timer mid-test.
+    c.billing.cycle_secs = 0;
     // Tests that deliver turn the engine on with their own DNS and sinks;
     // the others must not reach for the real network.
     c.delivery.enabled = false;

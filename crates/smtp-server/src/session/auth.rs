@@ -169,7 +169,6 @@ impl Session {
                 )
             }
         };
-        sub.auth_guard.succeeded(self.peer.ip());
         self.auth = Some(Authenticated { account, workspace });
         self.reply(Reply::new(235, "2.7.0", "Authentication successful"))
     }

@@ -445,18 +445,34 @@ impl<K: Kv> Reads for K {
         self.get_json(&cat(&[keys::SUBSCRIPTION, id.as_bytes()]))
     }
 
-    async fn subscriptions_ending(&self, until_ms: i64, limit: usize) -> Result<Vec<String>> {
-        let start = keys::SUBSCRIPTIONS_ENDING.to_vec();
+    async fn subscriptions_ending(
+        &self,
+        until_ms: i64,
+        after: Option<(i64, String)>,
+        limit: usize,
+    ) -> Result<Vec<(i64, String)>> {
+        let start = match &after {
+            // The smallest key after the cursor's.
+            Some((end, id)) => cat(&[&keys::subscription_ending(*end, id), b"\0"]),
+            None => keys::SUBSCRIPTIONS_ENDING.to_vec(),
+        };
         let end = cat(&[
             keys::SUBSCRIPTIONS_ENDING,
             &(until_ms.max(0) as u64 + 1).to_be_bytes(),
         ]);
-        let prefix = keys::SUBSCRIPTIONS_ENDING.len() + 9;
-        Ok(self
-            .scan(&start, &end, false, limit)?
+        let at = keys::SUBSCRIPTIONS_ENDING.len();
+        self.scan(&start, &end, false, limit)?
             .into_iter()
-            .map(|(k, _)| String::from_utf8_lossy(&k[prefix..]).into_owned())
-            .collect())
+            .map(|(k, _)| {
+                let ms = k
+                    .get(at..at + 8)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u64::from_be_bytes)
+                    .ok_or_else(|| StoreError::Corrupt("subscription index key".into()))?;
+                let id = String::from_utf8_lossy(&k[at + 9..]).into_owned();
+                Ok((ms as i64, id))
+            })
+            .collect()
     }
 
     async fn subscriptions_of(&self, client_id: &str) -> Result<Vec<Subscription>> {
