@@ -154,6 +154,51 @@ async fn clients(store: &Store) {
     );
     assert_eq!(store.subscription("sub_b").await.unwrap(), Some(suspended));
     assert_eq!(store.subscription("sub_x").await.unwrap(), None);
+
+    // Live subscriptions by period end: up to a bound, after a cursor;
+    // a suspended one leaves the index, a moved period moves its entry.
+    let ending = |until: i64, after: Option<(i64, String)>| {
+        let store = store.clone();
+        async move { store.subscriptions_ending(until, after, 10).await.unwrap() }
+    };
+    // sub_a ends at 13, sub_c at 11; sub_b is suspended.
+    assert_eq!(
+        ending(13, None).await,
+        [(11, "sub_c".to_string()), (13, "sub_a".to_string())]
+    );
+    assert_eq!(ending(12, None).await, [(11, "sub_c".to_string())]);
+    assert_eq!(
+        ending(100, Some((11, "sub_c".into()))).await,
+        [(13, "sub_a".to_string())]
+    );
+    let mut tx = store.begin().await.unwrap();
+    let moved = Subscription {
+        period_end_ms: 50,
+        ..sub("sub_c", "cus_2", 1)
+    };
+    tx.put_subscription(&moved).await.unwrap();
+    let before_1970 = Subscription {
+        period_end_ms: -5,
+        ..sub("sub_neg", "cus_2", -15)
+    };
+    tx.put_subscription(&before_1970).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        ending(100, None).await,
+        [
+            (0, "sub_neg".to_string()),
+            (13, "sub_a".to_string()),
+            (50, "sub_c".to_string())
+        ]
+    );
+    assert_eq!(
+        store
+            .subscriptions_ending(100, None, 1)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 /// Pages across more events than one read of the store takes, both
