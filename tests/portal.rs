@@ -561,6 +561,15 @@ async fn an_unpaid_trial_is_suspended_and_sending_stops() {
         .await;
     assert_eq!((s, &got["status"]), (200, &json!("suspended")));
     assert_eq!(bob_smtp.cmd("MAIL FROM:<news@bob.test>").await.code, 554);
+    // A BDAT chunk is read (the session stays in step) and refused alike.
+    bob_smtp.send("BDAT 5 LAST").await;
+    bob_smtp.send_raw(b"hello").await;
+    let r = bob_smtp.reply().await.unwrap();
+    assert_eq!(
+        (r.code, r.text().contains("account suspended")),
+        (554, true),
+        "{r:?}"
+    );
     // A suspended workspace may still revoke its key.
     let (s, keys) = ts
         .call(&bob_key, "GET", "/migosmtp/v1/api-keys", None)

@@ -156,6 +156,21 @@ impl Session {
         self.accept(body).await
     }
 
+    /// Reads and drops a BDAT chunk that follows a refused command (the
+    /// client sends it whatever we answer), then refuses.
+    pub(crate) async fn refuse_chunk(
+        &mut self,
+        size: u64,
+        reason: &'static str,
+        reply: Reply,
+    ) -> Flow {
+        let timeout = self.ctx.config.data_timeout();
+        if let Err(stop) = self.read_chunk(size, None, timeout).await {
+            return self.stop(stop);
+        }
+        self.refuse(reason, reply)
+    }
+
     /// Reads exactly `size` octets, keeping them only when `into` is given.
     async fn read_chunk(
         &mut self,

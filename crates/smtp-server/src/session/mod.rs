@@ -144,26 +144,28 @@ impl Session {
             cmd,
             Command::Mail { .. } | Command::Rcpt { .. } | Command::Data | Command::Bdat { .. }
         );
-        if transaction && self.credentials_revoked() {
-            if let Command::Bdat { size, last } = cmd {
-                // The chunk follows whatever we answer: BDAT reads it and,
-                // with no transaction left, refuses it.
-                return self.bdat(size, last).await;
-            }
-            return self.refuse(
+        let refusal = if !transaction {
+            None
+        } else if self.credentials_revoked() {
+            Some((
                 "revoked",
                 Reply::new(
                     530,
                     "5.7.0",
                     "Authentication required: these credentials were revoked",
                 ),
-            );
-        }
-        if transaction && self.workspace_suspended() {
-            if let Command::Bdat { size, last } = cmd {
-                return self.bdat(size, last).await;
-            }
-            return self.refuse("suspended", Reply::new(554, "5.7.1", "account suspended"));
+            ))
+        } else if self.workspace_suspended() {
+            Some(("suspended", Reply::new(554, "5.7.1", "account suspended")))
+        } else {
+            None
+        };
+        if let Some((reason, reply)) = refusal {
+            return match cmd {
+                // The chunk follows whatever we answer: read it first.
+                Command::Bdat { size, .. } => self.refuse_chunk(size, reason, reply).await,
+                _ => self.refuse(reason, reply),
+            };
         }
         match cmd {
             Command::Ehlo(name) => self.ehlo(name, true),
