@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use rackwave::config::Config;
 use rackwave::server::Server;
 use rackwave_core::event::{EmailQueued, MessageRef};
-use rackwave_core::{Clock, Platform, Timestamp};
+use rackwave_core::{Clock, Product, Timestamp};
 use rackwave_testkit::receiver::{self, Receiver};
 
 const ENDPOINTS: usize = 10;
@@ -117,7 +117,7 @@ async fn run(n: usize) {
             .events
             .create_endpoint(
                 &ws,
-                Platform::Migosmtp,
+                Product::Migosmtp,
                 rackwave_events::NewEndpoint {
                     url: rx.url(&path),
                     ..Default::default()

@@ -223,7 +223,7 @@ async fn every_error_has_the_json_shape() {
     for (path, token) in [
         ("/nowhere", ""),
         ("/admin/v1/nothing", auth.as_str()),
-        ("/portal/v1/webhooks", key.as_str()),
+        ("/portal/v1/nothing", key.as_str()),
         ("/smtp/v1/webhooks", key.as_str()),
     ] {
         let (s, b) = raw_request(&ts, "GET", path, Some(token), None).await;

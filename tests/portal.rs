@@ -642,3 +642,68 @@ async fn an_unpaid_trial_is_suspended_and_sending_stops() {
     assert_eq!(events[1].1["customer_id"], client_id.as_str());
     assert_eq!(events[1].1["platform_id"], "1");
 }
+
+/// A client's own lifecycle webhooks, under `/portal/v1/webhooks` with its
+/// session: trial, suspension and reactivation arrive signed with the
+/// seed's fields; email events are not the portal's to subscribe to;
+/// another client sees nothing of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_events_reach_the_clients_webhook() {
+    use rackwave_testkit::receiver::Receiver;
+    use std::time::Duration;
+
+    let ts = start_with(with_plans).await;
+    let ada = client(&ts, "ada@example.test").await;
+    let bob = client(&ts, "bob@example.test").await;
+    let rx = Receiver::start().await;
+    let hook = json!({"url": rx.url("life"), "event_types": ["*"]});
+    let (s, ep) = portal(&ts, "POST", "/portal/v1/webhooks", &ada, Some(hook.clone())).await;
+    assert_eq!(s, 201, "{ep}");
+    assert_eq!(ep["platform"], "rackwave");
+    rx.set_secrets("life", &[ep["secret"].as_str().unwrap()]);
+    let id = ep["id"].as_str().unwrap().to_string();
+    // Email events are no portal events; no session, another client, or
+    // a platform key: no access.
+    let email = json!({"url": rx.url("x"), "event_types": ["email.delivered"]});
+    let (s, e) = portal(&ts, "POST", "/portal/v1/webhooks", &ada, Some(email)).await;
+    assert!(s == 400 || s == 422, "{s} {e}");
+    assert_eq!(
+        portal(&ts, "GET", "/portal/v1/webhooks", "", None).await.0,
+        401
+    );
+    let path = format!("/portal/v1/webhooks/{id}");
+    assert_eq!(portal(&ts, "GET", &path, &bob, None).await.0, 404);
+    let (_, bobs) = portal(&ts, "GET", "/portal/v1/webhooks", &bob, None).await;
+    assert_eq!(bobs["webhooks"].as_array().map(Vec::len), Some(0), "{bobs}");
+    let ws = ts.create_workspace("w", None).await;
+    let key = ts.create_api_key(&ws, "migosmtp").await;
+    assert_eq!(
+        portal(&ts, "GET", "/portal/v1/webhooks", &key, None)
+            .await
+            .0,
+        401
+    );
+
+    let (_, sub) = trial(&ts, &ada, "migosmtp", "mail").await;
+    let sub_id = sub["id"].as_str().unwrap();
+    let reason = json!({"reason": "abuse report"});
+    let suspend = format!("/admin/v1/subscriptions/{sub_id}/suspend");
+    assert_eq!(ts.admin("POST", &suspend, Some(reason)).await.0, 200);
+    let got = rx.wait_for("life", 2, Duration::from_secs(30)).await;
+    let (_, me) = portal(&ts, "GET", "/portal/v1/me", &ada, None).await;
+    let mut types = Vec::new();
+    for r in &got {
+        assert!(r.verified(), "signature");
+        let v = &r.body;
+        assert_eq!(v["product"], "rackwave");
+        assert_eq!(v["data"]["customer_id"], me["id"]);
+        types.push(v["event"].as_str().unwrap().to_string());
+    }
+    types.sort();
+    assert_eq!(types, ["service_suspended", "trial_activated"]);
+    // Bob's receiver got nothing; Ada's events list shows both.
+    let (_, events) = portal(&ts, "GET", "/portal/v1/events", &ada, None).await;
+    assert_eq!(events["events"].as_array().unwrap().len(), 2, "{events}");
+    let (_, none) = portal(&ts, "GET", "/portal/v1/events", &bob, None).await;
+    assert_eq!(none["events"].as_array().unwrap().len(), 0);
+}

@@ -6,7 +6,7 @@
 //! delivery.
 
 use rackwave_core::event::EventType;
-use rackwave_core::{random_hex, Platform};
+use rackwave_core::{random_hex, Product};
 use rackwave_store::{Endpoint, Secret};
 
 use crate::signing::new_secret;
@@ -41,7 +41,7 @@ pub struct EndpointPatch {
     pub description: Option<Option<String>>,
 }
 
-fn parse_types(platform: Platform, raw: Vec<String>) -> Result<Vec<EventType>, EventsError> {
+fn parse_types(product: Product, raw: Vec<String>) -> Result<Vec<EventType>, EventsError> {
     if raw.iter().any(|t| t == "*") {
         return Ok(Vec::new());
     }
@@ -55,10 +55,10 @@ fn parse_types(platform: Platform, raw: Vec<String>) -> Result<Vec<EventType>, E
         let t = EventType::parse(&name)
             .filter(|t| *t != EventType::Ping)
             .ok_or_else(|| EventsError::Invalid(format!("unknown event type `{name}`")))?;
-        if !t.visible_to(platform) {
+        if !t.visible_to(product) {
             return Err(EventsError::Invalid(format!(
                 "`{name}` is not an event of {}",
-                platform.as_str()
+                product.as_str()
             )));
         }
         if !out.contains(&t) {
@@ -92,12 +92,12 @@ impl Events {
     pub async fn create_endpoint(
         &self,
         ws: &str,
-        platform: Platform,
+        product: Product,
         new: NewEndpoint,
     ) -> Result<Endpoint, EventsError> {
         let url = self.check_url(&new.url).await?;
         let event_types = parse_types(
-            platform,
+            product,
             new.event_types.unwrap_or_else(|| vec!["*".to_string()]),
         )?;
         let description = check_description(new.description)?;
@@ -105,7 +105,7 @@ impl Events {
         let ep = Endpoint {
             id: format!("ep_{}", random_hex(10)),
             workspace_id: ws.to_string(),
-            platform,
+            product,
             url,
             event_types,
             enabled: new.enabled.unwrap_or(true),
@@ -120,9 +120,9 @@ impl Events {
         };
         let mut tx = self.inner.store.begin().await?;
         let existing = tx.endpoints_of(ws).await?;
-        if existing.iter().filter(|e| e.platform == platform).count() >= MAX_ENDPOINTS {
+        if existing.iter().filter(|e| e.product == product).count() >= MAX_ENDPOINTS {
             return Err(EventsError::Conflict(format!(
-                "a workspace may have at most {MAX_ENDPOINTS} endpoints per platform"
+                "a workspace (or client) may have at most {MAX_ENDPOINTS} endpoints per product"
             )));
         }
         tx.put_endpoint(&ep).await?;
@@ -135,14 +135,14 @@ impl Events {
     pub async fn endpoint(
         &self,
         ws: &str,
-        platform: Platform,
+        product: Product,
         id: &str,
     ) -> Result<Endpoint, EventsError> {
         self.inner
             .store
             .endpoint(id)
             .await?
-            .filter(|e| e.workspace_id == ws && e.platform == platform)
+            .filter(|e| e.workspace_id == ws && e.product == product)
             .ok_or_else(|| EventsError::NotFound(format!("webhook endpoint {id}")))
     }
 
@@ -150,28 +150,28 @@ impl Events {
     pub async fn endpoints(
         &self,
         ws: &str,
-        platform: Platform,
+        product: Product,
     ) -> Result<Vec<Endpoint>, EventsError> {
         let mut all = self.inner.store.endpoints_of(ws).await?;
-        all.retain(|e| e.platform == platform);
+        all.retain(|e| e.product == product);
         Ok(all)
     }
 
     pub async fn update_endpoint(
         &self,
         ws: &str,
-        platform: Platform,
+        product: Product,
         id: &str,
         patch: EndpointPatch,
     ) -> Result<Endpoint, EventsError> {
-        self.endpoint(ws, platform, id).await?;
+        self.endpoint(ws, product, id).await?;
         let url = match patch.url {
             Some(u) => Some(self.check_url(&u).await?),
             None => None,
         };
         let types = patch
             .event_types
-            .map(|t| parse_types(platform, t))
+            .map(|t| parse_types(product, t))
             .transpose()?;
         let description = patch.description.map(check_description).transpose()?;
         // Read again in the transaction, after the (slow) URL check, so a
@@ -180,7 +180,7 @@ impl Events {
         let mut ep = tx
             .endpoint(id)
             .await?
-            .filter(|e| e.workspace_id == ws && e.platform == platform)
+            .filter(|e| e.workspace_id == ws && e.product == product)
             .ok_or_else(|| EventsError::NotFound(format!("webhook endpoint {id}")))?;
         if let Some(u) = url {
             ep.url = u;
@@ -207,14 +207,14 @@ impl Events {
     pub async fn rotate_secret(
         &self,
         ws: &str,
-        platform: Platform,
+        product: Product,
         id: &str,
     ) -> Result<Endpoint, EventsError> {
         let mut tx = self.inner.store.begin().await?;
         let mut ep = tx
             .endpoint(id)
             .await?
-            .filter(|e| e.workspace_id == ws && e.platform == platform)
+            .filter(|e| e.workspace_id == ws && e.product == product)
             .ok_or_else(|| EventsError::NotFound(format!("webhook endpoint {id}")))?;
         let now = self.inner.clock.now_ms();
         for s in &mut ep.secrets {
@@ -243,10 +243,10 @@ impl Events {
     pub async fn delete_endpoint(
         &self,
         ws: &str,
-        platform: Platform,
+        product: Product,
         id: &str,
     ) -> Result<(), EventsError> {
-        self.endpoint(ws, platform, id).await?;
+        self.endpoint(ws, product, id).await?;
         let mut tx = self.inner.store.begin().await?;
         tx.delete_endpoint(id).await?;
         tx.commit().await?;
@@ -288,7 +288,7 @@ mod tests {
             ..Default::default()
         };
         let all = eps
-            .create_endpoint("ws_a", Platform::Migosmtp, new(None))
+            .create_endpoint("ws_a", Product::Migosmtp, new(None))
             .await
             .unwrap();
         assert!(all.wants(EventType::EmailBounced));
@@ -297,7 +297,7 @@ mod tests {
         let some = eps
             .create_endpoint(
                 "ws_a",
-                Platform::Migosmtp,
+                Product::Migosmtp,
                 new(Some(vec!["email.delivered"])),
             )
             .await
@@ -305,38 +305,38 @@ mod tests {
         assert!(some.wants(EventType::EmailDelivered));
         assert!(!some.wants(EventType::EmailQueued));
         assert!(eps
-            .create_endpoint("ws_a", Platform::Migosmtp, new(Some(vec!["sms.sent"])))
+            .create_endpoint("ws_a", Product::Migosmtp, new(Some(vec!["sms.sent"])))
             .await
             .is_err());
         assert!(eps
-            .create_endpoint("ws_a", Platform::Migosmtp, new(Some(vec!["email.nope"])))
+            .create_endpoint("ws_a", Product::Migosmtp, new(Some(vec!["email.nope"])))
             .await
             .is_err());
 
         assert!(eps
-            .endpoint("ws_b", Platform::Migosmtp, &all.id)
+            .endpoint("ws_b", Product::Migosmtp, &all.id)
             .await
             .is_err());
         assert!(eps
-            .endpoint("ws_a", Platform::Telnxo, &all.id)
+            .endpoint("ws_a", Product::Telnxo, &all.id)
             .await
             .is_err());
         assert_eq!(
-            eps.endpoints("ws_a", Platform::Migosmtp)
+            eps.endpoints("ws_a", Product::Migosmtp)
                 .await
                 .unwrap()
                 .len(),
             2
         );
         assert!(eps
-            .endpoints("ws_a", Platform::Telnxo)
+            .endpoints("ws_a", Product::Telnxo)
             .await
             .unwrap()
             .is_empty());
 
         let first = all.secrets[0].secret.clone();
         let rotated = eps
-            .rotate_secret("ws_a", Platform::Migosmtp, &all.id)
+            .rotate_secret("ws_a", Product::Migosmtp, &all.id)
             .await
             .unwrap();
         let now = clock.now_ms();
@@ -350,7 +350,7 @@ mod tests {
         let off = eps
             .update_endpoint(
                 "ws_a",
-                Platform::Migosmtp,
+                Product::Migosmtp,
                 &all.id,
                 EndpointPatch {
                     enabled: Some(false),

@@ -33,7 +33,7 @@ use std::sync::Arc;
 
 use prometheus_client::registry::Registry;
 use rackwave_core::event::{Event, EventData, EventType, Ping};
-use rackwave_core::{Classify, Clock, ErrorKind, Platform};
+use rackwave_core::{Classify, Clock, ErrorKind, Product};
 use rackwave_queue::Spool;
 use rackwave_store::{
     Delivery, DeliveryState, Endpoint, EventQuery, Page, Store, StoreError, StoredEvent,
@@ -320,10 +320,10 @@ impl Events {
     pub async fn ping(
         &self,
         workspace_id: &str,
-        platform: Platform,
+        product: Product,
         endpoint_id: &str,
     ) -> Result<(StoredEvent, Delivery), EventsError> {
-        let ep = self.endpoint(workspace_id, platform, endpoint_id).await?;
+        let ep = self.endpoint(workspace_id, product, endpoint_id).await?;
         if !ep.enabled {
             return Err(EventsError::Conflict(
                 "the endpoint is disabled; enable it first".into(),
@@ -379,13 +379,13 @@ impl Events {
     pub async fn deliveries(
         &self,
         workspace_id: &str,
-        platform: Platform,
+        product: Product,
         endpoint_id: &str,
         state: Option<DeliveryState>,
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<Page<Delivery>, EventsError> {
-        self.endpoint(workspace_id, platform, endpoint_id).await?;
+        self.endpoint(workspace_id, product, endpoint_id).await?;
         Ok(self
             .inner
             .store
@@ -397,11 +397,11 @@ impl Events {
     pub async fn delivery(
         &self,
         workspace_id: &str,
-        platform: Platform,
+        product: Product,
         endpoint_id: &str,
         delivery_id: &str,
     ) -> Result<Delivery, EventsError> {
-        self.endpoint(workspace_id, platform, endpoint_id).await?;
+        self.endpoint(workspace_id, product, endpoint_id).await?;
         self.inner
             .store
             .delivery(delivery_id)
@@ -414,11 +414,11 @@ impl Events {
     pub async fn resend(
         &self,
         workspace_id: &str,
-        platform: Platform,
+        product: Product,
         endpoint_id: &str,
         delivery_id: &str,
     ) -> Result<Delivery, EventsError> {
-        self.delivery(workspace_id, platform, endpoint_id, delivery_id)
+        self.delivery(workspace_id, product, endpoint_id, delivery_id)
             .await?;
         self.inner.emitter.resend(delivery_id).await
     }

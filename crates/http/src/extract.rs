@@ -9,7 +9,7 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
-use rackwave_core::Platform;
+use rackwave_core::{Platform, Product};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -164,13 +164,29 @@ pub(crate) async fn require_admin(req: Request, next: Next) -> Result<Response, 
 
 /// The caller of a platform route: the workspace of the bearer API key,
 /// which must belong to the platform of the path (`/{platform}/v1/…`). A
-/// MigoSMTP key is refused by Telnxo and the other way round.
+/// MigoSMTP key is refused by Telnxo and the other way round. The shared
+/// webhook and event routes also answer under `/portal/v1/…`, to a
+/// client's session: the client's own lifecycle webhooks and events.
 #[derive(Debug, Clone)]
 pub(crate) struct Tenant {
+    /// A platform workspace, or a portal client (`cus_…`).
     pub(crate) workspace_id: String,
-    pub(crate) platform: Platform,
+    /// The product of the path: `migosmtp`, `telnxo`, or `rackwave` for
+    /// the portal.
+    pub(crate) product: Product,
     /// The key's id: who submitted, for quotas and the `Received:` field.
     pub(crate) key_id: String,
+}
+
+impl Tenant {
+    /// The products whose events this caller sees: its platform's and the
+    /// portal's, or the portal's alone.
+    pub(crate) fn visible_products(&self) -> Vec<Product> {
+        match self.product {
+            Product::Rackwave => vec![Product::Rackwave],
+            p => vec![p, Product::Rackwave],
+        }
+    }
 }
 
 impl FromRequestParts<AppState> for Tenant {
@@ -180,10 +196,21 @@ impl FromRequestParts<AppState> for Tenant {
         let params = RawPathParams::from_request_parts(parts, state)
             .await
             .map_err(|r| ApiError::new(r.status(), "invalid_path", r.body_text()))?;
-        let platform = params
+        let named = params
             .iter()
             .find(|(name, _)| *name == "platform")
-            .and_then(|(_, value)| Platform::parse(value))
+            .map(|(_, value)| value.to_string());
+        if named.as_deref() == Some("portal") {
+            let who = crate::portal::PortalClient::from_request_parts(parts, state).await?;
+            return Ok(Tenant {
+                key_id: format!("client {}", who.client.id),
+                workspace_id: who.client.id,
+                product: Product::Rackwave,
+            });
+        }
+        let platform = named
+            .as_deref()
+            .and_then(Platform::parse)
             .ok_or_else(|| ApiError::not_found("no such route"))?;
         tenant_of(parts, state, platform).await
     }
@@ -238,7 +265,7 @@ async fn tenant_of(
     }
     Ok(Tenant {
         workspace_id: key.workspace_id,
-        platform,
+        product: Product::of_platform(platform),
         key_id: key.id,
     })
 }

@@ -3,7 +3,7 @@
 //! [`Store`](crate::Store) and [`Txn`](crate::Txn).
 
 use rackwave_core::event::EventType;
-use rackwave_core::{Platform, Timestamp};
+use rackwave_core::{Platform, Product, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// A tenant: everything else belongs to one.
@@ -218,8 +218,13 @@ pub struct Secret {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Endpoint {
     pub id: String,
+    /// Whose: a workspace of the platforms, or a client of the portal
+    /// (`cus_…`).
     pub workspace_id: String,
-    pub platform: Platform,
+    /// The product whose API manages it (`migosmtp`, `telnxo`, or the
+    /// portal's `rackwave`), which decides the events it sees.
+    #[serde(alias = "platform")]
+    pub product: Product,
     pub url: String,
     /// The types it wants; empty means every type its platform sees.
     pub event_types: Vec<EventType>,
@@ -244,7 +249,7 @@ impl Endpoint {
     pub fn wants(&self, t: EventType) -> bool {
         self.enabled
             && t != EventType::Ping
-            && t.visible_to(self.platform)
+            && t.visible_to(self.product)
             && (self.event_types.is_empty() || self.event_types.contains(&t))
     }
 

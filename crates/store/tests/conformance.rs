@@ -644,7 +644,7 @@ fn endpoint(id: &str, ws: &str, created: i64) -> Endpoint {
     Endpoint {
         id: id.into(),
         workspace_id: ws.into(),
-        platform: Platform::Migosmtp,
+        product: Product::Migosmtp,
         url: "http://127.0.0.1:9/hook".into(),
         event_types: vec![],
         enabled: true,

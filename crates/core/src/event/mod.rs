@@ -29,7 +29,7 @@ pub use telnxo::{
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::{random_hex, Platform, Product, Timestamp};
+use crate::{random_hex, Product, Timestamp};
 
 macro_rules! event_types {
     ($($variant:ident = $name:literal => $product:ident [$($field:literal),*];)*) => {
@@ -158,13 +158,14 @@ impl EventType {
         EventType::ALL.iter().copied().find(|t| t.as_str() == s)
     }
 
-    /// Whether an endpoint of `platform` may receive (and subscribe to)
-    /// this type: email events go to MigoSMTP endpoints; SMS, voice and
-    /// WhatsApp to Telnxo endpoints; portal events to both.
-    pub fn visible_to(self, platform: Platform) -> bool {
+    /// Whether an endpoint of `owner` may receive (and subscribe to) this
+    /// type: email events go to MigoSMTP endpoints; SMS, voice and WhatsApp
+    /// to Telnxo endpoints; portal events to every endpoint (the portal's
+    /// own, under `/portal/v1/webhooks`, see only them).
+    pub fn visible_to(self, owner: Product) -> bool {
         match self.product() {
             Product::Rackwave => true,
-            p => p == Product::of_platform(platform),
+            p => p == owner,
         }
     }
 }
@@ -401,12 +402,14 @@ mod tests {
             let json = serde_json::to_string(t).unwrap();
             assert_eq!(serde_json::from_str::<EventType>(&json).unwrap(), *t);
         }
-        assert!(EventType::EmailQueued.visible_to(Platform::Migosmtp));
-        assert!(!EventType::EmailQueued.visible_to(Platform::Telnxo));
-        assert!(EventType::SmsInbound.visible_to(Platform::Telnxo));
-        assert!(!EventType::VoiceFailed.visible_to(Platform::Migosmtp));
-        assert!(EventType::InvoicePaid.visible_to(Platform::Migosmtp));
-        assert!(EventType::InvoicePaid.visible_to(Platform::Telnxo));
+        assert!(EventType::EmailQueued.visible_to(Product::Migosmtp));
+        assert!(!EventType::EmailQueued.visible_to(Product::Telnxo));
+        assert!(EventType::SmsInbound.visible_to(Product::Telnxo));
+        assert!(!EventType::VoiceFailed.visible_to(Product::Migosmtp));
+        assert!(EventType::InvoicePaid.visible_to(Product::Migosmtp));
+        assert!(EventType::InvoicePaid.visible_to(Product::Telnxo));
+        assert!(EventType::InvoicePaid.visible_to(Product::Rackwave));
+        assert!(!EventType::EmailQueued.visible_to(Product::Rackwave));
         assert_eq!(Product::Migosmtp.platform_id(), "1");
         assert_eq!(Product::Telnxo.platform_id(), "2");
         assert_eq!(Product::Rackwave.platform_id(), "0");

@@ -273,7 +273,7 @@ pub(crate) async fn send(
     state.accounts.require_workspace(&workspace_id).await?;
     let tenant = crate::extract::Tenant {
         workspace_id,
-        platform: rackwave_core::Platform::Migosmtp,
+        product: rackwave_core::Product::Migosmtp,
         key_id: "operator".into(),
     };
     let sent = crate::migosmtp::messages_v1::send_one(&state, &tenant, message, "").await?;

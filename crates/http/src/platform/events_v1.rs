@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use rackwave_core::event::EventType;
-use rackwave_core::Product;
 use rackwave_store::EventQuery;
 use serde_json::value::RawValue;
 
@@ -64,7 +63,7 @@ fn time(field: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
 
 /// Lists the workspace's events.
 #[utoipa::path(get, operation_id = "events_list", path = "/{platform}/v1/events", tag = "webhooks",
-    params(("platform" = String, Path, description = "`migosmtp` or `telnxo`"), EventsQuery),
+    params(("platform" = String, Path, description = "`migosmtp`, `telnxo`, or `portal` (a client's lifecycle events, with its session)"), EventsQuery),
     responses((status = 200, body = EventList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("api_key" = [])))]
 pub(crate) async fn list(
@@ -89,7 +88,7 @@ pub(crate) async fn list(
     };
     let filter = EventQuery {
         types,
-        products: vec![Product::of_platform(tenant.platform), Product::Rackwave],
+        products: tenant.visible_products(),
         message_id: q.message_id.filter(|m| !m.is_empty()),
         since_ms: time("since", q.since.as_deref())?,
         until_ms: time("until", q.until.as_deref())?,
@@ -107,7 +106,7 @@ pub(crate) async fn list(
 
 /// One event by id.
 #[utoipa::path(get, operation_id = "events_get", path = "/{platform}/v1/events/{id}", tag = "webhooks",
-    params(("platform" = String, Path, description = "`migosmtp` or `telnxo`"),
+    params(("platform" = String, Path, description = "`migosmtp`, `telnxo`, or `portal` (a client's lifecycle events, with its session)"),
            ("id" = String, Path, description = "Event id, `evt_…`")),
     responses((status = 200, description = "The event, as its webhook carried it", body = Object), (status = 404, body = ErrorBody)),
     security(("api_key" = [])))]
@@ -116,7 +115,7 @@ pub(crate) async fn get(
     tenant: Tenant,
     ApiPath(p): ApiPath<ById>,
 ) -> Result<Json<Box<RawValue>>, ApiError> {
-    let visible = [Product::of_platform(tenant.platform), Product::Rackwave];
+    let visible = tenant.visible_products();
     state
         .events
         .event(&tenant.workspace_id, &p.id)

@@ -8,7 +8,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use rackwave_core::{rfc3339, Platform};
+use rackwave_core::{rfc3339, Product};
 use rackwave_events::{EndpointPatch, NewEndpoint};
 use rackwave_store::{Attempt, Delivery, DeliveryState, Endpoint};
 use serde_json::value::RawValue;
@@ -53,7 +53,8 @@ pub(crate) struct Webhook {
     pub(crate) event_types: Vec<String>,
     pub(crate) enabled: bool,
     pub(crate) description: Option<String>,
-    pub(crate) platform: Platform,
+    /// `migosmtp`, `telnxo`, or `rackwave` (the portal's).
+    pub(crate) platform: Product,
     pub(crate) workspace_id: String,
     pub(crate) created_at: String,
     pub(crate) updated_at: String,
@@ -88,7 +89,7 @@ fn view(ep: &Endpoint, now_ms: i64) -> Webhook {
         },
         enabled: ep.enabled,
         description: ep.description.clone(),
-        platform: ep.platform,
+        platform: ep.product,
         workspace_id: ep.workspace_id.clone(),
         created_at: rfc3339(ep.created_at_ms),
         updated_at: rfc3339(ep.updated_at_ms),
@@ -105,7 +106,7 @@ fn with_secret(ep: &Endpoint, now_ms: i64) -> WebhookWithSecret {
 
 /// Creates an endpoint; the response carries its signing secret, once.
 #[utoipa::path(post, operation_id = "webhooks_create", path = "/{platform}/v1/webhooks", tag = "webhooks",
-    params(("platform" = String, Path, description = "`migosmtp` or `telnxo`")),
+    params(("platform" = String, Path, description = "`migosmtp`, `telnxo`, or `portal` (a client's lifecycle webhooks, with its session)")),
     request_body = CreateWebhook,
     responses((status = 201, body = WebhookWithSecret), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 409, body = ErrorBody)),
@@ -119,7 +120,7 @@ pub(crate) async fn create(
         .events
         .create_endpoint(
             &tenant.workspace_id,
-            tenant.platform,
+            tenant.product,
             NewEndpoint {
                 url: req.url,
                 event_types: req.event_types,
@@ -136,7 +137,7 @@ pub(crate) async fn create(
 
 /// The workspace's endpoints on this platform.
 #[utoipa::path(get, operation_id = "webhooks_list", path = "/{platform}/v1/webhooks", tag = "webhooks",
-    params(("platform" = String, Path, description = "`migosmtp` or `telnxo`")),
+    params(("platform" = String, Path, description = "`migosmtp`, `telnxo`, or `portal` (a client's lifecycle webhooks, with its session)")),
     responses((status = 200, body = WebhookList), (status = 401, body = ErrorBody)),
     security(("api_key" = [])))]
 pub(crate) async fn list(
@@ -146,7 +147,7 @@ pub(crate) async fn list(
     let now = state.clock.now_ms();
     let eps = state
         .events
-        .endpoints(&tenant.workspace_id, tenant.platform)
+        .endpoints(&tenant.workspace_id, tenant.product)
         .await?;
     Ok(Json(WebhookList {
         webhooks: eps.iter().map(|e| view(e, now)).collect(),
@@ -155,7 +156,7 @@ pub(crate) async fn list(
 
 /// One endpoint (without its secret).
 #[utoipa::path(get, operation_id = "webhooks_get", path = "/{platform}/v1/webhooks/{id}", tag = "webhooks",
-    params(("platform" = String, Path, description = "`migosmtp` or `telnxo`"),
+    params(("platform" = String, Path, description = "`migosmtp`, `telnxo`, or `portal` (a client's lifecycle webhooks, with its session)"),
            ("id" = String, Path, description = "Endpoint id, `ep_…`")),
     responses((status = 200, body = Webhook), (status = 404, body = ErrorBody)),
     security(("api_key" = [])))]
@@ -166,14 +167,14 @@ pub(crate) async fn get(
 ) -> Result<Json<Webhook>, ApiError> {
     let ep = state
         .events
-        .endpoint(&tenant.workspace_id, tenant.platform, &p.id)
+        .endpoint(&tenant.workspace_id, tenant.product, &p.id)
         .await?;
     Ok(Json(view(&ep, state.clock.now_ms())))
 }
 
 /// Changes an endpoint's URL, event types, enabled flag or description.
 #[utoipa::path(patch, operation_id = "webhooks_update", path = "/{platform}/v1/webhooks/{id}", tag = "webhooks",
-    params(("platform" = String, Path, description = "`migosmtp` or `telnxo`"),
+    params(("platform" = String, Path, description = "`migosmtp`, `telnxo`, or `portal` (a client's lifecycle webhooks, with its session)"),
            ("id" = String, Path, description = "Endpoint id, `ep_…`")),
     request_body = UpdateWebhook,
     responses((status = 200, body = Webhook), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
@@ -188,7 +189,7 @@ pub(crate) async fn update(
         .events
         .update_endpoint(
             &tenant.workspace_id,
-            tenant.platform,
+            tenant.product,
             &p.id,
             EndpointPatch {
                 url: req.url,
@@ -203,7 +204,7 @@ pub(crate) async fn update(
 
 /// Deletes an endpoint and its deliveries.
 #[utoipa::path(delete, operation_id = "webhooks_delete", path = "/{platform}/v1/webhooks/{id}", tag = "webhooks",
-    params(("platform" = String, Path, description = "`migosmtp` or `telnxo`"),
+    params(("platform" = String, Path, description = "`migosmtp`, `telnxo`, or `portal` (a client's lifecycle webhooks, with its session)"),
            ("id" = String, Path, description = "Endpoint id, `ep_…`")),
     responses((status = 204), (status = 404, body = ErrorBody)),
     security(("api_key" = [])))]
@@ -214,7 +215,7 @@ pub(crate) async fn delete(
 ) -> Result<StatusCode, ApiError> {
     state
         .events
-        .delete_endpoint(&tenant.workspace_id, tenant.platform, &p.id)
+        .delete_endpoint(&tenant.workspace_id, tenant.product, &p.id)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -222,7 +223,7 @@ pub(crate) async fn delete(
 /// A new signing secret; the previous one keeps signing for 24 hours (both
 /// signatures are sent meanwhile).
 #[utoipa::path(post, operation_id = "webhooks_rotate", path = "/{platform}/v1/webhooks/{id}/rotate-secret", tag = "webhooks",
-    params(("platform" = String, Path, description = "`migosmtp` or `telnxo`"),
+    params(("platform" = String, Path, description = "`migosmtp`, `telnxo`, or `portal` (a client's lifecycle webhooks, with its session)"),
            ("id" = String, Path, description = "Endpoint id, `ep_…`")),
     responses((status = 200, body = WebhookWithSecret), (status = 404, body = ErrorBody)),
     security(("api_key" = [])))]
@@ -233,7 +234,7 @@ pub(crate) async fn rotate(
 ) -> Result<Json<WebhookWithSecret>, ApiError> {
     let ep = state
         .events
-        .rotate_secret(&tenant.workspace_id, tenant.platform, &p.id)
+        .rotate_secret(&tenant.workspace_id, tenant.product, &p.id)
         .await?;
     Ok(Json(with_secret(&ep, state.clock.now_ms())))
 }
@@ -310,7 +311,7 @@ pub(crate) struct TestSent {
 /// Sends a `webhook.ping` event to this endpoint only; its delivery shows
 /// in the delivery log like any other.
 #[utoipa::path(post, operation_id = "webhooks_test", path = "/{platform}/v1/webhooks/{id}/test", tag = "webhooks",
-    params(("platform" = String, Path, description = "`migosmtp` or `telnxo`"),
+    params(("platform" = String, Path, description = "`migosmtp`, `telnxo`, or `portal` (a client's lifecycle webhooks, with its session)"),
            ("id" = String, Path, description = "Endpoint id, `ep_…`")),
     responses((status = 202, body = TestSent), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("api_key" = [])))]
@@ -321,7 +322,7 @@ pub(crate) async fn test(
 ) -> Result<(StatusCode, Json<TestSent>), ApiError> {
     let (event, delivery) = state
         .events
-        .ping(&tenant.workspace_id, tenant.platform, &p.id)
+        .ping(&tenant.workspace_id, tenant.product, &p.id)
         .await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -351,7 +352,7 @@ pub(crate) struct DeliveryList {
 
 /// The endpoint's deliveries with every attempt, newest first.
 #[utoipa::path(get, operation_id = "webhooks_deliveries", path = "/{platform}/v1/webhooks/{id}/deliveries", tag = "webhooks",
-    params(("platform" = String, Path, description = "`migosmtp` or `telnxo`"),
+    params(("platform" = String, Path, description = "`migosmtp`, `telnxo`, or `portal` (a client's lifecycle webhooks, with its session)"),
            ("id" = String, Path, description = "Endpoint id, `ep_…`"), DeliveriesQuery),
     responses((status = 200, body = DeliveryList), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("api_key" = [])))]
@@ -375,7 +376,7 @@ pub(crate) async fn deliveries(
         .events
         .deliveries(
             &tenant.workspace_id,
-            tenant.platform,
+            tenant.product,
             &p.id,
             wanted,
             q.cursor.as_deref(),
@@ -390,7 +391,7 @@ pub(crate) async fn deliveries(
 
 /// One delivery with every attempt.
 #[utoipa::path(get, operation_id = "webhooks_delivery", path = "/{platform}/v1/webhooks/{id}/deliveries/{delivery_id}", tag = "webhooks",
-    params(("platform" = String, Path, description = "`migosmtp` or `telnxo`"),
+    params(("platform" = String, Path, description = "`migosmtp`, `telnxo`, or `portal` (a client's lifecycle webhooks, with its session)"),
            ("id" = String, Path, description = "Endpoint id, `ep_…`"),
            ("delivery_id" = String, Path, description = "Delivery id, `whd_…`")),
     responses((status = 200, body = DeliveryView), (status = 404, body = ErrorBody)),
@@ -402,7 +403,7 @@ pub(crate) async fn delivery(
 ) -> Result<Json<DeliveryView>, ApiError> {
     let d = state
         .events
-        .delivery(&tenant.workspace_id, tenant.platform, &p.id, &p.delivery_id)
+        .delivery(&tenant.workspace_id, tenant.product, &p.id, &p.delivery_id)
         .await?;
     Ok(Json(delivery_view(&d)))
 }
@@ -411,7 +412,7 @@ pub(crate) async fn delivery(
 /// id, fresh timestamp and signature). The schedule of a retrying delivery
 /// goes on as before if the resend fails.
 #[utoipa::path(post, operation_id = "webhooks_resend", path = "/{platform}/v1/webhooks/{id}/deliveries/{delivery_id}/resend", tag = "webhooks",
-    params(("platform" = String, Path, description = "`migosmtp` or `telnxo`"),
+    params(("platform" = String, Path, description = "`migosmtp`, `telnxo`, or `portal` (a client's lifecycle webhooks, with its session)"),
            ("id" = String, Path, description = "Endpoint id, `ep_…`"),
            ("delivery_id" = String, Path, description = "Delivery id, `whd_…`")),
     responses((status = 202, body = DeliveryView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
@@ -423,7 +424,7 @@ pub(crate) async fn resend(
 ) -> Result<(StatusCode, Json<DeliveryView>), ApiError> {
     let d = state
         .events
-        .resend(&tenant.workspace_id, tenant.platform, &p.id, &p.delivery_id)
+        .resend(&tenant.workspace_id, tenant.product, &p.id, &p.delivery_id)
         .await?;
     Ok((StatusCode::ACCEPTED, Json(delivery_view(&d))))
 }
