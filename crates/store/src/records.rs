@@ -506,3 +506,20 @@ impl Suppression {
         address.trim().to_lowercase()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_stored_before_products_still_read() {
+        // Written when an endpoint named its platform.
+        let old = r#"{"id":"ep_1","workspace_id":"ws_1","platform":"telnxo","url":"https://x.test/h",
+            "event_types":[],"enabled":true,"description":null,"secrets":[],
+            "created_at_ms":1,"updated_at_ms":2}"#;
+        let ep: Endpoint = serde_json::from_str(old).unwrap();
+        assert_eq!(ep.product, Product::Telnxo);
+        let again: Endpoint = serde_json::from_str(&serde_json::to_string(&ep).unwrap()).unwrap();
+        assert_eq!(again, ep);
+    }
+}
