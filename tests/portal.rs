@@ -707,3 +707,25 @@ async fn lifecycle_events_reach_the_clients_webhook() {
     let (_, none) = portal(&ts, "GET", "/portal/v1/events", &bob, None).await;
     assert_eq!(none["events"].as_array().unwrap().len(), 0);
 }
+
+/// Ten guesses sent at once are no more than the five the lockout allows:
+/// logins from one address take turns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_parallel_guesses_is_no_more_guesses() {
+    let ts = start().await;
+    let (s, _) = portal(&ts, "POST", "/portal/v1/signup", "", Some(ada())).await;
+    assert_eq!(s, 201);
+    let mut guesses = tokio::task::JoinSet::new();
+    for i in 0..10 {
+        let url = format!("{}/portal/v1/login", ts.http);
+        let body = json!({"email": "ada@example.test", "password": format!("guess number {i}")});
+        guesses.spawn(async move {
+            let resp = reqwest::Client::new().post(url).json(&body).send().await;
+            resp.unwrap().status().as_u16()
+        });
+    }
+    let statuses = guesses.join_all().await;
+    let wrong = statuses.iter().filter(|s| **s == 401).count();
+    let locked = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((wrong, locked), (5, 5), "{statuses:?}");
+}

@@ -18,6 +18,11 @@ use rackwave_core::Clock;
 #[derive(Clone)]
 pub struct AuthGuard {
     inner: Arc<Mutex<HashMap<IpAddr, Failures>>>,
+    /// One login at a time per client, for callers that take turns
+    /// ([`turn`](AuthGuard::turn)): a burst of parallel guesses would
+    /// otherwise all pass the lockout check before the first failure is
+    /// counted.
+    turns: Arc<Mutex<HashMap<IpAddr, Arc<tokio::sync::Mutex<()>>>>>,
     clock: Clock,
     max_failures: u32,
     base_delay: Duration,
@@ -35,11 +40,26 @@ impl AuthGuard {
     pub fn new(clock: Clock, max_failures: u32, base_delay: Duration, lockout: Duration) -> Self {
         AuthGuard {
             inner: Arc::default(),
+            turns: Arc::default(),
             clock,
             max_failures: max_failures.max(1),
             base_delay,
             lockout_ms: lockout.as_millis() as i64,
         }
+    }
+
+    /// Waits for the client's turn to log in; held until the attempt's
+    /// outcome is recorded, so the next attempt sees it.
+    pub async fn turn(&self, ip: IpAddr) -> tokio::sync::OwnedMutexGuard<()> {
+        let gate = {
+            let mut turns = lock(&self.turns);
+            if turns.len() > 10_000 {
+                // Bounded: forget the gates nobody waits on.
+                turns.retain(|_, g| Arc::strong_count(g) > 1);
+            }
+            turns.entry(client(ip)).or_default().clone()
+        };
+        gate.lock_owned().await
     }
 
     /// Whether the address may try to authenticate now.

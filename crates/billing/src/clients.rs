@@ -189,6 +189,9 @@ impl Clients {
         password: &str,
         ip: IpAddr,
     ) -> Result<(Client, String), LoginRefused> {
+        // One attempt at a time per client address, so each sees the
+        // failures before it (a parallel burst is no more guesses).
+        let _turn = self.guard.turn(ip).await;
         if self.guard.is_locked(ip) {
             return Err(LoginRefused::LockedOut);
         }
