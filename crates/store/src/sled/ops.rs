@@ -234,11 +234,16 @@ impl<K: Kv> Reads for K {
     }
 
     async fn cursor(&self, name: &str) -> Result<u64> {
-        Ok(self
-            .get(&cat(&[keys::CURSOR, name.as_bytes()]))?
-            .and_then(|v| v.as_slice().try_into().ok())
-            .map(u64::from_be_bytes)
-            .unwrap_or(0))
+        match self.get(&cat(&[keys::CURSOR, name.as_bytes()]))? {
+            None => Ok(0),
+            // A damaged position is an error, never 0: an invoice series
+            // read as 0 would hand out its numbers again.
+            Some(v) => v
+                .as_slice()
+                .try_into()
+                .map(u64::from_be_bytes)
+                .map_err(|_| StoreError::Corrupt(format!("position {name} has {} bytes", v.len()))),
+        }
     }
 
     async fn endpoint(&self, id: &str) -> Result<Option<Endpoint>> {
