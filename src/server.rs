@@ -309,12 +309,7 @@ impl Server {
             clients: rackwave_billing::Clients::new(
                 store.clone(),
                 clock.clone(),
-                rackwave_accounts::AuthGuard::new(
-                    clock.clone(),
-                    config.smtp.auth_max_failures,
-                    std::time::Duration::from_millis(config.smtp.auth_failure_delay_ms),
-                    std::time::Duration::from_secs(config.smtp.auth_lockout_secs),
-                ),
+                config.smtp.auth_guard(clock.clone()),
             ),
             subscriptions,
             billing,

@@ -784,21 +784,6 @@ async fn one_click_unsubscribe_from_the_delivered_headers() {
     assert!(!has_link("dee@example.test"));
 }
 
-/// The tracked URLs (`/o/` or `/c/` after `base`) in a delivered HTML.
-fn tracked_urls(html: &str, base: &str, kind: &str) -> Vec<String> {
-    let prefix = format!("{base}/{kind}/");
-    html.split(&prefix)
-        .skip(1)
-        .map(|rest| {
-            let token: String = rest
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
-                .collect();
-            format!("{prefix}{token}")
-        })
-        .collect()
-}
-
 /// Opens and clicks end to end: an HTTP send with tracking arrives with its
 /// links wrapped and a pixel, still DKIM-valid; fetching the pixel and
 /// following a link record `email.opened` and `email.clicked` (first or

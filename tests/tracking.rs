@@ -230,11 +230,6 @@ async fn an_unsubscribe_names_the_list_by_tag_without_a_list_id() {
     assert_eq!(events[0]["data"]["message_id"], sent["messages"][0]["id"]);
 }
 
-/// The tracked links (`kind`: `o`, `c`, `u`) under `base` in `text`.
-fn links_under(text: &str, base: &str, kind: &str) -> usize {
-    text.matches(&format!("{base}/{kind}/")).count()
-}
-
 /// A sending domain's own tracking host (a verified CNAME) and its own
 /// switches, between the workspace's settings and the message's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -281,6 +276,14 @@ async fn a_sending_domain_has_its_own_tracking_host_and_switches() {
         }
     };
 
+    // A change of dkim.test with `key`.
+    let patch = |key: String, body: Value| {
+        let ts = &r.ts;
+        async move {
+            ts.call(&key, "PATCH", "/migosmtp/v1/domains/dkim.test", Some(body))
+                .await
+        }
+    };
     // A host outside the domain, or not a host name: refused.
     for bad in [
         "click.other.test",
@@ -288,37 +291,20 @@ async fn a_sending_domain_has_its_own_tracking_host_and_switches() {
         "click dkim.test",
         "x.notdkim.test",
     ] {
-        let (s, e) =
-            r.ts.call(
-                &key,
-                "PATCH",
-                "/migosmtp/v1/domains/dkim.test",
-                Some(json!({"tracking_host": bad})),
-            )
-            .await;
+        let (s, e) = patch(key.clone(), json!({"tracking_host": bad})).await;
         assert_eq!(s, 400, "{bad}: {e}");
     }
     // Another workspace cannot touch it.
     let other = r.ts.create_account("other", 100).await;
     let other_key = r.ts.create_api_key(&other.workspace_id, "migosmtp").await;
-    let (s, _) =
-        r.ts.call(
-            &other_key,
-            "PATCH",
-            "/migosmtp/v1/domains/dkim.test",
-            Some(json!({"tracking_host": "click.dkim.test"})),
-        )
-        .await;
+    let (s, _) = patch(
+        other_key.clone(),
+        json!({"tracking_host": "click.dkim.test"}),
+    )
+    .await;
     assert_eq!(s, 404);
 
-    let (s, d) =
-        r.ts.call(
-            &key,
-            "PATCH",
-            "/migosmtp/v1/domains/dkim.test",
-            Some(json!({"tracking_host": "Click.DKIM.test."})),
-        )
-        .await;
+    let (s, d) = patch(key.clone(), json!({"tracking_host": "Click.DKIM.test."})).await;
     assert_eq!(s, 200, "{d}");
     assert_eq!(d["tracking_host"], "click.dkim.test");
     let tracking_record = |d: &Value| {
@@ -344,11 +330,14 @@ async fn a_sending_domain_has_its_own_tracking_host_and_switches() {
     // Until its CNAME checks out, links stay on [tracking] base_url.
     let data = send(None).await;
     assert_eq!(
-        links_under(&data, "https://t.rackwave.test", "c"),
+        rackwave_testkit::delivery::tracked_urls(&data, "https://t.rackwave.test", "c").len(),
         1,
         "{data}"
     );
-    assert_eq!(links_under(&data, "https://click.dkim.test", "c"), 0);
+    assert_eq!(
+        rackwave_testkit::delivery::tracked_urls(&data, "https://click.dkim.test", "c").len(),
+        0
+    );
 
     r.dns.add_record("click.dkim CNAME t.rackwave.test.");
     let (s, v) =
@@ -361,28 +350,28 @@ async fn a_sending_domain_has_its_own_tracking_host_and_switches() {
     assert_eq!(v["status"], "unverified");
     let data = send(None).await;
     assert_eq!(
-        links_under(&data, "https://click.dkim.test", "c"),
+        rackwave_testkit::delivery::tracked_urls(&data, "https://click.dkim.test", "c").len(),
         1,
         "{data}"
     );
-    assert_eq!(links_under(&data, "https://t.rackwave.test", "c"), 0);
+    assert_eq!(
+        rackwave_testkit::delivery::tracked_urls(&data, "https://t.rackwave.test", "c").len(),
+        0
+    );
     r.assert_dkim_passes(data.as_bytes()).await;
 
     // The domain's own switches beat the workspace's; the message's beat
     // the domain's.
-    let (s, d) =
-        r.ts.call(
-            &key,
-            "PATCH",
-            "/migosmtp/v1/domains/dkim.test",
-            Some(json!({"tracking": {"opens": false, "clicks": false, "unsubscribe": true}})),
-        )
-        .await;
+    let (s, d) = patch(
+        key.clone(),
+        json!({"tracking": {"opens": false, "clicks": false, "unsubscribe": true}}),
+    )
+    .await;
     assert_eq!(s, 200, "{d}");
     assert_eq!(d["tracking"]["unsubscribe"], true);
     let data = send(None).await;
     assert_eq!(
-        links_under(&data, "https://click.dkim.test", "c"),
+        rackwave_testkit::delivery::tracked_urls(&data, "https://click.dkim.test", "c").len(),
         0,
         "{data}"
     );
@@ -392,30 +381,20 @@ async fn a_sending_domain_has_its_own_tracking_host_and_switches() {
     );
     let data = send(Some(json!({"clicks": true, "unsubscribe": false}))).await;
     assert_eq!(
-        links_under(&data, "https://click.dkim.test", "c"),
+        rackwave_testkit::delivery::tracked_urls(&data, "https://click.dkim.test", "c").len(),
         1,
         "{data}"
     );
     assert!(!data.contains("\nList-Unsubscribe: "), "{data}");
 
     // A new host is not trusted before its own check; null removes both.
-    let (_, d) =
-        r.ts.call(
-            &key,
-            "PATCH",
-            "/migosmtp/v1/domains/dkim.test",
-            Some(json!({"tracking_host": "links.dkim.test"})),
-        )
-        .await;
+    let (_, d) = patch(key.clone(), json!({"tracking_host": "links.dkim.test"})).await;
     assert_eq!(tracking_record(&d)["verified"], false, "{d}");
-    let (s, d) =
-        r.ts.call(
-            &key,
-            "PATCH",
-            "/migosmtp/v1/domains/dkim.test",
-            Some(json!({"tracking_host": null, "tracking": null})),
-        )
-        .await;
+    let (s, d) = patch(
+        key.clone(),
+        json!({"tracking_host": null, "tracking": null}),
+    )
+    .await;
     assert_eq!(s, 200);
     assert!(
         d["tracking_host"].is_null() && d["tracking"].is_null(),
@@ -431,7 +410,7 @@ async fn a_sending_domain_has_its_own_tracking_host_and_switches() {
     );
     let data = send(None).await;
     assert_eq!(
-        links_under(&data, "https://t.rackwave.test", "c"),
+        rackwave_testkit::delivery::tracked_urls(&data, "https://t.rackwave.test", "c").len(),
         1,
         "{data}"
     );
@@ -467,16 +446,7 @@ async fn hits_from_machine_networks_are_marked() {
     r.wait(sent["queue_id"].as_str().unwrap(), &["delivered"])
         .await;
     let data = String::from_utf8_lossy(&r.sinks[0].received()[0].data).replace("=\r\n", "");
-    let url = |kind: &str| {
-        let at = data
-            .find(&format!("{}/{kind}/", r.ts.http))
-            .unwrap_or_else(|| panic!("no /{kind}/ link in {data}"));
-        data[at..]
-            .split(['"', '\''])
-            .next()
-            .unwrap()
-            .replace("=3D", "=")
-    };
+    let url = |kind: &str| tracked_urls(&data, &r.ts.http, kind)[0].clone();
     // A minute later, with a person's browser, from a machine network.
     r.ts.clock.advance_ms(60_000);
     let http = reqwest::Client::builder()

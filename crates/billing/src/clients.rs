@@ -57,7 +57,8 @@ impl Classify for ClientsError {
     }
 }
 
-fn invalid(field: &'static str, message: impl Into<String>) -> ClientsError {
+/// A request field that is wrong, and why.
+pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> ClientsError {
     ClientsError::Invalid {
         field,
         message: message.into(),

@@ -18,7 +18,7 @@ use rackwave_core::{random_hex, Clock, Platform, Product, Timestamp, MS_PER_DAY}
 use rackwave_events::Events;
 use rackwave_store::{Client, Store, Subscription, SubscriptionStatus};
 
-use crate::clients::ClientsError;
+use crate::clients::{invalid, ClientsError};
 use crate::config::BillingConfig;
 
 /// A started subscription, with the API key of its new workspace (shown
@@ -37,13 +37,6 @@ pub struct Subscriptions {
     accounts: Accounts,
     events: Events,
     config: std::sync::Arc<BillingConfig>,
-}
-
-fn invalid(field: &'static str, message: impl Into<String>) -> ClientsError {
-    ClientsError::Invalid {
-        field,
-        message: message.into(),
-    }
 }
 
 impl Subscriptions {

@@ -306,13 +306,9 @@ impl Events {
         workspace_id: &str,
         data: EventData,
     ) -> Result<StoredEvent, EventsError> {
-        let now = self.inner.clock.now_ms();
-        let event = Event::new(workspace_id, rackwave_core::Timestamp(now), data);
-        let (stored, deliveries) = Targets::default().record(&mut tx, &event, now).await?;
+        let stored = self.emit_in(&mut tx, workspace_id, data).await?;
         tx.commit().await?;
-        if !deliveries.is_empty() {
-            self.kick();
-        }
+        self.kick();
         Ok(stored)
     }
 

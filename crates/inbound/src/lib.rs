@@ -207,7 +207,10 @@ impl Inbound {
         let inner = &self.inner;
         let lower = address.to_ascii_lowercase();
         let ours = |host: &str| {
-            host == inner.bounce_domain || host.starts_with(&format!("{RETURN_PATH_LABEL}."))
+            host == inner.bounce_domain
+                || host
+                    .strip_prefix(RETURN_PATH_LABEL)
+                    .is_some_and(|rest| rest.starts_with('.'))
         };
         if lower == "postmaster" || lower.strip_prefix("postmaster@").is_some_and(ours) {
             return Ok(Mailbox::Postmaster);

@@ -105,6 +105,17 @@ impl SmtpConfig {
         Ok(())
     }
 
+    /// The login failure guard these settings describe (SMTP AUTH's, and
+    /// the portal's, which follows the same rules).
+    pub fn auth_guard(&self, clock: rackwave_core::Clock) -> rackwave_accounts::AuthGuard {
+        rackwave_accounts::AuthGuard::new(
+            clock,
+            self.auth_max_failures,
+            Duration::from_millis(self.auth_failure_delay_ms),
+            Duration::from_secs(self.auth_lockout_secs),
+        )
+    }
+
     pub fn command_timeout(&self) -> Duration {
         Duration::from_secs(self.command_timeout_secs)
     }

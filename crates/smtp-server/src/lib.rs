@@ -93,12 +93,7 @@ impl SmtpServer {
         tls: TlsAcceptor,
         registry: &mut Registry,
     ) -> Arc<SmtpServer> {
-        let auth_guard = rackwave_accounts::AuthGuard::new(
-            clock,
-            config.auth_max_failures,
-            std::time::Duration::from_millis(config.auth_failure_delay_ms),
-            std::time::Duration::from_secs(config.auth_lockout_secs),
-        );
+        let auth_guard = config.auth_guard(clock);
         let connections =
             limits::ConnectionLimits::new(config.max_connections, config.max_connections_per_ip);
         Arc::new(SmtpServer {

@@ -213,3 +213,19 @@ pub fn events(msg: &Value) -> Vec<String> {
         .map(|h| h["event"].as_str().unwrap().to_string())
         .collect()
 }
+
+/// The tracked URLs (`kind`: `o`, `c` or `u` after `base`) in delivered
+/// mail, each up to the end of its token.
+pub fn tracked_urls(html: &str, base: &str, kind: &str) -> Vec<String> {
+    let prefix = format!("{base}/{kind}/");
+    html.split(&prefix)
+        .skip(1)
+        .map(|rest| {
+            let token: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
+                .collect();
+            format!("{prefix}{token}")
+        })
+        .collect()
+}

@@ -203,17 +203,15 @@ impl Session {
             Role::Submission(sub) => sub,
             Role::Mx(inbound) => return self.mx_accept(inbound, body).await,
         };
+        // Suspended while the data came in: refused at the final dot.
+        if self.workspace_suspended() {
+            return self.refuse("suspended", Reply::new(554, "5.7.1", "account suspended"));
+        }
         let (Some(mut tx), Some(auth), Some(helo)) = (self.tx.take(), &self.auth, &self.helo)
         else {
             return self.refuse("bad_sequence", Reply::bad_sequence("No transaction"));
         };
-        // Suspended while the data came in: refused at the final dot.
-        if sub.accounts.is_suspended(&auth.workspace.id) {
-            if let Some(r) = tx.reservation.as_mut() {
-                sub.intake.quotas().release_all(r);
-            }
-            return self.refuse("suspended", Reply::new(554, "5.7.1", "account suspended"));
-        }
+
         let submission = Submission {
             source: Source::Smtp {
                 helo: helo.name.clone(),

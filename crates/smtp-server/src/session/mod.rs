@@ -248,7 +248,7 @@ impl Session {
     /// Whether the session's workspace was suspended (its subscription);
     /// if so its transaction (with its quota reservation) is dropped. Open
     /// sessions stop at their next command.
-    fn workspace_suspended(&mut self) -> bool {
+    pub(crate) fn workspace_suspended(&mut self) -> bool {
         let suspended = match (self.ctx.submission(), &self.auth) {
             (Some(sub), Some(a)) => sub.accounts.is_suspended(&a.workspace.id),
             _ => false,
