@@ -52,6 +52,7 @@ pub struct Config {
     pub tracking: TrackingConfig,
     pub inbound: InboundConfig,
     pub billing: BillingConfig,
+    pub notifications: rackwave_notifications::NotificationsConfig,
 }
 
 /// `[tracking]`: the links MigoSMTP puts in messages for their recipients
@@ -267,6 +268,8 @@ impl Config {
             config.tracking.check(),
             config.inbound.check(),
             config.billing.check(),
+            rackwave_notifications::Templates::load(config.notifications.templates_dir.as_deref())
+                .map(|_| ()),
         ]
         .into_iter()
         .collect::<Result<(), String>>()

@@ -46,6 +46,8 @@ pub enum StartError {
     Delivery(#[from] rackwave_delivery::EngineError),
     #[error("[delivery] nameservers: {0}")]
     Resolver(String),
+    #[error("[notifications]: {0}")]
+    Notifications(String),
     #[error("cannot listen on {addr} ({what}): {source}")]
     Bind {
         addr: SocketAddr,
@@ -266,17 +268,35 @@ impl Server {
             ));
         }
 
-        let billing = Arc::new(config.billing.clone());
-        let subscriptions = rackwave_billing::Subscriptions::new(
+        let billing = rackwave_billing::Billing::new(
             store.clone(),
             clock.clone(),
             accounts.clone(),
             events.clone(),
-            billing.clone(),
+            Arc::new(config.billing.clone()),
         );
+        if config.notifications.enabled {
+            let templates = rackwave_notifications::Templates::load(
+                config.notifications.templates_dir.as_deref(),
+            )
+            .map_err(StartError::Notifications)?;
+            let notifier = rackwave_notifications::Notifier::new(
+                store.clone(),
+                intake.clone(),
+                clock.clone(),
+                templates,
+                &config.notifications,
+                &config.smtp.hostname,
+            );
+            notifier
+                .ensure_workspace(&accounts)
+                .await
+                .map_err(|e| StartError::Notifications(e.to_string()))?;
+            tasks.spawn(notifier.run(std::time::Duration::from_millis(500), shutdown.subscribe()));
+        }
         if config.billing.cycle_secs > 0 {
             tasks.spawn(billing_cycle(
-                subscriptions.clone(),
+                billing.clone(),
                 clock.clone(),
                 std::time::Duration::from_secs(config.billing.cycle_secs),
                 shutdown.subscribe(),
@@ -311,7 +331,6 @@ impl Server {
                 clock.clone(),
                 config.smtp.auth_guard(clock.clone()),
             ),
-            subscriptions,
             billing,
             rate_limit: rackwave_http::RateLimit {
                 per_second: config.http.rate_limit_per_second,
@@ -408,10 +427,9 @@ fn admin_token(config: &Config, data: &Path) -> Result<String, StartError> {
 }
 
 /// The billing cycle, every `[billing] cycle_secs` until shutdown (also
-/// run by `POST /admin/v1/billing/run`): trials that ended unpaid are
-/// suspended.
+/// run by `POST /admin/v1/billing/run`): conversions, renewals, dunning.
 async fn billing_cycle(
-    subscriptions: rackwave_billing::Subscriptions,
+    billing: rackwave_billing::Billing,
     clock: Clock,
     every: std::time::Duration,
     mut shutdown: watch::Receiver<bool>,
@@ -421,9 +439,17 @@ async fn billing_cycle(
             _ = tokio::time::sleep(every) => {}
             _ = shutdown.wait_for(|s| *s) => return,
         }
-        match subscriptions.run(clock.now_ms()).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(suspended = n, "billing cycle"),
+        match billing.run(clock.now_ms()).await {
+            Ok(r) if r.is_empty() => {}
+            Ok(r) => tracing::info!(
+                converted = r.converted,
+                renewed = r.renewed,
+                reminded = r.reminded,
+                overdue = r.overdue,
+                suspended = r.suspended,
+                failed = r.failed,
+                "billing cycle"
+            ),
             Err(e) => tracing::warn!(error = %e, "billing cycle failed; next in a minute"),
         }
     }

@@ -3,6 +3,7 @@
 //! sessions on the manual clock, logout, isolation between clients, and
 //! the price list.
 
+use rackwave_testkit::portal::{lifecycle, login, portal};
 use rackwave_testkit::*;
 use serde_json::{json, Value};
 
@@ -13,32 +14,6 @@ fn ada() -> Value {
         "address": "1 Engine Road, Mumbai", "state_code": "27",
         "gstin": "27aapfu0939f1zv"
     })
-}
-
-/// A call without any credential, or with `token` as bearer.
-async fn portal(
-    ts: &TestServer,
-    method: &str,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    api(&ts.http, token, method, path, body).await
-}
-
-async fn login(ts: &TestServer, email: &str, password: &str) -> (u16, Value, Option<String>) {
-    let resp = reqwest::Client::new()
-        .post(format!("{}/portal/v1/login", ts.http))
-        .json(&json!({"email": email, "password": password}))
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let cookie = resp
-        .headers()
-        .get("set-cookie")
-        .map(|c| c.to_str().unwrap().to_string());
-    (status, resp.json().await.unwrap(), cookie)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -243,6 +218,15 @@ async fn the_price_list_comes_from_the_config() {
     );
 }
 
+/// The workspaces that are not the system's (notifications).
+async fn client_workspaces(ts: &TestServer) -> Vec<Value> {
+    let (_, all) = ts.get("/admin/v1/workspaces").await;
+    let all = all["workspaces"].as_array().unwrap().clone();
+    all.into_iter()
+        .filter(|w| w["id"] != "ws_notifications")
+        .collect()
+}
+
 /// Plans for the subscription tests.
 fn with_plans(c: &mut rackwave::config::Config) {
     c.billing = rackwave::config::Config::parse(
@@ -302,13 +286,13 @@ async fn a_trial_provisions_a_workspace_that_sends() {
     let bob = client(&ts, "bob@example.test").await;
 
     // Wrong platform, unknown plan, a plan without a trial, a paid start
-    // (not yet), no session: refused, nothing provisioned.
+    // (not yet: the paid start is in tests/billing.rs), no session: refused,
+    // nothing provisioned.
     for (platform, plan, trial, field) in [
         ("fax", "mail", true, "platform"),
         ("migosmtp", "nope", true, "plan"),
         ("telnxo", "mail", true, "plan"),
         ("migosmtp", "mail-pro", true, "trial"),
-        ("migosmtp", "mail", false, "trial"),
     ] {
         let body = json!({"platform": platform, "plan": plan, "trial": trial});
         let (s, e) = portal(&ts, "POST", "/portal/v1/subscriptions", &ada, Some(body)).await;
@@ -316,12 +300,7 @@ async fn a_trial_provisions_a_workspace_that_sends() {
         assert_eq!(e["error"]["field"], field, "{e}");
     }
     assert_eq!(trial(&ts, "", "migosmtp", "mail").await.0, 401);
-    let (_, workspaces) = ts.get("/admin/v1/workspaces").await;
-    assert_eq!(
-        workspaces["workspaces"].as_array().unwrap().len(),
-        0,
-        "{workspaces}"
-    );
+    assert_eq!(client_workspaces(&ts).await.len(), 0, "nothing provisioned");
 
     let (s, sub) = trial(&ts, &ada, "migosmtp", "mail").await;
     assert_eq!(s, 201, "{sub}");
@@ -426,42 +405,16 @@ async fn two_trials_at_once_make_one() {
     let mut statuses = [a.0, b.0];
     statuses.sort_unstable();
     assert_eq!(statuses, [201, 409]);
-    let (_, workspaces) = ts.get("/admin/v1/workspaces").await;
-    assert_eq!(
-        workspaces["workspaces"].as_array().unwrap().len(),
-        1,
-        "{workspaces}"
-    );
+    assert_eq!(client_workspaces(&ts).await.len(), 1, "one workspace");
 }
 
-/// The lifecycle events of a client, oldest first: (type, data).
-async fn lifecycle(ts: &TestServer, client_id: &str) -> Vec<(String, Value)> {
-    let query = rackwave_store::EventQuery {
-        ascending: true,
-        ..Default::default()
-    };
-    ts.server
-        .as_ref()
-        .unwrap()
-        .events
-        .list(client_id, &query, None, 100)
-        .await
-        .unwrap()
-        .items
-        .iter()
-        .map(|e| {
-            let v: Value = serde_json::from_slice(e.body()).unwrap();
-            (v["event"].as_str().unwrap().to_string(), v["data"].clone())
-        })
-        .collect()
-}
-
-/// A trial that ends unpaid is suspended by the billing run (once): its
-/// workspace stops sending at once, open SMTP sessions included, and its
-/// API refuses changes; an operator suspends and reactivates by hand; a
-/// restart keeps the suspension.
+/// A trial that ends goes on as the paid service; left unpaid, the
+/// billing run suspends it after the grace days (once): its workspace
+/// stops sending at once, open SMTP sessions included, and its API refuses
+/// changes; a restart keeps the suspension; paying ends it. An operator
+/// suspends and reactivates by hand.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unpaid_trial_is_suspended_and_sending_stops() {
+async fn an_unpaid_service_is_suspended_and_sending_stops() {
     let mut ts = start_with(with_plans).await;
     let ada = client(&ts, "ada@example.test").await;
     let (_, me) = portal(&ts, "GET", "/portal/v1/me", &ada, None).await;
@@ -477,16 +430,44 @@ async fn an_unpaid_trial_is_suspended_and_sending_stops() {
     let send =
         json!({"from": "news@ada.test", "to": ["r@example.test"], "subject": "s", "text": "t"});
 
-    // Not yet: a day before the trial ends, the run suspends nothing.
-    ts.clock.advance_ms(13 * 86_400_000);
-    let (s, run) = ts.admin("POST", "/admin/v1/billing/run", None).await;
-    assert_eq!((s, &run["suspended"]), (200, &json!(0)));
-    ts.clock.advance_ms(86_400_000);
-    let (_, run) = ts.admin("POST", "/admin/v1/billing/run", None).await;
-    assert_eq!(run["suspended"], 1);
-    let (_, run) = ts.admin("POST", "/admin/v1/billing/run", None).await;
-    assert_eq!(run["suspended"], 0, "a second run does nothing twice");
-    // (The login of two weeks ago has lapsed.)
+    // A day before the trial ends the run does nothing; at its end the
+    // plan goes on as the paid service with its first invoice; a second
+    // run does nothing twice.
+    const DAY: i64 = 86_400_000;
+    ts.clock.advance_ms(13 * DAY);
+    let (s, r) = ts.admin("POST", "/admin/v1/billing/run", None).await;
+    assert_eq!((s, &r["converted"]), (200, &json!(0)), "{r}");
+    ts.clock.advance_ms(DAY);
+    let (_, r) = ts.admin("POST", "/admin/v1/billing/run", None).await;
+    assert_eq!(
+        (&r["converted"], &r["invoiced"]),
+        (&json!(1), &json!(1)),
+        "{r}"
+    );
+    let (_, r) = ts.admin("POST", "/admin/v1/billing/run", None).await;
+    assert_eq!(
+        (&r["converted"], &r["invoiced"]),
+        (&json!(0), &json!(0)),
+        "{r}"
+    );
+    // Unpaid: overdue after the 15 days to pay, suspended after 7 more of
+    // grace (not a minute before), once.
+    ts.clock.advance_ms(15 * DAY);
+    let (_, r) = ts.admin("POST", "/admin/v1/billing/run", None).await;
+    assert_eq!(
+        (&r["overdue"], &r["suspended"]),
+        (&json!(1), &json!(0)),
+        "{r}"
+    );
+    ts.clock.advance_ms(7 * DAY - 60_000);
+    let (_, r) = ts.admin("POST", "/admin/v1/billing/run", None).await;
+    assert_eq!(r["suspended"], 0, "{r}");
+    ts.clock.advance_ms(60_000);
+    let (_, r) = ts.admin("POST", "/admin/v1/billing/run", None).await;
+    assert_eq!(r["suspended"], 1, "{r}");
+    let (_, r) = ts.admin("POST", "/admin/v1/billing/run", None).await;
+    assert_eq!(r["suspended"], 0, "a second run does nothing twice: {r}");
+    // (The login of weeks ago has lapsed.)
     let (_, session, _) = login(&ts, "ada@example.test", "correct horse battery").await;
     let ada = session["token"].as_str().unwrap().to_string();
     let (_, got) = portal(
@@ -497,8 +478,13 @@ async fn an_unpaid_trial_is_suspended_and_sending_stops() {
         None,
     )
     .await;
+    let (_, invoices) = portal(&ts, "GET", "/portal/v1/invoices", &ada, None).await;
+    let invoice = invoices["invoices"][0].clone();
     assert_eq!(got["status"], "suspended");
-    assert_eq!(got["suspension_reason"], "trial expired");
+    assert_eq!(
+        got["suspension_reason"],
+        format!("invoice {} unpaid", invoice["number"].as_str().unwrap())
+    );
 
     // The open session is refused at its next transaction, a new one too;
     // the API reads but neither sends nor changes.
@@ -524,16 +510,26 @@ async fn an_unpaid_trial_is_suspended_and_sending_stops() {
     let mut after = ts.authed(&account).await;
     assert_eq!(after.cmd("MAIL FROM:<news@ada.test>").await.code, 554);
 
-    // The trial's time is up: an operator cannot simply reactivate it (it
-    // resumes with a payment).
-    let (s, e) = ts
+    // Paying the invoice ends the suspension at once.
+    let pay = format!(
+        "/admin/v1/invoices/{}/payments",
+        invoice["id"].as_str().unwrap()
+    );
+    let amount = invoice["total_paise"].clone();
+    let (s, paid) = ts
         .admin(
             "POST",
-            &format!("/admin/v1/subscriptions/{id}/reactivate"),
-            None,
+            &pay,
+            Some(json!({"amount_paise": amount, "reference": "NEFT-1"})),
         )
         .await;
-    assert_eq!(s, 409, "{e}");
+    assert_eq!(
+        (s, &paid["invoice"]["status"]),
+        (201, &json!("paid")),
+        "{paid}"
+    );
+    let mut after = ts.authed(&account).await;
+    assert_eq!(after.cmd("MAIL FROM:<news@ada.test>").await.code, 250);
 
     // Bob's trial runs: an operator suspends it by hand and reactivates it.
     let bob = client(&ts, "bob@example.test").await;
@@ -637,10 +633,20 @@ async fn an_unpaid_trial_is_suspended_and_sending_stops() {
     // Ada's transitions, in order, with the seed's fields.
     let events = lifecycle(&ts, &client_id).await;
     let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
-    assert_eq!(types, ["trial_activated", "service_suspended"]);
-    assert_eq!(events[1].1["suspension_reason"], "trial expired");
-    assert_eq!(events[1].1["customer_id"], client_id.as_str());
-    assert_eq!(events[1].1["platform_id"], "1");
+    // (`trial_activated` is past the event log's 30 days of retention.)
+    assert_eq!(
+        types,
+        [
+            "service_activated",
+            "invoice_created",
+            "invoice_overdue",
+            "service_suspended",
+            "invoice_paid",
+            "service_reactivated"
+        ]
+    );
+    assert_eq!(events[3].1["customer_id"], client_id.as_str());
+    assert_eq!(events[3].1["platform_id"], "1");
 }
 
 /// A client's own lifecycle webhooks, under `/portal/v1/webhooks` with its

@@ -12,11 +12,12 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use rackwave_accounts::{hash_password, verify_password, AccountsError, AuthGuard};
-use rackwave_core::{random_hex, Classify, Clock, ErrorKind};
-use rackwave_store::{Client, ClientSession, Store, StoreError};
+use rackwave_accounts::{hash_password, verify_password, AuthGuard};
+use rackwave_core::{random_hex, Clock};
+use rackwave_store::{Client, ClientSession, Contact, Store, StoreError};
 use sha2::{Digest, Sha256};
 
+use crate::error::{invalid, BillingError};
 use crate::gstin::{state_name, Gstin};
 
 /// How long a login lasts.
@@ -27,42 +28,11 @@ const MIN_PASSWORD: usize = 10;
 const MAX_PASSWORD: usize = 1024;
 const MAX_TEXT: usize = 512;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ClientsError {
-    /// A field of a request is wrong: which, and why.
-    #[error("{field}: {message}")]
-    Invalid {
-        field: &'static str,
-        message: String,
-    },
-    #[error("{0}")]
-    Conflict(String),
-    #[error("{0}")]
-    Store(#[from] StoreError),
-    #[error("{0}")]
-    Accounts(#[from] AccountsError),
-    #[error("{0}")]
-    Events(#[from] rackwave_events::EventsError),
-}
-
-impl Classify for ClientsError {
-    fn kind(&self) -> ErrorKind {
-        match self {
-            ClientsError::Invalid { .. } => ErrorKind::Invalid,
-            ClientsError::Conflict(_) => ErrorKind::Conflict,
-            ClientsError::Store(e) => e.kind(),
-            ClientsError::Accounts(e) => e.kind(),
-            ClientsError::Events(e) => e.kind(),
-        }
-    }
-}
-
-/// A request field that is wrong, and why.
-pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> ClientsError {
-    ClientsError::Invalid {
-        field,
-        message: message.into(),
-    }
+/// An email address as stored (lowercase), if it is one.
+fn mailbox(email: &str) -> Option<String> {
+    let email = email.trim().to_ascii_lowercase();
+    (email.len() <= 254 && email.contains('@') && rackwave_smtp_proto::address::is_mailbox(&email))
+        .then_some(email)
 }
 
 /// What a sign-up gives.
@@ -87,7 +57,7 @@ pub enum LoginRefused {
     },
     /// Too many failures from this address: locked out for a while.
     LockedOut,
-    Failed(ClientsError),
+    Failed(BillingError),
 }
 
 /// The clients service (cheap to clone).
@@ -108,14 +78,8 @@ impl Clients {
     }
 
     /// Signs a client up; `Conflict` if the email is taken.
-    pub async fn sign_up(&self, new: NewClient) -> Result<Client, ClientsError> {
-        let email = new.email.trim().to_ascii_lowercase();
-        if email.len() > 254
-            || !email.contains('@')
-            || !rackwave_smtp_proto::address::is_mailbox(&email)
-        {
-            return Err(invalid("email", "not an email address"));
-        }
+    pub async fn sign_up(&self, new: NewClient) -> Result<Client, BillingError> {
+        let email = mailbox(&new.email).ok_or_else(|| invalid("email", "not an email address"))?;
         let chars = new.password.chars().count();
         if !(MIN_PASSWORD..=MAX_PASSWORD).contains(&chars) {
             return Err(invalid(
@@ -169,16 +133,64 @@ impl Clients {
             state_code,
             gstin,
             created_at_ms: self.clock.now_ms(),
+            credit_paise: 0,
+            contacts: Vec::new(),
         };
         let mut tx = self.store.begin().await?;
         match tx.insert_client(&client).await {
             Err(StoreError::Conflict(_)) => {
-                return Err(ClientsError::Conflict(
+                return Err(BillingError::Conflict(
                     "an account with this email exists".into(),
                 ))
             }
             other => other?,
         }
+        tx.commit().await?;
+        Ok(client)
+    }
+
+    /// Replaces a client's contacts (each address once, at most
+    /// [`Contact::MAX_PER_CLIENT`]); the client as it now is.
+    pub async fn set_contacts(
+        &self,
+        client_id: &str,
+        contacts: Vec<Contact>,
+    ) -> Result<Client, BillingError> {
+        if contacts.len() > Contact::MAX_PER_CLIENT {
+            return Err(invalid(
+                "contacts",
+                format!("at most {} contacts", Contact::MAX_PER_CLIENT),
+            ));
+        }
+        let mut clean: Vec<Contact> = Vec::with_capacity(contacts.len());
+        for c in contacts {
+            let email = mailbox(&c.email).ok_or_else(|| {
+                invalid("contacts", format!("{} is not an email address", c.email))
+            })?;
+            let name = c.name.trim().to_string();
+            if name.len() > MAX_TEXT || name.contains(char::is_control) {
+                return Err(invalid(
+                    "contacts",
+                    format!("the name of {email} is too long"),
+                ));
+            }
+            if clean.iter().any(|d| d.email == email) {
+                return Err(invalid("contacts", format!("{email} is listed twice")));
+            }
+            clean.push(Contact {
+                email,
+                name,
+                billing: c.billing,
+                technical: c.technical,
+            });
+        }
+        let mut tx = self.store.begin().await?;
+        let mut client = tx
+            .client(client_id)
+            .await?
+            .ok_or_else(|| BillingError::NotFound(format!("no client {client_id}")))?;
+        client.contacts = clean;
+        tx.put_client(&client).await?;
         tx.commit().await?;
         Ok(client)
     }
@@ -196,7 +208,7 @@ impl Clients {
         if self.guard.is_locked(ip) {
             return Err(LoginRefused::LockedOut);
         }
-        let failed = |e: ClientsError| LoginRefused::Failed(e);
+        let failed = |e: BillingError| LoginRefused::Failed(e);
         let email = email.trim().to_ascii_lowercase();
         let client = self
             .store
@@ -229,7 +241,7 @@ impl Clients {
     }
 
     /// The client a session token belongs to, while it lasts.
-    pub async fn session(&self, token: &str) -> Result<Option<Client>, ClientsError> {
+    pub async fn session(&self, token: &str) -> Result<Option<Client>, BillingError> {
         if !token.starts_with(TOKEN_PREFIX) || token.len() > 128 {
             return Ok(None);
         }
@@ -245,7 +257,7 @@ impl Clients {
     }
 
     /// Ends a session; whether it existed.
-    pub async fn log_out(&self, token: &str) -> Result<bool, ClientsError> {
+    pub async fn log_out(&self, token: &str) -> Result<bool, BillingError> {
         let mut tx = self.store.begin().await?;
         let gone = tx.delete_client_session(&digest(token)).await?;
         tx.commit().await?;

@@ -11,6 +11,8 @@ use crate::numbering::valid_prefix;
 pub struct BillingConfig {
     /// The seller's legal name, as invoices show it.
     pub seller_name: String,
+    /// The seller's address, as invoices show it.
+    pub seller_address: String,
     /// The seller's state code (`27` for Maharashtra): supplies within it
     /// are taxed CGST + SGST, others IGST.
     pub seller_state: String,
@@ -28,6 +30,9 @@ pub struct BillingConfig {
     pub invoice_prefix: String,
     /// Seconds between billing runs (0: only `POST /admin/v1/billing/run`).
     pub cycle_secs: u64,
+    /// The payment gateway's signing secret: its callbacks carry the
+    /// HMAC-SHA256 of their body with it (unset: callbacks are refused).
+    pub gateway_secret: Option<String>,
     pub plans: Vec<Plan>,
 }
 
@@ -35,6 +40,7 @@ impl Default for BillingConfig {
     fn default() -> Self {
         BillingConfig {
             seller_name: "Rackwave".into(),
+            seller_address: String::new(),
             seller_state: "27".into(),
             seller_gstin: None,
             gst_rate_percent: 18,
@@ -43,6 +49,7 @@ impl Default for BillingConfig {
             grace_days: 7,
             invoice_prefix: "RW".into(),
             cycle_secs: 60,
+            gateway_secret: None,
             plans: Vec::new(),
         }
     }
@@ -100,6 +107,15 @@ impl BillingConfig {
         }
         if !valid_prefix(&self.invoice_prefix) {
             return Err("[billing] invoice_prefix must be 1 to 4 letters or digits".into());
+        }
+        if self
+            .invoice_prefix
+            .eq_ignore_ascii_case(crate::payments::CREDIT_NOTE_PREFIX)
+        {
+            return Err("[billing] invoice_prefix CN is the credit notes' series".into());
+        }
+        if self.gateway_secret.as_ref().is_some_and(|s| s.len() < 16) {
+            return Err("[billing] gateway_secret must be at least 16 characters".into());
         }
         if self.sac_code.len() != 6 || !self.sac_code.bytes().all(|b| b.is_ascii_digit()) {
             return Err("[billing] sac_code must be 6 digits".into());

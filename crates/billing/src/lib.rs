@@ -12,14 +12,26 @@
 
 pub mod clients;
 mod config;
+mod cycle;
+mod document;
+mod error;
 pub mod gst;
 pub mod gstin;
+mod invoices;
 pub mod numbering;
+mod payments;
+mod service;
 pub mod subscriptions;
 
-pub use clients::{Clients, ClientsError, LoginRefused, NewClient};
+pub use clients::{Clients, LoginRefused, NewClient};
 pub use config::{BillingConfig, Plan};
+pub use cycle::RunReport;
+pub use document::{invoice_html, invoice_pdf};
+pub use error::BillingError;
 pub use gst::{GstRate, MoneyError, Supply, Tax};
 pub use gstin::{state_name, Gstin, GstinError};
+pub use invoices::REMINDER_DAYS;
 pub use numbering::{next_invoice_number, FinancialYear, NumberingError};
-pub use subscriptions::{Started, Subscriptions};
+pub use payments::{gateway_signature_valid, Paid, PaymentMethod, CREDIT_NOTE_PREFIX};
+pub use service::Billing;
+pub use subscriptions::{PlanChange, Started};

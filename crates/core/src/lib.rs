@@ -8,7 +8,9 @@
 
 mod clock;
 pub mod event;
+pub mod html;
 mod ids;
+pub mod money;
 mod net;
 pub mod page;
 mod platform;

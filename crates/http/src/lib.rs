@@ -70,10 +70,9 @@ pub struct AppState {
     dns: DnsLookup,
     dns_setup: DnsSetup,
     machine_networks: Arc<Vec<rackwave_core::IpNetwork>>,
-    /// The portal's clients and billing settings.
+    /// The portal's clients, and their subscriptions and invoices.
     clients: rackwave_billing::Clients,
-    subscriptions: rackwave_billing::Subscriptions,
-    billing: Arc<rackwave_billing::BillingConfig>,
+    billing: rackwave_billing::Billing,
     /// SHA-256 of the admin token: compared in constant time, never kept
     /// in clear beyond start-up.
     admin_token_digest: Arc<[u8; 32]>,
@@ -104,8 +103,7 @@ pub struct Parts {
     /// (`[tracking] machine_networks`).
     pub machine_networks: Vec<rackwave_core::IpNetwork>,
     pub clients: rackwave_billing::Clients,
-    pub subscriptions: rackwave_billing::Subscriptions,
-    pub billing: Arc<rackwave_billing::BillingConfig>,
+    pub billing: rackwave_billing::Billing,
 }
 
 /// Settings of the HTTP send API.
@@ -137,7 +135,6 @@ impl AppState {
             dns_setup: parts.dns_setup,
             machine_networks: Arc::new(parts.machine_networks),
             clients: parts.clients,
-            subscriptions: parts.subscriptions,
             billing: parts.billing,
             send: parts.send,
             admin_token_digest: Arc::new(Sha256::digest(parts.admin_token.as_bytes()).into()),
@@ -190,9 +187,17 @@ fn routes(limits: BodyLimits) -> OpenApiRouter<AppState> {
         .routes(routes!(messages_v1::get))
         .routes(routes!(queue_v1::counts))
         .routes(routes!(destinations_v1::resume))
+        .routes(routes!(admin::subscriptions_v1::list))
         .routes(routes!(admin::subscriptions_v1::suspend))
         .routes(routes!(admin::subscriptions_v1::reactivate))
+        .routes(routes!(admin::subscriptions_v1::cancel))
         .routes(routes!(admin::subscriptions_v1::run))
+        .routes(routes!(admin::clients_v1::list))
+        .routes(routes!(admin::clients_v1::get))
+        .routes(routes!(admin::invoices_v1::list))
+        .routes(routes!(admin::invoices_v1::get))
+        .routes(routes!(admin::invoices_v1::pay))
+        .routes(routes!(admin::invoices_v1::credit))
         .route_layer(middleware::from_fn(extract::require_admin));
     let platforms = OpenApiRouter::new()
         .routes(routes!(webhooks_v1::create, webhooks_v1::list))
@@ -276,6 +281,12 @@ fn routes(limits: BodyLimits) -> OpenApiRouter<AppState> {
                     portal::subscriptions_v1::list
                 ))
                 .routes(routes!(portal::subscriptions_v1::get))
+                .routes(routes!(portal::subscriptions_v1::upgrade))
+                .routes(routes!(portal::subscriptions_v1::cancel))
+                .routes(routes!(portal::invoices_v1::list))
+                .routes(routes!(portal::invoices_v1::get))
+                .routes(routes!(portal::contacts_v1::get, portal::contacts_v1::put))
+                .routes(routes!(portal::payments_v1::callback))
                 .layer(DefaultBodyLimit::max(limits.json)),
         )
         .routes(routes!(health::healthz))

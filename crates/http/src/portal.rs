@@ -4,6 +4,9 @@
 //! client's records answer 404.
 
 pub(crate) mod account_v1;
+pub(crate) mod contacts_v1;
+pub(crate) mod invoices_v1;
+pub(crate) mod payments_v1;
 pub(crate) mod plans_v1;
 pub(crate) mod subscriptions_v1;
 

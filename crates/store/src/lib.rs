@@ -39,10 +39,11 @@ use rackwave_core::event::Event;
 use rackwave_core::{Classify, ErrorKind};
 
 pub use records::{
-    ApiKey, Attempt, Client, ClientSession, Delivery, DeliveryState, DkimAlgorithm, Endpoint,
-    EventQuery, IdempotencyRecord, IdempotentResponse, Page, RecordCheck, Secret, SenderDomain,
-    SmtpAccount, StoredEvent, Subscription, SubscriptionStatus, Suppression, SuppressionReason,
-    TrackingSettings, Workspace,
+    ApiKey, Attempt, Client, ClientSession, Contact, CreditNote, Delivery, DeliveryState,
+    DkimAlgorithm, Endpoint, EventQuery, IdempotencyRecord, IdempotentResponse, Invoice,
+    InvoiceKind, InvoiceLine, InvoiceStatus, Notice, Page, Party, Payment, RecordCheck, Secret,
+    SenderDomain, SmtpAccount, StoredEvent, Subscription, SubscriptionStatus, Suppression,
+    SuppressionReason, TrackingSettings, Workspace,
 };
 pub use sled::Database;
 
@@ -255,11 +256,32 @@ store_api! {
         fn subscription(id: &str) -> Option<Subscription>;
         /// A client's subscriptions, oldest first.
         fn subscriptions_of(client_id: &str) -> Vec<Subscription>;
-        /// Up to `limit` live (trial, pending, active) subscriptions whose
+        /// Up to `limit` live (trial, active) subscriptions whose
         /// period ends by `until_ms`, earliest first, after the `(period
         /// end, id)` of `after`: the billing run's work, as `(period end,
         /// id)`.
         fn subscriptions_ending(until_ms: i64, after: Option<(i64, String)>, limit: usize) -> Vec<(i64, String)>;
+        /// One page of every client, by id, after `after`.
+        fn clients(after: Option<&str>, limit: usize) -> Page<Client>;
+        /// One page of every subscription, by id, after `after`.
+        fn subscriptions(after: Option<&str>, limit: usize) -> Page<Subscription>;
+        /// An invoice, whatever its client.
+        fn invoice(id: &str) -> Option<Invoice>;
+        /// A client's invoices, newest first.
+        fn invoices_of(client_id: &str) -> Vec<Invoice>;
+        /// One page of every invoice, by id, after `after`.
+        fn invoices(after: Option<&str>, limit: usize) -> Page<Invoice>;
+        /// Up to `limit` invoices whose next dunning step is due by
+        /// `until_ms`, earliest first, after `after`, as `(when, id)`.
+        fn invoices_due(until_ms: i64, after: Option<(i64, String)>, limit: usize) -> Vec<(i64, String)>;
+        /// The payment with this reference, whatever its invoice.
+        fn payment_by_reference(reference: &str) -> Option<Payment>;
+        /// An invoice's payments, oldest first.
+        fn payments_of(invoice_id: &str) -> Vec<Payment>;
+        /// An invoice's credit notes, oldest first.
+        fn credit_notes_of(invoice_id: &str) -> Vec<CreditNote>;
+        /// Up to `limit` queued notices, oldest first, with their numbers.
+        fn notices(limit: usize) -> Vec<(u64, Notice)>;
     }
     writes {
         /// Adds a workspace; its id must be new.
@@ -324,5 +346,18 @@ store_api! {
         fn delete_client_session(digest: &str) -> bool;
         /// Adds or replaces a subscription (its client never changes).
         fn put_subscription(subscription: &Subscription) -> ();
+        /// Adds an invoice; `Conflict` if its id or number is taken.
+        fn insert_invoice(invoice: &Invoice) -> ();
+        /// Replaces an existing invoice, keeping the dunning index in step
+        /// with its `next_action_ms`.
+        fn put_invoice(invoice: &Invoice) -> ();
+        /// Adds a payment; `Conflict` if its reference was seen before.
+        fn insert_payment(payment: &Payment) -> ();
+        /// Adds a credit note; `Conflict` if its id or number is taken.
+        fn insert_credit_note(note: &CreditNote) -> ();
+        /// Queues a notice; its number.
+        fn queue_notice(notice: &Notice) -> u64;
+        /// Forgets a notice once it is mailed; whether it was queued.
+        fn delete_notice(seq: u64) -> bool;
     }
 }

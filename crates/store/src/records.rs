@@ -431,6 +431,30 @@ pub struct Client {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gstin: Option<String>,
     pub created_at_ms: i64,
+    /// Paise the client has to its credit (over-payments, credit notes):
+    /// the next invoice uses it first.
+    #[serde(default)]
+    pub credit_paise: i64,
+    /// Who receives the notifications besides the account's own email.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contacts: Vec<Contact>,
+}
+
+/// Someone at a client who receives its notifications.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    /// Lowercase.
+    pub email: String,
+    pub name: String,
+    /// Invoices, payments and dunning.
+    pub billing: bool,
+    /// Service changes: activation, suspension, cancellation.
+    pub technical: bool,
+}
+
+impl Contact {
+    /// Most contacts a client may have.
+    pub const MAX_PER_CLIENT: usize = 10;
 }
 
 /// A client's subscription to a platform's plan: what provisions and
@@ -459,6 +483,13 @@ pub struct Subscription {
     pub suspended_from: Option<SubscriptionStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancelled_at_ms: Option<i64>,
+    /// A downgrade waiting for the period's end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_plan_id: Option<String>,
+    /// The unpaid invoice a suspension is for: paying it ends the
+    /// suspension (an operator's suspension has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspended_for: Option<String>,
 }
 
 /// Where a subscription is in its life.
@@ -471,6 +502,151 @@ pub enum SubscriptionStatus {
     Active,
     Suspended,
     Cancelled,
+}
+
+/// A GST tax invoice (or a bill of supply at 0 %): what a client owes for
+/// a period of a subscription. Money is whole paise. The parties are
+/// copied in when it is issued, so a later change of address or GSTIN
+/// never rewrites an issued invoice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invoice {
+    /// `inv_` + 16 hex.
+    pub id: String,
+    /// `RW/26-27/00042`: consecutive per financial year.
+    pub number: String,
+    pub client_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription_id: Option<String>,
+    pub kind: InvoiceKind,
+    pub status: InvoiceStatus,
+    pub lines: Vec<InvoiceLine>,
+    /// The taxable value: the sum of the lines.
+    pub subtotal_paise: i64,
+    pub cgst_paise: i64,
+    pub sgst_paise: i64,
+    pub igst_paise: i64,
+    /// The rate applied, in basis points (1800 = 18 %).
+    pub gst_rate_bp: u32,
+    /// Subtotal plus every tax head.
+    pub total_paise: i64,
+    /// Taken from the client's credit when it was issued.
+    pub credit_applied_paise: i64,
+    /// Received in payments.
+    pub paid_paise: i64,
+    /// Taken off by credit notes while it was unpaid.
+    pub credited_paise: i64,
+    pub seller: Party,
+    pub buyer: Party,
+    /// State code of the place of supply (the buyer's).
+    pub place_of_supply: String,
+    pub issued_at_ms: i64,
+    pub due_at_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overdue_since_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paid_at_ms: Option<i64>,
+    /// Whether the reminder before the due date went out.
+    #[serde(default)]
+    pub reminded: bool,
+    /// When the dunning next looks at it (a reminder, overdue, the
+    /// suspension); none once it is settled or its steps are done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_action_ms: Option<i64>,
+}
+
+impl Invoice {
+    /// What is still to be paid.
+    pub fn balance_paise(&self) -> i64 {
+        (self.total_paise - self.credit_applied_paise - self.paid_paise - self.credited_paise)
+            .max(0)
+    }
+}
+
+/// Why an invoice was issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InvoiceKind {
+    /// The first paid period (a paid start, or a trial's end).
+    Activation,
+    Renewal,
+    /// The difference of an upgrade for the rest of the period.
+    Proration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InvoiceStatus {
+    Open,
+    Paid,
+    Overdue,
+    /// Cancelled by a credit note for its whole value before payment.
+    Void,
+}
+
+/// One line of an invoice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct InvoiceLine {
+    pub description: String,
+    /// Services accounting code.
+    pub sac: String,
+    pub period_start_ms: i64,
+    pub period_end_ms: i64,
+    pub amount_paise: i64,
+}
+
+/// A party to an invoice as it was when the invoice was issued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Party {
+    pub name: String,
+    pub address: String,
+    pub state_code: String,
+    pub gstin: Option<String>,
+}
+
+/// Money received against an invoice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payment {
+    /// `pay_` + 16 hex.
+    pub id: String,
+    pub invoice_id: String,
+    pub client_id: String,
+    pub amount_paise: i64,
+    /// `operator` or `gateway`.
+    pub method: String,
+    /// The gateway's payment id or the operator's reference: unique, so a
+    /// replayed callback is never counted twice.
+    pub reference: String,
+    pub received_at_ms: i64,
+}
+
+/// A credit note: value given back on an invoice, with its tax, numbered
+/// in its own series. It settles what is unpaid first; the rest becomes
+/// the client's credit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreditNote {
+    /// `cn_` + 16 hex.
+    pub id: String,
+    pub number: String,
+    pub invoice_id: String,
+    pub client_id: String,
+    pub subtotal_paise: i64,
+    pub cgst_paise: i64,
+    pub sgst_paise: i64,
+    pub igst_paise: i64,
+    pub total_paise: i64,
+    pub reason: String,
+    pub issued_at_ms: i64,
+}
+
+/// A notification waiting to be mailed to a client's contacts: what
+/// happened (`kind`: an event type, or `invoice_reminder`) and what the
+/// template shows. Queued in the transaction of the change it tells of.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notice {
+    pub client_id: String,
+    pub kind: String,
+    pub data: serde_json::Value,
+    pub created_at_ms: i64,
 }
 
 /// A client's login: a random token given once, stored as its SHA-256.

@@ -11,6 +11,7 @@
 pub mod binary;
 pub mod delivery;
 pub mod dns;
+pub mod portal;
 pub mod receiver;
 pub mod watchdog;
 

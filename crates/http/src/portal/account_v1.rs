@@ -13,7 +13,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use rackwave_billing::clients::SESSION_TTL_MS;
-use rackwave_billing::{state_name, ClientsError, LoginRefused, NewClient};
+use rackwave_billing::{state_name, BillingError, LoginRefused, NewClient};
 use rackwave_core::rfc3339;
 use rackwave_store::Client;
 use serde::{Deserialize, Serialize};
@@ -60,6 +60,8 @@ pub(crate) struct ClientView {
     pub(crate) state: String,
     pub(crate) gstin: Option<String>,
     pub(crate) created_at: String,
+    /// Paise to the client's credit: the next invoice uses it first.
+    pub(crate) credit_paise: i64,
 }
 
 impl From<Client> for ClientView {
@@ -74,6 +76,7 @@ impl From<Client> for ClientView {
             state_code: c.state_code,
             gstin: c.gstin,
             created_at: rfc3339(c.created_at_ms),
+            credit_paise: c.credit_paise,
         }
     }
 }
@@ -88,9 +91,9 @@ pub(crate) struct Session {
 }
 
 /// A portal error as an answer: a bad field is `422` naming it.
-pub(crate) fn refused(e: ClientsError) -> ApiError {
+pub(crate) fn refused(e: BillingError) -> ApiError {
     match e {
-        ClientsError::Invalid { field, message } => ApiError::unprocessable(field, message),
+        BillingError::Invalid { field, message } => ApiError::unprocessable(field, message),
         other => other.into(),
     }
 }

@@ -34,6 +34,7 @@ pub(crate) struct PlanList {
 pub(crate) async fn list(State(state): State<AppState>) -> Json<PlanList> {
     let plans = state
         .billing
+        .config()
         .plans
         .iter()
         .map(|p| PlanView {

@@ -23,7 +23,8 @@ pub(crate) struct NewSubscription {
     pub(crate) platform: String,
     /// A plan id from `GET /portal/v1/plans`.
     pub(crate) plan: String,
-    /// Start with the plan's free trial (paid starts come with invoicing).
+    /// Start with the plan's free trial; otherwise the subscription is
+    /// `pending` until its first invoice is paid.
     pub(crate) trial: bool,
 }
 
@@ -43,6 +44,8 @@ pub(crate) struct SubscriptionView {
     pub(crate) created_at: String,
     pub(crate) suspension_reason: Option<String>,
     pub(crate) cancelled_at: Option<String>,
+    /// A downgrade that applies at the period's end.
+    pub(crate) next_plan: Option<String>,
     /// The workspace's first API key, only in the answer that started it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) api_key: Option<String>,
@@ -56,7 +59,7 @@ pub(crate) struct SubscriptionList {
 /// The answer about a subscription (the portal's and the operators').
 pub(crate) fn view(state: &AppState, s: Subscription, api_key: Option<String>) -> SubscriptionView {
     SubscriptionView {
-        plan_name: state.subscriptions.plan_name(&s.plan_id),
+        plan_name: state.billing.plan_name(&s.plan_id),
         id: s.id,
         platform: s.platform,
         plan: s.plan_id,
@@ -67,11 +70,13 @@ pub(crate) fn view(state: &AppState, s: Subscription, api_key: Option<String>) -
         created_at: rfc3339(s.created_at_ms),
         suspension_reason: s.suspension_reason,
         cancelled_at: s.cancelled_at_ms.map(rfc3339),
+        next_plan: s.next_plan_id,
         api_key,
     }
 }
 
-/// Starts a subscription (today: a trial, which provisions the workspace).
+/// Starts a subscription: a trial, or a paid start with its first invoice
+/// (`pending` until it is paid). Either provisions the workspace.
 #[utoipa::path(post, operation_id = "portal_subscriptions_create", path = "/portal/v1/subscriptions",
     tag = "portal", request_body = NewSubscription,
     responses((status = 201, body = SubscriptionView), (status = 401, body = ErrorBody),
@@ -82,15 +87,9 @@ pub(crate) async fn create(
     who: PortalClient,
     ApiJson(req): ApiJson<NewSubscription>,
 ) -> Result<(StatusCode, Json<SubscriptionView>), ApiError> {
-    if !req.trial {
-        return Err(ApiError::unprocessable(
-            "trial",
-            "paid subscriptions start with invoicing, which is not available yet: start a trial",
-        ));
-    }
     let started = state
-        .subscriptions
-        .start_trial(&who.client, &req.platform, &req.plan)
+        .billing
+        .start(&who.client, &req.platform, &req.plan, req.trial)
         .await
         .map_err(refused)?;
     Ok((
@@ -108,7 +107,7 @@ pub(crate) async fn list(
     who: PortalClient,
 ) -> Result<Json<SubscriptionList>, ApiError> {
     let subscriptions = state
-        .subscriptions
+        .billing
         .of(&who.client.id)
         .await?
         .into_iter()
@@ -129,9 +128,71 @@ pub(crate) async fn get(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<SubscriptionView>, ApiError> {
     let s = state
-        .subscriptions
+        .billing
         .get(&who.client.id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no subscription {id}")))?;
+    Ok(Json(view(&state, s, None)))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Upgrade {
+    /// Another plan of the subscription's platform.
+    pub(crate) plan: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PlanChangeView {
+    pub(crate) subscription: SubscriptionView,
+    /// The prorated invoice of an upgrade during a paid period.
+    pub(crate) invoice_id: Option<String>,
+    /// A cheaper plan waits for the period's end.
+    pub(crate) scheduled: bool,
+}
+
+/// Changes plan: a dearer one at once (with a prorated invoice for the
+/// rest of a paid period), a cheaper one at the period's end.
+#[utoipa::path(post, operation_id = "portal_subscriptions_upgrade",
+    path = "/portal/v1/subscriptions/{id}/upgrade", tag = "portal",
+    params(("id" = String, Path, description = "Subscription id")), request_body = Upgrade,
+    responses((status = 200, body = PlanChangeView), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("client_session" = [])))]
+pub(crate) async fn upgrade(
+    State(state): State<AppState>,
+    who: PortalClient,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(req): ApiJson<Upgrade>,
+) -> Result<Json<PlanChangeView>, ApiError> {
+    let change = state
+        .billing
+        .change_plan(&who.client.id, &id, &req.plan)
+        .await
+        .map_err(refused)?;
+    Ok(Json(PlanChangeView {
+        subscription: view(&state, change.subscription, None),
+        invoice_id: change.invoice_id,
+        scheduled: change.scheduled,
+    }))
+}
+
+/// Cancels a subscription: its workspace stops sending for good; its
+/// records and invoices stay.
+#[utoipa::path(post, operation_id = "portal_subscriptions_cancel",
+    path = "/portal/v1/subscriptions/{id}/cancel", tag = "portal",
+    params(("id" = String, Path, description = "Subscription id")),
+    responses((status = 200, body = SubscriptionView), (status = 404, body = ErrorBody)),
+    security(("client_session" = [])))]
+pub(crate) async fn cancel(
+    State(state): State<AppState>,
+    who: PortalClient,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<SubscriptionView>, ApiError> {
+    let s = state
+        .billing
+        .cancel(Some(&who.client.id), &id)
+        .await
+        .map_err(refused)?;
     Ok(Json(view(&state, s, None)))
 }

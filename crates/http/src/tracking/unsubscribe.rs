@@ -17,6 +17,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use rackwave_accounts::{Suppression, SuppressionReason};
 use rackwave_core::event::EmailUnsubscribed;
+use rackwave_core::html::escape_html;
 use rackwave_core::Timestamp;
 use rackwave_tracking::{Link, Recipient};
 
@@ -38,7 +39,7 @@ pub(crate) async fn page(State(state): State<AppState>, Path(token): Path<String
             "<p>Stop sending these emails to <strong>{}</strong>?</p>\
              <form method=\"post\"><input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">\
              <button type=\"submit\">Unsubscribe</button></form>",
-            escape(&who.address)
+            escape_html(&who.address)
         ),
     )
 }
@@ -73,7 +74,7 @@ pub(crate) async fn one_click(
             "Unsubscribed",
             &format!(
                 "<p><strong>{}</strong> will get no more of these emails.</p>",
-                escape(&who.address)
+                escape_html(&who.address)
             ),
         ),
         Err(e) => {
@@ -174,22 +175,6 @@ fn page_html(status: StatusCode, title: &str, body: &str) -> Response {
         .into_response()
 }
 
-/// HTML-escapes text for an element's content.
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,7 +198,7 @@ mod tests {
             b"--x\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\nOne-Click\r\n--x--\r\n"
         ));
         assert_eq!(
-            escape("<a href='x'>&\""),
+            escape_html("<a href='x'>&\""),
             "&lt;a href=&#39;x&#39;&gt;&amp;&quot;"
         );
     }

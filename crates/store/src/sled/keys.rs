@@ -30,6 +30,16 @@
 //! | `sb/<subscription id>`                | `Subscription`                  |
 //! | `bc/<client>\0<subscription id>`      | empty: subscriptions of a client |
 //! | `be/<period end>\0<subscription id>`  | empty: live subscriptions by period end |
+//! | `iv/<invoice id>`                     | `Invoice`                       |
+//! | `ic/<client>\0<invoice id>`           | empty: invoices of a client     |
+//! | `ia/<next action>\0<invoice id>`      | empty: the dunning's work       |
+//! | `iu/<number>`                         | invoice or credit note id: numbers used |
+//! | `py/<payment id>`                     | `Payment`                       |
+//! | `pr/<reference>`                      | payment id: references seen     |
+//! | `pi/<invoice>\0<payment id>`          | empty: payments of an invoice   |
+//! | `cn/<credit note id>`                 | `CreditNote`                    |
+//! | `ci/<invoice>\0<credit note id>`      | empty: credit notes of an invoice |
+//! | `nq/<seq>`                            | `Notice`: notifications to mail |
 //!
 //! The one-letter families are the event log's and outbox's since their
 //! first version; the two-letter ones moved in with the store crate.
@@ -61,12 +71,25 @@ pub(crate) const CLIENT_SESSION: &[u8] = b"cs/";
 pub(crate) const SUBSCRIPTION: &[u8] = b"sb/";
 pub(crate) const SUBSCRIPTIONS_OF: &[u8] = b"bc/";
 pub(crate) const SUBSCRIPTIONS_ENDING: &[u8] = b"be/";
+pub(crate) const INVOICE: &[u8] = b"iv/";
+pub(crate) const INVOICES_OF: &[u8] = b"ic/";
+pub(crate) const INVOICES_DUE: &[u8] = b"ia/";
+pub(crate) const NUMBER_USED: &[u8] = b"iu/";
+pub(crate) const PAYMENT: &[u8] = b"py/";
+pub(crate) const PAYMENT_REFERENCE: &[u8] = b"pr/";
+pub(crate) const PAYMENTS_OF: &[u8] = b"pi/";
+pub(crate) const CREDIT_NOTE: &[u8] = b"cn/";
+pub(crate) const CREDIT_NOTES_OF: &[u8] = b"ci/";
+pub(crate) const NOTICE: &[u8] = b"nq/";
+/// The named position holding the last notice number.
+pub(crate) const NOTICE_SEQ: &str = "notice-seq";
 
-/// `be/<period end>\0<id>`: a live subscription in the period-end index.
-pub(crate) fn subscription_ending(end_ms: i64, id: &str) -> Vec<u8> {
+/// `<index><ms>\0<id>`: an entry of a time index (`be/`, `ia/`); times
+/// before 1970 sort as 1970.
+pub(crate) fn timed(index: &[u8], ms: i64, id: &str) -> Vec<u8> {
     cat(&[
-        SUBSCRIPTIONS_ENDING,
-        &(end_ms.max(0) as u64).to_be_bytes(),
+        index,
+        &(ms.max(0) as u64).to_be_bytes(),
         b"\0",
         id.as_bytes(),
     ])

@@ -9,9 +9,10 @@ use super::keys::{self, cat, component, group, pair};
 use super::kv::{decode, encode, prefix_end, Kv};
 use super::SledTxn;
 use crate::{
-    ApiKey, Client, ClientSession, Delivery, DeliveryState, Endpoint, EventQuery,
-    IdempotencyRecord, Page, Reads, Result, SenderDomain, SmtpAccount, StoreError, StoredEvent,
-    Subscription, SubscriptionStatus, Suppression, SuppressionReason, Workspace, Writes,
+    ApiKey, Client, ClientSession, CreditNote, Delivery, DeliveryState, Endpoint, EventQuery,
+    IdempotencyRecord, Invoice, Notice, Page, Payment, Reads, Result, SenderDomain, SmtpAccount,
+    StoreError, StoredEvent, Subscription, SubscriptionStatus, Suppression, SuppressionReason,
+    Workspace, Writes,
 };
 
 /// Most entries one listing call examines, so a selective filter over a
@@ -55,6 +56,64 @@ fn walk_page(
         }
         chunk = (chunk * 2).min(1024);
     }
+}
+
+/// Up to `limit` entries of a time index ([`keys::timed`]) up to
+/// `until_ms`, earliest first, after `after`, as `(ms, id)`.
+fn timed_until(
+    kv: &impl Kv,
+    index: &[u8],
+    until_ms: i64,
+    after: Option<(i64, String)>,
+    limit: usize,
+) -> Result<Vec<(i64, String)>> {
+    let start = match &after {
+        // The smallest key after the cursor's.
+        Some((ms, id)) => cat(&[&keys::timed(index, *ms, id), b"\0"]),
+        None => index.to_vec(),
+    };
+    let end = cat(&[index, &(until_ms.max(0) as u64 + 1).to_be_bytes()]);
+    let at = index.len();
+    kv.scan(&start, &end, false, limit)?
+        .into_iter()
+        .map(|(k, _)| {
+            let ms = k
+                .get(at..at + 8)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(|| StoreError::Corrupt("time index key".into()))?;
+            let id = String::from_utf8_lossy(k.get(at + 9..).unwrap_or_default()).into_owned();
+            Ok((ms as i64, id))
+        })
+        .collect()
+}
+
+/// One page of the records under `family` (`<family><id>`), by id, after
+/// the id `after`.
+fn records_page<T: for<'de> Deserialize<'de>>(
+    kv: &impl Kv,
+    family: &[u8],
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Page<T>> {
+    let start = match after {
+        Some(a) => cat(&[family, a.as_bytes(), b"\0"]),
+        None => family.to_vec(),
+    };
+    let mut items = Vec::new();
+    let mut last = None;
+    let more = walk_page(kv, start, prefix_end(family), false, limit, |key, raw| {
+        if items.len() == limit {
+            return Ok(false);
+        }
+        last = Some(String::from_utf8_lossy(&key[family.len()..]).into_owned());
+        items.push(decode(key, raw)?);
+        Ok(true)
+    })?;
+    Ok(Page {
+        items,
+        next_cursor: if more { last } else { None },
+    })
 }
 
 fn members<K: Kv, T: for<'de> Deserialize<'de>>(
@@ -456,28 +515,7 @@ impl<K: Kv> Reads for K {
         after: Option<(i64, String)>,
         limit: usize,
     ) -> Result<Vec<(i64, String)>> {
-        let start = match &after {
-            // The smallest key after the cursor's.
-            Some((end, id)) => cat(&[&keys::subscription_ending(*end, id), b"\0"]),
-            None => keys::SUBSCRIPTIONS_ENDING.to_vec(),
-        };
-        let end = cat(&[
-            keys::SUBSCRIPTIONS_ENDING,
-            &(until_ms.max(0) as u64 + 1).to_be_bytes(),
-        ]);
-        let at = keys::SUBSCRIPTIONS_ENDING.len();
-        self.scan(&start, &end, false, limit)?
-            .into_iter()
-            .map(|(k, _)| {
-                let ms = k
-                    .get(at..at + 8)
-                    .and_then(|b| b.try_into().ok())
-                    .map(u64::from_be_bytes)
-                    .ok_or_else(|| StoreError::Corrupt("subscription index key".into()))?;
-                let id = String::from_utf8_lossy(&k[at + 9..]).into_owned();
-                Ok((ms as i64, id))
-            })
-            .collect()
+        timed_until(self, keys::SUBSCRIPTIONS_ENDING, until_ms, after, limit)
     }
 
     async fn subscriptions_of(&self, client_id: &str) -> Result<Vec<Subscription>> {
@@ -487,6 +525,77 @@ impl<K: Kv> Reads for K {
             })?;
         out.sort_by(|a, b| (a.created_at_ms, &a.id).cmp(&(b.created_at_ms, &b.id)));
         Ok(out)
+    }
+
+    async fn clients(&self, after: Option<&str>, limit: usize) -> Result<Page<Client>> {
+        records_page(self, keys::CLIENT, after, limit)
+    }
+
+    async fn subscriptions(&self, after: Option<&str>, limit: usize) -> Result<Page<Subscription>> {
+        records_page(self, keys::SUBSCRIPTION, after, limit)
+    }
+
+    async fn invoice(&self, id: &str) -> Result<Option<Invoice>> {
+        self.get_json(&cat(&[keys::INVOICE, id.as_bytes()]))
+    }
+
+    async fn invoices_of(&self, client_id: &str) -> Result<Vec<Invoice>> {
+        let mut out: Vec<Invoice> = members(self, keys::INVOICES_OF, client_id, |id, _| {
+            cat(&[keys::INVOICE, id])
+        })?;
+        out.sort_by(|a, b| (b.issued_at_ms, &b.number).cmp(&(a.issued_at_ms, &a.number)));
+        Ok(out)
+    }
+
+    async fn invoices(&self, after: Option<&str>, limit: usize) -> Result<Page<Invoice>> {
+        records_page(self, keys::INVOICE, after, limit)
+    }
+
+    async fn invoices_due(
+        &self,
+        until_ms: i64,
+        after: Option<(i64, String)>,
+        limit: usize,
+    ) -> Result<Vec<(i64, String)>> {
+        timed_until(self, keys::INVOICES_DUE, until_ms, after, limit)
+    }
+
+    async fn payment_by_reference(&self, reference: &str) -> Result<Option<Payment>> {
+        match self.get(&cat(&[keys::PAYMENT_REFERENCE, reference.as_bytes()]))? {
+            Some(id) => self.get_json(&cat(&[keys::PAYMENT, &id])),
+            None => Ok(None),
+        }
+    }
+
+    async fn payments_of(&self, invoice_id: &str) -> Result<Vec<Payment>> {
+        let mut out: Vec<Payment> = members(self, keys::PAYMENTS_OF, invoice_id, |id, _| {
+            cat(&[keys::PAYMENT, id])
+        })?;
+        out.sort_by(|a, b| (a.received_at_ms, &a.id).cmp(&(b.received_at_ms, &b.id)));
+        Ok(out)
+    }
+
+    async fn credit_notes_of(&self, invoice_id: &str) -> Result<Vec<CreditNote>> {
+        let mut out: Vec<CreditNote> =
+            members(self, keys::CREDIT_NOTES_OF, invoice_id, |id, _| {
+                cat(&[keys::CREDIT_NOTE, id])
+            })?;
+        out.sort_by(|a, b| (a.issued_at_ms, &a.number).cmp(&(b.issued_at_ms, &b.number)));
+        Ok(out)
+    }
+
+    async fn notices(&self, limit: usize) -> Result<Vec<(u64, Notice)>> {
+        self.scan(keys::NOTICE, &prefix_end(keys::NOTICE), false, limit)?
+            .into_iter()
+            .map(|(k, v)| {
+                let seq = k
+                    .get(keys::NOTICE.len()..)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u64::from_be_bytes)
+                    .ok_or_else(|| StoreError::Corrupt("notice key".into()))?;
+                Ok((seq, decode(&k, &v)?))
+            })
+            .collect()
     }
 }
 
@@ -939,15 +1048,25 @@ impl Writes for SledTxn {
                     "a subscription's client does not change".into(),
                 ));
             }
-            self.remove(keys::subscription_ending(old.period_end_ms, &old.id));
+            self.remove(keys::timed(
+                keys::SUBSCRIPTIONS_ENDING,
+                old.period_end_ms,
+                &old.id,
+            ));
         }
+        // What the billing run renews or converts at the period's end (a
+        // pending subscription's period starts with its first payment).
         let live = matches!(
             subscription.status,
-            SubscriptionStatus::Trial | SubscriptionStatus::Pending | SubscriptionStatus::Active
+            SubscriptionStatus::Trial | SubscriptionStatus::Active
         );
         if live {
             self.put(
-                keys::subscription_ending(subscription.period_end_ms, &subscription.id),
+                keys::timed(
+                    keys::SUBSCRIPTIONS_ENDING,
+                    subscription.period_end_ms,
+                    &subscription.id,
+                ),
                 Vec::new(),
             );
         }
@@ -961,6 +1080,121 @@ impl Writes for SledTxn {
             Vec::new(),
         );
         Ok(())
+    }
+
+    async fn insert_invoice(&mut self, invoice: &Invoice) -> Result<()> {
+        component("invoice id", &invoice.id)?;
+        component("client id", &invoice.client_id)?;
+        component("invoice number", &invoice.number)?;
+        self.insert_new(
+            cat(&[keys::NUMBER_USED, invoice.number.as_bytes()]),
+            invoice.id.as_bytes().to_vec(),
+            || format!("invoice number {} is taken", invoice.number),
+        )?;
+        let key = cat(&[keys::INVOICE, invoice.id.as_bytes()]);
+        if self.get(&key)?.is_some() {
+            return Err(StoreError::Conflict(format!(
+                "invoice {} exists",
+                invoice.id
+            )));
+        }
+        self.put(
+            pair(keys::INVOICES_OF, &invoice.client_id, invoice.id.as_bytes()),
+            Vec::new(),
+        );
+        self.put_invoice(invoice).await
+    }
+
+    async fn put_invoice(&mut self, invoice: &Invoice) -> Result<()> {
+        component("invoice id", &invoice.id)?;
+        let key = cat(&[keys::INVOICE, invoice.id.as_bytes()]);
+        let old: Option<Invoice> = self.get_json(&key)?;
+        match &old {
+            Some(old) => {
+                if (&old.client_id, &old.number) != (&invoice.client_id, &invoice.number) {
+                    return Err(StoreError::Invalid(
+                        "an invoice's client and number do not change".into(),
+                    ));
+                }
+                if let Some(ms) = old.next_action_ms {
+                    self.remove(keys::timed(keys::INVOICES_DUE, ms, &old.id));
+                }
+            }
+            // Only through insert_invoice, which takes its number.
+            None if self.get(&cat(&[keys::NUMBER_USED, invoice.number.as_bytes()]))?
+                != Some(invoice.id.as_bytes().to_vec()) =>
+            {
+                return Err(StoreError::Invalid(format!("no invoice {}", invoice.id)));
+            }
+            None => {}
+        }
+        if let Some(ms) = invoice.next_action_ms {
+            self.put(keys::timed(keys::INVOICES_DUE, ms, &invoice.id), Vec::new());
+        }
+        self.put(key, encode(invoice));
+        Ok(())
+    }
+
+    async fn insert_payment(&mut self, payment: &Payment) -> Result<()> {
+        component("payment id", &payment.id)?;
+        component("invoice id", &payment.invoice_id)?;
+        component("payment reference", &payment.reference)?;
+        self.insert_new(
+            cat(&[keys::PAYMENT_REFERENCE, payment.reference.as_bytes()]),
+            payment.id.as_bytes().to_vec(),
+            || format!("payment {} was recorded before", payment.reference),
+        )?;
+        self.insert_new(
+            cat(&[keys::PAYMENT, payment.id.as_bytes()]),
+            encode(payment),
+            || format!("payment {} exists", payment.id),
+        )?;
+        self.put(
+            pair(
+                keys::PAYMENTS_OF,
+                &payment.invoice_id,
+                payment.id.as_bytes(),
+            ),
+            Vec::new(),
+        );
+        Ok(())
+    }
+
+    async fn insert_credit_note(&mut self, note: &CreditNote) -> Result<()> {
+        component("credit note id", &note.id)?;
+        component("invoice id", &note.invoice_id)?;
+        component("credit note number", &note.number)?;
+        self.insert_new(
+            cat(&[keys::NUMBER_USED, note.number.as_bytes()]),
+            note.id.as_bytes().to_vec(),
+            || format!("credit note number {} is taken", note.number),
+        )?;
+        self.insert_new(
+            cat(&[keys::CREDIT_NOTE, note.id.as_bytes()]),
+            encode(note),
+            || format!("credit note {} exists", note.id),
+        )?;
+        self.put(
+            pair(keys::CREDIT_NOTES_OF, &note.invoice_id, note.id.as_bytes()),
+            Vec::new(),
+        );
+        Ok(())
+    }
+
+    async fn queue_notice(&mut self, notice: &Notice) -> Result<u64> {
+        let seq = self.cursor(keys::NOTICE_SEQ).await? + 1;
+        self.set_cursor(keys::NOTICE_SEQ, seq).await?;
+        self.put(cat(&[keys::NOTICE, &seq.to_be_bytes()]), encode(notice));
+        Ok(seq)
+    }
+
+    async fn delete_notice(&mut self, seq: u64) -> Result<bool> {
+        let key = cat(&[keys::NOTICE, &seq.to_be_bytes()]);
+        if self.get(&key)?.is_none() {
+            return Ok(false);
+        }
+        self.remove(key);
+        Ok(true)
     }
 
     async fn delete_client_session(&mut self, digest: &str) -> Result<bool> {

@@ -1,0 +1,111 @@
+//! The portal as a client uses it: sign-up, login, and the lifecycle
+//! events logged under a client's id.
+
+use serde_json::{json, Value};
+
+use crate::{api, TestServer};
+
+/// The password of every client these helpers sign up.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A portal call with `token` as bearer (empty: none).
+pub async fn portal(
+    ts: &TestServer,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    api(&ts.http, token, method, path, body).await
+}
+
+/// Logs in: the status, the answer and the `Set-Cookie` field.
+pub async fn login(ts: &TestServer, email: &str, password: &str) -> (u16, Value, Option<String>) {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/portal/v1/login", ts.http))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let cookie = resp
+        .headers()
+        .get("set-cookie")
+        .map(|c| c.to_str().unwrap().to_string());
+    (status, resp.json().await.unwrap(), cookie)
+}
+
+/// Signs up a client in state `state_code` (with `gstin` when registered)
+/// and logs in: its id and session token.
+pub async fn sign_up(
+    ts: &TestServer,
+    email: &str,
+    state_code: &str,
+    gstin: Option<&str>,
+) -> (String, String) {
+    let mut body = json!({
+        "email": email, "password": PASSWORD, "name": email.split('@').next().unwrap(),
+        "address": "1 Test Road", "state_code": state_code,
+    });
+    if let Some(g) = gstin {
+        body["gstin"] = json!(g);
+    }
+    let (s, created) = portal(ts, "POST", "/portal/v1/signup", "", Some(body)).await;
+    assert_eq!(s, 201, "{created}");
+    (
+        created["id"].as_str().unwrap().to_string(),
+        log_in(ts, email).await,
+    )
+}
+
+/// A fresh session token of a client these helpers signed up.
+pub async fn log_in(ts: &TestServer, email: &str) -> String {
+    let (s, session, _) = login(ts, email, PASSWORD).await;
+    assert_eq!(s, 200, "{session}");
+    session["token"].as_str().unwrap().to_string()
+}
+
+/// The lifecycle events of a client, oldest first: (type, data).
+pub async fn lifecycle(ts: &TestServer, client_id: &str) -> Vec<(String, Value)> {
+    let query = rackwave_store::EventQuery {
+        ascending: true,
+        ..Default::default()
+    };
+    ts.server
+        .as_ref()
+        .unwrap()
+        .events
+        .list(client_id, &query, None, 1000)
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|e| {
+            let v: Value = serde_json::from_slice(e.body()).unwrap();
+            (v["event"].as_str().unwrap().to_string(), v["data"].clone())
+        })
+        .collect()
+}
+
+/// What a payment gateway puts in `X-Rackwave-Gateway-Signature`:
+/// `sha256=` + hex HMAC-SHA256 of the body with the shared secret.
+pub fn gateway_signature(secret: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Posts a gateway callback of `body`, signed with `signature`.
+pub async fn gateway_callback(ts: &TestServer, body: &[u8], signature: &str) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/portal/v1/payments/callback", ts.http))
+        .header("content-type", "application/json")
+        .header("x-rackwave-gateway-signature", signature)
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
