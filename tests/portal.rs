@@ -3,7 +3,7 @@
 //! sessions on the manual clock, logout, isolation between clients, and
 //! the price list.
 
-use rackwave_testkit::portal::{lifecycle, login, portal};
+use rackwave_testkit::portal::{billing_config, lifecycle, login, pay, portal, smtp_account};
 use rackwave_testkit::*;
 use serde_json::{json, Value};
 
@@ -229,35 +229,17 @@ async fn client_workspaces(ts: &TestServer) -> Vec<Value> {
 
 /// Plans for the subscription tests.
 fn with_plans(c: &mut rackwave::config::Config) {
-    c.billing = rackwave::config::Config::parse(
-        "[billing]\n\
-         [[billing.plans]]\nid = \"mail\"\nplatform = \"migosmtp\"\nname = \"Mail Starter\"\nprice_paise = 99900\ndaily_quota = 1000\ntrial_days = 14\n\
+    c.billing = billing_config(
+        "[[billing.plans]]\nid = \"mail\"\nplatform = \"migosmtp\"\nname = \"Mail Starter\"\nprice_paise = 99900\ndaily_quota = 1000\ntrial_days = 14\n\
          [[billing.plans]]\nid = \"mail-pro\"\nplatform = \"migosmtp\"\nname = \"Mail Pro\"\nprice_paise = 499900\ndaily_quota = 100000\n\
          [[billing.plans]]\nid = \"sms\"\nplatform = \"telnxo\"\nname = \"SMS\"\nprice_paise = 149900\nsms_allowance = 5000\ntrial_days = 7\n",
-        std::path::Path::new("t.toml"),
-    )
-    .unwrap()
-    .billing;
+    );
 }
 
 /// Starts a trial of `plan` on `platform` as the client of `token`.
 async fn trial(ts: &TestServer, token: &str, platform: &str, plan: &str) -> (u16, Value) {
     let body = json!({"platform": platform, "plan": plan, "trial": true});
     portal(ts, "POST", "/portal/v1/subscriptions", token, Some(body)).await
-}
-
-/// An SMTP account made with a trial's API key, in its workspace.
-async fn smtp_account(ts: &TestServer, key: &str, ws: &str, username: &str) -> Account {
-    let body = json!({"username": username, "password": "app password 123", "daily_quota": 1000});
-    let (s, acct) = ts
-        .call(key, "POST", "/migosmtp/v1/smtp-accounts", Some(body))
-        .await;
-    assert_eq!(s, 201, "{acct}");
-    Account {
-        workspace_id: ws.to_string(),
-        username: username.into(),
-        password: "app password 123".into(),
-    }
 }
 
 /// Signs `email` up and logs in; the session token.
@@ -511,18 +493,9 @@ async fn an_unpaid_service_is_suspended_and_sending_stops() {
     assert_eq!(after.cmd("MAIL FROM:<news@ada.test>").await.code, 554);
 
     // Paying the invoice ends the suspension at once.
-    let pay = format!(
-        "/admin/v1/invoices/{}/payments",
-        invoice["id"].as_str().unwrap()
-    );
+    let pay_id = invoice["id"].as_str().unwrap().to_string();
     let amount = invoice["total_paise"].clone();
-    let (s, paid) = ts
-        .admin(
-            "POST",
-            &pay,
-            Some(json!({"amount_paise": amount, "reference": "NEFT-1"})),
-        )
-        .await;
+    let (s, paid) = pay(&ts, &pay_id, amount.clone(), "NEFT-1").await;
     assert_eq!(
         (s, &paid["invoice"]["status"]),
         (201, &json!("paid")),

@@ -195,7 +195,27 @@ impl Billing {
                 true
             }
             SubscriptionStatus::Suspended if s.suspended_for.as_deref() == Some(&invoice.id) => {
-                self.reactivate_in(tx, &mut s).await?
+                // Another invoice of it past its grace keeps it suspended.
+                let grace = i64::from(self.config.grace_days) * rackwave_core::MS_PER_DAY;
+                let other = tx
+                    .invoices_of(&invoice.client_id)
+                    .await?
+                    .into_iter()
+                    .find(|i| {
+                        i.id != invoice.id
+                            && i.subscription_id == invoice.subscription_id
+                            && i.status == InvoiceStatus::Overdue
+                            && i.due_at_ms + grace <= now
+                    });
+                match other {
+                    Some(unpaid) => {
+                        s.suspension_reason = Some(format!("invoice {} unpaid", unpaid.number));
+                        s.suspended_for = Some(unpaid.id);
+                        tx.put_subscription(&s).await?;
+                        false
+                    }
+                    None => self.reactivate_in(tx, &mut s).await?,
+                }
             }
             _ => false,
         };

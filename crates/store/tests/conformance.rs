@@ -21,6 +21,7 @@ async fn conformance(store: &Store) {
     daily_counts(store).await;
     suppressions(store).await;
     clients(store).await;
+    invoices(store).await;
     long_event_pages(store).await;
 }
 
@@ -35,7 +36,228 @@ fn client(id: &str, email: &str) -> Client {
         state_code: "27".into(),
         gstin: Some("27AAPFU0939F1ZV".into()),
         created_at_ms: 1_780_825_140_000,
+        credit_paise: 0,
+        contacts: Vec::new(),
     }
+}
+
+fn invoice(id: &str, number: &str, client: &str, issued: i64) -> Invoice {
+    let party = Party {
+        name: "Ada".into(),
+        address: "1 Engine Road".into(),
+        state_code: "27".into(),
+        gstin: None,
+    };
+    Invoice {
+        id: id.into(),
+        number: number.into(),
+        client_id: client.into(),
+        subscription_id: Some("sub_a".into()),
+        kind: InvoiceKind::Renewal,
+        status: InvoiceStatus::Open,
+        lines: vec![InvoiceLine {
+            description: "Mail".into(),
+            sac: "998315".into(),
+            period_start_ms: issued,
+            period_end_ms: issued + 10,
+            amount_paise: 100,
+        }],
+        subtotal_paise: 100,
+        cgst_paise: 9,
+        sgst_paise: 9,
+        igst_paise: 0,
+        gst_rate_bp: 1800,
+        total_paise: 118,
+        credit_applied_paise: 0,
+        paid_paise: 0,
+        credited_paise: 0,
+        seller: party.clone(),
+        buyer: party,
+        place_of_supply: "27".into(),
+        issued_at_ms: issued,
+        due_at_ms: issued + 100,
+        overdue_since_ms: None,
+        paid_at_ms: None,
+        reminded: false,
+        next_action_ms: Some(issued + 50),
+    }
+}
+
+/// Invoices (unique by id and by number, also against credit notes),
+/// listed per client newest first and all by id; the dunning index
+/// follows `next_action_ms`; payments unique by reference; credit notes
+/// per invoice; the notice queue in order.
+async fn invoices(store: &Store) {
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_invoice(&invoice("inv_a", "RW/26-27/00001", "cus_1", 10))
+        .await
+        .unwrap();
+    tx.insert_invoice(&invoice("inv_b", "RW/26-27/00002", "cus_1", 20))
+        .await
+        .unwrap();
+    tx.insert_invoice(&invoice("inv_c", "RW/26-27/00003", "cus_2", 30))
+        .await
+        .unwrap();
+    for taken in [
+        invoice("inv_d", "RW/26-27/00001", "cus_1", 1),
+        invoice("inv_a", "RW/26-27/00009", "cus_1", 1),
+    ] {
+        assert!(matches!(
+            tx.insert_invoice(&taken).await,
+            Err(StoreError::Conflict(_))
+        ));
+    }
+    // Only an inserted invoice is put.
+    assert!(tx
+        .put_invoice(&invoice("inv_z", "RW/26-27/00099", "cus_1", 1))
+        .await
+        .is_err());
+    // Its number and client never change.
+    assert!(tx
+        .put_invoice(&invoice("inv_a", "RW/26-27/00005", "cus_1", 10))
+        .await
+        .is_err());
+    tx.commit().await.unwrap();
+    let numbers = |v: Vec<Invoice>| v.into_iter().map(|i| i.number).collect::<Vec<_>>();
+    assert_eq!(
+        numbers(store.invoices_of("cus_1").await.unwrap()),
+        ["RW/26-27/00002", "RW/26-27/00001"]
+    );
+    let page = store.invoices(None, 2).await.unwrap();
+    assert_eq!(numbers(page.items), ["RW/26-27/00001", "RW/26-27/00002"]);
+    let rest = store
+        .invoices(page.next_cursor.as_deref(), 2)
+        .await
+        .unwrap();
+    assert_eq!(numbers(rest.items), ["RW/26-27/00003"]);
+    assert_eq!(rest.next_cursor, None);
+    // Dunning: due by a bound, after a cursor; a settled one leaves.
+    assert_eq!(
+        store.invoices_due(70, None, 10).await.unwrap(),
+        [(60, "inv_a".to_string()), (70, "inv_b".to_string())]
+    );
+    assert_eq!(
+        store
+            .invoices_due(100, Some((60, "inv_a".into())), 10)
+            .await
+            .unwrap(),
+        [(70, "inv_b".to_string()), (80, "inv_c".to_string())]
+    );
+    let mut tx = store.begin().await.unwrap();
+    let paid = Invoice {
+        status: InvoiceStatus::Paid,
+        next_action_ms: None,
+        ..invoice("inv_a", "RW/26-27/00001", "cus_1", 10)
+    };
+    tx.put_invoice(&paid).await.unwrap();
+    let later = Invoice {
+        next_action_ms: Some(500),
+        ..invoice("inv_b", "RW/26-27/00002", "cus_1", 20)
+    };
+    tx.put_invoice(&later).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        store.invoices_due(1000, None, 10).await.unwrap(),
+        [(80, "inv_c".to_string()), (500, "inv_b".to_string())]
+    );
+    assert_eq!(store.invoice("inv_a").await.unwrap(), Some(paid));
+
+    // Payments: a reference once, whatever the invoice.
+    let payment = |id: &str, invoice: &str, reference: &str, at: i64| Payment {
+        id: id.into(),
+        invoice_id: invoice.into(),
+        client_id: "cus_1".into(),
+        amount_paise: 50,
+        method: "operator".into(),
+        reference: reference.into(),
+        received_at_ms: at,
+    };
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_payment(&payment("pay_2", "inv_b", "UTR-2", 2))
+        .await
+        .unwrap();
+    tx.insert_payment(&payment("pay_1", "inv_b", "UTR-1", 1))
+        .await
+        .unwrap();
+    assert!(matches!(
+        tx.insert_payment(&payment("pay_3", "inv_c", "UTR-1", 3))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    // Credit notes share the numbers' uniqueness with invoices.
+    let note = |id: &str, number: &str| CreditNote {
+        id: id.into(),
+        number: number.into(),
+        invoice_id: "inv_b".into(),
+        client_id: "cus_1".into(),
+        subtotal_paise: 10,
+        cgst_paise: 1,
+        sgst_paise: 1,
+        igst_paise: 0,
+        total_paise: 12,
+        reason: "goodwill".into(),
+        issued_at_ms: 5,
+    };
+    tx.insert_credit_note(&note("cn_1", "CN/26-27/00001"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        tx.insert_credit_note(&note("cn_2", "RW/26-27/00002")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    tx.commit().await.unwrap();
+    let refs: Vec<String> = store
+        .payments_of("inv_b")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.reference)
+        .collect();
+    assert_eq!(refs, ["UTR-1", "UTR-2"]);
+    assert_eq!(
+        store
+            .payment_by_reference("UTR-2")
+            .await
+            .unwrap()
+            .map(|p| p.id),
+        Some("pay_2".into())
+    );
+    assert_eq!(store.payment_by_reference("UTR-9").await.unwrap(), None);
+    assert_eq!(store.credit_notes_of("inv_b").await.unwrap().len(), 1);
+    assert!(store.credit_notes_of("inv_a").await.unwrap().is_empty());
+
+    // Notices: numbered in order, gone once deleted.
+    let notice = |kind: &str| Notice {
+        client_id: "cus_1".into(),
+        kind: kind.into(),
+        data: serde_json::json!({"total": 118}),
+        created_at_ms: 1,
+    };
+    let mut tx = store.begin().await.unwrap();
+    let first = tx.queue_notice(&notice("invoice_created")).await.unwrap();
+    let second = tx.queue_notice(&notice("invoice_paid")).await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(second > first);
+    let queued = store.notices(10).await.unwrap();
+    let kinds: Vec<&str> = queued.iter().map(|(_, n)| n.kind.as_str()).collect();
+    assert_eq!(kinds, ["invoice_created", "invoice_paid"]);
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.delete_notice(first).await.unwrap());
+    assert!(!tx.delete_notice(first).await.unwrap());
+    tx.commit().await.unwrap();
+    assert_eq!(store.notices(10).await.unwrap().len(), 1);
+
+    // Every client and subscription, a page at a time.
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_client(&client("cus_9", "zed@example.test"))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let clients = store.clients(None, 1).await.unwrap();
+    assert_eq!(clients.items.len(), 1);
+    assert!(clients.next_cursor.is_some());
+    let subs = store.subscriptions(None, 100).await.unwrap();
+    assert!(subs.items.len() >= 3 && subs.next_cursor.is_none());
 }
 
 /// Portal clients: unique by id and by email, found by either; their
@@ -121,6 +343,8 @@ async fn clients(store: &Store) {
         suspension_reason: None,
         suspended_from: None,
         cancelled_at_ms: None,
+        next_plan_id: None,
+        suspended_for: None,
     };
     let mut tx = store.begin().await.unwrap();
     tx.put_subscription(&sub("sub_b", "cus_1", 2))

@@ -109,3 +109,53 @@ pub async fn gateway_callback(ts: &TestServer, body: &[u8], signature: &str) -> 
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(Value::Null))
 }
+
+/// An operator records a payment of `amount` (any JSON, to try bad ones)
+/// against an invoice.
+pub async fn pay(
+    ts: &TestServer,
+    invoice_id: &str,
+    amount: Value,
+    reference: &str,
+) -> (u16, Value) {
+    let path = format!("/admin/v1/invoices/{invoice_id}/payments");
+    ts.admin(
+        "POST",
+        &path,
+        Some(json!({"amount_paise": amount, "reference": reference})),
+    )
+    .await
+}
+
+/// A client's invoices, newest first.
+pub async fn invoices(ts: &TestServer, token: &str) -> Vec<Value> {
+    let (s, list) = portal(ts, "GET", "/portal/v1/invoices", token, None).await;
+    assert_eq!(s, 200, "{list}");
+    list["invoices"].as_array().unwrap().clone()
+}
+
+/// `[billing]` read from the TOML of its body (plans and settings), as the
+/// server would read it from `config.toml`.
+pub fn billing_config(body: &str) -> rackwave_billing::BillingConfig {
+    rackwave::config::Config::parse(
+        &format!("[billing]\n{body}"),
+        std::path::Path::new("t.toml"),
+    )
+    .unwrap()
+    .billing
+}
+
+/// An SMTP account (password `app password 123`) made with a workspace's
+/// own API key.
+pub async fn smtp_account(ts: &TestServer, key: &str, ws: &str, username: &str) -> crate::Account {
+    let body = json!({"username": username, "password": "app password 123", "daily_quota": 1000});
+    let (s, acct) = ts
+        .call(key, "POST", "/migosmtp/v1/smtp-accounts", Some(body))
+        .await;
+    assert_eq!(s, 201, "{acct}");
+    crate::Account {
+        workspace_id: ws.to_string(),
+        username: username.into(),
+        password: "app password 123".into(),
+    }
+}
