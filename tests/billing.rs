@@ -186,7 +186,7 @@ async fn a_clients_whole_life() {
     assert_eq!(bob_first["place_of_supply"], "29");
     // Bob pays ₹2,000: the rest is his credit; the service starts.
     let pay_id = bob_first["id"].as_str().unwrap().to_string();
-    let (s, paid) = pay(&ts, &pay_id, json!(200000), "UTR-BOB-1").await;
+    let (s, paid) = pay(ts, &pay_id, json!(200000), "UTR-BOB-1").await;
     assert_eq!(s, 201, "{paid}");
     assert_eq!(paid["credited_paise"], 200000 - 117941);
     assert_eq!(paid["invoice"]["status"], "paid");
@@ -411,7 +411,7 @@ async fn a_clients_whole_life() {
     // Paid in two parts, the second ₹10 too much: credit.
     let total = expected + 2 * half;
     let pay_id = proration["id"].as_str().unwrap().to_string();
-    let (s, part) = pay(&ts, &pay_id, json!(total / 2), "UTR-ADA-1").await;
+    let (s, part) = pay(ts, &pay_id, json!(total / 2), "UTR-ADA-1").await;
     assert_eq!(
         (s, &part["invoice"]["status"]),
         (201, &json!("open")),
@@ -419,7 +419,7 @@ async fn a_clients_whole_life() {
     );
     assert_eq!(part["invoice"]["balance_paise"], total - total / 2);
     let rest = total - total / 2 + 1000;
-    let (_, done) = pay(&ts, &pay_id, json!(rest), "UTR-ADA-2").await;
+    let (_, done) = pay(ts, &pay_id, json!(rest), "UTR-ADA-2").await;
     assert_eq!(
         (&done["invoice"]["status"], &done["credited_paise"]),
         (&json!("paid"), &json!(1000)),
