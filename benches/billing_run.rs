@@ -24,14 +24,6 @@ use serde_json::Value;
 const START_MS: i64 = 1_780_825_140_000;
 const BATCH: usize = 1000;
 
-fn arg(n: usize, default: u64) -> u64 {
-    std::env::args()
-        .filter(|a| !a.starts_with('-'))
-        .nth(n)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(default)
-}
-
 /// Resident and peak resident memory of this process, in MB; the peak is
 /// reset to the current size after reading.
 fn memory_mb() -> (f64, f64) {
@@ -65,7 +57,7 @@ async fn run(server: &Server) -> (Value, f64) {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let n = arg(1, 100_000) as usize;
+    let n = rackwave_bench::positional_arg(1, 100_000) as usize;
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = Config::load(std::path::Path::new("config.toml")).expect("config.toml");
     config.storage.path = dir.path().join("data");

@@ -25,14 +25,6 @@ use rackwave_delivery::TlsPolicy;
 const START_MS: i64 = 1_780_825_140_000;
 const HALF_DAY_MS: i64 = MS_PER_DAY / 2;
 
-fn arg(n: usize, default: u64) -> u64 {
-    std::env::args()
-        .filter(|a| !a.starts_with('-'))
-        .nth(n)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(default)
-}
-
 fn size_of(path: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(path) else {
         return 0;
@@ -49,8 +41,8 @@ fn size_of(path: &Path) -> u64 {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let days = arg(1, 8);
-    let per_half_day = arg(2, 40_000);
+    let days = rackwave_bench::positional_arg(1, 8);
+    let per_half_day = rackwave_bench::positional_arg(2, 40_000);
     let dir = tempfile::tempdir().expect("temp dir");
     let sink = Sink::start(SinkConfig::new("127.0.0.1:0".parse().unwrap()))
         .await

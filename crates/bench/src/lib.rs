@@ -12,3 +12,13 @@ mod progress;
 pub mod sink;
 pub mod sink_cmd;
 pub mod smtp;
+
+/// The `n`th positional argument of a `cargo bench -- …` run (flags such
+/// as `--bench` skipped), as a number, else `default`.
+pub fn positional_arg(n: usize, default: u64) -> u64 {
+    std::env::args()
+        .filter(|a| !a.starts_with('-'))
+        .nth(n)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(default)
+}
