@@ -100,6 +100,8 @@ async fn main() {
                     created_at_ms: START_MS - 40 * 86_400_000,
                     credit_paise: 0,
                     contacts: Vec::new(),
+                    session_epoch: 0,
+                    reset_requested_at_ms: None,
                 })
                 .await
                 .expect("client");

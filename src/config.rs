@@ -188,6 +188,19 @@ pub struct HttpConfig {
     /// limit), and at once after a quiet spell.
     pub rate_limit_per_second: u32,
     pub rate_limit_burst: u32,
+    /// The address people reach this HTTP plane at (`https://portal.example.com`),
+    /// for links in emails (password resets). Unset: `http://<listen>`.
+    pub public_url: Option<String>,
+}
+
+impl HttpConfig {
+    /// The public URL of the HTTP plane (see `public_url`), no trailing `/`.
+    pub fn public_url(&self, http_addr: SocketAddr) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{http_addr}"),
+        }
+    }
 }
 
 impl Default for HttpConfig {
@@ -203,6 +216,7 @@ impl Default for HttpConfig {
             // under it; a runaway loop or a key guesser does not.
             rate_limit_per_second: 1000,
             rate_limit_burst: 2000,
+            public_url: None,
         }
     }
 }

@@ -330,6 +330,7 @@ impl Server {
                 store.clone(),
                 clock.clone(),
                 config.smtp.auth_guard(clock.clone()),
+                &config.http.public_url(http_addr),
             ),
             billing,
             rate_limit: rackwave_http::RateLimit {

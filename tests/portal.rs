@@ -708,3 +708,217 @@ async fn a_burst_of_parallel_guesses_is_no_more_guesses() {
     let locked = statuses.iter().filter(|s| **s == 429).count();
     assert_eq!((wrong, locked), (5, 5), "{statuses:?}");
 }
+
+/// The reset link of the newest password reset email the sink got.
+fn reset_link(r: &rackwave_testkit::delivery::Rig) -> Option<String> {
+    r.sinks[0].received().iter().rev().find_map(|m| {
+        let parsed = mail_parser::MessageParser::default().parse(&m.data)?;
+        let text = parsed.body_text(0)?.to_string();
+        let at = text.find("/portal/reset?token=")?;
+        let token: String = text[at + 20..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        Some(token)
+    })
+}
+
+/// Asks for a password reset link for `email`; the status.
+async fn ask_reset(ts: &TestServer, email: &str) -> u16 {
+    let body = json!({"email": email});
+    portal(ts, "POST", "/portal/v1/password/reset", "", Some(body))
+        .await
+        .0
+}
+
+/// Waits for a reset email whose token is not `old`; its token.
+async fn wait_for_reset_link(r: &rackwave_testkit::delivery::Rig, old: Option<&str>) -> String {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match reset_link(r) {
+            Some(t) if Some(t.as_str()) != old => return t,
+            _ => {}
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no reset email");
+        r.kick();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// A password change needs the current one and ends every session; a
+/// reset link is mailed to the account (never to its contacts), works
+/// once and for an hour; asking for an unknown account looks the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwords_change_and_reset_by_email() {
+    use rackwave_testkit::delivery::{rig, sink, DOWN};
+    use rackwave_testkit::portal::{log_in, sign_up, PASSWORD};
+    use std::time::Duration;
+
+    let r = rig(vec![(1, sink())], [1, DOWN], |_| {}).await;
+    let ts = &r.ts;
+    let (_, old) = sign_up(ts, "ada@example.test", "27", None).await;
+    let other = log_in(ts, "ada@example.test").await;
+    let contacts =
+        json!({"contacts": [{"email": "boss@example.test", "billing": true, "technical": true}]});
+    assert_eq!(
+        portal(ts, "PUT", "/portal/v1/contacts", &old, Some(contacts))
+            .await
+            .0,
+        200
+    );
+
+    // Change: the current password is checked; every session ends.
+    let wrong = json!({"current_password": "not the password", "new_password": "a new password 1"});
+    assert_eq!(
+        portal(ts, "POST", "/portal/v1/password", &old, Some(wrong))
+            .await
+            .0,
+        401
+    );
+    let short = json!({"current_password": PASSWORD, "new_password": "short"});
+    assert_eq!(
+        portal(ts, "POST", "/portal/v1/password", &old, Some(short))
+            .await
+            .0,
+        422
+    );
+    let change = json!({"current_password": PASSWORD, "new_password": "a new password 1"});
+    let (s, changed) = portal(ts, "POST", "/portal/v1/password", &old, Some(change)).await;
+    assert_eq!(s, 200, "{changed}");
+    let new = changed["token"].as_str().unwrap().to_string();
+    for gone in [&old, &other] {
+        assert_eq!(portal(ts, "GET", "/portal/v1/me", gone, None).await.0, 401);
+    }
+    assert_eq!(portal(ts, "GET", "/portal/v1/me", &new, None).await.0, 200);
+    assert_eq!(login(ts, "ada@example.test", PASSWORD).await.0, 401);
+    assert_eq!(
+        login(ts, "ada@example.test", "a new password 1").await.0,
+        200
+    );
+
+    // Reset: an unknown address and a known one get the same answer; one
+    // email, to the account only.
+    let s = ask_reset(ts, "nobody@example.test").await;
+    assert_eq!(s, 202);
+    let s = ask_reset(ts, "ADA@example.test").await;
+    assert_eq!(s, 202);
+    // A second request within the minute mails nothing more.
+    ask_reset(ts, "ada@example.test").await;
+    let token = wait_for_reset_link(&r, None).await;
+
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let resets: Vec<Vec<String>> = r.sinks[0]
+        .received()
+        .iter()
+        .filter(|m| String::from_utf8_lossy(&m.data).contains("password_reset"))
+        .map(|m| m.rcpt_to.clone())
+        .collect();
+    assert_eq!(resets, [vec!["ada@example.test".to_string()]]);
+
+    let confirm = |token: &str, pw: &str| json!({"token": token, "password": pw});
+    let path = "/portal/v1/password/reset/confirm";
+    for bad in ["", "rwr_0000", &token.replace("rwr_", "rwc_")] {
+        let (s, e) = portal(ts, "POST", path, "", Some(confirm(bad, "third password 1"))).await;
+        assert_eq!(
+            (s, &e["error"]["field"]),
+            (422, &json!("token")),
+            "{bad}: {e}"
+        );
+    }
+    let (s, e) = portal(ts, "POST", path, "", Some(confirm(&token, "short"))).await;
+    assert_eq!(s, 422, "{e}");
+    let (s, done) = portal(
+        ts,
+        "POST",
+        path,
+        "",
+        Some(confirm(&token, "third password 1")),
+    )
+    .await;
+    assert_eq!(s, 200, "{done}");
+    assert_eq!(portal(ts, "GET", "/portal/v1/me", &new, None).await.0, 401);
+    let (s, _) = portal(
+        ts,
+        "POST",
+        path,
+        "",
+        Some(confirm(&token, "fourth password 1")),
+    )
+    .await;
+    assert_eq!(s, 422, "used once");
+    assert_eq!(
+        login(ts, "ada@example.test", "third password 1").await.0,
+        200
+    );
+
+    // A link an hour old no longer works.
+    ts.clock.advance_ms(120_000);
+    ask_reset(ts, "ada@example.test").await;
+    let late = wait_for_reset_link(&r, Some(&token)).await;
+
+    ts.clock.advance_ms(3_600_000);
+    let (s, _) = portal(
+        ts,
+        "POST",
+        path,
+        "",
+        Some(confirm(&late, "fifth password 12")),
+    )
+    .await;
+    assert_eq!(s, 422, "expired");
+}
+
+/// With the session cookie (what a browser sends by itself), a change
+/// needs the session's CSRF token; reads do not; a bearer token needs
+/// none. The billing profile can be changed, checked like at sign-up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookie_changes_need_the_csrf_token() {
+    use rackwave_testkit::portal::sign_up;
+
+    let ts = start().await;
+    // Unknown fields are refused, at sign-up too.
+    let mut extra = ada();
+    extra["is_admin"] = json!(true);
+    let (s, e) = portal(&ts, "POST", "/portal/v1/signup", "", Some(extra)).await;
+    assert!(s == 400 || s == 422, "{s} {e}");
+    let (_, _) = sign_up(&ts, "ada@example.test", "27", None).await;
+    let (_, session, _) = login(&ts, "ada@example.test", "correct horse battery").await;
+    let token = session["token"].as_str().unwrap();
+    let csrf = session["csrf_token"].as_str().unwrap();
+    let profile = json!({"name": "Ada", "address": "2 Loom Lane\nPune", "state_code": "27",
+        "gstin": "27AAPFU0939F1ZV"});
+    let send = |csrf: Option<&str>, method: &str, body: Option<Value>| {
+        let mut req = reqwest::Client::new()
+            .request(method.parse().unwrap(), format!("{}/portal/v1/me", ts.http))
+            .header("cookie", format!("rw_portal={token}"));
+        if let Some(c) = csrf {
+            req = req.header("x-csrf-token", c);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(send(None, "GET", None).await, 200);
+    assert_eq!(send(None, "PUT", Some(profile.clone())).await, 403);
+    assert_eq!(send(Some("0123"), "PUT", Some(profile.clone())).await, 403);
+    assert_eq!(send(Some(csrf), "PUT", Some(profile.clone())).await, 200);
+    let (_, me) = portal(&ts, "GET", "/portal/v1/me", token, None).await;
+    assert_eq!(
+        (&me["address"], &me["gstin"]),
+        (&json!("2 Loom Lane\nPune"), &json!("27AAPFU0939F1ZV"))
+    );
+    // Bearer: no CSRF token needed; the profile is checked.
+    let mut bad = profile.clone();
+    bad["gstin"] = json!("29AAGCB7383J1Z4");
+    let (s, e) = portal(&ts, "PUT", "/portal/v1/me", token, Some(bad)).await;
+    assert_eq!((s, &e["error"]["field"]), (422, &json!("gstin")), "{e}");
+    let mut bad = profile;
+    bad["state_code"] = json!("99");
+    let (s, e) = portal(&ts, "PUT", "/portal/v1/me", token, Some(bad)).await;
+    assert_eq!(
+        (s, &e["error"]["field"]),
+        (422, &json!("state_code")),
+        "{e}"
+    );
+}

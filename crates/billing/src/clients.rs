@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use rackwave_accounts::{hash_password, verify_password, AuthGuard};
 use rackwave_core::{random_hex, Clock};
-use rackwave_store::{Client, ClientSession, Contact, Store, StoreError};
+use rackwave_store::{
+    Client, ClientSession, Contact, Notice, PasswordReset, Store, StoreError, Txn,
+};
 use sha2::{Digest, Sha256};
 
 use crate::error::{invalid, BillingError};
@@ -40,11 +42,7 @@ fn mailbox(email: &str) -> Option<String> {
 pub struct NewClient {
     pub email: String,
     pub password: String,
-    pub name: String,
-    pub company: Option<String>,
-    pub address: String,
-    pub state_code: String,
-    pub gstin: Option<String>,
+    pub profile: Profile,
 }
 
 /// Why a login was refused.
@@ -60,33 +58,22 @@ pub enum LoginRefused {
     Failed(BillingError),
 }
 
-/// The clients service (cheap to clone).
-#[derive(Clone)]
-pub struct Clients {
-    store: Store,
-    clock: Clock,
-    guard: AuthGuard,
+/// A client's billing profile: who invoices are made out to.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub name: String,
+    pub company: Option<String>,
+    pub address: String,
+    /// GST state code of the billing address: the place of supply.
+    pub state_code: String,
+    /// When registered for GST: checked down to its check character, and
+    /// of `state_code`.
+    pub gstin: Option<String>,
 }
 
-impl Clients {
-    pub fn new(store: Store, clock: Clock, guard: AuthGuard) -> Clients {
-        Clients {
-            store,
-            clock,
-            guard,
-        }
-    }
-
-    /// Signs a client up; `Conflict` if the email is taken.
-    pub async fn sign_up(&self, new: NewClient) -> Result<Client, BillingError> {
-        let email = mailbox(&new.email).ok_or_else(|| invalid("email", "not an email address"))?;
-        let chars = new.password.chars().count();
-        if !(MIN_PASSWORD..=MAX_PASSWORD).contains(&chars) {
-            return Err(invalid(
-                "password",
-                format!("{MIN_PASSWORD} to {MAX_PASSWORD} characters"),
-            ));
-        }
+impl Profile {
+    /// The profile trimmed and checked, or the field at fault.
+    pub fn check(p: Profile) -> Result<Profile, BillingError> {
         let text = |field: &'static str, v: &str, required: bool| {
             let v = v.trim();
             if (required && v.is_empty()) || v.len() > MAX_TEXT || v.contains(char::is_control) {
@@ -97,17 +84,27 @@ impl Clients {
             }
             Ok(v.to_string())
         };
-        let name = text("name", &new.name, true)?;
-        let address = text("address", &new.address, true)?;
-        let company = match new.company.as_deref().map(str::trim) {
+        let name = text("name", &p.name, true)?;
+        // An address has lines.
+        let address = p.address.trim().to_string();
+        if address.is_empty()
+            || address.len() > MAX_TEXT
+            || address.chars().any(|c| c.is_control() && c != '\n')
+        {
+            return Err(invalid(
+                "address",
+                format!("1 to {MAX_TEXT} characters, lines allowed"),
+            ));
+        }
+        let company = match p.company.as_deref().map(str::trim) {
             Some(c) if !c.is_empty() => Some(text("company", c, true)?),
             _ => None,
         };
-        let state_code = new.state_code.trim().to_string();
+        let state_code = p.state_code.trim().to_string();
         if state_name(&state_code).is_none() {
             return Err(invalid("state_code", "not a GST state code (like 27)"));
         }
-        let gstin = match new.gstin.as_deref().map(str::trim) {
+        let gstin = match p.gstin.as_deref().map(str::trim) {
             Some(g) if !g.is_empty() => {
                 let g = Gstin::parse(g).map_err(|e| invalid("gstin", e.to_string()))?;
                 if g.state_code() != state_code {
@@ -123,18 +120,202 @@ impl Clients {
             }
             _ => None,
         };
-        let client = Client {
-            id: format!("cus_{}", random_hex(8)),
-            email,
-            password_hash: hash_password(&new.password).await?,
+        Ok(Profile {
             name,
             company,
             address,
             state_code,
             gstin,
+        })
+    }
+}
+
+/// A password's length rule.
+fn check_password(field: &'static str, password: &str) -> Result<(), BillingError> {
+    let chars = password.chars().count();
+    if !(MIN_PASSWORD..=MAX_PASSWORD).contains(&chars) {
+        return Err(invalid(
+            field,
+            format!("{MIN_PASSWORD} to {MAX_PASSWORD} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// How long a password reset link works.
+pub const RESET_TTL_MS: i64 = 3_600_000;
+/// One reset email a client per this long.
+const RESET_EVERY_MS: i64 = 60_000;
+/// What every reset token starts with.
+pub const RESET_PREFIX: &str = "rwr_";
+
+/// The clients service (cheap to clone).
+#[derive(Clone)]
+pub struct Clients {
+    store: Store,
+    clock: Clock,
+    guard: AuthGuard,
+    /// Where a reset link points (`<public URL>/portal/reset`).
+    reset_url: String,
+}
+
+impl Clients {
+    /// `public_url`: the HTTP plane's public URL, for the reset links.
+    pub fn new(store: Store, clock: Clock, guard: AuthGuard, public_url: &str) -> Clients {
+        Clients {
+            store,
+            clock,
+            guard,
+            reset_url: format!("{}/portal/reset", public_url.trim_end_matches('/')),
+        }
+    }
+
+    /// Replaces a client's billing profile (invoices issued before keep
+    /// the one they were made out to).
+    pub async fn update_profile(
+        &self,
+        client_id: &str,
+        profile: Profile,
+    ) -> Result<Client, BillingError> {
+        let p = Profile::check(profile)?;
+        let mut tx = self.store.begin().await?;
+        let mut client = tx
+            .client(client_id)
+            .await?
+            .ok_or_else(|| BillingError::NotFound(format!("no client {client_id}")))?;
+        client.name = p.name;
+        client.company = p.company;
+        client.address = p.address;
+        client.state_code = p.state_code;
+        client.gstin = p.gstin;
+        tx.put_client(&client).await?;
+        tx.commit().await?;
+        Ok(client)
+    }
+
+    /// Changes a client's password, given the current one (checked like a
+    /// login from `ip`): every session ends; a new one's token.
+    pub async fn change_password(
+        &self,
+        client: &Client,
+        current: &str,
+        new: &str,
+        ip: IpAddr,
+    ) -> Result<String, LoginRefused> {
+        check_password("new_password", new).map_err(LoginRefused::Failed)?;
+        let (_, _) = self.log_in(&client.email, current, ip).await?;
+        let hash = hash_password(new)
+            .await
+            .map_err(|e| LoginRefused::Failed(e.into()))?;
+        self.set_password(&client.id, hash)
+            .await
+            .map_err(LoginRefused::Failed)
+    }
+
+    /// Stores a new password hash and moves the session epoch on (every
+    /// session ends); a session of the new epoch's token.
+    async fn set_password(&self, client_id: &str, hash: String) -> Result<String, BillingError> {
+        let mut tx = self.store.begin().await?;
+        let mut client = tx
+            .client(client_id)
+            .await?
+            .ok_or_else(|| BillingError::NotFound(format!("no client {client_id}")))?;
+        client.password_hash = hash;
+        client.session_epoch += 1;
+        tx.put_client(&client).await?;
+        let token = self.open_session_in(&mut tx, &client).await?;
+        tx.commit().await?;
+        Ok(token)
+    }
+
+    /// Mails a single-use reset link to the account's own address (never
+    /// to its contacts), valid [`RESET_TTL_MS`]; at most one a minute. An
+    /// unknown email does the same work and sends nothing, so the answer
+    /// says nothing about who has an account.
+    pub async fn request_reset(&self, email: &str) -> Result<(), BillingError> {
+        let email = email.trim().to_ascii_lowercase();
+        let token = format!("{RESET_PREFIX}{}", random_hex(32));
+        let now = self.clock.now_ms();
+        let mut tx = self.store.begin().await?;
+        let Some(mut client) = tx.client_by_email(&email).await? else {
+            return Ok(());
+        };
+        if client
+            .reset_requested_at_ms
+            .is_some_and(|at| now - at < RESET_EVERY_MS)
+        {
+            return Ok(());
+        }
+        client.reset_requested_at_ms = Some(now);
+        tx.put_client(&client).await?;
+        tx.put_password_reset(&PasswordReset {
+            digest: digest(&token),
+            client_id: client.id.clone(),
+            expires_at_ms: now + RESET_TTL_MS,
+        })
+        .await?;
+        tx.queue_notice(&Notice {
+            client_id: client.id.clone(),
+            kind: "password_reset".into(),
+            data: serde_json::json!({
+                "reset_url": format!("{}?token={token}", self.reset_url),
+                "expires_at": rackwave_core::rfc3339(now + RESET_TTL_MS),
+            }),
+            created_at_ms: now,
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Sets a new password with a reset link's token, once: every session
+    /// ends; a new one's token. A wrong, used or expired token is
+    /// `Invalid` (`token`).
+    pub async fn reset_password(&self, token: &str, new: &str) -> Result<String, BillingError> {
+        check_password("password", new)?;
+        let refused = || invalid("token", "this reset link is wrong, used or expired");
+        if !token.starts_with(RESET_PREFIX) || token.len() > 128 {
+            return Err(refused());
+        }
+        let hash = hash_password(new).await?;
+        let mut tx = self.store.begin().await?;
+        let Some(reset) = tx.password_reset(&digest(token)).await? else {
+            return Err(refused());
+        };
+        tx.delete_password_reset(&reset.digest).await?;
+        if reset.expires_at_ms <= self.clock.now_ms() {
+            // Used up all the same.
+            tx.commit().await?;
+            return Err(refused());
+        }
+        let mut client = tx.client(&reset.client_id).await?.ok_or_else(refused)?;
+        client.password_hash = hash;
+        client.session_epoch += 1;
+        tx.put_client(&client).await?;
+        let session = self.open_session_in(&mut tx, &client).await?;
+        tx.commit().await?;
+        Ok(session)
+    }
+
+    /// Signs a client up; `Conflict` if the email is taken.
+    pub async fn sign_up(&self, new: NewClient) -> Result<Client, BillingError> {
+        let email = mailbox(&new.email).ok_or_else(|| invalid("email", "not an email address"))?;
+        check_password("password", &new.password)?;
+        let profile = Profile::check(new.profile)?;
+        let client = Client {
+            id: format!("cus_{}", random_hex(8)),
+            email,
+            password_hash: hash_password(&new.password).await?,
+            name: profile.name,
+            company: profile.company,
+            address: profile.address,
+            state_code: profile.state_code,
+            gstin: profile.gstin,
             created_at_ms: self.clock.now_ms(),
             credit_paise: 0,
             contacts: Vec::new(),
+            session_epoch: 0,
+            reset_requested_at_ms: None,
         };
         let mut tx = self.store.begin().await?;
         match tx.insert_client(&client).await {
@@ -224,20 +405,28 @@ impl Clients {
                 delay: self.guard.failed(ip),
             });
         };
+        let mut tx = self.store.begin().await.map_err(|e| failed(e.into()))?;
+        let token = self
+            .open_session_in(&mut tx, &client)
+            .await
+            .map_err(failed)?;
+        tx.commit().await.map_err(|e| failed(e.into()))?;
+        Ok((client, token))
+    }
+
+    /// A new session of `client`'s current epoch, in `tx`; its token.
+    async fn open_session_in(&self, tx: &mut Txn, client: &Client) -> Result<String, BillingError> {
         let token = format!("{TOKEN_PREFIX}{}", random_hex(32));
         let now = self.clock.now_ms();
-        let session = ClientSession {
+        tx.put_client_session(&ClientSession {
             digest: digest(&token),
             client_id: client.id.clone(),
             created_at_ms: now,
             expires_at_ms: now + SESSION_TTL_MS,
-        };
-        let mut tx = self.store.begin().await.map_err(|e| failed(e.into()))?;
-        tx.put_client_session(&session)
-            .await
-            .map_err(|e| failed(e.into()))?;
-        tx.commit().await.map_err(|e| failed(e.into()))?;
-        Ok((client, token))
+            epoch: client.session_epoch,
+        })
+        .await?;
+        Ok(token)
     }
 
     /// The client a session token belongs to, while it lasts.
@@ -253,7 +442,11 @@ impl Clients {
         if session.expires_at_ms <= self.clock.now_ms() {
             return Ok(None);
         }
-        Ok(self.store.client(&session.client_id).await?)
+        Ok(self
+            .store
+            .client(&session.client_id)
+            .await?
+            .filter(|c| c.session_epoch == session.epoch))
     }
 
     /// Ends a session; whether it existed.
@@ -263,6 +456,14 @@ impl Clients {
         tx.commit().await?;
         Ok(gone)
     }
+}
+
+/// The CSRF token of a session: what a request authenticated by the
+/// session cookie must also carry in `X-CSRF-Token` (a page of ours has
+/// it; a cross-site form cannot read it). Derived from the session's
+/// secret token, so nothing more is stored.
+pub fn csrf_token(session_token: &str) -> String {
+    digest(&format!("csrf\0{session_token}"))[..32].to_string()
 }
 
 fn digest(token: &str) -> String {

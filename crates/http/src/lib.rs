@@ -274,7 +274,10 @@ fn routes(limits: BodyLimits) -> OpenApiRouter<AppState> {
                 .routes(routes!(portal::account_v1::signup))
                 .routes(routes!(portal::account_v1::login))
                 .routes(routes!(portal::account_v1::logout))
-                .routes(routes!(portal::account_v1::me))
+                .routes(routes!(portal::account_v1::me, portal::account_v1::update))
+                .routes(routes!(portal::password_v1::change))
+                .routes(routes!(portal::password_v1::reset))
+                .routes(routes!(portal::password_v1::confirm))
                 .routes(routes!(portal::plans_v1::list))
                 .routes(routes!(
                     portal::subscriptions_v1::create,

@@ -76,6 +76,10 @@ const DEFAULTS: &[(&str, &str)] = &[
         "invoice_reminder",
         include_str!("../templates/invoice_reminder.txt"),
     ),
+    (
+        "password_reset",
+        include_str!("../templates/password_reset.txt"),
+    ),
 ];
 
 /// Data fields in paise that templates also get in rupees (`total_inr`).
@@ -212,21 +216,18 @@ impl Templates {
     }
 }
 
-/// Who a kind of notice concerns besides the account's own address.
-fn for_billing(kind: &str) -> bool {
-    kind.starts_with("invoice_")
-}
-
 /// The addresses a notice goes to: the client's own, and each contact of
-/// the notice's audience, once.
+/// the notice's audience (billing contacts the invoices, technical ones
+/// the service changes), once. Account matters (a password reset) go to
+/// the account's own address only.
 pub fn recipients(client: &Client, kind: &str) -> Vec<String> {
     let mut out = vec![client.email.clone()];
+    if kind.starts_with("password_") {
+        return out;
+    }
+    let billing = kind.starts_with("invoice_");
     for c in &client.contacts {
-        let concerned = if for_billing(kind) {
-            c.billing
-        } else {
-            c.technical
-        };
+        let concerned = if billing { c.billing } else { c.technical };
         if concerned && !out.contains(&c.email) {
             out.push(c.email.clone());
         }
@@ -444,11 +445,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_built_in_template_parses() {
+    fn every_kind_the_portal_queues_has_a_template() {
+        use rackwave_core::event::EventType;
+        use rackwave_core::Product;
         let t = Templates::load(None).unwrap();
-        for (kind, _) in DEFAULTS {
-            assert!(t.get(kind).is_some(), "{kind}");
+        let lifecycle = EventType::ALL
+            .iter()
+            .filter(|e| e.product() == Product::Rackwave && **e != EventType::Ping)
+            .map(|e| e.as_str());
+        for kind in lifecycle.chain(["invoice_reminder", "password_reset"]) {
+            assert!(t.get(kind).is_some(), "no template for {kind}");
         }
+        assert_eq!(DEFAULTS.len(), 10);
     }
 
     #[test]

@@ -41,9 +41,9 @@ use rackwave_core::{Classify, ErrorKind};
 pub use records::{
     ApiKey, Attempt, Client, ClientSession, Contact, CreditNote, Delivery, DeliveryState,
     DkimAlgorithm, Endpoint, EventQuery, IdempotencyRecord, IdempotentResponse, Invoice,
-    InvoiceKind, InvoiceLine, InvoiceStatus, Notice, Page, Party, Payment, RecordCheck, Secret,
-    SenderDomain, SmtpAccount, StoredEvent, Subscription, SubscriptionStatus, Suppression,
-    SuppressionReason, TrackingSettings, Workspace,
+    InvoiceKind, InvoiceLine, InvoiceStatus, Notice, Page, Party, PasswordReset, Payment,
+    RecordCheck, Secret, SenderDomain, SmtpAccount, StoredEvent, Subscription, SubscriptionStatus,
+    Suppression, SuppressionReason, TrackingSettings, Workspace,
 };
 pub use sled::Database;
 
@@ -280,6 +280,8 @@ store_api! {
         fn payments_of(invoice_id: &str) -> Vec<Payment>;
         /// An invoice's credit notes, oldest first.
         fn credit_notes_of(invoice_id: &str) -> Vec<CreditNote>;
+        /// A password reset by the digest of its token.
+        fn password_reset(digest: &str) -> Option<PasswordReset>;
         /// Up to `limit` queued notices, oldest first, with their numbers.
         fn notices(limit: usize) -> Vec<(u64, Notice)>;
     }
@@ -355,6 +357,10 @@ store_api! {
         fn insert_payment(payment: &Payment) -> ();
         /// Adds a credit note; `Conflict` if its id or number is taken.
         fn insert_credit_note(note: &CreditNote) -> ();
+        /// Adds a password reset.
+        fn put_password_reset(reset: &PasswordReset) -> ();
+        /// Uses up a password reset; whether it existed.
+        fn delete_password_reset(digest: &str) -> bool;
         /// Queues a notice; its number.
         fn queue_notice(notice: &Notice) -> u64;
         /// Forgets a notice once it is mailed; whether it was queued.

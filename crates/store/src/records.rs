@@ -438,6 +438,23 @@ pub struct Client {
     /// Who receives the notifications besides the account's own email.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub contacts: Vec<Contact>,
+    /// Sessions of an earlier epoch are over: a password change or reset
+    /// moves it on, logging every session out.
+    #[serde(default)]
+    pub session_epoch: u64,
+    /// When the last password reset link was asked for (they are rate
+    /// limited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset_requested_at_ms: Option<i64>,
+}
+
+/// A password reset link's token, stored as its SHA-256 only; used once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasswordReset {
+    /// Hex SHA-256 of the token.
+    pub digest: String,
+    pub client_id: String,
+    pub expires_at_ms: i64,
 }
 
 /// Someone at a client who receives its notifications.
@@ -657,6 +674,9 @@ pub struct ClientSession {
     pub client_id: String,
     pub created_at_ms: i64,
     pub expires_at_ms: i64,
+    /// The client's session epoch when it was opened.
+    #[serde(default)]
+    pub epoch: u64,
 }
 
 /// An address a workspace no longer sends to.

@@ -38,6 +38,8 @@ fn client(id: &str, email: &str) -> Client {
         created_at_ms: 1_780_825_140_000,
         credit_paise: 0,
         contacts: Vec::new(),
+        session_epoch: 0,
+        reset_requested_at_ms: None,
     }
 }
 
@@ -311,6 +313,7 @@ async fn clients(store: &Store) {
         client_id: "cus_1".into(),
         created_at_ms: 1,
         expires_at_ms: 2,
+        epoch: 3,
     };
     tx.put_client_session(&session).await.unwrap();
     tx.commit().await.unwrap();
@@ -327,6 +330,25 @@ async fn clients(store: &Store) {
     assert!(!tx.delete_client_session(&session.digest).await.unwrap());
     tx.commit().await.unwrap();
     assert_eq!(store.client_session(&session.digest).await.unwrap(), None);
+
+    // Password resets: by digest, used up once.
+    let reset = PasswordReset {
+        digest: "cd".repeat(32),
+        client_id: "cus_1".into(),
+        expires_at_ms: 5,
+    };
+    let mut tx = store.begin().await.unwrap();
+    tx.put_password_reset(&reset).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        store.password_reset(&reset.digest).await.unwrap(),
+        Some(reset.clone())
+    );
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.delete_password_reset(&reset.digest).await.unwrap());
+    assert!(!tx.delete_password_reset(&reset.digest).await.unwrap());
+    tx.commit().await.unwrap();
+    assert_eq!(store.password_reset(&reset.digest).await.unwrap(), None);
 
     // Subscriptions: by id, listed per client oldest first; the client of
     // one never changes.

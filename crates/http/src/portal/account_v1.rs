@@ -12,7 +12,8 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use rackwave_billing::clients::SESSION_TTL_MS;
+use rackwave_billing::clients::Profile;
+use rackwave_billing::clients::{csrf_token, SESSION_TTL_MS};
 use rackwave_billing::{state_name, BillingError, LoginRefused, NewClient};
 use rackwave_core::rfc3339;
 use rackwave_store::Client;
@@ -30,6 +31,13 @@ pub(crate) struct SignUp {
     pub(crate) email: String,
     /// 10 characters or more.
     pub(crate) password: String,
+    #[serde(flatten)]
+    pub(crate) profile: ProfileChange,
+}
+
+/// A client's billing profile, as sign-up and `PUT /portal/v1/me` take it.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct ProfileChange {
     pub(crate) name: String,
     pub(crate) company: Option<String>,
     /// The billing address.
@@ -38,6 +46,18 @@ pub(crate) struct SignUp {
     pub(crate) state_code: String,
     /// When registered for GST: checked (format, state, check character).
     pub(crate) gstin: Option<String>,
+}
+
+impl From<ProfileChange> for Profile {
+    fn from(p: ProfileChange) -> Profile {
+        Profile {
+            name: p.name,
+            company: p.company,
+            address: p.address,
+            state_code: p.state_code,
+            gstin: p.gstin,
+        }
+    }
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -86,8 +106,34 @@ pub(crate) struct Session {
     /// The session token (also set as the `rw_portal` cookie): send it as
     /// `Authorization: Bearer …` for API use. Shown once.
     pub(crate) token: String,
+    /// With the cookie instead of the bearer token, every change (POST,
+    /// PUT, PATCH, DELETE) carries this in `X-CSRF-Token`.
+    pub(crate) csrf_token: String,
     pub(crate) expires_at: String,
     pub(crate) client: ClientView,
+}
+
+/// The answer that opens a session: its token (and CSRF token) in the
+/// body, the same token in the session cookie.
+pub(crate) fn session(state: &AppState, client: Client, token: String) -> Response {
+    let max_age = SESSION_TTL_MS / 1000;
+    let cookie = format!(
+        "{SESSION_COOKIE}={token}; Path=/portal; Max-Age={max_age}; HttpOnly; Secure; SameSite=Lax"
+    );
+    let body = Session {
+        expires_at: rfc3339(state.clock.now_ms() + SESSION_TTL_MS),
+        csrf_token: csrf_token(&token),
+        token,
+        client: client.into(),
+    };
+    let mut resp = Json(body).into_response();
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).expect("a token is ASCII"),
+    );
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
 }
 
 /// A portal error as an answer: a bad field is `422` naming it.
@@ -112,11 +158,7 @@ pub(crate) async fn signup(
         .sign_up(NewClient {
             email: req.email,
             password: req.password,
-            name: req.name,
-            company: req.company,
-            address: req.address,
-            state_code: req.state_code,
-            gstin: req.gstin,
+            profile: req.profile.into(),
         })
         .await
         .map_err(refused)?;
@@ -138,41 +180,31 @@ pub(crate) async fn login(
         .log_in(&req.email, &req.password, peer.ip())
         .await
     {
-        Ok((client, token)) => {
-            let max_age = SESSION_TTL_MS / 1000;
-            let cookie = format!(
-                "{SESSION_COOKIE}={token}; Path=/portal; Max-Age={max_age}; HttpOnly; Secure; SameSite=Lax"
-            );
-            let body = Session {
-                expires_at: rfc3339(state.clock.now_ms() + SESSION_TTL_MS),
-                token,
-                client: client.into(),
-            };
-            let mut resp = Json(body).into_response();
-            resp.headers_mut().insert(
-                header::SET_COOKIE,
-                HeaderValue::from_str(&cookie).expect("a token is ASCII"),
-            );
-            resp.headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            Ok(resp)
-        }
-        Err(LoginRefused::Credentials { delay }) => {
+        Ok((client, token)) => Ok(session(&state, client, token)),
+        Err(refused_login) => Err(login_refused(refused_login, peer).await),
+    }
+}
+
+/// A refused login (or password check) as an answer: wrong credentials
+/// wait the guard's delay (real time on purpose: it slows the guesser)
+/// and are `401`, a locked-out address `429`.
+pub(crate) async fn login_refused(e: LoginRefused, peer: SocketAddr) -> ApiError {
+    match e {
+        LoginRefused::Credentials { delay } => {
             tracing::info!(peer = %peer.ip(), "portal login failed");
-            // Real time on purpose: it slows the guesser.
             tokio::time::sleep(delay).await;
-            Err(ApiError::new(
+            ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid_credentials",
                 "wrong email or password",
-            ))
+            )
         }
-        Err(LoginRefused::LockedOut) => Err(ApiError::new(
+        LoginRefused::LockedOut => ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "locked_out",
             "too many failed logins from this address; try again later",
-        )),
-        Err(LoginRefused::Failed(e)) => Err(e.into()),
+        ),
+        LoginRefused::Failed(e) => refused(e),
     }
 }
 
@@ -200,4 +232,24 @@ pub(crate) async fn logout(
     responses((status = 200, body = ClientView), (status = 401, body = ErrorBody)))]
 pub(crate) async fn me(who: PortalClient) -> Json<ClientView> {
     Json(who.client.into())
+}
+
+/// Replaces the client's billing profile (invoices already issued keep
+/// the one they were made out to).
+#[utoipa::path(put, operation_id = "portal_me_update", path = "/portal/v1/me", tag = "portal",
+    request_body = ProfileChange,
+    responses((status = 200, body = ClientView), (status = 401, body = ErrorBody),
+        (status = 422, body = ErrorBody)),
+    security(("client_session" = [])))]
+pub(crate) async fn update(
+    State(state): State<AppState>,
+    who: PortalClient,
+    ApiJson(req): ApiJson<ProfileChange>,
+) -> Result<Json<ClientView>, ApiError> {
+    let client = state
+        .clients
+        .update_profile(&who.client.id, req.into())
+        .await
+        .map_err(refused)?;
+    Ok(Json(client.into()))
 }

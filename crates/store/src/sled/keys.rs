@@ -40,6 +40,7 @@
 //! | `cn/<credit note id>`                 | `CreditNote`                    |
 //! | `ci/<invoice>\0<credit note id>`      | empty: credit notes of an invoice |
 //! | `nq/<seq>`                            | `Notice`: notifications to mail |
+//! | `pw/<token digest>`                   | `PasswordReset`                 |
 //!
 //! The one-letter families are the event log's and outbox's since their
 //! first version; the two-letter ones moved in with the store crate.
@@ -81,6 +82,7 @@ pub(crate) const PAYMENTS_OF: &[u8] = b"pi/";
 pub(crate) const CREDIT_NOTE: &[u8] = b"cn/";
 pub(crate) const CREDIT_NOTES_OF: &[u8] = b"ci/";
 pub(crate) const NOTICE: &[u8] = b"nq/";
+pub(crate) const PASSWORD_RESET: &[u8] = b"pw/";
 /// The named position holding the last notice number.
 pub(crate) const NOTICE_SEQ: &str = "notice-seq";
 

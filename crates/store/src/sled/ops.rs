@@ -10,9 +10,9 @@ use super::kv::{decode, encode, prefix_end, Kv};
 use super::SledTxn;
 use crate::{
     ApiKey, Client, ClientSession, CreditNote, Delivery, DeliveryState, Endpoint, EventQuery,
-    IdempotencyRecord, Invoice, Notice, Page, Payment, Reads, Result, SenderDomain, SmtpAccount,
-    StoreError, StoredEvent, Subscription, SubscriptionStatus, Suppression, SuppressionReason,
-    Workspace, Writes,
+    IdempotencyRecord, Invoice, Notice, Page, PasswordReset, Payment, Reads, Result, SenderDomain,
+    SmtpAccount, StoreError, StoredEvent, Subscription, SubscriptionStatus, Suppression,
+    SuppressionReason, Workspace, Writes,
 };
 
 /// Most entries one listing call examines, so a selective filter over a
@@ -582,6 +582,10 @@ impl<K: Kv> Reads for K {
             })?;
         out.sort_by(|a, b| (a.issued_at_ms, &a.number).cmp(&(b.issued_at_ms, &b.number)));
         Ok(out)
+    }
+
+    async fn password_reset(&self, digest: &str) -> Result<Option<PasswordReset>> {
+        self.get_json(&cat(&[keys::PASSWORD_RESET, digest.as_bytes()]))
     }
 
     async fn notices(&self, limit: usize) -> Result<Vec<(u64, Notice)>> {
@@ -1179,6 +1183,24 @@ impl Writes for SledTxn {
             Vec::new(),
         );
         Ok(())
+    }
+
+    async fn put_password_reset(&mut self, reset: &PasswordReset) -> Result<()> {
+        component("reset digest", &reset.digest)?;
+        self.put(
+            cat(&[keys::PASSWORD_RESET, reset.digest.as_bytes()]),
+            encode(reset),
+        );
+        Ok(())
+    }
+
+    async fn delete_password_reset(&mut self, digest: &str) -> Result<bool> {
+        let key = cat(&[keys::PASSWORD_RESET, digest.as_bytes()]);
+        if self.get(&key)?.is_none() {
+            return Ok(false);
+        }
+        self.remove(key);
+        Ok(true)
     }
 
     async fn queue_notice(&mut self, notice: &Notice) -> Result<u64> {
