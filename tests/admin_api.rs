@@ -764,3 +764,108 @@ async fn an_operator_manages_a_workspaces_credentials_and_domains() {
         .await;
     assert_eq!(s, 404);
 }
+
+/// An operator works the portal's billing from the CLI: finds a client,
+/// lists subscriptions and invoices, suspends and reactivates, records a
+/// payment and a credit note, runs the billing, cancels.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_works_the_billing_from_the_cli() {
+    use rackwave_testkit::portal::{billing_config, portal, sign_up};
+
+    let ts = start_with(|c| {
+        c.billing = billing_config(
+            "[[billing.plans]]\nid = \"mail\"\nplatform = \"migosmtp\"\nname = \"Mail\"\nprice_paise = 100000\ndaily_quota = 100\n",
+        )
+    })
+    .await;
+    let (client_id, token) = sign_up(&ts, "grace@example.test", "29", None).await;
+    let body = json!({"platform": "migosmtp", "plan": "mail", "trial": false});
+    let (s, sub) = portal(&ts, "POST", "/portal/v1/subscriptions", &token, Some(body)).await;
+    assert_eq!(s, 201, "{sub}");
+    let sub_id = sub["id"].as_str().unwrap();
+    let cli = |args: &[&str]| {
+        let (ok, out, err) = tokio::task::block_in_place(|| admin_cli(&ts.http, args));
+        assert!(ok, "{args:?}: {err}");
+        serde_json::from_str::<Value>(&out).unwrap()
+    };
+    let found = cli(&["clients", "list", "--q", "GRACE"]);
+    assert_eq!(found["clients"][0]["id"], client_id.as_str());
+    assert_eq!(
+        cli(&["clients", "list", "--q", "nobody"])["clients"],
+        json!([])
+    );
+    assert_eq!(
+        cli(&["clients", "get", &client_id])["subscriptions"][0]["id"],
+        sub_id
+    );
+    let pending = cli(&["subscriptions", "list", "--status", "pending"]);
+    assert_eq!(pending["subscriptions"][0]["id"], sub_id);
+    let invoices = cli(&[
+        "invoices", "list", "--client", &client_id, "--status", "open",
+    ]);
+    let invoice = invoices["invoices"][0].clone();
+    let id = invoice["id"].as_str().unwrap();
+    // ₹1,000 + IGST ₹180; a credit note of ₹100 (+ ₹18), then the rest paid.
+    assert_eq!(invoice["total_paise"], 118000);
+    let credited = cli(&[
+        "invoices",
+        "credit",
+        id,
+        "--amount-paise",
+        "10000",
+        "--reason",
+        "launch offer",
+    ]);
+    assert_eq!(credited["invoice"]["balance_paise"], 118000 - 11800);
+    let paid = cli(&[
+        "invoices",
+        "pay",
+        id,
+        "--amount-paise",
+        "106200",
+        "--reference",
+        "NEFT-77",
+    ]);
+    assert_eq!(paid["invoice"]["status"], "paid");
+    let got = cli(&["invoices", "get", id]);
+    assert_eq!(got["credit_notes"][0]["reason"], "launch offer");
+    assert_eq!(got["payments"][0]["reference"], "NEFT-77");
+    assert_eq!(
+        cli(&["subscriptions", "list", "--client", &client_id])["subscriptions"][0]["status"],
+        "active"
+    );
+    let suspended = cli(&[
+        "subscriptions",
+        "suspend",
+        sub_id,
+        "--reason",
+        "abuse report",
+    ]);
+    assert_eq!(suspended["status"], "suspended");
+    assert_eq!(
+        cli(&["subscriptions", "reactivate", sub_id])["status"],
+        "active"
+    );
+    let run = cli(&["billing", "run"]);
+    assert_eq!(run["invoiced"], 0, "{run}");
+    assert_eq!(
+        cli(&["subscriptions", "cancel", sub_id])["status"],
+        "cancelled"
+    );
+    // A payment with a reference seen before fails with the server's word.
+    let (ok, _, err) = tokio::task::block_in_place(|| {
+        admin_cli(
+            &ts.http,
+            &[
+                "invoices",
+                "pay",
+                id,
+                "--amount-paise",
+                "1",
+                "--reference",
+                "NEFT-77",
+            ],
+        )
+    });
+    assert!(!ok && err.contains("409"), "{err}");
+}

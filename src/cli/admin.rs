@@ -51,6 +51,116 @@ pub enum AdminCommand {
     /// The suppression list of a workspace.
     #[command(subcommand)]
     Suppressions(SuppressionsCmd),
+    /// The portal's clients.
+    #[command(subcommand)]
+    Clients(ClientsCmd),
+    /// Clients' subscriptions.
+    #[command(subcommand)]
+    Subscriptions(SubscriptionsCmd),
+    /// Invoices, payments received and credit notes.
+    #[command(subcommand)]
+    Invoices(InvoicesCmd),
+    /// The billing cycle.
+    #[command(subcommand)]
+    Billing(BillingCmd),
+}
+
+/// Paging of a listing.
+#[derive(Args, Debug)]
+pub struct Paging {
+    /// From the previous page's next_cursor.
+    #[arg(long)]
+    cursor: Option<String>,
+    #[arg(long)]
+    limit: Option<usize>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClientsCmd {
+    /// One page, by id; --q searches email, name and company.
+    List {
+        #[arg(long)]
+        q: Option<String>,
+        #[command(flatten)]
+        paging: Paging,
+    },
+    /// One client with their subscriptions.
+    Get { id: String },
+}
+
+/// What a listing of subscriptions or invoices is narrowed to.
+#[derive(Args, Debug)]
+pub struct BillingFilter {
+    /// Only this client's (all at once).
+    #[arg(long)]
+    client: Option<String>,
+    /// Subscriptions: trial, pending, active, suspended or cancelled;
+    /// invoices: open, paid, overdue or void.
+    #[arg(long)]
+    status: Option<String>,
+    #[command(flatten)]
+    paging: Paging,
+}
+
+impl BillingFilter {
+    fn query(&self) -> String {
+        query(&[
+            ("client", self.client.clone()),
+            ("status", self.status.clone()),
+            ("cursor", self.paging.cursor.clone()),
+            ("limit", self.paging.limit.map(|l| l.to_string())),
+        ])
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SubscriptionsCmd {
+    /// One page, by id.
+    List(BillingFilter),
+    /// Stops the workspace's sending at once.
+    Suspend {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    Reactivate {
+        id: String,
+    },
+    /// Ends it for good (its records stay).
+    Cancel {
+        id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum InvoicesCmd {
+    /// One page, by id.
+    List(BillingFilter),
+    /// One invoice with its payments and credit notes.
+    Get { id: String },
+    /// Records a payment received (more than the balance becomes credit).
+    Pay {
+        id: String,
+        #[arg(long)]
+        amount_paise: i64,
+        /// Unique: the bank or gateway reference.
+        #[arg(long)]
+        reference: String,
+    },
+    /// Issues a credit note (value before tax).
+    Credit {
+        id: String,
+        #[arg(long)]
+        amount_paise: i64,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BillingCmd {
+    /// Runs the cycle now: conversions, renewals, dunning.
+    Run,
 }
 
 #[derive(Subcommand, Debug)]
@@ -341,6 +451,31 @@ fn read_token(path: &Path) -> Option<String> {
     (!t.is_empty()).then_some(t)
 }
 
+/// `?a=1&b=2` of the parameters that are set (empty when none is).
+fn query(params: &[(&str, Option<String>)]) -> String {
+    let set: Vec<String> = params
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", enc(v))))
+        .collect();
+    if set.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", set.join("&"))
+    }
+}
+
+/// Percent-encodes a path segment or query value.
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// The HTTP request of a subcommand: method, path with query, JSON body.
 /// The JSON message of `messages send`, from a file or standard input.
 fn read_message(path: &std::path::Path) -> Result<Value, AdminCliError> {
@@ -358,17 +493,67 @@ fn read_message(path: &std::path::Path) -> Result<Value, AdminCliError> {
 
 fn request_for(cmd: &AdminCommand) -> (reqwest::Method, String, Option<Value>) {
     use reqwest::Method;
-    let enc = |s: &str| {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect::<String>()
-    };
     match cmd {
+        AdminCommand::Clients(ClientsCmd::List { q, paging }) => {
+            let query = query(&[
+                ("q", q.clone()),
+                ("cursor", paging.cursor.clone()),
+                ("limit", paging.limit.map(|l| l.to_string())),
+            ]);
+            (Method::GET, format!("/admin/v1/clients{query}"), None)
+        }
+        AdminCommand::Clients(ClientsCmd::Get { id }) => {
+            (Method::GET, format!("/admin/v1/clients/{}", enc(id)), None)
+        }
+        AdminCommand::Subscriptions(SubscriptionsCmd::List(f)) => (
+            Method::GET,
+            format!("/admin/v1/subscriptions{}", f.query()),
+            None,
+        ),
+        AdminCommand::Subscriptions(SubscriptionsCmd::Suspend { id, reason }) => (
+            Method::POST,
+            format!("/admin/v1/subscriptions/{}/suspend", enc(id)),
+            Some(json!({"reason": reason})),
+        ),
+        AdminCommand::Subscriptions(SubscriptionsCmd::Reactivate { id }) => (
+            Method::POST,
+            format!("/admin/v1/subscriptions/{}/reactivate", enc(id)),
+            None,
+        ),
+        AdminCommand::Subscriptions(SubscriptionsCmd::Cancel { id }) => (
+            Method::POST,
+            format!("/admin/v1/subscriptions/{}/cancel", enc(id)),
+            None,
+        ),
+        AdminCommand::Invoices(InvoicesCmd::List(f)) => (
+            Method::GET,
+            format!("/admin/v1/invoices{}", f.query()),
+            None,
+        ),
+        AdminCommand::Invoices(InvoicesCmd::Get { id }) => {
+            (Method::GET, format!("/admin/v1/invoices/{}", enc(id)), None)
+        }
+        AdminCommand::Invoices(InvoicesCmd::Pay {
+            id,
+            amount_paise,
+            reference,
+        }) => (
+            Method::POST,
+            format!("/admin/v1/invoices/{}/payments", enc(id)),
+            Some(json!({"amount_paise": amount_paise, "reference": reference})),
+        ),
+        AdminCommand::Invoices(InvoicesCmd::Credit {
+            id,
+            amount_paise,
+            reason,
+        }) => (
+            Method::POST,
+            format!("/admin/v1/invoices/{}/credit-notes", enc(id)),
+            Some(json!({"amount_paise": amount_paise, "reason": reason})),
+        ),
+        AdminCommand::Billing(BillingCmd::Run) => {
+            (Method::POST, "/admin/v1/billing/run".into(), None)
+        }
         AdminCommand::Workspaces(WorkspacesCmd::Create { name, daily_quota }) => (
             Method::POST,
             "/admin/v1/workspaces".into(),
@@ -522,21 +707,11 @@ fn request_for(cmd: &AdminCommand) -> (reqwest::Method, String, Option<Value>) {
             cursor,
             limit,
         }) => {
-            let mut query = Vec::new();
-            if let Some(r) = reason {
-                query.push(format!("reason={}", enc(r)));
-            }
-            if let Some(c) = cursor {
-                query.push(format!("cursor={}", enc(c)));
-            }
-            if let Some(l) = limit {
-                query.push(format!("limit={l}"));
-            }
-            let query = if query.is_empty() {
-                String::new()
-            } else {
-                format!("?{}", query.join("&"))
-            };
+            let query = query(&[
+                ("reason", reason.clone()),
+                ("cursor", cursor.clone()),
+                ("limit", limit.map(|l| l.to_string())),
+            ]);
             (
                 Method::GET,
                 format!(
