@@ -7,6 +7,8 @@
 //! credit notes; bad money and other clients' records; races.
 
 use std::collections::BTreeMap;
+
+use mail_parser::MimeHeaders;
 use std::time::Duration;
 
 use rackwave_core::event::EventType;
@@ -526,6 +528,34 @@ async fn a_clients_whole_life() {
     expected.sort();
     let got = wait_for_notifications(&r, expected.len()).await;
     assert_eq!(got, expected);
+    // A new invoice's email carries it as a PDF; the others nothing.
+    for m in r.sinks[0].received() {
+        let parsed = mail_parser::MessageParser::default()
+            .parse(&m.data)
+            .unwrap();
+        let kind = parsed
+            .header("X-Rackwave-Notification")
+            .and_then(|h| h.as_text())
+            .unwrap_or_default()
+            .to_string();
+        let pdfs: Vec<_> = parsed
+            .attachments()
+            .filter(|a| a.attachment_name().is_some_and(|n| n.ends_with(".pdf")))
+            .map(|a| {
+                (
+                    a.attachment_name().unwrap().to_string(),
+                    a.contents().to_vec(),
+                )
+            })
+            .collect();
+        if kind == "invoice_created" {
+            assert_eq!(pdfs.len(), 1, "{kind}");
+            assert!(pdfs[0].0.starts_with("RW-26-27-"), "{}", pdfs[0].0);
+            assert!(pdfs[0].1.starts_with(b"%PDF-"));
+        } else {
+            assert!(pdfs.is_empty(), "{kind}");
+        }
+    }
     let _ = bob_id;
 }
 

@@ -15,7 +15,8 @@
 //! placeholders for the event's data fields, `client_name`,
 //! `client_email`, `platform_name` and, for each amount in paise,
 //! `<field>_inr` in rupees. The defaults are built in; a file of the same
-//! name in `[notifications] templates_dir` replaces one.
+//! name in `[notifications] templates_dir` replaces one. A new invoice's
+//! email carries the invoice as a PDF.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -23,10 +24,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rackwave_accounts::Accounts;
+use rackwave_billing::invoice_pdf;
 use rackwave_core::html::escape_html;
 use rackwave_core::money::rupees;
 use rackwave_core::{random_hex, Clock};
-use rackwave_intake::compose::{ComposeLimits, Composition};
+use rackwave_intake::compose::{Attachment, ComposeLimits, Composition};
 use rackwave_intake::{Intake, RefusalKind, Source, Submission, TrackingChoice};
 use rackwave_store::{Client, Notice, Store, Workspace};
 use serde::Deserialize;
@@ -37,6 +39,8 @@ use tokio::sync::watch;
 pub const SYSTEM_WORKSPACE: &str = "ws_notifications";
 /// Notices mailed per pass.
 const BATCH: usize = 100;
+/// The largest invoice PDF attached (ours are a few KB).
+const MAX_PDF: usize = 1024 * 1024;
 
 /// The built-in templates, by kind.
 const DEFAULTS: &[(&str, &str)] = &[
@@ -378,11 +382,12 @@ impl Notifier {
             text: Some(text),
             html: Some(html),
             headers: vec![("X-Rackwave-Notification".into(), notice.kind.clone())],
+            attachments: self.invoice_attached(notice).await?.into_iter().collect(),
             ..Composition::default()
         };
         let limits = ComposeLimits {
             max_recipients: 1 + rackwave_store::Contact::MAX_PER_CLIENT,
-            max_attachment_bytes: 0,
+            max_attachment_bytes: MAX_PDF,
         };
         let message_id = format!("{}@{}", random_hex(12), inner.hostname);
         let composed = match composition.compose(limits, now, &message_id) {
@@ -424,6 +429,28 @@ impl Notifier {
                 Ok(())
             }
         }
+    }
+
+    /// A new invoice's email carries the invoice as a PDF, as it stands
+    /// when the email is sent.
+    async fn invoice_attached(&self, notice: &Notice) -> Result<Option<Attachment>, NotifyError> {
+        if notice.kind != "invoice_created" {
+            return Ok(None);
+        }
+        let store = &self.inner.store;
+        let Some(id) = notice.data["invoice_id"].as_str() else {
+            return Ok(None);
+        };
+        let Some(invoice) = store.invoice(id).await? else {
+            return Ok(None);
+        };
+        let payments = store.payments_of(id).await?;
+        let notes = store.credit_notes_of(id).await?;
+        Ok(Some(Attachment {
+            filename: format!("{}.pdf", invoice.number.replace('/', "-")),
+            content_type: "application/pdf".into(),
+            content: invoice_pdf(&invoice, &payments, &notes),
+        }))
     }
 
     /// Drains the queue every `every` until shutdown.
