@@ -275,7 +275,8 @@ impl Server {
             events.clone(),
             Arc::new(config.billing.clone()),
         );
-        if config.notifications.enabled {
+        {
+            // Also when disabled: it then forgets queued notices unsent.
             let templates = rackwave_notifications::Templates::load(
                 config.notifications.templates_dir.as_deref(),
             )

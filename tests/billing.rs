@@ -41,6 +41,12 @@ async fn change_plan(ts: &TestServer, token: &str, upgrade: &str, plan: &str) ->
     portal(ts, "POST", upgrade, token, Some(json!({"plan": plan}))).await
 }
 
+/// Starts a subscription as the client of `token`: `POST
+/// /portal/v1/subscriptions` with `body`.
+async fn subscribe(ts: &TestServer, token: &str, body: Value) -> (u16, Value) {
+    portal(ts, "POST", "/portal/v1/subscriptions", token, Some(body)).await
+}
+
 async fn run(ts: &TestServer) -> Value {
     let (s, r) = ts.admin("POST", "/admin/v1/billing/run", None).await;
     assert_eq!(s, 200, "{r}");
@@ -148,7 +154,7 @@ async fn a_clients_whole_life() {
 
     // Day 0: the trial provisions a workspace that sends.
     let body = json!({"platform": "migosmtp", "plan": "mail", "trial": true});
-    let (s, sub) = portal(ts, "POST", "/portal/v1/subscriptions", &ada, Some(body)).await;
+    let (s, sub) = subscribe(ts, &ada, body).await;
     assert_eq!(s, 201, "{sub}");
     let sub_id = sub["id"].as_str().unwrap().to_string();
     let account = account_of(ts, &sub, "ada-app").await;
@@ -158,7 +164,7 @@ async fn a_clients_whole_life() {
     // does not send) until its first invoice is paid.
     let (bob_id, bob) = sign_up(ts, "bob@example.test", "29", None).await;
     let body = json!({"platform": "migosmtp", "plan": "mail", "trial": false});
-    let (s, bob_sub) = portal(ts, "POST", "/portal/v1/subscriptions", &bob, Some(body)).await;
+    let (s, bob_sub) = subscribe(ts, &bob, body).await;
     assert_eq!(
         (s, &bob_sub["status"]),
         (201, &json!("pending")),
@@ -567,7 +573,7 @@ async fn bad_money_is_refused() {
     let ts = start_with(billing).await;
     let (_, bob) = sign_up(&ts, "bob@example.test", "29", None).await;
     let body = json!({"platform": "migosmtp", "plan": "mail", "trial": false});
-    let (_, _) = portal(&ts, "POST", "/portal/v1/subscriptions", &bob, Some(body)).await;
+    let (_, _) = subscribe(&ts, &bob, body).await;
     let id = invoices(&ts, &bob).await[0]["id"]
         .as_str()
         .unwrap()
@@ -595,20 +601,30 @@ async fn bad_money_is_refused() {
     );
     assert_eq!(pay(&ts, "inv_nope", json!(1), "y").await.0, 404);
 
-    // Credit notes: at most the subtotal, in parts; the whole of an
-    // unpaid invoice voids it.
+    // Credit notes: at most the subtotal, in parts, their tax adding up to
+    // the invoice's to the paisa (IGST on ₹499.75 is ₹89.955: 8996 paise
+    // on the first half, 8995 on the second, 17991 in all); the whole of
+    // an unpaid invoice voids it, and the pending start it was the first
+    // invoice of is cancelled.
     let (s, e) = credit(&ts, &id, 99951, "too much").await;
     assert_eq!(s, 422, "{e}");
-    let (s, note) = credit(&ts, &id, 50000, "goodwill").await;
+    let (s, note) = credit(&ts, &id, 49975, "goodwill").await;
     assert_eq!(s, 201, "{note}");
     assert_eq!(note["credit_note"]["number"], "CN/26-27/00001");
-    assert_eq!(note["credit_note"]["igst_paise"], 9000);
-    assert_eq!(note["invoice"]["balance_paise"], 117941 - 59000);
-    let (_, rest) = credit(&ts, &id, 49950, "cancelled order").await;
+    assert_eq!(note["credit_note"]["igst_paise"], 8996);
+    assert_eq!(note["invoice"]["balance_paise"], 117941 - 58971);
+    let (_, rest) = credit(&ts, &id, 49975, "cancelled order").await;
+    assert_eq!(rest["credit_note"]["igst_paise"], 8995);
     assert_eq!(rest["invoice"]["status"], "void", "{rest}");
     assert_eq!(rest["credit_note"]["number"], "CN/26-27/00002");
-    let (s, _) = pay(&ts, &pay_id, json!(100), "late").await;
-    assert_eq!(s, 409, "a void invoice takes no payment");
+    let (_, me) = portal(&ts, "GET", "/portal/v1/me", &bob, None).await;
+    assert_eq!(me["credit_paise"], 0, "nothing left over: {me}");
+    let (_, subs) = portal(&ts, "GET", "/portal/v1/subscriptions", &bob, None).await;
+    assert_eq!(subs["subscriptions"][0]["status"], "cancelled");
+    // Nothing more to credit; money paid on it anyway is credit.
+    assert_eq!(credit(&ts, &id, 1, "again").await.0, 409);
+    let (s, late) = pay(&ts, &pay_id, json!(100), "late").await;
+    assert_eq!((s, &late["credited_paise"]), (201, &json!(100)), "{late}");
     // Callbacks are refused while no gateway is configured elsewhere; here
     // one with a body that is not JSON but signed is a 400.
     let junk = b"not json";
@@ -624,7 +640,7 @@ async fn races_end_in_one_state() {
     let ts = start_with(billing).await;
     let (_, ada) = sign_up(&ts, "ada@example.test", "27", None).await;
     let body = json!({"platform": "migosmtp", "plan": "mail", "trial": true});
-    let (_, sub) = portal(&ts, "POST", "/portal/v1/subscriptions", &ada, Some(body)).await;
+    let (_, sub) = subscribe(&ts, &ada, body).await;
     let sub_id = sub["id"].as_str().unwrap().to_string();
     ts.clock.advance_ms(14 * DAY);
     let (a, b) = tokio::join!(run(&ts), run(&ts));
@@ -684,4 +700,158 @@ async fn races_end_in_one_state() {
         after["subscriptions"][0]["status"], "active",
         "whichever came first, the paid service runs: {report} {after}"
     );
+}
+
+/// A client who cancelled has had the platform's trial; a paid start takes
+/// back the workspace they had, with its SMTP accounts, and it sends again
+/// once the first invoice is paid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_who_cancelled_comes_back_to_their_workspace() {
+    let ts = start_with(billing).await;
+    let (_, ada) = sign_up(&ts, "ada@example.test", "27", None).await;
+    let start = |trial: bool| json!({"platform": "migosmtp", "plan": "mail", "trial": trial});
+    let (_, sub) = subscribe(&ts, &ada, start(true)).await;
+    let account = account_of(&ts, &sub, "ada-app").await;
+    let cancel = format!(
+        "/portal/v1/subscriptions/{}/cancel",
+        sub["id"].as_str().unwrap()
+    );
+    assert_eq!(portal(&ts, "POST", &cancel, &ada, None).await.0, 200);
+    assert_eq!(mail_from(&ts, &account).await, 554);
+    let (s, e) = subscribe(&ts, &ada, start(true)).await;
+    assert_eq!(s, 409, "one trial a platform: {e}");
+    let (s, again) = subscribe(&ts, &ada, start(false)).await;
+    assert_eq!((s, &again["status"]), (201, &json!("pending")), "{again}");
+    assert_eq!(again["workspace_id"], sub["workspace_id"]);
+    assert!(again.get("api_key").is_none(), "the keys it had still work");
+    // Still not sending, a second live one refused.
+    assert_eq!(mail_from(&ts, &account).await, 554);
+    let (s, _) = subscribe(&ts, &ada, start(false)).await;
+    assert_eq!(s, 409);
+    let invoice = invoices(&ts, &ada).await[0].clone();
+    let amount = invoice["total_paise"].clone();
+    assert_eq!(
+        pay(&ts, invoice["id"].as_str().unwrap(), amount, "UTR-BACK")
+            .await
+            .0,
+        201
+    );
+    assert_eq!(mail_from(&ts, &account).await, 250);
+    let (_, list) = portal(&ts, "GET", "/portal/v1/subscriptions", &ada, None).await;
+    let states: Vec<&str> = list["subscriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["status"].as_str().unwrap())
+        .collect();
+    let mut states = states;
+    states.sort_unstable();
+    assert_eq!(states, ["active", "cancelled"]);
+}
+
+/// An operator records the whole of an invoice as paid; the status.
+async fn pay_whole(ts: &TestServer, invoice: &Value, reference: &str) -> u16 {
+    let id = invoice["id"].as_str().unwrap();
+    pay(ts, id, invoice["total_paise"].clone(), reference)
+        .await
+        .0
+}
+
+/// Whether a subscription's answer says it is suspended for `invoice`.
+fn suspended_for(sub: &Value, invoice: &Value) -> bool {
+    let reason = format!("invoice {} unpaid", invoice["number"].as_str().unwrap());
+    sub["status"] == "suspended" && sub["suspension_reason"] == json!(reason)
+}
+
+/// Suspensions and payments meet: an operator's suspension is not ended
+/// by paying an invoice, and outlasts one for an invoice; an unpaid
+/// invoice past its grace keeps a subscription suspended when an operator
+/// reactivates it; a pending start suspended by the dunning starts when
+/// its invoice is paid; cancelling a pending start voids its invoice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suspensions_and_payments_meet() {
+    let ts = start_with(billing).await;
+    let start = json!({"platform": "migosmtp", "plan": "mail", "trial": false});
+    let sub_of = |v: &Value| v["id"].as_str().unwrap().to_string();
+    // Bob's pending start goes unpaid past its grace: suspended; paying
+    // it starts the service.
+    let (_, bob) = sign_up(&ts, "bob@example.test", "29", None).await;
+    let (_, bob_sub) = subscribe(&ts, &bob, start.clone()).await;
+    let bob_invoice = invoices(&ts, &bob).await[0].clone();
+    // Carol's pending start is suspended by an operator; paying starts
+    // the service under the operator's suspension.
+    let (_, carol) = sign_up(&ts, "carol@example.test", "27", None).await;
+    let (_, carol_sub) = subscribe(&ts, &carol, start.clone()).await;
+    let suspend = |id: &str| format!("/admin/v1/subscriptions/{id}/suspend");
+    let reactivate = |id: &str| format!("/admin/v1/subscriptions/{id}/reactivate");
+    let why = json!({"reason": "identity check"});
+    assert_eq!(
+        ts.admin("POST", &suspend(&sub_of(&carol_sub)), Some(why.clone()))
+            .await
+            .0,
+        200
+    );
+    // Dan's pending start is cancelled: its invoice is voided.
+    let (_, dan) = sign_up(&ts, "dan@example.test", "27", None).await;
+    let (_, dan_sub) = subscribe(&ts, &dan, start.clone()).await;
+    let cancel = format!("/portal/v1/subscriptions/{}/cancel", sub_of(&dan_sub));
+    assert_eq!(portal(&ts, "POST", &cancel, &dan, None).await.0, 200);
+    let dan_invoice = invoices(&ts, &dan).await[0].clone();
+    assert_eq!(dan_invoice["status"], "void", "{dan_invoice}");
+
+    ts.clock.advance_ms(22 * DAY);
+    run(&ts).await;
+    let report = run(&ts).await;
+    assert_eq!(report["failed"], 0, "{report}");
+    let status = |token: String| {
+        let ts = &ts;
+        async move {
+            let (_, subs) = portal(ts, "GET", "/portal/v1/subscriptions", &token, None).await;
+            subs["subscriptions"][0].clone()
+        }
+    };
+    let bob = log_in(&ts, "bob@example.test").await;
+    let got = status(bob.clone()).await;
+    assert!(suspended_for(&got, &bob_invoice), "{got}");
+    assert_eq!(pay_whole(&ts, &bob_invoice, "UTR-B").await, 201);
+    assert_eq!(status(bob.clone()).await["status"], "active");
+
+    let carol = log_in(&ts, "carol@example.test").await;
+    let carol_invoice = invoices(&ts, &carol).await[0].clone();
+    assert_eq!(pay_whole(&ts, &carol_invoice, "UTR-C").await, 201);
+    let got = status(carol.clone()).await;
+    assert_eq!(
+        (&got["status"], &got["suspension_reason"]),
+        (&json!("suspended"), &json!("identity check")),
+        "{got}"
+    );
+    let (_, back) = ts
+        .admin("POST", &reactivate(&sub_of(&carol_sub)), None)
+        .await;
+    assert_eq!(back["status"], "active", "the paid service resumes: {back}");
+    assert!(
+        ms(&back["expires_at"]) > rackwave_testkit::START_MS + 22 * DAY,
+        "{back}"
+    );
+
+    // Bob's renewal goes unpaid past its grace while an operator has him
+    // suspended: paying it does not end the operator's suspension, and the
+    // operator's reactivation does not end the invoice's.
+    ts.clock.advance_ms(31 * DAY);
+    assert_eq!(run(&ts).await["renewed"], 2);
+    let bob = log_in(&ts, "bob@example.test").await;
+    let renewal = invoices(&ts, &bob).await[0].clone();
+    assert_eq!(
+        ts.admin("POST", &suspend(&sub_of(&bob_sub)), Some(why.clone()))
+            .await
+            .0,
+        200
+    );
+    ts.clock.advance_ms(22 * DAY);
+    run(&ts).await;
+    let (_, still) = ts.admin("POST", &reactivate(&sub_of(&bob_sub)), None).await;
+    assert!(suspended_for(&still, &renewal), "{still}");
+    assert_eq!(pay_whole(&ts, &renewal, "UTR-B2").await, 201);
+    let bob = log_in(&ts, "bob@example.test").await;
+    assert_eq!(status(bob).await["status"], "active");
 }

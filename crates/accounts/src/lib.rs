@@ -227,12 +227,15 @@ impl Accounts {
     /// failed one (its write may have landed).
     pub async fn refresh_suspended(&self, workspace_id: &str) -> Result<(), AccountsError> {
         let _turn = self.inner.refreshing.lock().await;
-        let suspended = self
-            .inner
-            .store
-            .workspace(workspace_id)
-            .await?
-            .is_some_and(|w| w.suspended.is_some());
+        let suspended = match self.inner.store.workspace(workspace_id).await {
+            Ok(w) => w.is_some_and(|w| w.suspended.is_some()),
+            Err(e) => {
+                // Unknown: fail closed (it sends again at the next refresh
+                // that can read it, or at the next start).
+                lock(&self.inner.suspended).insert(workspace_id.to_string());
+                return Err(e.into());
+            }
+        };
         let mut set = lock(&self.inner.suspended);
         if suspended {
             set.insert(workspace_id.to_string());
@@ -438,7 +441,7 @@ impl Accounts {
         let key = format!("rw_{}_{}", platform.as_str(), random_hex(24));
         let record = ApiKey {
             id: format!("key_{}", random_hex(8)),
-            digest: key_digest(&key),
+            digest: token_digest(&key),
             workspace_id: workspace_id.to_string(),
             platform,
             prefix: key[..key.len().min(16)].to_string(),
@@ -454,7 +457,7 @@ impl Accounts {
     /// the key's last use, at most once a minute (a write per request would
     /// cost more than the request).
     pub async fn api_key(&self, presented: &str) -> Result<Option<ApiKey>, AccountsError> {
-        let Some(mut key) = self.inner.store.api_key(&key_digest(presented)).await? else {
+        let Some(mut key) = self.inner.store.api_key(&token_digest(presented)).await? else {
             return Ok(None);
         };
         let now = self.inner.clock.now_ms();
@@ -542,7 +545,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn key_digest(key: &str) -> String {
+/// The hex SHA-256 of a secret token: what is stored of API keys, portal
+/// sessions and reset links (a lookup by digest leaks nothing through its
+/// timing).
+pub fn token_digest(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 

@@ -12,12 +12,11 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use rackwave_accounts::{hash_password, verify_password, AuthGuard};
+use rackwave_accounts::{hash_password, token_digest, verify_password, AuthGuard};
 use rackwave_core::{random_hex, Clock};
 use rackwave_store::{
     Client, ClientSession, Contact, Notice, PasswordReset, Store, StoreError, Txn,
 };
-use sha2::{Digest, Sha256};
 
 use crate::error::{invalid, BillingError};
 use crate::gstin::{state_name, Gstin};
@@ -249,9 +248,10 @@ impl Clients {
         client.reset_requested_at_ms = Some(now);
         tx.put_client(&client).await?;
         tx.put_password_reset(&PasswordReset {
-            digest: digest(&token),
+            digest: token_digest(&token),
             client_id: client.id.clone(),
             expires_at_ms: now + RESET_TTL_MS,
+            epoch: client.session_epoch,
         })
         .await?;
         tx.queue_notice(&Notice {
@@ -269,26 +269,38 @@ impl Clients {
     }
 
     /// Sets a new password with a reset link's token, once: every session
-    /// ends; a new one's token. A wrong, used or expired token is
-    /// `Invalid` (`token`).
+    /// ends (and every other link); a new one's token. A wrong, used or
+    /// expired token is `Invalid` (`token`). The token is looked up before
+    /// the password is hashed: a wrong one costs no argon2 run.
     pub async fn reset_password(&self, token: &str, new: &str) -> Result<String, BillingError> {
         check_password("password", new)?;
         let refused = || invalid("token", "this reset link is wrong, used or expired");
         if !token.starts_with(RESET_PREFIX) || token.len() > 128 {
             return Err(refused());
         }
-        let hash = hash_password(new).await?;
-        let mut tx = self.store.begin().await?;
-        let Some(reset) = tx.password_reset(&digest(token)).await? else {
+        let digest = token_digest(token);
+        let live = |r: &PasswordReset, c: &Client| {
+            r.expires_at_ms > self.clock.now_ms() && r.epoch == c.session_epoch
+        };
+        let Some(reset) = self.store.password_reset(&digest).await? else {
             return Err(refused());
         };
-        tx.delete_password_reset(&reset.digest).await?;
-        if reset.expires_at_ms <= self.clock.now_ms() {
-            // Used up all the same.
-            tx.commit().await?;
-            return Err(refused());
+        match self.store.client(&reset.client_id).await? {
+            Some(c) if live(&reset, &c) => {}
+            _ => return Err(refused()),
         }
-        let mut client = tx.client(&reset.client_id).await?.ok_or_else(refused)?;
+        let hash = hash_password(new).await?;
+        let mut tx = self.store.begin().await?;
+        // Again in the transaction: two uses at once, one wins.
+        let Some(reset) = tx.password_reset(&digest).await? else {
+            return Err(refused());
+        };
+        tx.delete_password_reset(&digest).await?;
+        let mut client = tx
+            .client(&reset.client_id)
+            .await?
+            .filter(|c| live(&reset, c))
+            .ok_or_else(refused)?;
         client.password_hash = hash;
         client.session_epoch += 1;
         tx.put_client(&client).await?;
@@ -419,7 +431,7 @@ impl Clients {
         let token = format!("{TOKEN_PREFIX}{}", random_hex(32));
         let now = self.clock.now_ms();
         tx.put_client_session(&ClientSession {
-            digest: digest(&token),
+            digest: token_digest(&token),
             client_id: client.id.clone(),
             created_at_ms: now,
             expires_at_ms: now + SESSION_TTL_MS,
@@ -436,7 +448,7 @@ impl Clients {
         }
         // Looked up by digest: the compare happens on a hash, so its
         // timing says nothing about the token.
-        let Some(session) = self.store.client_session(&digest(token)).await? else {
+        let Some(session) = self.store.client_session(&token_digest(token)).await? else {
             return Ok(None);
         };
         if session.expires_at_ms <= self.clock.now_ms() {
@@ -452,7 +464,7 @@ impl Clients {
     /// Ends a session; whether it existed.
     pub async fn log_out(&self, token: &str) -> Result<bool, BillingError> {
         let mut tx = self.store.begin().await?;
-        let gone = tx.delete_client_session(&digest(token)).await?;
+        let gone = tx.delete_client_session(&token_digest(token)).await?;
         tx.commit().await?;
         Ok(gone)
     }
@@ -463,12 +475,5 @@ impl Clients {
 /// it; a cross-site form cannot read it). Derived from the session's
 /// secret token, so nothing more is stored.
 pub fn csrf_token(session_token: &str) -> String {
-    digest(&format!("csrf\0{session_token}"))[..32].to_string()
-}
-
-fn digest(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    token_digest(&format!("csrf\0{session_token}"))[..32].to_string()
 }

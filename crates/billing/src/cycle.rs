@@ -20,7 +20,7 @@ use serde::Serialize;
 use crate::error::BillingError;
 use crate::numbering::ist_date;
 use crate::service::Billing;
-use crate::subscriptions::month_after;
+use crate::subscriptions::{month_after, unpaid_reason};
 
 /// How many index entries one read takes.
 const BATCH: usize = 1000;
@@ -165,7 +165,7 @@ impl Billing {
         let line = self.plan_line(&plan, start, end);
         self.issue_in(&mut tx, &s.client_id, Some(&s.id), kind, vec![line])
             .await?;
-        self.finish(tx, &s.workspace_id, true).await?;
+        self.finish(tx, Some(&s.workspace_id), true).await?;
         Ok(step)
     }
 
@@ -178,7 +178,7 @@ impl Billing {
         if invoice.next_action_ms.is_none_or(|at| at > now) {
             return Ok(Step::Nothing);
         }
-        let grace_end = invoice.due_at_ms + i64::from(self.config.grace_days) * MS_PER_DAY;
+        let grace_end = self.grace_end(&invoice);
         let step = match invoice.status {
             InvoiceStatus::Open if now < invoice.due_at_ms => {
                 // Only the reminder is left before the due date.
@@ -227,11 +227,11 @@ impl Billing {
                     tx.commit().await?;
                     return Ok(Step::Nothing);
                 };
-                let reason = format!("invoice {} unpaid", invoice.number);
+                let reason = unpaid_reason(&invoice.number);
                 let changed = self
                     .suspend_in(&mut tx, &mut s, &reason, Some(&invoice.id))
                     .await?;
-                self.finish(tx, &s.workspace_id, true).await?;
+                self.finish(tx, Some(&s.workspace_id), true).await?;
                 return Ok(if changed {
                     Step::Suspended
                 } else {

@@ -52,3 +52,13 @@ pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> Billin
         message: message.into(),
     }
 }
+
+/// A reason given by an operator (a suspension, a credit note): 1 to 512
+/// characters without control characters, trimmed.
+pub(crate) fn check_reason(reason: &str) -> Result<&str, BillingError> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.len() > 512 || reason.contains(char::is_control) {
+        return Err(invalid("reason", "1 to 512 characters"));
+    }
+    Ok(reason)
+}

@@ -6,20 +6,27 @@
 //! is read from it. Every payment has a reference (the gateway's payment
 //! id), recorded once: a replayed callback is refused and counts nothing.
 //! What an invoice still owes is paid first; anything more is the client's
-//! credit, which the next invoice uses. Settling an invoice emits
+//! credit, which the next invoice uses (all of it, for an invoice voided
+//! meanwhile: money received is never dropped). Settling an invoice emits
 //! `invoice_paid`, starts a pending subscription, and ends a suspension
-//! that was for that invoice, all in the payment's transaction.
+//! that was for that invoice (unless another invoice past its grace keeps
+//! it), all in the payment's transaction.
 //!
 //! A credit note gives value back on an invoice (a refund, a correction):
 //! its own number in the `CN` series, the invoice's tax heads at the
-//! invoice's rate; it settles what is unpaid, and the rest becomes credit.
+//! invoice's rate. Each note's tax is what the credited total's tax adds
+//! to the earlier notes', so the notes of a whole invoice give back its
+//! tax to the paisa. It settles what is unpaid, and the rest becomes
+//! credit; an unpaid invoice credited whole is void, which ends a
+//! suspension for it and cancels the pending start it was the first
+//! invoice of.
 
 use hmac::{Hmac, Mac};
 use rackwave_core::random_hex;
-use rackwave_store::{CreditNote, Invoice, InvoiceStatus, Payment, SubscriptionStatus, Txn};
+use rackwave_store::{CreditNote, Invoice, InvoiceStatus, Payment, Txn};
 use sha2::Sha256;
 
-use crate::error::{invalid, BillingError};
+use crate::error::{check_reason, invalid, BillingError};
 use crate::gst::{GstRate, Supply, Tax};
 use crate::numbering::next_invoice_number;
 use crate::service::Billing;
@@ -79,8 +86,7 @@ fn positive(field: &'static str, paise: i64) -> Result<i64, BillingError> {
 impl Billing {
     /// Records `amount_paise` against an invoice (see the module docs).
     /// `NotFound` for no such invoice (or another client's, when
-    /// `client_id` is given); `Conflict` for a reference seen before or a
-    /// void invoice.
+    /// `client_id` is given); `Conflict` for a reference seen before.
     pub async fn pay(
         &self,
         client_id: Option<&str>,
@@ -107,12 +113,6 @@ impl Billing {
             .await?
             .filter(|i| client_id.is_none_or(|c| c == i.client_id))
             .ok_or_else(|| BillingError::NotFound(format!("no invoice {invoice_id}")))?;
-        if invoice.status == InvoiceStatus::Void {
-            return Err(BillingError::Conflict(format!(
-                "invoice {} is void",
-                invoice.number
-            )));
-        }
         let payment = Payment {
             id: format!("pay_{}", random_hex(8)),
             invoice_id: invoice.id.clone(),
@@ -124,7 +124,11 @@ impl Billing {
         };
         // Conflict when the reference was recorded before: a replay.
         tx.insert_payment(&payment).await?;
-        let applied = amount.min(invoice.balance_paise());
+        let applied = if invoice.status == InvoiceStatus::Void {
+            0
+        } else {
+            amount.min(invoice.balance_paise())
+        };
         invoice.paid_paise += applied;
         let rest = amount - applied;
         if rest > 0 {
@@ -132,13 +136,7 @@ impl Billing {
         }
         let workspace = self.settle_in(&mut tx, &mut invoice, now).await?;
         tx.put_invoice(&invoice).await?;
-        match workspace {
-            Some(ws) => self.finish(tx, &ws, true).await?,
-            None => {
-                tx.commit().await?;
-                self.events.kick();
-            }
-        }
+        self.finish(tx, workspace.as_deref(), true).await?;
         Ok(Paid {
             payment,
             invoice,
@@ -167,9 +165,9 @@ impl Billing {
 
     /// When nothing is left to pay on an unsettled invoice: it is paid
     /// (`invoice_paid`), the dunning forgets it, and its subscription
-    /// starts or resumes. The workspace whose sending that changed. The
-    /// caller stores the invoice.
-    async fn settle_in(
+    /// starts or resumes ([`Billing::invoice_settled_in`]). The workspace
+    /// whose sending that may change. The caller stores the invoice.
+    pub(crate) async fn settle_in(
         &self,
         tx: &mut Txn,
         invoice: &mut Invoice,
@@ -182,49 +180,15 @@ impl Billing {
         invoice.status = InvoiceStatus::Paid;
         invoice.paid_at_ms = Some(now);
         invoice.next_action_ms = None;
+        // Stored before its subscription looks at the client's invoices.
+        tx.put_invoice(invoice).await?;
         self.announce_paid(tx, invoice).await?;
-        let Some(sid) = &invoice.subscription_id else {
-            return Ok(None);
-        };
-        let Some(mut s) = tx.subscription(sid).await? else {
-            return Ok(None);
-        };
-        let changed = match s.status {
-            SubscriptionStatus::Pending => {
-                self.activate_in(tx, &mut s, now).await?;
-                true
-            }
-            SubscriptionStatus::Suspended if s.suspended_for.as_deref() == Some(&invoice.id) => {
-                // Another invoice of it past its grace keeps it suspended.
-                let grace = i64::from(self.config.grace_days) * rackwave_core::MS_PER_DAY;
-                let other = tx
-                    .invoices_of(&invoice.client_id)
-                    .await?
-                    .into_iter()
-                    .find(|i| {
-                        i.id != invoice.id
-                            && i.subscription_id == invoice.subscription_id
-                            && i.status == InvoiceStatus::Overdue
-                            && i.due_at_ms + grace <= now
-                    });
-                match other {
-                    Some(unpaid) => {
-                        s.suspension_reason = Some(format!("invoice {} unpaid", unpaid.number));
-                        s.suspended_for = Some(unpaid.id);
-                        tx.put_subscription(&s).await?;
-                        false
-                    }
-                    None => self.reactivate_in(tx, &mut s).await?,
-                }
-            }
-            _ => false,
-        };
-        Ok(changed.then_some(s.workspace_id))
+        self.invoice_settled_in(tx, invoice, now).await
     }
 
     /// Issues a credit note of `subtotal_paise` (before tax) on an invoice,
     /// at most what the invoice's earlier credit notes left of its
-    /// subtotal (see the module docs).
+    /// subtotal (see the module docs). A void invoice takes none.
     pub async fn credit_note(
         &self,
         invoice_id: &str,
@@ -232,16 +196,37 @@ impl Billing {
         reason: &str,
     ) -> Result<(CreditNote, Invoice), BillingError> {
         let subtotal = positive("amount_paise", subtotal_paise)?;
-        let reason = reason.trim();
-        if reason.is_empty() || reason.len() > 512 || reason.contains(char::is_control) {
-            return Err(invalid("reason", "1 to 512 characters"));
-        }
-        let now = self.clock.now_ms();
+        let reason = check_reason(reason)?;
         let mut tx = self.store.begin().await?;
         let mut invoice = tx
             .invoice(invoice_id)
             .await?
             .ok_or_else(|| BillingError::NotFound(format!("no invoice {invoice_id}")))?;
+        let (note, workspace) = self
+            .credit_note_in(&mut tx, &mut invoice, Some(subtotal), reason)
+            .await?;
+        tx.put_invoice(&invoice).await?;
+        self.finish(tx, workspace.as_deref(), true).await?;
+        Ok((note, invoice))
+    }
+
+    /// [`credit_note`](Self::credit_note) in `tx`, of `subtotal` or all
+    /// that is left (`None`); the workspace whose sending it may change.
+    /// The caller stores the invoice.
+    pub(crate) async fn credit_note_in(
+        &self,
+        tx: &mut Txn,
+        invoice: &mut Invoice,
+        subtotal: Option<i64>,
+        reason: &str,
+    ) -> Result<(CreditNote, Option<String>), BillingError> {
+        if invoice.status == InvoiceStatus::Void {
+            return Err(BillingError::Conflict(format!(
+                "invoice {} is void",
+                invoice.number
+            )));
+        }
+        let now = self.clock.now_ms();
         let earlier: i64 = tx
             .credit_notes_of(&invoice.id)
             .await?
@@ -249,7 +234,8 @@ impl Billing {
             .map(|n| n.subtotal_paise)
             .sum();
         let left = invoice.subtotal_paise - earlier;
-        if subtotal > left {
+        let subtotal = subtotal.unwrap_or(left);
+        if subtotal > left || subtotal <= 0 {
             return Err(invalid(
                 "amount_paise",
                 format!(
@@ -258,23 +244,24 @@ impl Billing {
                 ),
             ));
         }
-        let tax = Tax::on(
-            subtotal,
-            GstRate {
-                basis_points: invoice.gst_rate_bp,
-            },
-            Supply::between(&invoice.seller.state_code, &invoice.place_of_supply),
-        )?;
+        let rate = GstRate {
+            basis_points: invoice.gst_rate_bp,
+        };
+        let supply = Supply::between(&invoice.seller.state_code, &invoice.place_of_supply);
+        let (before, after) = (
+            Tax::on(earlier, rate, supply)?,
+            Tax::on(earlier + subtotal, rate, supply)?,
+        );
         let note = CreditNote {
             id: format!("cn_{}", random_hex(8)),
-            number: next_invoice_number(&mut tx, CREDIT_NOTE_PREFIX, now).await?,
+            number: next_invoice_number(tx, CREDIT_NOTE_PREFIX, now).await?,
             invoice_id: invoice.id.clone(),
             client_id: invoice.client_id.clone(),
             subtotal_paise: subtotal,
-            cgst_paise: tax.cgst_paise,
-            sgst_paise: tax.sgst_paise,
-            igst_paise: tax.igst_paise,
-            total_paise: subtotal + tax.total(),
+            cgst_paise: after.cgst_paise - before.cgst_paise,
+            sgst_paise: after.sgst_paise - before.sgst_paise,
+            igst_paise: after.igst_paise - before.igst_paise,
+            total_paise: subtotal + after.total() - before.total(),
             reason: reason.to_string(),
             issued_at_ms: now,
         };
@@ -287,7 +274,7 @@ impl Billing {
         };
         invoice.credited_paise += onto_balance;
         if note.total_paise > onto_balance {
-            self.credit_in(&mut tx, &invoice.client_id, note.total_paise - onto_balance)
+            self.credit_in(tx, &invoice.client_id, note.total_paise - onto_balance)
                 .await?;
         }
         let mut workspace = None;
@@ -296,19 +283,13 @@ impl Billing {
                 // Nothing was paid: the invoice is cancelled, not paid.
                 invoice.status = InvoiceStatus::Void;
                 invoice.next_action_ms = None;
+                tx.put_invoice(invoice).await?;
+                workspace = self.invoice_settled_in(tx, invoice, now).await?;
             } else {
-                workspace = self.settle_in(&mut tx, &mut invoice, now).await?;
+                workspace = self.settle_in(tx, invoice, now).await?;
             }
         }
-        tx.put_invoice(&invoice).await?;
-        match workspace {
-            Some(ws) => self.finish(tx, &ws, true).await?,
-            None => {
-                tx.commit().await?;
-                self.events.kick();
-            }
-        }
-        Ok((note, invoice))
+        Ok((note, workspace))
     }
 
     /// An invoice's payments and credit notes.

@@ -7,9 +7,11 @@
 //! subscription and its event: all of them exist, or none. A trial sends
 //! at once; a paid start is `pending` (its workspace exists but may not
 //! send) with its first invoice, and becomes `active` when that invoice is
-//! paid. A client has one subscription per platform (a cancelled one
-//! included: a platform's trial is had once); both are checked inside the
-//! transaction, so two requests at once cannot both win.
+//! paid. A client has one live subscription per platform and one trial
+//! per platform ever; a paid start after a cancellation takes back the
+//! workspace the client had (its data and keys) and re-enables it with the
+//! first payment. Both rules are checked inside the transaction, so two
+//! requests at once cannot both win.
 //!
 //! Every change of state and its lifecycle event (and the notice that
 //! mails it) commit together. Lifecycle events are the client's: they are
@@ -22,10 +24,12 @@ use rackwave_core::event::{
     ServiceActivated, ServiceCancelled, ServiceReactivated, ServiceSuspended, TrialActivated,
 };
 use rackwave_core::{random_hex, Platform, Timestamp, MS_PER_DAY};
-use rackwave_store::{Client, InvoiceKind, InvoiceLine, Subscription, SubscriptionStatus, Txn};
+use rackwave_store::{
+    Client, Invoice, InvoiceKind, InvoiceLine, InvoiceStatus, Subscription, SubscriptionStatus, Txn,
+};
 
 use crate::config::Plan;
-use crate::error::{invalid, BillingError};
+use crate::error::{check_reason, invalid, BillingError};
 use crate::service::{platform_id, Billing};
 
 /// What a workspace waiting for its first payment is told when it sends.
@@ -34,11 +38,11 @@ const AWAITING_PAYMENT: &str = "awaiting the first payment";
 const CANCELLED: &str = "subscription cancelled";
 
 /// A started subscription, with the API key of its new workspace (shown
-/// once).
+/// once; none when it took back the workspace of a cancelled one).
 #[derive(Debug, Clone)]
 pub struct Started {
     pub subscription: Subscription,
-    pub api_key: String,
+    pub api_key: Option<String>,
 }
 
 /// What changing a subscription's plan did.
@@ -85,42 +89,57 @@ impl Billing {
         let now = self.clock.now_ms();
         let mut tx = self.store.begin().await?;
         let mine = tx.subscriptions_of(&client.id).await?;
-        if let Some(s) = mine.iter().find(|s| s.platform == platform.as_str()) {
-            return Err(BillingError::Conflict(
-                if s.status == SubscriptionStatus::Cancelled {
-                    format!(
-                        "the {} subscription {} was cancelled",
-                        platform.as_str(),
-                        s.id
-                    )
-                } else {
-                    format!(
-                        "you already have a {} subscription ({})",
-                        platform.as_str(),
-                        s.id
-                    )
-                },
-            ));
+        let on_platform: Vec<&Subscription> = mine
+            .iter()
+            .filter(|s| s.platform == platform.as_str())
+            .collect();
+        if let Some(s) = on_platform
+            .iter()
+            .find(|s| s.status != SubscriptionStatus::Cancelled)
+        {
+            return Err(BillingError::Conflict(format!(
+                "you already have a {} subscription ({})",
+                platform.as_str(),
+                s.id
+            )));
         }
-        let ws = self
-            .accounts
-            .create_workspace_in(
-                &mut tx,
-                &format!("{} ({})", client.name, plan.name),
-                plan.daily_quota,
-            )
-            .await?;
-        let key = self
-            .accounts
-            .create_api_key_in(&mut tx, &ws.id, platform)
-            .await?;
+        // A platform's trial is had once; a client who cancelled comes
+        // back to the workspace they had, with its data and keys.
+        let earlier = on_platform.last().map(|s| s.workspace_id.clone());
+        if trial && earlier.is_some() {
+            return Err(BillingError::Conflict(format!(
+                "the {} trial was used: start a paid subscription",
+                platform.as_str()
+            )));
+        }
+        let (ws_id, api_key) = match earlier {
+            Some(ws) => {
+                self.set_quota_in(&mut tx, &ws, &plan).await?;
+                (ws, None)
+            }
+            None => {
+                let ws = self
+                    .accounts
+                    .create_workspace_in(
+                        &mut tx,
+                        &format!("{} ({})", client.name, plan.name),
+                        plan.daily_quota,
+                    )
+                    .await?;
+                let key = self
+                    .accounts
+                    .create_api_key_in(&mut tx, &ws.id, platform)
+                    .await?;
+                (ws.id, Some(key.key))
+            }
+        };
         let mut subscription = Subscription {
             id: format!("sub_{}", random_hex(8)),
             client_id: client.id.clone(),
             platform: platform.as_str().into(),
             plan_id: plan.id.clone(),
             status: SubscriptionStatus::Trial,
-            workspace_id: ws.id.clone(),
+            workspace_id: ws_id.clone(),
             period_start_ms: now,
             period_end_ms: now + i64::from(plan.trial_days) * MS_PER_DAY,
             created_at_ms: now,
@@ -148,26 +167,28 @@ impl Billing {
             subscription.status = SubscriptionStatus::Pending;
             subscription.period_end_ms = now;
             self.accounts
-                .set_suspended_in(&mut tx, &ws.id, Some(AWAITING_PAYMENT.into()))
+                .set_suspended_in(&mut tx, &ws_id, Some(AWAITING_PAYMENT.into()))
                 .await?;
             tx.put_subscription(&subscription).await?;
             let line = self.plan_line(&plan, now, month_after(now));
-            self.issue_in(
-                &mut tx,
-                &client.id,
-                Some(&subscription.id),
-                InvoiceKind::Activation,
-                vec![line],
-            )
-            .await?;
+            let first = self
+                .issue_in(
+                    &mut tx,
+                    &client.id,
+                    Some(&subscription.id),
+                    InvoiceKind::Activation,
+                    vec![line],
+                )
+                .await?;
+            // Paid at once (the client's credit, a free plan): it starts.
+            if first.status == InvoiceStatus::Paid {
+                self.activate_in(&mut tx, &mut subscription, now).await?;
+            }
         }
-        let committed = tx.commit().await;
-        self.accounts.refresh_suspended(&ws.id).await?;
-        committed?;
-        self.events.kick();
+        self.finish(tx, Some(&ws_id), true).await?;
         Ok(Started {
             subscription,
-            api_key: key.key,
+            api_key,
         })
     }
 
@@ -182,11 +203,7 @@ impl Billing {
     /// The invoice line of a plan for a period.
     pub(crate) fn plan_line(&self, plan: &Plan, start_ms: i64, end_ms: i64) -> InvoiceLine {
         InvoiceLine {
-            description: format!(
-                "{} ({}), monthly",
-                plan.name,
-                platform_label(&plan.platform)
-            ),
+            description: format!("{} ({}), monthly", plan.name, platform_name(&plan.platform)),
             sac: self.config.sac_code.clone(),
             period_start_ms: start_ms,
             period_end_ms: end_ms,
@@ -196,49 +213,53 @@ impl Billing {
 
     /// Suspends a subscription and stops its workspace's sending at once
     /// (`service_suspended`, in the same commit). `Ok(None)` when there is
-    /// no such subscription; a suspended or cancelled one stays as it is.
+    /// no such subscription; a cancelled one, or one an operator suspended
+    /// already, stays as it is. An operator's suspension takes over one
+    /// for an unpaid invoice: paying it no longer ends it.
     pub async fn suspend(
         &self,
         id: &str,
         reason: &str,
     ) -> Result<Option<Subscription>, BillingError> {
-        let reason = reason.trim();
-        if reason.is_empty() || reason.len() > 512 || reason.contains(char::is_control) {
-            return Err(invalid("reason", "1 to 512 characters"));
-        }
+        let reason = check_reason(reason)?;
         let mut tx = self.store.begin().await?;
         let Some(mut s) = tx.subscription(id).await? else {
             return Ok(None);
         };
         let changed = self.suspend_in(&mut tx, &mut s, reason, None).await?;
-        self.finish(tx, &s.workspace_id, changed).await?;
+        self.finish(tx, Some(&s.workspace_id), changed).await?;
         Ok(Some(s))
     }
 
-    /// Commits a change of a subscription's workspace, and makes its
-    /// suspension (or its end) take effect whatever the commit's outcome
-    /// (its write may have landed).
+    /// Commits a change that may touch `workspace_id`'s sending, and makes
+    /// its suspension (or its end) take effect whatever the commit's
+    /// outcome (its write may have landed). Unchanged: nothing committed.
     pub(crate) async fn finish(
         &self,
         tx: Txn,
-        workspace_id: &str,
+        workspace_id: Option<&str>,
         changed: bool,
     ) -> Result<(), BillingError> {
-        if !changed {
+        let committed = if changed {
+            tx.commit().await
+        } else {
             drop(tx);
-            self.accounts.refresh_suspended(workspace_id).await?;
-            return Ok(());
+            Ok(())
+        };
+        if let Some(ws) = workspace_id {
+            self.accounts.refresh_suspended(ws).await?;
         }
-        let committed = tx.commit().await;
-        self.accounts.refresh_suspended(workspace_id).await?;
         committed?;
-        self.events.kick();
+        if changed {
+            self.events.kick();
+        }
         Ok(())
     }
 
-    /// Suspends `s` in `tx` unless it is suspended or cancelled already
-    /// (`for_invoice`: the unpaid invoice whose payment ends it); whether
-    /// it changed.
+    /// Suspends `s` in `tx` unless it is cancelled or suspended already
+    /// (`for_invoice`: the unpaid invoice whose payment ends it; `None`:
+    /// an operator's, which takes over a suspension for an invoice);
+    /// whether it changed.
     pub(crate) async fn suspend_in(
         &self,
         tx: &mut Txn,
@@ -246,13 +267,20 @@ impl Billing {
         reason: &str,
         for_invoice: Option<&str>,
     ) -> Result<bool, BillingError> {
-        if matches!(
-            s.status,
-            SubscriptionStatus::Suspended | SubscriptionStatus::Cancelled
-        ) {
+        let take_over = s.status == SubscriptionStatus::Suspended
+            && for_invoice.is_none()
+            && s.suspended_for.is_some();
+        if !take_over
+            && matches!(
+                s.status,
+                SubscriptionStatus::Suspended | SubscriptionStatus::Cancelled
+            )
+        {
             return Ok(false);
         }
-        s.suspended_from = Some(s.status);
+        if !take_over {
+            s.suspended_from = Some(s.status);
+        }
         s.status = SubscriptionStatus::Suspended;
         s.suspension_reason = Some(reason.to_string());
         s.suspended_for = for_invoice.map(str::to_string);
@@ -283,19 +311,42 @@ impl Billing {
         let Some(mut s) = tx.subscription(id).await? else {
             return Ok(None);
         };
-        let changed = self.reactivate_in(&mut tx, &mut s).await?;
-        self.finish(tx, &s.workspace_id, changed).await?;
+        let changed = self
+            .reactivate_in(&mut tx, &mut s, self.clock.now_ms())
+            .await?;
+        self.finish(tx, Some(&s.workspace_id), changed).await?;
         Ok(Some(s))
     }
 
-    /// [`reactivate`](Self::reactivate) in `tx`; whether it changed.
+    /// [`reactivate`](Self::reactivate) in `tx`; whether it changed. An
+    /// invoice of the subscription past its grace keeps it suspended, for
+    /// that invoice.
     pub(crate) async fn reactivate_in(
         &self,
         tx: &mut Txn,
         s: &mut Subscription,
+        now: i64,
     ) -> Result<bool, BillingError> {
         if s.status != SubscriptionStatus::Suspended {
             return Ok(false);
+        }
+        let unpaid = tx.invoices_of(&s.client_id).await?.into_iter().find(|i| {
+            i.subscription_id.as_deref() == Some(&s.id)
+                && i.status == InvoiceStatus::Overdue
+                && self.grace_end(i) <= now
+        });
+        if let Some(unpaid) = unpaid {
+            if s.suspended_for.as_deref() == Some(&unpaid.id) {
+                return Ok(false);
+            }
+            let reason = unpaid_reason(&unpaid.number);
+            s.suspension_reason = Some(reason.clone());
+            s.suspended_for = Some(unpaid.id);
+            tx.put_subscription(s).await?;
+            self.accounts
+                .set_suspended_in(tx, &s.workspace_id, Some(reason))
+                .await?;
+            return Ok(true);
         }
         s.status = s.suspended_from.unwrap_or(SubscriptionStatus::Active);
         s.suspended_from = None;
@@ -325,21 +376,31 @@ impl Billing {
 
     /// Starts the paid service of `s` in `tx` (its first invoice was paid,
     /// or its trial ended): a period of a month from `start_ms`, the
-    /// workspace sends (unless suspended for another reason), and
-    /// `service_activated`.
+    /// workspace sends, and `service_activated`. Under an operator's
+    /// suspension the service starts suspended: it resumes as active.
     pub(crate) async fn activate_in(
         &self,
         tx: &mut Txn,
         s: &mut Subscription,
         start_ms: i64,
     ) -> Result<(), BillingError> {
-        s.status = SubscriptionStatus::Active;
+        let by_operator = s.status == SubscriptionStatus::Suspended && s.suspended_for.is_none();
+        if by_operator {
+            s.suspended_from = Some(SubscriptionStatus::Active);
+        } else {
+            s.status = SubscriptionStatus::Active;
+            s.suspended_from = None;
+            s.suspension_reason = None;
+            s.suspended_for = None;
+        }
         s.period_start_ms = start_ms;
         s.period_end_ms = month_after(start_ms);
         tx.put_subscription(s).await?;
-        self.accounts
-            .set_suspended_in(tx, &s.workspace_id, None)
-            .await?;
+        if !by_operator {
+            self.accounts
+                .set_suspended_in(tx, &s.workspace_id, None)
+                .await?;
+        }
         self.announce(
             tx,
             &s.client_id,
@@ -413,18 +474,19 @@ impl Billing {
             });
         }
         let mut invoice_id = None;
-        if s.status == SubscriptionStatus::Active && now < s.period_end_ms {
-            let amount = prorate(
-                new.price_paise - old_price,
-                now - s.period_start_ms.min(now),
-                s.period_end_ms - s.period_start_ms,
-            );
+        let amount = prorate(
+            new.price_paise - old_price,
+            now - s.period_start_ms.min(now),
+            s.period_end_ms - s.period_start_ms,
+        );
+        // (Nothing to charge: a plan of the same price, or a moment left.)
+        if s.status == SubscriptionStatus::Active && now < s.period_end_ms && amount > 0 {
             let line = InvoiceLine {
                 description: format!(
                     "Upgrade from {} to {} ({}), rest of the period",
                     self.plan_name(&s.plan_id),
                     new.name,
-                    platform_label(&new.platform)
+                    platform_name(&new.platform)
                 ),
                 sac: self.config.sac_code.clone(),
                 period_start_ms: now,
@@ -474,7 +536,9 @@ impl Billing {
     /// Cancels one of `client_id`'s subscriptions (any client's for
     /// `None`, an operator): its workspace stops sending for good, every
     /// record stays, invoices already issued are still owed
-    /// (`service_cancelled`). Cancelling twice changes nothing.
+    /// (`service_cancelled`), but for the first invoice of a start that
+    /// was never paid, which a credit note voids. Cancelling twice changes
+    /// nothing.
     pub async fn cancel(
         &self,
         client_id: Option<&str>,
@@ -490,17 +554,41 @@ impl Billing {
         if s.status == SubscriptionStatus::Cancelled {
             return Ok(s);
         }
+        if is_pending(&s) {
+            let unpaid = tx.invoices_of(&s.client_id).await?.into_iter().find(|i| {
+                i.subscription_id.as_deref() == Some(&s.id)
+                    && i.kind == InvoiceKind::Activation
+                    && matches!(i.status, InvoiceStatus::Open | InvoiceStatus::Overdue)
+            });
+            if let Some(mut first) = unpaid {
+                self.credit_note_in(&mut tx, &mut first, None, "cancelled before it started")
+                    .await?;
+                tx.put_invoice(&first).await?;
+            }
+        }
+        self.cancel_in(&mut tx, &mut s, now).await?;
+        self.finish(tx, Some(&s.workspace_id.clone()), true).await?;
+        Ok(s)
+    }
+
+    /// Cancels `s` in `tx` (see [`cancel`](Self::cancel)).
+    pub(crate) async fn cancel_in(
+        &self,
+        tx: &mut Txn,
+        s: &mut Subscription,
+        now: i64,
+    ) -> Result<(), BillingError> {
         s.status = SubscriptionStatus::Cancelled;
         s.cancelled_at_ms = Some(now);
         s.next_plan_id = None;
         s.suspended_from = None;
         s.suspended_for = None;
-        tx.put_subscription(&s).await?;
+        tx.put_subscription(s).await?;
         self.accounts
-            .set_suspended_in(&mut tx, &s.workspace_id, Some(CANCELLED.into()))
+            .set_suspended_in(tx, &s.workspace_id, Some(CANCELLED.into()))
             .await?;
         self.announce(
-            &mut tx,
+            tx,
             &s.client_id,
             ServiceCancelled {
                 customer_id: s.client_id.clone(),
@@ -508,9 +596,47 @@ impl Billing {
                 cancelled_at: Timestamp(now),
             },
         )
-        .await?;
-        self.finish(tx, &s.workspace_id.clone(), true).await?;
-        Ok(s)
+        .await
+    }
+
+    /// What a paid or voided invoice does to its subscription, in `tx`:
+    /// the first invoice of a pending start starts it when paid (an
+    /// operator's suspension stays, over the started service) and cancels
+    /// it when voided; an invoice a suspension was for ends it (unless
+    /// another past its grace keeps it). The workspace whose sending that
+    /// may change.
+    pub(crate) async fn invoice_settled_in(
+        &self,
+        tx: &mut Txn,
+        invoice: &Invoice,
+        now: i64,
+    ) -> Result<Option<String>, BillingError> {
+        let Some(sid) = &invoice.subscription_id else {
+            return Ok(None);
+        };
+        let Some(mut s) = tx.subscription(sid).await? else {
+            return Ok(None);
+        };
+        let void = invoice.status == InvoiceStatus::Void;
+        let for_this = s.suspended_for.as_deref() == Some(&invoice.id);
+        if is_pending(&s) && invoice.kind == InvoiceKind::Activation {
+            if void {
+                self.cancel_in(tx, &mut s, now).await?;
+            } else {
+                self.activate_in(tx, &mut s, now).await?;
+            }
+            return Ok(Some(s.workspace_id));
+        }
+        if s.status == SubscriptionStatus::Suspended && for_this {
+            self.reactivate_in(tx, &mut s, now).await?;
+            return Ok(Some(s.workspace_id));
+        }
+        Ok(None)
+    }
+
+    /// When an unpaid invoice suspends its subscription.
+    pub(crate) fn grace_end(&self, invoice: &Invoice) -> i64 {
+        invoice.due_at_ms + i64::from(self.config.grace_days) * MS_PER_DAY
     }
 
     /// A client's subscriptions, oldest first.
@@ -544,11 +670,21 @@ pub fn prorate(difference: i64, used_ms: i64, period_ms: i64) -> i64 {
     i64::try_from((exact + period / 2) / period).unwrap_or(i64::MAX)
 }
 
-fn platform_label(platform: &str) -> &'static str {
-    match platform {
-        "telnxo" => "Telnxo",
-        _ => "MigoSMTP",
-    }
+/// A platform as people read it (`MigoSMTP`).
+fn platform_name(platform: &str) -> &'static str {
+    Platform::parse(platform).map_or("Rackwave", Platform::name)
+}
+
+/// Whether `s` waits for its first payment (suspended or not).
+fn is_pending(s: &Subscription) -> bool {
+    s.status == SubscriptionStatus::Pending
+        || (s.status == SubscriptionStatus::Suspended
+            && s.suspended_from == Some(SubscriptionStatus::Pending))
+}
+
+/// Why a subscription is suspended for an unpaid invoice.
+pub(crate) fn unpaid_reason(number: &str) -> String {
+    format!("invoice {number} unpaid")
 }
 
 fn status_word(status: SubscriptionStatus) -> &'static str {

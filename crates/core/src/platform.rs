@@ -21,6 +21,21 @@ impl Platform {
         }
     }
 
+    /// As people read it: `MigoSMTP`, `Telnxo`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Platform::Migosmtp => "MigoSMTP",
+            Platform::Telnxo => "Telnxo",
+        }
+    }
+
+    /// The platform of a `platform_id` of the events (`"1"`, `"2"`).
+    pub fn of_id(id: &str) -> Option<Platform> {
+        [Platform::Migosmtp, Platform::Telnxo]
+            .into_iter()
+            .find(|p| Product::of_platform(*p).platform_id() == id)
+    }
+
     pub fn parse(s: &str) -> Option<Platform> {
         Platform::ALL.into_iter().find(|p| p.as_str() == s)
     }

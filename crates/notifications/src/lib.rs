@@ -257,11 +257,10 @@ pub fn variables(client: &Client, notice: &Notice) -> BTreeMap<String, String> {
             vars.insert(k.clone(), text);
         }
     }
-    let platform = match vars.get("platform_id").map(String::as_str) {
-        Some("2") => "Telnxo",
-        Some("1") => "MigoSMTP",
-        _ => "Rackwave",
-    };
+    let platform = vars
+        .get("platform_id")
+        .and_then(|id| rackwave_core::Platform::of_id(id))
+        .map_or("Rackwave", rackwave_core::Platform::name);
     vars.insert("platform_name".into(), platform.into());
     vars.insert("client_name".into(), client.name.clone());
     vars.insert("client_email".into(), client.email.clone());
@@ -281,7 +280,16 @@ struct Inner {
     templates: Templates,
     from: String,
     hostname: String,
+    /// `[notifications] enabled`: off, notices are forgotten unsent (they
+    /// may hold reset links; they must not pile up).
+    enabled: bool,
+    /// Passes that failed on a notice, by its number.
+    failures: std::sync::Mutex<HashMap<u64, u32>>,
 }
+
+/// Passes a notice may fail (its client or invoice unreadable) before it
+/// is given up, so one bad record does not hold up the others.
+const MAX_FAILURES: u32 = 5;
 
 /// Why a pass stopped.
 #[derive(Debug, thiserror::Error)]
@@ -317,6 +325,8 @@ impl Notifier {
                     .clone()
                     .unwrap_or_else(|| format!("Rackwave <notifications@{hostname}>")),
                 hostname: hostname.to_string(),
+                enabled: config.enabled,
+                failures: Default::default(),
             }),
         }
     }
@@ -354,13 +364,41 @@ impl Notifier {
                 return Ok(handled);
             }
             for (seq, notice) in batch {
-                self.mail(&notice).await?;
+                if self.inner.enabled {
+                    if let Err(e) = self.mail(&notice).await {
+                        if !self.give_up(seq, &notice, &e) {
+                            return Err(e);
+                        }
+                    }
+                }
                 let mut tx = self.inner.store.begin().await?;
                 tx.delete_notice(seq).await?;
                 tx.commit_eventually().await?;
                 handled += 1;
             }
         }
+    }
+
+    /// Counts a failed pass on a notice; whether it is given up (logged).
+    /// A busy intake never gives one up.
+    fn give_up(&self, seq: u64, notice: &Notice, e: &NotifyError) -> bool {
+        if matches!(e, NotifyError::Busy(_)) {
+            return false;
+        }
+        let mut failures = self
+            .inner
+            .failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let n = failures.entry(seq).or_default();
+        *n += 1;
+        if *n < MAX_FAILURES {
+            return false;
+        }
+        failures.remove(&seq);
+        tracing::error!(seq, kind = %notice.kind, client = %notice.client_id, error = %e,
+            "notification given up after {MAX_FAILURES} failed passes");
+        true
     }
 
     /// Sends one notice, or decides it cannot ever be sent (logged).

@@ -455,6 +455,10 @@ pub struct PasswordReset {
     pub digest: String,
     pub client_id: String,
     pub expires_at_ms: i64,
+    /// The client's session epoch when it was asked for: a password
+    /// change or reset since voids it.
+    #[serde(default)]
+    pub epoch: u64,
 }
 
 /// Someone at a client who receives its notifications.

@@ -336,6 +336,7 @@ async fn clients(store: &Store) {
         digest: "cd".repeat(32),
         client_id: "cus_1".into(),
         expires_at_ms: 5,
+        epoch: 1,
     };
     let mut tx = store.begin().await.unwrap();
     tx.put_password_reset(&reset).await.unwrap();

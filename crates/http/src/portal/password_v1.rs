@@ -77,11 +77,14 @@ pub(crate) async fn reset(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<ResetRequest>,
 ) -> Result<StatusCode, ApiError> {
-    state
-        .clients
-        .request_reset(&req.email)
-        .await
-        .map_err(refused)?;
+    // In the background: a known address's work (a durable commit) and
+    // an unknown one's take the same time to answer.
+    let clients = state.clients.clone();
+    tokio::spawn(async move {
+        if let Err(e) = clients.request_reset(&req.email).await {
+            tracing::warn!(error = %e, "password reset not queued");
+        }
+    });
     Ok(StatusCode::ACCEPTED)
 }
 

@@ -94,7 +94,7 @@ pub(crate) async fn create(
         .map_err(refused)?;
     Ok((
         StatusCode::CREATED,
-        Json(view(&state, started.subscription, Some(started.api_key))),
+        Json(view(&state, started.subscription, started.api_key)),
     ))
 }
 
