@@ -1,10 +1,12 @@
 //! A billing run over many active subscriptions, all due for renewal:
 //! each gets its renewal invoice (numbered, with GST), its
-//! `invoice_created` event and its notification queued. The shipped
-//! configuration (`config.toml`), with the data directory in a temporary
-//! directory, loopback port 0, and the periodic cycle and the notifier off
-//! so that the run measured is the one asked for over HTTP
-//! (`POST /admin/v1/billing/run`). The clients, workspaces and
+//! `invoice_created` event and its notification queued, while the
+//! notification engine mails them (with the invoice PDF) through the
+//! intake. The shipped configuration (`config.toml`), with the data
+//! directory in a temporary directory, loopback port 0, the periodic cycle
+//! off so that the run measured is the one asked for over HTTP
+//! (`POST /admin/v1/billing/run`), and delivery off (the emails stay
+//! queued: `example.test` is nobody's). The clients, workspaces and
 //! subscriptions are written straight into the database before the server
 //! opens it (signing 100,000 clients up would measure argon2). A second
 //! run must create nothing.
@@ -66,7 +68,10 @@ async fn main() {
     config.http.listen = "127.0.0.1:0".parse().unwrap();
     config.inbound.listen = None;
     config.billing.cycle_secs = 0;
-    config.notifications.enabled = false;
+    config.delivery.enabled = false;
+    // NOTIFICATIONS_OFF=1: the run alone (notices are dropped unsent).
+    let mailing = std::env::var_os("NOTIFICATIONS_OFF").is_none();
+    config.notifications.enabled = mailing;
     let plan = config
         .billing
         .plans
@@ -148,6 +153,7 @@ async fn main() {
         .await
         .expect("server starts");
     let (rss_before, _) = memory_mb();
+    let started = Instant::now();
     let (report, secs) = run(&server).await;
     let (rss_after, peak) = memory_mb();
     println!(
@@ -158,5 +164,32 @@ async fn main() {
     let (again, secs) = run(&server).await;
     println!("run 2: {secs:.2} s; {again}");
     assert_eq!(again["invoiced"], 0, "a second run creates nothing");
+    // Until every invoice's email is queued for delivery.
+    let mailed = |v: &Value| v["depth"].as_u64().unwrap_or(0);
+    if mailing {
+        wait_for_mail(&server, n as u64, started, mailed).await;
+    }
     server.shutdown().await;
+}
+
+/// Waits until the queue holds `n` messages; says when and how much memory.
+async fn wait_for_mail(server: &Server, n: u64, started: Instant, mailed: impl Fn(&Value) -> u64) {
+    loop {
+        let resp = reqwest::Client::new()
+            .get(format!("http://{}/admin/v1/queue", server.http_addr))
+            .bearer_auth(&server.admin_token)
+            .send()
+            .await
+            .expect("queue");
+        let queue: Value = resp.json().await.expect("queue");
+        if mailed(&queue) >= n {
+            let (rss, peak) = memory_mb();
+            println!(
+                "all {n} notification emails queued {:.1} s after run 1 started; RSS {rss:.0} MB, peak after run 1 {peak:.0} MB",
+                started.elapsed().as_secs_f64()
+            );
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
