@@ -188,6 +188,10 @@ pub struct HttpConfig {
     /// limit), and at once after a quiet spell.
     pub rate_limit_per_second: u32,
     pub rate_limit_burst: u32,
+    /// The portal's anonymous calls (sign-up, login, password resets) a
+    /// minute from one address (IPv6: one /64), and as many at once; 0:
+    /// no limit.
+    pub portal_rate_limit_per_minute: u32,
     /// The address people reach this HTTP plane at (`https://portal.example.com`),
     /// for links in emails (password resets). Unset: `http://<listen>`.
     pub public_url: Option<String>,
@@ -217,6 +221,7 @@ impl Default for HttpConfig {
             rate_limit_per_second: 1000,
             rate_limit_burst: 2000,
             public_url: None,
+            portal_rate_limit_per_minute: 30,
         }
     }
 }

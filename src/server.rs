@@ -334,6 +334,7 @@ impl Server {
                 &config.http.public_url(http_addr),
             ),
             billing,
+            portal_rate_limit_per_minute: config.http.portal_rate_limit_per_minute,
             rate_limit: rackwave_http::RateLimit {
                 per_second: config.http.rate_limit_per_second,
                 burst: config.http.rate_limit_burst,

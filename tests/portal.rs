@@ -922,3 +922,33 @@ async fn cookie_changes_need_the_csrf_token() {
         "{e}"
     );
 }
+
+/// The anonymous calls (sign-up, login, password resets) are limited per
+/// client address: 30 a minute, then `429` with `Retry-After`, until the
+/// bucket refills.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_calls_are_limited_per_address() {
+    let ts = start().await;
+    let mut statuses = Vec::new();
+    for _ in 0..31 {
+        statuses.push(ask_reset(&ts, "nobody@example.test").await);
+    }
+    assert!(statuses[..30].iter().all(|s| *s == 202), "{statuses:?}");
+    let resp = reqwest::Client::new()
+        .post(format!("{}/portal/v1/login", ts.http))
+        .json(&json!({"email": "nobody@example.test", "password": "whatever it is"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    assert!(resp.headers().contains_key("retry-after"));
+    ts.clock.advance_ms(60_000);
+    assert_eq!(ask_reset(&ts, "nobody@example.test").await, 202);
+    // The price list is not one of them.
+    for _ in 0..40 {
+        assert_eq!(
+            portal(&ts, "GET", "/portal/v1/plans", "", None).await.0,
+            200
+        );
+    }
+}

@@ -65,6 +65,7 @@ pub struct AppState {
     /// Idempotent requests being carried out in this process.
     idempotency_running: idempotency::Running,
     rate_limit: RateLimit,
+    portal_rate_limit_per_minute: u32,
     send: SendSettings,
     /// DNS lookups and the expected records of sending domains.
     dns: DnsLookup,
@@ -97,6 +98,9 @@ pub struct Parts {
     pub store: Store,
     /// Of each key of the platform APIs.
     pub rate_limit: RateLimit,
+    /// The portal's anonymous calls a minute per client address (0: no
+    /// limit).
+    pub portal_rate_limit_per_minute: u32,
     pub dns: DnsLookup,
     pub dns_setup: DnsSetup,
     /// Opens and clicks from these networks are a machine's
@@ -131,6 +135,7 @@ impl AppState {
             store: parts.store,
             idempotency_running: Default::default(),
             rate_limit: parts.rate_limit,
+            portal_rate_limit_per_minute: parts.portal_rate_limit_per_minute,
             dns: parts.dns,
             dns_setup: parts.dns_setup,
             machine_networks: Arc::new(parts.machine_networks),
@@ -270,14 +275,20 @@ fn routes(limits: BodyLimits) -> OpenApiRouter<AppState> {
                 .layer(DefaultBodyLimit::max(limits.json)),
         )
         .merge(
+            // Anonymous: limited per client address.
             OpenApiRouter::new()
                 .routes(routes!(portal::account_v1::signup))
                 .routes(routes!(portal::account_v1::login))
+                .routes(routes!(portal::password_v1::reset))
+                .routes(routes!(portal::password_v1::confirm))
+                .route_layer(middleware::from_fn(rate_limit::limit_address))
+                .layer(DefaultBodyLimit::max(limits.json)),
+        )
+        .merge(
+            OpenApiRouter::new()
                 .routes(routes!(portal::account_v1::logout))
                 .routes(routes!(portal::account_v1::me, portal::account_v1::update))
                 .routes(routes!(portal::password_v1::change))
-                .routes(routes!(portal::password_v1::reset))
-                .routes(routes!(portal::password_v1::confirm))
                 .routes(routes!(portal::plans_v1::list))
                 .routes(routes!(
                     portal::subscriptions_v1::create,
@@ -307,6 +318,10 @@ pub fn router(state: AppState, limits: BodyLimits) -> axum::Router {
     let doc = Arc::new(doc);
     let admin_token = extract::AdminToken(state.admin_token_digest.clone());
     let limiter = rate_limit::RateLimiter::new(state.rate_limit, state.clock.clone());
+    let by_address = rate_limit::AddressLimiter(rate_limit::RateLimiter::per_minute(
+        state.portal_rate_limit_per_minute,
+        state.clock.clone(),
+    ));
     router
         .route(
             "/openapi.json",
@@ -319,6 +334,7 @@ pub fn router(state: AppState, limits: BodyLimits) -> axum::Router {
         .layer(DefaultBodyLimit::max(limits.json))
         .layer(axum::Extension(admin_token))
         .layer(axum::Extension(limiter))
+        .layer(axum::Extension(by_address))
         .layer(middleware::from_fn(error::json_errors))
         .with_state(state)
 }

@@ -9,6 +9,11 @@
 //! bucket, but a guesser trying a new token each time gets a new bucket:
 //! this limits keys, not clients). Idle buckets are dropped when there are
 //! many.
+//!
+//! The portal's anonymous calls (sign-up, login, password resets) are
+//! limited per client address instead (`[http]
+//! portal_rate_limit_per_minute`; IPv6 per /64), so one address cannot
+//! create accounts or mail reset links without end.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -38,9 +43,15 @@ pub struct RateLimit {
 #[derive(Clone)]
 pub(crate) struct RateLimiter {
     limit: RateLimit,
+    /// Tokens a second.
+    rate: f64,
     clock: Clock,
     buckets: Arc<Mutex<HashMap<[u8; 32], Bucket>>>,
 }
+
+/// The limiter of the portal's anonymous calls, per client address.
+#[derive(Clone)]
+pub(crate) struct AddressLimiter(pub(crate) RateLimiter);
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
@@ -61,14 +72,28 @@ struct Decision {
 impl RateLimiter {
     pub(crate) fn new(limit: RateLimit, clock: Clock) -> RateLimiter {
         RateLimiter {
+            rate: f64::from(limit.per_second),
             limit,
             clock,
             buckets: Arc::default(),
         }
     }
 
+    /// `per_minute` requests a minute, as many at once (0: no limit).
+    pub(crate) fn per_minute(per_minute: u32, clock: Clock) -> RateLimiter {
+        RateLimiter {
+            rate: f64::from(per_minute) / 60.0,
+            limit: RateLimit {
+                per_second: per_minute.div_ceil(60),
+                burst: per_minute,
+            },
+            clock,
+            buckets: Arc::default(),
+        }
+    }
+
     fn take(&self, id: [u8; 32]) -> Decision {
-        let rate = f64::from(self.limit.per_second);
+        let rate = self.rate;
         let burst = f64::from(self.limit.burst.max(1));
         let now = self.clock.now_ms();
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
@@ -133,6 +158,41 @@ pub(crate) async fn limit(req: Request, next: Next) -> Response {
     );
     set(headers, "ratelimit-reset", decision.reset_secs);
     response
+}
+
+/// The middleware of the portal's anonymous calls (see the module docs).
+pub(crate) async fn limit_address(req: Request, next: Next) -> Response {
+    let limiter = req.extensions().get::<AddressLimiter>().cloned();
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let (Some(AddressLimiter(limiter)), Some(ip)) = (limiter, peer) else {
+        return next.run(req).await;
+    };
+    if limiter.limit.burst == 0 {
+        return next.run(req).await;
+    }
+    // IPv6 per /64: one host has a whole prefix to hop in.
+    let key = match ip {
+        std::net::IpAddr::V4(v4) => v4.octets().to_vec(),
+        std::net::IpAddr::V6(v6) => v6.octets()[..8].to_vec(),
+    };
+    let decision = limiter.take(Sha256::digest(&key).into());
+    if decision.allowed {
+        return next.run(req).await;
+    }
+    let mut r = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!(
+            "too many sign-ups, logins or resets from this address; retry after {} s",
+            decision.retry_secs
+        ),
+    )
+    .into_response();
+    set(r.headers_mut(), "retry-after", decision.retry_secs);
+    r
 }
 
 fn set(headers: &mut HeaderMap, name: &'static str, value: u64) {
