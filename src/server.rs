@@ -303,6 +303,12 @@ impl Server {
                 shutdown.subscribe(),
             ));
         }
+        let clients = rackwave_billing::Clients::new(
+            store.clone(),
+            clock.clone(),
+            config.smtp.auth_guard(clock.clone()),
+            &config.http.public_url(http_addr),
+        );
         let state = rackwave_http::AppState::new(rackwave_http::Parts {
             accounts: accounts.clone(),
             domains,
@@ -327,12 +333,7 @@ impl Server {
                 tracking_target: tracking_host(&tracking.base_url),
             },
             machine_networks: config.tracking.machine_networks.clone(),
-            clients: rackwave_billing::Clients::new(
-                store.clone(),
-                clock.clone(),
-                config.smtp.auth_guard(clock.clone()),
-                &config.http.public_url(http_addr),
-            ),
+            clients: clients.clone(),
             billing,
             portal_rate_limit_per_minute: config.http.portal_rate_limit_per_minute,
             rate_limit: rackwave_http::RateLimit {
@@ -344,6 +345,7 @@ impl Server {
                 max_attachment_bytes: config.http.max_attachment_bytes,
             },
         });
+        tasks.spawn(forget_expired_logins(clients.clone(), shutdown.subscribe()));
         tasks.spawn(rackwave_http::idempotency::forget_old_keys(
             store.clone(),
             clock.clone(),
@@ -454,6 +456,23 @@ async fn billing_cycle(
                 "billing cycle"
             ),
             Err(e) => tracing::warn!(error = %e, "billing cycle failed; next in a minute"),
+        }
+    }
+}
+
+/// Every hour until shutdown: expired portal logins and reset links are
+/// deleted (a lapsed one is refused anyway; this keeps the store small).
+async fn forget_expired_logins(
+    clients: rackwave_billing::Clients,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        if let Err(e) = clients.forget_expired().await {
+            tracing::warn!(error = %e, "forgetting expired portal logins failed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
         }
     }
 }

@@ -461,6 +461,21 @@ impl Clients {
             .filter(|c| c.session_epoch == session.epoch))
     }
 
+    /// Deletes the logins and reset links that have expired, a batch per
+    /// transaction; how many.
+    pub async fn forget_expired(&self) -> Result<u64, BillingError> {
+        let mut forgotten = 0;
+        loop {
+            let mut tx = self.store.begin().await?;
+            let (n, more) = tx.prune_client_tokens(self.clock.now_ms(), 1000).await?;
+            tx.commit_eventually().await?;
+            forgotten += n;
+            if !more {
+                return Ok(forgotten);
+            }
+        }
+    }
+
     /// Ends a session; whether it existed.
     pub async fn log_out(&self, token: &str) -> Result<bool, BillingError> {
         let mut tx = self.store.begin().await?;

@@ -351,6 +351,40 @@ async fn clients(store: &Store) {
     tx.commit().await.unwrap();
     assert_eq!(store.password_reset(&reset.digest).await.unwrap(), None);
 
+    // Expired logins and reset links are pruned, a batch at a time.
+    let mut tx = store.begin().await.unwrap();
+    for (i, expires) in [10, 20, 30].into_iter().enumerate() {
+        tx.put_client_session(&ClientSession {
+            digest: format!("{i:064}"),
+            client_id: "cus_1".into(),
+            created_at_ms: 1,
+            expires_at_ms: expires,
+            epoch: 0,
+        })
+        .await
+        .unwrap();
+    }
+    tx.put_password_reset(&PasswordReset {
+        expires_at_ms: 15,
+        ..reset.clone()
+    })
+    .await
+    .unwrap();
+    assert_eq!(tx.prune_client_tokens(20, 2).await.unwrap(), (2, true));
+    assert_eq!(tx.prune_client_tokens(20, 2).await.unwrap(), (1, false));
+    tx.commit().await.unwrap();
+    assert!(store
+        .client_session(&format!("{:064}", 2))
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store
+        .client_session(&format!("{:064}", 0))
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(store.password_reset(&reset.digest).await.unwrap(), None);
+
     // Subscriptions: by id, listed per client oldest first; the client of
     // one never changes.
     let sub = |id: &str, client: &str, at: i64| Subscription {

@@ -1203,6 +1203,35 @@ impl Writes for SledTxn {
         Ok(true)
     }
 
+    async fn prune_client_tokens(&mut self, now_ms: i64, limit: usize) -> Result<(u64, bool)> {
+        // Few enough to walk whole (one per login of the last 14 days, one
+        // per reset link of the last hour); no time index to keep.
+        #[derive(Deserialize)]
+        struct Expiring {
+            expires_at_ms: i64,
+        }
+        let mut expired = Vec::new();
+        for family in [keys::CLIENT_SESSION, keys::PASSWORD_RESET] {
+            for (key, raw) in self.scan_prefix(family)? {
+                let e: Expiring = decode(&key, &raw)?;
+                if e.expires_at_ms <= now_ms {
+                    expired.push(key);
+                    if expired.len() == limit {
+                        break;
+                    }
+                }
+            }
+            if expired.len() == limit {
+                break;
+            }
+        }
+        let n = expired.len();
+        for key in expired {
+            self.remove(key);
+        }
+        Ok((n as u64, n == limit))
+    }
+
     async fn queue_notice(&mut self, notice: &Notice) -> Result<u64> {
         let seq = self.cursor(keys::NOTICE_SEQ).await? + 1;
         self.set_cursor(keys::NOTICE_SEQ, seq).await?;
