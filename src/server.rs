@@ -111,11 +111,15 @@ impl Server {
         registry.register_collector(Box::new(SpoolCollector(spool.clone())));
         let accounts = Accounts::new(store.clone(), clock.clone());
         // Before any listener: a suspended workspace sends nothing, from
-        // the first connection on.
+        // the first connection on, and nothing it queued before goes out.
         accounts
             .load_suspended()
             .await
             .map_err(|e| storage(rackwave_store::StoreError::Unavailable(e.to_string())))?;
+        {
+            let accounts = accounts.clone();
+            spool.hold_lanes(Arc::new(move |ws| accounts.is_suspended(ws)));
+        }
         let domains = Domains::new(store.clone(), accounts.clone(), clock.clone());
         let suppressions = Suppressions::new(store.clone(), clock.clone());
         let admin_token = admin_token(&config, &data)?;

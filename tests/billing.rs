@@ -855,3 +855,70 @@ async fn suspensions_and_payments_meet() {
     let bob = log_in(&ts, "bob@example.test").await;
     assert_eq!(status(bob).await["status"], "active");
 }
+
+/// A suspended workspace sends nothing, not even what it queued before:
+/// its deferred message is not tried again while it is suspended, and is
+/// delivered once it is reactivated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_workspace_s_queued_mail_waits() {
+    use rackwave_bench::sink::{Action, Script};
+    use rackwave_testkit::delivery::scripted_rig;
+
+    // (Only Fay's first try: the sink also plays ada@example.test's MX,
+    // which gets her notifications.)
+    let script = Script::default()
+        .on_rcpt_containing("fay@", Action::reply("421 4.7.0 Try again later"))
+        .times(1);
+    let r = scripted_rig(43, script, |c| {
+        billing(c);
+        c.delivery.retry_schedule_secs = vec![300];
+    })
+    .await;
+    let ts = &r.ts;
+    let (_, ada) = sign_up(ts, "ada@example.test", "27", None).await;
+    let body = json!({"platform": "migosmtp", "plan": "mail", "trial": true});
+    let (_, sub) = subscribe(ts, &ada, body).await;
+    let account = account_of(ts, &sub, "ada-app").await;
+    let mut smtp = ts.authed(&account).await;
+    let reply = smtp
+        .send_mail(
+            "news@ada.test",
+            &["fay@example.test"],
+            &message("news@ada.test", "fay@example.test", "held", "Hello."),
+        )
+        .await;
+    assert_eq!(reply.code, 250, "{reply:?}");
+    let qid = queue_id(&reply);
+    r.wait(&qid, &["deferred"]).await;
+    let suspend = format!(
+        "/admin/v1/subscriptions/{}/suspend",
+        sub["id"].as_str().unwrap()
+    );
+    let why = json!({"reason": "abuse report"});
+    assert_eq!(ts.admin("POST", &suspend, Some(why)).await.0, 200);
+    // Its retry is due; nothing is tried while it is suspended.
+    ts.clock.advance_ms(600_000);
+    for _ in 0..20 {
+        r.kick();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let msg = r.wait(&qid, &["deferred"]).await.remove(0);
+    let attempts = msg["delivery_attempts"].as_array().map(Vec::len);
+    assert_eq!(attempts, Some(1), "not tried again: {msg}");
+    let to_fay = || {
+        r.sinks[0]
+            .received()
+            .iter()
+            .filter(|m| m.rcpt_to.iter().any(|t| t.contains("fay@")))
+            .count()
+    };
+    assert_eq!(to_fay(), 0);
+    // Reactivated: delivered.
+    let reactivate = format!(
+        "/admin/v1/subscriptions/{}/reactivate",
+        sub["id"].as_str().unwrap()
+    );
+    assert_eq!(ts.admin("POST", &reactivate, None).await.0, 200);
+    r.wait(&qid, &["delivered"]).await;
+    assert_eq!(to_fay(), 1);
+}

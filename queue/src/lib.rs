@@ -179,6 +179,9 @@ pub struct Spool {
     inner: Arc<Inner>,
 }
 
+/// Whether a workspace's mail is held (see [`Spool::hold_lanes`]).
+pub type HeldLanes = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
 struct Inner {
     tree: sled::Tree,
     bodies: Arc<bodies::BodyFiles>,
@@ -186,6 +189,9 @@ struct Inner {
     /// The lane that got the most recent message from `lease`; the next
     /// call starts with the lane after it. Locked only while `leased` is.
     last_lane: Mutex<Option<String>>,
+    /// Which workspaces may not send now (suspended): their lanes are
+    /// not leased ([`Spool::hold_lanes`]).
+    held: Mutex<Option<HeldLanes>>,
     /// Where the walk adding old finished records to the retention index
     /// goes on (see [`Spool::index_finished`]).
     index_cursor: Mutex<Option<Vec<u8>>>,
@@ -309,6 +315,7 @@ impl Spool {
                 bodies: body_files,
                 shared,
                 last_lane: Mutex::new(None),
+                held: Mutex::new(None),
                 index_cursor: Mutex::new(None),
                 tx: Some(tx),
                 writer: Some(handle),
@@ -369,6 +376,15 @@ impl Spool {
     /// no one is working on those messages, so they must be leasable again
     /// without any recovery step. Each lease must end in exactly one of
     /// [`settle`](Self::settle) or [`release`](Self::release).
+    /// Sets which workspaces may not send now: their mail stays queued and
+    /// due, untouched, and is leased again as soon as `held` says no (a
+    /// suspended account sends nothing, not even what it queued before).
+    /// The check is per lane, so a held workspace costs the others
+    /// nothing.
+    pub fn hold_lanes(&self, held: HeldLanes) {
+        *lock(&self.inner.held) = Some(held);
+    }
+
     pub fn lease(&self, now_ms: i64, limit: usize) -> Result<Vec<MessageRecord>, SpoolError> {
         self.lease_where(now_ms, limit, |_| true)
     }
@@ -398,6 +414,8 @@ impl Spool {
         // same message.
         let mut leased = lock(&shared.leased);
         let mut last_lane = lock(&self.inner.last_lane);
+        let held = lock(&self.inner.held).clone();
+        let open = |ws: &str| held.as_ref().is_none_or(|h| !h(ws));
 
         // Snapshot of the lanes that may have something due, in workspace
         // order rotated to start after the last lane served.
@@ -407,7 +425,7 @@ impl Spool {
             table
                 .map
                 .iter()
-                .filter(|(_, lane)| lane.next_due_hint <= now_ms)
+                .filter(|(ws, lane)| lane.next_due_hint <= now_ms && open(ws))
                 .map(|(ws, lane)| LaneScan {
                     ws: ws.clone(),
                     version: lane.version,
