@@ -660,27 +660,19 @@ fn request_for(cmd: &AdminCommand) -> (reqwest::Method, String, Option<Value>) {
                 cursor,
                 limit,
             } = f.as_ref();
-            let limit = limit.map(|l| l.to_string());
-            let query: Vec<String> = [
-                ("workspace", workspace.as_deref()),
-                ("to", to.as_deref()),
-                ("status", status.as_deref()),
-                ("queue_id", queue_id.as_deref()),
-                ("from", from.as_deref()),
-                ("tag", tag.as_deref()),
-                ("since", since.as_deref()),
-                ("until", until.as_deref()),
-                ("cursor", cursor.as_deref()),
-                ("limit", limit.as_deref()),
-            ]
-            .into_iter()
-            .filter_map(|(k, v)| v.map(|v| format!("{k}={}", enc(v))))
-            .collect();
-            (
-                Method::GET,
-                format!("/admin/v1/messages?{}", query.join("&")),
-                None,
-            )
+            let query = query(&[
+                ("workspace", workspace.clone()),
+                ("to", to.clone()),
+                ("status", status.clone()),
+                ("queue_id", queue_id.clone()),
+                ("from", from.clone()),
+                ("tag", tag.clone()),
+                ("since", since.clone()),
+                ("until", until.clone()),
+                ("cursor", cursor.clone()),
+                ("limit", limit.map(|l| l.to_string())),
+            ]);
+            (Method::GET, format!("/admin/v1/messages{query}"), None)
         }
         AdminCommand::Messages(MessagesCmd::Send { workspace, .. }) => (
             Method::POST,

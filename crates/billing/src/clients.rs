@@ -202,7 +202,7 @@ impl Clients {
         ip: IpAddr,
     ) -> Result<String, LoginRefused> {
         check_password("new_password", new).map_err(LoginRefused::Failed)?;
-        let (_, _) = self.log_in(&client.email, current, ip).await?;
+        self.credentials(&client.email, current, ip).await?;
         let hash = hash_password(new)
             .await
             .map_err(|e| LoginRefused::Failed(e.into()))?;
@@ -395,6 +395,25 @@ impl Clients {
         password: &str,
         ip: IpAddr,
     ) -> Result<(Client, String), LoginRefused> {
+        let client = self.credentials(email, password, ip).await?;
+        let failed = |e: BillingError| LoginRefused::Failed(e);
+        let mut tx = self.store.begin().await.map_err(|e| failed(e.into()))?;
+        let token = self
+            .open_session_in(&mut tx, &client)
+            .await
+            .map_err(failed)?;
+        tx.commit().await.map_err(|e| failed(e.into()))?;
+        Ok((client, token))
+    }
+
+    /// The client whose email and password these are, checked like a
+    /// login from `ip` (its delay and lockout), without opening a session.
+    async fn credentials(
+        &self,
+        email: &str,
+        password: &str,
+        ip: IpAddr,
+    ) -> Result<Client, LoginRefused> {
         // One attempt at a time per client address, so each sees the
         // failures before it (a parallel burst is no more guesses).
         let _turn = self.guard.turn(ip).await;
@@ -412,18 +431,11 @@ impl Clients {
         let ok = verify_password(hash, password)
             .await
             .map_err(|e| failed(e.into()))?;
-        let Some(client) = client.filter(|_| ok) else {
-            return Err(LoginRefused::Credentials {
+        client
+            .filter(|_| ok)
+            .ok_or_else(|| LoginRefused::Credentials {
                 delay: self.guard.failed(ip),
-            });
-        };
-        let mut tx = self.store.begin().await.map_err(|e| failed(e.into()))?;
-        let token = self
-            .open_session_in(&mut tx, &client)
-            .await
-            .map_err(failed)?;
-        tx.commit().await.map_err(|e| failed(e.into()))?;
-        Ok((client, token))
+            })
     }
 
     /// A new session of `client`'s current epoch, in `tx`; its token.

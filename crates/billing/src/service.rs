@@ -64,13 +64,12 @@ impl Billing {
         client_id: &str,
         data: impl Into<EventData>,
     ) -> Result<(), BillingError> {
-        let stored = self.events.emit_in(tx, client_id, data).await?;
-        // The template sees exactly what the webhook carries.
-        let envelope: serde_json::Value =
-            serde_json::from_str(stored.event.get()).unwrap_or_default();
-        let kind = envelope["event"].as_str().unwrap_or_default().to_string();
-        self.notify_in(tx, client_id, &kind, envelope["data"].clone())
-            .await
+        let data = data.into();
+        // The template sees exactly the data the webhook carries.
+        let kind = data.event_type().as_str();
+        let json = serde_json::to_value(&data).unwrap_or_default();
+        self.events.emit_in(tx, client_id, data).await?;
+        self.notify_in(tx, client_id, kind, json).await
     }
 
     /// Queues an email to `client_id`'s contacts in `tx` (`kind` picks

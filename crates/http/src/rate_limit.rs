@@ -133,17 +133,13 @@ pub(crate) async fn limit(req: Request, next: Next) -> Response {
     let mut response = if decision.allowed {
         next.run(req).await
     } else {
-        let mut r = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+        too_many(
             format!(
                 "more than {} requests a second with this key; retry after {} s",
                 limiter.limit.per_second, decision.retry_secs
             ),
+            decision.retry_secs,
         )
-        .into_response();
-        set(r.headers_mut(), "retry-after", decision.retry_secs);
-        r
     };
     let headers = response.headers_mut();
     set(
@@ -182,16 +178,20 @@ pub(crate) async fn limit_address(req: Request, next: Next) -> Response {
     if decision.allowed {
         return next.run(req).await;
     }
-    let mut r = ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "rate_limited",
+    too_many(
         format!(
             "too many sign-ups, logins or resets from this address; retry after {} s",
             decision.retry_secs
         ),
+        decision.retry_secs,
     )
-    .into_response();
-    set(r.headers_mut(), "retry-after", decision.retry_secs);
+}
+
+/// `429` saying `message`, with `Retry-After`.
+fn too_many(message: String, retry_secs: u64) -> Response {
+    let mut r =
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message).into_response();
+    set(r.headers_mut(), "retry-after", retry_secs);
     r
 }
 
