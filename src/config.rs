@@ -53,6 +53,7 @@ pub struct Config {
     pub inbound: InboundConfig,
     pub billing: BillingConfig,
     pub notifications: rackwave_notifications::NotificationsConfig,
+    pub telnxo: rackwave_telnxo::TelnxoConfig,
 }
 
 /// `[tracking]`: the links MigoSMTP puts in messages for their recipients
@@ -287,6 +288,7 @@ impl Config {
             config.tracking.check(),
             config.inbound.check(),
             config.billing.check(),
+            config.telnxo.check(),
             rackwave_notifications::Templates::load(config.notifications.templates_dir.as_deref())
                 .map(|_| ()),
         ]

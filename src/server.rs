@@ -74,6 +74,8 @@ pub struct Server {
     /// The event log and webhook emitter (`kick()` it after moving a
     /// manual clock).
     pub events: Events,
+    /// The Telnxo platform (`kick()` it after moving a manual clock).
+    pub telnxo: rackwave_telnxo::Telnxo,
     store: Store,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
@@ -313,7 +315,16 @@ impl Server {
             config.smtp.auth_guard(clock.clone()),
             &config.http.public_url(http_addr),
         );
+        let telnxo = rackwave_telnxo::Telnxo::start(
+            store.clone(),
+            events.clone(),
+            clock.clone(),
+            config.telnxo.clone(),
+            shutdown.subscribe(),
+            &mut tasks,
+        );
         let state = rackwave_http::AppState::new(rackwave_http::Parts {
+            telnxo: telnxo.clone(),
             accounts: accounts.clone(),
             domains,
             suppressions,
@@ -387,6 +398,7 @@ impl Server {
             clock,
             delivery,
             events,
+            telnxo,
             store,
             shutdown,
             tasks,

@@ -150,16 +150,36 @@ pub(crate) struct AdminToken(pub(crate) Arc<[u8; 32]>);
 /// Middleware guarding `/admin/v1`: the admin token, compared in constant
 /// time (as digests, so the length does not leak either).
 pub(crate) async fn require_admin(req: Request, next: Next) -> Result<Response, ApiError> {
-    let presented = bearer(req.headers()).ok_or_else(ApiError::unauthorized)?;
+    check_admin(req.headers(), req.extensions())?;
+    Ok(next.run(req).await)
+}
+
+fn check_admin(
+    headers: &axum::http::HeaderMap,
+    extensions: &axum::http::Extensions,
+) -> Result<(), ApiError> {
+    let presented = bearer(headers).ok_or_else(ApiError::unauthorized)?;
     let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-    let expected = req
-        .extensions()
+    let expected = extensions
         .get::<AdminToken>()
         .ok_or_else(ApiError::unauthorized)?;
     if !bool::from(digest.ct_eq(&*expected.0)) {
         return Err(ApiError::unauthorized());
     }
-    Ok(next.run(req).await)
+    Ok(())
+}
+
+/// The operator, by the admin token, on a route outside `/admin/v1` (a
+/// platform resource the operator manages, such as Telnxo's numbers).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Operator;
+
+impl<S: Send + Sync> FromRequestParts<S> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        check_admin(&parts.headers, &parts.extensions).map(|()| Operator)
+    }
 }
 
 /// The caller of a platform route: the workspace of the bearer API key,
@@ -228,6 +248,18 @@ impl FromRequestParts<AppState> for MigoSmtp {
         tenant_of(parts, state, Platform::Migosmtp)
             .await
             .map(MigoSmtp)
+    }
+}
+
+/// The caller of a Telnxo-only route (`/telnxo/v1/sms`, …): a Telnxo key.
+#[derive(Debug, Clone)]
+pub(crate) struct Telnxo(pub(crate) Tenant);
+
+impl FromRequestParts<AppState> for Telnxo {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        tenant_of(parts, state, Platform::Telnxo).await.map(Telnxo)
     }
 }
 

@@ -22,6 +22,7 @@ mod migosmtp;
 mod openapi;
 mod platform;
 mod portal;
+mod telnxo;
 
 use std::sync::Arc;
 
@@ -74,6 +75,8 @@ pub struct AppState {
     /// The portal's clients, and their subscriptions and invoices.
     clients: rackwave_billing::Clients,
     billing: rackwave_billing::Billing,
+    /// The Telnxo platform: SMS, voice, WhatsApp.
+    telnxo: rackwave_telnxo::Telnxo,
     /// SHA-256 of the admin token: compared in constant time, never kept
     /// in clear beyond start-up.
     admin_token_digest: Arc<[u8; 32]>,
@@ -108,6 +111,7 @@ pub struct Parts {
     pub machine_networks: Vec<rackwave_core::IpNetwork>,
     pub clients: rackwave_billing::Clients,
     pub billing: rackwave_billing::Billing,
+    pub telnxo: rackwave_telnxo::Telnxo,
 }
 
 /// Settings of the HTTP send API.
@@ -141,6 +145,7 @@ impl AppState {
             machine_networks: Arc::new(parts.machine_networks),
             clients: parts.clients,
             billing: parts.billing,
+            telnxo: parts.telnxo,
             send: parts.send,
             admin_token_digest: Arc::new(Sha256::digest(parts.admin_token.as_bytes()).into()),
         }
@@ -260,7 +265,29 @@ fn routes(limits: BodyLimits) -> OpenApiRouter<AppState> {
         // Last: a route layer covers only the routes added before it.
         .route_layer(middleware::from_fn(rate_limit::limit))
         .layer(DefaultBodyLimit::max(limits.send));
+    let telnxo = OpenApiRouter::new()
+        .routes(routes!(telnxo::sms_v1::send))
+        .routes(routes!(telnxo::calls_v1::place, telnxo::calls_v1::list))
+        .routes(routes!(telnxo::calls_v1::get))
+        .routes(routes!(telnxo::whatsapp_v1::send))
+        .routes(routes!(telnxo::messages_v1::list))
+        .routes(routes!(telnxo::messages_v1::get))
+        .routes(routes!(
+            telnxo::numbers_v1::list,
+            telnxo::numbers_v1::provision
+        ))
+        .routes(routes!(telnxo::numbers_v1::release))
+        .routes(routes!(telnxo::simulator_v1::inbound))
+        .route_layer(middleware::from_fn(rate_limit::limit))
+        // Meta's callback: no key (its signature is checked), no key's
+        // rate limit.
+        .routes(routes!(
+            telnxo::whatsapp_v1::verify,
+            telnxo::whatsapp_v1::callback
+        ))
+        .layer(DefaultBodyLimit::max(limits.json));
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(telnxo)
         .merge(admin.layer(DefaultBodyLimit::max(limits.json)))
         .merge(platforms.layer(DefaultBodyLimit::max(limits.json)))
         .merge(migosmtp)

@@ -11,6 +11,7 @@ use utoipa::{Modify, OpenApi};
     tags((name = "admin", description = "Operator API, admin bearer token"),
          (name = "webhooks", description = "Webhook endpoints and the event log of a workspace, under /migosmtp/v1 and /telnxo/v1, with that platform's API key"),
          (name = "migosmtp", description = "The MigoSMTP API of a workspace: sending, with its MigoSMTP key"),
+         (name = "telnxo", description = "The Telnxo API of a workspace: SMS, calls and WhatsApp, with its Telnxo key; numbers are provisioned with the admin token"),
          (name = "portal", description = "The client portal: sign-up, login (a session cookie or bearer token), plans"),
          (name = "operations", description = "Health and metrics"))
 )]

@@ -32,6 +32,7 @@
 
 mod records;
 mod sled;
+pub mod telnxo;
 
 use std::sync::Arc;
 
@@ -46,6 +47,10 @@ pub use records::{
     Suppression, SuppressionReason, TrackingSettings, Workspace,
 };
 pub use sled::Database;
+pub use telnxo::{
+    Call, Channel, CommError, CommStatus, CommStep, Direction, TelnxoMessage, TelnxoNumber,
+    WhatsappPart,
+};
 
 /// Why a store operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -284,6 +289,29 @@ store_api! {
         fn password_reset(digest: &str) -> Option<PasswordReset>;
         /// Up to `limit` queued notices, oldest first, with their numbers.
         fn notices(limit: usize) -> Vec<(u64, Notice)>;
+        /// A Telnxo number or sender id, whatever its workspace.
+        fn telnxo_number(number: &str) -> Option<TelnxoNumber>;
+        /// A workspace's Telnxo numbers, in order.
+        fn telnxo_numbers_of(workspace_id: &str) -> Vec<TelnxoNumber>;
+        /// A Telnxo message, whatever its workspace.
+        fn telnxo_message(id: &str) -> Option<TelnxoMessage>;
+        /// One page of a workspace's Telnxo messages (of one channel when
+        /// given), newest first. Examines a bounded number per call.
+        fn telnxo_messages_of(workspace_id: &str, channel: Option<Channel>, cursor: Option<&str>, limit: usize) -> Page<TelnxoMessage>;
+        /// A call, whatever its workspace.
+        fn call(id: &str) -> Option<Call>;
+        /// One page of a workspace's calls, newest first.
+        fn calls_of(workspace_id: &str, cursor: Option<&str>, limit: usize) -> Page<Call>;
+        /// The message (and part) a carrier id names on a channel
+        /// (case-insensitive).
+        fn telnxo_by_carrier_id(channel: Channel, carrier_id: &str) -> Option<(String, u32)>;
+        /// Up to `limit` ids in a channel's queue due by `now_ms`, earliest
+        /// first.
+        fn telnxo_due(channel: Channel, now_ms: i64, limit: usize) -> Vec<String>;
+        /// When a WhatsApp user last wrote to the workspace (unix ms).
+        fn whatsapp_window(workspace_id: &str, customer: &str) -> Option<i64>;
+        /// A workspace's Telnxo sends on a UTC day (days since the epoch).
+        fn telnxo_daily(workspace_id: &str, day: i64) -> u64;
     }
     writes {
         /// Adds a workspace; its id must be new.
@@ -368,5 +396,20 @@ store_api! {
         fn queue_notice(notice: &Notice) -> u64;
         /// Forgets a notice once it is mailed; whether it was queued.
         fn delete_notice(seq: u64) -> bool;
+        /// Adds or replaces a number; `Conflict` if another workspace has it.
+        fn put_telnxo_number(number: &TelnxoNumber) -> ();
+        /// Takes a number back; whether it was given.
+        fn delete_telnxo_number(number: &str) -> bool;
+        /// Adds or replaces a message, keeping its channel's queue in step
+        /// with its `due_at_ms`.
+        fn put_telnxo_message(message: &TelnxoMessage) -> ();
+        /// Adds or replaces a call, keeping the voice queue in step.
+        fn put_call(call: &Call) -> ();
+        /// Remembers which message (and part) a carrier id names.
+        fn put_carrier_id(channel: Channel, carrier_id: &str, id: &str, part: u32) -> ();
+        /// Notes a WhatsApp user's latest message to the workspace.
+        fn set_whatsapp_window(workspace_id: &str, customer: &str, at_ms: i64) -> ();
+        /// Counts Telnxo sends of a day; the new total.
+        fn add_telnxo_daily(workspace_id: &str, day: i64, n: u64) -> u64;
     }
 }

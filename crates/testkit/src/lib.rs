@@ -4,15 +4,19 @@
 //! admin API client, a raw SMTP client for protocol edge cases
 //! ([`RawSmtp`], reading replies with the protocol crate), a real DNS
 //! server ([`dns`]), a webhook receiver that verifies signatures
-//! ([`receiver`]) and a time limit for a whole test binary ([`watchdog`]).
+//! ([`receiver`]), an SMPP carrier ([`smsc`]) and a time limit for a
+//! whole test binary ([`watchdog`]).
 //!
 //! A dev-dependency only: nothing in the product depends on it.
 
 pub mod binary;
 pub mod delivery;
 pub mod dns;
+pub mod esl;
+pub mod graph;
 pub mod portal;
 pub mod receiver;
+pub mod smsc;
 pub mod watchdog;
 
 use std::net::SocketAddr;

@@ -204,8 +204,9 @@ impl EventData {
         }
     }
 
-    /// The message this event is about, when it is about one (email, SMS
-    /// and WhatsApp events): the key the event log indexes by.
+    /// The message (or call) this event is about, when it is about one
+    /// (email, SMS, WhatsApp and voice events): the key the event log
+    /// indexes by.
     pub fn message_id(&self) -> Option<&str> {
         Some(match self {
             EventData::EmailQueued(d) => &d.message.message_id,
@@ -228,6 +229,11 @@ impl EventData {
             EventData::WhatsappFailed(d) => &d.message_id,
             EventData::WhatsappInbound(d) => &d.message_id,
             EventData::WhatsappButtonReply(d) => &d.message_id,
+            EventData::VoiceInitiated(d) => &d.call_id,
+            EventData::VoiceAnswered(d) => &d.call_id,
+            EventData::VoiceCompleted(d) => &d.call_id,
+            EventData::VoiceFailed(d) => &d.call_id,
+            EventData::VoiceNoAnswer(d) => &d.call_id,
             _ => return None,
         })
     }

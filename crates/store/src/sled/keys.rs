@@ -41,6 +41,16 @@
 //! | `ci/<invoice>\0<credit note id>`      | empty: credit notes of an invoice |
 //! | `nq/<seq>`                            | `Notice`: notifications to mail |
 //! | `pw/<token digest>`                   | `PasswordReset`                 |
+//! | `tn/<number>`                         | `TelnxoNumber`                  |
+//! | `tw/<ws>\0<number>`                   | empty: numbers of a workspace   |
+//! | `tm/<message id>`                     | `TelnxoMessage`                 |
+//! | `tv/<call id>`                        | `Call`                          |
+//! | `tl/<ws>\0<created>\0<message id>`    | empty: messages listed          |
+//! | `tk/<ws>\0<created>\0<call id>`       | empty: calls listed             |
+//! | `tq/<channel>\0<due>\0<id>`           | empty: a channel's queue        |
+//! | `tc/<channel>\0<carrier id>`          | `<id>\0<part u32>`: carrier ids |
+//! | `tx/<ws>\0<number>`                   | i64: last WhatsApp message from |
+//! | `td/<ws>\0<day>`                      | u64: Telnxo sends a day          |
 //!
 //! The one-letter families are the event log's and outbox's since their
 //! first version; the two-letter ones moved in with the store crate.
@@ -83,6 +93,16 @@ pub(crate) const CREDIT_NOTE: &[u8] = b"cn/";
 pub(crate) const CREDIT_NOTES_OF: &[u8] = b"ci/";
 pub(crate) const NOTICE: &[u8] = b"nq/";
 pub(crate) const PASSWORD_RESET: &[u8] = b"pw/";
+pub(crate) const TELNXO_NUMBER: &[u8] = b"tn/";
+pub(crate) const TELNXO_NUMBERS_OF: &[u8] = b"tw/";
+pub(crate) const TELNXO_MESSAGE: &[u8] = b"tm/";
+pub(crate) const TELNXO_CALL: &[u8] = b"tv/";
+pub(crate) const TELNXO_MESSAGES_OF: &[u8] = b"tl/";
+pub(crate) const TELNXO_CALLS_OF: &[u8] = b"tk/";
+pub(crate) const TELNXO_QUEUE: &[u8] = b"tq/";
+pub(crate) const TELNXO_CARRIER_ID: &[u8] = b"tc/";
+pub(crate) const TELNXO_WINDOW: &[u8] = b"tx/";
+pub(crate) const TELNXO_DAILY: &[u8] = b"td/";
 /// The named position holding the last notice number.
 pub(crate) const NOTICE_SEQ: &str = "notice-seq";
 

@@ -15,6 +15,7 @@
 mod kv;
 mod migrate;
 mod ops;
+mod telnxo;
 
 pub(crate) mod keys;
 

@@ -8,6 +8,7 @@ use serde_json::value::RawValue;
 use super::keys::{self, cat, component, group, pair};
 use super::kv::{decode, encode, prefix_end, Kv};
 use super::SledTxn;
+use crate::telnxo::{Call, Channel, TelnxoMessage, TelnxoNumber};
 use crate::{
     ApiKey, Client, ClientSession, CreditNote, Delivery, DeliveryState, Endpoint, EventQuery,
     IdempotencyRecord, Invoice, Notice, Page, PasswordReset, Payment, Reads, Result, SenderDomain,
@@ -24,7 +25,7 @@ const SCAN_BUDGET: usize = 20_000;
 /// reads a few entries, however long the range), at most [`SCAN_BUDGET`]
 /// entries, and hands each to `take` until it says the page is full
 /// (`false`). Whether entries remain past what was taken or examined.
-fn walk_page(
+pub(super) fn walk_page(
     kv: &impl Kv,
     start: Vec<u8>,
     end: Vec<u8>,
@@ -154,6 +155,8 @@ fn decode_event(key: &[u8], raw: &[u8]) -> Result<StoredEvent> {
     }
     #[derive(Deserialize)]
     struct Data {
+        /// A call's events name it by `call_id`.
+        #[serde(alias = "call_id")]
         message_id: Option<String>,
     }
     #[derive(Deserialize)]
@@ -600,6 +603,77 @@ impl<K: Kv> Reads for K {
                 Ok((seq, decode(&k, &v)?))
             })
             .collect()
+    }
+
+    async fn telnxo_number(&self, number: &str) -> Result<Option<TelnxoNumber>> {
+        super::telnxo::number(self, number)
+    }
+
+    async fn telnxo_numbers_of(&self, workspace_id: &str) -> Result<Vec<TelnxoNumber>> {
+        super::telnxo::numbers_of(self, workspace_id)
+    }
+
+    async fn telnxo_message(&self, id: &str) -> Result<Option<TelnxoMessage>> {
+        super::telnxo::message(self, id)
+    }
+
+    async fn telnxo_messages_of(
+        &self,
+        workspace_id: &str,
+        channel: Option<Channel>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<TelnxoMessage>> {
+        super::telnxo::listing(
+            self,
+            keys::TELNXO_MESSAGES_OF,
+            workspace_id,
+            cursor,
+            limit,
+            |id| super::telnxo::message(self, id),
+            |m: &TelnxoMessage| channel.is_none_or(|c| c == m.channel),
+        )
+    }
+
+    async fn call(&self, id: &str) -> Result<Option<Call>> {
+        super::telnxo::call(self, id)
+    }
+
+    async fn calls_of(
+        &self,
+        workspace_id: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Call>> {
+        super::telnxo::listing(
+            self,
+            keys::TELNXO_CALLS_OF,
+            workspace_id,
+            cursor,
+            limit,
+            |id| super::telnxo::call(self, id),
+            |_| true,
+        )
+    }
+
+    async fn telnxo_by_carrier_id(
+        &self,
+        channel: Channel,
+        carrier_id: &str,
+    ) -> Result<Option<(String, u32)>> {
+        super::telnxo::by_carrier_id(self, channel, carrier_id)
+    }
+
+    async fn telnxo_due(&self, channel: Channel, now_ms: i64, limit: usize) -> Result<Vec<String>> {
+        super::telnxo::due(self, channel, now_ms, limit)
+    }
+
+    async fn whatsapp_window(&self, workspace_id: &str, customer: &str) -> Result<Option<i64>> {
+        super::telnxo::window(self, workspace_id, customer)
+    }
+
+    async fn telnxo_daily(&self, workspace_id: &str, day: i64) -> Result<u64> {
+        super::telnxo::daily(self, workspace_id, day)
     }
 }
 
@@ -1255,6 +1329,45 @@ impl Writes for SledTxn {
         }
         self.remove(key);
         Ok(true)
+    }
+
+    async fn put_telnxo_number(&mut self, number: &TelnxoNumber) -> Result<()> {
+        self.telnxo_put_number(number)
+    }
+
+    async fn delete_telnxo_number(&mut self, number: &str) -> Result<bool> {
+        self.telnxo_delete_number(number)
+    }
+
+    async fn put_telnxo_message(&mut self, message: &TelnxoMessage) -> Result<()> {
+        self.telnxo_put_message(message)
+    }
+
+    async fn put_call(&mut self, call: &Call) -> Result<()> {
+        self.telnxo_put_call(call)
+    }
+
+    async fn put_carrier_id(
+        &mut self,
+        channel: Channel,
+        carrier_id: &str,
+        id: &str,
+        part: u32,
+    ) -> Result<()> {
+        self.telnxo_put_carrier_id(channel, carrier_id, id, part)
+    }
+
+    async fn set_whatsapp_window(
+        &mut self,
+        workspace_id: &str,
+        customer: &str,
+        at_ms: i64,
+    ) -> Result<()> {
+        self.telnxo_set_window(workspace_id, customer, at_ms)
+    }
+
+    async fn add_telnxo_daily(&mut self, workspace_id: &str, day: i64, n: u64) -> Result<u64> {
+        self.telnxo_add_daily(workspace_id, day, n)
     }
 }
 
