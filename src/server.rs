@@ -320,6 +320,20 @@ impl Server {
             events.clone(),
             clock.clone(),
             config.telnxo.clone(),
+            config
+                .billing
+                .plans
+                .iter()
+                .filter(|p| p.platform == "telnxo")
+                .map(|p| {
+                    let allowances = rackwave_telnxo::Allowances {
+                        sms: p.sms_allowance,
+                        whatsapp: p.whatsapp_allowance,
+                        voice_minutes: p.voice_minutes,
+                    };
+                    (p.id.clone(), allowances)
+                })
+                .collect(),
             shutdown.subscribe(),
             &mut tasks,
         );

@@ -310,8 +310,11 @@ store_api! {
         fn telnxo_due(channel: Channel, now_ms: i64, limit: usize) -> Vec<String>;
         /// When a WhatsApp user last wrote to the workspace (unix ms).
         fn whatsapp_window(workspace_id: &str, customer: &str) -> Option<i64>;
-        /// A workspace's Telnxo sends on a UTC day (days since the epoch).
-        fn telnxo_daily(workspace_id: &str, day: i64) -> u64;
+        /// A workspace's Telnxo usage counter (`day:<n>` sends of a UTC
+        /// day, `<channel>:<period start>` units of a billing period).
+        fn telnxo_usage(workspace_id: &str, counter: &str) -> u64;
+        /// The live (or latest) subscription a workspace belongs to.
+        fn subscription_of_workspace(workspace_id: &str) -> Option<Subscription>;
     }
     writes {
         /// Adds a workspace; its id must be new.
@@ -409,7 +412,7 @@ store_api! {
         fn put_carrier_id(channel: Channel, carrier_id: &str, id: &str, part: u32) -> ();
         /// Notes a WhatsApp user's latest message to the workspace.
         fn set_whatsapp_window(workspace_id: &str, customer: &str, at_ms: i64) -> ();
-        /// Counts Telnxo sends of a day; the new total.
-        fn add_telnxo_daily(workspace_id: &str, day: i64, n: u64) -> u64;
+        /// Adds to a Telnxo usage counter; the new total.
+        fn add_telnxo_usage(workspace_id: &str, counter: &str, n: u64) -> u64;
     }
 }

@@ -199,3 +199,24 @@ mod tests {
         assert!(wrong.check().is_err());
     }
 }
+
+/// What a Telnxo plan includes each billing period (`[[billing.plans]]`'s
+/// `sms_allowance`, `whatsapp_allowance`, `voice_minutes`); `None`: no
+/// limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Allowances {
+    /// SMS parts (what carriers charge for).
+    pub sms: Option<u64>,
+    pub whatsapp: Option<u64>,
+    pub voice_minutes: Option<u64>,
+}
+
+impl Allowances {
+    pub fn of(&self, channel: rackwave_store::Channel) -> Option<u64> {
+        match channel {
+            rackwave_store::Channel::Sms => self.sms,
+            rackwave_store::Channel::Whatsapp => self.whatsapp,
+            rackwave_store::Channel::Voice => self.voice_minutes,
+        }
+    }
+}

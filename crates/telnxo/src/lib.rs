@@ -45,7 +45,7 @@ use rackwave_store::{Channel, Store};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinSet;
 
-pub use config::{ConnectorKind, TelnxoConfig};
+pub use config::{Allowances, ConnectorKind, TelnxoConfig};
 pub use error::TelnxoError;
 pub use send::{NewCall, MAX_SMS_PARTS, WINDOW_MS};
 
@@ -63,6 +63,8 @@ struct Inner {
     events: Events,
     clock: Clock,
     config: TelnxoConfig,
+    /// Each Telnxo plan's allowances, by plan id.
+    plans: std::collections::HashMap<String, Allowances>,
     sms: SmsConnector,
     whatsapp: WhatsappConnector,
     voice: VoiceConnector,
@@ -86,6 +88,7 @@ impl Telnxo {
         events: Events,
         clock: Clock,
         config: TelnxoConfig,
+        plans: std::collections::HashMap<String, Allowances>,
         shutdown: watch::Receiver<bool>,
         tasks: &mut JoinSet<()>,
     ) -> Telnxo {
@@ -130,6 +133,7 @@ impl Telnxo {
                 events,
                 clock,
                 config,
+                plans,
                 sms,
                 whatsapp,
                 voice,

@@ -106,7 +106,7 @@ impl Telnxo {
         for (_, report) in batch {
             out.push(self.apply(&mut tx, report).await?);
         }
-        if out.iter().any(|a| *a == Applied::Done) {
+        if out.contains(&Applied::Done) {
             tx.commit().await?;
             self.inner.events.kick();
         }
@@ -411,6 +411,14 @@ impl Telnxo {
                 c.ended_at_ms = Some(*at_ms);
                 c.ring_seconds = Some(*ring_secs);
                 if *answered {
+                    // Talk time counts against the plan's minutes, each
+                    // minute begun as a whole one.
+                    if let Some((counter, _)) =
+                        self.allowance(tx, &c.workspace_id, Channel::Voice).await?
+                    {
+                        tx.add_telnxo_usage(&c.workspace_id, &counter, billsec.div_ceil(60))
+                            .await?;
+                    }
                     c.status = CommStatus::Completed;
                     c.duration_seconds = Some(*billsec);
                     c.recording_url = recording_url.clone();

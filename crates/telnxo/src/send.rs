@@ -48,22 +48,82 @@ pub struct NewCall {
 }
 
 impl Telnxo {
-    /// Counts one send against the workspace's daily quota, in `tx`.
-    async fn count_send(&self, tx: &mut Txn, workspace_id: &str) -> Result<(), TelnxoError> {
+    /// Counts a send against the workspace's daily quota (sends a day)
+    /// and, when its subscription's plan has one, the channel's allowance
+    /// for the billing period (`units`: SMS parts, messages; calls are
+    /// counted in minutes when they end, and refused once the minutes are
+    /// used up). In `tx`, so a refused send counts nothing.
+    async fn count_send(
+        &self,
+        tx: &mut Txn,
+        workspace_id: &str,
+        channel: Channel,
+        units: u64,
+    ) -> Result<(), TelnxoError> {
         let quota = tx
             .workspace(workspace_id)
             .await?
             .ok_or_else(|| TelnxoError::NotFound(format!("workspace {workspace_id}")))?
             .daily_quota;
         let day = self.inner.clock.now_ms().div_euclid(MS_PER_DAY);
-        let total = tx.add_telnxo_daily(workspace_id, day, 1).await?;
+        let total = tx
+            .add_telnxo_usage(workspace_id, &format!("day:{day}"), 1)
+            .await?;
         if quota.is_some_and(|q| total > q) {
             return Err(TelnxoError::Refused {
                 code: "quota_exceeded",
                 message: "the workspace's daily sending quota is reached".into(),
             });
         }
+        let Some((counter, allowance)) = self.allowance(tx, workspace_id, channel).await? else {
+            return Ok(());
+        };
+        let used = tx.add_telnxo_usage(workspace_id, &counter, units).await?;
+        // Minutes are counted when a call ends: a call may start while
+        // any are left.
+        let over = match channel {
+            Channel::Voice => used >= allowance,
+            _ => used > allowance,
+        };
+        if over {
+            let what = match channel {
+                Channel::Sms => "SMS parts",
+                Channel::Whatsapp => "WhatsApp messages",
+                Channel::Voice => "voice minutes",
+            };
+            return Err(TelnxoError::Refused {
+                code: "allowance_exhausted",
+                message: format!(
+                    "the plan's {allowance} {what} of this billing period are used; upgrade the plan or wait for the next period"
+                ),
+            });
+        }
         Ok(())
+    }
+
+    /// The usage counter and allowance of a channel in the workspace's
+    /// current billing period, when its plan sets one.
+    pub(crate) async fn allowance(
+        &self,
+        tx: &Txn,
+        workspace_id: &str,
+        channel: Channel,
+    ) -> Result<Option<(String, u64)>, TelnxoError> {
+        let Some(sub) = tx.subscription_of_workspace(workspace_id).await? else {
+            return Ok(None);
+        };
+        let Some(allowance) = self
+            .inner
+            .plans
+            .get(&sub.plan_id)
+            .and_then(|a| a.of(channel))
+        else {
+            return Ok(None);
+        };
+        Ok(Some((
+            format!("{}:{}", channel.as_str(), sub.period_start_ms),
+            allowance,
+        )))
     }
 
     fn expiry(&self, channel: Channel, now: i64) -> i64 {
@@ -119,7 +179,8 @@ impl Telnxo {
             created_at_ms: now,
         };
         let mut tx = self.inner.store.begin().await?;
-        self.count_send(&mut tx, workspace_id).await?;
+        self.count_send(&mut tx, workspace_id, Channel::Sms, message.parts as u64)
+            .await?;
         tx.put_telnxo_message(&message).await?;
         self.inner
             .events
@@ -227,7 +288,7 @@ impl Telnxo {
         let now = self.inner.clock.now_ms();
         if kind != "template" {
             let last = self.inner.store.whatsapp_window(workspace_id, &to).await?;
-            if !last.is_some_and(|at| now - at < WINDOW_MS) {
+            if last.is_none_or(|at| now - at >= WINDOW_MS) {
                 return Err(TelnxoError::Refused {
                     code: "outside_window",
                     message: format!(
@@ -263,7 +324,8 @@ impl Telnxo {
             created_at_ms: now,
         };
         let mut tx = self.inner.store.begin().await?;
-        self.count_send(&mut tx, workspace_id).await?;
+        self.count_send(&mut tx, workspace_id, Channel::Whatsapp, 1)
+            .await?;
         tx.put_telnxo_message(&message).await?;
         tx.commit().await?;
         self.wake(Channel::Whatsapp);
@@ -317,7 +379,8 @@ impl Telnxo {
             created_at_ms: now,
         };
         let mut tx = self.inner.store.begin().await?;
-        self.count_send(&mut tx, workspace_id).await?;
+        self.count_send(&mut tx, workspace_id, Channel::Voice, 0)
+            .await?;
         tx.put_call(&call).await?;
         tx.commit().await?;
         self.wake(Channel::Voice);

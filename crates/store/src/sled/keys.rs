@@ -50,7 +50,8 @@
 //! | `tq/<channel>\0<due>\0<id>`           | empty: a channel's queue        |
 //! | `tc/<channel>\0<carrier id>`          | `<id>\0<part u32>`: carrier ids |
 //! | `tx/<ws>\0<number>`                   | i64: last WhatsApp message from |
-//! | `td/<ws>\0<day>`                      | u64: Telnxo sends a day          |
+//! | `td/<ws>\0<counter>`                  | u64: Telnxo usage (a day's sends, a period's units) |
+//! | `bw/<ws>`                             | subscription id: a workspace's  |
 //!
 //! The one-letter families are the event log's and outbox's since their
 //! first version; the two-letter ones moved in with the store crate.
@@ -102,7 +103,8 @@ pub(crate) const TELNXO_CALLS_OF: &[u8] = b"tk/";
 pub(crate) const TELNXO_QUEUE: &[u8] = b"tq/";
 pub(crate) const TELNXO_CARRIER_ID: &[u8] = b"tc/";
 pub(crate) const TELNXO_WINDOW: &[u8] = b"tx/";
-pub(crate) const TELNXO_DAILY: &[u8] = b"td/";
+pub(crate) const TELNXO_USAGE: &[u8] = b"td/";
+pub(crate) const SUBSCRIPTION_OF_WORKSPACE: &[u8] = b"bw/";
 /// The named position holding the last notice number.
 pub(crate) const NOTICE_SEQ: &str = "notice-seq";
 

@@ -672,8 +672,15 @@ impl<K: Kv> Reads for K {
         super::telnxo::window(self, workspace_id, customer)
     }
 
-    async fn telnxo_daily(&self, workspace_id: &str, day: i64) -> Result<u64> {
-        super::telnxo::daily(self, workspace_id, day)
+    async fn telnxo_usage(&self, workspace_id: &str, counter: &str) -> Result<u64> {
+        super::telnxo::usage(self, workspace_id, counter)
+    }
+
+    async fn subscription_of_workspace(&self, workspace_id: &str) -> Result<Option<Subscription>> {
+        match self.get(&cat(&[keys::SUBSCRIPTION_OF_WORKSPACE, workspace_id.as_bytes()]))? {
+            Some(id) => self.get_json(&cat(&[keys::SUBSCRIPTION, &id])),
+            None => Ok(None),
+        }
     }
 }
 
@@ -1149,6 +1156,17 @@ impl Writes for SledTxn {
             );
         }
         self.put(key, encode(subscription));
+        // The workspace's subscription: the newest that is not cancelled
+        // (a cancelled client's new start takes its old workspace back).
+        if subscription.status != SubscriptionStatus::Cancelled {
+            self.put(
+                cat(&[
+                    keys::SUBSCRIPTION_OF_WORKSPACE,
+                    subscription.workspace_id.as_bytes(),
+                ]),
+                subscription.id.as_bytes().to_vec(),
+            );
+        }
         self.put(
             pair(
                 keys::SUBSCRIPTIONS_OF,
@@ -1366,8 +1384,8 @@ impl Writes for SledTxn {
         self.telnxo_set_window(workspace_id, customer, at_ms)
     }
 
-    async fn add_telnxo_daily(&mut self, workspace_id: &str, day: i64, n: u64) -> Result<u64> {
-        self.telnxo_add_daily(workspace_id, day, n)
+    async fn add_telnxo_usage(&mut self, workspace_id: &str, counter: &str, n: u64) -> Result<u64> {
+        self.telnxo_add_usage(workspace_id, counter, n)
     }
 }
 

@@ -138,17 +138,13 @@ pub(super) fn window(kv: &impl Kv, workspace_id: &str, customer: &str) -> Result
         .map(i64::from_be_bytes))
 }
 
-fn daily_key(workspace_id: &str, day: i64) -> Vec<u8> {
-    pair(
-        keys::TELNXO_DAILY,
-        workspace_id,
-        &((day as u64) ^ (1 << 63)).to_be_bytes(),
-    )
+fn usage_key(workspace_id: &str, counter: &str) -> Vec<u8> {
+    pair(keys::TELNXO_USAGE, workspace_id, counter.as_bytes())
 }
 
-pub(super) fn daily(kv: &impl Kv, workspace_id: &str, day: i64) -> Result<u64> {
+pub(super) fn usage(kv: &impl Kv, workspace_id: &str, counter: &str) -> Result<u64> {
     Ok(kv
-        .get(&daily_key(workspace_id, day))?
+        .get(&usage_key(workspace_id, counter))?
         .and_then(|raw| raw.try_into().ok())
         .map(u64::from_be_bytes)
         .unwrap_or(0))
@@ -300,10 +296,16 @@ impl SledTxn {
         Ok(())
     }
 
-    pub(super) fn telnxo_add_daily(&mut self, workspace_id: &str, day: i64, n: u64) -> Result<u64> {
+    pub(super) fn telnxo_add_usage(
+        &mut self,
+        workspace_id: &str,
+        counter: &str,
+        n: u64,
+    ) -> Result<u64> {
         component("workspace id", workspace_id)?;
-        let total = daily(self, workspace_id, day)?.saturating_add(n);
-        self.put(daily_key(workspace_id, day), total.to_be_bytes().to_vec());
+        component("counter", counter)?;
+        let total = usage(self, workspace_id, counter)?.saturating_add(n);
+        self.put(usage_key(workspace_id, counter), total.to_be_bytes().to_vec());
         Ok(total)
     }
 }

@@ -119,10 +119,8 @@ impl FreeswitchConfig {
                 "must be an absolute path of letters, digits and /-_.",
             );
         }
-        if !self.recording_url_base.is_empty()
-            && !(self.recording_url_base.starts_with("https://")
-                || self.recording_url_base.starts_with("http://"))
-        {
+        let url = &self.recording_url_base;
+        if !(url.is_empty() || url.starts_with("https://") || url.starts_with("http://")) {
             return bad("recording_url_base", "must be empty or an http(s) URL");
         }
         if self.reconnect_min_ms == 0 || self.reconnect_max_ms < self.reconnect_min_ms {
