@@ -666,39 +666,79 @@ async fn plan_allowances_per_billing_period() {
     .await;
     let rx = Receiver::start().await;
     let (_, token) = sign_up(&ts, "grace@example.test", "29", None).await;
-    let (s, sub) = portal(&ts, "POST", "/portal/v1/subscriptions", &token,
-        Some(json!({"platform": "telnxo", "plan": "mini", "trial": true}))).await;
+    let (s, sub) = portal(
+        &ts,
+        "POST",
+        "/portal/v1/subscriptions",
+        &token,
+        Some(json!({"platform": "telnxo", "plan": "mini", "trial": true})),
+    )
+    .await;
     assert_eq!(s, 201, "{sub}");
     let t = Tenant {
         ws: sub["workspace_id"].as_str().unwrap().into(),
         key: sub["api_key"].as_str().unwrap().into(),
     };
-    let (s, _) = ts.admin("POST", "/telnxo/v1/numbers",
-        Some(json!({"workspace_id": t.ws, "number": NUMBER, "channels": ["sms", "voice"]}))).await;
+    let (s, _) = ts
+        .admin(
+            "POST",
+            "/telnxo/v1/numbers",
+            Some(json!({"workspace_id": t.ws, "number": NUMBER, "channels": ["sms", "voice"]})),
+        )
+        .await;
     assert_eq!(s, 201);
     subscribe(&ts, &rx, &t, "plan").await;
 
     // Five parts: one message of two, three of one.
-    assert_eq!(sms(&ts, &t, "+919876543210", &"x".repeat(200)).await["parts"], 2);
+    assert_eq!(
+        sms(&ts, &t, "+919876543210", &"x".repeat(200)).await["parts"],
+        2
+    );
     for _ in 0..3 {
         sms(&ts, &t, "+919876543210", "x").await;
     }
-    let (s, e) = ts.call(&t.key, "POST", "/telnxo/v1/sms",
-        Some(json!({"from": NUMBER, "to": "+919876543210", "body": "sixth part"}))).await;
-    assert_eq!((s, e["error"]["code"].as_str()), (422, Some("allowance_exhausted")), "{e}");
+    let (s, e) = ts
+        .call(
+            &t.key,
+            "POST",
+            "/telnxo/v1/sms",
+            Some(json!({"from": NUMBER, "to": "+919876543210", "body": "sixth part"})),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (422, Some("allowance_exhausted")),
+        "{e}"
+    );
 
     // One minute: a call may start, its 30 s use the minute, the next is
     // refused.
-    let (s, c) = ts.call(&t.key, "POST", "/telnxo/v1/calls",
-        Some(json!({"from": NUMBER, "to": "+919876543210", "tts": "hi"}))).await;
+    let (s, c) = ts
+        .call(
+            &t.key,
+            "POST",
+            "/telnxo/v1/calls",
+            Some(json!({"from": NUMBER, "to": "+919876543210", "tts": "hi"})),
+        )
+        .await;
     assert_eq!(s, 202, "{c}");
     let call = c["call_id"].as_str().unwrap().to_string();
     event(&ts, &rx, "plan", "voice.initiated", &call).await;
     advance(&ts, 35_000).await;
     event(&ts, &rx, "plan", "voice.completed", &call).await;
-    let (s, e) = ts.call(&t.key, "POST", "/telnxo/v1/calls",
-        Some(json!({"from": NUMBER, "to": "+919876543210", "tts": "again"}))).await;
-    assert_eq!((s, e["error"]["code"].as_str()), (422, Some("allowance_exhausted")), "{e}");
+    let (s, e) = ts
+        .call(
+            &t.key,
+            "POST",
+            "/telnxo/v1/calls",
+            Some(json!({"from": NUMBER, "to": "+919876543210", "tts": "again"})),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (422, Some("allowance_exhausted")),
+        "{e}"
+    );
 
     // The trial ends: the paid period begins with its own allowance.
     ts.clock.advance_ms(8 * 24 * 3600 * 1000);

@@ -30,7 +30,12 @@ async fn tenant(ts: &TestServer, rx: &Receiver, path: &str) -> String {
         .await;
     assert_eq!(s, 201, "{n}");
     let (s, ep) = ts
-        .call(&key, "POST", "/telnxo/v1/webhooks", Some(json!({"url": rx.url(path), "event_types": ["*"]})))
+        .call(
+            &key,
+            "POST",
+            "/telnxo/v1/webhooks",
+            Some(json!({"url": rx.url(path), "event_types": ["*"]})),
+        )
         .await;
     assert_eq!(s, 201, "{ep}");
     rx.set_secrets(path, &[ep["secret"].as_str().unwrap()]);
@@ -39,7 +44,14 @@ async fn tenant(ts: &TestServer, rx: &Receiver, path: &str) -> String {
 
 /// The first signed event `event` whose data has `field` = `value`,
 /// checked for the seed's fields.
-async fn event(ts: &TestServer, rx: &Receiver, path: &str, event: &str, field: &str, value: &str) -> Value {
+async fn event(
+    ts: &TestServer,
+    rx: &Receiver,
+    path: &str,
+    event: &str,
+    field: &str,
+    value: &str,
+) -> Value {
     for _ in 0..200 {
         if let Some(r) = rx
             .received(path)
@@ -48,7 +60,11 @@ async fn event(ts: &TestServer, rx: &Receiver, path: &str, event: &str, field: &
         {
             assert!(r.verified(), "{event} unsigned");
             for f in EventType::parse(event).unwrap().fields() {
-                assert!(r.body["data"].get(f).is_some(), "{event} lacks {f}: {}", r.body);
+                assert!(
+                    r.body["data"].get(f).is_some(),
+                    "{event} lacks {f}: {}",
+                    r.body
+                );
             }
             return r.body["data"].clone();
         }
@@ -57,7 +73,10 @@ async fn event(ts: &TestServer, rx: &Receiver, path: &str, event: &str, field: &
     }
     panic!(
         "no {event} with {field} = {value}; got {:?}",
-        rx.received(path).iter().map(|r| r.body.to_string()).collect::<Vec<_>>()
+        rx.received(path)
+            .iter()
+            .map(|r| r.body.to_string())
+            .collect::<Vec<_>>()
     );
 }
 
@@ -87,7 +106,12 @@ async fn sms_over_smpp_with_receipts_in_decimal() {
         let (ts, key) = (&ts, key.clone());
         async move {
             let (s, v) = ts
-                .call(&key, "POST", "/telnxo/v1/sms", Some(json!({"from": NUMBER, "to": to, "body": body})))
+                .call(
+                    &key,
+                    "POST",
+                    "/telnxo/v1/sms",
+                    Some(json!({"from": NUMBER, "to": to, "body": body})),
+                )
                 .await;
             assert_eq!(s, 202, "{v}");
             v["message_id"].as_str().unwrap().to_string()
@@ -99,17 +123,34 @@ async fn sms_over_smpp_with_receipts_in_decimal() {
     event(&ts, &rx, "smpp", "sms.sent", "message_id", &ok).await;
     let d = event(&ts, &rx, "smpp", "sms.delivered", "message_id", &ok).await;
     assert_eq!(d["dlr_status"], "DELIVRD");
-    let submit = smsc.submits().into_iter().find(|s| s.destination == "919876543211").unwrap();
-    assert!(submit.message_id.unwrap().chars().any(|c| c.is_ascii_uppercase()), "a hex id");
+    let submit = smsc
+        .submits()
+        .into_iter()
+        .find(|s| s.destination == "919876543211")
+        .unwrap();
+    assert!(
+        submit
+            .message_id
+            .unwrap()
+            .chars()
+            .any(|c| c.is_ascii_uppercase()),
+        "a hex id"
+    );
 
     // Three UCS-2 parts, three receipts, one event.
     let multi = send("+919876543212", "Привет, мир! ".repeat(13)).await;
     let sent = event(&ts, &rx, "smpp", "sms.sent", "message_id", &multi).await;
     assert_eq!(sent["parts"], 3);
     event(&ts, &rx, "smpp", "sms.delivered", "message_id", &multi).await;
-    let parts: Vec<_> = smsc.submits().into_iter().filter(|s| s.destination == "919876543212").collect();
+    let parts: Vec<_> = smsc
+        .submits()
+        .into_iter()
+        .filter(|s| s.destination == "919876543212")
+        .collect();
     assert_eq!(parts.len(), 3);
-    assert!(parts.iter().all(|p| p.data_coding == 8 && p.esm_class & 0x40 != 0));
+    assert!(parts
+        .iter()
+        .all(|p| p.data_coding == 8 && p.esm_class & 0x40 != 0));
     assert_eq!(count(&rx, "smpp", "sms.delivered", &multi), 1);
 
     // Undeliverable (the SMSC's numbers ending in 0).
@@ -122,7 +163,10 @@ async fn sms_over_smpp_with_receipts_in_decimal() {
     let slow = send("+919876543213", "after a pause".into()).await;
     event(&ts, &rx, "smpp", "sms.delivered", "message_id", &slow).await;
     assert_eq!(
-        smsc.submits().iter().filter(|s| s.destination == "919876543213").count(),
+        smsc.submits()
+            .iter()
+            .filter(|s| s.destination == "919876543213")
+            .count(),
         2,
         "refused once, then taken"
     );
@@ -136,7 +180,10 @@ async fn sms_over_smpp_with_receipts_in_decimal() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(smsc.send_mo("919812345678", "15550001111", "STOP") > 0);
     let mo = event(&ts, &rx, "smpp", "sms.inbound", "from", "+919812345678").await;
-    assert_eq!((mo["to"].as_str(), mo["body"].as_str()), (Some(NUMBER), Some("STOP")));
+    assert_eq!(
+        (mo["to"].as_str(), mo["body"].as_str()),
+        (Some(NUMBER), Some("STOP"))
+    );
 }
 
 #[tokio::test]
@@ -156,9 +203,15 @@ async fn whatsapp_through_the_cloud_api_and_signed_callbacks() {
     let key = tenant(&ts, &rx, "wa").await;
     let client = reqwest::Client::new();
     let callback = |body: String, signature: Option<String>| {
-        let (client, url) = (client.clone(), format!("{}/telnxo/v1/whatsapp/callback", ts.http));
+        let (client, url) = (
+            client.clone(),
+            format!("{}/telnxo/v1/whatsapp/callback", ts.http),
+        );
         async move {
-            let mut req = client.post(url).header("content-type", "application/json").body(body);
+            let mut req = client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body);
             if let Some(s) = signature {
                 req = req.header("X-Hub-Signature-256", s);
             }
@@ -189,8 +242,13 @@ async fn whatsapp_through_the_cloud_api_and_signed_callbacks() {
 
     // A template through the Graph API: whatsapp.sent with the wamid kept.
     let (s, v) = ts
-        .call(&key, "POST", "/telnxo/v1/whatsapp/messages", Some(json!({"to": "+919876543210", "type": "template",
-            "template": {"name": "order_update", "language": "en_US", "components": []}})))
+        .call(
+            &key,
+            "POST",
+            "/telnxo/v1/whatsapp/messages",
+            Some(json!({"to": "+919876543210", "type": "template",
+            "template": {"name": "order_update", "language": "en_US", "components": []}})),
+        )
         .await;
     assert_eq!(s, 202, "{v}");
     let id = v["message_id"].as_str().unwrap().to_string();
@@ -203,9 +261,17 @@ async fn whatsapp_through_the_cloud_api_and_signed_callbacks() {
     let wamid = sent.wamid.unwrap();
 
     // Unsigned or wrongly signed callbacks: 401, nothing recorded.
-    let delivered = graph::status_callback(&wamid, "delivered", "+919876543210", 1_780_825_200, None);
+    let delivered =
+        graph::status_callback(&wamid, "delivered", "+919876543210", 1_780_825_200, None);
     assert_eq!(callback(delivered.clone(), None).await, 401);
-    assert_eq!(callback(delivered.clone(), Some(graph::sign("wrong", delivered.as_bytes()))).await, 401);
+    assert_eq!(
+        callback(
+            delivered.clone(),
+            Some(graph::sign("wrong", delivered.as_bytes()))
+        )
+        .await,
+        401
+    );
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(count(&rx, "wa", "whatsapp.delivered", &id), 0);
 
@@ -219,39 +285,95 @@ async fn whatsapp_through_the_cloud_api_and_signed_callbacks() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(count(&rx, "wa", "whatsapp.delivered", &id), 0);
     assert_eq!(count(&rx, "wa", "whatsapp.read", &id), 1);
-    let (_, m) = ts.call(&key, "GET", &format!("/telnxo/v1/messages/{id}"), None).await;
+    let (_, m) = ts
+        .call(&key, "GET", &format!("/telnxo/v1/messages/{id}"), None)
+        .await;
     assert_eq!(m["status"], "read");
 
     // A user writes; the window opens; a text goes; it fails at Meta.
-    assert_eq!(signed(graph::text_callback("+919812345670", "15550001111", "Hi there")).await, 200);
+    assert_eq!(
+        signed(graph::text_callback(
+            "+919812345670",
+            "15550001111",
+            "Hi there"
+        ))
+        .await,
+        200
+    );
     let inbound = event(&ts, &rx, "wa", "whatsapp.inbound", "from", "+919812345670").await;
-    assert_eq!((inbound["type"].as_str(), inbound["body"].as_str()), (Some("text"), Some("Hi there")));
+    assert_eq!(
+        (inbound["type"].as_str(), inbound["body"].as_str()),
+        (Some("text"), Some("Hi there"))
+    );
     let (s, v) = ts
-        .call(&key, "POST", "/telnxo/v1/whatsapp/messages",
-            Some(json!({"to": "+919812345670", "type": "text", "text": {"body": "Hello!"}})))
+        .call(
+            &key,
+            "POST",
+            "/telnxo/v1/whatsapp/messages",
+            Some(json!({"to": "+919812345670", "type": "text", "text": {"body": "Hello!"}})),
+        )
         .await;
     assert_eq!(s, 202, "{v}");
     let text_id = v["message_id"].as_str().unwrap().to_string();
     event(&ts, &rx, "wa", "whatsapp.sent", "message_id", &text_id).await;
     let text_wamid = graph_api.sent().pop().unwrap().wamid.unwrap();
-    let failed = graph::status_callback(&text_wamid, "failed", "+919812345670", 1_780_825_400, Some((131026, "Message undeliverable")));
+    let failed = graph::status_callback(
+        &text_wamid,
+        "failed",
+        "+919812345670",
+        1_780_825_400,
+        Some((131026, "Message undeliverable")),
+    );
     assert_eq!(signed(failed).await, 200);
     let f = event(&ts, &rx, "wa", "whatsapp.failed", "message_id", &text_id).await;
-    assert_eq!((f["error_code"].as_str(), f["error_title"].as_str()), (Some("131026"), Some("Message undeliverable")));
+    assert_eq!(
+        (f["error_code"].as_str(), f["error_title"].as_str()),
+        (Some("131026"), Some("Message undeliverable"))
+    );
 
     // Replies: an interactive button and a template's quick reply.
-    assert_eq!(signed(graph::button_callback("+919812345670", "15550001111", "yes", "Yes please")).await, 200);
+    assert_eq!(
+        signed(graph::button_callback(
+            "+919812345670",
+            "15550001111",
+            "yes",
+            "Yes please"
+        ))
+        .await,
+        200
+    );
     let b = event(&ts, &rx, "wa", "whatsapp.button_reply", "button_id", "yes").await;
     assert_eq!(b["button_title"], "Yes please");
-    assert_eq!(signed(graph::template_reply_callback("+919812345670", "15550001111", "STOP_PROMO", "Stop promotions")).await, 200);
-    let q = event(&ts, &rx, "wa", "whatsapp.button_reply", "button_id", "STOP_PROMO").await;
+    assert_eq!(
+        signed(graph::template_reply_callback(
+            "+919812345670",
+            "15550001111",
+            "STOP_PROMO",
+            "Stop promotions"
+        ))
+        .await,
+        200
+    );
+    let q = event(
+        &ts,
+        &rx,
+        "wa",
+        "whatsapp.button_reply",
+        "button_id",
+        "STOP_PROMO",
+    )
+    .await;
     assert_eq!(q["button_title"], "Stop promotions");
 
     // Meta refuses a send for good: whatsapp.failed with its code.
     graph_api.fail_next(400, 131047, "Re-engagement message");
     let (_, v) = ts
-        .call(&key, "POST", "/telnxo/v1/whatsapp/messages",
-            Some(json!({"to": "+919812345670", "type": "text", "text": {"body": "late"}})))
+        .call(
+            &key,
+            "POST",
+            "/telnxo/v1/whatsapp/messages",
+            Some(json!({"to": "+919812345670", "type": "text", "text": {"body": "late"}})),
+        )
         .await;
     let refused = v["message_id"].as_str().unwrap().to_string();
     let f = event(&ts, &rx, "wa", "whatsapp.failed", "message_id", &refused).await;
@@ -268,7 +390,13 @@ async fn whatsapp_through_the_cloud_api_and_signed_callbacks() {
 async fn voice_through_the_freeswitch_event_socket() {
     let esl = EslServer::start("ClueCon").await;
     esl.set_step_ms(20);
-    esl.rule("919876543210", Outcome::Answer { ring_secs: 4, billsec: 42 });
+    esl.rule(
+        "919876543210",
+        Outcome::Answer {
+            ring_secs: 4,
+            billsec: 42,
+        },
+    );
     esl.rule("919876543211", Outcome::Busy);
     esl.rule("919876543212", Outcome::NoAnswer { ring_secs: 30 });
     let ts = rackwave_testkit::start_with(|c| {
@@ -303,12 +431,19 @@ async fn voice_through_the_freeswitch_event_socket() {
     event(&ts, &rx, "voice", "voice.answered", "call_id", &answered).await;
     let done = event(&ts, &rx, "voice", "voice.completed", "call_id", &answered).await;
     assert_eq!(done["duration_seconds"], 42);
-    assert_eq!(done["recording_url"], format!("https://recordings.example.test/{answered}.wav"));
+    assert_eq!(
+        done["recording_url"],
+        format!("https://recordings.example.test/{answered}.wav")
+    );
     let f = event(&ts, &rx, "voice", "voice.failed", "call_id", &busy).await;
     assert_eq!(f["error_code"], "USER_BUSY");
     let na = event(&ts, &rx, "voice", "voice.no_answer", "call_id", &unanswered).await;
     assert_eq!(na["ring_duration_seconds"], 30);
-    let originate = esl.originates().into_iter().find(|o| o.destination == "919876543210").unwrap();
+    let originate = esl
+        .originates()
+        .into_iter()
+        .find(|o| o.destination == "919876543210")
+        .unwrap();
     assert_eq!(originate.vars.get("rackwave_call_id"), Some(&answered));
 
     // The socket drops: the connector comes back and calls go on.
@@ -316,6 +451,8 @@ async fn voice_through_the_freeswitch_event_socket() {
     esl.wait_subscriptions(2).await;
     let after = call("+919876543210", false).await;
     event(&ts, &rx, "voice", "voice.completed", "call_id", &after).await;
-    let (_, c) = ts.call(&key, "GET", &format!("/telnxo/v1/calls/{after}"), None).await;
+    let (_, c) = ts
+        .call(&key, "GET", &format!("/telnxo/v1/calls/{after}"), None)
+        .await;
     assert_eq!(c["status"], "completed");
 }

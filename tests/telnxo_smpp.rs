@@ -346,3 +346,49 @@ async fn shutdown_unbinds() {
         Err(SendError::Temporary(_))
     ));
 }
+
+/// Receipts pouring in while the window is full and the service reads
+/// slowly: every submit is still answered and every receipt answered,
+/// handed over or refused for a later redelivery (a regression: the
+/// session and its report task once waited on each other).
+#[tokio::test]
+async fn a_busy_bind_keeps_up_with_its_receipts() {
+    let smsc = Smsc::start(SmscOptions::default()).await;
+    let client = connect(SmppConfig {
+        window: 100,
+        ..config(&smsc)
+    });
+    let reports = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = reports.clone();
+    let mut incoming = client.reports;
+    tokio::spawn(async move {
+        while let Some(report) = incoming.recv().await {
+            if counted
+                .load(std::sync::atomic::Ordering::SeqCst)
+                .is_multiple_of(100)
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            if let Report::SmsReceipt(_) = report {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    });
+    let calls: Vec<_> = (0..100)
+        .map(|c| {
+            let smpp = client.smpp.clone();
+            tokio::spawn(async move {
+                for i in 0..30 {
+                    let to = format!("+4477009{c:03}{i:02}");
+                    smpp.submit(&sms("RACKWV", &to, "hi")).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for call in calls {
+        within(call).await.unwrap();
+    }
+    until(|| smsc.deliver_acks() == 3000).await;
+    until(|| reports.load(std::sync::atomic::Ordering::SeqCst) + smsc.deliver_refusals() == 3000)
+        .await;
+}

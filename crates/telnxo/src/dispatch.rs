@@ -90,7 +90,8 @@ impl From<Result<Vec<String>, SendError>> for Outcome {
 
 pub(crate) async fn run(telnxo: Telnxo, channel: Channel, mut shutdown: watch::Receiver<bool>) {
     let limits = telnxo.inner.config.limits(channel).clone();
-    let permits = Arc::new(Semaphore::new(limits.concurrency));
+    let concurrency = telnxo.concurrency(channel);
+    let permits = Arc::new(Semaphore::new(concurrency));
     let in_flight: Arc<Mutex<HashSet<String>>> = Arc::default();
     let paused_until: Arc<Mutex<Option<Instant>>> = Arc::default();
     let mut pacer = Pacer::new(limits.rate_per_second);
@@ -116,7 +117,7 @@ pub(crate) async fn run(telnxo: Telnxo, channel: Channel, mut shutdown: watch::R
         let due = match telnxo
             .inner
             .store
-            .telnxo_due(channel, now, limits.concurrency * 4)
+            .telnxo_due(channel, now, concurrency * 4)
             .await
         {
             Ok(due) => due,
@@ -178,6 +179,11 @@ pub(crate) async fn run(telnxo: Telnxo, channel: Channel, mut shutdown: watch::R
 /// and a hex id also in decimal and a decimal one also in hex (carriers
 /// answer `submit_sm` with one and write receipts with the other).
 pub(crate) fn carrier_aliases(id: &str) -> Vec<String> {
+    // A carrier that took a part without naming it can never report on
+    // it: nothing to index.
+    if id.is_empty() || id.bytes().any(|b| b < 0x20) {
+        return Vec::new();
+    }
     let mut out = vec![id.to_string()];
     if id.len() <= 16 && !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit()) {
         if let Ok(n) = u64::from_str_radix(id, 16) {
@@ -516,6 +522,7 @@ mod tests {
         let d = carrier_aliases("6699");
         assert!(d.contains(&"1a2b".to_string()));
         assert_eq!(carrier_aliases("msg-abc"), vec!["msg-abc".to_string()]);
+        assert!(carrier_aliases("").is_empty());
         assert_eq!(
             carrier_aliases("FFFFFFFFFFFFFFFFFF").len(),
             1,

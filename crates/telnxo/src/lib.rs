@@ -153,6 +153,19 @@ impl Telnxo {
         self.inner.wake[channel as usize].notify_one();
     }
 
+    /// Sends in flight at most on a channel: the route's `concurrency`, or
+    /// for SMPP the bind's window when larger (fewer would leave it part
+    /// empty).
+    fn concurrency(&self, channel: Channel) -> usize {
+        let configured = self.inner.config.limits(channel).concurrency;
+        match (&self.inner.sms, channel) {
+            (SmsConnector::Smpp(_), Channel::Sms) => {
+                configured.max(self.inner.config.sms.smpp.window)
+            }
+            _ => configured,
+        }
+    }
+
     /// Looks at every queue now (after a test moved the clock).
     pub fn kick(&self) {
         for channel in Channel::ALL {

@@ -110,7 +110,7 @@ pub struct ReceivedSubmit {
 
 /// What a session writes.
 enum Out {
-    Command(Command),
+    Command(Box<Command>),
     Raw(Vec<u8>),
     /// Flush and close after what came before.
     Close,
@@ -129,6 +129,7 @@ struct State {
     refused_binds: AtomicUsize,
     receipts_sent: AtomicUsize,
     deliver_acks: AtomicUsize,
+    deliver_refusals: AtomicUsize,
     nacks: AtomicUsize,
     next_session: AtomicU64,
     /// Bound sessions, by number: where MOs and raw bytes go.
@@ -166,6 +167,7 @@ impl Smsc {
             refused_binds: AtomicUsize::new(0),
             receipts_sent: AtomicUsize::new(0),
             deliver_acks: AtomicUsize::new(0),
+            deliver_refusals: AtomicUsize::new(0),
             nacks: AtomicUsize::new(0),
             next_session: AtomicU64::new(1),
             sessions: Mutex::new(HashMap::new()),
@@ -237,7 +239,7 @@ impl Smsc {
                     .build();
                 deliver.set_short_message(OctetString::from_slice(part).expect("a part fits"));
                 let command = Command::new(CommandStatus::EsmeRok, self.state.sequence(), deliver);
-                let _ = out.send(Out::Command(command));
+                let _ = out.send(Out::Command(Box::new(command)));
             }
         }
         sessions.len()
@@ -280,9 +282,15 @@ impl Smsc {
         self.state.receipts_sent.load(Ordering::SeqCst)
     }
 
-    /// `deliver_sm_resp`s received (receipts and MOs acknowledged).
+    /// `deliver_sm_resp`s received, whatever their status.
     pub fn deliver_acks(&self) -> usize {
         self.state.deliver_acks.load(Ordering::SeqCst)
+    }
+
+    /// `deliver_sm_resp`s with an error status (the client asks for a
+    /// redelivery, which this SMSC never makes).
+    pub fn deliver_refusals(&self) -> usize {
+        self.state.deliver_refusals.load(Ordering::SeqCst)
     }
 
     /// `generic_nack`s received.
@@ -315,7 +323,7 @@ async fn writer(mut tcp: tokio::net::tcp::OwnedWriteHalf, mut out: mpsc::Unbound
         while let Some(item) = next.take() {
             match item {
                 Out::Command(c) => {
-                    let _ = codec.encode(c, &mut buf);
+                    let _ = codec.encode(*c, &mut buf);
                 }
                 Out::Raw(bytes) => buf.extend_from_slice(&bytes),
                 Out::Close => {
@@ -383,7 +391,7 @@ fn handle(
 ) -> bool {
     let sequence = command.sequence_number();
     let reply = |status: CommandStatus, pdu: Pdu| {
-        let _ = out.send(Out::Command(Command::new(status, sequence, pdu)));
+        let _ = out.send(Out::Command(Box::new(Command::new(status, sequence, pdu))));
     };
     let silent = state.silent.load(Ordering::SeqCst);
     match command.pdu() {
@@ -461,12 +469,12 @@ fn handle(
                 state.receipts_sent.fetch_add(1, Ordering::SeqCst);
                 let delay = state.options.receipt_delay;
                 if delay.is_zero() {
-                    let _ = out.send(Out::Command(receipt));
+                    let _ = out.send(Out::Command(Box::new(receipt)));
                 } else {
                     let out = out.clone();
                     tokio::spawn(async move {
                         tokio::time::sleep(delay).await;
-                        let _ = out.send(Out::Command(receipt));
+                        let _ = out.send(Out::Command(Box::new(receipt)));
                     });
                 }
             }
@@ -482,12 +490,12 @@ fn handle(
             }
             return false;
         }
-        Some(Pdu::DeliverSmResp(_)) => {
-            state.deliver_acks.fetch_add(1, Ordering::SeqCst);
-        }
         // A deliver_sm_resp may come without a body.
-        None if command.id() == CommandId::DeliverSmResp => {
+        Some(Pdu::DeliverSmResp(_)) | None if command.id() == CommandId::DeliverSmResp => {
             state.deliver_acks.fetch_add(1, Ordering::SeqCst);
+            if command.status() != CommandStatus::EsmeRok {
+                state.deliver_refusals.fetch_add(1, Ordering::SeqCst);
+            }
         }
         Some(Pdu::GenericNack) => {
             state.nacks.fetch_add(1, Ordering::SeqCst);

@@ -677,7 +677,10 @@ impl<K: Kv> Reads for K {
     }
 
     async fn subscription_of_workspace(&self, workspace_id: &str) -> Result<Option<Subscription>> {
-        match self.get(&cat(&[keys::SUBSCRIPTION_OF_WORKSPACE, workspace_id.as_bytes()]))? {
+        match self.get(&cat(&[
+            keys::SUBSCRIPTION_OF_WORKSPACE,
+            workspace_id.as_bytes(),
+        ]))? {
             Some(id) => self.get_json(&cat(&[keys::SUBSCRIPTION, &id])),
             None => Ok(None),
         }

@@ -305,7 +305,10 @@ impl SledTxn {
         component("workspace id", workspace_id)?;
         component("counter", counter)?;
         let total = usage(self, workspace_id, counter)?.saturating_add(n);
-        self.put(usage_key(workspace_id, counter), total.to_be_bytes().to_vec());
+        self.put(
+            usage_key(workspace_id, counter),
+            total.to_be_bytes().to_vec(),
+        );
         Ok(total)
     }
 }

@@ -22,7 +22,7 @@ const MAX_PDU: usize = 70_000;
 /// What one frame of the stream held.
 #[derive(Debug)]
 pub(super) enum Incoming {
-    Command(Command),
+    Command(Box<Command>),
     /// The header was readable, the body was not.
     Malformed {
         command_id: u32,
@@ -68,7 +68,7 @@ impl Decoder for Frames {
         }))
         .unwrap_or_else(|_| Err("the decoder panicked".to_string()));
         Ok(Some(match decoded {
-            Ok((command, _)) => Incoming::Command(command),
+            Ok((command, _)) => Incoming::Command(Box::new(command)),
             Err(error) => Incoming::Malformed {
                 command_id,
                 sequence,

@@ -14,7 +14,9 @@
 //! - Receipts and inbound messages become [`Report`](super::Report)s, and
 //!   a `deliver_sm` is acknowledged only once its report has been handed
 //!   to the reports channel: the SMSC keeps (and redelivers) whatever we
-//!   could not pass on.
+//!   could not pass on. When the service falls far behind, a `deliver_sm`
+//!   is answered `ESME_RX_T_APPN` (try again later) rather than stalling
+//!   the bind.
 //! - The link heals itself: a refused bind, a dropped connection, an
 //!   unanswered `enquire_link` lead to a reconnect with exponential
 //!   backoff, never to an error anyone has to handle.

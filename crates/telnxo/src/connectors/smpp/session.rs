@@ -150,7 +150,7 @@ async fn connect_and_bind(shared: &Shared) -> Result<Link, String> {
             Some(Ok(Incoming::Malformed { error, .. })) => {
                 return Err(format!("unreadable answer to the bind: {error}"))
             }
-            Some(Ok(Incoming::Command(c))) => c,
+            Some(Ok(Incoming::Command(c))) => *c,
         };
         match command.id() {
             CommandId::BindTransceiverResp | CommandId::GenericNack => {
@@ -201,11 +201,15 @@ async fn serve(
     // reading while the service is slow, and acknowledges nothing the
     // service has not taken.
     let (to_report, mut queued) = mpsc::channel::<(Report, u32)>(REPORT_QUEUE);
-    let (acked, mut to_ack) = mpsc::channel::<u32>(REPORT_QUEUE);
+    // Unbounded, or the two tasks could wait on each other: the session
+    // for room among the reports, the report task for room among the
+    // acknowledgements the session is too busy to write. It holds no
+    // more than the reports handed over since the session last looked.
+    let (acked, mut to_ack) = mpsc::unbounded_channel::<u32>();
     let service = reports.clone();
     tokio::spawn(async move {
         while let Some((report, sequence)) = queued.recv().await {
-            if service.send(report).await.is_err() || acked.send(sequence).await.is_err() {
+            if service.send(report).await.is_err() || acked.send(sequence).is_err() {
                 break;
             }
         }
@@ -233,7 +237,7 @@ async fn serve(
                 Some(Ok(Incoming::Malformed { command_id, sequence, error })) => {
                     session.malformed(command_id, sequence, &error).await
                 }
-                Some(Ok(Incoming::Command(command))) => session.handle(command, &to_report).await,
+                Some(Ok(Incoming::Command(command))) => session.handle(*command, &to_report).await,
             },
             request = requests.recv() => match request {
                 None => {
@@ -377,12 +381,19 @@ impl Bound<'_> {
                         Report::SmsReceipt(_) => &counters.receipts,
                         _ => &counters.inbound,
                     });
-                    // Waits when the service is REPORT_QUEUE reports
-                    // behind: the SMSC then waits for our answers.
-                    to_report
-                        .send((report, sequence))
-                        .await
-                        .map_err(|_| "the report task has stopped".to_string())
+                    match to_report.try_send((report, sequence)) {
+                        Ok(()) => Ok(()),
+                        // The service is REPORT_QUEUE reports behind: the
+                        // SMSC keeps this one and offers it again later,
+                        // and the bind goes on serving submits meanwhile.
+                        Err(mpsc::error::TrySendError::Full(_)) => {
+                            debug!(sequence, "reports queue full: deliver_sm refused for now");
+                            self.nack_deliver(sequence).await
+                        }
+                        Err(mpsc::error::TrySendError::Closed(_)) => {
+                            Err("the report task has stopped".to_string())
+                        }
+                    }
                 }
                 Err(why) => {
                     // Refusing it would have the SMSC redeliver it
@@ -424,6 +435,16 @@ impl Bound<'_> {
             return Ok(());
         }
         self.nack(sequence, status::INVALID_LENGTH).await
+    }
+
+    /// ESME_RX_T_APPN: a temporary failure of ours; the SMSC redelivers.
+    async fn nack_deliver(&mut self, sequence: u32) -> Result<(), String> {
+        let resp = Command::new(
+            CommandStatus::from(status::RECEIVER_TEMPORARY),
+            sequence,
+            DeliverSmResp::default(),
+        );
+        self.write(resp).await
     }
 
     async fn nack(&mut self, sequence: u32, code: u32) -> Result<(), String> {

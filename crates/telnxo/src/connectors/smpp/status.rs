@@ -8,6 +8,9 @@ use crate::connectors::SendError;
 pub(super) const THROTTLED: u32 = 0x58;
 /// ESME_RMSGQFUL: the SMSC's queue (for this destination) is full.
 pub(super) const QUEUE_FULL: u32 = 0x14;
+/// ESME_RX_T_APPN: our own temporary failure, for a `deliver_sm` we cannot
+/// take now.
+pub(super) const RECEIVER_TEMPORARY: u32 = 0x64;
 /// ESME_RINVCMDLEN, for a PDU whose body we could not read.
 pub(super) const INVALID_LENGTH: u32 = 0x02;
 /// ESME_RINVCMDID, for a request we do not serve.
@@ -80,12 +83,17 @@ pub(super) fn describe(status: u32) -> (String, String) {
     }
 }
 
+const SYSTEM_ERROR: u32 = 0x08;
+
 /// What a `submit_sm_resp` with `status` means for the part.
 pub(super) fn outcome(status: u32) -> Result<(), SendError> {
     match status {
         0 => Ok(()),
         THROTTLED => Err(SendError::Throttled),
-        QUEUE_FULL => {
+        // A full queue says "later"; so, at most carriers, does a system
+        // error (a restarting SMSC, a lost link to the network behind it):
+        // retried, within the message's attempts and validity.
+        QUEUE_FULL | SYSTEM_ERROR => {
             let (name, meaning) = describe(status);
             Err(SendError::Temporary(format!("{name}: {meaning}")))
         }
