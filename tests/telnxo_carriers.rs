@@ -190,13 +190,7 @@ async fn sms_over_smpp_with_receipts_in_decimal() {
 async fn whatsapp_through_the_cloud_api_and_signed_callbacks() {
     let graph_api = GraphServer::start("1234567890", "token-abc").await;
     let ts = rackwave_testkit::start_with(|c| {
-        let w = &mut c.telnxo.whatsapp;
-        w.connector = ConnectorKind::CloudApi;
-        w.cloud_api.api_base = graph_api.api_base();
-        w.cloud_api.phone_number_id = "1234567890".into();
-        w.cloud_api.access_token = "token-abc".into();
-        w.cloud_api.app_secret = APP_SECRET.into();
-        w.cloud_api.verify_token = "verify-me".into();
+        graph_api.configure(c, APP_SECRET, "verify-me");
     })
     .await;
     let rx = Receiver::start().await;

@@ -11,7 +11,7 @@ use rackwave_core::event::{
 };
 use rackwave_core::Timestamp;
 use rackwave_store::{Channel, CommError, CommStatus, Txn};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::time::Instant;
 
 use crate::connectors::{OutboundCall, OutboundSms, OutboundWhatsapp, SendError, WhatsappContent};
@@ -98,11 +98,17 @@ pub(crate) async fn run(telnxo: Telnxo, channel: Channel, mut shutdown: watch::R
     // Sends in flight end before the worker does: a shutdown lets each
     // finish and record its outcome (bounded by the connector's timeouts).
     let mut sends = tokio::task::JoinSet::new();
+    // Outcomes are recorded by one task, many to a transaction: the store
+    // takes one commit a batch instead of one a send.
+    let (settle, outcomes) = mpsc::channel::<Settle>(RECORD_BATCH * 4);
+    let recorder = tokio::spawn(record_outcomes(telnxo.clone(), channel, outcomes));
     let stopped = |shutdown: &watch::Receiver<bool>| *shutdown.borrow();
     loop {
         while sends.try_join_next().is_some() {}
         if stopped(&shutdown) {
             while sends.join_next().await.is_some() {}
+            drop(settle);
+            let _ = recorder.await;
             return;
         }
         let pause = *paused_until.lock().expect("pause lock");
@@ -154,23 +160,69 @@ pub(crate) async fn run(telnxo: Telnxo, channel: Channel, mut shutdown: watch::R
                 break;
             }
             in_flight.lock().expect("in-flight lock").insert(id.clone());
-            let (telnxo, in_flight, paused_until) =
-                (telnxo.clone(), in_flight.clone(), paused_until.clone());
+            let (telnxo, in_flight, paused_until, settle) = (
+                telnxo.clone(),
+                in_flight.clone(),
+                paused_until.clone(),
+                settle.clone(),
+            );
             sends.spawn(async move {
-                match telnxo.send_one(channel, &id).await {
-                    Ok(true) => {
+                match telnxo.attempt(channel, &id).await {
+                    Ok(Some(Outcome::Throttled)) => {
+                        // Stays at the head of the queue, as it was.
                         *paused_until.lock().expect("pause lock") =
                             Some(Instant::now() + THROTTLE_PAUSE);
                     }
-                    Ok(false) => {}
+                    Ok(Some(outcome)) => {
+                        // Out of the in-flight set only once recorded: an
+                        // id still due in the store must not go twice.
+                        let (done, recorded) = oneshot::channel();
+                        if settle.send((id.clone(), outcome, done)).await.is_ok() {
+                            if let Ok(Err(e)) = recorded.await {
+                                tracing::warn!(channel = channel.as_str(), id, error = %e, "recording a send failed; it is sent again");
+                            }
+                        }
+                    }
+                    Ok(None) => {}
                     Err(e) => {
-                        tracing::warn!(channel = channel.as_str(), id, error = %e, "recording a send failed; it is tried again");
+                        tracing::warn!(channel = channel.as_str(), id, error = %e, "reading a queued message failed");
                     }
                 }
                 in_flight.lock().expect("in-flight lock").remove(&id);
                 drop(permit);
                 telnxo.wake(channel);
             });
+        }
+    }
+}
+
+/// Outcomes recorded in one transaction at most.
+const RECORD_BATCH: usize = 256;
+
+/// A send's outcome on its way to the recorder, with where to say it is
+/// recorded.
+type Settle = (String, Outcome, oneshot::Sender<Result<(), String>>);
+
+/// Records outcomes as they come, each batch one durable transaction.
+async fn record_outcomes(telnxo: Telnxo, channel: Channel, mut outcomes: mpsc::Receiver<Settle>) {
+    while let Some(first) = outcomes.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < RECORD_BATCH {
+            match outcomes.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let (items, replies): (Vec<(String, Outcome)>, Vec<_>) = batch
+            .into_iter()
+            .map(|(id, outcome, done)| ((id, outcome), done))
+            .unzip();
+        let result = telnxo
+            .record(channel, &items)
+            .await
+            .map_err(|e| e.to_string());
+        for reply in replies {
+            let _ = reply.send(result.clone());
         }
     }
 }
@@ -201,22 +253,49 @@ pub(crate) fn carrier_aliases(id: &str) -> Vec<String> {
 }
 
 impl Telnxo {
-    /// Sends one queued message or call and records the outcome; whether
-    /// the carrier throttled us.
-    async fn send_one(&self, channel: Channel, id: &str) -> Result<bool, TelnxoError> {
+    /// Hands one queued message or call to its connector: what became of
+    /// it, or `None` when it is no longer waiting.
+    async fn attempt(&self, channel: Channel, id: &str) -> Result<Option<Outcome>, TelnxoError> {
         match channel {
             Channel::Sms | Channel::Whatsapp => self.send_message(id).await,
             Channel::Voice => self.dial(id).await,
         }
     }
 
-    async fn send_message(&self, id: &str) -> Result<bool, TelnxoError> {
+    /// Records the outcomes of a batch of sends in one durable
+    /// transaction, with their events.
+    async fn record(
+        &self,
+        channel: Channel,
+        batch: &[(String, Outcome)],
+    ) -> Result<(), TelnxoError> {
+        let mut tx = self.inner.store.begin().await?;
+        for (id, outcome) in batch {
+            let settled = match channel {
+                Channel::Sms | Channel::Whatsapp => {
+                    self.record_message(&mut tx, id, outcome).await?
+                }
+                Channel::Voice => self.record_call(&mut tx, id, outcome).await?,
+            };
+            if let Some((workspace_id, event)) = settled {
+                self.inner
+                    .events
+                    .emit_in(&mut tx, &workspace_id, event)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        self.inner.events.kick();
+        Ok(())
+    }
+
+    async fn send_message(&self, id: &str) -> Result<Option<Outcome>, TelnxoError> {
         let store = &self.inner.store;
         let Some(m) = store.telnxo_message(id).await? else {
-            return Ok(false);
+            return Ok(None);
         };
         if m.status != CommStatus::Queued || m.due_at_ms.is_none() {
-            return Ok(false);
+            return Ok(None);
         }
         let now = self.inner.clock.now_ms();
         let outcome = if now > m.expires_at_ms {
@@ -270,13 +349,20 @@ impl Telnxo {
                 .map(|w| vec![w])
                 .into()
         };
-        if matches!(outcome, Outcome::Throttled) {
-            return Ok(true);
-        }
-        let mut tx = store.begin().await?;
+        Ok(Some(outcome))
+    }
+
+    /// Applies a send's outcome to its message in `tx`: the event it
+    /// causes, with its workspace.
+    async fn record_message(
+        &self,
+        tx: &mut Txn,
+        id: &str,
+        outcome: &Outcome,
+    ) -> Result<Option<(String, EventData)>, TelnxoError> {
         // Re-read: the record as this transaction sees it.
         let Some(mut m) = tx.telnxo_message(id).await? else {
-            return Ok(false);
+            return Ok(None);
         };
         let now = self.inner.clock.now_ms();
         m.attempts += 1;
@@ -291,7 +377,7 @@ impl Telnxo {
                             .await?;
                     }
                 }
-                m.carrier_ids = ids;
+                m.carrier_ids = ids.clone();
                 m.history.push(step(CommStatus::Sent, now, None));
                 Some(match m.channel {
                     Channel::Sms => SmsSent {
@@ -321,7 +407,7 @@ impl Telnxo {
                     } else {
                         "retries_exhausted"
                     };
-                    Some(self.fail_message(&mut m, now, code, &why))
+                    Some(self.fail_message(&mut m, now, code, why))
                 } else {
                     m.due_at_ms = Some(next);
                     m.history.push(step(
@@ -333,12 +419,11 @@ impl Telnxo {
                 }
             }
             Outcome::Failed { code, description } => {
-                Some(self.fail_message(&mut m, now, &code, &description))
+                Some(self.fail_message(&mut m, now, code, description))
             }
         };
         tx.put_telnxo_message(&m).await?;
-        self.commit_with(tx, &m.workspace_id, event).await?;
-        Ok(false)
+        Ok(event.map(|e| (m.workspace_id.clone(), e)))
     }
 
     /// Marks a message failed; its event.
@@ -380,31 +465,13 @@ impl Telnxo {
         }
     }
 
-    /// Records `event` (if any) in `tx` and commits durably.
-    pub(crate) async fn commit_with(
-        &self,
-        mut tx: Txn,
-        workspace_id: &str,
-        event: Option<EventData>,
-    ) -> Result<(), TelnxoError> {
-        if let Some(event) = event {
-            self.inner
-                .events
-                .emit_in(&mut tx, workspace_id, event)
-                .await?;
-        }
-        tx.commit().await?;
-        self.inner.events.kick();
-        Ok(())
-    }
-
-    async fn dial(&self, id: &str) -> Result<bool, TelnxoError> {
+    async fn dial(&self, id: &str) -> Result<Option<Outcome>, TelnxoError> {
         let store = &self.inner.store;
         let Some(c) = store.call(id).await? else {
-            return Ok(false);
+            return Ok(None);
         };
         if c.status != CommStatus::Queued || c.due_at_ms.is_none() {
-            return Ok(false);
+            return Ok(None);
         }
         let now = self.inner.clock.now_ms();
         let outcome: Outcome = if now > c.expires_at_ms {
@@ -428,12 +495,19 @@ impl Telnxo {
                 .map(|()| Vec::new())
                 .into()
         };
-        if matches!(outcome, Outcome::Throttled) {
-            return Ok(true);
-        }
-        let mut tx = store.begin().await?;
+        Ok(Some(outcome))
+    }
+
+    /// Applies a dial's outcome to its call in `tx`: the event it causes,
+    /// with its workspace.
+    async fn record_call(
+        &self,
+        tx: &mut Txn,
+        id: &str,
+        outcome: &Outcome,
+    ) -> Result<Option<(String, EventData)>, TelnxoError> {
         let Some(mut c) = tx.call(id).await? else {
-            return Ok(false);
+            return Ok(None);
         };
         let now = self.inner.clock.now_ms();
         c.attempts += 1;
@@ -461,7 +535,7 @@ impl Telnxo {
                 let limits = self.inner.config.limits(Channel::Voice);
                 let next = now + retry_delay_ms(c.attempts);
                 if c.attempts >= limits.max_attempts || next > c.expires_at_ms {
-                    Some(fail_call(&mut c, now, "retries_exhausted", &why))
+                    Some(fail_call(&mut c, now, "retries_exhausted", why))
                 } else {
                     c.due_at_ms = Some(next);
                     c.history.push(step(
@@ -473,12 +547,11 @@ impl Telnxo {
                 }
             }
             Outcome::Failed { code, description } => {
-                Some(fail_call(&mut c, now, &code, &description))
+                Some(fail_call(&mut c, now, code, description))
             }
         };
         tx.put_call(&c).await?;
-        self.commit_with(tx, &c.workspace_id, event).await?;
-        Ok(false)
+        Ok(event.map(|e| (c.workspace_id.clone(), e)))
     }
 }
 

@@ -85,6 +85,24 @@ impl GraphServer {
         GraphServer { addr, shared, task }
     }
 
+    /// Points a server's WhatsApp channel at this fake: the Cloud API
+    /// connector with its phone number id and token, `app_secret` signing
+    /// the callbacks and `verify_token` for the handshake.
+    pub fn configure(
+        &self,
+        config: &mut rackwave::config::Config,
+        app_secret: &str,
+        verify_token: &str,
+    ) {
+        let w = &mut config.telnxo.whatsapp;
+        w.connector = rackwave_telnxo::ConnectorKind::CloudApi;
+        w.cloud_api.api_base = self.api_base();
+        w.cloud_api.phone_number_id = self.shared.phone_number_id.clone();
+        w.cloud_api.access_token = self.shared.token.clone();
+        w.cloud_api.app_secret = app_secret.into();
+        w.cloud_api.verify_token = verify_token.into();
+    }
+
     /// What goes in the connector's `api_base`.
     pub fn api_base(&self) -> String {
         format!("http://{}/v21.0", self.addr)

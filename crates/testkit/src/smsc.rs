@@ -106,6 +106,8 @@ pub struct ReceivedSubmit {
     /// The id we answered with; `None` when we answered with an error
     /// (or not at all).
     pub message_id: Option<String>,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 /// What a session writes.
@@ -430,6 +432,7 @@ fn handle(
                 short_message: submit.short_message().as_ref().to_vec(),
                 sequence,
                 message_id: None,
+                at: std::time::Instant::now(),
             };
             let take = |counter: &AtomicUsize| {
                 counter
