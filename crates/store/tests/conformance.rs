@@ -23,6 +23,193 @@ async fn conformance(store: &Store) {
     clients(store).await;
     invoices(store).await;
     long_event_pages(store).await;
+    telnxo(store).await;
+}
+
+fn sms(id: &str, ws: &str, created: i64, due: Option<i64>) -> TelnxoMessage {
+    TelnxoMessage {
+        id: id.into(),
+        workspace_id: ws.into(),
+        channel: Channel::Sms,
+        direction: Direction::Outbound,
+        from: "+14155550100".into(),
+        to: "+919876543210".into(),
+        body: "hello".into(),
+        encoding: Some("gsm7".into()),
+        parts: 1,
+        whatsapp: None,
+        status: CommStatus::Queued,
+        attempts: 0,
+        due_at_ms: due,
+        expires_at_ms: created + 86_400_000,
+        carrier_ids: Vec::new(),
+        receipts: Vec::new(),
+        error: None,
+        history: Vec::new(),
+        created_at_ms: created,
+    }
+}
+
+/// Telnxo's records: numbers owned by one workspace, messages whose queue
+/// entry follows their due time, carrier ids, listings newest first with
+/// cursors, usage counters, the WhatsApp window, a workspace's
+/// subscription.
+async fn telnxo(store: &Store) {
+    let number = |n: &str, ws: &str| TelnxoNumber {
+        number: n.into(),
+        workspace_id: ws.into(),
+        channels: vec![Channel::Sms, Channel::Voice],
+        created_at_ms: T0,
+    };
+    let mut tx = store.begin().await.unwrap();
+    tx.put_telnxo_number(&number("+14155550100", "ws_t1"))
+        .await
+        .unwrap();
+    tx.put_telnxo_number(&number("RACKWAVE", "ws_t1"))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    assert!(matches!(
+        tx.put_telnxo_number(&number("+14155550100", "ws_t2")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    drop(tx);
+    assert_eq!(store.telnxo_numbers_of("ws_t1").await.unwrap().len(), 2);
+    assert!(store.telnxo_numbers_of("ws_t2").await.unwrap().is_empty());
+
+    // The queue follows due times; ids come earliest first.
+    let mut tx = store.begin().await.unwrap();
+    for (i, due) in [(1, Some(T0 + 500)), (2, Some(T0 + 100)), (3, None)] {
+        tx.put_telnxo_message(&sms(&format!("msg_{i}"), "ws_t1", T0 + i, due))
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    assert_eq!(
+        store.telnxo_due(Channel::Sms, T0 + 1000, 10).await.unwrap(),
+        vec!["msg_2".to_string(), "msg_1".to_string()]
+    );
+    assert_eq!(
+        store.telnxo_due(Channel::Sms, T0 + 200, 10).await.unwrap(),
+        vec!["msg_2".to_string()]
+    );
+    assert!(store
+        .telnxo_due(Channel::Whatsapp, T0 + 1000, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let mut sent = store.telnxo_message("msg_2").await.unwrap().unwrap();
+    sent.due_at_ms = None;
+    sent.status = CommStatus::Sent;
+    let mut tx = store.begin().await.unwrap();
+    tx.put_telnxo_message(&sent).await.unwrap();
+    tx.put_carrier_id(Channel::Sms, "1A2B3C", "msg_2", 0)
+        .await
+        .unwrap();
+    tx.put_carrier_id(Channel::Sms, "1715004", "msg_2", 1)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        store.telnxo_due(Channel::Sms, T0 + 1000, 10).await.unwrap(),
+        vec!["msg_1".to_string()]
+    );
+    assert_eq!(
+        store
+            .telnxo_by_carrier_id(Channel::Sms, "1a2b3c")
+            .await
+            .unwrap(),
+        Some(("msg_2".to_string(), 0)),
+        "case-insensitive"
+    );
+    assert_eq!(
+        store
+            .telnxo_by_carrier_id(Channel::Sms, "1715004")
+            .await
+            .unwrap(),
+        Some(("msg_2".to_string(), 1))
+    );
+    assert_eq!(
+        store
+            .telnxo_by_carrier_id(Channel::Whatsapp, "1a2b3c")
+            .await
+            .unwrap(),
+        None
+    );
+    // A message never changes workspace.
+    let mut moved = sent.clone();
+    moved.workspace_id = "ws_t2".into();
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.put_telnxo_message(&moved).await.is_err());
+    drop(tx);
+
+    // Listings: newest first, one channel or all, pages with cursors, each
+    // workspace its own.
+    let page = store
+        .telnxo_messages_of("ws_t1", None, None, 2)
+        .await
+        .unwrap();
+    let ids: Vec<_> = page.items.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, ["msg_3", "msg_2"]);
+    let rest = store
+        .telnxo_messages_of("ws_t1", None, page.next_cursor.as_deref(), 10)
+        .await
+        .unwrap();
+    assert_eq!(rest.items.len(), 1);
+    assert_eq!(rest.items[0].id, "msg_1");
+    assert!(rest.next_cursor.is_none());
+    assert!(store
+        .telnxo_messages_of("ws_t1", Some(Channel::Whatsapp), None, 10)
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    assert!(store
+        .telnxo_messages_of("ws_t2", None, None, 10)
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    assert!(matches!(
+        store
+            .telnxo_messages_of("ws_t1", None, Some("not-a-cursor"), 10)
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+
+    // Usage counters and the WhatsApp window, per workspace.
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.add_telnxo_usage("ws_t1", "day:1", 2).await.unwrap(), 2);
+    assert_eq!(tx.add_telnxo_usage("ws_t1", "day:1", 3).await.unwrap(), 5);
+    tx.set_whatsapp_window("ws_t1", "+919876543210", T0)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(store.telnxo_usage("ws_t1", "day:1").await.unwrap(), 5);
+    assert_eq!(store.telnxo_usage("ws_t2", "day:1").await.unwrap(), 0);
+    assert_eq!(
+        store
+            .whatsapp_window("ws_t1", "+919876543210")
+            .await
+            .unwrap(),
+        Some(T0)
+    );
+    assert_eq!(
+        store
+            .whatsapp_window("ws_t2", "+919876543210")
+            .await
+            .unwrap(),
+        None
+    );
+
+    // A number taken back is gone from its workspace.
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.delete_telnxo_number("RACKWAVE").await.unwrap());
+    assert!(!tx.delete_telnxo_number("RACKWAVE").await.unwrap());
+    tx.commit().await.unwrap();
+    assert_eq!(store.telnxo_numbers_of("ws_t1").await.unwrap().len(), 1);
+    assert!(store.telnxo_number("RACKWAVE").await.unwrap().is_none());
 }
 
 fn client(id: &str, email: &str) -> Client {
