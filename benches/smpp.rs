@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use rackwave_telnxo::connectors::smpp::{SmppConfig, SmppConnector};
 use rackwave_telnxo::connectors::{OutboundSms, Report};
 use rackwave_testkit::smsc::{Smsc, SmscOptions};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -28,7 +28,7 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 async fn run(messages: usize, window: usize, callers: usize) {
     let smsc = Smsc::start(SmscOptions::default()).await;
-    let (reports, mut received) = mpsc::channel(10_000);
+    let (reports, mut received) = rackwave_testkit::carrier_reports(10_000);
     let (_shutdown, stop) = watch::channel(false);
     let config = SmppConfig {
         port: smsc.addr().port(),

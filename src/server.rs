@@ -316,24 +316,30 @@ impl Server {
             &config.http.public_url(http_addr),
         );
         let telnxo = rackwave_telnxo::Telnxo::start(
-            store.clone(),
-            events.clone(),
-            clock.clone(),
-            config.telnxo.clone(),
-            config
-                .billing
-                .plans
-                .iter()
-                .filter(|p| p.platform == "telnxo")
-                .map(|p| {
-                    let allowances = rackwave_telnxo::Allowances {
-                        sms: p.sms_allowance,
-                        whatsapp: p.whatsapp_allowance,
-                        voice_minutes: p.voice_minutes,
-                    };
-                    (p.id.clone(), allowances)
-                })
-                .collect(),
+            rackwave_telnxo::Parts {
+                store: store.clone(),
+                events: events.clone(),
+                clock: clock.clone(),
+                config: config.telnxo.clone(),
+                plans: config
+                    .billing
+                    .plans
+                    .iter()
+                    .filter(|p| p.platform == "telnxo")
+                    .map(|p| {
+                        let allowances = rackwave_telnxo::Allowances {
+                            sms: p.sms_allowance,
+                            whatsapp: p.whatsapp_allowance,
+                            voice_minutes: p.voice_minutes,
+                        };
+                        (p.id.clone(), allowances)
+                    })
+                    .collect(),
+                held: {
+                    let accounts = accounts.clone();
+                    Arc::new(move |ws: &str| accounts.is_suspended(ws))
+                },
+            },
             shutdown.subscribe(),
             &mut tasks,
         );

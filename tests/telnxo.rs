@@ -657,37 +657,14 @@ async fn queued_messages_survive_a_restart_and_quota_counts() {
 /// minutes (counted when a call ends); the next period starts afresh.
 #[tokio::test]
 async fn plan_allowances_per_billing_period() {
-    use rackwave_testkit::portal::{billing_config, portal, sign_up};
-    let ts = rackwave_testkit::start_with(|c| {
-        c.billing = billing_config(
-            "[[billing.plans]]\nid = \"mini\"\nplatform = \"telnxo\"\nname = \"Mini\"\nprice_paise = 10000\nsms_allowance = 5\nvoice_minutes = 1\ntrial_days = 7\n",
-        );
-    })
-    .await;
-    let rx = Receiver::start().await;
-    let (_, token) = sign_up(&ts, "grace@example.test", "29", None).await;
-    let (s, sub) = portal(
-        &ts,
-        "POST",
-        "/portal/v1/subscriptions",
-        &token,
-        Some(json!({"platform": "telnxo", "plan": "mini", "trial": true})),
+    let (ts, rx, t, _) = trial(
+        "sms_allowance = 5\nvoice_minutes = 1\n",
+        "mini",
+        "grace@example.test",
+        json!(["sms", "voice"]),
+        "plan",
     )
     .await;
-    assert_eq!(s, 201, "{sub}");
-    let t = Tenant {
-        ws: sub["workspace_id"].as_str().unwrap().into(),
-        key: sub["api_key"].as_str().unwrap().into(),
-    };
-    let (s, _) = ts
-        .admin(
-            "POST",
-            "/telnxo/v1/numbers",
-            Some(json!({"workspace_id": t.ws, "number": NUMBER, "channels": ["sms", "voice"]})),
-        )
-        .await;
-    assert_eq!(s, 201);
-    subscribe(&ts, &rx, &t, "plan").await;
 
     // Five parts: one message of two, three of one.
     assert_eq!(
@@ -745,4 +722,104 @@ async fn plan_allowances_per_billing_period() {
     let (s, report) = ts.admin("POST", "/admin/v1/billing/run", None).await;
     assert_eq!(s, 200, "{report}");
     sms(&ts, &t, "+919876543210", "new period").await;
+}
+
+/// A suspended workspace's queued calls and messages wait, and go once it
+/// is reactivated.
+#[tokio::test]
+async fn a_suspended_workspace_sends_nothing_it_had_queued() {
+    let (ts, rx, t, sub_id) =
+        trial("", "talk", "hold@example.test", json!(["voice"]), "hold").await;
+    // Fails for now at its first try (the simulator's digit 3): queued for 30 s.
+    let (s, c) = ts
+        .call(
+            &t.key,
+            "POST",
+            "/telnxo/v1/calls",
+            Some(json!({"from": NUMBER, "to": "+919876543213", "tts": "hello"})),
+        )
+        .await;
+    assert_eq!(s, 202, "{c}");
+    let call = c["call_id"].as_str().unwrap().to_string();
+    let attempts = || {
+        let (ts, key, call) = (&ts, t.key.clone(), call.clone());
+        async move {
+            ts.call(&key, "GET", &format!("/telnxo/v1/calls/{call}"), None)
+                .await
+                .1
+        }
+    };
+    for _ in 0..100 {
+        if attempts().await["attempts"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    let (s, v) = ts
+        .admin(
+            "POST",
+            &format!("/admin/v1/subscriptions/{sub_id}/suspend"),
+            Some(json!({"reason": "testing"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    advance(&ts, 31_000).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let held = attempts().await;
+    assert_eq!(
+        (held["status"].as_str(), held["attempts"].as_u64()),
+        (Some("queued"), Some(1)),
+        "{held}"
+    );
+    let (s, v) = ts
+        .admin(
+            "POST",
+            &format!("/admin/v1/subscriptions/{sub_id}/reactivate"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    advance(&ts, 61_000).await;
+    event(&ts, &rx, "hold", "voice.initiated", &call).await;
+}
+
+/// A server whose billing has one Telnxo plan (`plan_toml`, id `id`), and a
+/// client's trial of it: the tenant (with `NUMBER` for `channels`), its
+/// subscription id, and the webhook receiver at `path`.
+async fn trial(
+    plan_toml: &str,
+    id: &str,
+    email: &str,
+    channels: Value,
+    path: &str,
+) -> (TestServer, Receiver, Tenant, String) {
+    use rackwave_testkit::portal::{billing_config, portal, sign_up};
+    let plans = format!("[[billing.plans]]\nid = \"{id}\"\nplatform = \"telnxo\"\nname = \"Plan\"\nprice_paise = 10000\ntrial_days = 7\n{plan_toml}");
+    let ts = rackwave_testkit::start_with(|c| c.billing = billing_config(&plans)).await;
+    let rx = Receiver::start().await;
+    let (_, token) = sign_up(&ts, email, "29", None).await;
+    let (s, sub) = portal(
+        &ts,
+        "POST",
+        "/portal/v1/subscriptions",
+        &token,
+        Some(json!({"platform": "telnxo", "plan": id, "trial": true})),
+    )
+    .await;
+    assert_eq!(s, 201, "{sub}");
+    let t = Tenant {
+        ws: sub["workspace_id"].as_str().unwrap().into(),
+        key: sub["api_key"].as_str().unwrap().into(),
+    };
+    let (s, _) = ts
+        .admin(
+            "POST",
+            "/telnxo/v1/numbers",
+            Some(json!({"workspace_id": t.ws, "number": NUMBER, "channels": channels})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    subscribe(&ts, &rx, &t, path).await;
+    let sub_id = sub["id"].as_str().unwrap().to_string();
+    (ts, rx, t, sub_id)
 }

@@ -195,23 +195,7 @@ async fn whatsapp_through_the_cloud_api_and_signed_callbacks() {
     .await;
     let rx = Receiver::start().await;
     let key = tenant(&ts, &rx, "wa").await;
-    let client = reqwest::Client::new();
-    let callback = |body: String, signature: Option<String>| {
-        let (client, url) = (
-            client.clone(),
-            format!("{}/telnxo/v1/whatsapp/callback", ts.http),
-        );
-        async move {
-            let mut req = client
-                .post(url)
-                .header("content-type", "application/json")
-                .body(body);
-            if let Some(s) = signature {
-                req = req.header("X-Hub-Signature-256", s);
-            }
-            req.send().await.unwrap().status().as_u16()
-        }
-    };
+    let callback = |body: String, signature: Option<String>| post_callback(&ts, body, signature);
     let signed = |body: String| {
         let sig = graph::sign(APP_SECRET, body.as_bytes());
         callback(body, Some(sig))
@@ -235,17 +219,7 @@ async fn whatsapp_through_the_cloud_api_and_signed_callbacks() {
     assert_eq!(wrong.status(), 403);
 
     // A template through the Graph API: whatsapp.sent with the wamid kept.
-    let (s, v) = ts
-        .call(
-            &key,
-            "POST",
-            "/telnxo/v1/whatsapp/messages",
-            Some(json!({"to": "+919876543210", "type": "template",
-            "template": {"name": "order_update", "language": "en_US", "components": []}})),
-        )
-        .await;
-    assert_eq!(s, 202, "{v}");
-    let id = v["message_id"].as_str().unwrap().to_string();
+    let id = template(&ts, &key, "+919876543210").await;
     event(&ts, &rx, "wa", "whatsapp.sent", "message_id", &id).await;
     let sent = graph_api.sent().pop().unwrap();
     assert_eq!(sent.body["messaging_product"], "whatsapp");
@@ -449,4 +423,51 @@ async fn voice_through_the_freeswitch_event_socket() {
         .call(&key, "GET", &format!("/telnxo/v1/calls/{after}"), None)
         .await;
     assert_eq!(c["status"], "completed");
+}
+
+/// A status that overtakes the recording of its send (or comes before a
+/// restart) is kept durably and applied once the send is recorded.
+#[tokio::test]
+async fn a_status_before_its_send_is_recorded_survives_a_restart() {
+    let graph_api = GraphServer::start("1234567890", "token-abc").await;
+    let mut ts = rackwave_testkit::start_with(|c| graph_api.configure(c, APP_SECRET, "v")).await;
+    let rx = Receiver::start().await;
+    let key = tenant(&ts, &rx, "early").await;
+    let wamid = "wamid.HBgLOTE5ODc2NTQzMjEwFQIAERgSQUJDREVGMDEyMzQ1Njc4OUEA";
+    let delivered =
+        graph::status_callback(wamid, "delivered", "+919876543210", 1_780_825_200, None);
+    let signature = graph::sign(APP_SECRET, delivered.as_bytes());
+    let status = post_callback(&ts, delivered, Some(signature)).await;
+    assert_eq!(status, 200, "taken: kept for its message");
+    ts.restart().await;
+    graph_api.answer_next_raw(
+        200,
+        &json!({"messaging_product": "whatsapp", "messages": [{"id": wamid}]}).to_string(),
+    );
+    let id = template(&ts, &key, "+919876543210").await;
+    event(&ts, &rx, "early", "whatsapp.sent", "message_id", &id).await;
+    event(&ts, &rx, "early", "whatsapp.delivered", "message_id", &id).await;
+}
+
+/// Posts a WhatsApp callback as Meta does; the status answered.
+async fn post_callback(ts: &TestServer, body: String, signature: Option<String>) -> u16 {
+    let mut req = reqwest::Client::new()
+        .post(format!("{}/telnxo/v1/whatsapp/callback", ts.http))
+        .header("content-type", "application/json")
+        .body(body);
+    if let Some(s) = signature {
+        req = req.header("X-Hub-Signature-256", s);
+    }
+    req.send().await.unwrap().status().as_u16()
+}
+
+/// Queues a template to `to`; its message id.
+async fn template(ts: &TestServer, key: &str, to: &str) -> String {
+    let body = json!({"to": to, "type": "template",
+        "template": {"name": "order_update", "language": "en_US", "components": []}});
+    let (s, v) = ts
+        .call(key, "POST", "/telnxo/v1/whatsapp/messages", Some(body))
+        .await;
+    assert_eq!(s, 202, "{v}");
+    v["message_id"].as_str().unwrap().to_string()
 }

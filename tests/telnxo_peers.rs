@@ -251,7 +251,7 @@ async fn voice_with(password: &str) -> Voice {
     rackwave_testkit::watchdog::arm();
     let fs = EslServer::start("ClueCon").await;
     fs.set_step_ms(20);
-    let (tx, reports) = mpsc::channel(64);
+    let (tx, reports) = rackwave_testkit::carrier_reports(64);
     let (stop, shutdown) = watch::channel(false);
     let config = FreeswitchConfig {
         host: "127.0.0.1".into(),

@@ -38,7 +38,7 @@ fn config(smsc: &Smsc) -> SmppConfig {
 
 fn connect(config: SmppConfig) -> Client {
     config.check().expect("a valid test config");
-    let (tx, reports) = mpsc::channel(1000);
+    let (tx, reports) = rackwave_testkit::carrier_reports(1000);
     let (shutdown, stop) = watch::channel(false);
     Client {
         smpp: SmppConnector::start(config, tx, stop),

@@ -48,8 +48,8 @@ pub use records::{
 };
 pub use sled::Database;
 pub use telnxo::{
-    Call, Channel, CommError, CommStatus, CommStep, Direction, TelnxoMessage, TelnxoNumber,
-    WhatsappPart,
+    Call, Channel, CommError, CommStatus, CommStep, Direction, ParkedReport, TelnxoMessage,
+    TelnxoNumber, WhatsappPart,
 };
 
 /// Why a store operation failed.
@@ -302,8 +302,7 @@ store_api! {
         fn call(id: &str) -> Option<Call>;
         /// One page of a workspace's calls, newest first.
         fn calls_of(workspace_id: &str, cursor: Option<&str>, limit: usize) -> Page<Call>;
-        /// The message (and part) a carrier id names on a channel
-        /// (case-insensitive).
+        /// The message (and part) a carrier id names on a channel.
         fn telnxo_by_carrier_id(channel: Channel, carrier_id: &str) -> Option<(String, u32)>;
         /// Up to `limit` ids in a channel's queue due by `now_ms`, earliest
         /// first.
@@ -313,6 +312,8 @@ store_api! {
         /// A workspace's Telnxo usage counter (`day:<n>` sends of a UTC
         /// day, `<channel>:<period start>` units of a billing period).
         fn telnxo_usage(workspace_id: &str, counter: &str) -> u64;
+        /// Up to `limit` parked carrier reports, oldest first.
+        fn parked_reports(limit: usize) -> Vec<ParkedReport>;
         /// The live (or latest) subscription a workspace belongs to.
         fn subscription_of_workspace(workspace_id: &str) -> Option<Subscription>;
     }
@@ -412,6 +413,10 @@ store_api! {
         fn put_carrier_id(channel: Channel, carrier_id: &str, id: &str, part: u32) -> ();
         /// Notes a WhatsApp user's latest message to the workspace.
         fn set_whatsapp_window(workspace_id: &str, customer: &str, at_ms: i64) -> ();
+        /// Keeps (or updates) a parked carrier report.
+        fn put_parked_report(report: &ParkedReport) -> ();
+        /// Forgets a parked carrier report; whether it was kept.
+        fn delete_parked_report(id: &str) -> bool;
         /// Adds to a Telnxo usage counter; the new total.
         fn add_telnxo_usage(workspace_id: &str, counter: &str, n: u64) -> u64;
     }

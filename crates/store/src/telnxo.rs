@@ -209,3 +209,16 @@ pub struct Call {
     pub history: Vec<CommStep>,
     pub created_at_ms: i64,
 }
+
+/// A carrier's report about a message whose sending is not recorded yet
+/// (a receipt can overtake the recording of the send it follows), kept
+/// durably to be applied again: the carrier was told it arrived.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParkedReport {
+    /// Time-ordered: the oldest comes first.
+    pub id: String,
+    /// Times it was applied and its message was not found.
+    pub tries: u32,
+    /// The report, as JSON.
+    pub report: String,
+}

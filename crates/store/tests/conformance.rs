@@ -117,11 +117,18 @@ async fn telnxo(store: &Store) {
     );
     assert_eq!(
         store
+            .telnxo_by_carrier_id(Channel::Sms, "1A2B3C")
+            .await
+            .unwrap(),
+        Some(("msg_2".to_string(), 0))
+    );
+    assert_eq!(
+        store
             .telnxo_by_carrier_id(Channel::Sms, "1a2b3c")
             .await
             .unwrap(),
-        Some(("msg_2".to_string(), 0)),
-        "case-insensitive"
+        None,
+        "exactly as given: the service normalizes SMS ids, wamids are case-sensitive"
     );
     assert_eq!(
         store
@@ -132,7 +139,7 @@ async fn telnxo(store: &Store) {
     );
     assert_eq!(
         store
-            .telnxo_by_carrier_id(Channel::Whatsapp, "1a2b3c")
+            .telnxo_by_carrier_id(Channel::Whatsapp, "1A2B3C")
             .await
             .unwrap(),
         None

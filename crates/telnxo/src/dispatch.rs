@@ -73,7 +73,13 @@ enum Outcome {
         code: String,
         description: String,
     },
+    /// Its workspace may not send now (suspended): it waits.
+    Held,
 }
+
+/// How long a suspended workspace's queued messages wait before they are
+/// looked at again.
+const HOLD_MS: i64 = 60_000;
 
 impl From<Result<Vec<String>, SendError>> for Outcome {
     fn from(r: Result<Vec<String>, SendError>) -> Outcome {
@@ -179,7 +185,11 @@ pub(crate) async fn run(telnxo: Telnxo, channel: Channel, mut shutdown: watch::R
                         let (done, recorded) = oneshot::channel();
                         if settle.send((id.clone(), outcome, done)).await.is_ok() {
                             if let Ok(Err(e)) = recorded.await {
-                                tracing::warn!(channel = channel.as_str(), id, error = %e, "recording a send failed; it is sent again");
+                                // The carrier has it: keep it out of the
+                                // queue's reach until a restart rather
+                                // than send it again and again.
+                                tracing::error!(channel = channel.as_str(), id, error = %e, "a send cannot be recorded; it is held until the next start");
+                                return;
                             }
                         }
                     }
@@ -198,6 +208,9 @@ pub(crate) async fn run(telnxo: Telnxo, channel: Channel, mut shutdown: watch::R
 
 /// Outcomes recorded in one transaction at most.
 const RECORD_BATCH: usize = 256;
+/// Tries of a batch's transaction before its outcomes are recorded one by
+/// one.
+const RECORD_TRIES: u32 = 5;
 
 /// A send's outcome on its way to the recorder, with where to say it is
 /// recorded.
@@ -217,39 +230,97 @@ async fn record_outcomes(telnxo: Telnxo, channel: Channel, mut outcomes: mpsc::R
             .into_iter()
             .map(|(id, outcome, done)| ((id, outcome), done))
             .unzip();
-        let result = telnxo
-            .record(channel, &items)
-            .await
-            .map_err(|e| e.to_string());
-        for reply in replies {
-            let _ = reply.send(result.clone());
+        // A store that fails for a moment is waited out: the carrier
+        // took these, so giving up would send them again.
+        let mut recorded = Err(String::new());
+        for attempt in 0..RECORD_TRIES {
+            match telnxo.record(channel, &items).await {
+                Ok(()) => {
+                    recorded = Ok(());
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(channel = channel.as_str(), error = %e, attempt, "recording sends failed; trying again");
+                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                }
+            }
+        }
+        if recorded.is_ok() {
+            for reply in replies {
+                let _ = reply.send(Ok(()));
+            }
+            continue;
+        }
+        // Then one at a time, so one that cannot be recorded holds up no
+        // other.
+        for (item, reply) in items.into_iter().zip(replies) {
+            let one = telnxo
+                .record(channel, std::slice::from_ref(&item))
+                .await
+                .map_err(|e| e.to_string());
+            let _ = reply.send(one);
         }
     }
 }
 
-/// The renderings under which a carrier may name a part later: as given,
-/// and a hex id also in decimal and a decimal one also in hex (carriers
-/// answer `submit_sm` with one and write receipts with the other).
-pub(crate) fn carrier_aliases(id: &str) -> Vec<String> {
-    // A carrier that took a part without naming it can never report on
-    // it: nothing to index.
-    if id.is_empty() || id.bytes().any(|b| b < 0x20) {
+/// The part a carrier id names when the carrier gave every part the same
+/// id (and sends one receipt for them all).
+pub(crate) const EVERY_PART: u32 = u32::MAX;
+/// The receipt slot of a part the carrier took without naming it: no
+/// receipt will come for it.
+pub(crate) const NO_RECEIPT: &str = "-";
+
+/// A carrier id as the carrier may write it again: lowercase, and without
+/// leading zeros when it is a number (SMPP's receipt text pads `id:` to
+/// ten digits).
+pub(crate) fn normalized(id: &str) -> String {
+    let id = id.trim().to_ascii_lowercase();
+    if !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let trimmed = id.trim_start_matches('0');
+        return if trimmed.is_empty() {
+            "0".into()
+        } else {
+            trimmed.into()
+        };
+    }
+    id
+}
+
+/// The keys an SMS part is indexed under: its id as given (`=`), and the
+/// id rendered in the other base (`~`): carriers answer `submit_sm` in hex
+/// and write receipts in decimal, or the other way round. The two kinds
+/// are kept apart, so a later part whose own id happens to equal an
+/// earlier part's other rendering takes nothing from it.
+pub(crate) fn index_keys(id: &str) -> Vec<String> {
+    let n = normalized(id);
+    if n.is_empty() || n.bytes().any(|b| b < 0x20) {
         return Vec::new();
     }
-    let mut out = vec![id.to_string()];
-    if id.len() <= 16 && !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        if let Ok(n) = u64::from_str_radix(id, 16) {
-            out.push(n.to_string());
+    let mut keys = vec![format!("={n}")];
+    if n.len() <= 16 && n.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if let Ok(v) = u64::from_str_radix(&n, 16) {
+            keys.push(format!("~{v}"));
         }
     }
-    if id.len() <= 19 && !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) {
-        if let Ok(n) = id.parse::<u64>() {
-            out.push(format!("{n:x}"));
+    if n.len() <= 19 && n.bytes().all(|b| b.is_ascii_digit()) {
+        if let Ok(v) = n.parse::<u64>() {
+            keys.push(format!("~{v:x}"));
         }
     }
-    out.sort();
-    out.dedup();
-    out
+    keys.dedup();
+    keys
+}
+
+/// The keys a receipt's id is looked up under, the rendering the carrier
+/// has been using first.
+pub(crate) fn lookup_keys(id: &str, other_base_first: bool) -> [String; 2] {
+    let n = normalized(id);
+    let (literal, other) = (format!("={n}"), format!("~{n}"));
+    if other_base_first {
+        [other, literal]
+    } else {
+        [literal, other]
+    }
 }
 
 impl Telnxo {
@@ -294,15 +365,19 @@ impl Telnxo {
         let Some(m) = store.telnxo_message(id).await? else {
             return Ok(None);
         };
-        if m.status != CommStatus::Queued || m.due_at_ms.is_none() {
+        let now = self.inner.clock.now_ms();
+        // Due: not a retry that came back early (its backoff is in
+        // `due_at_ms`).
+        if m.status != CommStatus::Queued || m.due_at_ms.is_none_or(|due| due > now) {
             return Ok(None);
         }
-        let now = self.inner.clock.now_ms();
         let outcome = if now > m.expires_at_ms {
             Outcome::Failed {
                 code: "expired".into(),
                 description: "not sent within its validity period".into(),
             }
+        } else if (self.inner.held)(&m.workspace_id) {
+            Outcome::Held
         } else if m.channel == Channel::Sms {
             // The reference ties the parts of one message together on the
             // handset; any byte does, as long as the parts share it.
@@ -365,6 +440,14 @@ impl Telnxo {
             return Ok(None);
         };
         let now = self.inner.clock.now_ms();
+        if m.status != CommStatus::Queued {
+            return Ok(None);
+        }
+        if matches!(outcome, Outcome::Held) {
+            m.due_at_ms = Some(now + HOLD_MS);
+            tx.put_telnxo_message(&m).await?;
+            return Ok(None);
+        }
         m.attempts += 1;
         let event: Option<EventData> = match outcome {
             Outcome::Taken(ids) => {
@@ -372,9 +455,25 @@ impl Telnxo {
                 m.due_at_ms = None;
                 m.receipts = vec![None; ids.len()];
                 for (part, carrier_id) in ids.iter().enumerate() {
-                    for alias in carrier_aliases(carrier_id) {
-                        tx.put_carrier_id(m.channel, &alias, &m.id, part as u32)
+                    if m.channel == Channel::Whatsapp {
+                        // A wamid is case-sensitive and reported as given.
+                        tx.put_carrier_id(m.channel, &format!("={carrier_id}"), &m.id, 0)
                             .await?;
+                        continue;
+                    }
+                    let keys = index_keys(carrier_id);
+                    if keys.is_empty() {
+                        m.receipts[part] = Some(NO_RECEIPT.into());
+                    }
+                    // One id for several parts: its receipt settles them all.
+                    let shared = ids
+                        .iter()
+                        .filter(|i| normalized(i) == normalized(carrier_id))
+                        .count()
+                        > 1;
+                    let part = if shared { EVERY_PART } else { part as u32 };
+                    for key in keys {
+                        tx.put_carrier_id(m.channel, &key, &m.id, part).await?;
                     }
                 }
                 m.carrier_ids = ids.clone();
@@ -397,7 +496,7 @@ impl Telnxo {
                     .into(),
                 })
             }
-            Outcome::Throttled => None,
+            Outcome::Throttled | Outcome::Held => None,
             Outcome::Retry(why) => {
                 let limits = self.inner.config.limits(m.channel);
                 let next = now + retry_delay_ms(m.attempts);
@@ -470,15 +569,17 @@ impl Telnxo {
         let Some(c) = store.call(id).await? else {
             return Ok(None);
         };
-        if c.status != CommStatus::Queued || c.due_at_ms.is_none() {
+        let now = self.inner.clock.now_ms();
+        if c.status != CommStatus::Queued || c.due_at_ms.is_none_or(|due| due > now) {
             return Ok(None);
         }
-        let now = self.inner.clock.now_ms();
         let outcome: Outcome = if now > c.expires_at_ms {
             Outcome::Failed {
                 code: "expired".into(),
                 description: "not placed within its validity period".into(),
             }
+        } else if (self.inner.held)(&c.workspace_id) {
+            Outcome::Held
         } else {
             let call = OutboundCall {
                 call_id: c.id.clone(),
@@ -510,15 +611,22 @@ impl Telnxo {
             return Ok(None);
         };
         let now = self.inner.clock.now_ms();
+        if c.status != CommStatus::Queued {
+            c.due_at_ms = None;
+            tx.put_call(&c).await?;
+            return Ok(None);
+        }
+        if matches!(outcome, Outcome::Held) {
+            c.due_at_ms = Some(now + HOLD_MS);
+            tx.put_call(&c).await?;
+            return Ok(None);
+        }
         c.attempts += 1;
         let event: Option<EventData> = match outcome {
             Outcome::Taken(_) => {
                 c.due_at_ms = None;
                 c.initiated_at_ms = Some(now);
-                // Progress may have been reported before this is recorded.
-                if c.status == CommStatus::Queued {
-                    c.status = CommStatus::Initiated;
-                }
+                c.status = CommStatus::Initiated;
                 c.history.push(step(CommStatus::Initiated, now, None));
                 Some(
                     VoiceInitiated {
@@ -530,12 +638,17 @@ impl Telnxo {
                     .into(),
                 )
             }
-            Outcome::Throttled => None,
+            Outcome::Throttled | Outcome::Held => None,
             Outcome::Retry(why) => {
                 let limits = self.inner.config.limits(Channel::Voice);
                 let next = now + retry_delay_ms(c.attempts);
                 if c.attempts >= limits.max_attempts || next > c.expires_at_ms {
-                    Some(fail_call(&mut c, now, "retries_exhausted", why))
+                    let code = if next > c.expires_at_ms {
+                        "expired"
+                    } else {
+                        "retries_exhausted"
+                    };
+                    Some(fail_call(&mut c, now, code, why))
                 } else {
                     c.due_at_ms = Some(next);
                     c.history.push(step(
@@ -589,18 +702,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn aliases_cover_hex_and_decimal() {
-        let a = carrier_aliases("1A2B");
-        assert!(a.contains(&"1A2B".to_string()) && a.contains(&"6699".to_string()));
-        let d = carrier_aliases("6699");
-        assert!(d.contains(&"1a2b".to_string()));
-        assert_eq!(carrier_aliases("msg-abc"), vec!["msg-abc".to_string()]);
-        assert!(carrier_aliases("").is_empty());
+    fn carrier_ids_in_both_bases_apart() {
+        assert_eq!(index_keys("1A2B"), vec!["=1a2b", "~6699"]);
+        assert_eq!(index_keys("6699"), vec!["=6699", "~26265", "~1a2b"]);
+        assert_eq!(index_keys("msg-abc"), vec!["=msg-abc"]);
+        assert!(index_keys("").is_empty());
         assert_eq!(
-            carrier_aliases("FFFFFFFFFFFFFFFFFF").len(),
+            index_keys("FFFFFFFFFFFFFFFFFF").len(),
             1,
             "too long for u64"
         );
+        // Receipt text pads decimal ids to ten digits.
+        assert_eq!(normalized("0100000000"), "100000000");
+        assert!(index_keys("5F5E100").contains(&"~100000000".to_string()));
+        assert_eq!(lookup_keys("0100000000", true)[0], "~100000000");
+        assert_eq!(lookup_keys("1A2B", false)[0], "=1a2b");
     }
 
     #[test]

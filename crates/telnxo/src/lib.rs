@@ -42,7 +42,7 @@ use std::sync::Arc;
 use rackwave_core::Clock;
 use rackwave_events::Events;
 use rackwave_store::{Channel, Store};
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
 pub use config::{Allowances, ConnectorKind, TelnxoConfig};
@@ -50,7 +50,7 @@ pub use error::TelnxoError;
 pub use send::{NewCall, MAX_SMS_PARTS, WINDOW_MS};
 
 use connectors::simulator::Simulator;
-use connectors::{Report, SmsConnector, VoiceConnector, WhatsappConnector};
+use connectors::{Reports, SmsConnector, VoiceConnector, WhatsappConnector};
 
 /// The Telnxo service (cheap to clone).
 #[derive(Clone)]
@@ -72,33 +72,64 @@ struct Inner {
     simulator: Simulator,
     /// Wakes a channel's worker (indexed like [`Channel::ALL`]).
     wake: [Notify; 3],
-    /// Reports that must wait (their message's sending is not recorded
-    /// yet) go back through here.
-    reports: mpsc::Sender<Report>,
+    /// Wakes the report loop: reports were parked outside it.
+    parked: Notify,
+    /// Which rendering of carrier ids the SMS carrier writes receipts in:
+    /// above 0 the other base than its `submit_sm_resp` (learnt from the
+    /// receipts that matched).
+    other_base_score: std::sync::atomic::AtomicI64,
+    /// Whether a workspace may not send now (suspended): its queued
+    /// messages and calls wait.
+    held: HeldWorkspaces,
 }
+
+/// Tells which workspaces may not send (the server's suspensions).
+pub type HeldWorkspaces = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// Reports waiting to be applied, at most.
 const REPORT_BACKLOG: usize = 4096;
+/// How long connectors have to unbind and hand over their last reports
+/// at a shutdown.
+const CONNECTORS_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// What Telnxo runs on.
+pub struct Parts {
+    pub store: Store,
+    pub events: Events,
+    pub clock: Clock,
+    pub config: TelnxoConfig,
+    /// Each Telnxo plan's allowances, by plan id.
+    pub plans: std::collections::HashMap<String, Allowances>,
+    /// Which workspaces may not send now.
+    pub held: HeldWorkspaces,
+}
 
 impl Telnxo {
     /// Starts the connectors, and the channels' workers and the report
     /// loop in `tasks` (they end when `shutdown` turns true).
-    pub fn start(
-        store: Store,
-        events: Events,
-        clock: Clock,
-        config: TelnxoConfig,
-        plans: std::collections::HashMap<String, Allowances>,
-        shutdown: watch::Receiver<bool>,
-        tasks: &mut JoinSet<()>,
-    ) -> Telnxo {
-        let (reports, incoming) = mpsc::channel(REPORT_BACKLOG);
-        let simulator = Simulator::start(clock.clone(), reports.clone(), shutdown.clone());
+    pub fn start(parts: Parts, shutdown: watch::Receiver<bool>, tasks: &mut JoinSet<()>) -> Telnxo {
+        let Parts {
+            store,
+            events,
+            clock,
+            config,
+            plans,
+            held,
+        } = parts;
+        let (reports, incoming) = Reports::channel(REPORT_BACKLOG);
+        // Connectors stop after the workers, so a send in flight gets its
+        // carrier's answer; the report loop stops last, so what the
+        // connectors handed over is recorded.
+        let (stop_connectors, connectors_stop) = watch::channel(false);
+        let (stop_reports, reports_stop) = watch::channel(false);
+        let shutdown_connectors = connectors_stop;
+        let simulator =
+            Simulator::start(clock.clone(), reports.clone(), shutdown_connectors.clone());
         let sms = match config.sms.connector {
             ConnectorKind::Smpp => SmsConnector::Smpp(connectors::smpp::SmppConnector::start(
                 config.sms.smpp.clone(),
                 reports.clone(),
-                shutdown.clone(),
+                shutdown_connectors.clone(),
             )),
             _ => SmsConnector::Simulator(simulator.clone()),
         };
@@ -122,7 +153,7 @@ impl Telnxo {
                 VoiceConnector::Freeswitch(connectors::freeswitch::FreeswitchConnector::start(
                     config.voice.freeswitch.clone(),
                     reports.clone(),
-                    shutdown.clone(),
+                    shutdown_connectors.clone(),
                 ))
             }
             _ => VoiceConnector::Simulator(simulator.clone()),
@@ -139,13 +170,27 @@ impl Telnxo {
                 voice,
                 simulator,
                 wake: [Notify::new(), Notify::new(), Notify::new()],
-                reports,
+                parked: Notify::new(),
+                other_base_score: std::sync::atomic::AtomicI64::new(0),
+                held,
             }),
         };
+        drop(reports);
+        let mut workers = JoinSet::new();
         for channel in Channel::ALL {
-            tasks.spawn(dispatch::run(telnxo.clone(), channel, shutdown.clone()));
+            workers.spawn(dispatch::run(telnxo.clone(), channel, shutdown.clone()));
         }
-        tasks.spawn(reports::run(telnxo.clone(), incoming, shutdown));
+        let report_loop = tokio::spawn(reports::run(telnxo.clone(), incoming, reports_stop));
+        tasks.spawn(async move {
+            // A shutdown ends the workers once their sends in flight are
+            // answered and recorded; then the connectors unbind; then the
+            // report loop records what they handed over, and ends.
+            while workers.join_next().await.is_some() {}
+            let _ = stop_connectors.send(true);
+            tokio::time::sleep(CONNECTORS_GRACE).await;
+            let _ = stop_reports.send(true);
+            let _ = report_loop.await;
+        });
         telnxo
     }
 

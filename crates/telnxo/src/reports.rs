@@ -1,6 +1,7 @@
 //! What carriers report after a send, or unprompted: applied in batches,
 //! each batch one durable transaction with its events.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use rackwave_core::event::{
@@ -9,25 +10,29 @@ use rackwave_core::event::{
     WhatsappRead,
 };
 use rackwave_core::Timestamp;
-use rackwave_store::{Channel, CommStatus, Direction, TelnxoMessage, Txn, WhatsappPart};
+use rackwave_store::{
+    Channel, CommStatus, Direction, ParkedReport, TelnxoMessage, Txn, WhatsappPart,
+};
 use tokio::sync::{mpsc, watch};
-use tokio::time::Instant;
 
 use crate::connectors::{
-    CallEvent, CallReport, Report, SmsInbound, SmsReceipt, WaStatus, WhatsappInbound,
+    CallEvent, CallReport, Handed, Report, SmsInbound, SmsReceipt, WaStatus, WhatsappInbound,
     WhatsappStatus,
 };
-use crate::dispatch::fail_call;
+use crate::dispatch::{fail_call, lookup_keys, EVERY_PART, NO_RECEIPT};
 use crate::send::step;
 use crate::{Telnxo, TelnxoError};
 
 /// Reports applied in one transaction at most.
 const BATCH: usize = 256;
-/// A report about a message whose sending is not recorded yet is tried
-/// again this often, this many times (a receipt can overtake the
-/// recording of the `submit_sm_resp` it follows).
-const WAIT_RETRY: Duration = Duration::from_millis(250);
-const WAIT_TRIES: u32 = 120;
+/// A report about a message whose sending is not recorded yet (a receipt
+/// can overtake the recording of the `submit_sm_resp` it follows) is
+/// parked in the store and applied again this often, this many times.
+const PARKED_RETRY: Duration = Duration::from_millis(250);
+const PARKED_TRIES: u32 = 20;
+/// A batch that fails this many times is applied one report at a time, so
+/// one report that cannot be applied holds up no other.
+const BATCH_FAILURES: u32 = 3;
 
 /// What became of one report.
 #[derive(Debug, PartialEq, Eq)]
@@ -39,101 +44,201 @@ pub(crate) enum Applied {
     Unknown,
 }
 
+/// Applies what the connectors hand over until `stop`, then what is left.
 pub(crate) async fn run(
     telnxo: Telnxo,
-    mut incoming: mpsc::Receiver<Report>,
-    mut shutdown: watch::Receiver<bool>,
+    mut incoming: mpsc::Receiver<Handed>,
+    mut stop: watch::Receiver<bool>,
 ) {
-    let mut waiting: Vec<(Instant, u32, Report)> = Vec::new();
+    // Reports parked by an earlier run are tried again from the start.
+    let mut parked = true;
     loop {
-        let mut batch: Vec<(u32, Report)> = Vec::new();
-        tokio::select! {
+        let mut batch: Vec<Handed> = Vec::new();
+        let stopping = tokio::select! {
             r = incoming.recv() => match r {
-                Some(r) => batch.push((0, r)),
-                None => return,
+                Some(h) => {
+                    batch.push(h);
+                    false
+                }
+                None => true,
             },
-            _ = tokio::time::sleep(WAIT_RETRY), if !waiting.is_empty() => {}
-            _ = shutdown.wait_for(|s| *s) => return,
-        }
-        while batch.len() < BATCH {
+            _ = tokio::time::sleep(PARKED_RETRY), if parked => false,
+            _ = telnxo.inner.parked.notified() => {
+                parked = true;
+                false
+            }
+            _ = stop.wait_for(|s| *s) => true,
+        };
+        // On the way out, everything the connectors handed over before they
+        // stopped (they stop first).
+        let limit = if stopping { usize::MAX } else { BATCH };
+        while batch.len() < limit {
             match incoming.try_recv() {
-                Ok(r) => batch.push((0, r)),
+                Ok(h) => batch.push(h),
                 Err(_) => break,
             }
         }
-        let now = Instant::now();
-        let (ready, later): (Vec<_>, Vec<_>) = waiting.drain(..).partition(|(at, _, _)| *at <= now);
-        waiting = later;
-        batch.extend(ready.into_iter().map(|(_, tries, r)| (tries, r)));
+        let retry = if parked {
+            telnxo
+                .inner
+                .store
+                .parked_reports(BATCH)
+                .await
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let mut failures = 0;
         loop {
-            match telnxo.apply_all(&batch).await {
-                Ok(outcomes) => {
-                    for ((tries, report), applied) in batch.into_iter().zip(outcomes) {
-                        if applied != Applied::Unknown {
-                            continue;
-                        }
-                        if tries + 1 < WAIT_TRIES {
-                            waiting.push((Instant::now() + WAIT_RETRY, tries + 1, report));
-                        } else {
-                            tracing::warn!(
-                                ?report,
-                                "a carrier report names no message of ours; dropped"
-                            );
-                        }
-                    }
+            let result = if failures < BATCH_FAILURES {
+                telnxo.apply_batch(&mut batch, &retry).await
+            } else {
+                telnxo.apply_one_by_one(&mut batch, &retry).await
+            };
+            match result {
+                Ok(still_parked) => {
+                    parked = still_parked;
                     break;
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "recording carrier reports failed; trying again");
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                        _ = shutdown.wait_for(|s| *s) => return,
+                    failures += 1;
+                    tracing::warn!(error = %e, failures, "recording carrier reports failed; trying again");
+                    if stopping && failures > BATCH_FAILURES {
+                        break;
                     }
+                    tokio::time::sleep(Duration::from_millis(200 * failures as u64)).await;
                 }
             }
+        }
+        if stopping {
+            return;
         }
     }
 }
 
+fn park(report: &Report) -> ParkedReport {
+    ParkedReport {
+        id: format!("{:016x}", rackwave_core::time_ordered_id()),
+        tries: 0,
+        report: serde_json::to_string(report).expect("reports serialize"),
+    }
+}
+
 impl Telnxo {
-    /// Applies reports in one durable transaction; what became of each.
-    pub(crate) async fn apply_all(
+    /// Applies fresh reports and parked ones in one durable transaction,
+    /// parking the fresh ones whose message is not known yet; then tells
+    /// each carrier waiting that its report is recorded. Whether reports
+    /// remain parked.
+    async fn apply_batch(
         &self,
-        batch: &[(u32, Report)],
-    ) -> Result<Vec<Applied>, TelnxoError> {
+        batch: &mut Vec<Handed>,
+        parked: &[ParkedReport],
+    ) -> Result<bool, TelnxoError> {
         let mut tx = self.inner.store.begin().await?;
-        let mut out = Vec::with_capacity(batch.len());
-        for (_, report) in batch {
-            out.push(self.apply(&mut tx, report).await?);
+        let mut still_parked = false;
+        for h in batch.iter() {
+            if self.apply(&mut tx, &h.report).await? == Applied::Unknown {
+                tx.put_parked_report(&park(&h.report)).await?;
+                still_parked = true;
+            }
         }
-        if out.contains(&Applied::Done) {
-            tx.commit().await?;
-            self.inner.events.kick();
+        for p in parked {
+            still_parked |= self.retry_parked(&mut tx, p).await?;
         }
-        Ok(out)
+        tx.commit().await?;
+        self.inner.events.kick();
+        for h in batch.drain(..) {
+            if let Some(recorded) = h.recorded {
+                let _ = recorded.send(());
+            }
+        }
+        Ok(still_parked)
+    }
+
+    /// [`apply_batch`](Self::apply_batch) for one report at a time: a
+    /// report that cannot be recorded is dropped with an error line (and
+    /// not acknowledged, so a carrier that waits on it sends it again).
+    async fn apply_one_by_one(
+        &self,
+        batch: &mut Vec<Handed>,
+        parked: &[ParkedReport],
+    ) -> Result<bool, TelnxoError> {
+        let mut still_parked = false;
+        for h in batch.drain(..) {
+            let mut one = vec![h];
+            match self.apply_batch(&mut one, &[]).await {
+                Ok(p) => still_parked |= p,
+                Err(e) => {
+                    tracing::error!(error = %e, report = ?one[0].report, "a carrier report cannot be recorded; dropped");
+                }
+            }
+        }
+        for p in parked {
+            let mut tx = self.inner.store.begin().await?;
+            match self.retry_parked(&mut tx, p).await {
+                Ok(p) => {
+                    tx.commit().await?;
+                    still_parked |= p;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, id = %p.id, "a parked carrier report cannot be applied; dropped");
+                    drop(tx);
+                    let mut tx = self.inner.store.begin().await?;
+                    tx.delete_parked_report(&p.id).await?;
+                    tx.commit().await?;
+                }
+            }
+        }
+        self.inner.events.kick();
+        Ok(still_parked)
+    }
+
+    /// Applies a parked report again in `tx`: forgotten once applied (or
+    /// after its last try); whether it stays parked.
+    async fn retry_parked(&self, tx: &mut Txn, p: &ParkedReport) -> Result<bool, TelnxoError> {
+        let report: Report = match serde_json::from_str(&p.report) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(id = %p.id, error = %e, "an unreadable parked report; dropped");
+                tx.delete_parked_report(&p.id).await?;
+                return Ok(false);
+            }
+        };
+        if self.apply(tx, &report).await? != Applied::Unknown {
+            tx.delete_parked_report(&p.id).await?;
+            return Ok(false);
+        }
+        if p.tries + 1 >= PARKED_TRIES {
+            tracing::warn!(
+                ?report,
+                "a carrier report names no message of ours; dropped"
+            );
+            tx.delete_parked_report(&p.id).await?;
+            return Ok(false);
+        }
+        tx.put_parked_report(&ParkedReport {
+            tries: p.tries + 1,
+            ..p.clone()
+        })
+        .await?;
+        Ok(true)
     }
 
     /// Applies reports that came over HTTP (WhatsApp's callbacks): durable
-    /// when it returns; those about messages not recorded yet wait in the
-    /// report loop.
-    pub async fn ingest(&self, reports: Vec<Report>) -> Result<usize, TelnxoError> {
-        let batch: Vec<(u32, Report)> = reports.into_iter().map(|r| (0, r)).collect();
-        let outcomes = self.apply_all(&batch).await?;
-        let mut applied = 0;
-        for ((_, report), outcome) in batch.into_iter().zip(outcomes) {
-            match outcome {
-                Applied::Done => applied += 1,
-                Applied::Unknown => {
-                    if self.inner.reports.try_send(report).is_err() {
-                        return Err(TelnxoError::Store(rackwave_store::StoreError::Unavailable(
-                            "the report backlog is full".into(),
-                        )));
-                    }
-                }
-                Applied::Ignored => {}
-            }
+    /// when it returns, those about messages not recorded yet parked.
+    pub async fn ingest(&self, reports: Vec<Report>) -> Result<(), TelnxoError> {
+        let mut batch: Vec<Handed> = reports
+            .into_iter()
+            .map(|report| Handed {
+                report,
+                recorded: None,
+            })
+            .collect();
+        if self.apply_batch(&mut batch, &[]).await? {
+            // The report loop tries them again.
+            self.inner.parked.notify_one();
         }
-        Ok(applied)
+        Ok(())
     }
 
     async fn apply(&self, tx: &mut Txn, report: &Report) -> Result<Applied, TelnxoError> {
@@ -147,34 +252,80 @@ impl Telnxo {
     }
 
     async fn sms_receipt(&self, tx: &mut Txn, r: &SmsReceipt) -> Result<Applied, TelnxoError> {
-        let Some((id, part)) = tx.telnxo_by_carrier_id(Channel::Sms, &r.carrier_id).await? else {
-            return Ok(Applied::Unknown);
-        };
-        let Some(mut m) = tx.telnxo_message(&id).await? else {
-            return Ok(Applied::Unknown);
-        };
-        let part = part as usize;
-        if m.status != CommStatus::Sent || !r.is_final() {
+        if !r.is_final() {
             return Ok(Applied::Ignored);
         }
-        match m.receipts.get_mut(part) {
-            Some(slot @ None) => *slot = Some(r.stat.clone()),
-            _ => return Ok(Applied::Ignored),
+        // The rendering this carrier has been writing receipts in first;
+        // a candidate that is already settled gives way to the other.
+        let score = &self.inner.other_base_score;
+        let other_first = score.load(Ordering::Relaxed) > 0;
+        let mut known = false;
+        let mut found = None;
+        for (i, key) in lookup_keys(&r.carrier_id, other_first).iter().enumerate() {
+            let Some((id, part)) = tx.telnxo_by_carrier_id(Channel::Sms, key).await? else {
+                continue;
+            };
+            known = true;
+            let Some(m) = tx.telnxo_message(&id).await? else {
+                continue;
+            };
+            let open = |p: usize| m.receipts.get(p).is_some_and(Option::is_none);
+            let waiting = match part {
+                EVERY_PART => (0..m.receipts.len()).any(open),
+                p => open(p as usize),
+            };
+            if m.status == CommStatus::Sent && waiting {
+                let other_base = (i == 0) == other_first;
+                let step = if other_base { 1 } else { -1 };
+                let _ = score.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                    Some((v + step).clamp(-1000, 1000))
+                });
+                found = Some((m, part));
+                break;
+            }
+        }
+        let Some((mut m, part)) = found else {
+            return Ok(if known {
+                Applied::Ignored
+            } else {
+                Applied::Unknown
+            });
+        };
+        // A failed part keeps its error code beside its status.
+        let slot = match r.error.as_deref().filter(|e| !e.is_empty()) {
+            Some(err) if !r.is_delivered() => format!("{}:{err}", r.stat),
+            _ => r.stat.clone(),
+        };
+        let parts: Vec<usize> = match part {
+            EVERY_PART => (0..m.receipts.len()).collect(),
+            p => vec![p as usize],
+        };
+        for p in &parts {
+            if let Some(s @ None) = m.receipts.get_mut(*p) {
+                *s = Some(slot.clone());
+            }
         }
         let now = self.inner.clock.now_ms();
+        let settled: Vec<String> = m
+            .receipts
+            .iter()
+            .flatten()
+            .filter(|s| *s != NO_RECEIPT)
+            .cloned()
+            .collect();
         let event = if m.receipts.iter().any(Option::is_none) {
             m.history.push(step(
                 CommStatus::Sent,
                 now,
                 Some(format!(
                     "part {} of {}: {}",
-                    part + 1,
+                    parts[0] + 1,
                     m.receipts.len(),
                     r.stat
                 )),
             ));
             None
-        } else if m.receipts.iter().all(|s| s.as_deref() == Some("DELIVRD")) {
+        } else if settled.iter().all(|s| *s == "DELIVRD") {
             m.status = CommStatus::Delivered;
             m.history
                 .push(step(CommStatus::Delivered, now, Some("DELIVRD".into())));
@@ -186,19 +337,14 @@ impl Telnxo {
             }))
         } else {
             // The first part that did not arrive names the failure.
-            let stat = m
-                .receipts
+            let failed = settled
                 .iter()
-                .flatten()
                 .find(|s| *s != "DELIVRD")
-                .cloned()
+                .map(String::as_str)
                 .unwrap_or_default();
-            let code = r
-                .error
-                .clone()
-                .filter(|e| !e.is_empty())
-                .unwrap_or(stat.clone());
-            Some(self.fail_message(&mut m, now, &code, &receipt_description(&stat)))
+            let (stat, err) = failed.split_once(':').unwrap_or((failed, ""));
+            let code = if err.is_empty() { stat } else { err };
+            Some(self.fail_message(&mut m, now, code, &receipt_description(stat)))
         };
         tx.put_telnxo_message(&m).await?;
         if let Some(event) = event {
@@ -247,7 +393,8 @@ impl Telnxo {
         tx: &mut Txn,
         r: &WhatsappStatus,
     ) -> Result<Applied, TelnxoError> {
-        let Some((id, _)) = tx.telnxo_by_carrier_id(Channel::Whatsapp, &r.wamid).await? else {
+        let key = format!("={}", r.wamid);
+        let Some((id, _)) = tx.telnxo_by_carrier_id(Channel::Whatsapp, &key).await? else {
             return Ok(Applied::Unknown);
         };
         let Some(mut m) = tx.telnxo_message(&id).await? else {
@@ -383,6 +530,11 @@ impl Telnxo {
         };
         if c.status.is_final() {
             return Ok(Applied::Ignored);
+        }
+        // Before its dial is recorded (FreeSWITCH can answer a `bgapi`
+        // fast): waits, so `voice.initiated` comes first.
+        if c.status == CommStatus::Queued {
+            return Ok(Applied::Unknown);
         }
         let now = self.inner.clock.now_ms();
         let event: EventData = match &r.event {

@@ -21,6 +21,10 @@ pub const MAX_SMS_PARTS: usize = 10;
 pub(crate) const MAX_WHATSAPP_TEXT: usize = 4096;
 /// Text to speak, at most.
 pub(crate) const MAX_TTS: usize = 2000;
+/// A template's components or an interactive object, serialized, at most
+/// (Meta's own limits are far below: 1,024 characters of body, three
+/// buttons of 20): stored with the message and sent again on a retry.
+const MAX_WHATSAPP_OBJECT: usize = 16 * 1024;
 /// WhatsApp's customer-service window: free-form messages only within 24
 /// hours of the user's last message.
 pub const WINDOW_MS: i64 = 24 * 3600 * 1000;
@@ -263,6 +267,12 @@ impl Telnxo {
                 if !(components.is_null() || components.is_array()) {
                     return Err(invalid("template.components", "an array"));
                 }
+                if components.to_string().len() > MAX_WHATSAPP_OBJECT {
+                    return Err(invalid(
+                        "template.components",
+                        format!("at most {MAX_WHATSAPP_OBJECT} bytes"),
+                    ));
+                }
                 (
                     "template",
                     String::new(),
@@ -275,6 +285,12 @@ impl Telnxo {
                     return Err(invalid(
                         "interactive",
                         "an object with a type (button, list), as the Cloud API takes it",
+                    ));
+                }
+                if value.to_string().len() > MAX_WHATSAPP_OBJECT {
+                    return Err(invalid(
+                        "interactive",
+                        format!("at most {MAX_WHATSAPP_OBJECT} bytes"),
                     ));
                 }
                 let body = value

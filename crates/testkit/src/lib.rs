@@ -419,3 +419,23 @@ pub fn queue_id(reply: &SmtpReply) -> String {
         .expect("queue id in reply")
         .to_string()
 }
+
+/// A connector's report channel read by a test in place of the Telnxo
+/// service: every report counts as recorded as soon as it is forwarded.
+pub fn carrier_reports(
+    capacity: usize,
+) -> (
+    rackwave_telnxo::connectors::Reports,
+    tokio::sync::mpsc::Receiver<rackwave_telnxo::connectors::Report>,
+) {
+    let (reports, mut handed) = rackwave_telnxo::connectors::Reports::channel(capacity);
+    let (forward, received) = tokio::sync::mpsc::channel(capacity);
+    tokio::spawn(async move {
+        while let Some(h) = handed.recv().await {
+            if forward.send(h.done()).await.is_err() {
+                break;
+            }
+        }
+    });
+    (reports, received)
+}

@@ -69,6 +69,17 @@ pub(crate) async fn inbound(
     if body.body.len() > 4096 {
         return Err(ApiError::unprocessable("body", "at most 4096 bytes"));
     }
+    for (field, value) in [
+        ("button_id", &body.button_id),
+        ("button_title", &body.button_title),
+    ] {
+        if value
+            .as_ref()
+            .is_some_and(|v| v.is_empty() || v.len() > 256)
+        {
+            return Err(ApiError::unprocessable(field, "1 to 256 bytes"));
+        }
+    }
     match channel {
         Channel::Sms => simulator.inbound_sms(&from, &body.to, &body.body).await,
         _ => {

@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 use super::keys::{self, cat, component, group, pair};
 use super::kv::{decode, encode, prefix_end, Kv};
 use super::SledTxn;
-use crate::telnxo::{Call, Channel, TelnxoMessage, TelnxoNumber};
+use crate::telnxo::{Call, Channel, ParkedReport, TelnxoMessage, TelnxoNumber};
 use crate::{
     ApiKey, Client, ClientSession, CreditNote, Delivery, DeliveryState, Endpoint, EventQuery,
     IdempotencyRecord, Invoice, Notice, Page, PasswordReset, Payment, Reads, Result, SenderDomain,
@@ -674,6 +674,18 @@ impl<K: Kv> Reads for K {
 
     async fn telnxo_usage(&self, workspace_id: &str, counter: &str) -> Result<u64> {
         super::telnxo::usage(self, workspace_id, counter)
+    }
+
+    async fn parked_reports(&self, limit: usize) -> Result<Vec<ParkedReport>> {
+        self.scan(
+            keys::TELNXO_PARKED,
+            &prefix_end(keys::TELNXO_PARKED),
+            false,
+            limit,
+        )?
+        .into_iter()
+        .map(|(k, v)| decode(&k, &v))
+        .collect()
     }
 
     async fn subscription_of_workspace(&self, workspace_id: &str) -> Result<Option<Subscription>> {
@@ -1385,6 +1397,22 @@ impl Writes for SledTxn {
         at_ms: i64,
     ) -> Result<()> {
         self.telnxo_set_window(workspace_id, customer, at_ms)
+    }
+
+    async fn put_parked_report(&mut self, report: &ParkedReport) -> Result<()> {
+        component("parked report id", &report.id)?;
+        self.put(
+            cat(&[keys::TELNXO_PARKED, report.id.as_bytes()]),
+            encode(report),
+        );
+        Ok(())
+    }
+
+    async fn delete_parked_report(&mut self, id: &str) -> Result<bool> {
+        let key = cat(&[keys::TELNXO_PARKED, id.as_bytes()]);
+        let existed = self.get(&key)?.is_some();
+        self.remove(key);
+        Ok(existed)
     }
 
     async fn add_telnxo_usage(&mut self, workspace_id: &str, counter: &str, n: u64) -> Result<u64> {

@@ -26,7 +26,7 @@ fn carrier_key(channel: Channel, carrier_id: &str) -> Vec<u8> {
     pair(
         keys::TELNXO_CARRIER_ID,
         channel.as_str(),
-        carrier_id.to_ascii_lowercase().as_bytes(),
+        carrier_id.as_bytes(),
     )
 }
 

@@ -101,7 +101,7 @@ pub struct OutboundCall {
 }
 
 /// What a carrier says after a send, or unprompted.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Report {
     SmsReceipt(SmsReceipt),
     SmsInbound(SmsInbound),
@@ -111,7 +111,7 @@ pub enum Report {
 }
 
 /// A delivery receipt for one part of an SMS.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SmsReceipt {
     /// The carrier's id of the part, as the receipt gives it (hex or
     /// decimal: the service matches both renderings).
@@ -135,7 +135,7 @@ impl SmsReceipt {
 }
 
 /// A mobile-originated SMS to one of our numbers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SmsInbound {
     /// The sender, E.164 with `+`.
     pub from: String,
@@ -145,7 +145,7 @@ pub struct SmsInbound {
 }
 
 /// A status of a WhatsApp message we sent (`statuses[]` of a callback).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WhatsappStatus {
     pub wamid: String,
     pub status: WaStatus,
@@ -159,7 +159,9 @@ pub struct WhatsappStatus {
 
 /// A WhatsApp message's states, in their order (a status never moves a
 /// message backwards).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum WaStatus {
     Sent,
     Delivered,
@@ -189,7 +191,7 @@ impl WaStatus {
 }
 
 /// A message a WhatsApp user sent to one of our numbers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WhatsappInbound {
     pub wamid: String,
     /// The user, E.164 with `+`.
@@ -207,13 +209,13 @@ pub struct WhatsappInbound {
 }
 
 /// Progress of a call we placed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CallReport {
     pub call_id: String,
     pub event: CallEvent,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CallEvent {
     /// The far end answered.
     Answered { at_ms: i64 },
@@ -234,8 +236,71 @@ pub enum CallEvent {
     Failed { cause: String },
 }
 
-/// Where a connector sends its reports.
-pub type Reports = tokio::sync::mpsc::Sender<Report>;
+/// Where a connector hands its reports (cheap to clone).
+#[derive(Clone)]
+pub struct Reports {
+    tx: tokio::sync::mpsc::Sender<Handed>,
+}
+
+/// A report on its way to the service, with (when the carrier waits for
+/// it) where to say it is durably recorded.
+#[derive(Debug)]
+pub struct Handed {
+    pub report: Report,
+    pub recorded: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Handed {
+    /// Says the report is recorded and hands it over (what a test that
+    /// reads reports in place of the service does).
+    pub fn done(self) -> Report {
+        if let Some(r) = self.recorded {
+            let _ = r.send(());
+        }
+        self.report
+    }
+}
+
+/// The service stopped, or did not record the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotRecorded;
+
+impl Reports {
+    /// A channel of `capacity` reports: the connectors' end, and the
+    /// service's (or a test's).
+    pub fn channel(capacity: usize) -> (Reports, tokio::sync::mpsc::Receiver<Handed>) {
+        let (tx, rx) = tokio::sync::mpsc::channel(capacity);
+        (Reports { tx }, rx)
+    }
+
+    /// Hands a report on, for what the carrier does not wait on (call
+    /// progress, simulated reports).
+    pub async fn send(&self, report: Report) -> Result<(), NotRecorded> {
+        self.tx
+            .send(Handed {
+                report,
+                recorded: None,
+            })
+            .await
+            .map_err(|_| NotRecorded)
+    }
+
+    /// Hands a report on and returns once it is durably recorded (applied,
+    /// or kept to be applied once its message is): only then may a carrier
+    /// be told it arrived (SMPP's `deliver_sm_resp`), so a crash loses no
+    /// receipt.
+    pub async fn deliver(&self, report: Report) -> Result<(), NotRecorded> {
+        let (recorded, done) = tokio::sync::oneshot::channel();
+        self.tx
+            .send(Handed {
+                report,
+                recorded: Some(recorded),
+            })
+            .await
+            .map_err(|_| NotRecorded)?;
+        done.await.map_err(|_| NotRecorded)
+    }
+}
 
 /// The SMS route's connector.
 #[derive(Clone)]

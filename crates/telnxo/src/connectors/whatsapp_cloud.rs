@@ -94,16 +94,18 @@ impl CloudApiConfig {
     }
 }
 
-/// Meta's codes that mean "too many requests", whatever the HTTP status
-/// they come with (Graph error-code reference: 4 application rate limit,
-/// 80007 WABA rate limit, 130429 Cloud API throughput, 131056 too many
-/// messages to one recipient).
-const THROTTLING_CODES: &[i64] = &[4, 80007, 130429, 131056];
+/// Meta's codes that mean "too many requests" from the whole account,
+/// whatever the HTTP status they come with (Graph error-code reference: 4
+/// application rate limit, 80007 WABA rate limit, 130429 Cloud API
+/// throughput): the route pauses.
+const THROTTLING_CODES: &[i64] = &[4, 80007, 130429];
 
-/// Meta's codes for its own passing trouble, worth another try (same
-/// reference: 1 unknown API error, 2 service temporarily unavailable,
-/// 131016 service overloaded).
-const TEMPORARY_CODES: &[i64] = &[1, 2, 131016];
+/// Meta's codes for passing trouble, worth another try of the one
+/// message (same reference: 1 unknown API error, 2 service temporarily
+/// unavailable, 131016 service overloaded, 131056 too many messages to
+/// one recipient: one workspace's chatty user must not pause the route
+/// for every tenant).
+const TEMPORARY_CODES: &[i64] = &[1, 2, 131016, 131056];
 
 /// More than any Graph answer to a send; a longer answer is not Graph's.
 const MAX_ANSWER_BYTES: usize = 256 * 1024;
@@ -246,7 +248,8 @@ fn classify_answer(status: u16, answer: &[u8]) -> Result<String, SendError> {
         .and_then(|v| v.get("error"))
         .filter(|e| e.is_object());
     let code = error.and_then(|e| e.get("code")).and_then(Value::as_i64);
-    if status == 429 || code.is_some_and(|c| THROTTLING_CODES.contains(&c)) {
+    let per_message = code.is_some_and(|c| TEMPORARY_CODES.contains(&c));
+    if !per_message && (status == 429 || code.is_some_and(|c| THROTTLING_CODES.contains(&c))) {
         return Err(SendError::Throttled);
     }
     let message = error
@@ -746,9 +749,13 @@ mod tests {
                 description: "Re-engagement message: 24 hours passed".into()
             })
         );
-        for code in [4, 80007, 130429, 131056] {
+        for code in [4, 80007, 130429] {
             assert_eq!(classify_answer(400, &err(code)), Err(SendError::Throttled));
         }
+        assert!(matches!(
+            classify_answer(400, &err(131056)),
+            Err(SendError::Temporary(_))
+        ));
         assert_eq!(classify_answer(429, b""), Err(SendError::Throttled));
         assert!(matches!(
             classify_answer(500, &err(131000)),

@@ -135,6 +135,10 @@ impl SmppConfig {
     fn response_timeout(&self) -> Duration {
         Duration::from_secs(self.response_timeout_secs)
     }
+
+    fn throttle_pause(&self) -> Duration {
+        Duration::from_millis(self.throttle_pause_ms)
+    }
 }
 
 /// What the connector has done since it started.
@@ -212,6 +216,9 @@ struct Submit {
 }
 
 /// A bind to one SMSC; clones share it.
+/// Tries of a later part of a message whose first part the SMSC took.
+const LATER_PART_TRIES: u32 = 5;
+
 #[derive(Clone)]
 pub struct SmppConnector {
     shared: Arc<Shared>,
@@ -261,15 +268,29 @@ impl SmppConnector {
     /// Submits every part, one after the other, and returns the carrier's
     /// id of each in part order.
     ///
-    /// When a later part fails, the earlier ones have already gone: the
-    /// error is returned anyway and the service retries the whole
-    /// message (the handset may then see the first parts twice; the
-    /// alternative, a message missing its middle, is worse).
+    /// Once the first part is taken, a later part that is throttled or
+    /// fails for now is tried again here (after the bind's pause), so the
+    /// handset does not get the first parts twice. Only when it keeps
+    /// failing, or is refused for good, is the error returned, and the
+    /// service retries the whole message (a message missing its middle
+    /// would be worse than repeated parts).
     pub async fn submit(&self, sms: &OutboundSms) -> Result<Vec<String>, SendError> {
         let pdus = submit_pdus(sms)?;
         let mut ids = Vec::with_capacity(pdus.len());
         for pdu in pdus {
-            ids.push(self.submit_part(pdu).await?);
+            let mut tries = 0;
+            let id = loop {
+                match self.submit_part(pdu.clone()).await {
+                    Err(SendError::Throttled | SendError::Temporary(_))
+                        if !ids.is_empty() && tries < LATER_PART_TRIES =>
+                    {
+                        tries += 1;
+                        tokio::time::sleep(self.shared.config.throttle_pause()).await;
+                    }
+                    other => break other?,
+                }
+            };
+            ids.push(id);
         }
         Ok(ids)
     }

@@ -208,9 +208,29 @@ async fn serve(
     let (acked, mut to_ack) = mpsc::unbounded_channel::<u32>();
     let service = reports.clone();
     tokio::spawn(async move {
-        while let Some((report, sequence)) = queued.recv().await {
-            if service.send(report).await.is_err() || acked.send(sequence).is_err() {
-                break;
+        // Each `deliver_sm` is acknowledged once the service has recorded
+        // its report durably, never before: a crash then loses no receipt
+        // (the SMSC offers an unacknowledged one again). Many wait at once,
+        // so the service records them in batches.
+        let mut recording = futures::stream::FuturesUnordered::new();
+        let mut closed = false;
+        loop {
+            tokio::select! {
+                next = queued.recv(), if !closed && recording.len() < REPORT_QUEUE => match next {
+                    Some((report, sequence)) => {
+                        let service = service.clone();
+                        recording.push(async move { (service.deliver(report).await, sequence) });
+                    }
+                    None => closed = true,
+                },
+                Some((recorded, sequence)) = futures::StreamExt::next(&mut recording), if !recording.is_empty() => {
+                    // Not recorded (the service is stopping): no
+                    // acknowledgement, the SMSC sends it again later.
+                    if recorded.is_ok() && acked.send(sequence).is_err() {
+                        break;
+                    }
+                }
+                else => break,
             }
         }
     });
@@ -308,6 +328,12 @@ impl Bound<'_> {
         let mut next = Some(first);
         let result = timeout_at(deadline, async {
             while let Some(submit) = next.take() {
+                // Its caller gave up waiting (and will send it again):
+                // writing it now would send it twice.
+                if submit.reply.is_closed() {
+                    next = requests.try_recv().ok();
+                    continue;
+                }
                 let sequence = self.next_sequence();
                 let command = Command::new(CommandStatus::EsmeRok, sequence, submit.pdu);
                 self.pending.insert(
