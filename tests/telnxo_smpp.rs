@@ -291,6 +291,7 @@ async fn mobile_originated_messages_become_inbound_reports() {
             from: "+919812345678".into(),
             to: "+15550001111".into(),
             body: "STOP @ £5".into(),
+            segment: None,
         })
     );
     smsc.send_mo("+919812345678", "+15550001111", "नमस्ते");

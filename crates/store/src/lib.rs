@@ -312,6 +312,9 @@ store_api! {
         /// A workspace's Telnxo usage counter (`day:<n>` sends of a UTC
         /// day, `<channel>:<period start>` units of a billing period).
         fn telnxo_usage(workspace_id: &str, counter: &str) -> u64;
+        /// The parts of a concatenated inbound SMS received so far, by
+        /// their sequence number.
+        fn inbound_parts(key: &str) -> Vec<(u8, String)>;
         /// Up to `limit` parked carrier reports, oldest first.
         fn parked_reports(limit: usize) -> Vec<ParkedReport>;
         /// The live (or latest) subscription a workspace belongs to.
@@ -413,6 +416,10 @@ store_api! {
         fn put_carrier_id(channel: Channel, carrier_id: &str, id: &str, part: u32) -> ();
         /// Notes a WhatsApp user's latest message to the workspace.
         fn set_whatsapp_window(workspace_id: &str, customer: &str, at_ms: i64) -> ();
+        /// Keeps one part of a concatenated inbound SMS.
+        fn put_inbound_part(key: &str, seq: u8, body: &str) -> ();
+        /// Forgets the parts of a concatenated inbound SMS (put together).
+        fn delete_inbound_parts(key: &str) -> ();
         /// Keeps (or updates) a parked carrier report.
         fn put_parked_report(report: &ParkedReport) -> ();
         /// Forgets a parked carrier report; whether it was kept.

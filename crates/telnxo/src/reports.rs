@@ -376,13 +376,28 @@ impl Telnxo {
             tracing::info!(to = %r.to, "an inbound SMS to a number no workspace has; dropped");
             return Ok(Applied::Ignored);
         };
+        // A part of a longer message waits (durably) for the others; the
+        // last to arrive makes the one message.
+        let body = match r.segment {
+            None => r.body.clone(),
+            Some(seg) => {
+                let key = format!("{}|{}|{}|{}", r.to, r.from, seg.reference, seg.total);
+                tx.put_inbound_part(&key, seg.seq, &r.body).await?;
+                let parts = tx.inbound_parts(&key).await?;
+                if parts.len() < usize::from(seg.total) {
+                    return Ok(Applied::Done);
+                }
+                tx.delete_inbound_parts(&key).await?;
+                parts.into_iter().map(|(_, text)| text).collect()
+            }
+        };
         let now = self.inner.clock.now_ms();
-        let m = received(&ws, Channel::Sms, &r.from, &r.to, &r.body, None, now);
+        let m = received(&ws, Channel::Sms, &r.from, &r.to, &body, None, now);
         let event = SmsInboundEvent {
             message_id: m.id.clone(),
             from: r.from.clone(),
             to: r.to.clone(),
-            body: r.body.clone(),
+            body,
             received_at: Timestamp(now),
         };
         self.inbound(tx, m, event.into()).await

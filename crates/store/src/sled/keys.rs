@@ -53,6 +53,7 @@
 //! | `td/<ws>\0<counter>`                  | u64: Telnxo usage (a day's sends, a period's units) |
 //! | `bw/<ws>`                             | subscription id: a workspace's  |
 //! | `tr/<id>`                             | `ParkedReport`: carrier reports waiting for their message |
+//! | `ti/<message key>\0<seq u8>`          | body: parts of a concatenated inbound SMS |
 //!
 //! The one-letter families are the event log's and outbox's since their
 //! first version; the two-letter ones moved in with the store crate.
@@ -107,6 +108,7 @@ pub(crate) const TELNXO_WINDOW: &[u8] = b"tx/";
 pub(crate) const TELNXO_USAGE: &[u8] = b"td/";
 pub(crate) const SUBSCRIPTION_OF_WORKSPACE: &[u8] = b"bw/";
 pub(crate) const TELNXO_PARKED: &[u8] = b"tr/";
+pub(crate) const TELNXO_INBOUND_PARTS: &[u8] = b"ti/";
 /// The named position holding the last notice number.
 pub(crate) const NOTICE_SEQ: &str = "notice-seq";
 

@@ -676,6 +676,18 @@ impl<K: Kv> Reads for K {
         super::telnxo::usage(self, workspace_id, counter)
     }
 
+    async fn inbound_parts(&self, key: &str) -> Result<Vec<(u8, String)>> {
+        let prefix = group(keys::TELNXO_INBOUND_PARTS, key);
+        Ok(self
+            .scan_prefix(&prefix)?
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let seq = *k.get(prefix.len())?;
+                Some((seq, String::from_utf8_lossy(&v).into_owned()))
+            })
+            .collect())
+    }
+
     async fn parked_reports(&self, limit: usize) -> Result<Vec<ParkedReport>> {
         self.scan(
             keys::TELNXO_PARKED,
@@ -1397,6 +1409,22 @@ impl Writes for SledTxn {
         at_ms: i64,
     ) -> Result<()> {
         self.telnxo_set_window(workspace_id, customer, at_ms)
+    }
+
+    async fn put_inbound_part(&mut self, key: &str, seq: u8, body: &str) -> Result<()> {
+        component("inbound message key", key)?;
+        self.put(
+            pair(keys::TELNXO_INBOUND_PARTS, key, &[seq]),
+            body.as_bytes().to_vec(),
+        );
+        Ok(())
+    }
+
+    async fn delete_inbound_parts(&mut self, key: &str) -> Result<()> {
+        for (k, _) in self.scan_prefix(&group(keys::TELNXO_INBOUND_PARTS, key))? {
+            self.remove(k);
+        }
+        Ok(())
     }
 
     async fn put_parked_report(&mut self, report: &ParkedReport) -> Result<()> {

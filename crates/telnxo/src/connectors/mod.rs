@@ -141,7 +141,22 @@ pub struct SmsInbound {
     pub from: String,
     /// Our number, E.164 with `+`.
     pub to: String,
+    /// The text (of this part, when it is one).
     pub body: String,
+    /// Which part of a concatenated message this is (from its UDH); the
+    /// service puts the parts together into one `sms.inbound`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<Segment>,
+}
+
+/// A part of a concatenated SMS, as its UDH numbers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Segment {
+    /// The same for every part of one message (8 or 16 bits).
+    pub reference: u16,
+    pub total: u8,
+    /// 1-based.
+    pub seq: u8,
 }
 
 /// A status of a WhatsApp message we sent (`statuses[]` of a callback).

@@ -268,6 +268,7 @@ impl Simulator {
                 from: from.into(),
                 to: to.into(),
                 body: body.into(),
+                segment: None,
             }))
             .await;
     }

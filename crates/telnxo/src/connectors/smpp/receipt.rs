@@ -14,7 +14,7 @@ use rackwave_sms::Encoding;
 use rusmpp::pdus::DeliverSm;
 use rusmpp::tlvs::TlvValue;
 
-use crate::connectors::{Report, SmsInbound, SmsReceipt};
+use crate::connectors::{Report, Segment, SmsInbound, SmsReceipt};
 
 /// esm_class bits 2-5, the message type; 0x04 is an SMSC delivery receipt.
 const MESSAGE_TYPE: u8 = 0x3C;
@@ -168,16 +168,78 @@ pub(super) fn interpret(deliver: &DeliverSm) -> Result<Report, String> {
         }));
     }
     let data_coding = u8::from(deliver.data_coding);
+    let udhi = esm_class & UDHI != 0;
     Ok(Report::SmsInbound(SmsInbound {
         from: e164(deliver.source_addr.as_str()),
         to: e164(deliver.destination_addr.as_str()),
-        body: decode_text(&body, data_coding, esm_class & UDHI != 0),
+        body: decode_text(&body, data_coding, udhi),
+        segment: if udhi { segment(&body) } else { None },
     }))
+}
+
+/// The concatenation element of a UDH (3GPP TS 23.040 §9.2.3.24.1 with an
+/// 8-bit reference, .8 with a 16-bit one), if it has one and it makes
+/// sense (1 ≤ seq ≤ total, more than one part).
+pub(super) fn segment(payload: &[u8]) -> Option<Segment> {
+    let udh_len = usize::from(*payload.first()?);
+    let mut ies = payload.get(1..1 + udh_len)?;
+    while let [id, len, rest @ ..] = ies {
+        let len = usize::from(*len);
+        let data = rest.get(..len)?;
+        let found = match (id, data) {
+            (0x00, [reference, total, seq]) => Some((u16::from(*reference), *total, *seq)),
+            (0x08, [hi, lo, total, seq]) => Some((u16::from_be_bytes([*hi, *lo]), *total, *seq)),
+            _ => None,
+        };
+        if let Some((reference, total, seq)) = found {
+            return (total > 1 && (1..=total).contains(&seq)).then_some(Segment {
+                reference,
+                total,
+                seq,
+            });
+        }
+        ies = &rest[len..];
+    }
+    None
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn concatenation_elements() {
+        let eight = [5, 0x00, 3, 0x42, 3, 2, b'h', b'i'];
+        assert_eq!(
+            segment(&eight),
+            Some(Segment {
+                reference: 0x42,
+                total: 3,
+                seq: 2
+            })
+        );
+        let sixteen = [6, 0x08, 4, 0x12, 0x34, 2, 1, b'x'];
+        assert_eq!(
+            segment(&sixteen),
+            Some(Segment {
+                reference: 0x1234,
+                total: 2,
+                seq: 1
+            })
+        );
+        // Another element first (a port address), then the concatenation.
+        let both = [11, 0x05, 4, 0, 0, 0, 0, 0x00, 3, 7, 2, 2];
+        assert_eq!(segment(&both).map(|s| s.seq), Some(2));
+        for bad in [
+            &[][..],
+            &[5, 0x00, 3, 1, 2][..],
+            &[5, 0x00, 3, 1, 2, 3][..],
+            &[5, 0x00, 3, 1, 1, 1][..],
+            &[3, 0x00, 9, 1][..],
+        ] {
+            assert_eq!(segment(bad), None, "{bad:?}");
+        }
+    }
 
     fn fields(id: Option<&str>, stat: Option<&str>, err: Option<&str>) -> ReceiptText {
         ReceiptText {
