@@ -54,6 +54,7 @@ pub struct Config {
     pub billing: BillingConfig,
     pub notifications: rackwave_notifications::NotificationsConfig,
     pub telnxo: rackwave_telnxo::TelnxoConfig,
+    pub sso: rackwave_billing::SsoConfig,
 }
 
 /// `[tracking]`: the links MigoSMTP puts in messages for their recipients
@@ -289,6 +290,7 @@ impl Config {
             config.inbound.check(),
             config.billing.check(),
             config.telnxo.check(),
+            config.sso.check(),
             rackwave_notifications::Templates::load(config.notifications.templates_dir.as_deref())
                 .map(|_| ()),
         ]

@@ -343,7 +343,27 @@ impl Server {
             shutdown.subscribe(),
             &mut tasks,
         );
+        let public_url = config.http.public_url(http_addr);
+        let sso_secrets = sso_secrets(&config, &data)?;
+        let sso = rackwave_billing::Sso::new(
+            store.clone(),
+            clock.clone(),
+            &config.sso,
+            sso_secrets.clone(),
+        );
+        let url_or = |u: &Option<String>| {
+            u.as_deref()
+                .map_or(public_url.clone(), |u| u.trim_end_matches('/').to_string())
+        };
+        let sso_urls = rackwave_http::SsoUrls {
+            portal: url_or(&config.sso.portal_url),
+            migosmtp: url_or(&config.sso.migosmtp_url),
+            telnxo: url_or(&config.sso.telnxo_url),
+        };
         let state = rackwave_http::AppState::new(rackwave_http::Parts {
+            sso,
+            sso_urls,
+            sso_secrets,
             telnxo: telnxo.clone(),
             accounts: accounts.clone(),
             domains,
@@ -556,6 +576,43 @@ fn tracking_key(config: &Config, data: &Path) -> Result<TrackingKey, StartError>
 
 /// Writes a secret (a generated key or token) readable by its owner only,
 /// and fsyncs it: it is used right away, so it must survive a crash.
+/// Each platform's single sign-on secret: configured, else generated once
+/// into the data directory (`sso-<platform>.secret`). The portal and the
+/// platforms of one process read the same files; platforms on other hosts
+/// are given the secret in their `[sso]`.
+fn sso_secrets(
+    config: &Config,
+    data: &Path,
+) -> Result<std::collections::HashMap<rackwave_core::Platform, String>, StartError> {
+    use rackwave_core::Platform;
+    let mut out = std::collections::HashMap::new();
+    for (platform, configured) in [
+        (Platform::Migosmtp, &config.sso.migosmtp_secret),
+        (Platform::Telnxo, &config.sso.telnxo_secret),
+    ] {
+        let secret = match configured {
+            Some(s) => s.clone(),
+            None => {
+                let path = data.join(format!("sso-{}.secret", platform.as_str()));
+                let data_dir = |source| StartError::DataDir {
+                    path: path.clone(),
+                    source,
+                };
+                match std::fs::read_to_string(&path) {
+                    Ok(s) if s.trim().len() >= 16 => s.trim().to_string(),
+                    Ok(_) | Err(_) => {
+                        let s = rackwave_core::random_hex(32);
+                        write_secret(&path, s.as_bytes()).map_err(data_dir)?;
+                        s
+                    }
+                }
+            }
+        };
+        out.insert(platform, secret);
+    }
+    Ok(out)
+}
+
 pub(crate) fn write_secret(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();

@@ -21,6 +21,7 @@ mod invoices;
 pub mod numbering;
 mod payments;
 mod service;
+pub mod sso;
 pub mod subscriptions;
 
 pub use clients::{Clients, LoginRefused, NewClient};
@@ -34,4 +35,5 @@ pub use invoices::REMINDER_DAYS;
 pub use numbering::{next_invoice_number, FinancialYear, NumberingError};
 pub use payments::{gateway_signature_valid, Paid, PaymentMethod, CREDIT_NOTE_PREFIX};
 pub use service::Billing;
+pub use sso::{SignedOn, Sso, SsoConfig, SsoRefusal};
 pub use subscriptions::{PlanChange, Started};

@@ -20,6 +20,7 @@ mod tracking;
 pub use rate_limit::RateLimit;
 mod migosmtp;
 mod openapi;
+mod pages;
 mod platform;
 mod portal;
 mod telnxo;
@@ -77,6 +78,13 @@ pub struct AppState {
     billing: rackwave_billing::Billing,
     /// The Telnxo platform: SMS, voice, WhatsApp.
     telnxo: rackwave_telnxo::Telnxo,
+    /// Single sign-on: the portal's tokens and the platforms' sessions.
+    sso: rackwave_billing::Sso,
+    sso_urls: SsoUrls,
+    /// Each platform's secret, which it shows the portal.
+    sso_secrets: Arc<std::collections::HashMap<rackwave_core::Platform, String>>,
+    /// For the platforms' calls to the portal.
+    http_client: reqwest::Client,
     /// SHA-256 of the admin token: compared in constant time, never kept
     /// in clear beyond start-up.
     admin_token_digest: Arc<[u8; 32]>,
@@ -112,6 +120,29 @@ pub struct Parts {
     pub clients: rackwave_billing::Clients,
     pub billing: rackwave_billing::Billing,
     pub telnxo: rackwave_telnxo::Telnxo,
+    pub sso: rackwave_billing::Sso,
+    pub sso_urls: SsoUrls,
+    pub sso_secrets: std::collections::HashMap<rackwave_core::Platform, String>,
+}
+
+/// Where the parts of single sign-on are reached (one host serves all
+/// unless `[sso]` says otherwise).
+#[derive(Debug, Clone)]
+pub struct SsoUrls {
+    /// The portal, as the platforms call it (validation).
+    pub portal: String,
+    pub migosmtp: String,
+    pub telnxo: String,
+}
+
+impl SsoUrls {
+    /// Where the browser goes for `platform`.
+    pub fn platform(&self, platform: rackwave_core::Platform) -> &str {
+        match platform {
+            rackwave_core::Platform::Migosmtp => &self.migosmtp,
+            rackwave_core::Platform::Telnxo => &self.telnxo,
+        }
+    }
 }
 
 /// Settings of the HTTP send API.
@@ -146,6 +177,14 @@ impl AppState {
             clients: parts.clients,
             billing: parts.billing,
             telnxo: parts.telnxo,
+            sso: parts.sso,
+            sso_urls: parts.sso_urls,
+            sso_secrets: Arc::new(parts.sso_secrets),
+            http_client: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(10))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("an HTTP client"),
             send: parts.send,
             admin_token_digest: Arc::new(Sha256::digest(parts.admin_token.as_bytes()).into()),
         }
@@ -328,6 +367,7 @@ fn routes(limits: BodyLimits) -> OpenApiRouter<AppState> {
                 .routes(routes!(portal::invoices_v1::get))
                 .routes(routes!(portal::contacts_v1::get, portal::contacts_v1::put))
                 .routes(routes!(portal::payments_v1::callback))
+                .routes(routes!(portal::sso_v1::validate))
                 .layer(DefaultBodyLimit::max(limits.json)),
         )
         .routes(routes!(health::healthz))
@@ -349,7 +389,32 @@ pub fn router(state: AppState, limits: BodyLimits) -> axum::Router {
         state.portal_rate_limit_per_minute,
         state.clock.clone(),
     ));
+    use axum::routing::{get, post};
+    // Pages: HTML, outside the OpenAPI document.
+    let pages = axum::Router::new()
+        .route(
+            "/portal/login",
+            get(pages::portal::login_form).post(pages::portal::login),
+        )
+        // Anonymous: limited per client address, as the portal API's login.
+        .route_layer(middleware::from_fn(rate_limit::limit_address))
+        .route(
+            "/portal/",
+            get(|| async { pages::see_other("/portal/dashboard", &[]) }),
+        )
+        .route("/portal/dashboard", get(pages::portal::dashboard))
+        .route("/portal/logout", post(pages::portal::logout))
+        .route(
+            "/portal/sso/{subscription}",
+            post(pages::portal::access_platform),
+        )
+        .route("/migosmtp/sso", get(pages::platform::migosmtp_sso))
+        .route("/telnxo/sso", get(pages::platform::telnxo_sso))
+        .route("/migosmtp/", get(pages::platform::migosmtp_dashboard))
+        .route("/telnxo/", get(pages::platform::telnxo_dashboard))
+        .route(rackwave_web::STYLESHEET_PATH, get(pages::stylesheet));
     router
+        .merge(pages)
         .route(
             "/openapi.json",
             axum::routing::get(move || {

@@ -9,6 +9,7 @@ pub(crate) mod invoices_v1;
 pub(crate) mod password_v1;
 pub(crate) mod payments_v1;
 pub(crate) mod plans_v1;
+pub(crate) mod sso_v1;
 pub(crate) mod subscriptions_v1;
 
 use axum::extract::FromRequestParts;

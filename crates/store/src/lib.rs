@@ -32,6 +32,7 @@
 
 mod records;
 mod sled;
+pub mod sso;
 pub mod telnxo;
 
 use std::sync::Arc;
@@ -47,6 +48,7 @@ pub use records::{
     Suppression, SuppressionReason, TrackingSettings, Workspace,
 };
 pub use sled::Database;
+pub use sso::{AuditEntry, PlatformSession, SsoToken};
 pub use telnxo::{
     Call, Channel, CommError, CommStatus, CommStep, Direction, ParkedReport, TelnxoMessage,
     TelnxoNumber, WhatsappPart,
@@ -315,6 +317,12 @@ store_api! {
         /// The parts of a concatenated inbound SMS received so far, by
         /// their sequence number.
         fn inbound_parts(key: &str) -> Vec<(u8, String)>;
+        /// A sign-on token by its digest.
+        fn sso_token(digest: &str) -> Option<SsoToken>;
+        /// A platform session by its digest.
+        fn platform_session(digest: &str) -> Option<PlatformSession>;
+        /// The newest `limit` audit entries, newest first.
+        fn audit_entries(limit: usize) -> Vec<AuditEntry>;
         /// Up to `limit` parked carrier reports, oldest first.
         fn parked_reports(limit: usize) -> Vec<ParkedReport>;
         /// The live (or latest) subscription a workspace belongs to.
@@ -416,6 +424,14 @@ store_api! {
         fn put_carrier_id(channel: Channel, carrier_id: &str, id: &str, part: u32) -> ();
         /// Notes a WhatsApp user's latest message to the workspace.
         fn set_whatsapp_window(workspace_id: &str, customer: &str, at_ms: i64) -> ();
+        /// Adds or replaces a sign-on token.
+        fn put_sso_token(token: &SsoToken) -> ();
+        /// Adds a platform session.
+        fn put_platform_session(session: &PlatformSession) -> ();
+        /// Ends a platform session; whether it existed.
+        fn delete_platform_session(digest: &str) -> bool;
+        /// Appends to the audit trail.
+        fn append_audit(entry: &AuditEntry) -> ();
         /// Keeps one part of a concatenated inbound SMS.
         fn put_inbound_part(key: &str, seq: u8, body: &str) -> ();
         /// Forgets the parts of a concatenated inbound SMS (put together).

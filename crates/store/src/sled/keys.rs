@@ -54,6 +54,9 @@
 //! | `bw/<ws>`                             | subscription id: a workspace's  |
 //! | `tr/<id>`                             | `ParkedReport`: carrier reports waiting for their message |
 //! | `ti/<message key>\0<seq u8>`          | body: parts of a concatenated inbound SMS |
+//! | `so/<token digest>`                   | `SsoToken`                      |
+//! | `ps/<token digest>`                   | `PlatformSession`               |
+//! | `au/<id>`                             | `AuditEntry`                    |
 //!
 //! The one-letter families are the event log's and outbox's since their
 //! first version; the two-letter ones moved in with the store crate.
@@ -109,6 +112,9 @@ pub(crate) const TELNXO_USAGE: &[u8] = b"td/";
 pub(crate) const SUBSCRIPTION_OF_WORKSPACE: &[u8] = b"bw/";
 pub(crate) const TELNXO_PARKED: &[u8] = b"tr/";
 pub(crate) const TELNXO_INBOUND_PARTS: &[u8] = b"ti/";
+pub(crate) const SSO_TOKEN: &[u8] = b"so/";
+pub(crate) const PLATFORM_SESSION: &[u8] = b"ps/";
+pub(crate) const AUDIT: &[u8] = b"au/";
 /// The named position holding the last notice number.
 pub(crate) const NOTICE_SEQ: &str = "notice-seq";
 

@@ -8,6 +8,7 @@ use serde_json::value::RawValue;
 use super::keys::{self, cat, component, group, pair};
 use super::kv::{decode, encode, prefix_end, Kv};
 use super::SledTxn;
+use crate::sso::{AuditEntry, PlatformSession, SsoToken};
 use crate::telnxo::{Call, Channel, ParkedReport, TelnxoMessage, TelnxoNumber};
 use crate::{
     ApiKey, Client, ClientSession, CreditNote, Delivery, DeliveryState, Endpoint, EventQuery,
@@ -674,6 +675,21 @@ impl<K: Kv> Reads for K {
 
     async fn telnxo_usage(&self, workspace_id: &str, counter: &str) -> Result<u64> {
         super::telnxo::usage(self, workspace_id, counter)
+    }
+
+    async fn sso_token(&self, digest: &str) -> Result<Option<SsoToken>> {
+        self.get_json(&cat(&[keys::SSO_TOKEN, digest.as_bytes()]))
+    }
+
+    async fn platform_session(&self, digest: &str) -> Result<Option<PlatformSession>> {
+        self.get_json(&cat(&[keys::PLATFORM_SESSION, digest.as_bytes()]))
+    }
+
+    async fn audit_entries(&self, limit: usize) -> Result<Vec<AuditEntry>> {
+        self.scan(keys::AUDIT, &prefix_end(keys::AUDIT), true, limit)?
+            .into_iter()
+            .map(|(k, v)| decode(&k, &v))
+            .collect()
     }
 
     async fn inbound_parts(&self, key: &str) -> Result<Vec<(u8, String)>> {
@@ -1409,6 +1425,37 @@ impl Writes for SledTxn {
         at_ms: i64,
     ) -> Result<()> {
         self.telnxo_set_window(workspace_id, customer, at_ms)
+    }
+
+    async fn put_sso_token(&mut self, token: &SsoToken) -> Result<()> {
+        component("token digest", &token.digest)?;
+        self.put(
+            cat(&[keys::SSO_TOKEN, token.digest.as_bytes()]),
+            encode(token),
+        );
+        Ok(())
+    }
+
+    async fn put_platform_session(&mut self, session: &PlatformSession) -> Result<()> {
+        component("session digest", &session.digest)?;
+        self.put(
+            cat(&[keys::PLATFORM_SESSION, session.digest.as_bytes()]),
+            encode(session),
+        );
+        Ok(())
+    }
+
+    async fn delete_platform_session(&mut self, digest: &str) -> Result<bool> {
+        let key = cat(&[keys::PLATFORM_SESSION, digest.as_bytes()]);
+        let existed = self.get(&key)?.is_some();
+        self.remove(key);
+        Ok(existed)
+    }
+
+    async fn append_audit(&mut self, entry: &AuditEntry) -> Result<()> {
+        component("audit id", &entry.id)?;
+        self.put(cat(&[keys::AUDIT, entry.id.as_bytes()]), encode(entry));
+        Ok(())
     }
 
     async fn put_inbound_part(&mut self, key: &str, seq: u8, body: &str) -> Result<()> {

@@ -1,0 +1,90 @@
+//! The pages (HTML, from `rackwave-web`): the portal's under `/portal/`,
+//! the platforms' dashboards under `/migosmtp/` and `/telnxo/`, single
+//! sign-on between them, and the stylesheet. Each part's session is its
+//! own cookie scoped to its own path (`rw_portal` on `/portal`,
+//! `rw_migosmtp` on `/migosmtp`, `rw_telnxo` on `/telnxo`), so none is
+//! ever sent to another. Every form carries a CSRF token in a hidden
+//! field: derived from the session where there is one, else the
+//! double-submit cookie `rw_csrf` (the login form).
+
+pub(crate) mod platform;
+pub(crate) mod portal;
+
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use rackwave_web::Page as Markup;
+use subtle::ConstantTimeEq;
+
+/// An HTML answer that no cache keeps (pages show private data).
+pub(crate) fn page(status: StatusCode, markup: Markup) -> Response {
+    let mut resp = (status, markup.into_string()).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // Pages are never framed (clickjacking) and load only our own things.
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; frame-ancestors 'none'; form-action 'self' http: https:",
+        ),
+    );
+    resp
+}
+
+/// A `303 See Other` to `location`, setting `cookies`.
+pub(crate) fn see_other(location: &str, cookies: &[String]) -> Response {
+    let mut resp = StatusCode::SEE_OTHER.into_response();
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        h.insert(header::LOCATION, v);
+    }
+    for c in cookies {
+        if let Ok(v) = HeaderValue::from_str(c) {
+            h.append(header::SET_COOKIE, v);
+        }
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// The value of cookie `name`.
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// Whether a form's CSRF field matches what it must (constant time).
+pub(crate) fn csrf_ok(given: Option<&str>, want: &str) -> bool {
+    let given = given.unwrap_or_default();
+    !want.is_empty() && bool::from(given.as_bytes().ct_eq(want.as_bytes()))
+}
+
+/// A cookie of a part of the site: HTTP only, secure, same-site lax,
+/// scoped to `path`.
+pub(crate) fn scoped_cookie(name: &str, value: &str, path: &str, max_age_secs: i64) -> String {
+    format!("{name}={value}; Path={path}; Max-Age={max_age_secs}; HttpOnly; Secure; SameSite=Lax")
+}
+
+/// `GET /static/site.css`
+pub(crate) async fn stylesheet() -> Response {
+    let mut resp = rackwave_web::STYLESHEET.into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/css; charset=utf-8"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    resp
+}

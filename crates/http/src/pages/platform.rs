@@ -1,0 +1,285 @@
+//! A platform's side of single sign-on (`/migosmtp/sso`, `/telnxo/sso`)
+//! and its dashboard (`/migosmtp/`, `/telnxo/`).
+//!
+//! The landing asks the portal, server to server and authenticated by the
+//! platform's own secret, whether the token is good (`POST
+//! /portal/v1/sso/validate`): the platforms could run on other hosts and
+//! trust nothing the browser says. A good token opens the platform's own
+//! session and redirects to the dashboard, so the token leaves the
+//! address bar (and, used up, works no more from the history).
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use rackwave_billing::sso::PLATFORM_SESSION_TTL_MS;
+use rackwave_billing::SignedOn;
+use rackwave_core::{rfc3339, Platform};
+use rackwave_store::PlatformSession;
+use serde::Deserialize;
+
+use super::{cookie, page, scoped_cookie, see_other};
+use crate::AppState;
+
+/// The cookie of a platform's session: its own name and path.
+fn session_cookie(platform: Platform) -> String {
+    format!("rw_{}", platform.as_str())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Landing {
+    token: Option<String>,
+}
+
+fn refused(platform: Platform, status: StatusCode, message: &str) -> Response {
+    page(
+        status,
+        rackwave_web::refused(
+            platform.name(),
+            "This sign-in link cannot be used",
+            message,
+            ("/portal/dashboard", "Back to the Rackwave portal"),
+        ),
+    )
+}
+
+pub(crate) async fn migosmtp_sso(state: State<AppState>, q: Query<Landing>) -> Response {
+    land(state, q, Platform::Migosmtp).await
+}
+
+pub(crate) async fn telnxo_sso(state: State<AppState>, q: Query<Landing>) -> Response {
+    land(state, q, Platform::Telnxo).await
+}
+
+async fn land(
+    State(state): State<AppState>,
+    Query(q): Query<Landing>,
+    platform: Platform,
+) -> Response {
+    let Some(token) = q.token.filter(|t| !t.is_empty() && t.len() <= 128) else {
+        return refused(
+            platform,
+            StatusCode::BAD_REQUEST,
+            "The link has no token. Open the platform from the portal.",
+        );
+    };
+    let who = match validate(&state, platform, &token).await {
+        Ok(who) => who,
+        Err((status, message)) => return refused(platform, status, &message),
+    };
+    match state.sso.open_platform_session(platform, &who).await {
+        Ok(session) => {
+            let path = format!("/{}", platform.as_str());
+            see_other(
+                &format!("{path}/"),
+                &[scoped_cookie(
+                    &session_cookie(platform),
+                    &session,
+                    &path,
+                    PLATFORM_SESSION_TTL_MS / 1000,
+                )],
+            )
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "opening a platform session failed");
+            refused(
+                platform,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Signing in failed for now; try again from the portal.",
+            )
+        }
+    }
+}
+
+/// Asks the portal about `token`, over HTTP with the platform's secret.
+async fn validate(
+    state: &AppState,
+    platform: Platform,
+    token: &str,
+) -> Result<SignedOn, (StatusCode, String)> {
+    let secret = state
+        .sso_secrets
+        .get(&platform)
+        .cloned()
+        .unwrap_or_default();
+    let url = format!("{}/portal/v1/sso/validate", state.sso_urls.portal);
+    let answer = state
+        .http_client
+        .post(&url)
+        .bearer_auth(secret)
+        .json(&serde_json::json!({"token": token, "platform": platform.as_str()}))
+        .send()
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, url, "the portal cannot be reached to validate a sign-on");
+            (
+                StatusCode::BAD_GATEWAY,
+                "The portal cannot be reached for now; try again.".to_string(),
+            )
+        })?;
+    let status = answer.status();
+    let body: serde_json::Value = answer.json().await.unwrap_or_default();
+    if status.is_success() {
+        let field = |name: &str| body[name].as_str().unwrap_or_default().to_string();
+        return Ok(SignedOn {
+            client_id: field("client_id"),
+            workspace_id: field("workspace_id"),
+        });
+    }
+    let message = body["error"]["message"]
+        .as_str()
+        .unwrap_or("the portal refused it")
+        .to_string();
+    Err((
+        StatusCode::FORBIDDEN,
+        format!("{message}. Open the platform again from the portal."),
+    ))
+}
+
+/// The platform session of a request, or where to go instead.
+async fn session(
+    state: &AppState,
+    headers: &HeaderMap,
+    platform: Platform,
+) -> Result<PlatformSession, Response> {
+    let not_signed_in = || {
+        refused(
+            platform,
+            StatusCode::UNAUTHORIZED,
+            "You are not signed in here: open the platform with Access Platform in the Rackwave portal.",
+        )
+    };
+    let token = cookie(headers, &session_cookie(platform)).ok_or_else(not_signed_in)?;
+    state
+        .sso
+        .platform_session(platform, &token)
+        .await
+        .ok()
+        .flatten()
+        .ok_or_else(not_signed_in)
+}
+
+async fn names(state: &AppState, s: &PlatformSession) -> (String, String) {
+    let workspace = state
+        .store
+        .workspace(&s.workspace_id)
+        .await
+        .ok()
+        .flatten()
+        .map_or(s.workspace_id.clone(), |w| w.name);
+    let email = state
+        .store
+        .client(&s.client_id)
+        .await
+        .ok()
+        .flatten()
+        .map_or(String::new(), |c| c.email);
+    (workspace, email)
+}
+
+/// The MigoSMTP dashboard of the signed-in workspace.
+pub(crate) async fn migosmtp_dashboard(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Response {
+    let s = match session(&state, &headers, Platform::Migosmtp).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let (workspace, email) = names(&state, &s).await;
+    let query = crate::admin::messages_v1::ListQuery {
+        workspace: Some(s.workspace_id.clone()),
+        to: None,
+        status: None,
+        queue_id: None,
+        from: None,
+        tag: None,
+        since: None,
+        until: None,
+        cursor: None,
+        limit: Some(50),
+    };
+    let messages = crate::admin::messages_v1::list_in(&state, query)
+        .await
+        .map(|l| l.messages)
+        .unwrap_or_default();
+    let mut counts: Vec<(String, u64)> = Vec::new();
+    for m in &messages {
+        match counts.iter_mut().find(|(s, _)| *s == m.status) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((m.status.clone(), 1)),
+        }
+    }
+    let view = rackwave_web::migosmtp::Overview {
+        who: rackwave_web::SignedIn { workspace, email },
+        counts,
+        messages: messages
+            .into_iter()
+            .map(|m| rackwave_web::migosmtp::MessageRow {
+                id: m.id,
+                from: m.from,
+                to: m.to,
+                status: m.status,
+                created: m.created_at,
+            })
+            .collect(),
+    };
+    page(StatusCode::OK, rackwave_web::migosmtp::overview(&view))
+}
+
+/// The Telnxo dashboard of the signed-in workspace.
+pub(crate) async fn telnxo_dashboard(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Response {
+    let s = match session(&state, &headers, Platform::Telnxo).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let (workspace, email) = names(&state, &s).await;
+    let ws = &s.workspace_id;
+    let numbers = state.telnxo.numbers(ws).await.unwrap_or_default();
+    let messages = state
+        .telnxo
+        .messages(ws, None, None, 20)
+        .await
+        .map(|p| p.items)
+        .unwrap_or_default();
+    let calls = state
+        .telnxo
+        .calls(ws, None, 20)
+        .await
+        .map(|p| p.items)
+        .unwrap_or_default();
+    let view = rackwave_web::telnxo::Overview {
+        who: rackwave_web::SignedIn { workspace, email },
+        numbers: numbers.into_iter().map(|n| n.number).collect(),
+        messages: messages
+            .into_iter()
+            .map(|m| rackwave_web::telnxo::Row {
+                id: m.id,
+                channel: m.channel.as_str().into(),
+                direction: match m.direction {
+                    rackwave_store::Direction::Outbound => "outbound".into(),
+                    rackwave_store::Direction::Inbound => "inbound".into(),
+                },
+                from: m.from,
+                to: m.to,
+                status: m.status.as_str().into(),
+                created: rfc3339(m.created_at_ms),
+            })
+            .collect(),
+        calls: calls
+            .into_iter()
+            .map(|c| rackwave_web::telnxo::Row {
+                id: c.id,
+                channel: "voice".into(),
+                direction: "outbound".into(),
+                from: c.from,
+                to: c.to,
+                status: c.status.as_str().into(),
+                created: rfc3339(c.created_at_ms),
+            })
+            .collect(),
+    };
+    page(StatusCode::OK, rackwave_web::telnxo::overview(&view))
+}

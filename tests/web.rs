@@ -1,0 +1,319 @@
+//! The pages over real HTTP: the portal's login and dashboard, Access
+//! Platform and single sign-on into a platform's dashboard exactly as the
+//! seed describes it (a one-use token, validated server to server with the
+//! platform's secret, a session of the platform's own), and every way it
+//! must refuse: a replayed, expired, altered or other-platform token, a
+//! validation without the secret, a form without its CSRF token.
+
+use rackwave_testkit::portal::{billing_config, portal, sign_up, PASSWORD};
+use rackwave_testkit::TestServer;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::redirect::Policy;
+use serde_json::json;
+
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The value of a cookie a response sets, and its attributes.
+fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<(String, String)> {
+    resp.headers().get_all(SET_COOKIE).iter().find_map(|v| {
+        let v = v.to_str().ok()?;
+        let (pair, attrs) = v.split_once(';').unwrap_or((v, ""));
+        let (n, value) = pair.split_once('=')?;
+        (n == name).then(|| (value.to_string(), attrs.to_string()))
+    })
+}
+
+/// `GET path` with a cookie (`name=value`, or none).
+async fn get(b: &reqwest::Client, ts: &TestServer, path: &str, cookie: &str) -> reqwest::Response {
+    let mut req = b.get(format!("{}{path}", ts.http));
+    if !cookie.is_empty() {
+        req = req.header(COOKIE, cookie);
+    }
+    req.send().await.unwrap()
+}
+
+/// A form `POST path` with a cookie.
+async fn post_form(
+    b: &reqwest::Client,
+    ts: &TestServer,
+    path: &str,
+    cookie: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut req = b.post(format!("{}{path}", ts.http)).form(form);
+    if !cookie.is_empty() {
+        req = req.header(COOKIE, cookie);
+    }
+    req.send().await.unwrap()
+}
+
+/// The value of the hidden `_csrf` field of the first form of a page.
+fn csrf_of(html: &str) -> String {
+    let at = html.find("name=\"_csrf\" value=\"").expect("a CSRF field") + 20;
+    html[at..].split('"').next().unwrap().to_string()
+}
+
+async fn server() -> TestServer {
+    rackwave_testkit::start_with(|c| {
+        c.billing = billing_config(
+            "[[billing.plans]]\nid = \"mail\"\nplatform = \"migosmtp\"\nname = \"Mail Starter\"\nprice_paise = 99900\ndaily_quota = 1000\ntrial_days = 14\n",
+        );
+    })
+    .await
+}
+
+/// Logs in through the login page: the portal session cookie.
+async fn log_in_page(ts: &TestServer, b: &reqwest::Client, email: &str) -> String {
+    let form = get(b, ts, "/portal/login", "").await;
+    assert_eq!(form.status(), 200);
+    let (double, attrs) = set_cookie(&form, "rw_csrf").expect("the login form's CSRF cookie");
+    assert!(attrs.contains("HttpOnly") && attrs.contains("SameSite=Strict"));
+    let html = form.text().await.unwrap();
+    assert!(html.contains("<label for=\"email\""), "labelled inputs");
+    let csrf = csrf_of(&html);
+    // Without the double-submit cookie, the form is refused.
+    let form = [("email", email), ("password", PASSWORD), ("_csrf", &csrf)];
+    let forged = post_form(b, ts, "/portal/login", "", &form).await;
+    assert_eq!(forged.status(), 403);
+    assert!(set_cookie(&forged, "rw_portal").is_none());
+    let resp = post_form(b, ts, "/portal/login", &format!("rw_csrf={double}"), &form).await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()[LOCATION], "/portal/dashboard");
+    let (session, attrs) = set_cookie(&resp, "rw_portal").expect("the session cookie");
+    assert!(
+        attrs.contains("Path=/portal") && attrs.contains("HttpOnly"),
+        "{attrs}"
+    );
+    session
+}
+
+#[tokio::test]
+async fn access_platform_signs_in_to_the_migosmtp_dashboard_once() {
+    let ts = server().await;
+    let b = browser();
+    let (_, token) = sign_up(&ts, "ada@example.test", "29", None).await;
+    let (s, sub) = portal(
+        &ts,
+        "POST",
+        "/portal/v1/subscriptions",
+        &token,
+        Some(json!({"platform": "migosmtp", "plan": "mail", "trial": true})),
+    )
+    .await;
+    assert_eq!(s, 201, "{sub}");
+    let sub_id = sub["id"].as_str().unwrap();
+
+    // A wrong password shows the form again.
+    let wrong = get(&b, &ts, "/portal/login", "").await;
+    let (double, _) = set_cookie(&wrong, "rw_csrf").unwrap();
+    let csrf = csrf_of(&wrong.text().await.unwrap());
+    let form = [
+        ("email", "ada@example.test"),
+        ("password", "nope"),
+        ("_csrf", &csrf),
+    ];
+    let refused = post_form(
+        &b,
+        &ts,
+        "/portal/login",
+        &format!("rw_csrf={double}"),
+        &form,
+    )
+    .await;
+    assert_eq!(refused.status(), 401);
+    assert!(refused
+        .text()
+        .await
+        .unwrap()
+        .contains("Wrong email or password"));
+
+    let session = log_in_page(&ts, &b, "ada@example.test").await;
+    let cookie = format!("rw_portal={session}");
+    let dash = get(&b, &ts, "/portal/dashboard", &cookie).await;
+    assert_eq!(dash.status(), 200);
+    let html = dash.text().await.unwrap();
+    assert!(
+        html.contains("Mail Starter") && html.contains("Access Platform"),
+        "{html}"
+    );
+    let csrf = csrf_of(&html);
+
+    // Access Platform without its CSRF token: refused, nothing issued.
+    let sso_path = format!("/portal/sso/{sub_id}");
+    let forged = post_form(&b, &ts, &sso_path, &cookie, &[("_csrf", "guess")]).await;
+    assert_eq!(forged.status(), 403);
+
+    // With it: off to the platform with a one-use token.
+    let access = |csrf: String| {
+        let (b, cookie) = (b.clone(), cookie.clone());
+        let url = format!("{}/portal/sso/{sub_id}", ts.http);
+        async move {
+            let resp = b
+                .post(url)
+                .header(COOKIE, cookie)
+                .form(&[("_csrf", csrf)])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 303);
+            resp.headers()[LOCATION].to_str().unwrap().to_string()
+        }
+    };
+    let landing = access(csrf.clone()).await;
+    assert!(
+        landing.starts_with(&format!("{}/migosmtp/sso?token=rwsso_", ts.http)),
+        "{landing}"
+    );
+    let land = b.get(&landing).send().await.unwrap();
+    assert_eq!(
+        land.status(),
+        303,
+        "the platform validated it with the portal"
+    );
+    assert_eq!(
+        land.headers()[LOCATION],
+        "/migosmtp/",
+        "the token leaves the address bar"
+    );
+    let (platform_session, attrs) =
+        set_cookie(&land, "rw_migosmtp").expect("the platform's own session");
+    assert!(
+        attrs.contains("Path=/migosmtp") && attrs.contains("HttpOnly"),
+        "{attrs}"
+    );
+    let board = get(
+        &b,
+        &ts,
+        "/migosmtp/",
+        &format!("rw_migosmtp={platform_session}"),
+    )
+    .await;
+    assert_eq!(board.status(), 200);
+    let html = board.text().await.unwrap();
+    assert!(
+        html.contains("ada@example.test") && html.contains("Overview of"),
+        "{html}"
+    );
+
+    // The same link again (the back button): refused.
+    let replay = b.get(&landing).send().await.unwrap();
+    assert_eq!(replay.status(), 403);
+    assert!(replay.text().await.unwrap().contains("used already"));
+    // The platform session opens nothing of another platform's, and the
+    // portal's session nothing of the platform's.
+    let other = get(
+        &b,
+        &ts,
+        "/telnxo/",
+        &format!("rw_telnxo={platform_session}"),
+    )
+    .await;
+    assert_eq!(other.status(), 401);
+    let portal_cookie = get(&b, &ts, "/migosmtp/", &cookie).await;
+    assert_eq!(portal_cookie.status(), 401);
+
+    // Another platform's landing, an altered token, an expired one.
+    let fresh = access(csrf.clone()).await;
+    let to_telnxo = fresh.replace("/migosmtp/sso", "/telnxo/sso");
+    let r = b.get(&to_telnxo).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("another platform"));
+    let altered = access(csrf.clone()).await;
+    let mut bytes = altered.into_bytes();
+    let last = bytes.len() - 1;
+    bytes[last] = if bytes[last] == b'0' { b'1' } else { b'0' };
+    let r = b
+        .get(String::from_utf8(bytes).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let late = access(csrf.clone()).await;
+    ts.clock.advance_ms(301_000);
+    let r = b.get(&late).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("expired"));
+
+    // The validation endpoint wants the platform's secret.
+    let token = access(csrf)
+        .await
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let r = b
+        .post(format!("{}/portal/v1/sso/validate", ts.http))
+        .json(&json!({"token": token, "platform": "migosmtp"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = b
+        .post(format!("{}/portal/v1/sso/validate", ts.http))
+        .bearer_auth("not-the-secret-of-migosmtp")
+        .json(&json!({"token": token, "platform": "migosmtp"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
+async fn pages_refuse_without_a_session_and_serve_their_stylesheet() {
+    let ts = server().await;
+    let b = browser();
+    let r = get(&b, &ts, "/portal/dashboard", "").await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()[LOCATION], "/portal/login");
+    for path in ["/migosmtp/", "/telnxo/"] {
+        let r = b.get(format!("{}{path}", ts.http)).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{path}");
+        assert!(
+            r.text().await.unwrap().contains("Access Platform"),
+            "{path} says how to sign in"
+        );
+    }
+    let r = get(&b, &ts, "/migosmtp/sso", "").await;
+    assert_eq!(r.status(), 400);
+    let r = b
+        .get(format!(
+            "{}/migosmtp/sso?token=rwsso_{}",
+            ts.http,
+            "a".repeat(64)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "a token never issued");
+    let css = get(&b, &ts, "/static/site.css", "").await;
+    assert_eq!(css.status(), 200);
+    assert!(css.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/css"));
+    assert!(css.text().await.unwrap().len() < 100 * 1024);
+    // Someone else's subscription: no token.
+    let (_, bob) = sign_up(&ts, "bob@example.test", "29", None).await;
+    let (_, sub) = portal(
+        &ts,
+        "POST",
+        "/portal/v1/subscriptions",
+        &bob,
+        Some(json!({"platform": "migosmtp", "plan": "mail", "trial": true})),
+    )
+    .await;
+    sign_up(&ts, "ada@example.test", "29", None).await;
+    let session = log_in_page(&ts, &b, "ada@example.test").await;
+    let cookie = format!("rw_portal={session}");
+    let dash = get(&b, &ts, "/portal/dashboard", &cookie).await;
+    let csrf = csrf_of(&dash.text().await.unwrap());
+    let path = format!("/portal/sso/{}", sub["id"].as_str().unwrap());
+    let r = post_form(&b, &ts, &path, &cookie, &[("_csrf", &csrf)]).await;
+    assert_eq!(r.status(), 404);
+    assert!(r.headers().get(LOCATION).is_none());
+}
