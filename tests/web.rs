@@ -5,7 +5,7 @@
 //! must refuse: a replayed, expired, altered or other-platform token, a
 //! validation without the secret, a form without its CSRF token.
 
-use rackwave_testkit::portal::{billing_config, portal, sign_up, PASSWORD};
+use rackwave_testkit::portal::{portal, sign_up, trial_of, with_mail_plan, PASSWORD};
 use rackwave_testkit::TestServer;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use reqwest::redirect::Policy;
@@ -58,15 +58,6 @@ fn csrf_of(html: &str) -> String {
     html[at..].split('"').next().unwrap().to_string()
 }
 
-async fn server() -> TestServer {
-    rackwave_testkit::start_with(|c| {
-        c.billing = billing_config(
-            "[[billing.plans]]\nid = \"mail\"\nplatform = \"migosmtp\"\nname = \"Mail Starter\"\nprice_paise = 99900\ndaily_quota = 1000\ntrial_days = 14\n",
-        );
-    })
-    .await
-}
-
 /// Logs in through the login page: the portal session cookie.
 async fn log_in_page(ts: &TestServer, b: &reqwest::Client, email: &str) -> String {
     let form = get(b, ts, "/portal/login", "").await;
@@ -94,18 +85,9 @@ async fn log_in_page(ts: &TestServer, b: &reqwest::Client, email: &str) -> Strin
 
 #[tokio::test]
 async fn access_platform_signs_in_to_the_migosmtp_dashboard_once() {
-    let ts = server().await;
+    let ts = with_mail_plan().await;
     let b = browser();
-    let (_, token) = sign_up(&ts, "ada@example.test", "29", None).await;
-    let (s, sub) = portal(
-        &ts,
-        "POST",
-        "/portal/v1/subscriptions",
-        &token,
-        Some(json!({"platform": "migosmtp", "plan": "mail", "trial": true})),
-    )
-    .await;
-    assert_eq!(s, 201, "{sub}");
+    let (_, sub) = trial_of(&ts, "ada@example.test", "migosmtp", "mail").await;
     let sub_id = sub["id"].as_str().unwrap();
 
     // A wrong password shows the form again.
@@ -265,7 +247,7 @@ async fn access_platform_signs_in_to_the_migosmtp_dashboard_once() {
 
 #[tokio::test]
 async fn pages_refuse_without_a_session_and_serve_their_stylesheet() {
-    let ts = server().await;
+    let ts = with_mail_plan().await;
     let b = browser();
     let r = get(&b, &ts, "/portal/dashboard", "").await;
     assert_eq!(r.status(), 303);

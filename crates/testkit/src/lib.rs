@@ -10,6 +10,8 @@
 //! A dev-dependency only: nothing in the product depends on it.
 
 pub mod binary;
+pub mod browser;
+pub use fantoccini;
 pub mod delivery;
 pub mod dns;
 pub mod esl;

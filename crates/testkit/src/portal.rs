@@ -159,3 +159,31 @@ pub async fn smtp_account(ts: &TestServer, key: &str, ws: &str, username: &str) 
         password: "app password 123".into(),
     }
 }
+
+/// A server whose billing has one MigoSMTP plan, `mail` ("Mail Starter",
+/// 14 days of trial).
+pub async fn with_mail_plan() -> TestServer {
+    crate::start_with(|c| {
+        c.billing = billing_config(
+            "[[billing.plans]]\nid = \"mail\"\nplatform = \"migosmtp\"\nname = \"Mail Starter\"\nprice_paise = 99900\ndaily_quota = 1000\ntrial_days = 14\n",
+        );
+    })
+    .await
+}
+
+/// A client `email` (in Karnataka) with a trial of `plan` on `platform`:
+/// its session token and the subscription as answered (with its
+/// `workspace_id` and first `api_key`).
+pub async fn trial_of(ts: &TestServer, email: &str, platform: &str, plan: &str) -> (String, Value) {
+    let (_, token) = sign_up(ts, email, "29", None).await;
+    let (s, sub) = portal(
+        ts,
+        "POST",
+        "/portal/v1/subscriptions",
+        &token,
+        Some(json!({"platform": platform, "plan": plan, "trial": true})),
+    )
+    .await;
+    assert_eq!(s, 201, "{sub}");
+    (token, sub)
+}

@@ -1,0 +1,117 @@
+//! The pages in a real browser (headless Chromium over WebDriver): log in
+//! to the portal, click Access Platform, land on the MigoSMTP dashboard
+//! signed in, and find a message sent through the API there; a form whose
+//! CSRF token was tampered with is refused. Screenshots of the main pages
+//! go to `docs/screenshots/` for the README.
+
+use std::time::Duration;
+
+use rackwave_testkit::browser::Browser;
+use rackwave_testkit::fantoccini::Locator;
+use rackwave_testkit::portal::{trial_of, with_mail_plan, PASSWORD};
+use serde_json::json;
+
+async fn type_into(b: &Browser, id: &str, text: &str) {
+    let field = b.client.find(Locator::Id(id)).await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
+async fn click(b: &Browser, css: &str) {
+    b.client
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn wait_for(b: &Browser, what: &str, ok: impl Fn(&str, &str) -> bool) {
+    for _ in 0..100 {
+        let url = b.client.current_url().await.unwrap().to_string();
+        let source = b.client.source().await.unwrap();
+        if ok(&url, &source) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "waited for {what}; at {} with {}",
+        b.client.current_url().await.unwrap(),
+        b.client.source().await.unwrap()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_in_access_platform_and_read_the_log_in_chromium() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let ts = with_mail_plan().await;
+    let (_, sub) = trial_of(&ts, "ada@example.test", "migosmtp", "mail").await;
+    let key = sub["api_key"].as_str().unwrap();
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    let c = &browser.client;
+
+    c.goto(&format!("{}/portal/login", ts.http)).await.unwrap();
+    browser.screenshot(&shots.join("portal-login.png")).await;
+    type_into(&browser, "email", "ada@example.test").await;
+    type_into(&browser, "password", PASSWORD).await;
+    click(&browser, "form.stack button").await;
+    wait_for(&browser, "the dashboard", |url, html| {
+        url.ends_with("/portal/dashboard") && html.contains("Access Platform")
+    })
+    .await;
+    browser
+        .screenshot(&shots.join("portal-dashboard.png"))
+        .await;
+
+    // A message through the API, then Access Platform.
+    let (s, sent) = ts
+        .call(
+            key,
+            "POST",
+            "/migosmtp/v1/messages",
+            Some(
+                json!({"from": "ada@example.test", "to": ["grace@example.net"],
+                        "subject": "Hello", "text": "Hi Grace"}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 202, "{sent}");
+    let message_id = sent["messages"][0]["id"].as_str().unwrap().to_string();
+    click(&browser, "button[aria-label='Access MigoSMTP']").await;
+    wait_for(&browser, "the MigoSMTP dashboard", |url, html| {
+        url.ends_with("/migosmtp/") && html.contains("Overview of") && html.contains(&message_id)
+    })
+    .await;
+    assert!(
+        !c.current_url().await.unwrap().as_str().contains("token="),
+        "the token left the address bar"
+    );
+    browser
+        .screenshot(&shots.join("migosmtp-overview.png"))
+        .await;
+
+    // Back on the portal, a tampered CSRF field: refused, nothing issued.
+    c.goto(&format!("{}/portal/dashboard", ts.http))
+        .await
+        .unwrap();
+    c.execute(
+        "document.querySelectorAll('input[name=_csrf]').forEach(i => i.value = 'tampered');",
+        vec![],
+    )
+    .await
+    .unwrap();
+    click(&browser, "button[aria-label='Access MigoSMTP']").await;
+    wait_for(&browser, "the refusal", |_, html| {
+        html.contains("This form cannot be accepted")
+    })
+    .await;
+    assert!(!c
+        .current_url()
+        .await
+        .unwrap()
+        .as_str()
+        .contains("/migosmtp/"));
+}
