@@ -1,14 +1,14 @@
-//! The pages in a real browser (headless Chromium over WebDriver): log in
-//! to the portal, click Access Platform, land on the MigoSMTP dashboard
-//! signed in, and find a message sent through the API there; a form whose
-//! CSRF token was tampered with is refused. Screenshots of the main pages
+//! The pages in a real browser (headless Chromium over WebDriver): sign up
+//! in the portal, start a MigoSMTP trial, click Access Platform, land on
+//! the MigoSMTP dashboard signed in, and find a message sent through the
+//! API there; a form whose CSRF token was tampered with is refused. Screenshots of the main pages
 //! go to `docs/screenshots/` for the README.
 
 use std::time::Duration;
 
 use rackwave_testkit::browser::Browser;
 use rackwave_testkit::fantoccini::Locator;
-use rackwave_testkit::portal::{trial_of, with_mail_plan, PASSWORD};
+use rackwave_testkit::portal::{with_mail_plan, PASSWORD};
 use serde_json::json;
 
 async fn type_into(b: &Browser, id: &str, text: &str) {
@@ -43,23 +43,50 @@ async fn wait_for(b: &Browser, what: &str, ok: impl Fn(&str, &str) -> bool) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn log_in_access_platform_and_read_the_log_in_chromium() {
+async fn sign_up_start_a_trial_access_platform_and_read_the_log_in_chromium() {
     let Some(browser) = Browser::start().await else {
         return;
     };
     let ts = with_mail_plan().await;
-    let (_, sub) = trial_of(&ts, "ada@example.test", "migosmtp", "mail").await;
-    let key = sub["api_key"].as_str().unwrap();
     let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
     let c = &browser.client;
 
-    c.goto(&format!("{}/portal/login", ts.http)).await.unwrap();
-    browser.screenshot(&shots.join("portal-login.png")).await;
-    type_into(&browser, "email", "ada@example.test").await;
-    type_into(&browser, "password", PASSWORD).await;
+    // Sign up.
+    c.goto(&format!("{}/portal/signup", ts.http)).await.unwrap();
+    browser.screenshot(&shots.join("portal-signup.png")).await;
+    for (id, value) in [
+        ("email", "ada@example.test"),
+        ("password", PASSWORD),
+        ("name", "Ada Lovelace"),
+        ("address", "1 Engine Road, Bengaluru"),
+        ("state_code", "29"),
+    ] {
+        type_into(&browser, id, value).await;
+    }
     click(&browser, "form.stack button").await;
     wait_for(&browser, "the dashboard", |url, html| {
-        url.ends_with("/portal/dashboard") && html.contains("Access Platform")
+        url.ends_with("/portal/dashboard") && html.contains("Start a free trial")
+    })
+    .await;
+
+    // Start the MigoSMTP trial: its API key is shown once.
+    click(&browser, "form.stack button").await;
+    wait_for(&browser, "the trial", |_, html| {
+        html.contains("trial has started")
+    })
+    .await;
+    let html = c.source().await.unwrap();
+    let key = html
+        .split("<code>")
+        .nth(1)
+        .and_then(|rest| rest.split("</code>").next())
+        .expect("the API key on the page")
+        .to_string();
+    c.goto(&format!("{}/portal/dashboard", ts.http))
+        .await
+        .unwrap();
+    wait_for(&browser, "Access Platform", |_, html| {
+        html.contains("Access Platform") && html.contains("Mail Starter")
     })
     .await;
     browser
@@ -69,7 +96,7 @@ async fn log_in_access_platform_and_read_the_log_in_chromium() {
     // A message through the API, then Access Platform.
     let (s, sent) = ts
         .call(
-            key,
+            &key,
             "POST",
             "/migosmtp/v1/messages",
             Some(
@@ -114,4 +141,15 @@ async fn log_in_access_platform_and_read_the_log_in_chromium() {
         .unwrap()
         .as_str()
         .contains("/migosmtp/"));
+
+    // Log out: the login page again.
+    c.goto(&format!("{}/portal/dashboard", ts.http))
+        .await
+        .unwrap();
+    click(&browser, "form[action='/portal/logout'] button").await;
+    wait_for(&browser, "the login page", |url, html| {
+        url.ends_with("/portal/login") && html.contains("Log in to Rackwave")
+    })
+    .await;
+    browser.screenshot(&shots.join("portal-login.png")).await;
 }

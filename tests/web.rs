@@ -299,3 +299,151 @@ async fn pages_refuse_without_a_session_and_serve_their_stylesheet() {
     assert_eq!(r.status(), 404);
     assert!(r.headers().get(LOCATION).is_none());
 }
+
+/// The sign-up page, a trial from the dashboard, and the MigoSMTP message
+/// log with a message's timeline, only the workspace's own.
+#[tokio::test]
+async fn sign_up_start_a_trial_and_search_the_message_log() {
+    let ts = with_mail_plan().await;
+    let b = browser();
+    let form = get(&b, &ts, "/portal/signup", "").await;
+    assert_eq!(form.status(), 200);
+    let (double, _) = set_cookie(&form, "rw_csrf").unwrap();
+    let csrf = csrf_of(&form.text().await.unwrap());
+    let mut fields = vec![
+        ("email", "ada@example.test"),
+        ("password", PASSWORD),
+        ("name", "Ada Lovelace"),
+        ("address", "1 Engine Road"),
+        ("state_code", "99"),
+        ("_csrf", csrf.as_str()),
+    ];
+    let r = post_form(&b, &ts, "/portal/signup", "", &fields).await;
+    assert_eq!(r.status(), 403, "without the double-submit cookie");
+    let with_cookie = format!("rw_csrf={double}");
+    let r = post_form(&b, &ts, "/portal/signup", &with_cookie, &fields).await;
+    assert_eq!(r.status(), 422, "no such state");
+    assert!(r.text().await.unwrap().contains("state_code"));
+    fields[4] = ("state_code", "29");
+    let r = post_form(&b, &ts, "/portal/signup", &with_cookie, &fields).await;
+    assert_eq!(r.status(), 303);
+    let (session, _) = set_cookie(&r, "rw_portal").unwrap();
+    let cookie = format!("rw_portal={session}");
+
+    let dash = get(&b, &ts, "/portal/dashboard", &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(dash.contains("Start a free trial") && dash.contains("Mail Starter"));
+    let csrf = csrf_of(&dash);
+    let r = post_form(
+        &b,
+        &ts,
+        "/portal/subscriptions",
+        &cookie,
+        &[("plan", "mail")],
+    )
+    .await;
+    assert_eq!(r.status(), 403, "without its CSRF token");
+    let r = post_form(
+        &b,
+        &ts,
+        "/portal/subscriptions",
+        &cookie,
+        &[("plan", "mail"), ("_csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let page = r.text().await.unwrap();
+    let key = page
+        .split("<code>")
+        .nth(1)
+        .unwrap()
+        .split("</code>")
+        .next()
+        .unwrap()
+        .to_string();
+    let dash = get(&b, &ts, "/portal/dashboard", &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !dash.contains("Start a free trial"),
+        "one trial per platform"
+    );
+    let action = dash
+        .split("action=\"/portal/sso/")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let r = post_form(
+        &b,
+        &ts,
+        &format!("/portal/sso/{action}"),
+        &cookie,
+        &[("_csrf", &csrf)],
+    )
+    .await;
+    let landing = r.headers()[LOCATION].to_str().unwrap().to_string();
+    let land = b.get(&landing).send().await.unwrap();
+    let (platform_session, _) = set_cookie(&land, "rw_migosmtp").unwrap();
+    let platform = format!("rw_migosmtp={platform_session}");
+
+    let send = |key: String, to: &'static str| {
+        let ts = &ts;
+        async move {
+            let (s, v) = ts
+                .call(&key, "POST", "/migosmtp/v1/messages",
+                    Some(json!({"from": "ada@example.test", "to": [to], "subject": "Hello", "text": "Hi"})))
+                .await;
+            assert_eq!(s, 202, "{v}");
+            v["messages"][0]["id"].as_str().unwrap().to_string()
+        }
+    };
+    let mine = send(key.clone(), "grace@example.net").await;
+    let other = send(key, "alan@example.net").await;
+    let log = get(
+        &b,
+        &ts,
+        "/migosmtp/messages?to=grace%40example.net",
+        &platform,
+    )
+    .await;
+    assert_eq!(log.status(), 200);
+    let html = log.text().await.unwrap();
+    assert!(
+        html.contains(&mine) && !html.contains(&other),
+        "by recipient"
+    );
+    let html = get(&b, &ts, "/migosmtp/messages?status=bounced", &platform)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!html.contains(&mine), "by status");
+    let detail = get(&b, &ts, &format!("/migosmtp/messages/{mine}"), &platform).await;
+    assert_eq!(detail.status(), 200);
+    let html = detail.text().await.unwrap();
+    assert!(
+        html.contains("email.queued") && html.contains("Hello"),
+        "{html}"
+    );
+
+    // Another workspace's message is not found here.
+    let ws = ts.create_workspace("someone else", None).await;
+    let their_key = ts.create_api_key(&ws, "migosmtp").await;
+    let theirs = send(their_key, "grace@example.net").await;
+    let r = get(&b, &ts, &format!("/migosmtp/messages/{theirs}"), &platform).await;
+    assert_eq!(r.status(), 404);
+    let html = get(&b, &ts, "/migosmtp/messages", &platform)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!html.contains(&theirs));
+}

@@ -396,8 +396,13 @@ pub fn router(state: AppState, limits: BodyLimits) -> axum::Router {
             "/portal/login",
             get(pages::portal::login_form).post(pages::portal::login),
         )
+        .route(
+            "/portal/signup",
+            get(pages::portal::signup_form).post(pages::portal::signup),
+        )
         // Anonymous: limited per client address, as the portal API's login.
         .route_layer(middleware::from_fn(rate_limit::limit_address))
+        .route("/portal/subscriptions", post(pages::portal::start_trial))
         .route(
             "/portal/",
             get(|| async { pages::see_other("/portal/dashboard", &[]) }),
@@ -411,6 +416,11 @@ pub fn router(state: AppState, limits: BodyLimits) -> axum::Router {
         .route("/migosmtp/sso", get(pages::platform::migosmtp_sso))
         .route("/telnxo/sso", get(pages::platform::telnxo_sso))
         .route("/migosmtp/", get(pages::platform::migosmtp_dashboard))
+        .route("/migosmtp/messages", get(pages::platform::migosmtp_log))
+        .route(
+            "/migosmtp/messages/{id}",
+            get(pages::platform::migosmtp_message),
+        )
         .route("/telnxo/", get(pages::platform::telnxo_dashboard))
         .route(rackwave_web::STYLESHEET_PATH, get(pages::stylesheet));
     router

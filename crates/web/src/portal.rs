@@ -8,7 +8,7 @@ use crate::{csrf_field, layout, NavLink};
 
 const BRAND: &str = "Rackwave";
 
-fn nav() -> [NavLink<'static>; 2] {
+fn nav() -> [NavLink<'static>; 3] {
     [
         NavLink {
             href: "/portal/dashboard",
@@ -18,7 +18,72 @@ fn nav() -> [NavLink<'static>; 2] {
             href: "/portal/login",
             label: "Log in",
         },
+        NavLink {
+            href: "/portal/signup",
+            label: "Sign up",
+        },
     ]
+}
+
+/// What a sign-up form was filled with (shown again after a refusal).
+#[derive(Default)]
+pub struct SignUpValues {
+    pub email: String,
+    pub name: String,
+    pub company: String,
+    pub address: String,
+    pub state_code: String,
+    pub gstin: String,
+}
+
+/// The sign-up form; `error` names what to fix.
+pub fn signup(error: Option<&str>, csrf: &str, v: &SignUpValues) -> Markup {
+    layout(
+        "Sign up",
+        BRAND,
+        &nav(),
+        html! {
+            h1 { "Create your Rackwave account" }
+            @if let Some(e) = error {
+                p.error role="alert" { (e) }
+            }
+            form.stack method="post" action="/portal/signup" {
+                (csrf_field(csrf))
+                label for="email" { "Email" input id="email" name="email" type="email" autocomplete="email" required value=(v.email); }
+                label for="password" { "Password (at least 12 characters)" input id="password" name="password" type="password" autocomplete="new-password" minlength="12" required; }
+                label for="name" { "Name" input id="name" name="name" autocomplete="name" required value=(v.name); }
+                label for="company" { "Company (optional)" input id="company" name="company" autocomplete="organization" value=(v.company); }
+                label for="address" { "Billing address" input id="address" name="address" autocomplete="street-address" required value=(v.address); }
+                label for="state_code" { "GST state code (two digits, e.g. 29 for Karnataka)" input id="state_code" name="state_code" inputmode="numeric" pattern="[0-9]{2}" required value=(v.state_code); }
+                label for="gstin" { "GSTIN (optional, when registered)" input id="gstin" name="gstin" value=(v.gstin); }
+                button type="submit" { "Sign up" }
+            }
+        },
+    )
+}
+
+/// A plan a trial can be started on.
+pub struct PlanOption {
+    pub id: String,
+    /// `MigoSMTP Starter (14-day trial)`
+    pub label: String,
+}
+
+/// After a trial starts: the platform's first API key, shown once.
+pub fn trial_started(platform: &str, api_key: Option<&str>) -> Markup {
+    layout(
+        "Trial started",
+        BRAND,
+        &nav(),
+        html! {
+            h1 { "Your " (platform) " trial has started" }
+            @if let Some(key) = api_key {
+                p { "Your " (platform) " API key, shown this once: keep it somewhere safe." }
+                p { code { (key) } }
+            }
+            p { a href="/portal/dashboard" { "Back to the dashboard" } }
+        },
+    )
 }
 
 /// The login form; `error` after a refused attempt.
@@ -73,6 +138,8 @@ pub struct Dashboard {
     pub csrf: String,
     pub subscriptions: Vec<SubscriptionRow>,
     pub invoices: Vec<InvoiceRow>,
+    /// Plans with a trial the client can still start.
+    pub trials: Vec<PlanOption>,
 }
 
 /// The client's dashboard.
@@ -112,6 +179,18 @@ pub fn dashboard(d: &Dashboard) -> Markup {
                             }
                         }
                     }
+                }
+            }
+            @if !d.trials.is_empty() {
+                h2 id="trial" { "Start a free trial" }
+                form.stack method="post" action="/portal/subscriptions" {
+                    (csrf_field(&d.csrf))
+                    label for="plan" { "Plan"
+                        select id="plan" name="plan" {
+                            @for p in &d.trials { option value=(p.id) { (p.label) } }
+                        }
+                    }
+                    button type="submit" { "Start the trial" }
                 }
             }
             h2 id="invoices" { "Invoices" }

@@ -176,6 +176,140 @@ async fn names(state: &AppState, s: &PlatformSession) -> (String, String) {
     (workspace, email)
 }
 
+fn row(m: crate::admin::messages_v1::MessageSummary) -> rackwave_web::migosmtp::MessageRow {
+    rackwave_web::migosmtp::MessageRow {
+        id: m.id,
+        from: m.from,
+        to: m.to,
+        status: m.status,
+        created: m.created_at,
+    }
+}
+
+/// The workspace's messages, newest first, to `to` with `status` when
+/// given.
+async fn listed(
+    state: &AppState,
+    workspace: &str,
+    to: Option<String>,
+    status: Option<String>,
+) -> Vec<crate::admin::messages_v1::MessageSummary> {
+    let query = crate::admin::messages_v1::ListQuery {
+        workspace: Some(workspace.to_string()),
+        to,
+        status,
+        queue_id: None,
+        from: None,
+        tag: None,
+        since: None,
+        until: None,
+        cursor: None,
+        limit: Some(50),
+    };
+    crate::admin::messages_v1::list_in(state, query)
+        .await
+        .map(|l| l.messages)
+        .unwrap_or_default()
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LogSearch {
+    to: Option<String>,
+    status: Option<String>,
+}
+
+/// The message log of the signed-in workspace: by recipient and status.
+pub(crate) async fn migosmtp_log(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<LogSearch>,
+) -> Response {
+    let s = match session(&state, &headers, Platform::Migosmtp).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let to = q.to.filter(|t| !t.trim().is_empty());
+    let status = q
+        .status
+        .filter(|s| ["queued", "deferred", "delivered", "bounced"].contains(&s.as_str()));
+    let found = listed(&state, &s.workspace_id, to.clone(), status.clone()).await;
+    let rows: Vec<_> = found.into_iter().map(row).collect();
+    page(
+        StatusCode::OK,
+        rackwave_web::migosmtp::log(
+            to.as_deref().unwrap_or_default(),
+            status.as_deref().unwrap_or_default(),
+            &rows,
+        ),
+    )
+}
+
+/// One message of the signed-in workspace with its timeline (another
+/// workspace's is not found).
+pub(crate) async fn migosmtp_message(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let s = match session(&state, &headers, Platform::Migosmtp).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let record = state
+        .spool
+        .get(&id)
+        .ok()
+        .flatten()
+        .filter(|m| m.workspace_id == s.workspace_id);
+    let Some(record) = record else {
+        return page(
+            StatusCode::NOT_FOUND,
+            rackwave_web::refused(
+                "MigoSMTP",
+                "No such message",
+                "There is no such message in this workspace.",
+                ("/migosmtp/messages", "Back to the message log"),
+            ),
+        );
+    };
+    let detail = crate::admin::messages_v1::detail_of(&record);
+    let mut steps: Vec<rackwave_web::migosmtp::Step> = detail
+        .history
+        .iter()
+        .map(|h| rackwave_web::migosmtp::Step {
+            at: h.at.clone(),
+            event: h.event.clone(),
+            status: h.status.clone(),
+            detail: String::new(),
+        })
+        .collect();
+    steps.extend(
+        detail
+            .delivery_attempts
+            .iter()
+            .map(|a| rackwave_web::migosmtp::Step {
+                at: a.at.clone(),
+                event: format!("attempt {}", a.attempt_number),
+                status: a.event.clone(),
+                detail: format!(
+                    "{} {}{}: {}",
+                    a.remote_host.as_deref().unwrap_or("-"),
+                    a.remote_ip.as_deref().unwrap_or(""),
+                    if a.tls { " (TLS)" } else { "" },
+                    a.reply
+                ),
+            }),
+    );
+    steps.sort_by(|a, b| a.at.cmp(&b.at));
+    let subject = detail.summary.subject.clone().unwrap_or_default();
+    let view = rackwave_web::migosmtp::Message {
+        row: row(detail.summary),
+        subject,
+        steps,
+    };
+    page(StatusCode::OK, rackwave_web::migosmtp::message(&view))
+}
+
 /// The MigoSMTP dashboard of the signed-in workspace.
 pub(crate) async fn migosmtp_dashboard(
     State(state): State<AppState>,
@@ -186,22 +320,7 @@ pub(crate) async fn migosmtp_dashboard(
         Err(r) => return r,
     };
     let (workspace, email) = names(&state, &s).await;
-    let query = crate::admin::messages_v1::ListQuery {
-        workspace: Some(s.workspace_id.clone()),
-        to: None,
-        status: None,
-        queue_id: None,
-        from: None,
-        tag: None,
-        since: None,
-        until: None,
-        cursor: None,
-        limit: Some(50),
-    };
-    let messages = crate::admin::messages_v1::list_in(&state, query)
-        .await
-        .map(|l| l.messages)
-        .unwrap_or_default();
+    let messages = listed(&state, &s.workspace_id, None, None).await;
     let mut counts: Vec<(String, u64)> = Vec::new();
     for m in &messages {
         match counts.iter_mut().find(|(s, _)| *s == m.status) {
@@ -212,16 +331,7 @@ pub(crate) async fn migosmtp_dashboard(
     let view = rackwave_web::migosmtp::Overview {
         who: rackwave_web::SignedIn { workspace, email },
         counts,
-        messages: messages
-            .into_iter()
-            .map(|m| rackwave_web::migosmtp::MessageRow {
-                id: m.id,
-                from: m.from,
-                to: m.to,
-                status: m.status,
-                created: m.created_at,
-            })
-            .collect(),
+        messages: messages.into_iter().map(row).collect(),
     };
     page(StatusCode::OK, rackwave_web::migosmtp::overview(&view))
 }

@@ -37,13 +37,162 @@ pub(crate) async fn login_form(State(state): State<AppState>, headers: HeaderMap
 }
 
 fn login_page(status: StatusCode, error: Option<&str>, email: &str) -> Response {
+    anonymous_form(status, |csrf| {
+        rackwave_web::portal::login(error, csrf, email)
+    })
+}
+
+/// A page with a form of someone not signed in: its CSRF token is a fresh
+/// random value, in the form and in a strict same-site cookie (double
+/// submit).
+fn anonymous_form(status: StatusCode, render: impl FnOnce(&str) -> rackwave_web::Page) -> Response {
     let csrf = rackwave_core::random_hex(16);
-    let mut resp = page(status, rackwave_web::portal::login(error, &csrf, email));
+    let mut resp = page(status, render(&csrf));
     let c = format!("{LOGIN_CSRF_COOKIE}={csrf}; Path=/portal; HttpOnly; Secure; SameSite=Strict");
     if let Ok(v) = axum::http::HeaderValue::from_str(&c) {
         resp.headers_mut().append(axum::http::header::SET_COOKIE, v);
     }
     resp
+}
+
+/// Whether an anonymous form came with its double-submit token.
+fn anonymous_csrf_ok(headers: &HeaderMap, given: Option<&str>) -> bool {
+    csrf_ok(
+        given,
+        &cookie(headers, LOGIN_CSRF_COOKIE).unwrap_or_default(),
+    )
+}
+
+/// The sign-up form.
+pub(crate) async fn signup_form() -> Response {
+    anonymous_form(StatusCode::OK, |csrf| {
+        rackwave_web::portal::signup(None, csrf, &Default::default())
+    })
+}
+
+#[derive(Deserialize)]
+pub(crate) struct SignUpForm {
+    email: String,
+    password: String,
+    name: String,
+    #[serde(default)]
+    company: String,
+    address: String,
+    state_code: String,
+    #[serde(default)]
+    gstin: String,
+    #[serde(rename = "_csrf")]
+    csrf: Option<String>,
+}
+
+/// Signs up from the form, logs in and goes to the dashboard.
+pub(crate) async fn signup(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Form<SignUpForm>,
+) -> Response {
+    let values = rackwave_web::portal::SignUpValues {
+        email: f.email.clone(),
+        name: f.name.clone(),
+        company: f.company.clone(),
+        address: f.address.clone(),
+        state_code: f.state_code.clone(),
+        gstin: f.gstin.clone(),
+    };
+    let again = |status, error: &str| {
+        anonymous_form(status, |csrf| {
+            rackwave_web::portal::signup(Some(error), csrf, &values)
+        })
+    };
+    if !anonymous_csrf_ok(&headers, f.csrf.as_deref()) {
+        return again(
+            StatusCode::FORBIDDEN,
+            "This form expired or did not come from this site: please send it again.",
+        );
+    }
+    let optional = |v: String| Some(v.trim().to_string()).filter(|v| !v.is_empty());
+    let new = rackwave_billing::NewClient {
+        email: f.email.clone(),
+        password: f.password.clone(),
+        profile: rackwave_billing::clients::Profile {
+            name: f.name,
+            company: optional(f.company),
+            address: f.address,
+            state_code: f.state_code,
+            gstin: optional(f.gstin),
+        },
+    };
+    if let Err(e) = state.clients.sign_up(new).await {
+        return again(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string());
+    }
+    match state.clients.log_in(&f.email, &f.password, peer.ip()).await {
+        Ok((_, token)) => see_other(
+            "/portal/dashboard",
+            &[scoped_cookie(
+                SESSION_COOKIE,
+                &token,
+                "/portal",
+                SESSION_TTL_MS / 1000,
+            )],
+        ),
+        Err(_) => see_other("/portal/login", &[]),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct TrialForm {
+    plan: String,
+    #[serde(rename = "_csrf")]
+    csrf: Option<String>,
+}
+
+/// Starts a trial of a plan from the dashboard; the platform's first API
+/// key is shown once.
+pub(crate) async fn start_trial(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<TrialForm>,
+) -> Response {
+    let Some((client, token)) = signed_in(&state, &headers).await else {
+        return see_other("/portal/login", &[]);
+    };
+    if !csrf_ok(f.csrf.as_deref(), &csrf_token(&token)) {
+        return forbidden_form();
+    }
+    let Some(plan) = state
+        .billing
+        .config()
+        .plans
+        .iter()
+        .find(|p| p.id == f.plan)
+        .cloned()
+    else {
+        return see_other("/portal/dashboard", &[]);
+    };
+    match state
+        .billing
+        .start(&client, &plan.platform, &plan.id, true)
+        .await
+    {
+        Ok(started) => {
+            let name =
+                Platform::parse(&plan.platform).map_or(plan.platform.clone(), |p| p.name().into());
+            page(
+                StatusCode::CREATED,
+                rackwave_web::portal::trial_started(&name, started.api_key.as_deref()),
+            )
+        }
+        Err(e) => page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            rackwave_web::refused(
+                "Rackwave",
+                "The trial cannot start",
+                &e.to_string(),
+                ("/portal/dashboard", "Back to the dashboard"),
+            ),
+        ),
+    }
 }
 
 #[derive(Deserialize)]
@@ -61,8 +210,7 @@ pub(crate) async fn login(
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
-    let want = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
-    if !csrf_ok(form.csrf.as_deref(), &want) {
+    if !anonymous_csrf_ok(&headers, form.csrf.as_deref()) {
         return login_page(
             StatusCode::FORBIDDEN,
             Some("This form expired or did not come from this site: please log in again."),
@@ -173,7 +321,23 @@ pub(crate) async fn dashboard(State(state): State<AppState>, headers: HeaderMap)
         }
     };
     let plans = &state.billing.config().plans;
+    // A trial per platform, ever: offered where the client never had one.
+    let trials = plans
+        .iter()
+        .filter(|p| p.trial_days > 0 && !subs.iter().any(|s| s.platform == p.platform))
+        .map(|p| rackwave_web::portal::PlanOption {
+            id: p.id.clone(),
+            label: format!(
+                "{} {} ({}-day trial, then {} a month)",
+                Platform::parse(&p.platform).map_or(p.platform.as_str(), |x| x.name()),
+                p.name,
+                p.trial_days,
+                rupees(p.price_paise)
+            ),
+        })
+        .collect();
     let view = rackwave_web::portal::Dashboard {
+        trials,
         name: client.name.clone(),
         email: client.email.clone(),
         csrf: csrf_token(&token),
