@@ -178,7 +178,10 @@ async fn access_platform_signs_in_to_the_migosmtp_dashboard_once() {
     assert_eq!(board.status(), 200);
     let html = board.text().await.unwrap();
     assert!(
-        html.contains("ada@example.test") && html.contains("Overview of"),
+        html.contains("ada@example.test")
+            && html.contains("Overview of")
+            && html.contains("<svg")
+            && html.contains("email.delivered: 0"),
         "{html}"
     );
 

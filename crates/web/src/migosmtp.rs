@@ -123,8 +123,61 @@ pub struct MessageRow {
     pub created: String,
 }
 
+/// The series of the overview's chart, in its order, with their colours.
+pub const SERIES: [(&str, &str); 6] = [
+    ("email.sent", "#0b5cad"),
+    ("email.delivered", "#116329"),
+    ("email.bounced", "#a40e26"),
+    ("email.opened", "#8250df"),
+    ("email.clicked", "#bf8700"),
+    ("email.complained", "#cf222e"),
+];
+
+/// One day of the chart: its label (`2026-06-07`) and the count of each
+/// of [`SERIES`].
+pub struct Day {
+    pub label: String,
+    pub counts: [u64; 6],
+}
+
+const CHART_W: u64 = 720;
+const CHART_H: u64 = 180;
+
+/// The last days' events as lines, drawn on the server (SVG), with the
+/// totals beside it as text for whoever does not see the chart.
+pub fn chart(days: &[Day]) -> Markup {
+    let max = days.iter().flat_map(|d| d.counts).max().unwrap_or(0).max(1);
+    let step = CHART_W / (days.len().max(2) as u64 - 1);
+    let point = |i: usize, n: u64| format!("{},{}", i as u64 * step, CHART_H - n * CHART_H / max);
+    let first = days.first().map_or("", |d| d.label.as_str());
+    let last = days.last().map_or("", |d| d.label.as_str());
+    html! {
+        figure {
+            svg role="img" aria-labelledby="chart-title" viewBox={ "0 0 " (CHART_W) " " (CHART_H + 20) } width="100%" {
+                title id="chart-title" { "Events a day from " (first) " to " (last) }
+                line x1="0" y1=(CHART_H) x2=(CHART_W) y2=(CHART_H) stroke="#d0d7de";
+                @for (s, (_, colour)) in SERIES.iter().enumerate() {
+                    polyline fill="none" stroke=(colour) stroke-width="2"
+                        points=(days.iter().enumerate().map(|(i, d)| point(i, d.counts[s])).collect::<Vec<_>>().join(" ")) {}
+                }
+                text x="0" y=(CHART_H + 16) font-size="12" fill="#57606a" { (first) }
+                text x=(CHART_W) y=(CHART_H + 16) font-size="12" fill="#57606a" text-anchor="end" { (last) }
+            }
+            figcaption {
+                ul.legend {
+                    @for (s, (name, colour)) in SERIES.iter().enumerate() {
+                        li { span style={ "color:" (colour) } { "■ " } (name) ": " (days.iter().map(|d| d.counts[s]).sum::<u64>()) }
+                    }
+                }
+            }
+        }
+    }
+}
+
 pub struct Overview {
     pub who: crate::SignedIn,
+    /// The last 30 days, oldest first.
+    pub days: Vec<Day>,
     /// Messages listed, by status.
     pub counts: Vec<(String, u64)>,
     /// The newest messages.
@@ -140,6 +193,8 @@ pub fn overview(o: &Overview) -> Markup {
         &nav(),
         html! {
             (crate::signed_in(&o.who))
+            h2 { "The last 30 days" }
+            (chart(&o.days))
             section.cards aria-label="Messages by status" {
                 @for (status, n) in &o.counts {
                     div.card { strong { (n) } span class={ "status " (status) } { (status) } }
@@ -149,4 +204,35 @@ pub fn overview(o: &Overview) -> Markup {
             (message_table("log", &o.messages))
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chart_scales_to_the_busiest_day_and_totals_each_series() {
+        let days = vec![
+            Day {
+                label: "2026-06-06".into(),
+                counts: [4, 2, 0, 0, 0, 0],
+            },
+            Day {
+                label: "2026-06-07".into(),
+                counts: [8, 6, 1, 0, 0, 0],
+            },
+        ];
+        let svg = chart(&days).into_string();
+        // Sent: 4 is half the busiest day's 8, 8 reaches the top.
+        assert!(svg.contains(r#"points="0,90 720,0""#), "{svg}");
+        assert!(svg.contains("email.sent: 12") && svg.contains("email.bounced: 1"));
+        assert!(svg.contains("Events a day from 2026-06-06 to 2026-06-07"));
+        // No events: a flat line, no division by zero.
+        let quiet = chart(&[Day {
+            label: "2026-06-07".into(),
+            counts: [0; 6],
+        }])
+        .into_string();
+        assert!(quiet.contains(r#"points="0,180""#), "{quiet}");
+    }
 }

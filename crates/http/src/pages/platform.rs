@@ -321,6 +321,30 @@ pub(crate) async fn migosmtp_dashboard(
     };
     let (workspace, email) = names(&state, &s).await;
     let messages = listed(&state, &s.workspace_id, None, None).await;
+    // The last 30 UTC days' counts of the charted events (kept per day by
+    // the event log, so this reads at most 30 × types entries).
+    let today = state.clock.today();
+    let counts = state
+        .store
+        .event_counts(&s.workspace_id, today - 29, today, None)
+        .await
+        .unwrap_or_default();
+    let days = (today - 29..=today)
+        .map(|day| {
+            let mut d = rackwave_web::migosmtp::Day {
+                label: rfc3339(day * rackwave_core::MS_PER_DAY)[..10].to_string(),
+                counts: [0; 6],
+            };
+            for (i, (name, _)) in rackwave_web::migosmtp::SERIES.iter().enumerate() {
+                d.counts[i] = counts
+                    .iter()
+                    .filter(|(at, t, _)| *at == day && t == name)
+                    .map(|(_, _, n)| *n)
+                    .sum();
+            }
+            d
+        })
+        .collect();
     let mut counts: Vec<(String, u64)> = Vec::new();
     for m in &messages {
         match counts.iter_mut().find(|(s, _)| *s == m.status) {
@@ -329,6 +353,7 @@ pub(crate) async fn migosmtp_dashboard(
         }
     }
     let view = rackwave_web::migosmtp::Overview {
+        days,
         who: rackwave_web::SignedIn { workspace, email },
         counts,
         messages: messages.into_iter().map(row).collect(),
