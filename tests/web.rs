@@ -408,6 +408,7 @@ async fn sign_up_start_a_trial_and_search_the_message_log() {
             v["messages"][0]["id"].as_str().unwrap().to_string()
         }
     };
+    let key_for_domains = key.clone();
     let mine = send(key.clone(), "grace@example.net").await;
     let other = send(key, "alan@example.net").await;
     let log = get(
@@ -436,6 +437,37 @@ async fn sign_up_start_a_trial_and_search_the_message_log() {
         html.contains("email.queued") && html.contains("Hello"),
         "{html}"
     );
+
+    // Sending domains: the records to publish, and a Verify button that
+    // wants its CSRF token.
+    let (s, d) = ts
+        .call(
+            &key_for_domains,
+            "POST",
+            "/migosmtp/v1/domains",
+            Some(json!({"domain": "ada.example.test"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{d}");
+    let r = get(&b, &ts, "/migosmtp/domains", &platform).await;
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("_domainkey.ada.example.test") && html.contains("Verify ada.example.test"),
+        "{html}"
+    );
+    assert!(html.contains("v=spf1") && html.contains("unverified"));
+    let r = post_form(
+        &b,
+        &ts,
+        "/migosmtp/domains/ada.example.test/verify",
+        &platform,
+        &[("_csrf", "guess")],
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    let r = get(&b, &ts, "/migosmtp/domains", "").await;
+    assert_eq!(r.status(), 401, "the platform's pages need its session");
 
     // Another workspace's message is not found here.
     let ws = ts.create_workspace("someone else", None).await;

@@ -417,6 +417,11 @@ pub fn router(state: AppState, limits: BodyLimits) -> axum::Router {
         .route("/telnxo/sso", get(pages::platform::telnxo_sso))
         .route("/migosmtp/", get(pages::platform::migosmtp_dashboard))
         .route("/migosmtp/messages", get(pages::platform::migosmtp_log))
+        .route("/migosmtp/domains", get(pages::platform::migosmtp_domains))
+        .route(
+            "/migosmtp/domains/{domain}/verify",
+            post(pages::platform::migosmtp_verify),
+        )
         .route(
             "/migosmtp/messages/{id}",
             get(pages::platform::migosmtp_message),

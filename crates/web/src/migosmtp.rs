@@ -6,7 +6,7 @@ use crate::{layout, NavLink};
 
 const BRAND: &str = "MigoSMTP";
 
-fn nav() -> [NavLink<'static>; 2] {
+fn nav() -> [NavLink<'static>; 3] {
     [
         NavLink {
             href: "/migosmtp/",
@@ -16,7 +16,72 @@ fn nav() -> [NavLink<'static>; 2] {
             href: "/migosmtp/messages",
             label: "Message log",
         },
+        NavLink {
+            href: "/migosmtp/domains",
+            label: "Sending domains",
+        },
     ]
+}
+
+/// A DNS record a sending domain needs, and what the last check found.
+pub struct Record {
+    /// `dkim`, `spf`, `return_path`, `dmarc`, `tracking`.
+    pub purpose: String,
+    pub record_type: String,
+    pub name: String,
+    pub value: String,
+    pub verified: bool,
+    pub found: String,
+}
+
+/// A sending domain with its records.
+pub struct Domain {
+    pub domain: String,
+    /// `verified` or `unverified`.
+    pub status: String,
+    pub records: Vec<Record>,
+}
+
+/// The workspace's sending domains: each record to publish (selectable,
+/// to copy), whether it checks out, and a Verify button.
+pub fn domains(csrf: &str, domains: &[Domain]) -> Markup {
+    layout(
+        "Sending domains",
+        BRAND,
+        &nav(),
+        html! {
+            h1 { "Sending domains" }
+            @if domains.is_empty() {
+                p { "No sending domains yet: add one with the API (POST /migosmtp/v1/domains)." }
+            }
+            @for d in domains {
+                section aria-labelledby={ "d-" (d.domain) } {
+                    h2 id={ "d-" (d.domain) } { (d.domain) " " span class={ "status " (d.status) } { (d.status) } }
+                    table {
+                        thead { tr { th { "Purpose" } th { "Type" } th { "Name" } th { "Value" } th { "Checked" } } }
+                        tbody {
+                            @for r in &d.records {
+                                tr {
+                                    td { (r.purpose) }
+                                    td { (r.record_type) }
+                                    td { input readonly value=(r.name) aria-label={ (r.purpose) " record name" }; }
+                                    td { input readonly value=(r.value) aria-label={ (r.purpose) " record value" }; }
+                                    td {
+                                        @if r.verified { span.status.delivered { "found" } }
+                                        @else { span.status.failed { "not found" } " " span.muted { (r.found) } }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    form.inline method="post" action={ "/migosmtp/domains/" (d.domain) "/verify" } {
+                        (crate::csrf_field(csrf))
+                        button type="submit" { "Verify " (d.domain) }
+                    }
+                }
+            }
+        },
+    )
 }
 
 /// The message table of the overview and the log: each id links to its

@@ -80,7 +80,7 @@ pub(crate) struct DomainList {
     pub(crate) domains: Vec<DomainStatus>,
 }
 
-fn status(state: &AppState, d: SenderDomain) -> DomainStatus {
+pub(crate) fn status(state: &AppState, d: SenderDomain) -> DomainStatus {
     // What is still to publish, with what the last verification found of
     // each record (a tracking host set since has no finding yet).
     let records = expected_records(&d, &state.dns_setup)

@@ -135,6 +135,18 @@ async fn validate(
     ))
 }
 
+/// The platform session of a request with its CSRF token (for its
+/// forms), or where to go instead.
+async fn session_with_csrf(
+    state: &AppState,
+    headers: &HeaderMap,
+    platform: Platform,
+) -> Result<(PlatformSession, String), Response> {
+    let s = session(state, headers, platform).await?;
+    let token = cookie(headers, &session_cookie(platform)).unwrap_or_default();
+    Ok((s, rackwave_billing::clients::csrf_token(&token)))
+}
+
 /// The platform session of a request, or where to go instead.
 async fn session(
     state: &AppState,
@@ -417,4 +429,75 @@ pub(crate) async fn telnxo_dashboard(
             .collect(),
     };
     page(StatusCode::OK, rackwave_web::telnxo::overview(&view))
+}
+
+/// The signed-in workspace's sending domains with their records.
+pub(crate) async fn migosmtp_domains(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Response {
+    let (s, csrf) = match session_with_csrf(&state, &headers, Platform::Migosmtp).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let domains = state
+        .domains
+        .list(&s.workspace_id)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|d| {
+            let d = crate::migosmtp::domains_v1::status(&state, d);
+            rackwave_web::migosmtp::Domain {
+                domain: d.domain,
+                status: d.status.into(),
+                records: d
+                    .records
+                    .into_iter()
+                    .map(|r| rackwave_web::migosmtp::Record {
+                        purpose: r.purpose,
+                        record_type: r.record_type,
+                        name: r.name,
+                        value: r.value,
+                        verified: r.verified,
+                        found: r.found.join(" "),
+                    })
+                    .collect(),
+            }
+        })
+        .collect::<Vec<_>>();
+    page(
+        StatusCode::OK,
+        rackwave_web::migosmtp::domains(&csrf, &domains),
+    )
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CsrfForm {
+    #[serde(rename = "_csrf")]
+    csrf: Option<String>,
+}
+
+/// Verify: looks the domain's records up, then back to the list.
+pub(crate) async fn migosmtp_verify(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path(domain): axum::extract::Path<String>,
+    axum::Form(form): axum::Form<CsrfForm>,
+) -> Response {
+    let (s, csrf) = match session_with_csrf(&state, &headers, Platform::Migosmtp).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !super::csrf_ok(form.csrf.as_deref(), &csrf) {
+        return refused(
+            Platform::Migosmtp,
+            StatusCode::FORBIDDEN,
+            "This form expired or did not come from this site (its CSRF token is missing or wrong). Nothing was checked.",
+        );
+    }
+    match crate::migosmtp::domains_v1::verify_in(&state, &s.workspace_id, &domain).await {
+        Ok(_) => see_other("/migosmtp/domains", &[]),
+        Err(e) => refused(Platform::Migosmtp, e.status, &e.message),
+    }
 }
