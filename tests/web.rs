@@ -469,6 +469,110 @@ async fn sign_up_start_a_trial_and_search_the_message_log() {
     let r = get(&b, &ts, "/migosmtp/domains", "").await;
     assert_eq!(r.status(), 401, "the platform's pages need its session");
 
+    // Credentials: an SMTP account and an API key, each secret shown once
+    // and working; deleted and revoked, they stop working.
+    let html = get(&b, &ts, "/migosmtp/credentials", &platform)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_of(&html);
+    let r = post_form(
+        &b,
+        &ts,
+        "/migosmtp/credentials/smtp-accounts",
+        &platform,
+        &[
+            ("username", "app1"),
+            ("daily_quota", "500"),
+            ("_csrf", &csrf),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let html = r.text().await.unwrap();
+    let password = shown_once(&html, "The password of app1");
+    let mut smtp = rackwave_testkit::RawSmtp::login(ts.smtp, "app1", &password).await;
+    smtp.cmd_expect("QUIT", 221).await;
+    let r = post_form(
+        &b,
+        &ts,
+        "/migosmtp/credentials/api-keys",
+        &platform,
+        &[("_csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let new_key = shown_once(&r.text().await.unwrap(), "Your new API key");
+    assert_eq!(
+        ts.call(&new_key, "GET", "/migosmtp/v1/messages", None)
+            .await
+            .0,
+        200
+    );
+    let html = get(&b, &ts, "/migosmtp/credentials", &platform)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("app1") && !html.contains(&new_key),
+        "keys are listed by prefix only"
+    );
+    let (_, keys) = ts
+        .call(&new_key, "GET", "/migosmtp/v1/api-keys", None)
+        .await;
+    let new_id = keys["api_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| new_key.starts_with(k["prefix"].as_str().unwrap()))
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = post_form(
+        &b,
+        &ts,
+        &format!("/migosmtp/credentials/api-keys/{new_id}/revoke"),
+        &platform,
+        &[("_csrf", "guess")],
+    )
+    .await;
+    assert_eq!(r.status(), 403, "no revocation without the CSRF token");
+    let r = post_form(
+        &b,
+        &ts,
+        &format!("/migosmtp/credentials/api-keys/{new_id}/revoke"),
+        &platform,
+        &[("_csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        ts.call(&new_key, "GET", "/migosmtp/v1/messages", None)
+            .await
+            .0,
+        401
+    );
+    let r = post_form(
+        &b,
+        &ts,
+        "/migosmtp/credentials/smtp-accounts/app1/delete",
+        &platform,
+        &[("_csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let mut smtp = rackwave_testkit::RawSmtp::connect(ts.smtp).await;
+    smtp.expect(220).await;
+    smtp.cmd_expect("EHLO client.test", 250).await;
+    smtp.cmd_expect(
+        &format!("AUTH PLAIN {}", rackwave_testkit::plain("app1", &password)),
+        535,
+    )
+    .await;
+
     // Another workspace's message is not found here.
     let ws = ts.create_workspace("someone else", None).await;
     let their_key = ts.create_api_key(&ws, "migosmtp").await;
@@ -481,4 +585,14 @@ async fn sign_up_start_a_trial_and_search_the_message_log() {
         .await
         .unwrap();
     assert!(!html.contains(&theirs));
+}
+
+/// The secret a page shows once, in the read-only field labelled `what`.
+fn shown_once(html: &str, what: &str) -> String {
+    let at = html
+        .find(&format!("aria-label=\"{what}\""))
+        .expect("the secret's field");
+    let field = &html[..at];
+    let value = field.rfind("value=\"").expect("its value") + 7;
+    field[value..].split('"').next().unwrap().to_string()
 }

@@ -419,6 +419,26 @@ pub fn router(state: AppState, limits: BodyLimits) -> axum::Router {
         .route("/migosmtp/messages", get(pages::platform::migosmtp_log))
         .route("/migosmtp/domains", get(pages::platform::migosmtp_domains))
         .route(
+            "/migosmtp/credentials",
+            get(pages::platform::migosmtp_credentials),
+        )
+        .route(
+            "/migosmtp/credentials/smtp-accounts",
+            post(pages::platform::migosmtp_create_account),
+        )
+        .route(
+            "/migosmtp/credentials/smtp-accounts/{username}/delete",
+            post(pages::platform::migosmtp_delete_account),
+        )
+        .route(
+            "/migosmtp/credentials/api-keys",
+            post(pages::platform::migosmtp_create_key),
+        )
+        .route(
+            "/migosmtp/credentials/api-keys/{id}/revoke",
+            post(pages::platform::migosmtp_revoke_key),
+        )
+        .route(
             "/migosmtp/domains/{domain}/verify",
             post(pages::platform::migosmtp_verify),
         )

@@ -73,6 +73,18 @@ pub fn signed_in(who: &SignedIn) -> Markup {
     }
 }
 
+/// A form of one button that posts to `action` (with the CSRF token): an
+/// action on a row (delete, revoke, verify, access). `aria` names it for
+/// who cannot see the row it is on.
+pub fn action_button(action: &str, csrf: &str, label: &str, aria: &str) -> Markup {
+    html! {
+        form.inline method="post" action=(action) {
+            (csrf_field(csrf))
+            button type="submit" aria-label=(aria) { (label) }
+        }
+    }
+}
+
 /// The hidden field of a form's CSRF token.
 pub fn csrf_field(token: &str) -> Markup {
     html! { input type="hidden" name=(CSRF_FIELD) value=(token); }

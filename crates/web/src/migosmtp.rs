@@ -6,7 +6,7 @@ use crate::{layout, NavLink};
 
 const BRAND: &str = "MigoSMTP";
 
-fn nav() -> [NavLink<'static>; 3] {
+fn nav() -> [NavLink<'static>; 4] {
     [
         NavLink {
             href: "/migosmtp/",
@@ -20,7 +20,81 @@ fn nav() -> [NavLink<'static>; 3] {
             href: "/migosmtp/domains",
             label: "Sending domains",
         },
+        NavLink {
+            href: "/migosmtp/credentials",
+            label: "Credentials",
+        },
     ]
+}
+
+/// An SMTP account as the credentials page lists it.
+pub struct AccountRow {
+    pub username: String,
+    pub daily_quota: u64,
+    pub created: String,
+}
+
+/// An API key as listed: never its secret.
+pub struct KeyRow {
+    pub id: String,
+    pub prefix: String,
+    pub created: String,
+    pub last_used: String,
+}
+
+/// SMTP accounts and API keys: create (the secret is shown once, here),
+/// delete, revoke.
+pub fn credentials(
+    csrf: &str,
+    accounts: &[AccountRow],
+    keys: &[KeyRow],
+    shown_once: Option<(&str, &str)>,
+) -> Markup {
+    layout(
+        "Credentials",
+        BRAND,
+        &nav(),
+        html! {
+            h1 { "Credentials" }
+            @if let Some((what, secret)) = shown_once {
+                div.card role="status" {
+                    p { (what) ", shown this once: keep it somewhere safe." }
+                    p { input readonly value=(secret) aria-label=(what); }
+                }
+            }
+            h2 id="smtp" { "SMTP accounts" }
+            table aria-labelledby="smtp" {
+                thead { tr { th { "Username" } th { "Daily quota" } th { "Created" } th { span.muted { "Delete" } } } }
+                tbody {
+                    @for a in accounts {
+                        tr {
+                            td { (a.username) } td { (a.daily_quota) } td { (a.created) }
+                            td { (crate::action_button(&format!("/migosmtp/credentials/smtp-accounts/{}/delete", a.username), csrf, "Delete", &format!("Delete {}", a.username))) }
+                        }
+                    }
+                }
+            }
+            form.stack method="post" action="/migosmtp/credentials/smtp-accounts" {
+                (crate::csrf_field(csrf))
+                label for="username" { "New SMTP account's username" input id="username" name="username" required; }
+                label for="daily_quota" { "Its daily quota (recipients a day)" input id="daily_quota" name="daily_quota" type="number" min="1" value="1000" required; }
+                button type="submit" { "Create SMTP account" }
+            }
+            h2 id="keys" { "API keys" }
+            table aria-labelledby="keys" {
+                thead { tr { th { "Key" } th { "Created" } th { "Last used" } th { span.muted { "Revoke" } } } }
+                tbody {
+                    @for k in keys {
+                        tr {
+                            td { code { (k.prefix) "…" } } td { (k.created) } td { (k.last_used) }
+                            td { (crate::action_button(&format!("/migosmtp/credentials/api-keys/{}/revoke", k.id), csrf, "Revoke", &format!("Revoke {}", k.prefix))) }
+                        }
+                    }
+                }
+            }
+            (crate::action_button("/migosmtp/credentials/api-keys", csrf, "Create API key", "Create API key"))
+        },
+    )
 }
 
 /// A DNS record a sending domain needs, and what the last check found.
@@ -74,10 +148,7 @@ pub fn domains(csrf: &str, domains: &[Domain]) -> Markup {
                             }
                         }
                     }
-                    form.inline method="post" action={ "/migosmtp/domains/" (d.domain) "/verify" } {
-                        (crate::csrf_field(csrf))
-                        button type="submit" { "Verify " (d.domain) }
-                    }
+                    (crate::action_button(&format!("/migosmtp/domains/{}/verify", d.domain), csrf, &format!("Verify {}", d.domain), &format!("Verify {}", d.domain)))
                 }
             }
         },

@@ -151,10 +151,7 @@ pub fn dashboard(d: &Dashboard) -> Markup {
         html! {
             h1 { "Welcome, " (d.name) }
             p.muted { "Signed in as " (d.email) }
-            form.inline method="post" action="/portal/logout" {
-                (csrf_field(&d.csrf))
-                button type="submit" { "Log out" }
-            }
+            (crate::action_button("/portal/logout", &d.csrf, "Log out", "Log out"))
             h2 id="subscriptions" { "Subscriptions" }
             @if d.subscriptions.is_empty() {
                 p { "No subscriptions yet." }
@@ -170,10 +167,7 @@ pub fn dashboard(d: &Dashboard) -> Markup {
                                 td { (s.period_end) }
                                 td {
                                     @if s.can_access {
-                                        form.inline method="post" action={ "/portal/sso/" (s.id) } {
-                                            (csrf_field(&d.csrf))
-                                            button type="submit" aria-label={ "Access " (s.platform) } { "Access Platform" }
-                                        }
+                                        (crate::action_button(&format!("/portal/sso/{}", s.id), &d.csrf, "Access Platform", &format!("Access {}", s.platform)))
                                     }
                                 }
                             }

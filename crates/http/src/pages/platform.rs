@@ -485,19 +485,201 @@ pub(crate) async fn migosmtp_verify(
     axum::extract::Path(domain): axum::extract::Path<String>,
     axum::Form(form): axum::Form<CsrfForm>,
 ) -> Response {
-    let (s, csrf) = match session_with_csrf(&state, &headers, Platform::Migosmtp).await {
+    let (s, _) = match form_session(&state, &headers, form.csrf.as_deref()).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if !super::csrf_ok(form.csrf.as_deref(), &csrf) {
-        return refused(
-            Platform::Migosmtp,
-            StatusCode::FORBIDDEN,
-            "This form expired or did not come from this site (its CSRF token is missing or wrong). Nothing was checked.",
-        );
-    }
     match crate::migosmtp::domains_v1::verify_in(&state, &s.workspace_id, &domain).await {
         Ok(_) => see_other("/migosmtp/domains", &[]),
+        Err(e) => refused(Platform::Migosmtp, e.status, &e.message),
+    }
+}
+
+/// The credentials page, with a secret just made when there is one.
+async fn credentials_page(
+    state: &AppState,
+    workspace_id: &str,
+    csrf: &str,
+    status: StatusCode,
+    shown_once: Option<(&str, &str)>,
+) -> Response {
+    let accounts: Vec<_> = state
+        .accounts
+        .smtp_accounts_of(workspace_id)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|a| {
+            let a = crate::admin::smtp_accounts_v1::SmtpAccountView::from(a);
+            rackwave_web::migosmtp::AccountRow {
+                username: a.username,
+                daily_quota: a.daily_quota,
+                created: a.created_at,
+            }
+        })
+        .collect();
+    let keys: Vec<_> = crate::migosmtp::credentials_v1::list_api_keys_in(state, workspace_id)
+        .await
+        .map(|l| l.api_keys)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|k| k.platform == Platform::Migosmtp)
+        .map(|k| rackwave_web::migosmtp::KeyRow {
+            id: k.id,
+            prefix: k.prefix,
+            created: k.created_at,
+            last_used: k.last_used_at.unwrap_or_else(|| "never".into()),
+        })
+        .collect();
+    page(
+        status,
+        rackwave_web::migosmtp::credentials(csrf, &accounts, &keys, shown_once),
+    )
+}
+
+/// The signed-in workspace's SMTP accounts and API keys.
+pub(crate) async fn migosmtp_credentials(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Response {
+    match session_with_csrf(&state, &headers, Platform::Migosmtp).await {
+        Ok((s, csrf)) => {
+            credentials_page(&state, &s.workspace_id, &csrf, StatusCode::OK, None).await
+        }
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct NewAccountForm {
+    username: String,
+    daily_quota: u64,
+    #[serde(rename = "_csrf")]
+    csrf: Option<String>,
+}
+
+/// The session and a form's checked CSRF token, or the refusal.
+async fn form_session(
+    state: &AppState,
+    headers: &HeaderMap,
+    given: Option<&str>,
+) -> Result<(PlatformSession, String), Response> {
+    let (s, csrf) = session_with_csrf(state, headers, Platform::Migosmtp).await?;
+    if !super::csrf_ok(given, &csrf) {
+        return Err(refused(
+            Platform::Migosmtp,
+            StatusCode::FORBIDDEN,
+            "This form expired or did not come from this site (its CSRF token is missing or wrong). Nothing was changed.",
+        ));
+    }
+    Ok((s, csrf))
+}
+
+/// Creates an SMTP account: its password is shown once.
+pub(crate) async fn migosmtp_create_account(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::Form(f): axum::Form<NewAccountForm>,
+) -> Response {
+    let (s, csrf) = match form_session(&state, &headers, f.csrf.as_deref()).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let password = rackwave_core::random_hex(16);
+    match state
+        .accounts
+        .create_smtp_account(&s.workspace_id, f.username.trim(), &password, f.daily_quota)
+        .await
+    {
+        Ok(a) => {
+            let what = format!("The password of {}", a.username);
+            credentials_page(
+                &state,
+                &s.workspace_id,
+                &csrf,
+                StatusCode::CREATED,
+                Some((&what, &password)),
+            )
+            .await
+        }
+        Err(e) => refused(
+            Platform::Migosmtp,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &e.to_string(),
+        ),
+    }
+}
+
+/// Deletes an SMTP account of the workspace.
+pub(crate) async fn migosmtp_delete_account(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path(username): axum::extract::Path<String>,
+    axum::Form(f): axum::Form<CsrfForm>,
+) -> Response {
+    let (s, _) = match form_session(&state, &headers, f.csrf.as_deref()).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match crate::migosmtp::credentials_v1::delete_smtp_account_in(
+        &state,
+        &s.workspace_id,
+        &username,
+    )
+    .await
+    {
+        Ok(_) => see_other("/migosmtp/credentials", &[]),
+        Err(e) => refused(Platform::Migosmtp, e.status, &e.message),
+    }
+}
+
+/// Creates an API key: shown once.
+pub(crate) async fn migosmtp_create_key(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::Form(f): axum::Form<CsrfForm>,
+) -> Response {
+    let (s, csrf) = match form_session(&state, &headers, f.csrf.as_deref()).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match state
+        .accounts
+        .create_api_key(&s.workspace_id, Platform::Migosmtp)
+        .await
+    {
+        Ok(new) => {
+            let key = crate::admin::api_keys_v1::CreatedApiKey::from(new).key;
+            credentials_page(
+                &state,
+                &s.workspace_id,
+                &csrf,
+                StatusCode::CREATED,
+                Some(("Your new API key", &key)),
+            )
+            .await
+        }
+        Err(e) => refused(
+            Platform::Migosmtp,
+            StatusCode::SERVICE_UNAVAILABLE,
+            &e.to_string(),
+        ),
+    }
+}
+
+/// Revokes an API key of the workspace.
+pub(crate) async fn migosmtp_revoke_key(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    axum::Form(f): axum::Form<CsrfForm>,
+) -> Response {
+    let (s, _) = match form_session(&state, &headers, f.csrf.as_deref()).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match crate::migosmtp::credentials_v1::revoke_api_key_in(&state, &s.workspace_id, &id).await {
+        Ok(_) => see_other("/migosmtp/credentials", &[]),
         Err(e) => refused(Platform::Migosmtp, e.status, &e.message),
     }
 }
