@@ -376,26 +376,7 @@ async fn sign_up_start_a_trial_and_search_the_message_log() {
         !dash.contains("Start a free trial"),
         "one trial per platform"
     );
-    let action = dash
-        .split("action=\"/portal/sso/")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
-    let r = post_form(
-        &b,
-        &ts,
-        &format!("/portal/sso/{action}"),
-        &cookie,
-        &[("_csrf", &csrf)],
-    )
-    .await;
-    let landing = r.headers()[LOCATION].to_str().unwrap().to_string();
-    let land = b.get(&landing).send().await.unwrap();
-    let (platform_session, _) = set_cookie(&land, "rw_migosmtp").unwrap();
-    let platform = format!("rw_migosmtp={platform_session}");
+    let platform = access(&b, &ts, &cookie, &form_action(&dash, "/portal/sso/")).await;
 
     let send = |key: String, to: &'static str| {
         let ts = &ts;
@@ -595,4 +576,106 @@ fn shown_once(html: &str, what: &str) -> String {
     let field = &html[..at];
     let value = field.rfind("value=\"").expect("its value") + 7;
     field[value..].split('"').next().unwrap().to_string()
+}
+
+/// The webhooks page: an endpoint's deliveries with their answers, and
+/// Resend for one that is retrying.
+#[tokio::test]
+async fn the_webhooks_page_lists_deliveries_and_resends() {
+    let ts = with_mail_plan().await;
+    let rx = rackwave_testkit::receiver::Receiver::start().await;
+    let b = browser();
+    let (_, sub) = trial_of(&ts, "ada@example.test", "migosmtp", "mail").await;
+    let key = sub["api_key"].as_str().unwrap();
+    let body = json!({"url": rx.url("hooks"), "event_types": ["*"]});
+    let (s, ep) = ts
+        .call(key, "POST", "/migosmtp/v1/webhooks", Some(body))
+        .await;
+    assert_eq!(s, 201, "{ep}");
+    rx.set_secrets("hooks", &[ep["secret"].as_str().unwrap()]);
+    // The endpoint fails at first: the delivery retries, and can be resent.
+    rx.set_default("hooks", rackwave_testkit::receiver::Behavior::Fail(500));
+    let mail = json!({"from": "ada@example.test", "to": ["grace@example.net"],
+        "subject": "Hi", "text": "Hi"});
+    let (s, v) = ts
+        .call(key, "POST", "/migosmtp/v1/messages", Some(mail))
+        .await;
+    assert_eq!(s, 202, "{v}");
+    rx.wait_for("hooks", 1, std::time::Duration::from_secs(5))
+        .await;
+
+    let session = log_in_page(&ts, &b, "ada@example.test").await;
+    let cookie = format!("rw_portal={session}");
+    let platform = access(&b, &ts, &cookie, sub["id"].as_str().unwrap()).await;
+
+    let mut html = String::new();
+    for _ in 0..50 {
+        html = get(&b, &ts, "/migosmtp/webhooks", &platform)
+            .await
+            .text()
+            .await
+            .unwrap();
+        if html.contains("retrying") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        html.contains("email.queued") && html.contains("HTTP 500"),
+        "{html}"
+    );
+    rx.set_default("hooks", rackwave_testkit::receiver::Behavior::ok());
+    let csrf = csrf_of(&html);
+    let resend = format!(
+        "/migosmtp/webhooks/{}",
+        form_action(&html, "/migosmtp/webhooks/")
+    );
+    let r = post_form(&b, &ts, &resend, &platform, &[("_csrf", "guess")]).await;
+    assert_eq!(r.status(), 403);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"),
+        "a page, not JSON"
+    );
+    let r = post_form(&b, &ts, &resend, &platform, &[("_csrf", &csrf)]).await;
+    assert_eq!(r.status(), 303);
+    rx.wait_for("hooks", 2, std::time::Duration::from_secs(5))
+        .await;
+    // Telnxo's page needs Telnxo's session.
+    let r = get(&b, &ts, "/telnxo/webhooks", &platform).await;
+    assert_eq!(r.status(), 401);
+}
+
+/// Access Platform from the dashboard, through the landing: the platform
+/// session's cookie (`rw_migosmtp=…`).
+async fn access(
+    b: &reqwest::Client,
+    ts: &TestServer,
+    portal_cookie: &str,
+    subscription: &str,
+) -> String {
+    let dash = get(b, ts, "/portal/dashboard", portal_cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_of(&dash);
+    let path = format!("/portal/sso/{subscription}");
+    let r = post_form(b, ts, &path, portal_cookie, &[("_csrf", &csrf)]).await;
+    let land = b
+        .get(r.headers()[LOCATION].to_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let (session, _) = set_cookie(&land, "rw_migosmtp").expect("the platform's session");
+    format!("rw_migosmtp={session}")
+}
+
+/// The rest of the first form action of a page starting with `prefix`.
+fn form_action(html: &str, prefix: &str) -> String {
+    let start = format!("action=\"{prefix}");
+    let at = html.find(&start).expect("such a form") + start.len();
+    html[at..].split('"').next().unwrap().to_string()
 }

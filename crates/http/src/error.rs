@@ -157,11 +157,15 @@ pub(crate) async fn json_errors(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let response = next.run(req).await;
     let status = response.status();
-    let is_json = response
+    // JSON errors are ours already; an HTML page that refuses is a page's
+    // answer to a person, and stays one.
+    let is_ours = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        .is_some_and(|v| {
+            v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/html")
+        });
+    if !(status.is_client_error() || status.is_server_error()) || is_ours {
         return response;
     }
     let (mut parts, body) = response.into_parts();

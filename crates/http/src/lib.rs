@@ -447,6 +447,19 @@ pub fn router(state: AppState, limits: BodyLimits) -> axum::Router {
             get(pages::platform::migosmtp_message),
         )
         .route("/telnxo/", get(pages::platform::telnxo_dashboard))
+        .route(
+            "/migosmtp/webhooks",
+            get(pages::platform::migosmtp_webhooks),
+        )
+        .route("/telnxo/webhooks", get(pages::platform::telnxo_webhooks))
+        .route(
+            "/migosmtp/webhooks/{endpoint}/deliveries/{delivery}/resend",
+            post(pages::platform::migosmtp_resend),
+        )
+        .route(
+            "/telnxo/webhooks/{endpoint}/deliveries/{delivery}/resend",
+            post(pages::platform::telnxo_resend),
+        )
         .route(rackwave_web::STYLESHEET_PATH, get(pages::stylesheet));
     router
         .merge(pages)

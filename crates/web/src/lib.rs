@@ -12,6 +12,7 @@
 pub mod migosmtp;
 pub mod portal;
 pub mod telnxo;
+pub mod webhooks;
 
 use maud::{html, Markup, DOCTYPE};
 

@@ -6,7 +6,7 @@ use crate::{layout, NavLink};
 
 const BRAND: &str = "MigoSMTP";
 
-fn nav() -> [NavLink<'static>; 4] {
+pub fn nav() -> [NavLink<'static>; 5] {
     [
         NavLink {
             href: "/migosmtp/",
@@ -23,6 +23,10 @@ fn nav() -> [NavLink<'static>; 4] {
         NavLink {
             href: "/migosmtp/credentials",
             label: "Credentials",
+        },
+        NavLink {
+            href: "/migosmtp/webhooks",
+            label: "Webhooks",
         },
     ]
 }

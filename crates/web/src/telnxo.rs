@@ -6,6 +6,19 @@ use crate::{layout, NavLink};
 
 const BRAND: &str = "Telnxo";
 
+pub fn nav() -> [NavLink<'static>; 2] {
+    [
+        NavLink {
+            href: "/telnxo/",
+            label: "Overview",
+        },
+        NavLink {
+            href: "/telnxo/webhooks",
+            label: "Webhooks",
+        },
+    ]
+}
+
 /// A message or call as the dashboard lists it.
 pub struct Row {
     pub id: String,
@@ -56,10 +69,7 @@ pub fn overview(o: &Overview) -> Markup {
     layout(
         "Overview",
         BRAND,
-        &[NavLink {
-            href: "/telnxo/",
-            label: "Overview",
-        }],
+        &nav(),
         html! {
             (crate::signed_in(&o.who))
             h2 id="numbers" { "Numbers" }

@@ -30,16 +30,31 @@ pub(crate) struct Landing {
     token: Option<String>,
 }
 
-fn refused(platform: Platform, status: StatusCode, message: &str) -> Response {
+fn refused_page(platform: Platform, status: StatusCode, title: &str, message: &str) -> Response {
     page(
         status,
         rackwave_web::refused(
             platform.name(),
-            "This sign-in link cannot be used",
+            title,
             message,
             ("/portal/dashboard", "Back to the Rackwave portal"),
         ),
     )
+}
+
+/// A sign-in link that does not sign in.
+fn link_refused(platform: Platform, status: StatusCode, message: &str) -> Response {
+    refused_page(
+        platform,
+        status,
+        "This sign-in link cannot be used",
+        message,
+    )
+}
+
+/// Anything else a platform page refuses.
+fn refused(platform: Platform, status: StatusCode, message: &str) -> Response {
+    refused_page(platform, status, "This cannot be done", message)
 }
 
 pub(crate) async fn migosmtp_sso(state: State<AppState>, q: Query<Landing>) -> Response {
@@ -56,7 +71,7 @@ async fn land(
     platform: Platform,
 ) -> Response {
     let Some(token) = q.token.filter(|t| !t.is_empty() && t.len() <= 128) else {
-        return refused(
+        return link_refused(
             platform,
             StatusCode::BAD_REQUEST,
             "The link has no token. Open the platform from the portal.",
@@ -64,7 +79,7 @@ async fn land(
     };
     let who = match validate(&state, platform, &token).await {
         Ok(who) => who,
-        Err((status, message)) => return refused(platform, status, &message),
+        Err((status, message)) => return link_refused(platform, status, &message),
     };
     match state.sso.open_platform_session(platform, &who).await {
         Ok(session) => {
@@ -154,9 +169,10 @@ async fn session(
     platform: Platform,
 ) -> Result<PlatformSession, Response> {
     let not_signed_in = || {
-        refused(
+        refused_page(
             platform,
             StatusCode::UNAUTHORIZED,
+            "Not signed in",
             "You are not signed in here: open the platform with Access Platform in the Rackwave portal.",
         )
     };
@@ -564,10 +580,19 @@ async fn form_session(
     headers: &HeaderMap,
     given: Option<&str>,
 ) -> Result<(PlatformSession, String), Response> {
-    let (s, csrf) = session_with_csrf(state, headers, Platform::Migosmtp).await?;
+    form_session_of(state, headers, given, Platform::Migosmtp).await
+}
+
+async fn form_session_of(
+    state: &AppState,
+    headers: &HeaderMap,
+    given: Option<&str>,
+    platform: Platform,
+) -> Result<(PlatformSession, String), Response> {
+    let (s, csrf) = session_with_csrf(state, headers, platform).await?;
     if !super::csrf_ok(given, &csrf) {
         return Err(refused(
-            Platform::Migosmtp,
+            platform,
             StatusCode::FORBIDDEN,
             "This form expired or did not come from this site (its CSRF token is missing or wrong). Nothing was changed.",
         ));
@@ -682,4 +707,127 @@ pub(crate) async fn migosmtp_revoke_key(
         Ok(_) => see_other("/migosmtp/credentials", &[]),
         Err(e) => refused(Platform::Migosmtp, e.status, &e.message),
     }
+}
+
+/// A platform's webhooks page: its endpoints and their latest deliveries.
+async fn webhooks(state: &AppState, headers: &HeaderMap, platform: Platform) -> Response {
+    let (s, csrf) = match session_with_csrf(state, headers, platform).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let product = rackwave_core::Product::of_platform(platform);
+    let mut endpoints = Vec::new();
+    for e in state
+        .events
+        .endpoints(&s.workspace_id, product)
+        .await
+        .unwrap_or_default()
+    {
+        let deliveries = state
+            .events
+            .deliveries(&s.workspace_id, product, &e.id, None, None, 20)
+            .await
+            .map(|p| p.items)
+            .unwrap_or_default();
+        endpoints.push(rackwave_web::webhooks::EndpointView {
+            deliveries: deliveries
+                .into_iter()
+                .map(|d| rackwave_web::webhooks::DeliveryRow {
+                    last: d.attempts.last().map_or(String::new(), |a| {
+                        match (a.status_code, &a.error) {
+                            (Some(code), _) => format!("HTTP {code} in {} ms", a.latency_ms),
+                            (None, Some(e)) => e.clone(),
+                            (None, None) => String::new(),
+                        }
+                    }),
+                    attempts: d.attempts.len(),
+                    can_resend: matches!(
+                        d.state,
+                        rackwave_store::DeliveryState::Retrying
+                            | rackwave_store::DeliveryState::Failed
+                    ),
+                    event_type: d.event_type.as_str().into(),
+                    state: d.state.as_str().into(),
+                    created: rfc3339(d.created_at_ms),
+                    id: d.id,
+                })
+                .collect(),
+            id: e.id,
+            url: e.url,
+            enabled: e.enabled,
+        });
+    }
+    let base = format!("/{}", platform.as_str());
+    let markup = match platform {
+        Platform::Migosmtp => rackwave_web::webhooks::page(
+            platform.name(),
+            &rackwave_web::migosmtp::nav(),
+            &base,
+            &csrf,
+            &endpoints,
+        ),
+        Platform::Telnxo => rackwave_web::webhooks::page(
+            platform.name(),
+            &rackwave_web::telnxo::nav(),
+            &base,
+            &csrf,
+            &endpoints,
+        ),
+    };
+    page(StatusCode::OK, markup)
+}
+
+pub(crate) async fn migosmtp_webhooks(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Response {
+    webhooks(&state, &headers, Platform::Migosmtp).await
+}
+
+pub(crate) async fn telnxo_webhooks(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    webhooks(&state, &headers, Platform::Telnxo).await
+}
+
+/// Resend: the delivery goes again now, then back to the page.
+async fn resend(
+    state: &AppState,
+    headers: &HeaderMap,
+    platform: Platform,
+    (endpoint, delivery): (String, String),
+    given: Option<&str>,
+) -> Response {
+    let (s, _) = match form_session_of(state, headers, given, platform).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let product = rackwave_core::Product::of_platform(platform);
+    match state
+        .events
+        .resend(&s.workspace_id, product, &endpoint, &delivery)
+        .await
+    {
+        Ok(_) => see_other(&format!("/{}/webhooks", platform.as_str()), &[]),
+        Err(e) => {
+            let e = crate::ApiError::from(e);
+            refused(platform, e.status, &e.message)
+        }
+    }
+}
+
+pub(crate) async fn migosmtp_resend(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path(ids): axum::extract::Path<(String, String)>,
+    axum::Form(f): axum::Form<CsrfForm>,
+) -> Response {
+    resend(&state, &headers, Platform::Migosmtp, ids, f.csrf.as_deref()).await
+}
+
+pub(crate) async fn telnxo_resend(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path(ids): axum::extract::Path<(String, String)>,
+    axum::Form(f): axum::Form<CsrfForm>,
+) -> Response {
+    resend(&state, &headers, Platform::Telnxo, ids, f.csrf.as_deref()).await
 }
