@@ -679,3 +679,84 @@ fn form_action(html: &str, prefix: &str) -> String {
     let at = html.find(&start).expect("such a form") + start.len();
     html[at..].split('"').next().unwrap().to_string()
 }
+
+/// The operator's pages: the admin token logs in (constant-time compared,
+/// a session of its own on `/admin`), the overview lists clients and
+/// subscriptions, forms want their CSRF token.
+#[tokio::test]
+async fn the_operator_logs_in_with_the_admin_token() {
+    let ts = with_mail_plan().await;
+    let b = browser();
+    trial_of(&ts, "ada@example.test", "migosmtp", "mail").await;
+    let r = get(&b, &ts, "/admin/", "").await;
+    assert_eq!(r.headers()[LOCATION], "/admin/login");
+    let form = get(&b, &ts, "/admin/login", "").await;
+    let (double, _) = set_cookie(&form, "rw_csrf").unwrap();
+    let csrf = csrf_of(&form.text().await.unwrap());
+    let with = format!("rw_csrf={double}");
+    let r = post_form(
+        &b,
+        &ts,
+        "/admin/login",
+        &with,
+        &[("token", "guess"), ("_csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(r.status(), 401);
+    assert!(set_cookie(&r, "rw_admin").is_none());
+    let token = rackwave_testkit::ADMIN_TOKEN;
+    let r = post_form(
+        &b,
+        &ts,
+        "/admin/login",
+        "",
+        &[("token", token), ("_csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(r.status(), 403, "without the double-submit cookie");
+    let r = post_form(
+        &b,
+        &ts,
+        "/admin/login",
+        &with,
+        &[("token", token), ("_csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let (session, attrs) = set_cookie(&r, "rw_admin").unwrap();
+    assert!(
+        attrs.contains("Path=/admin") && attrs.contains("HttpOnly"),
+        "{attrs}"
+    );
+    let admin = format!("rw_admin={session}");
+    let html = get(&b, &ts, "/admin/", &admin).await.text().await.unwrap();
+    assert!(
+        html.contains("ada@example.test") && html.contains("trial"),
+        "{html}"
+    );
+    // The operator's session is no portal or platform session.
+    let r = get(
+        &b,
+        &ts,
+        "/portal/dashboard",
+        &format!("rw_portal={session}"),
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let r = get(&b, &ts, "/migosmtp/", &format!("rw_migosmtp={session}")).await;
+    assert_eq!(r.status(), 401);
+    let r = post_form(
+        &b,
+        &ts,
+        "/admin/destinations/gmail.com/resume",
+        &admin,
+        &[("_csrf", "guess")],
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    let csrf = csrf_of(&html);
+    let r = post_form(&b, &ts, "/admin/logout", &admin, &[("_csrf", &csrf)]).await;
+    assert_eq!(r.status(), 303);
+    let r = get(&b, &ts, "/admin/", &admin).await;
+    assert_eq!(r.headers()[LOCATION], "/admin/login", "logged out");
+}

@@ -400,8 +400,18 @@ pub fn router(state: AppState, limits: BodyLimits) -> axum::Router {
             "/portal/signup",
             get(pages::portal::signup_form).post(pages::portal::signup),
         )
+        .route(
+            "/admin/login",
+            get(pages::admin::login_form).post(pages::admin::login),
+        )
         // Anonymous: limited per client address, as the portal API's login.
         .route_layer(middleware::from_fn(rate_limit::limit_address))
+        .route("/admin/", get(pages::admin::overview))
+        .route("/admin/logout", post(pages::admin::logout))
+        .route(
+            "/admin/destinations/{domain}/resume",
+            post(pages::admin::resume),
+        )
         .route("/portal/subscriptions", post(pages::portal::start_trial))
         .route(
             "/portal/",

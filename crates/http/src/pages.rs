@@ -7,6 +7,7 @@
 //! field: derived from the session where there is one, else the
 //! double-submit cookie `rw_csrf` (the login form).
 
+pub(crate) mod admin;
 pub(crate) mod platform;
 pub(crate) mod portal;
 
@@ -72,6 +73,36 @@ pub(crate) fn csrf_ok(given: Option<&str>, want: &str) -> bool {
 /// scoped to `path`.
 pub(crate) fn scoped_cookie(name: &str, value: &str, path: &str, max_age_secs: i64) -> String {
     format!("{name}={value}; Path={path}; Max-Age={max_age_secs}; HttpOnly; Secure; SameSite=Lax")
+}
+
+/// The double-submit cookie of a form of someone not signed in (there is
+/// no session to derive its CSRF token from).
+const ANONYMOUS_CSRF_COOKIE: &str = "rw_csrf";
+
+/// A page with a form of someone not signed in: its CSRF token is a fresh
+/// random value, in the form and in a strict same-site cookie on `path`
+/// (double submit).
+pub(crate) fn anonymous_form(
+    status: StatusCode,
+    path: &str,
+    render: impl FnOnce(&str) -> Markup,
+) -> Response {
+    let csrf = rackwave_core::random_hex(16);
+    let mut resp = page(status, render(&csrf));
+    let c =
+        format!("{ANONYMOUS_CSRF_COOKIE}={csrf}; Path={path}; HttpOnly; Secure; SameSite=Strict");
+    if let Ok(v) = HeaderValue::from_str(&c) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+/// Whether an anonymous form came with its double-submit token.
+pub(crate) fn anonymous_csrf_ok(headers: &HeaderMap, given: Option<&str>) -> bool {
+    csrf_ok(
+        given,
+        &cookie(headers, ANONYMOUS_CSRF_COOKIE).unwrap_or_default(),
+    )
 }
 
 /// `GET /static/site.css`

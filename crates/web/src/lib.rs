@@ -9,6 +9,7 @@
 //! Forms that change something carry a hidden `_csrf` field the HTTP
 //! plane checks.
 
+pub mod admin;
 pub mod migosmtp;
 pub mod portal;
 pub mod telnxo;

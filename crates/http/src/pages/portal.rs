@@ -14,12 +14,9 @@ use rackwave_core::{money::rupees, rfc3339, Platform};
 use rackwave_store::Client;
 use serde::Deserialize;
 
-use super::{cookie, csrf_ok, page, scoped_cookie, see_other};
+use super::{anonymous_csrf_ok, anonymous_form, cookie, csrf_ok, page, scoped_cookie, see_other};
 use crate::portal::SESSION_COOKIE;
 use crate::AppState;
-
-/// The login form's double-submit cookie (there is no session yet).
-const LOGIN_CSRF_COOKIE: &str = "rw_csrf";
 
 /// The signed-in client and their session token, from the cookie.
 async fn signed_in(state: &AppState, headers: &HeaderMap) -> Option<(Client, String)> {
@@ -37,35 +34,14 @@ pub(crate) async fn login_form(State(state): State<AppState>, headers: HeaderMap
 }
 
 fn login_page(status: StatusCode, error: Option<&str>, email: &str) -> Response {
-    anonymous_form(status, |csrf| {
+    anonymous_form(status, "/portal", |csrf| {
         rackwave_web::portal::login(error, csrf, email)
     })
 }
 
-/// A page with a form of someone not signed in: its CSRF token is a fresh
-/// random value, in the form and in a strict same-site cookie (double
-/// submit).
-fn anonymous_form(status: StatusCode, render: impl FnOnce(&str) -> rackwave_web::Page) -> Response {
-    let csrf = rackwave_core::random_hex(16);
-    let mut resp = page(status, render(&csrf));
-    let c = format!("{LOGIN_CSRF_COOKIE}={csrf}; Path=/portal; HttpOnly; Secure; SameSite=Strict");
-    if let Ok(v) = axum::http::HeaderValue::from_str(&c) {
-        resp.headers_mut().append(axum::http::header::SET_COOKIE, v);
-    }
-    resp
-}
-
-/// Whether an anonymous form came with its double-submit token.
-fn anonymous_csrf_ok(headers: &HeaderMap, given: Option<&str>) -> bool {
-    csrf_ok(
-        given,
-        &cookie(headers, LOGIN_CSRF_COOKIE).unwrap_or_default(),
-    )
-}
-
 /// The sign-up form.
 pub(crate) async fn signup_form() -> Response {
-    anonymous_form(StatusCode::OK, |csrf| {
+    anonymous_form(StatusCode::OK, "/portal", |csrf| {
         rackwave_web::portal::signup(None, csrf, &Default::default())
     })
 }
@@ -101,7 +77,7 @@ pub(crate) async fn signup(
         gstin: f.gstin.clone(),
     };
     let again = |status, error: &str| {
-        anonymous_form(status, |csrf| {
+        anonymous_form(status, "/portal", |csrf| {
             rackwave_web::portal::signup(Some(error), csrf, &values)
         })
     };
