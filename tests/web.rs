@@ -656,6 +656,17 @@ async fn access(
     portal_cookie: &str,
     subscription: &str,
 ) -> String {
+    access_to(b, ts, portal_cookie, subscription, "migosmtp").await
+}
+
+/// [`access`] to `platform`.
+async fn access_to(
+    b: &reqwest::Client,
+    ts: &TestServer,
+    portal_cookie: &str,
+    subscription: &str,
+    platform: &str,
+) -> String {
     let dash = get(b, ts, "/portal/dashboard", portal_cookie)
         .await
         .text()
@@ -669,8 +680,9 @@ async fn access(
         .send()
         .await
         .unwrap();
-    let (session, _) = set_cookie(&land, "rw_migosmtp").expect("the platform's session");
-    format!("rw_migosmtp={session}")
+    let name = format!("rw_{platform}");
+    let (session, _) = set_cookie(&land, &name).expect("the platform's session");
+    format!("{name}={session}")
 }
 
 /// The rest of the first form action of a page starting with `prefix`.
@@ -759,4 +771,90 @@ async fn the_operator_logs_in_with_the_admin_token() {
     assert_eq!(r.status(), 303);
     let r = get(&b, &ts, "/admin/", &admin).await;
     assert_eq!(r.headers()[LOCATION], "/admin/login", "logged out");
+}
+
+/// The Telnxo dashboard after single sign-on: WhatsApp conversations with
+/// their window, messages and calls with their timelines and events.
+#[tokio::test]
+async fn the_telnxo_dashboard_shows_conversations_and_timelines() {
+    let ts = rackwave_testkit::start_with(|c| {
+        c.billing = rackwave_testkit::portal::billing_config(
+            "[[billing.plans]]\nid = \"talk\"\nplatform = \"telnxo\"\nname = \"Talk\"\nprice_paise = 10000\ntrial_days = 7\n",
+        );
+    })
+    .await;
+    let b = browser();
+    let (_, sub) = trial_of(&ts, "ada@example.test", "telnxo", "talk").await;
+    let (ws, key) = (
+        sub["workspace_id"].as_str().unwrap(),
+        sub["api_key"].as_str().unwrap(),
+    );
+    let number = json!({"workspace_id": ws, "number": "+14155550100", "channels": ["sms", "whatsapp", "voice"]});
+    assert_eq!(
+        ts.admin("POST", "/telnxo/v1/numbers", Some(number)).await.0,
+        201
+    );
+    let sms = json!({"from": "+14155550100", "to": "+919876543210", "body": "Your code is 1234"});
+    let (s, v) = ts.call(key, "POST", "/telnxo/v1/sms", Some(sms)).await;
+    assert_eq!(s, 202, "{v}");
+    let sms_id = v["message_id"].as_str().unwrap().to_string();
+    let call = json!({"from": "+14155550100", "to": "+919876543210", "tts": "Hello"});
+    let (s, v) = ts.call(key, "POST", "/telnxo/v1/calls", Some(call)).await;
+    assert_eq!(s, 202, "{v}");
+    let call_id = v["call_id"].as_str().unwrap().to_string();
+    let inbound = json!({"channel": "whatsapp", "from": "+919812345670", "to": "+14155550100", "body": "Hi!"});
+    assert_eq!(
+        ts.call(key, "POST", "/telnxo/v1/simulator/inbound", Some(inbound))
+            .await
+            .0,
+        202
+    );
+
+    let session = log_in_page(&ts, &b, "ada@example.test").await;
+    let cookie = format!("rw_portal={session}");
+    let platform = access_to(&b, &ts, &cookie, sub["id"].as_str().unwrap(), "telnxo").await;
+    let mut html = String::new();
+    for _ in 0..50 {
+        html = get(&b, &ts, "/telnxo/", &platform)
+            .await
+            .text()
+            .await
+            .unwrap();
+        if html.contains("+919812345670") && html.contains("sent") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        html.contains("open until") && html.contains(&sms_id) && html.contains(&call_id),
+        "{html}"
+    );
+    let detail = get(&b, &ts, &format!("/telnxo/messages/{sms_id}"), &platform).await;
+    assert_eq!(detail.status(), 200);
+    let html = detail.text().await.unwrap();
+    assert!(
+        html.contains("sms.queued") && html.contains("Your code is 1234"),
+        "{html}"
+    );
+    let r = get(&b, &ts, &format!("/telnxo/calls/{call_id}"), &platform).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("Hello"));
+
+    // Another workspace's message is not found; the page needs Telnxo's session.
+    let other = ts.create_workspace("other", None).await;
+    let other_key = ts.create_api_key(&other, "telnxo").await;
+    let number = json!({"workspace_id": other, "number": "+14155550199", "channels": ["sms"]});
+    assert_eq!(
+        ts.admin("POST", "/telnxo/v1/numbers", Some(number)).await.0,
+        201
+    );
+    let sms = json!({"from": "+14155550199", "to": "+919876543210", "body": "theirs"});
+    let (_, v) = ts
+        .call(&other_key, "POST", "/telnxo/v1/sms", Some(sms))
+        .await;
+    let theirs = v["message_id"].as_str().unwrap();
+    let r = get(&b, &ts, &format!("/telnxo/messages/{theirs}"), &platform).await;
+    assert_eq!(r.status(), 404);
+    let r = get(&b, &ts, &format!("/telnxo/messages/{sms_id}"), "").await;
+    assert_eq!(r.status(), 401);
 }

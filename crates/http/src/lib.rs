@@ -463,6 +463,11 @@ pub fn router(state: AppState, limits: BodyLimits) -> axum::Router {
         )
         .route("/telnxo/webhooks", get(pages::platform::telnxo_webhooks))
         .route(
+            "/telnxo/messages/{id}",
+            get(pages::platform::telnxo_message),
+        )
+        .route("/telnxo/calls/{id}", get(pages::platform::telnxo_call))
+        .route(
             "/migosmtp/webhooks/{endpoint}/deliveries/{delivery}/resend",
             post(pages::platform::migosmtp_resend),
         )

@@ -413,34 +413,67 @@ pub(crate) async fn telnxo_dashboard(
         .await
         .map(|p| p.items)
         .unwrap_or_default();
+    // The users who wrote on WhatsApp among the newest messages, each
+    // with its window.
+    let now = state.clock.now_ms();
+    let mut conversations: Vec<rackwave_web::telnxo::Conversation> = Vec::new();
+    for m in messages.iter().filter(|m| {
+        m.channel == rackwave_store::Channel::Whatsapp
+            && m.direction == rackwave_store::Direction::Inbound
+    }) {
+        if conversations.iter().any(|c| c.number == m.from) {
+            continue;
+        }
+        let last = state
+            .store
+            .whatsapp_window(ws, &m.from)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(m.created_at_ms);
+        let closes = last + rackwave_telnxo::WINDOW_MS;
+        conversations.push(rackwave_web::telnxo::Conversation {
+            number: m.from.clone(),
+            last_message: rfc3339(last),
+            window: if closes > now {
+                format!("open until {}", rfc3339(closes))
+            } else {
+                "closed: templates only".into()
+            },
+        });
+    }
     let view = rackwave_web::telnxo::Overview {
+        conversations,
         who: rackwave_web::SignedIn { workspace, email },
         numbers: numbers.into_iter().map(|n| n.number).collect(),
         messages: messages
             .into_iter()
-            .map(|m| rackwave_web::telnxo::Row {
-                id: m.id,
-                channel: m.channel.as_str().into(),
-                direction: match m.direction {
-                    rackwave_store::Direction::Outbound => "outbound".into(),
-                    rackwave_store::Direction::Inbound => "inbound".into(),
-                },
-                from: m.from,
-                to: m.to,
-                status: m.status.as_str().into(),
-                created: rfc3339(m.created_at_ms),
+            .map(|m| {
+                let direction = m.direction.as_str();
+                let channel = m.channel.as_str();
+                telnxo_row(
+                    m.id,
+                    channel,
+                    direction,
+                    m.from,
+                    m.to,
+                    m.status.as_str(),
+                    m.created_at_ms,
+                )
             })
             .collect(),
         calls: calls
             .into_iter()
-            .map(|c| rackwave_web::telnxo::Row {
-                id: c.id,
-                channel: "voice".into(),
-                direction: "outbound".into(),
-                from: c.from,
-                to: c.to,
-                status: c.status.as_str().into(),
-                created: rfc3339(c.created_at_ms),
+            .map(|c| {
+                telnxo_row(
+                    c.id,
+                    "voice",
+                    "outbound",
+                    c.from,
+                    c.to,
+                    c.status.as_str(),
+                    c.created_at_ms,
+                )
             })
             .collect(),
     };
@@ -830,4 +863,125 @@ pub(crate) async fn telnxo_resend(
     axum::Form(f): axum::Form<CsrfForm>,
 ) -> Response {
     resend(&state, &headers, Platform::Telnxo, ids, f.csrf.as_deref()).await
+}
+
+fn telnxo_row(
+    id: String,
+    channel: &str,
+    direction: &str,
+    from: String,
+    to: String,
+    status: &str,
+    created_ms: i64,
+) -> rackwave_web::telnxo::Row {
+    rackwave_web::telnxo::Row {
+        id,
+        channel: channel.into(),
+        direction: direction.into(),
+        from,
+        to,
+        status: status.into(),
+        created: rfc3339(created_ms),
+    }
+}
+
+fn telnxo_steps(history: &[rackwave_store::CommStep]) -> Vec<rackwave_web::telnxo::Step> {
+    history
+        .iter()
+        .map(|h| rackwave_web::telnxo::Step {
+            at: rfc3339(h.at_ms),
+            status: h.status.clone(),
+            detail: h.detail.clone().unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// The types of the events about `id`, oldest first.
+async fn event_types(state: &AppState, workspace_id: &str, id: &str) -> Vec<String> {
+    let query = rackwave_store::EventQuery {
+        message_id: Some(id.to_string()),
+        ascending: true,
+        ..Default::default()
+    };
+    state
+        .events
+        .list(workspace_id, &query, None, 100)
+        .await
+        .map(|p| {
+            p.items
+                .into_iter()
+                .filter_map(|e| e.event_type.map(|t| t.as_str().to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn not_found(platform: Platform, what: &str) -> Response {
+    refused_page(
+        platform,
+        StatusCode::NOT_FOUND,
+        "Not found",
+        &format!("There is no such {what} in this workspace."),
+    )
+}
+
+/// A Telnxo message of the signed-in workspace with its timeline.
+pub(crate) async fn telnxo_message(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let s = match session(&state, &headers, Platform::Telnxo).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let Ok(m) = state.telnxo.message(&s.workspace_id, &id).await else {
+        return not_found(Platform::Telnxo, "message");
+    };
+    let direction = m.direction.as_str();
+    let view = rackwave_web::telnxo::Detail {
+        events: event_types(&state, &s.workspace_id, &m.id).await,
+        steps: telnxo_steps(&m.history),
+        body: m.body.clone(),
+        row: telnxo_row(
+            m.id,
+            m.channel.as_str(),
+            direction,
+            m.from,
+            m.to,
+            m.status.as_str(),
+            m.created_at_ms,
+        ),
+    };
+    page(StatusCode::OK, rackwave_web::telnxo::detail(&view))
+}
+
+/// A call of the signed-in workspace with its timeline.
+pub(crate) async fn telnxo_call(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let s = match session(&state, &headers, Platform::Telnxo).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let Ok(c) = state.telnxo.call(&s.workspace_id, &id).await else {
+        return not_found(Platform::Telnxo, "call");
+    };
+    let view = rackwave_web::telnxo::Detail {
+        events: event_types(&state, &s.workspace_id, &c.id).await,
+        steps: telnxo_steps(&c.history),
+        body: c.tts.clone().or(c.audio_url.clone()).unwrap_or_default(),
+        row: telnxo_row(
+            c.id,
+            "voice",
+            "outbound",
+            c.from,
+            c.to,
+            c.status.as_str(),
+            c.created_at_ms,
+        ),
+    };
+    page(StatusCode::OK, rackwave_web::telnxo::detail(&view))
 }

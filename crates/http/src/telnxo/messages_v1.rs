@@ -82,11 +82,7 @@ pub(crate) fn view(m: TelnxoMessage) -> MessageView {
         history: steps(&m.history),
         id: m.id,
         channel: m.channel.as_str().into(),
-        direction: match m.direction {
-            rackwave_store::Direction::Outbound => "outbound",
-            rackwave_store::Direction::Inbound => "inbound",
-        }
-        .into(),
+        direction: m.direction.as_str().into(),
         from: m.from,
         to: m.to,
         body: m.body,
