@@ -858,3 +858,89 @@ async fn the_telnxo_dashboard_shows_conversations_and_timelines() {
     let r = get(&b, &ts, &format!("/telnxo/messages/{sms_id}"), "").await;
     assert_eq!(r.status(), 401);
 }
+
+/// The suppression list page: import pasted CSV (bad lines reported),
+/// look an address up, remove one; forms want their CSRF token.
+#[tokio::test]
+async fn the_suppressions_page_imports_finds_and_removes() {
+    let ts = with_mail_plan().await;
+    let b = browser();
+    let (_, sub) = trial_of(&ts, "ada@example.test", "migosmtp", "mail").await;
+    let key = sub["api_key"].as_str().unwrap().to_string();
+    let session = log_in_page(&ts, &b, "ada@example.test").await;
+    let platform = access(
+        &b,
+        &ts,
+        &format!("rw_portal={session}"),
+        sub["id"].as_str().unwrap(),
+    )
+    .await;
+    let html = get(&b, &ts, "/migosmtp/suppressions", &platform)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("None."), "{html}");
+    let csrf = csrf_of(&html);
+    let csv = "a+tag@example.net\nnot-an-address\nb@example.net,complaint\n";
+    let r = post_form(
+        &b,
+        &ts,
+        "/migosmtp/suppressions/import",
+        &platform,
+        &[("csv", csv)],
+    )
+    .await;
+    assert_eq!(r.status(), 403, "without its CSRF token");
+    let r = post_form(
+        &b,
+        &ts,
+        "/migosmtp/suppressions/import",
+        &platform,
+        &[("csv", csv), ("_csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("Imported 2 addresses.") && html.contains("Line 2 skipped"),
+        "{html}"
+    );
+    assert!(html.contains("a+tag@example.net") && html.contains("complaint"));
+    let found = get(
+        &b,
+        &ts,
+        "/migosmtp/suppressions?address=A%2Btag%40example.net",
+        &platform,
+    )
+    .await;
+    let html = found.text().await.unwrap();
+    assert!(
+        html.contains("a+tag@example.net") && !html.contains("b@example.net"),
+        "{html}"
+    );
+    let action = form_action(&html, "/migosmtp/suppressions/remove?address=");
+    assert_eq!(action, "a%2Btag@example.net");
+    let r = post_form(
+        &b,
+        &ts,
+        &format!("/migosmtp/suppressions/remove?address={action}"),
+        &platform,
+        &[("_csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let (s, _) = ts
+        .call(
+            &key,
+            "GET",
+            "/migosmtp/v1/suppressions/a+tag@example.net",
+            None,
+        )
+        .await;
+    assert_eq!(s, 404, "removed");
+    let (s, _) = ts
+        .call(&key, "GET", "/migosmtp/v1/suppressions/b@example.net", None)
+        .await;
+    assert_eq!(s, 200, "the other stays");
+}

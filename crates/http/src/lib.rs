@@ -461,6 +461,18 @@ pub fn router(state: AppState, limits: BodyLimits) -> axum::Router {
             "/migosmtp/webhooks",
             get(pages::platform::migosmtp_webhooks),
         )
+        .route(
+            "/migosmtp/suppressions",
+            get(pages::platform::migosmtp_suppressions),
+        )
+        .route(
+            "/migosmtp/suppressions/remove",
+            post(pages::platform::migosmtp_unsuppress),
+        )
+        .route(
+            "/migosmtp/suppressions/import",
+            post(pages::platform::migosmtp_import),
+        )
         .route("/telnxo/webhooks", get(pages::platform::telnxo_webhooks))
         .route(
             "/telnxo/messages/{id}",

@@ -6,7 +6,7 @@ use crate::{layout, NavLink};
 
 const BRAND: &str = "MigoSMTP";
 
-pub fn nav() -> [NavLink<'static>; 5] {
+pub fn nav() -> [NavLink<'static>; 6] {
     [
         NavLink {
             href: "/migosmtp/",
@@ -28,7 +28,85 @@ pub fn nav() -> [NavLink<'static>; 5] {
             href: "/migosmtp/webhooks",
             label: "Webhooks",
         },
+        NavLink {
+            href: "/migosmtp/suppressions",
+            label: "Suppressions",
+        },
     ]
+}
+
+/// `value` for a URL's query: everything but unreserved characters and
+/// `@` percent-encoded (a `+` would otherwise come back a space).
+fn query_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~@".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A suppressed address as listed.
+pub struct SuppressionRow {
+    pub address: String,
+    /// `hard_bounce`, `complaint`, `unsubscribe`, `manual`.
+    pub reason: String,
+    pub created: String,
+}
+
+/// The suppression list: look an address up, remove entries, import a
+/// CSV (pasted), and what the last import did.
+pub fn suppressions(
+    csrf: &str,
+    query: &str,
+    rows: &[SuppressionRow],
+    next: Option<&str>,
+    report: Option<&str>,
+) -> Markup {
+    layout(
+        "Suppressions",
+        BRAND,
+        &nav(),
+        html! {
+            h1 { "Suppressions" }
+            @if let Some(r) = report {
+                p.card role="status" { (r) }
+            }
+            form.stack method="get" action="/migosmtp/suppressions" role="search" {
+                label for="address" { "Look up an address" input id="address" name="address" type="email" value=(query); }
+                button type="submit" { "Look up" }
+            }
+            h2 id="list" { @if query.is_empty() { "Suppressed addresses" } @else { "Found" } }
+            @if rows.is_empty() {
+                p { "None." }
+            } @else {
+                table aria-labelledby="list" {
+                    thead { tr { th { "Address" } th { "Reason" } th { "Since" } th { span.muted { "Remove" } } } }
+                    tbody {
+                        @for r in rows {
+                            tr {
+                                td { (r.address) } td { (r.reason) } td { (r.created) }
+                                td { (crate::action_button(&format!("/migosmtp/suppressions/remove?address={}", query_value(&r.address)), csrf, "Remove", &format!("Remove {}", r.address))) }
+                            }
+                        }
+                    }
+                }
+            }
+            @if let Some(n) = next {
+                p { a href={ "/migosmtp/suppressions?after=" (query_value(n)) } { "Next page" } }
+            }
+            h2 id="import" { "Import" }
+            form.stack method="post" action="/migosmtp/suppressions/import" {
+                (crate::csrf_field(csrf))
+                label for="csv" { "CSV: one address a line, optionally a reason (hard_bounce, complaint, unsubscribe, manual)"
+                    textarea id="csv" name="csv" rows="6" required {} }
+                button type="submit" { "Import" }
+            }
+        },
+    )
 }
 
 /// An SMTP account as the credentials page lists it.

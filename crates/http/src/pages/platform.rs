@@ -985,3 +985,127 @@ pub(crate) async fn telnxo_call(
     };
     page(StatusCode::OK, rackwave_web::telnxo::detail(&view))
 }
+
+#[derive(Deserialize)]
+pub(crate) struct SuppressionQuery {
+    address: Option<String>,
+    after: Option<String>,
+}
+
+/// The suppression list page, with what an import just did.
+async fn suppressions_page(
+    state: &AppState,
+    workspace_id: &str,
+    csrf: &str,
+    q: SuppressionQuery,
+    report: Option<&str>,
+) -> Response {
+    let query = q.address.unwrap_or_default().trim().to_string();
+    let (entries, next) = if query.is_empty() {
+        match state
+            .suppressions
+            .list(workspace_id, None, q.after.as_deref(), Some(50))
+            .await
+        {
+            Ok(p) => (p.items, p.next_cursor),
+            Err(e) => return refused(Platform::Migosmtp, StatusCode::BAD_REQUEST, &e.to_string()),
+        }
+    } else {
+        let found = state
+            .suppressions
+            .find(workspace_id, &query)
+            .await
+            .ok()
+            .flatten();
+        (found.into_iter().collect(), None)
+    };
+    let rows: Vec<_> = entries
+        .into_iter()
+        .map(|e| rackwave_web::migosmtp::SuppressionRow {
+            address: e.address,
+            reason: e.reason.as_str().into(),
+            created: rfc3339(e.created_at_ms),
+        })
+        .collect();
+    page(
+        StatusCode::OK,
+        rackwave_web::migosmtp::suppressions(csrf, &query, &rows, next.as_deref(), report),
+    )
+}
+
+pub(crate) async fn migosmtp_suppressions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<SuppressionQuery>,
+) -> Response {
+    match session_with_csrf(&state, &headers, Platform::Migosmtp).await {
+        Ok((s, csrf)) => suppressions_page(&state, &s.workspace_id, &csrf, q, None).await,
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct RemoveQuery {
+    address: String,
+}
+
+/// Removes an address from the list.
+pub(crate) async fn migosmtp_unsuppress(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<RemoveQuery>,
+    axum::Form(f): axum::Form<CsrfForm>,
+) -> Response {
+    let (s, _) = match form_session(&state, &headers, f.csrf.as_deref()).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match state.suppressions.remove(&s.workspace_id, &q.address).await {
+        Ok(_) => see_other("/migosmtp/suppressions", &[]),
+        Err(e) => refused(
+            Platform::Migosmtp,
+            StatusCode::SERVICE_UNAVAILABLE,
+            &e.to_string(),
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ImportForm {
+    csv: String,
+    #[serde(rename = "_csrf")]
+    csrf: Option<String>,
+}
+
+/// Imports pasted CSV: the page again, saying what was taken and skipped.
+pub(crate) async fn migosmtp_import(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::Form(f): axum::Form<ImportForm>,
+) -> Response {
+    let (s, csrf) = match form_session(&state, &headers, f.csrf.as_deref()).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let report = match state.suppressions.import(&s.workspace_id, &f.csv).await {
+        Ok(r) => {
+            let mut text = format!("Imported {} addresses.", r.imported);
+            for (line, why) in r.skipped.iter().take(20) {
+                text.push_str(&format!(" Line {line} skipped: {why}."));
+            }
+            text
+        }
+        Err(e) => {
+            return refused(
+                Platform::Migosmtp,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &e.to_string(),
+            )
+        }
+    };
+    let q = SuppressionQuery {
+        address: None,
+        after: None,
+    };
+    suppressions_page(&state, &s.workspace_id, &csrf, q, Some(&report)).await
+}
