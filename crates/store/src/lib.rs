@@ -404,8 +404,9 @@ store_api! {
         fn put_password_reset(reset: &PasswordReset) -> ();
         /// Uses up a password reset; whether it existed.
         fn delete_password_reset(digest: &str) -> bool;
-        /// Deletes up to `limit` client sessions and password resets that
-        /// expired by `now_ms`; how many, and whether more may be.
+        /// Deletes up to `limit` client sessions, password resets, sign-on
+        /// tokens and platform sessions that expired by `now_ms`; how many,
+        /// and whether more may be.
         fn prune_client_tokens(now_ms: i64, limit: usize) -> (u64, bool);
         /// Queues a notice; its number.
         fn queue_notice(notice: &Notice) -> u64;

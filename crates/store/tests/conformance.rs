@@ -210,6 +210,48 @@ async fn telnxo(store: &Store) {
         None
     );
 
+    // Expired sign-on tokens and platform sessions go with expired logins.
+    let mut tx = store.begin().await.unwrap();
+    for (digest, expires) in [("sso-old", T0 - 1), ("sso-live", T0 + 300_000)] {
+        tx.put_sso_token(&SsoToken {
+            digest: digest.into(),
+            client_id: "cus_1".into(),
+            workspace_id: "ws_t1".into(),
+            platform: "migosmtp".into(),
+            created_at_ms: T0 - 300_000,
+            expires_at_ms: expires,
+            used_at_ms: None,
+        })
+        .await
+        .unwrap();
+        tx.put_platform_session(&PlatformSession {
+            digest: format!("ps-{digest}"),
+            platform: "migosmtp".into(),
+            workspace_id: "ws_t1".into(),
+            client_id: "cus_1".into(),
+            expires_at_ms: expires,
+        })
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let (pruned, _) = tx.prune_client_tokens(T0, 1000).await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(pruned >= 2, "{pruned}");
+    assert!(store.sso_token("sso-old").await.unwrap().is_none());
+    assert!(store
+        .platform_session("ps-sso-old")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store.sso_token("sso-live").await.unwrap().is_some());
+    assert!(store
+        .platform_session("ps-sso-live")
+        .await
+        .unwrap()
+        .is_some());
+
     // A number taken back is gone from its workspace.
     let mut tx = store.begin().await.unwrap();
     assert!(tx.delete_telnxo_number("RACKWAVE").await.unwrap());

@@ -1340,13 +1340,20 @@ impl Writes for SledTxn {
 
     async fn prune_client_tokens(&mut self, now_ms: i64, limit: usize) -> Result<(u64, bool)> {
         // Few enough to walk whole (one per login of the last 14 days, one
-        // per reset link of the last hour); no time index to keep.
+        // per reset link of the last hour, per sign-on link of the last
+        // minutes, per platform or operator session of the last hours); no
+        // time index to keep.
         #[derive(Deserialize)]
         struct Expiring {
             expires_at_ms: i64,
         }
         let mut expired = Vec::new();
-        for family in [keys::CLIENT_SESSION, keys::PASSWORD_RESET] {
+        for family in [
+            keys::CLIENT_SESSION,
+            keys::PASSWORD_RESET,
+            keys::SSO_TOKEN,
+            keys::PLATFORM_SESSION,
+        ] {
             for (key, raw) in self.scan_prefix(family)? {
                 let e: Expiring = decode(&key, &raw)?;
                 if e.expires_at_ms <= now_ms {
