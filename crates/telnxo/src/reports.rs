@@ -20,7 +20,7 @@ use crate::connectors::{
     WhatsappStatus,
 };
 use crate::dispatch::{fail_call, lookup_keys, EVERY_PART, NO_RECEIPT};
-use crate::send::step;
+use crate::send::{new_message, step};
 use crate::{Telnxo, TelnxoError};
 
 /// Reports applied in one transaction at most.
@@ -636,27 +636,17 @@ fn received(
     whatsapp: Option<WhatsappPart>,
     now: i64,
 ) -> TelnxoMessage {
-    TelnxoMessage {
-        id: format!("msg_{:016x}", rackwave_core::time_ordered_id()),
-        workspace_id: workspace_id.into(),
+    let mut m = new_message(
+        workspace_id,
         channel,
-        direction: Direction::Inbound,
-        from: from.into(),
-        to: to.into(),
-        body: body.into(),
-        encoding: None,
-        parts: 1,
-        whatsapp,
-        status: CommStatus::Received,
-        attempts: 0,
-        due_at_ms: None,
-        expires_at_ms: now,
-        carrier_ids: Vec::new(),
-        receipts: Vec::new(),
-        error: None,
-        history: vec![step(CommStatus::Received, now, None)],
-        created_at_ms: now,
-    }
+        Direction::Inbound,
+        from,
+        to,
+        body,
+        now,
+    );
+    m.whatsapp = whatsapp;
+    m
 }
 
 /// Hangup causes of a call that rang out unanswered (FreeSWITCH's names,

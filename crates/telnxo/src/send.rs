@@ -33,6 +33,45 @@ fn new_id(prefix: &str) -> String {
     format!("{prefix}_{:016x}", rackwave_core::time_ordered_id())
 }
 
+/// A new message: outbound ones queued (due now, expiring `now` until the
+/// caller sets the channel's validity), inbound ones received; parts,
+/// encoding and WhatsApp's content are the caller's to set.
+pub(crate) fn new_message(
+    workspace_id: &str,
+    channel: Channel,
+    direction: Direction,
+    from: &str,
+    to: &str,
+    body: &str,
+    now: i64,
+) -> TelnxoMessage {
+    let (status, due_at_ms) = match direction {
+        Direction::Outbound => (CommStatus::Queued, Some(now)),
+        Direction::Inbound => (CommStatus::Received, None),
+    };
+    TelnxoMessage {
+        id: new_id("msg"),
+        workspace_id: workspace_id.into(),
+        channel,
+        direction,
+        from: from.into(),
+        to: to.into(),
+        body: body.into(),
+        encoding: None,
+        parts: 1,
+        whatsapp: None,
+        status,
+        attempts: 0,
+        due_at_ms,
+        expires_at_ms: now,
+        carrier_ids: Vec::new(),
+        receipts: Vec::new(),
+        error: None,
+        history: vec![step(status, now, None)],
+        created_at_ms: now,
+    }
+}
+
 pub(crate) fn step(status: CommStatus, at_ms: i64, detail: Option<String>) -> CommStep {
     CommStep {
         status: status.as_str().into(),
@@ -161,27 +200,18 @@ impl Telnxo {
             ));
         }
         let now = self.inner.clock.now_ms();
-        let message = TelnxoMessage {
-            id: new_id("msg"),
-            workspace_id: workspace_id.into(),
-            channel: Channel::Sms,
-            direction: Direction::Outbound,
-            from: from.clone(),
-            to: to.clone(),
-            body: body.into(),
-            encoding: Some(encoded.encoding.as_str().into()),
-            parts: encoded.parts.len() as u32,
-            whatsapp: None,
-            status: CommStatus::Queued,
-            attempts: 0,
-            due_at_ms: Some(now),
-            expires_at_ms: self.expiry(Channel::Sms, now),
-            carrier_ids: Vec::new(),
-            receipts: Vec::new(),
-            error: None,
-            history: vec![step(CommStatus::Queued, now, None)],
-            created_at_ms: now,
-        };
+        let mut message = new_message(
+            workspace_id,
+            Channel::Sms,
+            Direction::Outbound,
+            &from,
+            &to,
+            body,
+            now,
+        );
+        message.encoding = Some(encoded.encoding.as_str().into());
+        message.parts = encoded.parts.len() as u32;
+        message.expires_at_ms = self.expiry(Channel::Sms, now);
         let mut tx = self.inner.store.begin().await?;
         self.count_send(&mut tx, workspace_id, Channel::Sms, message.parts as u64)
             .await?;
@@ -313,32 +343,22 @@ impl Telnxo {
                 });
             }
         }
-        let message = TelnxoMessage {
-            id: new_id("msg"),
-            workspace_id: workspace_id.into(),
-            channel: Channel::Whatsapp,
-            direction: Direction::Outbound,
-            from,
-            to,
-            body,
-            encoding: None,
-            parts: 1,
-            whatsapp: Some(WhatsappPart {
-                kind: kind.into(),
-                template_name,
-                content: payload,
-                button: None,
-            }),
-            status: CommStatus::Queued,
-            attempts: 0,
-            due_at_ms: Some(now),
-            expires_at_ms: self.expiry(Channel::Whatsapp, now),
-            carrier_ids: Vec::new(),
-            receipts: Vec::new(),
-            error: None,
-            history: vec![step(CommStatus::Queued, now, None)],
-            created_at_ms: now,
-        };
+        let mut message = new_message(
+            workspace_id,
+            Channel::Whatsapp,
+            Direction::Outbound,
+            &from,
+            &to,
+            &body,
+            now,
+        );
+        message.whatsapp = Some(WhatsappPart {
+            kind: kind.into(),
+            template_name,
+            content: payload,
+            button: None,
+        });
+        message.expires_at_ms = self.expiry(Channel::Whatsapp, now);
         let mut tx = self.inner.store.begin().await?;
         self.count_send(&mut tx, workspace_id, Channel::Whatsapp, 1)
             .await?;

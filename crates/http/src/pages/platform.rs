@@ -52,6 +52,14 @@ fn link_refused(platform: Platform, status: StatusCode, message: &str) -> Respon
     )
 }
 
+/// After a form's action: back to `page`, or the refusal.
+fn back<T>(platform: Platform, page: &str, done: Result<T, crate::ApiError>) -> Response {
+    match done {
+        Ok(_) => see_other(page, &[]),
+        Err(e) => refused(platform, e.status, &e.message),
+    }
+}
+
 /// Anything else a platform page refuses.
 fn refused(platform: Platform, status: StatusCode, message: &str) -> Response {
     refused_page(platform, status, "This cannot be done", message)
@@ -538,10 +546,11 @@ pub(crate) async fn migosmtp_verify(
         Ok(s) => s,
         Err(r) => return r,
     };
-    match crate::migosmtp::domains_v1::verify_in(&state, &s.workspace_id, &domain).await {
-        Ok(_) => see_other("/migosmtp/domains", &[]),
-        Err(e) => refused(Platform::Migosmtp, e.status, &e.message),
-    }
+    back(
+        Platform::Migosmtp,
+        "/migosmtp/domains",
+        crate::migosmtp::domains_v1::verify_in(&state, &s.workspace_id, &domain).await,
+    )
 }
 
 /// The credentials page, with a secret just made when there is one.
@@ -679,16 +688,12 @@ pub(crate) async fn migosmtp_delete_account(
         Ok(s) => s,
         Err(r) => return r,
     };
-    match crate::migosmtp::credentials_v1::delete_smtp_account_in(
-        &state,
-        &s.workspace_id,
-        &username,
+    back(
+        Platform::Migosmtp,
+        "/migosmtp/credentials",
+        crate::migosmtp::credentials_v1::delete_smtp_account_in(&state, &s.workspace_id, &username)
+            .await,
     )
-    .await
-    {
-        Ok(_) => see_other("/migosmtp/credentials", &[]),
-        Err(e) => refused(Platform::Migosmtp, e.status, &e.message),
-    }
 }
 
 /// Creates an API key: shown once.
@@ -736,10 +741,11 @@ pub(crate) async fn migosmtp_revoke_key(
         Ok(s) => s,
         Err(r) => return r,
     };
-    match crate::migosmtp::credentials_v1::revoke_api_key_in(&state, &s.workspace_id, &id).await {
-        Ok(_) => see_other("/migosmtp/credentials", &[]),
-        Err(e) => refused(Platform::Migosmtp, e.status, &e.message),
-    }
+    back(
+        Platform::Migosmtp,
+        "/migosmtp/credentials",
+        crate::migosmtp::credentials_v1::revoke_api_key_in(&state, &s.workspace_id, &id).await,
+    )
 }
 
 /// A platform's webhooks page: its endpoints and their latest deliveries.
