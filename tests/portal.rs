@@ -709,40 +709,12 @@ async fn a_burst_of_parallel_guesses_is_no_more_guesses() {
     assert_eq!((wrong, locked), (5, 5), "{statuses:?}");
 }
 
-/// The reset link of the newest password reset email the sink got.
-fn reset_link(r: &rackwave_testkit::delivery::Rig) -> Option<String> {
-    r.sinks[0].received().iter().rev().find_map(|m| {
-        let parsed = mail_parser::MessageParser::default().parse(&m.data)?;
-        let text = parsed.body_text(0)?.to_string();
-        let at = text.find("/portal/reset?token=")?;
-        let token: String = text[at + 20..]
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .collect();
-        Some(token)
-    })
-}
-
 /// Asks for a password reset link for `email`; the status.
 async fn ask_reset(ts: &TestServer, email: &str) -> u16 {
     let body = json!({"email": email});
     portal(ts, "POST", "/portal/v1/password/reset", "", Some(body))
         .await
         .0
-}
-
-/// Waits for a reset email whose token is not `old`; its token.
-async fn wait_for_reset_link(r: &rackwave_testkit::delivery::Rig, old: Option<&str>) -> String {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        match reset_link(r) {
-            Some(t) if Some(t.as_str()) != old => return t,
-            _ => {}
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no reset email");
-        r.kick();
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
 }
 
 /// A password change needs the current one and ends every session; a
@@ -804,7 +776,7 @@ async fn passwords_change_and_reset_by_email() {
     assert_eq!(s, 202);
     // A second request within the minute mails nothing more.
     ask_reset(ts, "ada@example.test").await;
-    let token = wait_for_reset_link(&r, None).await;
+    let token = rackwave_testkit::portal::wait_for_reset_link(&r, None).await;
 
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let resets: Vec<Vec<String>> = r.sinks[0]
@@ -854,7 +826,7 @@ async fn passwords_change_and_reset_by_email() {
     // A link an hour old no longer works.
     ts.clock.advance_ms(120_000);
     ask_reset(ts, "ada@example.test").await;
-    let late = wait_for_reset_link(&r, Some(&token)).await;
+    let late = rackwave_testkit::portal::wait_for_reset_link(&r, Some(&token)).await;
 
     ts.clock.advance_ms(3_600_000);
     let (s, _) = portal(

@@ -419,20 +419,35 @@ async fn sign_up_start_a_trial_and_search_the_message_log() {
         "{html}"
     );
 
-    // Sending domains: the records to publish, and a Verify button that
-    // wants its CSRF token.
-    let (s, d) = ts
-        .call(
-            &key_for_domains,
-            "POST",
-            "/migosmtp/v1/domains",
-            Some(json!({"domain": "ada.example.test"})),
-        )
+    // Sending domains: added from the page (with its CSRF token), the
+    // records to publish with Copy buttons, and a Verify button that wants
+    // its CSRF token.
+    let html = get(&b, &ts, "/migosmtp/domains", &platform)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("No sending domains yet."), "{html}");
+    let csrf = csrf_of(&html);
+    let add = [("domain", "ada.example.test"), ("_csrf", csrf.as_str())];
+    let r = post_form(&b, &ts, "/migosmtp/domains", &platform, &add[..1]).await;
+    assert_eq!(r.status(), 403);
+    let r = post_form(&b, &ts, "/migosmtp/domains", &platform, &add).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()[LOCATION], "/migosmtp/domains");
+    let r = post_form(&b, &ts, "/migosmtp/domains", &platform, &add).await;
+    assert_eq!(r.status(), 409, "added once");
+    let bad = [("domain", "not a domain"), ("_csrf", csrf.as_str())];
+    let r = post_form(&b, &ts, "/migosmtp/domains", &platform, &bad).await;
+    assert_eq!(r.status(), 400);
+    let (_, listed) = ts
+        .call(&key_for_domains, "GET", "/migosmtp/v1/domains", None)
         .await;
-    assert_eq!(s, 201, "{d}");
+    assert_eq!(listed["domains"].as_array().unwrap().len(), 1, "{listed}");
     let r = get(&b, &ts, "/migosmtp/domains", &platform).await;
     assert_eq!(r.status(), 200);
     let html = r.text().await.unwrap();
+    assert!(html.contains("data-copy"), "values to copy");
     assert!(
         html.contains("_domainkey.ada.example.test") && html.contains("Verify ada.example.test"),
         "{html}"
@@ -865,16 +880,7 @@ async fn the_telnxo_dashboard_shows_conversations_and_timelines() {
 async fn the_suppressions_page_imports_finds_and_removes() {
     let ts = with_mail_plan().await;
     let b = browser();
-    let (_, sub) = trial_of(&ts, "ada@example.test", "migosmtp", "mail").await;
-    let key = sub["api_key"].as_str().unwrap().to_string();
-    let session = log_in_page(&ts, &b, "ada@example.test").await;
-    let platform = access(
-        &b,
-        &ts,
-        &format!("rw_portal={session}"),
-        sub["id"].as_str().unwrap(),
-    )
-    .await;
+    let (key, platform) = ada_in_migosmtp(&ts, &b).await;
     let html = get(&b, &ts, "/migosmtp/suppressions", &platform)
         .await
         .text()
@@ -943,4 +949,411 @@ async fn the_suppressions_page_imports_finds_and_removes() {
         .call(&key, "GET", "/migosmtp/v1/suppressions/b@example.net", None)
         .await;
     assert_eq!(s, 200, "the other stays");
+
+    // A CSV file, as the page's file field sends it (multipart), with
+    // pasted lines beside it; without the CSRF field, nothing is taken.
+    let upload = |csrf: &str| {
+        let mut body = String::new();
+        let mut field = |name: &str, extra: &str, value: &str| {
+            body.push_str(&format!(
+                "--XyZ\r\nContent-Disposition: form-data; name=\"{name}\"{extra}\r\n\r\n{value}\r\n"
+            ));
+        };
+        if !csrf.is_empty() {
+            field("_csrf", "", csrf);
+        }
+        field(
+            "file",
+            "; filename=\"list.csv\"\r\nContent-Type: text/csv",
+            "c@example.net,unsubscribe\r\nd@example.net",
+        );
+        field("csv", "", "e@example.net");
+        body.push_str("--XyZ--\r\n");
+        b.post(format!("{}/migosmtp/suppressions/import", ts.http))
+            .header(COOKIE, platform.clone())
+            .header("content-type", "multipart/form-data; boundary=XyZ")
+            .body(body)
+            .send()
+    };
+    let r = upload("").await.unwrap();
+    assert_eq!(r.status(), 403);
+    let r = upload(&csrf).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("Imported 3 addresses."), "{html}");
+    for (address, reason) in [
+        ("c@example.net", "unsubscribe"),
+        ("d@example.net", "manual"),
+        ("e@example.net", "manual"),
+    ] {
+        let (s, v) = ts
+            .call(
+                &key,
+                "GET",
+                &format!("/migosmtp/v1/suppressions/{address}"),
+                None,
+            )
+            .await;
+        assert_eq!((s, v["reason"].as_str()), (200, Some(reason)), "{v}");
+    }
+    // A multipart body that is not one: a clear refusal, nothing taken.
+    let r = b
+        .post(format!("{}/migosmtp/suppressions/import", ts.http))
+        .header(COOKIE, platform.clone())
+        .header("content-type", "multipart/form-data; boundary=XyZ")
+        .body("--XyZ\r\nnonsense")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}
+
+/// The overview counts what waits in the queue; a platform's webhooks
+/// page adds endpoints (secret shown once); pages say their server time
+/// and load one small script.
+#[tokio::test]
+async fn the_overview_counts_and_endpoints_are_added_from_the_page() {
+    let ts = with_mail_plan().await;
+    let b = browser();
+    let rx = rackwave_testkit::receiver::Receiver::start().await;
+    let (key, platform) = ada_in_migosmtp(&ts, &b).await;
+    for to in ["a@example.net", "b@example.net", "c@example.net"] {
+        let mail = json!({"from": "ada@example.test", "to": [to], "subject": "Hi", "text": "Hi"});
+        let (s, v) = ts
+            .call(&key, "POST", "/migosmtp/v1/messages", Some(mail))
+            .await;
+        assert_eq!(s, 202, "{v}");
+    }
+    // Another workspace's mail is not counted here.
+    let ws = ts.create_workspace("someone else", None).await;
+    let theirs = ts.create_api_key(&ws, "migosmtp").await;
+    let mail =
+        json!({"from": "x@example.test", "to": ["d@example.net"], "subject": "Hi", "text": "Hi"});
+    assert_eq!(
+        ts.call(&theirs, "POST", "/migosmtp/v1/messages", Some(mail))
+            .await
+            .0,
+        202
+    );
+    let r = get(&b, &ts, "/migosmtp/", &platform).await;
+    assert_eq!(r.status(), 200);
+    let timing = r.headers()["server-timing"].to_str().unwrap().to_string();
+    assert!(timing.starts_with("app;dur="), "{timing}");
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("<strong>3</strong><span class=\"status\">waiting in the queue"),
+        "{html}"
+    );
+    assert!(html.contains("<script src=\"/static/site.js\" defer>"));
+    let js = get(&b, &ts, "/static/site.js", "").await;
+    assert!(js.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
+    let css = get(&b, &ts, "/static/site.css", "").await;
+    let weight = js.text().await.unwrap().len() + css.text().await.unwrap().len();
+    assert!(weight < 100 * 1024, "{weight} bytes of CSS and script");
+
+    let html = get(&b, &ts, "/migosmtp/webhooks", &platform)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_of(&html);
+    let url = rx.url("hooks");
+    let add = [
+        ("url", url.as_str()),
+        ("event_types", "email.delivered,email.bounced"),
+        ("_csrf", csrf.as_str()),
+    ];
+    let r = post_form(&b, &ts, "/migosmtp/webhooks", &platform, &add[..2]).await;
+    assert_eq!(r.status(), 403);
+    let r = post_form(&b, &ts, "/migosmtp/webhooks", &platform, &add).await;
+    assert_eq!(r.status(), 201);
+    let secret = shown_once(&r.text().await.unwrap(), "Signing secret");
+    let (_, listed) = ts.call(&key, "GET", "/migosmtp/v1/webhooks", None).await;
+    let listed = listed["webhooks"].as_array().unwrap().clone();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        listed[0]["event_types"],
+        json!(["email.delivered", "email.bounced"])
+    );
+    assert!(secret.starts_with("whsec_"));
+    let bad = [
+        ("url", "ftp://example.com/"),
+        ("event_types", "*"),
+        ("_csrf", csrf.as_str()),
+    ];
+    let r = post_form(&b, &ts, "/migosmtp/webhooks", &platform, &bad).await;
+    assert_eq!(r.status(), 400);
+    // The other workspace sees none of it.
+    let (_, none) = ts.call(&theirs, "GET", "/migosmtp/v1/webhooks", None).await;
+    assert_eq!(none["webhooks"], json!([]));
+}
+
+/// The portal's own pages: a password reset from the emailed link, a plan
+/// change and a cancellation from the dashboard (with a question first),
+/// contacts, and lifecycle webhooks with their deliveries; none of them
+/// without its CSRF token, none on another client's subscription.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_portal_resets_passwords_changes_plans_contacts_and_webhooks() {
+    use rackwave_testkit::delivery::{rig, sink, DOWN};
+    use rackwave_testkit::portal::{billing_config, wait_for_reset_link};
+
+    let r = rig(vec![(1, sink())], [1, DOWN], |c| {
+        c.billing = billing_config(
+            "[[billing.plans]]\nid = \"mail\"\nplatform = \"migosmtp\"\nname = \"Mail Starter\"\nprice_paise = 99900\ndaily_quota = 1000\ntrial_days = 14\n\
+             [[billing.plans]]\nid = \"mail_pro\"\nplatform = \"migosmtp\"\nname = \"Mail Pro\"\nprice_paise = 299900\ndaily_quota = 10000\ntrial_days = 14\n",
+        );
+    })
+    .await;
+    let ts = &r.ts;
+    let b = browser();
+    let (api_token, sub) = trial_of(ts, "ada@example.test", "migosmtp", "mail").await;
+    let sub_id = sub["id"].as_str().unwrap().to_string();
+
+    // Forgot password: the form, refused without its double-submit cookie.
+    let form = get(&b, ts, "/portal/reset", "").await;
+    assert_eq!(form.status(), 200);
+    let (double, _) = set_cookie(&form, "rw_csrf").unwrap();
+    let csrf = csrf_of(&form.text().await.unwrap());
+    let ask = [("email", "ada@example.test"), ("_csrf", csrf.as_str())];
+    let forged = post_form(&b, ts, "/portal/reset", "", &ask).await;
+    assert_eq!(forged.status(), 403);
+    let double_cookie = format!("rw_csrf={double}");
+    let asked = post_form(&b, ts, "/portal/reset", &double_cookie, &ask).await;
+    assert_eq!(asked.status(), 202);
+    assert!(asked.text().await.unwrap().contains("on its way"));
+    // An unknown address answers the same.
+    let unknown = [("email", "nobody@example.test"), ("_csrf", csrf.as_str())];
+    let asked = post_form(&b, ts, "/portal/reset", &double_cookie, &unknown).await;
+    assert_eq!(asked.status(), 202);
+    let token = wait_for_reset_link(&r, None).await;
+
+    // The emailed link: the new password form carries the token.
+    let form = get(&b, ts, &format!("/portal/reset?token={token}"), "").await;
+    let (double, _) = set_cookie(&form, "rw_csrf").unwrap();
+    let double_cookie = format!("rw_csrf={double}");
+    let html = form.text().await.unwrap();
+    assert!(html.contains(&format!("value=\"{token}\"")), "{html}");
+    let csrf = csrf_of(&html);
+    let set = |token: &str, password: &str| {
+        vec![
+            ("token", token.to_string()),
+            ("password", password.to_string()),
+            ("_csrf", csrf.clone()),
+        ]
+    };
+    let post = |form: Vec<(&'static str, String)>| {
+        let (b, url, cookie) = (
+            b.clone(),
+            format!("{}/portal/reset/password", ts.http),
+            double_cookie.clone(),
+        );
+        async move {
+            b.post(url)
+                .header(COOKIE, cookie)
+                .form(&form)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let short = post(set(&token, "short")).await;
+    assert_eq!(short.status(), 422);
+    let wrong = post(set("rwr_0000", "a new password 1")).await;
+    assert_eq!(wrong.status(), 422);
+    assert!(wrong
+        .text()
+        .await
+        .unwrap()
+        .contains("wrong, used or expired"));
+    let done = post(set(&token, "a new password 1")).await;
+    assert_eq!(done.status(), 303);
+    assert_eq!(done.headers()[LOCATION], "/portal/dashboard");
+    let (session, _) = set_cookie(&done, "rw_portal").expect("logged in");
+    let again = post(set(&token, "another password 2")).await;
+    assert_eq!(again.status(), 422, "the link works once");
+    assert_eq!(
+        portal(ts, "GET", "/portal/v1/me", &api_token, None).await.0,
+        401,
+        "the reset ended the other sessions"
+    );
+    let cookie = format!("rw_portal={session}");
+
+    // Bob's subscription, for the cross-client checks.
+    let (_, bob) = trial_of(ts, "bob@example.test", "migosmtp", "mail").await;
+    let bob_sub = bob["id"].as_str().unwrap();
+
+    // Lifecycle webhooks: add an endpoint (its secret shown once).
+    let rx = rackwave_testkit::receiver::Receiver::start().await;
+    let hooks = get(&b, ts, "/portal/webhooks", &cookie).await;
+    assert_eq!(hooks.status(), 200);
+    let html = hooks.text().await.unwrap();
+    assert!(html.contains("No endpoints yet."), "{html}");
+    let csrf = csrf_of(&html);
+    let url = rx.url("life");
+    let add = [
+        ("url", url.as_str()),
+        ("event_types", "service_cancelled, invoice_created"),
+    ];
+    let forged = post_form(&b, ts, "/portal/webhooks", &cookie, &add).await;
+    assert_eq!(forged.status(), 403);
+    let mut with_csrf = add.to_vec();
+    with_csrf.push(("_csrf", &csrf));
+    let added = post_form(&b, ts, "/portal/webhooks", &cookie, &with_csrf).await;
+    assert_eq!(added.status(), 201);
+    let html = added.text().await.unwrap();
+    let secret = shown_once(&html, "Signing secret");
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    rx.set_secrets("life", &[&secret]);
+    let bad = [
+        ("url", url.as_str()),
+        ("event_types", "email.sent"),
+        ("_csrf", csrf.as_str()),
+    ];
+    let refused = post_form(&b, ts, "/portal/webhooks", &cookie, &bad).await;
+    assert_eq!(refused.status(), 400, "a platform's event type");
+
+    // Change plan: the dashboard offers the platform's other plan.
+    let dash = get(&b, ts, "/portal/dashboard", &cookie).await;
+    let html = dash.text().await.unwrap();
+    assert!(
+        html.contains("Mail Pro (₹2,999.00 a month)") && html.contains("Cancel…"),
+        "{html}"
+    );
+    let plan = format!("/portal/subscriptions/{sub_id}/plan");
+    let forged = post_form(&b, ts, &plan, &cookie, &[("plan", "mail_pro")]).await;
+    assert_eq!(forged.status(), 403);
+    let bobs = format!("/portal/subscriptions/{bob_sub}/plan");
+    let form = [("plan", "mail_pro"), ("_csrf", csrf.as_str())];
+    assert_eq!(
+        post_form(&b, ts, &bobs, &cookie, &form).await.status(),
+        404,
+        "not Ada's"
+    );
+    let changed = post_form(&b, ts, &plan, &cookie, &form).await;
+    assert_eq!(changed.status(), 303);
+    let (_, mine) = portal(
+        ts,
+        "GET",
+        &format!("/portal/v1/subscriptions/{sub_id}"),
+        &session,
+        None,
+    )
+    .await;
+    assert_eq!(mine["plan"], "mail_pro", "{mine}");
+
+    // Cancel: a question first, then at once.
+    let cancel = format!("/portal/subscriptions/{sub_id}/cancel");
+    let ask = get(&b, ts, &cancel, &cookie).await;
+    assert_eq!(ask.status(), 200);
+    assert!(ask.text().await.unwrap().contains("Yes, cancel it"));
+    let bobs = format!("/portal/subscriptions/{bob_sub}/cancel");
+    assert_eq!(get(&b, ts, &bobs, &cookie).await.status(), 404);
+    let form = [("_csrf", csrf.as_str())];
+    assert_eq!(post_form(&b, ts, &bobs, &cookie, &form).await.status(), 404);
+    assert_eq!(post_form(&b, ts, &cancel, &cookie, &[]).await.status(), 403);
+    let done = post_form(&b, ts, &cancel, &cookie, &form).await;
+    assert_eq!(done.status(), 303);
+    let html = get(&b, ts, "/portal/dashboard", &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("cancelled") && !html.contains("Access Platform"),
+        "{html}"
+    );
+    let (_, bobs) = portal(
+        ts,
+        "GET",
+        &format!("/portal/v1/subscriptions/{bob_sub}"),
+        &bob_token(ts).await,
+        None,
+    )
+    .await;
+    assert_eq!(bobs["status"], "trial", "Bob's untouched: {bobs}");
+
+    // The lifecycle webhook got the cancellation; the page lists it.
+    let got = rx
+        .wait_for("life", 1, std::time::Duration::from_secs(10))
+        .await;
+    assert!(got[0].verified(), "signed with the secret shown");
+    let mut html = String::new();
+    for _ in 0..100 {
+        html = get(&b, ts, "/portal/webhooks", &cookie)
+            .await
+            .text()
+            .await
+            .unwrap();
+        if html.contains("succeeded") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        html.contains("service_cancelled") && html.contains("HTTP 200"),
+        "{html}"
+    );
+
+    // Contacts: add (a bad address says why), list, remove.
+    let page = get(&b, ts, "/portal/contacts", &cookie).await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("No contacts"), "{html}");
+    let add = [
+        ("email", "boss@example.test"),
+        ("name", "The Boss"),
+        ("billing", "on"),
+        ("_csrf", csrf.as_str()),
+    ];
+    assert_eq!(
+        post_form(&b, ts, "/portal/contacts", &cookie, &add[..3])
+            .await
+            .status(),
+        403
+    );
+    let added = post_form(&b, ts, "/portal/contacts", &cookie, &add).await;
+    assert_eq!(added.status(), 303);
+    let bad = [("email", "not an address"), ("_csrf", csrf.as_str())];
+    let refused = post_form(&b, ts, "/portal/contacts", &cookie, &bad).await;
+    assert_eq!(refused.status(), 422);
+    assert!(refused
+        .text()
+        .await
+        .unwrap()
+        .contains("not an email address"));
+    let (_, contacts) = portal(ts, "GET", "/portal/v1/contacts", &session, None).await;
+    assert_eq!(
+        contacts["contacts"],
+        json!([{"email": "boss@example.test", "name": "The Boss", "billing": true, "technical": false}])
+    );
+    let html = get(&b, ts, "/portal/contacts", &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("The Boss"), "{html}");
+    let remove = [("email", "boss@example.test"), ("_csrf", csrf.as_str())];
+    let removed = post_form(&b, ts, "/portal/contacts/remove", &cookie, &remove).await;
+    assert_eq!(removed.status(), 303);
+    let (_, contacts) = portal(ts, "GET", "/portal/v1/contacts", &session, None).await;
+    assert_eq!(contacts["contacts"], json!([]));
+}
+
+/// Bob's session token (through the portal API).
+async fn bob_token(ts: &TestServer) -> String {
+    rackwave_testkit::portal::log_in(ts, "bob@example.test").await
+}
+
+/// Ada with a MigoSMTP trial, signed in to its dashboard through the
+/// login page and Access Platform: her API key and the platform's
+/// session cookie.
+async fn ada_in_migosmtp(ts: &TestServer, b: &reqwest::Client) -> (String, String) {
+    let (_, sub) = trial_of(ts, "ada@example.test", "migosmtp", "mail").await;
+    let session = log_in_page(ts, b, "ada@example.test").await;
+    let cookie = format!("rw_portal={session}");
+    let platform = access(b, ts, &cookie, sub["id"].as_str().unwrap()).await;
+    (sub["api_key"].as_str().unwrap().to_string(), platform)
 }

@@ -723,6 +723,15 @@ impl Spool {
         lock(&self.inner.shared.lanes).total()
     }
 
+    /// How many messages of `workspace` are pending (its due lane), from
+    /// memory.
+    pub fn due_count_of(&self, workspace: &str) -> u64 {
+        lock(&self.inner.shared.lanes)
+            .map
+            .get(workspace)
+            .map_or(0, |lane| lane.count)
+    }
+
     /// The workspaces with pending mail and how many pending messages each
     /// has (their due lanes), in workspace id order. One entry per
     /// workspace; for metrics and diagnostics.

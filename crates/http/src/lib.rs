@@ -404,6 +404,14 @@ pub fn router(state: AppState, limits: BodyLimits) -> axum::Router {
             "/admin/login",
             get(pages::admin::login_form).post(pages::admin::login),
         )
+        .route(
+            "/portal/reset",
+            get(pages::portal::reset_form).post(pages::portal::request_reset),
+        )
+        .route(
+            "/portal/reset/password",
+            post(pages::portal::reset_password),
+        )
         // Anonymous: limited per client address, as the portal API's login.
         .route_layer(middleware::from_fn(rate_limit::limit_address))
         .route("/admin/", get(pages::admin::overview))
@@ -420,6 +428,30 @@ pub fn router(state: AppState, limits: BodyLimits) -> axum::Router {
         .route("/portal/dashboard", get(pages::portal::dashboard))
         .route("/portal/logout", post(pages::portal::logout))
         .route(
+            "/portal/subscriptions/{id}/plan",
+            post(pages::portal::change_plan),
+        )
+        .route(
+            "/portal/subscriptions/{id}/cancel",
+            get(pages::portal::cancel_form).post(pages::portal::cancel),
+        )
+        .route(
+            "/portal/contacts",
+            get(pages::portal::contacts).post(pages::portal::add_contact),
+        )
+        .route(
+            "/portal/contacts/remove",
+            post(pages::portal::remove_contact),
+        )
+        .route(
+            "/portal/webhooks",
+            get(pages::portal::webhooks).post(pages::portal::add_webhook),
+        )
+        .route(
+            "/portal/webhooks/{endpoint}/deliveries/{delivery}/resend",
+            post(pages::portal::resend),
+        )
+        .route(
             "/portal/sso/{subscription}",
             post(pages::portal::access_platform),
         )
@@ -427,7 +459,10 @@ pub fn router(state: AppState, limits: BodyLimits) -> axum::Router {
         .route("/telnxo/sso", get(pages::platform::telnxo_sso))
         .route("/migosmtp/", get(pages::platform::migosmtp_dashboard))
         .route("/migosmtp/messages", get(pages::platform::migosmtp_log))
-        .route("/migosmtp/domains", get(pages::platform::migosmtp_domains))
+        .route(
+            "/migosmtp/domains",
+            get(pages::platform::migosmtp_domains).post(pages::platform::migosmtp_add_domain),
+        )
         .route(
             "/migosmtp/credentials",
             get(pages::platform::migosmtp_credentials),
@@ -459,7 +494,7 @@ pub fn router(state: AppState, limits: BodyLimits) -> axum::Router {
         .route("/telnxo/", get(pages::platform::telnxo_dashboard))
         .route(
             "/migosmtp/webhooks",
-            get(pages::platform::migosmtp_webhooks),
+            get(pages::platform::migosmtp_webhooks).post(pages::platform::migosmtp_add_webhook),
         )
         .route(
             "/migosmtp/suppressions",
@@ -473,7 +508,10 @@ pub fn router(state: AppState, limits: BodyLimits) -> axum::Router {
             "/migosmtp/suppressions/import",
             post(pages::platform::migosmtp_import),
         )
-        .route("/telnxo/webhooks", get(pages::platform::telnxo_webhooks))
+        .route(
+            "/telnxo/webhooks",
+            get(pages::platform::telnxo_webhooks).post(pages::platform::telnxo_add_webhook),
+        )
         .route(
             "/telnxo/messages/{id}",
             get(pages::platform::telnxo_message),
@@ -487,7 +525,9 @@ pub fn router(state: AppState, limits: BodyLimits) -> axum::Router {
             "/telnxo/webhooks/{endpoint}/deliveries/{delivery}/resend",
             post(pages::platform::telnxo_resend),
         )
-        .route(rackwave_web::STYLESHEET_PATH, get(pages::stylesheet));
+        .route(rackwave_web::STYLESHEET_PATH, get(pages::stylesheet))
+        .route(rackwave_web::SCRIPT_PATH, get(pages::script))
+        .route_layer(middleware::from_fn(pages::server_timing));
     router
         .merge(pages)
         .route(

@@ -10,6 +10,7 @@
 pub(crate) mod admin;
 pub(crate) mod platform;
 pub(crate) mod portal;
+pub(crate) mod webhooks;
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -107,15 +108,38 @@ pub(crate) fn anonymous_csrf_ok(headers: &HeaderMap, given: Option<&str>) -> boo
 
 /// `GET /static/site.css`
 pub(crate) async fn stylesheet() -> Response {
-    let mut resp = rackwave_web::STYLESHEET.into_response();
+    asset(rackwave_web::STYLESHEET, "text/css; charset=utf-8")
+}
+
+/// `GET /static/site.js`
+pub(crate) async fn script() -> Response {
+    asset(rackwave_web::SCRIPT, "text/javascript; charset=utf-8")
+}
+
+/// A static file of the pages, cached for an hour.
+fn asset(body: &'static str, content_type: &'static str) -> Response {
+    let mut resp = body.into_response();
     let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/css; charset=utf-8"),
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=3600"),
     );
+    resp
+}
+
+/// Says in `Server-Timing` how long the server took to answer a page
+/// (reading the store and rendering), so a browser's developer tools and
+/// `rackwave bench pages` see the server's share apart from the network's.
+pub(crate) async fn server_timing(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let began = std::time::Instant::now();
+    let mut resp = next.run(request).await;
+    let ms = began.elapsed().as_secs_f64() * 1000.0;
+    if let Ok(v) = HeaderValue::from_str(&format!("app;dur={ms:.2}")) {
+        resp.headers_mut().insert("server-timing", v);
+    }
     resp
 }

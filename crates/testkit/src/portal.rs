@@ -187,3 +187,31 @@ pub async fn trial_of(ts: &TestServer, email: &str, platform: &str, plan: &str) 
     assert_eq!(s, 201, "{sub}");
     (token, sub)
 }
+
+/// The reset link of the newest password reset email the sink got.
+fn reset_link(r: &crate::delivery::Rig) -> Option<String> {
+    r.sinks[0].received().iter().rev().find_map(|m| {
+        let parsed = mail_parser::MessageParser::default().parse(&m.data)?;
+        let text = parsed.body_text(0)?.to_string();
+        let at = text.find("/portal/reset?token=")?;
+        let token: String = text[at + 20..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        Some(token)
+    })
+}
+
+/// Waits for a reset email whose token is not `old`; its token.
+pub async fn wait_for_reset_link(r: &crate::delivery::Rig, old: Option<&str>) -> String {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match reset_link(r) {
+            Some(t) if Some(t.as_str()) != old => return t,
+            _ => {}
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no reset email");
+        r.kick();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -3,8 +3,9 @@
 //! refuse (`refused`). Templates are Rust (maud), so a page that does not
 //! fit its data does not compile; they take plain views (strings and
 //! numbers the HTTP plane fills in), so this crate knows nothing of
-//! storage. One stylesheet ([`STYLESHEET`]), no script: every page works
-//! without JavaScript, every input has a label, keyboard focus is visible.
+//! storage. One stylesheet ([`STYLESHEET`]) and one small script ([`SCRIPT`],
+//! Copy buttons) that pages do not need: every page works without
+//! JavaScript, every input has a label, keyboard focus is visible.
 //!
 //! Forms that change something carry a hidden `_csrf` field the HTTP
 //! plane checks.
@@ -25,10 +26,18 @@ pub const STYLESHEET: &str = include_str!("../static/site.css");
 /// Where the stylesheet is served.
 pub const STYLESHEET_PATH: &str = "/static/site.css";
 
+/// The one script, progressive enhancement only (Copy buttons beside
+/// values marked `data-copy`): pages work without it.
+pub const SCRIPT: &str = include_str!("../static/site.js");
+
+/// Where the script is served.
+pub const SCRIPT_PATH: &str = "/static/site.js";
+
 /// The name of the hidden field of CSRF tokens.
 pub const CSRF_FIELD: &str = "_csrf";
 
 /// A link of a page's header.
+#[derive(Clone, Copy)]
 pub struct NavLink<'a> {
     pub href: &'a str,
     pub label: &'a str,
@@ -44,6 +53,7 @@ pub fn layout(title: &str, brand: &str, nav: &[NavLink<'_>], body: Markup) -> Ma
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · " (brand) }
                 link rel="stylesheet" href=(STYLESHEET_PATH);
+                script src=(SCRIPT_PATH) defer {}
             }
             body {
                 header {

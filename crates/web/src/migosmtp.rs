@@ -58,7 +58,7 @@ pub struct SuppressionRow {
 }
 
 /// The suppression list: look an address up, remove entries, import a
-/// CSV (pasted), and what the last import did.
+/// CSV (a file, or pasted), and what the last import did.
 pub fn suppressions(
     csrf: &str,
     query: &str,
@@ -99,10 +99,11 @@ pub fn suppressions(
                 p { a href={ "/migosmtp/suppressions?after=" (query_value(n)) } { "Next page" } }
             }
             h2 id="import" { "Import" }
-            form.stack method="post" action="/migosmtp/suppressions/import" {
+            form.stack method="post" action="/migosmtp/suppressions/import" enctype="multipart/form-data" {
                 (crate::csrf_field(csrf))
-                label for="csv" { "CSV: one address a line, optionally a reason (hard_bounce, complaint, unsubscribe, manual)"
-                    textarea id="csv" name="csv" rows="6" required {} }
+                p.muted { "CSV: one address a line, optionally a reason after a comma (hard_bounce, complaint, unsubscribe, manual; manual when none)." }
+                label for="file" { "A CSV file" input id="file" name="file" type="file" accept=".csv,text/csv,text/plain"; }
+                label for="csv" { "or the lines pasted here" textarea id="csv" name="csv" rows="6" {} }
                 button type="submit" { "Import" }
             }
         },
@@ -141,7 +142,7 @@ pub fn credentials(
             @if let Some((what, secret)) = shown_once {
                 div.card role="status" {
                     p { (what) ", shown this once: keep it somewhere safe." }
-                    p { input readonly value=(secret) aria-label=(what); }
+                    p { input readonly value=(secret) aria-label=(what) data-copy; }
                 }
             }
             h2 id="smtp" { "SMTP accounts" }
@@ -208,7 +209,7 @@ pub fn domains(csrf: &str, domains: &[Domain]) -> Markup {
         html! {
             h1 { "Sending domains" }
             @if domains.is_empty() {
-                p { "No sending domains yet: add one with the API (POST /migosmtp/v1/domains)." }
+                p { "No sending domains yet." }
             }
             @for d in domains {
                 section aria-labelledby={ "d-" (d.domain) } {
@@ -220,8 +221,8 @@ pub fn domains(csrf: &str, domains: &[Domain]) -> Markup {
                                 tr {
                                     td { (r.purpose) }
                                     td { (r.record_type) }
-                                    td { input readonly value=(r.name) aria-label={ (r.purpose) " record name" }; }
-                                    td { input readonly value=(r.value) aria-label={ (r.purpose) " record value" }; }
+                                    td { input readonly value=(r.name) aria-label={ (r.purpose) " record name" } data-copy; }
+                                    td { input readonly value=(r.value) aria-label={ (r.purpose) " record value" } data-copy; }
                                     td {
                                         @if r.verified { span.status.delivered { "found" } }
                                         @else { span.status.failed { "not found" } " " span.muted { (r.found) } }
@@ -232,6 +233,12 @@ pub fn domains(csrf: &str, domains: &[Domain]) -> Markup {
                     }
                     (crate::action_button(&format!("/migosmtp/domains/{}/verify", d.domain), csrf, &format!("Verify {}", d.domain), &format!("Verify {}", d.domain)))
                 }
+            }
+            h2 id="add" { "Add a sending domain" }
+            form.stack method="post" action="/migosmtp/domains" aria-labelledby="add" {
+                (crate::csrf_field(csrf))
+                label for="domain" { "Domain (mail will come from addresses at it)" input id="domain" name="domain" required placeholder="mail.example.com"; }
+                button type="submit" { "Add the domain" }
             }
         },
     )
@@ -396,8 +403,8 @@ pub struct Overview {
     pub who: crate::SignedIn,
     /// The last 30 days, oldest first.
     pub days: Vec<Day>,
-    /// Messages listed, by status.
-    pub counts: Vec<(String, u64)>,
+    /// The workspace's messages waiting in the queue now.
+    pub waiting: u64,
     /// The newest messages.
     pub messages: Vec<MessageRow>,
 }
@@ -413,9 +420,10 @@ pub fn overview(o: &Overview) -> Markup {
             (crate::signed_in(&o.who))
             h2 { "The last 30 days" }
             (chart(&o.days))
-            section.cards aria-label="Messages by status" {
-                @for (status, n) in &o.counts {
-                    div.card { strong { (n) } span class={ "status " (status) } { (status) } }
+            section.cards aria-label="Totals" {
+                div.card { strong { (o.waiting) } span.status { "waiting in the queue" } }
+                @for (s, (name, _)) in SERIES.iter().take(3).enumerate() {
+                    div.card { strong { (o.days.iter().map(|d| d.counts[s]).sum::<u64>()) } span.status { (name.trim_start_matches("email.")) " in 30 days" } }
                 }
             }
             h2 id="log" { "Newest messages" }

@@ -27,13 +27,15 @@ pub struct EndpointView {
     pub deliveries: Vec<DeliveryRow>,
 }
 
-/// The page; `base` is the platform's path (`/migosmtp`).
+/// The page; `base` is the part's path (`/migosmtp`, `/portal`),
+/// `created` an endpoint just added, with its signing secret (shown once).
 pub fn page(
     brand: &str,
     nav: &[NavLink<'_>],
     base: &str,
     csrf: &str,
     endpoints: &[EndpointView],
+    created: Option<(&str, &str)>,
 ) -> Markup {
     layout(
         "Webhooks",
@@ -41,8 +43,14 @@ pub fn page(
         nav,
         html! {
             h1 { "Webhooks" }
+            @if let Some((url, secret)) = created {
+                div.card role="status" {
+                    p { "The signing secret of " code { (url) } ", shown this once: keep it somewhere safe to check the " code { "webhook-signature" } " of each delivery." }
+                    p { input readonly value=(secret) aria-label="Signing secret" data-copy; }
+                }
+            }
             @if endpoints.is_empty() {
-                p { "No endpoints yet: add one with the API (POST " (base) "/v1/webhooks)." }
+                p { "No endpoints yet." }
             }
             @for e in endpoints {
                 section aria-labelledby={ "ep-" (e.id) } {
@@ -71,6 +79,13 @@ pub fn page(
                         }
                     }
                 }
+            }
+            h2 id="add" { "Add an endpoint" }
+            form.stack method="post" action={ (base) "/webhooks" } aria-labelledby="add" {
+                (crate::csrf_field(csrf))
+                label for="url" { "URL (https)" input id="url" name="url" type="url" required placeholder="https://example.com/hooks/rackwave"; }
+                label for="event_types" { "Event types, separated by commas (* for all)" input id="event_types" name="event_types" value="*" required; }
+                button type="submit" { "Add the endpoint" }
             }
         },
     )

@@ -171,7 +171,7 @@ pub(crate) async fn overview(State(state): State<AppState>, headers: HeaderMap) 
                 [
                     i.number,
                     i.client_id,
-                    rupees(i.total_paise),
+                    format!("₹{}", rupees(i.total_paise)),
                     status_name(&i.status),
                 ]
             })

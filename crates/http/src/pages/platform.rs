@@ -381,17 +381,11 @@ pub(crate) async fn migosmtp_dashboard(
             d
         })
         .collect();
-    let mut counts: Vec<(String, u64)> = Vec::new();
-    for m in &messages {
-        match counts.iter_mut().find(|(s, _)| *s == m.status) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((m.status.clone(), 1)),
-        }
-    }
+    let waiting = state.spool.due_count_of(&s.workspace_id);
     let view = rackwave_web::migosmtp::Overview {
         days,
         who: rackwave_web::SignedIn { workspace, email },
-        counts,
+        waiting,
         messages: messages.into_iter().map(row).collect(),
     };
     page(StatusCode::OK, rackwave_web::migosmtp::overview(&view))
@@ -533,6 +527,37 @@ pub(crate) async fn migosmtp_domains(
 pub(crate) struct CsrfForm {
     #[serde(rename = "_csrf")]
     csrf: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct NewDomainForm {
+    domain: String,
+    #[serde(rename = "_csrf")]
+    csrf: Option<String>,
+}
+
+/// Adds a sending domain with a new DKIM key: back to the list, which
+/// shows its records to publish.
+pub(crate) async fn migosmtp_add_domain(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::Form(f): axum::Form<NewDomainForm>,
+) -> Response {
+    let (s, _) = match form_session(&state, &headers, f.csrf.as_deref()).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let added = state
+        .domains
+        .add(
+            &s.workspace_id,
+            f.domain.trim(),
+            rackwave_accounts::DkimAlgorithm::Rsa2048,
+            None,
+        )
+        .await
+        .map_err(crate::ApiError::from);
+    back(Platform::Migosmtp, "/migosmtp/domains", added)
 }
 
 /// Verify: looks the domain's records up, then back to the list.
@@ -748,72 +773,39 @@ pub(crate) async fn migosmtp_revoke_key(
     )
 }
 
+/// Who owns a platform's webhooks page: the signed-in workspace.
+fn webhook_owner<'a>(
+    platform: Platform,
+    workspace_id: &'a str,
+    base: &'a str,
+    nav: &'a [rackwave_web::NavLink<'a>],
+) -> super::webhooks::Owner<'a> {
+    super::webhooks::Owner {
+        workspace_id,
+        product: rackwave_core::Product::of_platform(platform),
+        brand: platform.name(),
+        nav,
+        base,
+    }
+}
+
+/// A platform's nav links.
+fn nav_of(platform: Platform) -> Vec<rackwave_web::NavLink<'static>> {
+    match platform {
+        Platform::Migosmtp => rackwave_web::migosmtp::nav().to_vec(),
+        Platform::Telnxo => rackwave_web::telnxo::nav().to_vec(),
+    }
+}
+
 /// A platform's webhooks page: its endpoints and their latest deliveries.
 async fn webhooks(state: &AppState, headers: &HeaderMap, platform: Platform) -> Response {
     let (s, csrf) = match session_with_csrf(state, headers, platform).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    let product = rackwave_core::Product::of_platform(platform);
-    let mut endpoints = Vec::new();
-    for e in state
-        .events
-        .endpoints(&s.workspace_id, product)
-        .await
-        .unwrap_or_default()
-    {
-        let deliveries = state
-            .events
-            .deliveries(&s.workspace_id, product, &e.id, None, None, 20)
-            .await
-            .map(|p| p.items)
-            .unwrap_or_default();
-        endpoints.push(rackwave_web::webhooks::EndpointView {
-            deliveries: deliveries
-                .into_iter()
-                .map(|d| rackwave_web::webhooks::DeliveryRow {
-                    last: d.attempts.last().map_or(String::new(), |a| {
-                        match (a.status_code, &a.error) {
-                            (Some(code), _) => format!("HTTP {code} in {} ms", a.latency_ms),
-                            (None, Some(e)) => e.clone(),
-                            (None, None) => String::new(),
-                        }
-                    }),
-                    attempts: d.attempts.len(),
-                    can_resend: matches!(
-                        d.state,
-                        rackwave_store::DeliveryState::Retrying
-                            | rackwave_store::DeliveryState::Failed
-                    ),
-                    event_type: d.event_type.as_str().into(),
-                    state: d.state.as_str().into(),
-                    created: rfc3339(d.created_at_ms),
-                    id: d.id,
-                })
-                .collect(),
-            id: e.id,
-            url: e.url,
-            enabled: e.enabled,
-        });
-    }
-    let base = format!("/{}", platform.as_str());
-    let markup = match platform {
-        Platform::Migosmtp => rackwave_web::webhooks::page(
-            platform.name(),
-            &rackwave_web::migosmtp::nav(),
-            &base,
-            &csrf,
-            &endpoints,
-        ),
-        Platform::Telnxo => rackwave_web::webhooks::page(
-            platform.name(),
-            &rackwave_web::telnxo::nav(),
-            &base,
-            &csrf,
-            &endpoints,
-        ),
-    };
-    page(StatusCode::OK, markup)
+    let (base, nav) = (format!("/{}", platform.as_str()), nav_of(platform));
+    let owner = webhook_owner(platform, &s.workspace_id, &base, &nav);
+    super::webhooks::show(state, &owner, &csrf, StatusCode::OK, None).await
 }
 
 pub(crate) async fn migosmtp_webhooks(
@@ -827,29 +819,58 @@ pub(crate) async fn telnxo_webhooks(State(state): State<AppState>, headers: Head
     webhooks(&state, &headers, Platform::Telnxo).await
 }
 
+/// Adds an endpoint: the page again with its secret, shown once.
+async fn add_webhook(
+    state: &AppState,
+    headers: &HeaderMap,
+    platform: Platform,
+    form: super::webhooks::NewEndpointForm,
+) -> Response {
+    let (s, csrf) = match form_session_of(state, headers, form.csrf.as_deref(), platform).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let (base, nav) = (format!("/{}", platform.as_str()), nav_of(platform));
+    let owner = webhook_owner(platform, &s.workspace_id, &base, &nav);
+    match super::webhooks::add(state, &owner, &csrf, form).await {
+        Ok(r) => r,
+        Err(e) => refused(platform, e.status, &e.message),
+    }
+}
+
+pub(crate) async fn migosmtp_add_webhook(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::Form(f): axum::Form<super::webhooks::NewEndpointForm>,
+) -> Response {
+    add_webhook(&state, &headers, Platform::Migosmtp, f).await
+}
+
+pub(crate) async fn telnxo_add_webhook(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::Form(f): axum::Form<super::webhooks::NewEndpointForm>,
+) -> Response {
+    add_webhook(&state, &headers, Platform::Telnxo, f).await
+}
+
 /// Resend: the delivery goes again now, then back to the page.
 async fn resend(
     state: &AppState,
     headers: &HeaderMap,
     platform: Platform,
-    (endpoint, delivery): (String, String),
+    ids: (String, String),
     given: Option<&str>,
 ) -> Response {
     let (s, _) = match form_session_of(state, headers, given, platform).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    let product = rackwave_core::Product::of_platform(platform);
-    match state
-        .events
-        .resend(&s.workspace_id, product, &endpoint, &delivery)
-        .await
-    {
-        Ok(_) => see_other(&format!("/{}/webhooks", platform.as_str()), &[]),
-        Err(e) => {
-            let e = crate::ApiError::from(e);
-            refused(platform, e.status, &e.message)
-        }
+    let (base, nav) = (format!("/{}", platform.as_str()), nav_of(platform));
+    let owner = webhook_owner(platform, &s.workspace_id, &base, &nav);
+    match super::webhooks::resend(state, &owner, ids).await {
+        Ok(r) => r,
+        Err(e) => refused(platform, e.status, &e.message),
     }
 }
 
@@ -1076,23 +1097,79 @@ pub(crate) async fn migosmtp_unsuppress(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 pub(crate) struct ImportForm {
+    #[serde(default)]
     csv: String,
     #[serde(rename = "_csrf")]
     csrf: Option<String>,
 }
 
-/// Imports pasted CSV: the page again, saying what was taken and skipped.
+impl ImportForm {
+    /// The form as the page sends it (multipart, with a file and/or pasted
+    /// lines) or urlencoded (pasted lines only): a file's lines come
+    /// before pasted ones.
+    async fn read(request: axum::extract::Request, state: &AppState) -> Result<Self, String> {
+        use axum::extract::FromRequest;
+        let multipart = request
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("multipart/form-data"));
+        if !multipart {
+            return axum::Form::<ImportForm>::from_request(request, state)
+                .await
+                .map(|f| f.0)
+                .map_err(|e| e.body_text());
+        }
+        let mut parts = axum::extract::Multipart::from_request(request, state)
+            .await
+            .map_err(|e| e.body_text())?;
+        let mut form = ImportForm::default();
+        let mut pasted = String::new();
+        while let Some(field) = parts.next_field().await.map_err(|e| e.body_text())? {
+            match field.name().unwrap_or_default() {
+                "_csrf" => form.csrf = Some(field.text().await.map_err(|e| e.body_text())?),
+                "csv" => pasted = field.text().await.map_err(|e| e.body_text())?,
+                "file" => {
+                    let bytes = field.bytes().await.map_err(|e| e.body_text())?;
+                    form.csv = String::from_utf8(bytes.to_vec())
+                        .map_err(|_| "the file is not UTF-8 text".to_string())?;
+                }
+                // Unknown fields are ignored, as a urlencoded form's are.
+                _ => {}
+            }
+        }
+        if !form.csv.is_empty() && !form.csv.ends_with('\n') {
+            form.csv.push('\n');
+        }
+        form.csv.push_str(&pasted);
+        Ok(form)
+    }
+}
+
+/// Imports a CSV file or pasted lines: the page again, saying what was
+/// taken and skipped.
 pub(crate) async fn migosmtp_import(
     State(state): State<AppState>,
     headers: HeaderMap,
-    axum::Form(f): axum::Form<ImportForm>,
+    request: axum::extract::Request,
 ) -> Response {
+    let f = match ImportForm::read(request, &state).await {
+        Ok(f) => f,
+        Err(e) => return refused(Platform::Migosmtp, StatusCode::BAD_REQUEST, &e),
+    };
     let (s, csrf) = match form_session(&state, &headers, f.csrf.as_deref()).await {
         Ok(s) => s,
         Err(r) => return r,
     };
+    if f.csv.trim().is_empty() {
+        return refused(
+            Platform::Migosmtp,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Nothing to import: choose a CSV file or paste its lines.",
+        );
+    }
     let report = match state.suppressions.import(&s.workspace_id, &f.csv).await {
         Ok(r) => {
             let mut text = format!("Imported {} addresses.", r.imported);

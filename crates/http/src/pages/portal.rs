@@ -1,10 +1,12 @@
-//! The portal's pages: `/portal/login`, `/portal/dashboard`,
-//! `/portal/logout`, and `/portal/sso/{subscription}` (Access Platform:
-//! a one-use token, and off to the platform with it).
+//! The portal's pages: sign up, log in and out, password reset, the
+//! dashboard (subscriptions with trial, plan change, cancel and Access
+//! Platform; invoices), contacts and lifecycle webhooks, and
+//! `/portal/sso/{subscription}` (Access Platform: a one-use token, and
+//! off to the platform with it).
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Form;
@@ -116,8 +118,9 @@ pub(crate) async fn signup(
     }
 }
 
+/// A form of one plan: a trial's start, a plan change.
 #[derive(Deserialize)]
-pub(crate) struct TrialForm {
+pub(crate) struct PlanForm {
     plan: String,
     #[serde(rename = "_csrf")]
     csrf: Option<String>,
@@ -128,14 +131,12 @@ pub(crate) struct TrialForm {
 pub(crate) async fn start_trial(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Form(f): Form<TrialForm>,
+    Form(f): Form<PlanForm>,
 ) -> Response {
-    let Some((client, token)) = signed_in(&state, &headers).await else {
-        return see_other("/portal/login", &[]);
+    let client = match form_client(&state, &headers, f.csrf.as_deref()).await {
+        Ok(c) => c,
+        Err(r) => return r,
     };
-    if !csrf_ok(f.csrf.as_deref(), &csrf_token(&token)) {
-        return forbidden_form();
-    }
     let Some(plan) = state
         .billing
         .config()
@@ -304,7 +305,7 @@ pub(crate) async fn dashboard(State(state): State<AppState>, headers: HeaderMap)
         .map(|p| rackwave_web::portal::PlanOption {
             id: p.id.clone(),
             label: format!(
-                "{} {} ({}-day trial, then {} a month)",
+                "{} {} ({}-day trial, then ₹{} a month)",
                 Platform::parse(&p.platform).map_or(p.platform.as_str(), |x| x.name()),
                 p.name,
                 p.trial_days,
@@ -329,6 +330,20 @@ pub(crate) async fn dashboard(State(state): State<AppState>, headers: HeaderMap)
                         .find(|p| p.id == s.plan_id)
                         .map_or(s.plan_id.clone(), |p| p.name.clone()),
                     can_access: matches!(status.as_str(), "trial" | "active" | "suspended"),
+                    // Suspended and cancelled subscriptions keep their plan.
+                    plans: if matches!(status.as_str(), "trial" | "active" | "pending") {
+                        plans
+                            .iter()
+                            .filter(|p| p.platform == s.platform && p.id != s.plan_id)
+                            .map(|p| rackwave_web::portal::PlanOption {
+                                id: p.id.clone(),
+                                label: format!("{} (₹{} a month)", p.name, rupees(p.price_paise)),
+                            })
+                            .collect()
+                    } else {
+                        Vec::new()
+                    },
+                    can_cancel: status != "cancelled",
                     status,
                     period_end: rfc3339(s.period_end_ms),
                     id: s.id,
@@ -342,7 +357,8 @@ pub(crate) async fn dashboard(State(state): State<AppState>, headers: HeaderMap)
                 pdf_href: format!("/portal/v1/invoices/{}.pdf", i.id),
                 number: i.number,
                 issued: rfc3339(i.issued_at_ms),
-                total: rupees(i.total_paise),
+                total: format!("₹{}", rupees(i.total_paise)),
+                gst: format!("₹{}", rupees(i.cgst_paise + i.sgst_paise + i.igst_paise)),
                 status: status_name(&i.status),
             })
             .collect(),
@@ -389,5 +405,349 @@ pub(crate) async fn access_platform(
                 ("/portal/dashboard", "Back to the dashboard"),
             ),
         ),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ResetLink {
+    token: Option<String>,
+}
+
+/// Forgot-password: the email form, or (from the emailed link, with its
+/// token) the new password form.
+pub(crate) async fn reset_form(Query(q): Query<ResetLink>) -> Response {
+    match q.token.filter(|t| !t.is_empty() && t.len() <= 128) {
+        Some(token) => anonymous_form(StatusCode::OK, "/portal", |csrf| {
+            rackwave_web::portal::reset_password(csrf, &token, None)
+        }),
+        None => anonymous_form(StatusCode::OK, "/portal", |csrf| {
+            rackwave_web::portal::reset_request(csrf, None, false)
+        }),
+    }
+}
+
+/// A form of one address: a reset link's request, a contact's removal.
+#[derive(Deserialize)]
+pub(crate) struct EmailForm {
+    email: String,
+    #[serde(rename = "_csrf")]
+    csrf: Option<String>,
+}
+
+/// Asks for a reset link. The link is queued in the background, so an
+/// address with an account and one without answer alike, as fast.
+pub(crate) async fn request_reset(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<EmailForm>,
+) -> Response {
+    if !anonymous_csrf_ok(&headers, f.csrf.as_deref()) {
+        return anonymous_form(StatusCode::FORBIDDEN, "/portal", |csrf| {
+            rackwave_web::portal::reset_request(
+                csrf,
+                Some("This form expired or did not come from this site: please send it again."),
+                false,
+            )
+        });
+    }
+    let clients = state.clients.clone();
+    tokio::spawn(async move {
+        if let Err(e) = clients.request_reset(&f.email).await {
+            tracing::warn!(error = %e, "password reset not queued");
+        }
+    });
+    anonymous_form(StatusCode::ACCEPTED, "/portal", |csrf| {
+        rackwave_web::portal::reset_request(csrf, None, true)
+    })
+}
+
+#[derive(Deserialize)]
+pub(crate) struct NewPasswordForm {
+    token: String,
+    password: String,
+    #[serde(rename = "_csrf")]
+    csrf: Option<String>,
+}
+
+/// Sets the new password with the link's token (once): every session of
+/// the account ends, and this browser is logged in.
+pub(crate) async fn reset_password(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<NewPasswordForm>,
+) -> Response {
+    let again = |status, error: &str| {
+        anonymous_form(status, "/portal", |csrf| {
+            rackwave_web::portal::reset_password(csrf, &f.token, Some(error))
+        })
+    };
+    if !anonymous_csrf_ok(&headers, f.csrf.as_deref()) {
+        return again(
+            StatusCode::FORBIDDEN,
+            "This form expired or did not come from this site: please send it again.",
+        );
+    }
+    match state.clients.reset_password(&f.token, &f.password).await {
+        Ok(token) => see_other(
+            "/portal/dashboard",
+            &[scoped_cookie(
+                SESSION_COOKIE,
+                &token,
+                "/portal",
+                SESSION_TTL_MS / 1000,
+            )],
+        ),
+        Err(e) => again(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
+    }
+}
+
+/// The signed-in client and the CSRF token a form had to carry, or where
+/// to go instead.
+async fn form_client(
+    state: &AppState,
+    headers: &HeaderMap,
+    given: Option<&str>,
+) -> Result<Client, Response> {
+    let Some((client, token)) = signed_in(state, headers).await else {
+        return Err(see_other("/portal/login", &[]));
+    };
+    if !csrf_ok(given, &csrf_token(&token)) {
+        return Err(forbidden_form());
+    }
+    Ok(client)
+}
+
+/// What the portal refuses to do, and back to the dashboard.
+fn cannot(status: StatusCode, message: &str) -> Response {
+    page(
+        status,
+        rackwave_web::refused(
+            "Rackwave",
+            "This cannot be done",
+            message,
+            ("/portal/dashboard", "Back to the dashboard"),
+        ),
+    )
+}
+
+/// Changes a subscription's plan: a dearer one at once (with a prorated
+/// invoice for the rest of a paid period), a cheaper one at the period's
+/// end.
+pub(crate) async fn change_plan(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<PlanForm>,
+) -> Response {
+    let client = match form_client(&state, &headers, f.csrf.as_deref()).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    match state.billing.change_plan(&client.id, &id, &f.plan).await {
+        Ok(_) => see_other("/portal/dashboard", &[]),
+        Err(e) => {
+            let e = crate::ApiError::from(e);
+            cannot(e.status, &e.message)
+        }
+    }
+}
+
+/// Asks before cancelling.
+pub(crate) async fn cancel_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let Some((client, token)) = signed_in(&state, &headers).await else {
+        return see_other("/portal/login", &[]);
+    };
+    match state.billing.get(&client.id, &id).await {
+        Ok(Some(s)) => {
+            let what = format!(
+                "{} {}",
+                Platform::parse(&s.platform).map_or(s.platform.as_str(), |p| p.name()),
+                state.billing.plan_name(&s.plan_id)
+            );
+            page(
+                StatusCode::OK,
+                rackwave_web::portal::cancel(&csrf_token(&token), &s.id, &what),
+            )
+        }
+        _ => cannot(StatusCode::NOT_FOUND, &format!("No subscription {id}.")),
+    }
+}
+
+/// Cancels a subscription, at once.
+pub(crate) async fn cancel(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let client = match form_client(&state, &headers, f.csrf.as_deref()).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    match state.billing.cancel(Some(&client.id), &id).await {
+        Ok(_) => see_other("/portal/dashboard", &[]),
+        Err(e) => {
+            let e = crate::ApiError::from(e);
+            cannot(e.status, &e.message)
+        }
+    }
+}
+
+fn contacts_page(status: StatusCode, client: &Client, csrf: &str, error: Option<&str>) -> Response {
+    let rows: Vec<_> = client
+        .contacts
+        .iter()
+        .map(|c| rackwave_web::portal::ContactRow {
+            email: c.email.clone(),
+            name: c.name.clone(),
+            billing: c.billing,
+            technical: c.technical,
+        })
+        .collect();
+    page(status, rackwave_web::portal::contacts(csrf, &rows, error))
+}
+
+/// The client's contacts.
+pub(crate) async fn contacts(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match signed_in(&state, &headers).await {
+        Some((client, token)) => contacts_page(StatusCode::OK, &client, &csrf_token(&token), None),
+        None => see_other("/portal/login", &[]),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ContactForm {
+    email: String,
+    #[serde(default)]
+    name: String,
+    /// A checked box sends `on`; an unchecked one nothing.
+    billing: Option<String>,
+    technical: Option<String>,
+    #[serde(rename = "_csrf")]
+    csrf: Option<String>,
+}
+
+/// Replaces the contacts with `contacts`: back to the page, or the page
+/// again saying why not.
+async fn set_contacts(
+    state: &AppState,
+    headers: &HeaderMap,
+    client: &Client,
+    contacts: Vec<rackwave_store::Contact>,
+) -> Response {
+    match state.clients.set_contacts(&client.id, contacts).await {
+        Ok(_) => see_other("/portal/contacts", &[]),
+        Err(e) => {
+            let token = cookie(headers, SESSION_COOKIE).unwrap_or_default();
+            contacts_page(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                client,
+                &csrf_token(&token),
+                Some(&e.to_string()),
+            )
+        }
+    }
+}
+
+/// Adds a contact.
+pub(crate) async fn add_contact(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<ContactForm>,
+) -> Response {
+    let client = match form_client(&state, &headers, f.csrf.as_deref()).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let mut contacts = client.contacts.clone();
+    contacts.push(rackwave_store::Contact {
+        email: f.email,
+        name: f.name,
+        billing: f.billing.is_some(),
+        technical: f.technical.is_some(),
+    });
+    set_contacts(&state, &headers, &client, contacts).await
+}
+
+/// Removes a contact.
+pub(crate) async fn remove_contact(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<EmailForm>,
+) -> Response {
+    let client = match form_client(&state, &headers, f.csrf.as_deref()).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let contacts = client
+        .contacts
+        .iter()
+        .filter(|c| !c.email.eq_ignore_ascii_case(f.email.trim()))
+        .cloned()
+        .collect();
+    set_contacts(&state, &headers, &client, contacts).await
+}
+
+/// The client's lifecycle webhooks are owned by the client itself.
+fn webhook_owner(client_id: &str) -> super::webhooks::Owner<'_> {
+    super::webhooks::Owner {
+        workspace_id: client_id,
+        product: rackwave_core::Product::Rackwave,
+        brand: "Rackwave",
+        nav: rackwave_web::portal::nav(true),
+        base: "/portal",
+    }
+}
+
+/// The client's lifecycle webhooks with their deliveries.
+pub(crate) async fn webhooks(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some((client, token)) = signed_in(&state, &headers).await else {
+        return see_other("/portal/login", &[]);
+    };
+    super::webhooks::show(
+        &state,
+        &webhook_owner(&client.id),
+        &csrf_token(&token),
+        StatusCode::OK,
+        None,
+    )
+    .await
+}
+
+/// Adds a lifecycle webhook endpoint: its secret shown once.
+pub(crate) async fn add_webhook(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<super::webhooks::NewEndpointForm>,
+) -> Response {
+    let client = match form_client(&state, &headers, f.csrf.as_deref()).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let csrf = f.csrf.clone().unwrap_or_default();
+    match super::webhooks::add(&state, &webhook_owner(&client.id), &csrf, f).await {
+        Ok(r) => r,
+        Err(e) => cannot(e.status, &e.message),
+    }
+}
+
+/// Resends a lifecycle webhook delivery.
+pub(crate) async fn resend(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(ids): Path<(String, String)>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let client = match form_client(&state, &headers, f.csrf.as_deref()).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    match super::webhooks::resend(&state, &webhook_owner(&client.id), ids).await {
+        Ok(r) => r,
+        Err(e) => cannot(e.status, &e.message),
     }
 }
