@@ -1,14 +1,17 @@
 //! The pages in a real browser (headless Chromium over WebDriver): sign up
 //! in the portal, start a MigoSMTP trial, click Access Platform, land on
-//! the MigoSMTP dashboard signed in, and find a message sent through the
-//! API there; a form whose CSRF token was tampered with is refused. Screenshots of the main pages
-//! go to `docs/screenshots/` for the README.
+//! the MigoSMTP dashboard signed in, find a message sent through the API
+//! there with its timeline, add a sending domain and see its records; go
+//! back (no token in the history) and replay the sign-on URL (refused),
+//! let a sign-on link pass its expiry on the manual clock (refused); a
+//! form whose CSRF token was tampered with is refused. Screenshots of the
+//! main pages go to `docs/screenshots/` for the README.
 
 use std::time::Duration;
 
-use rackwave_testkit::browser::Browser;
+use rackwave_testkit::browser::{Browser, Hop};
 use rackwave_testkit::fantoccini::Locator;
-use rackwave_testkit::portal::{with_mail_plan, PASSWORD};
+use rackwave_testkit::portal::{with_mail_plan_and, PASSWORD};
 use serde_json::json;
 
 async fn type_into(b: &Browser, id: &str, text: &str) {
@@ -47,7 +50,12 @@ async fn sign_up_start_a_trial_access_platform_and_read_the_log_in_chromium() {
     let Some(browser) = Browser::start().await else {
         return;
     };
-    let ts = with_mail_plan().await;
+    // The portal sends the browser to MigoSMTP through a hop that records
+    // the sign-on URL (a redirect keeps it out of the browser's history).
+    let hop = Hop::start().await;
+    let hop_url = hop.url.clone();
+    let ts = with_mail_plan_and(|c| c.sso.migosmtp_url = Some(hop_url)).await;
+    hop.send_to(&ts.http);
     let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
     let c = &browser.client;
 
@@ -119,6 +127,87 @@ async fn sign_up_start_a_trial_access_platform_and_read_the_log_in_chromium() {
     browser
         .screenshot(&shots.join("migosmtp-overview.png"))
         .await;
+
+    // The message's timeline, from its link.
+    click(
+        &browser,
+        &format!("a[href='/migosmtp/messages/{message_id}']"),
+    )
+    .await;
+    wait_for(&browser, "the timeline", |_, html| {
+        html.contains("Timeline") && html.contains("email.queued") && html.contains("Hello")
+    })
+    .await;
+    browser
+        .screenshot(&shots.join("migosmtp-message.png"))
+        .await;
+
+    // A sending domain, added on its page: its records to publish, each
+    // with a Copy button (the script's), and Verify.
+    c.goto(&format!("{}/migosmtp/domains", ts.http))
+        .await
+        .unwrap();
+    type_into(&browser, "domain", "ada.example.test").await;
+    click(&browser, "form[action='/migosmtp/domains'] button").await;
+    wait_for(&browser, "the domain's records", |_, html| {
+        html.contains("_domainkey.ada.example.test")
+            && html.contains("v=spf1")
+            && html.contains("Verify ada.example.test")
+            && html.contains("class=\"copy\"")
+    })
+    .await;
+    browser
+        .screenshot(&shots.join("migosmtp-domains.png"))
+        .await;
+
+    // Back, and back again: the browser's history never holds the sign-on
+    // URL (it was a redirect), so going back reaches the portal, not a
+    // token; and the URL itself, replayed, is refused: used once.
+    let sso_urls: Vec<String> = hop
+        .seen()
+        .into_iter()
+        .filter(|u| u.contains("/migosmtp/sso?token="))
+        .collect();
+    assert_eq!(sso_urls.len(), 1, "{sso_urls:?}");
+    for _ in 0..10 {
+        c.back().await.unwrap();
+        let url = c.current_url().await.unwrap().to_string();
+        assert!(!url.contains("token="), "the history holds a token: {url}");
+        if url.contains("/portal/") {
+            break;
+        }
+    }
+    wait_for(&browser, "the portal again", |url, _| {
+        url.contains("/portal/")
+    })
+    .await;
+    c.goto(&sso_urls[0]).await.unwrap();
+    wait_for(&browser, "the replay's refusal", |_, html| {
+        html.contains("This sign-in link cannot be used") && html.contains("used")
+    })
+    .await;
+    browser.screenshot(&shots.join("sso-refused.png")).await;
+
+    // A sign-on link past its 300 seconds (the manual clock): refused.
+    hop.hold(true);
+    c.goto(&format!("{}/portal/dashboard", ts.http))
+        .await
+        .unwrap();
+    click(&browser, "button[aria-label='Access MigoSMTP']").await;
+    wait_for(&browser, "the held hop", |_, html| html.contains("held")).await;
+    hop.hold(false);
+    let held = hop
+        .seen()
+        .into_iter()
+        .rfind(|u| u.contains("/migosmtp/sso?token="))
+        .unwrap();
+    assert_ne!(held, sso_urls[0], "a new token");
+    ts.clock.advance_ms(301_000);
+    c.goto(&hop.at(&held, &ts.http)).await.unwrap();
+    wait_for(&browser, "the expiry's refusal", |_, html| {
+        html.contains("This sign-in link cannot be used") && html.contains("expired")
+    })
+    .await;
 
     // Back on the portal, a tampered CSRF field: refused, nothing issued.
     c.goto(&format!("{}/portal/dashboard", ts.http))

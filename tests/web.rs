@@ -702,8 +702,14 @@ async fn access_to(
 
 /// The rest of the first form action of a page starting with `prefix`.
 fn form_action(html: &str, prefix: &str) -> String {
-    let start = format!("action=\"{prefix}");
-    let at = html.find(&start).expect("such a form") + start.len();
+    attribute_after(html, "action", prefix)
+}
+
+/// The rest of the first `attribute` of a page whose value starts with
+/// `prefix`.
+fn attribute_after(html: &str, attribute: &str, prefix: &str) -> String {
+    let start = format!("{attribute}=\"{prefix}");
+    let at = html.find(&start).expect("such an attribute") + start.len();
     html[at..].split('"').next().unwrap().to_string()
 }
 
@@ -1054,6 +1060,48 @@ async fn the_overview_counts_and_endpoints_are_added_from_the_page() {
     let weight = js.text().await.unwrap().len() + css.text().await.unwrap().len();
     assert!(weight < 100 * 1024, "{weight} bytes of CSS and script");
 
+    // The log pages back through older messages, 50 at a time.
+    let batch: Vec<_> = (0..50)
+        .map(|i| json!({"from": "ada@example.test", "to": [format!("r{i}@example.net")], "subject": "Hi", "text": "Hi"}))
+        .collect();
+    let (s, v) = ts
+        .call(
+            &key,
+            "POST",
+            "/migosmtp/v1/messages/batch",
+            Some(json!({"messages": batch})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let html = get(&b, &ts, "/migosmtp/messages", &platform)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("r49@example.net") && !html.contains("a@example.net"));
+    let older = attribute_after(
+        &html,
+        "href",
+        "/migosmtp/messages?to=&amp;status=&amp;cursor=",
+    );
+    let html = get(
+        &b,
+        &ts,
+        &format!("/migosmtp/messages?to=&status=&cursor={older}"),
+        &platform,
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert!(
+        html.contains("a@example.net") && html.contains("c@example.net"),
+        "{html}"
+    );
+    assert!(!html.contains("r49@example.net") && !html.contains("Older messages"));
+    let r = get(&b, &ts, "/migosmtp/messages?cursor=zz", &platform).await;
+    assert_eq!(r.status(), 200, "a bad cursor finds nothing, as a page");
+
     let html = get(&b, &ts, "/migosmtp/webhooks", &platform)
         .await
         .text()
@@ -1356,4 +1404,48 @@ async fn ada_in_migosmtp(ts: &TestServer, b: &reqwest::Client) -> (String, Strin
     let cookie = format!("rw_portal={session}");
     let platform = access(b, ts, &cookie, sub["id"].as_str().unwrap()).await;
     (sub["api_key"].as_str().unwrap().to_string(), platform)
+}
+
+/// `POST /portal/v1/sso`: Access Platform for a client's own app, the
+/// landing URL with a one-use token; refused for another client's
+/// subscription, without a session, and for bad JSON.
+#[tokio::test]
+async fn the_portal_api_hands_out_sign_on_urls() {
+    let ts = with_mail_plan().await;
+    let b = browser();
+    let (token, sub) = trial_of(&ts, "ada@example.test", "migosmtp", "mail").await;
+    let (_, bob) = trial_of(&ts, "bob@example.test", "migosmtp", "mail").await;
+    let body = json!({"subscription_id": sub["id"]});
+    let (s, v) = portal(&ts, "POST", "/portal/v1/sso", &token, Some(body.clone())).await;
+    assert_eq!(s, 200, "{v}");
+    let url = v["redirect_url"].as_str().unwrap().to_string();
+    assert!(
+        url.starts_with(&format!("{}/migosmtp/sso?token=rwsso_", ts.http)),
+        "{url}"
+    );
+    let landing = b.get(&url).send().await.unwrap();
+    assert_eq!(landing.status(), 303);
+    assert!(set_cookie(&landing, "rw_migosmtp").is_some());
+    assert_eq!(b.get(&url).send().await.unwrap().status(), 403, "once");
+
+    let theirs = json!({"subscription_id": bob["id"]});
+    let (s, _) = portal(&ts, "POST", "/portal/v1/sso", &token, Some(theirs)).await;
+    assert_eq!(s, 404, "not Ada's");
+    let (s, _) = portal(&ts, "POST", "/portal/v1/sso", "", Some(body)).await;
+    assert_eq!(s, 401);
+    let odd = json!({"subscription_id": sub["id"], "platform": "telnxo"});
+    let (s, v) = portal(&ts, "POST", "/portal/v1/sso", &token, Some(odd)).await;
+    assert_eq!(s, 400, "unknown field: {v}");
+    let r = b
+        .post(format!("{}/portal/v1/sso", ts.http))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("{\"subscription_id\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let long = json!({"subscription_id": "x".repeat(100_000)});
+    let (s, _) = portal(&ts, "POST", "/portal/v1/sso", &token, Some(long)).await;
+    assert_eq!(s, 404);
 }

@@ -139,6 +139,17 @@ use writer::{
 pub const TREE_NAME: &str = "spool";
 
 /// Maximum number of index entries one [`Spool::list`] call examines.
+/// The fields of a stored record a listing's filter compares, read
+/// without the rest (borrowed where the JSON has no escapes).
+#[derive(serde::Deserialize)]
+struct FilterFields<'a> {
+    #[serde(borrow)]
+    from: std::borrow::Cow<'a, str>,
+    status: Status,
+    #[serde(default, borrow)]
+    tags: Vec<std::borrow::Cow<'a, str>>,
+}
+
 /// Bounds the cost of a listing whose status filter matches rarely; the
 /// caller gets a cursor to continue instead of an unbounded scan.
 pub const LIST_SCAN_BUDGET: usize = 10_000;
@@ -628,6 +639,18 @@ impl Spool {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<Page, SpoolError> {
+        self.list_scanning(filter, cursor, limit, LIST_SCAN_BUDGET)
+    }
+
+    /// [`list`](Self::list), examining at most `budget` index entries
+    /// (a page that must answer fast takes a smaller stretch at a time).
+    pub fn list_scanning(
+        &self,
+        filter: &ListFilter,
+        cursor: Option<&str>,
+        limit: usize,
+        budget: usize,
+    ) -> Result<Page, SpoolError> {
         let ws = &filter.workspace_id;
         if ws.is_empty() || ws.contains('\0') {
             return Err(SpoolError::Invalid(
@@ -678,12 +701,13 @@ impl Spool {
         }
 
         let tree = &self.inner.tree;
+        let filtering = filter.status.is_some() || filter.from.is_some() || filter.tag.is_some();
         let mut messages = Vec::new();
         let mut next_cursor = None;
         let mut last_suffix: Option<Vec<u8>> = None;
         for (scanned, item) in tree.range(start..end).rev().enumerate() {
             let (key, _) = item?;
-            if messages.len() >= limit || scanned >= LIST_SCAN_BUDGET {
+            if messages.len() >= limit || scanned >= budget.max(1) {
                 // More entries exist; continue after the last one examined.
                 next_cursor = last_suffix.as_deref().map(keys::to_hex);
                 break;
@@ -697,14 +721,20 @@ impl Spool {
                 warn!(message_id = id, "listing index points at missing record");
                 continue;
             };
+            // A filter that matches rarely reads many records: it looks at
+            // their three fields first (no history, no attempts decoded,
+            // nothing allocated but what it compares), and decodes only
+            // the records it keeps. A record of an older shape is decided
+            // on in full.
+            if filtering {
+                if let Ok(f) = serde_json::from_slice::<FilterFields<'_>>(&raw) {
+                    if !filter.admits(f.status, &f.from, &f.tags) {
+                        continue;
+                    }
+                }
+            }
             let rec = decode_record(&rkey, &raw)?;
-            if filter.status.is_some_and(|s| s != rec.status)
-                || filter
-                    .from
-                    .as_ref()
-                    .is_some_and(|f| !f.eq_ignore_ascii_case(&rec.from))
-                || filter.tag.as_ref().is_some_and(|t| !rec.tags.contains(t))
-            {
+            if !filter.admits(rec.status, &rec.from, &rec.tags) {
                 continue;
             }
             messages.push(rec);

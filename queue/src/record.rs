@@ -191,6 +191,22 @@ pub struct ListFilter {
     pub until_ms: Option<i64>,
 }
 
+impl ListFilter {
+    /// Whether a message of `status` from `from` with `tags` is listed
+    /// (the recipient and time are the index's business).
+    pub fn admits<T: AsRef<str>>(&self, status: Status, from: &str, tags: &[T]) -> bool {
+        self.status.is_none_or(|s| s == status)
+            && self
+                .from
+                .as_ref()
+                .is_none_or(|f| f.eq_ignore_ascii_case(from))
+            && self
+                .tag
+                .as_ref()
+                .is_none_or(|t| tags.iter().any(|x| x.as_ref() == t))
+    }
+}
+
 /// One page of a listing.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Page {

@@ -663,6 +663,26 @@ async fn list_filters_and_paginates() {
     };
     assert_eq!(collect(&f, 4).len(), 24);
 
+    // A small scanning budget: the one bounced message of 25 is found by
+    // following cursors through short (mostly empty) pages, never twice.
+    let f = ListFilter {
+        workspace_id: "ws1".into(),
+        status: Some(Status::Bounced),
+        ..Default::default()
+    };
+    let (mut found, mut cursor, mut calls) = (Vec::new(), None::<String>, 0);
+    loop {
+        let page = spool.list_scanning(&f, cursor.as_deref(), 10, 3).unwrap();
+        calls += 1;
+        found.extend(page.messages.into_iter().map(|r| r.id));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(found, vec![bob_first.clone()]);
+    assert!(calls >= 25 / 3, "{calls} calls of 3 entries each");
+
     let f = ListFilter {
         workspace_id: "ws3".into(),
         to: None,

@@ -143,6 +143,16 @@ impl SsoUrls {
             rackwave_core::Platform::Telnxo => &self.telnxo,
         }
     }
+
+    /// The platform's sign-on landing carrying `token` (where Access
+    /// Platform sends the browser).
+    pub fn landing(&self, platform: rackwave_core::Platform, token: &str) -> String {
+        format!(
+            "{}/{}/sso?token={token}",
+            self.platform(platform),
+            platform.as_str()
+        )
+    }
 }
 
 /// Settings of the HTTP send API.
@@ -367,6 +377,7 @@ fn routes(limits: BodyLimits) -> OpenApiRouter<AppState> {
                 .routes(routes!(portal::invoices_v1::get))
                 .routes(routes!(portal::contacts_v1::get, portal::contacts_v1::put))
                 .routes(routes!(portal::payments_v1::callback))
+                .routes(routes!(portal::sso_v1::access))
                 .routes(routes!(portal::sso_v1::validate))
                 .layer(DefaultBodyLimit::max(limits.json)),
         )

@@ -5,6 +5,7 @@
 //! `RACKWAVE_REQUIRE_BROWSER` is set (CI sets it), when it fails.
 
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder};
@@ -98,5 +99,85 @@ impl Browser {
             std::fs::create_dir_all(dir).unwrap();
         }
         std::fs::write(path, png).unwrap();
+    }
+}
+
+/// A hop on the way to the server: it records every URL a browser asks it
+/// for and sends the browser on to the same path and query at the server
+/// (`307`), or, while held, answers a plain page instead. Set as a
+/// platform's `[sso]` URL, it shows a test the single sign-on URL the
+/// browser followed (which a redirect keeps out of the browser's
+/// history), and holding it lets a test stop a sign-on before the
+/// platform sees its token.
+pub struct Hop {
+    pub url: String,
+    state: Arc<HopState>,
+}
+
+#[derive(Default)]
+struct HopState {
+    target: Mutex<String>,
+    seen: Mutex<Vec<String>>,
+    held: std::sync::atomic::AtomicBool,
+}
+
+impl Hop {
+    pub async fn start() -> Hop {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(HopState::default());
+        let shared = state.clone();
+        let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+            let state = shared.clone();
+            async move {
+                let path = uri
+                    .path_and_query()
+                    .map_or("/".to_string(), |p| p.to_string());
+                state
+                    .seen
+                    .lock()
+                    .unwrap()
+                    .push(format!("http://{addr}{path}"));
+                if state.held.load(std::sync::atomic::Ordering::SeqCst) {
+                    return axum::response::Response::builder()
+                        .header("content-type", "text/html")
+                        .body(axum::body::Body::from("<p>held</p>"))
+                        .unwrap();
+                }
+                let target = format!("{}{path}", state.target.lock().unwrap());
+                axum::response::Response::builder()
+                    .status(307)
+                    .header("location", target)
+                    .body(axum::body::Body::empty())
+                    .unwrap()
+            }
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Hop {
+            url: format!("http://{addr}"),
+            state,
+        }
+    }
+
+    /// Where the hop sends browsers on (the server's base URL).
+    pub fn send_to(&self, base: &str) {
+        *self.state.target.lock().unwrap() = base.to_string();
+    }
+
+    /// While `held`, the hop answers itself instead of sending on.
+    pub fn hold(&self, held: bool) {
+        self.state
+            .held
+            .store(held, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The URLs asked for so far, oldest first.
+    pub fn seen(&self) -> Vec<String> {
+        self.state.seen.lock().unwrap().clone()
+    }
+
+    /// `url` with the hop's base replaced by `base`.
+    pub fn at(&self, url: &str, base: &str) -> String {
+        url.replacen(&self.url, base, 1)
     }
 }

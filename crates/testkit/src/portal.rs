@@ -163,10 +163,16 @@ pub async fn smtp_account(ts: &TestServer, key: &str, ws: &str, username: &str) 
 /// A server whose billing has one MigoSMTP plan, `mail` ("Mail Starter",
 /// 14 days of trial).
 pub async fn with_mail_plan() -> TestServer {
+    with_mail_plan_and(|_| {}).await
+}
+
+/// [`with_mail_plan`], with more of the configuration changed.
+pub async fn with_mail_plan_and(tweak: impl FnOnce(&mut rackwave::config::Config)) -> TestServer {
     crate::start_with(|c| {
         c.billing = billing_config(
             "[[billing.plans]]\nid = \"mail\"\nplatform = \"migosmtp\"\nname = \"Mail Starter\"\nprice_paise = 99900\ndaily_quota = 1000\ntrial_days = 14\n",
         );
+        tweak(c);
     })
     .await
 }

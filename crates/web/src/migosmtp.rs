@@ -269,8 +269,11 @@ fn message_table(id: &str, messages: &[MessageRow]) -> Markup {
     }
 }
 
-/// The message log: a search by recipient and status, and what it found.
-pub fn log(to: &str, status: &str, messages: &[MessageRow]) -> Markup {
+/// The message log: a search by recipient and status, what it found, and
+/// a link to older messages (`next`, a cursor) when there are more. A
+/// rare status is looked for in a bounded stretch of the log at a time,
+/// so a page may be short, or empty, and still have older ones.
+pub fn log(to: &str, status: &str, messages: &[MessageRow], next: Option<&str>) -> Markup {
     layout(
         "Message log",
         BRAND,
@@ -289,7 +292,14 @@ pub fn log(to: &str, status: &str, messages: &[MessageRow]) -> Markup {
                 button type="submit" { "Search" }
             }
             h2 id="found" { "Messages" }
-            (message_table("found", messages))
+            @if messages.is_empty() && next.is_some() {
+                p { "None among the newest messages looked at." }
+            } @else {
+                (message_table("found", messages))
+            }
+            @if let Some(cursor) = next {
+                p { a href={ "/migosmtp/messages?to=" (query_value(to)) "&status=" (query_value(status)) "&cursor=" (query_value(cursor)) } { "Older messages" } }
+            }
         },
     )
 }

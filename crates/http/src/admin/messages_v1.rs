@@ -140,6 +140,15 @@ pub(crate) async fn list(
 /// The listing for `q`: by `queue_id`, or a workspace's by recipient and
 /// status (the MigoSMTP API sets `workspace` to the key's).
 pub(crate) async fn list_in(state: &AppState, q: ListQuery) -> Result<MessageList, ApiError> {
+    list_scanning(state, q, rackwave_queue::LIST_SCAN_BUDGET).await
+}
+
+/// [`list_in`], examining at most `budget` entries of the log's index.
+pub(crate) async fn list_scanning(
+    state: &AppState,
+    q: ListQuery,
+    budget: usize,
+) -> Result<MessageList, ApiError> {
     let limit = page_limit(q.limit)?;
     let status = q
         .status
@@ -189,7 +198,9 @@ pub(crate) async fn list_in(state: &AppState, q: ListQuery) -> Result<MessageLis
         since_ms: time("since", &q.since)?,
         until_ms: time("until", &q.until)?,
     };
-    let page = state.spool.list(&filter, q.cursor.as_deref(), limit)?;
+    let page = state
+        .spool
+        .list_scanning(&filter, q.cursor.as_deref(), limit, budget)?;
     Ok(MessageList {
         messages: page.messages.iter().map(summary).collect(),
         next_cursor: page.next_cursor,

@@ -224,12 +224,24 @@ fn row(m: crate::admin::messages_v1::MessageSummary) -> rackwave_web::migosmtp::
 
 /// The workspace's messages, newest first, to `to` with `status` when
 /// given.
+/// How much of the log one page of a filtered search looks at: a rare
+/// status costs about 3.5 µs an entry (a record's fields read), so a page
+/// answers in about 10 ms and links to the next stretch (the API takes
+/// `LIST_SCAN_BUDGET` a call).
+const PAGE_SCAN_BUDGET: usize = 2_500;
+
+/// A page of the workspace's messages (newest first, from `cursor`), and
+/// where the next older page starts.
 async fn listed(
     state: &AppState,
     workspace: &str,
     to: Option<String>,
     status: Option<String>,
-) -> Vec<crate::admin::messages_v1::MessageSummary> {
+    cursor: Option<String>,
+) -> (
+    Vec<crate::admin::messages_v1::MessageSummary>,
+    Option<String>,
+) {
     let query = crate::admin::messages_v1::ListQuery {
         workspace: Some(workspace.to_string()),
         to,
@@ -239,12 +251,12 @@ async fn listed(
         tag: None,
         since: None,
         until: None,
-        cursor: None,
+        cursor,
         limit: Some(50),
     };
-    crate::admin::messages_v1::list_in(state, query)
+    crate::admin::messages_v1::list_scanning(state, query, PAGE_SCAN_BUDGET)
         .await
-        .map(|l| l.messages)
+        .map(|l| (l.messages, l.next_cursor))
         .unwrap_or_default()
 }
 
@@ -252,6 +264,8 @@ async fn listed(
 pub(crate) struct LogSearch {
     to: Option<String>,
     status: Option<String>,
+    /// Where an older page starts (from the previous page's link).
+    cursor: Option<String>,
 }
 
 /// The message log of the signed-in workspace: by recipient and status.
@@ -268,7 +282,8 @@ pub(crate) async fn migosmtp_log(
     let status = q
         .status
         .filter(|s| ["queued", "deferred", "delivered", "bounced"].contains(&s.as_str()));
-    let found = listed(&state, &s.workspace_id, to.clone(), status.clone()).await;
+    let cursor = q.cursor.filter(|c| !c.is_empty() && c.len() <= 256);
+    let (found, next) = listed(&state, &s.workspace_id, to.clone(), status.clone(), cursor).await;
     let rows: Vec<_> = found.into_iter().map(row).collect();
     page(
         StatusCode::OK,
@@ -276,6 +291,7 @@ pub(crate) async fn migosmtp_log(
             to.as_deref().unwrap_or_default(),
             status.as_deref().unwrap_or_default(),
             &rows,
+            next.as_deref(),
         ),
     )
 }
@@ -356,7 +372,7 @@ pub(crate) async fn migosmtp_dashboard(
         Err(r) => return r,
     };
     let (workspace, email) = names(&state, &s).await;
-    let messages = listed(&state, &s.workspace_id, None, None).await;
+    let (messages, _) = listed(&state, &s.workspace_id, None, None, None).await;
     // The last 30 UTC days' counts of the charted events (kept per day by
     // the event log, so this reads at most 30 × types entries).
     let today = state.clock.today();

@@ -389,22 +389,19 @@ pub(crate) async fn access_platform(
         return forbidden_form();
     }
     match state.sso.issue(&client.id, &subscription_id).await {
-        Ok((sso_token, platform)) => {
-            let base = state.sso_urls.platform(platform);
-            see_other(
-                &format!("{base}/{}/sso?token={sso_token}", platform.as_str()),
-                &[],
+        Ok((sso_token, platform)) => see_other(&state.sso_urls.landing(platform, &sso_token), &[]),
+        Err(e) => {
+            let e = crate::ApiError::from(e);
+            page(
+                e.status,
+                rackwave_web::refused(
+                    "Rackwave",
+                    "No access",
+                    &e.message,
+                    ("/portal/dashboard", "Back to the dashboard"),
+                ),
             )
         }
-        Err(e) => page(
-            StatusCode::NOT_FOUND,
-            rackwave_web::refused(
-                "Rackwave",
-                "No access",
-                &e.to_string(),
-                ("/portal/dashboard", "Back to the dashboard"),
-            ),
-        ),
     }
 }
 

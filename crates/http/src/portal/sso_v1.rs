@@ -1,5 +1,8 @@
-//! `POST /portal/v1/sso/validate`: a platform asks, server to server with
-//! its own secret, whether a sign-on token is good; the answer uses it up.
+//! Single sign-on through the API: `POST /portal/v1/sso` (Access Platform
+//! for a client's app: a one-use token in the platform's landing URL) and
+//! `POST /portal/v1/sso/validate` (a platform asks, server to server with
+//! its own secret, whether a sign-on token is good; the answer uses it
+//! up).
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -9,6 +12,7 @@ use rackwave_core::Platform;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::PortalClient;
 use crate::error::ErrorBody;
 use crate::extract::{bearer, ApiJson};
 use crate::{ApiError, AppState};
@@ -70,5 +74,41 @@ pub(crate) async fn validate(
         client_id: who.client_id,
         workspace_id: who.workspace_id,
         platform: platform.as_str().into(),
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Access {
+    /// One of the client's subscriptions with platform access (trial,
+    /// active or suspended).
+    pub(crate) subscription_id: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Landing {
+    /// The platform's sign-on URL with the one-use token (`?token=`),
+    /// good for `[sso] token_ttl_secs`.
+    pub(crate) redirect_url: String,
+}
+
+/// Access Platform: a one-use sign-on token for the subscription's
+/// workspace, in the URL to send the browser to.
+#[utoipa::path(post, operation_id = "portal_sso_access", path = "/portal/v1/sso",
+    tag = "portal", request_body = Access,
+    responses((status = 200, body = Landing), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("client_session" = [])))]
+pub(crate) async fn access(
+    State(state): State<AppState>,
+    who: PortalClient,
+    ApiJson(req): ApiJson<Access>,
+) -> Result<Json<Landing>, ApiError> {
+    let (token, platform) = state
+        .sso
+        .issue(&who.client.id, &req.subscription_id)
+        .await?;
+    Ok(Json(Landing {
+        redirect_url: state.sso_urls.landing(platform, &token),
     }))
 }
