@@ -132,6 +132,77 @@ pub struct StorageConfig {
     pub cache_mb: u64,
     /// Share fsyncs between concurrent transactions. Only benchmarks turn it off.
     pub group_commit: bool,
+    /// Where the shared state lives: `sled` (embedded, one node) or
+    /// `postgres` (several nodes; being built: `rackwave storage migrate`
+    /// prepares its databases, `serve` does not run on it yet).
+    pub backend: StorageBackend,
+    /// `[storage.postgres]`: one database per part, possibly the same.
+    pub postgres: PostgresSection,
+}
+
+/// `[storage] backend`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    #[default]
+    Sled,
+    Postgres,
+}
+
+/// `[storage.postgres]`: connection URLs (`postgres://user@host/db`, with
+/// `?sslmode=require` for TLS) of the portal's, MigoSMTP's and Telnxo's
+/// databases, which may name the same database.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostgresSection {
+    pub portal_url: Option<String>,
+    pub migosmtp_url: Option<String>,
+    pub telnxo_url: Option<String>,
+    /// Connections of each pool.
+    pub max_connections: usize,
+}
+
+impl Default for PostgresSection {
+    fn default() -> Self {
+        PostgresSection {
+            portal_url: None,
+            migosmtp_url: None,
+            telnxo_url: None,
+            max_connections: 16,
+        }
+    }
+}
+
+impl PostgresSection {
+    /// Each part's database URL (`portal`, `migosmtp`, `telnxo`), or what
+    /// is missing.
+    pub fn databases(&self) -> Result<Vec<(&'static str, &str)>, String> {
+        [
+            ("portal", &self.portal_url),
+            ("migosmtp", &self.migosmtp_url),
+            ("telnxo", &self.telnxo_url),
+        ]
+        .into_iter()
+        .map(|(part, url)| {
+            url.as_deref()
+                .filter(|u| !u.trim().is_empty())
+                .map(|u| (part, u))
+                .ok_or_else(|| format!("[storage.postgres] {part}_url is not set"))
+        })
+        .collect()
+    }
+}
+
+impl StorageConfig {
+    fn check(&self) -> Result<(), String> {
+        if self.backend == StorageBackend::Postgres {
+            self.postgres.databases()?;
+        }
+        if self.postgres.max_connections == 0 {
+            return Err("[storage.postgres] max_connections must be at least 1".into());
+        }
+        Ok(())
+    }
 }
 
 impl Default for StorageConfig {
@@ -140,6 +211,8 @@ impl Default for StorageConfig {
             path: PathBuf::from("data"),
             cache_mb: 64,
             group_commit: true,
+            backend: StorageBackend::Sled,
+            postgres: PostgresSection::default(),
         }
     }
 }
@@ -282,6 +355,7 @@ impl Config {
         })?;
         config.delivery.normalize();
         [
+            config.storage.check(),
             config.smtp.check(),
             config.delivery.check(),
             config.webhooks.check(),

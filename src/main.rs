@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use rackwave::cli::{BenchCommand, Cli, Command};
+use rackwave::cli::{BenchCommand, Cli, Command, StorageCommand};
 use rackwave::config::Config;
 
 /// mimalloc instead of the system allocator: the spool's writer thread and
@@ -74,19 +74,27 @@ async fn main() -> ExitCode {
                 }
             }
         }
-        Command::Admin(args) => match rackwave::cli::admin::run(args).await {
-            Ok(value) => {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&value).expect("JSON value serializes")
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Storage(StorageCommand::Migrate { config }) => {
+            print_json(rackwave::cli::storage::migrate(&config).await)
+        }
+        Command::Admin(args) => print_json(rackwave::cli::admin::run(args).await),
+    }
+}
+
+/// Prints a command's JSON answer, or its error; the exit code says which.
+fn print_json<E: std::fmt::Display>(answer: Result<serde_json::Value, E>) -> ExitCode {
+    match answer {
+        Ok(value) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&value).expect("JSON value serializes")
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

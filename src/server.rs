@@ -38,6 +38,10 @@ pub enum StartError {
     },
     #[error("opening the database in {path}: {source}")]
     Storage { path: PathBuf, source: StoreError },
+    /// `[storage] backend = "postgres"`: its schema and tenancy exist
+    /// (`rackwave storage migrate`), the store's operations on it not yet.
+    #[error("[storage] backend = \"postgres\" cannot serve yet: `rackwave storage migrate` prepares the databases; serve with backend = \"sled\" for now")]
+    BackendNotReady,
     #[error("opening the spool: {0}")]
     Spool(#[from] rackwave_queue::SpoolError),
     #[error("TLS: {0}")]
@@ -88,6 +92,9 @@ pub const TRACKING_KEY_FILE: &str = "tracking.key";
 
 impl Server {
     pub async fn start(config: Config, clock: Clock) -> Result<Server, StartError> {
+        if config.storage.backend == crate::config::StorageBackend::Postgres {
+            return Err(StartError::BackendNotReady);
+        }
         let data = config.storage.path.clone();
         std::fs::create_dir_all(&data).map_err(|source| StartError::DataDir {
             path: data.clone(),

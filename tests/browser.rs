@@ -160,6 +160,19 @@ async fn sign_up_start_a_trial_access_platform_and_read_the_log_in_chromium() {
         .screenshot(&shots.join("migosmtp-domains.png"))
         .await;
 
+    // Credentials: an API key made on the page, shown once.
+    c.goto(&format!("{}/migosmtp/credentials", ts.http))
+        .await
+        .unwrap();
+    click(&browser, "button[aria-label='Create API key']").await;
+    wait_for(&browser, "the new key", |_, html| {
+        html.contains("Your new API key") && html.contains("shown this once")
+    })
+    .await;
+    browser
+        .screenshot(&shots.join("migosmtp-credentials.png"))
+        .await;
+
     // Back, and back again: the browser's history never holds the sign-on
     // URL (it was a redirect), so going back reaches the portal, not a
     // token; and the URL itself, replayed, is refused: used once.
@@ -241,4 +254,16 @@ async fn sign_up_start_a_trial_access_platform_and_read_the_log_in_chromium() {
     })
     .await;
     browser.screenshot(&shots.join("portal-login.png")).await;
+
+    // The operator: the admin token, then the overview.
+    c.goto(&format!("{}/admin/login", ts.http)).await.unwrap();
+    type_into(&browser, "token", rackwave_testkit::ADMIN_TOKEN).await;
+    click(&browser, "form.stack button").await;
+    wait_for(&browser, "the operator's overview", |url, html| {
+        url.ends_with("/admin/")
+            && html.contains("Operator overview")
+            && html.contains("ada@example.test")
+    })
+    .await;
+    browser.screenshot(&shots.join("admin-overview.png")).await;
 }

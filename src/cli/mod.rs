@@ -1,6 +1,7 @@
 //! The command line: `rackwave serve` and `rackwave admin …`.
 
 pub mod admin;
+pub mod storage;
 
 use std::path::PathBuf;
 
@@ -29,6 +30,20 @@ pub enum Command {
     /// Load testing.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// The shared state's databases.
+    #[command(subcommand)]
+    Storage(StorageCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StorageCommand {
+    /// Brings the PostgreSQL databases of `[storage.postgres]` to this
+    /// binary's schema (each database once, however many parts share it);
+    /// refuses a database whose schema is newer.
+    Migrate {
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -30,6 +30,7 @@
 //! which generates the backend traits and the methods of [`Store`] and
 //! [`Txn`] from the same list.
 
+pub mod postgres;
 mod records;
 mod sled;
 pub mod sso;

@@ -17,6 +17,7 @@ pub mod dns;
 pub mod esl;
 pub mod graph;
 pub mod portal;
+pub mod postgres;
 pub mod receiver;
 pub mod smsc;
 pub mod watchdog;
