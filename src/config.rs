@@ -55,6 +55,48 @@ pub struct Config {
     pub notifications: rackwave_notifications::NotificationsConfig,
     pub telnxo: rackwave_telnxo::TelnxoConfig,
     pub sso: rackwave_billing::SsoConfig,
+    pub node: NodeConfig,
+}
+
+/// `[node]`: this node among several sharing one database.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// Its name in `Received:` fields, the metrics (`rackwave_node_info`)
+    /// and the log; unset: the machine's host name.
+    pub id: Option<String>,
+}
+
+impl NodeConfig {
+    /// The node's id: as configured, else the host name, else `node`.
+    pub fn id(&self) -> String {
+        self.id.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .ok()
+                .filter(|h| Self::valid(h))
+                .unwrap_or_else(|| "node".into())
+        })
+    }
+
+    /// Letters, digits, `.`, `-`, `_`; 1 to 64 of them (it goes into
+    /// header fields and metric labels as it is).
+    fn valid(id: &str) -> bool {
+        !id.is_empty()
+            && id.len() <= 64
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    }
+
+    fn check(&self) -> Result<(), String> {
+        match &self.id {
+            Some(id) if !Self::valid(id) => Err(format!(
+                "[node] id {id:?} must be 1 to 64 letters, digits, dots, dashes or underscores"
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// `[tracking]`: the links MigoSMTP puts in messages for their recipients
@@ -356,6 +398,7 @@ impl Config {
         config.delivery.normalize();
         [
             config.storage.check(),
+            config.node.check(),
             config.smtp.check(),
             config.delivery.check(),
             config.webhooks.check(),

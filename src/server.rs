@@ -95,6 +95,7 @@ impl Server {
         if config.storage.backend == crate::config::StorageBackend::Postgres {
             return Err(StartError::BackendNotReady);
         }
+        let node_id = config.node.id();
         let data = config.storage.path.clone();
         std::fs::create_dir_all(&data).map_err(|source| StartError::DataDir {
             path: data.clone(),
@@ -118,6 +119,11 @@ impl Server {
         )?;
         let mut registry = Registry::with_prefix("rackwave");
         registry.register_collector(Box::new(SpoolCollector(spool.clone())));
+        registry.register(
+            "node",
+            "This node ([node] id) among several sharing one database",
+            prometheus_client::metrics::info::Info::new(vec![("id", node_id.clone())]),
+        );
         let accounts = Accounts::new(store.clone(), clock.clone());
         // Before any listener: a suspended workspace sends nothing, from
         // the first connection on, and nothing it queued before goes out.
@@ -166,6 +172,7 @@ impl Server {
         let intake = Intake::new(
             IntakeConfig {
                 hostname: config.smtp.hostname.clone(),
+                node_id: node_id.clone(),
                 max_header_bytes: config.smtp.max_header_bytes,
             },
             rackwave_intake::Parts {
@@ -433,7 +440,7 @@ impl Server {
                 tracing::error!(error = %e, "HTTP server stopped");
             }
         });
-        tracing::info!(%smtp_addr, smtp_tls = ?smtp_tls_addr, inbound = ?inbound_addr, %http_addr, "rackwave listening");
+        tracing::info!(node = %node_id, %smtp_addr, smtp_tls = ?smtp_tls_addr, inbound = ?inbound_addr, %http_addr, "rackwave listening");
         Ok(Server {
             smtp_addr,
             smtp_tls_addr,

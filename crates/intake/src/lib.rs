@@ -71,7 +71,7 @@ impl Source {
         }
     }
 
-    fn received(&self, host: &str, queue_id: &str, date: &str) -> String {
+    fn received(&self, host: &str, node: &str, queue_id: &str, date: &str) -> String {
         match self {
             Source::Smtp {
                 helo,
@@ -85,15 +85,15 @@ impl Source {
                     (false, _) => "SMTP",
                 };
                 format!(
-                    "Received: from {} ([{peer}])\r\n\tby {host} (Rackwave) with {protocol}\r\n\tid {queue_id}; {date}\r\n",
+                    "Received: from {} ([{peer}])\r\n\tby {host} (Rackwave node {node}) with {protocol}\r\n\tid {queue_id}; {date}\r\n",
                     helo.replace(['\r', '\n'], "")
                 )
             }
             Source::Http { api_key_id } => format!(
-                "Received: from api key {api_key_id}\r\n\tby {host} (Rackwave) with HTTPS\r\n\tid {queue_id}; {date}\r\n"
+                "Received: from api key {api_key_id}\r\n\tby {host} (Rackwave node {node}) with HTTPS\r\n\tid {queue_id}; {date}\r\n"
             ),
             Source::Notification => {
-                format!("Received: by {host} (Rackwave notifications)\r\n\tid {queue_id}; {date}\r\n")
+                format!("Received: by {host} (Rackwave node {node}, notifications)\r\n\tid {queue_id}; {date}\r\n")
             }
         }
     }
@@ -320,6 +320,9 @@ impl Refusal {
 pub struct IntakeConfig {
     /// The name in `Received:` and generated `Message-ID:`s.
     pub hostname: String,
+    /// This node's id (`[node] id`), in `Received:` beside the host name:
+    /// of several nodes behind one name, which one took the message.
+    pub node_id: String,
     /// Largest header section accepted, in octets.
     pub max_header_bytes: usize,
 }
@@ -470,7 +473,11 @@ impl Intake {
         let host = &inner.config.hostname;
         let date = rfc5322(now);
         let mut message = Vec::with_capacity(sub.message.len() + 256);
-        message.extend_from_slice(sub.source.received(host, &queue_id, &date).as_bytes());
+        message.extend_from_slice(
+            sub.source
+                .received(host, &inner.config.node_id, &queue_id, &date)
+                .as_bytes(),
+        );
         if !fields.message_id {
             message.extend_from_slice(
                 format!("Message-ID: <{}.{queue_id}@{host}>\r\n", random_hex(8)).as_bytes(),

@@ -61,6 +61,7 @@ async fn rig(max_header_bytes: usize, policies: Vec<Arc<dyn Policy>>) -> Rig {
     let intake = Intake::new(
         IntakeConfig {
             hostname: HOST.into(),
+            node_id: "n1".into(),
             max_header_bytes,
         },
         Parts {
@@ -181,23 +182,23 @@ async fn each_source_stamps_its_own_trace_and_is_counted_by_source() {
     let cases = [
         (
             smtp(true, true),
-            "Received: from client.example ([192.0.2.7])\r\n\tby mx.rackwave.test (Rackwave) with ESMTPSA\r\n\tid ",
+            "Received: from client.example ([192.0.2.7])\r\n\tby mx.rackwave.test (Rackwave node n1) with ESMTPSA\r\n\tid ",
         ),
         (
             smtp(true, false),
-            "Received: from client.example ([192.0.2.7])\r\n\tby mx.rackwave.test (Rackwave) with ESMTPA\r\n\tid ",
+            "Received: from client.example ([192.0.2.7])\r\n\tby mx.rackwave.test (Rackwave node n1) with ESMTPA\r\n\tid ",
         ),
         (
             smtp(false, false),
-            "Received: from client.example ([192.0.2.7])\r\n\tby mx.rackwave.test (Rackwave) with SMTP\r\n\tid ",
+            "Received: from client.example ([192.0.2.7])\r\n\tby mx.rackwave.test (Rackwave node n1) with SMTP\r\n\tid ",
         ),
         (
             http("key_1234"),
-            "Received: from api key key_1234\r\n\tby mx.rackwave.test (Rackwave) with HTTPS\r\n\tid ",
+            "Received: from api key key_1234\r\n\tby mx.rackwave.test (Rackwave node n1) with HTTPS\r\n\tid ",
         ),
         (
             Source::Notification,
-            "Received: by mx.rackwave.test (Rackwave notifications)\r\n\tid ",
+            "Received: by mx.rackwave.test (Rackwave node n1, notifications)\r\n\tid ",
         ),
     ];
     for (source, received) in cases {
