@@ -4,14 +4,15 @@
 //! there with its timeline, add a sending domain and see its records; go
 //! back (no token in the history) and replay the sign-on URL (refused),
 //! let a sign-on link pass its expiry on the manual clock (refused); a
-//! form whose CSRF token was tampered with is refused. Screenshots of the
-//! main pages go to `docs/screenshots/` for the README.
+//! form whose CSRF token was tampered with is refused; a Telnxo trial and
+//! its dashboard; the operator's overview. Screenshots of the main pages
+//! go to `docs/screenshots/` for the README.
 
 use std::time::Duration;
 
 use rackwave_testkit::browser::{Browser, Hop};
 use rackwave_testkit::fantoccini::Locator;
-use rackwave_testkit::portal::{with_mail_plan_and, PASSWORD};
+use rackwave_testkit::portal::{billing_config, with_mail_plan_and, PASSWORD};
 use serde_json::json;
 
 async fn type_into(b: &Browser, id: &str, text: &str) {
@@ -54,7 +55,18 @@ async fn sign_up_start_a_trial_access_platform_and_read_the_log_in_chromium() {
     // the sign-on URL (a redirect keeps it out of the browser's history).
     let hop = Hop::start().await;
     let hop_url = hop.url.clone();
-    let ts = with_mail_plan_and(|c| c.sso.migosmtp_url = Some(hop_url)).await;
+    let ts = with_mail_plan_and(|c| {
+        c.sso.migosmtp_url = Some(hop_url);
+        // A Telnxo plan after the mail plan: the dashboard offers it once
+        // the mail trial has started.
+        c.billing.plans.extend(
+            billing_config(
+                "[[billing.plans]]\nid = \"talk\"\nplatform = \"telnxo\"\nname = \"Talk\"\nprice_paise = 10000\ntrial_days = 7\n",
+            )
+            .plans,
+        );
+    })
+    .await;
     hop.send_to(&ts.http);
     let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
     let c = &browser.client;
@@ -243,6 +255,65 @@ async fn sign_up_start_a_trial_access_platform_and_read_the_log_in_chromium() {
         .unwrap()
         .as_str()
         .contains("/migosmtp/"));
+
+    // A Telnxo trial from the dashboard; a number, an SMS and a WhatsApp
+    // message later, its dashboard through Access Platform.
+    c.goto(&format!("{}/portal/dashboard", ts.http))
+        .await
+        .unwrap();
+    click(&browser, "form[action='/portal/subscriptions'] button").await;
+    wait_for(&browser, "the Telnxo trial", |_, html| {
+        html.contains("Your Telnxo trial has started")
+    })
+    .await;
+    let html = c.source().await.unwrap();
+    let telnxo_key = html
+        .split("<code>")
+        .nth(1)
+        .and_then(|rest| rest.split("</code>").next())
+        .expect("the Telnxo key on the page")
+        .to_string();
+    let (_, subs) = ts.admin("GET", "/admin/v1/subscriptions", None).await;
+    let ws = subs["subscriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["platform"] == "telnxo")
+        .expect("the Telnxo subscription")["workspace_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let number = json!({"workspace_id": ws, "number": "+14155550100", "channels": ["sms", "whatsapp", "voice"]});
+    assert_eq!(
+        ts.admin("POST", "/telnxo/v1/numbers", Some(number)).await.0,
+        201
+    );
+    let sms = json!({"from": "+14155550100", "to": "+919876543210", "body": "Your code is 1234"});
+    let (s, v) = ts
+        .call(&telnxo_key, "POST", "/telnxo/v1/sms", Some(sms))
+        .await;
+    assert_eq!(s, 202, "{v}");
+    let inbound = json!({"channel": "whatsapp", "from": "+919812345670", "to": "+14155550100", "body": "Hi!"});
+    let (s, v) = ts
+        .call(
+            &telnxo_key,
+            "POST",
+            "/telnxo/v1/simulator/inbound",
+            Some(inbound),
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    c.goto(&format!("{}/portal/dashboard", ts.http))
+        .await
+        .unwrap();
+    click(&browser, "button[aria-label='Access Telnxo']").await;
+    wait_for(&browser, "the Telnxo dashboard", |url, html| {
+        url.ends_with("/telnxo/")
+            && html.contains("+919812345670")
+            && html.contains("+919876543210")
+    })
+    .await;
+    browser.screenshot(&shots.join("telnxo-overview.png")).await;
 
     // Log out: the login page again.
     c.goto(&format!("{}/portal/dashboard", ts.http))
