@@ -30,6 +30,16 @@ async fn click(b: &Browser, css: &str) {
         .unwrap();
 }
 
+/// The API key a trial's page shows once.
+async fn key_shown(b: &Browser) -> String {
+    let html = b.client.source().await.unwrap();
+    html.split("<code>")
+        .nth(1)
+        .and_then(|rest| rest.split("</code>").next())
+        .expect("the API key on the page")
+        .to_string()
+}
+
 async fn wait_for(b: &Browser, what: &str, ok: impl Fn(&str, &str) -> bool) {
     for _ in 0..100 {
         let url = b.client.current_url().await.unwrap().to_string();
@@ -95,13 +105,7 @@ async fn sign_up_start_a_trial_access_platform_and_read_the_log_in_chromium() {
         html.contains("trial has started")
     })
     .await;
-    let html = c.source().await.unwrap();
-    let key = html
-        .split("<code>")
-        .nth(1)
-        .and_then(|rest| rest.split("</code>").next())
-        .expect("the API key on the page")
-        .to_string();
+    let key = key_shown(&browser).await;
     c.goto(&format!("{}/portal/dashboard", ts.http))
         .await
         .unwrap();
@@ -266,13 +270,7 @@ async fn sign_up_start_a_trial_access_platform_and_read_the_log_in_chromium() {
         html.contains("Your Telnxo trial has started")
     })
     .await;
-    let html = c.source().await.unwrap();
-    let telnxo_key = html
-        .split("<code>")
-        .nth(1)
-        .and_then(|rest| rest.split("</code>").next())
-        .expect("the Telnxo key on the page")
-        .to_string();
+    let telnxo_key = key_shown(&browser).await;
     let (_, subs) = ts.admin("GET", "/admin/v1/subscriptions", None).await;
     let ws = subs["subscriptions"]
         .as_array()
