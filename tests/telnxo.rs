@@ -7,8 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rackwave_core::event::EventType;
-use rackwave_testkit::receiver::{Received, Receiver};
+use rackwave_testkit::receiver::{seed_event, Receiver};
 use rackwave_testkit::{start, TestServer};
 use serde_json::{json, Value};
 
@@ -60,37 +59,12 @@ async fn advance(ts: &TestServer, ms: i64) {
 /// Waits until the receiver has an event of `event` about `id` (message or
 /// call); it must be signed and carry every field of the seed.
 async fn event(ts: &TestServer, rx: &Receiver, path: &str, event: &str, id: &str) -> Value {
-    for _ in 0..100 {
-        let found = rx.received(path).into_iter().find(|r: &Received| {
-            r.body["event"] == event
-                && (r.body["data"]["message_id"] == id || r.body["data"]["call_id"] == id)
-        });
-        if let Some(r) = found {
-            assert!(
-                r.verified(),
-                "{event} not signed with the endpoint's secret"
-            );
-            assert_eq!(r.body["product"], "telnxo");
-            let t = EventType::parse(event).unwrap();
-            for field in t.fields() {
-                assert!(
-                    r.body["data"].get(field).is_some(),
-                    "{event} lacks {field}: {}",
-                    r.body
-                );
-            }
-            return r.body["data"].clone();
-        }
-        ts.server.as_ref().unwrap().events.kick();
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "no {event} for {id}; got {:?}",
-        rx.received(path)
-            .iter()
-            .map(|r| format!("{} {}", r.body["event"], r.body["data"]))
-            .collect::<Vec<_>>()
-    );
+    let body = seed_event(ts, rx, path, event, |d| {
+        d["message_id"] == id || d["call_id"] == id
+    })
+    .await;
+    assert_eq!(body["product"], "telnxo");
+    body["data"].clone()
 }
 
 async fn sms(ts: &TestServer, t: &Tenant, to: &str, body: &str) -> Value {

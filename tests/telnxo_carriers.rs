@@ -6,11 +6,10 @@
 
 use std::time::Duration;
 
-use rackwave_core::event::EventType;
 use rackwave_telnxo::ConnectorKind;
 use rackwave_testkit::esl::{EslServer, Outcome};
 use rackwave_testkit::graph::{self, GraphServer};
-use rackwave_testkit::receiver::Receiver;
+use rackwave_testkit::receiver::{seed_event, Receiver};
 use rackwave_testkit::smsc::{Smsc, SmscOptions};
 use rackwave_testkit::TestServer;
 use serde_json::{json, Value};
@@ -52,32 +51,7 @@ async fn event(
     field: &str,
     value: &str,
 ) -> Value {
-    for _ in 0..200 {
-        if let Some(r) = rx
-            .received(path)
-            .into_iter()
-            .find(|r| r.body["event"] == event && r.body["data"][field] == value)
-        {
-            assert!(r.verified(), "{event} unsigned");
-            for f in EventType::parse(event).unwrap().fields() {
-                assert!(
-                    r.body["data"].get(f).is_some(),
-                    "{event} lacks {f}: {}",
-                    r.body
-                );
-            }
-            return r.body["data"].clone();
-        }
-        ts.server.as_ref().unwrap().events.kick();
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!(
-        "no {event} with {field} = {value}; got {:?}",
-        rx.received(path)
-            .iter()
-            .map(|r| r.body.to_string())
-            .collect::<Vec<_>>()
-    );
+    seed_event(ts, rx, path, event, |d| d[field] == value).await["data"].clone()
 }
 
 fn count(rx: &Receiver, path: &str, event: &str, id: &str) -> usize {

@@ -278,3 +278,46 @@ impl Receiver {
         }
     }
 }
+
+/// Waits (kicking the server's webhook outbox) for the first event
+/// `event` at `path` whose data `matches`; checks that it is signed with
+/// the endpoint's secret and carries every field the seed lists for its
+/// type; its data.
+pub async fn seed_event(
+    ts: &crate::TestServer,
+    rx: &Receiver,
+    path: &str,
+    event: &str,
+    matches: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    for _ in 0..200 {
+        let found = rx
+            .received(path)
+            .into_iter()
+            .find(|r| r.body["event"] == event && matches(&r.body["data"]));
+        if let Some(r) = found {
+            assert!(
+                r.verified(),
+                "{event} not signed with the endpoint's secret"
+            );
+            let t = rackwave_core::event::EventType::parse(event).expect("an event type");
+            for field in t.fields() {
+                assert!(
+                    r.body["data"].get(field).is_some(),
+                    "{event} lacks {field}: {}",
+                    r.body
+                );
+            }
+            return r.body.clone();
+        }
+        ts.server.as_ref().unwrap().events.kick();
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!(
+        "no matching {event}; got {:?}",
+        rx.received(path)
+            .iter()
+            .map(|r| format!("{} {}", r.body["event"], r.body["data"]))
+            .collect::<Vec<_>>()
+    );
+}
