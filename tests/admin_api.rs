@@ -596,6 +596,43 @@ async fn admin_cli_performs_the_same_calls() {
     });
     assert!(ok);
     assert!(out.contains("rw_migosmtp_"));
+    // Telnxo numbers: provisioned with their channels, refused for a
+    // channel that does not exist, released.
+    let (ok, out, err) = tokio::task::block_in_place(|| {
+        cli(&[
+            "numbers",
+            "provision",
+            "--workspace",
+            &ws_id,
+            "--channels",
+            "sms,whatsapp",
+            "+14155550100",
+        ])
+    });
+    assert!(ok, "{err}");
+    let number: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(number["number"], "+14155550100");
+    assert_eq!(number["channels"], serde_json::json!(["sms", "whatsapp"]));
+    let (ok, _, err) = tokio::task::block_in_place(|| {
+        cli(&[
+            "numbers",
+            "provision",
+            "--workspace",
+            &ws_id,
+            "--channels",
+            "fax",
+            "+14155550101",
+        ])
+    });
+    assert!(!ok && err.contains("422"), "{err}");
+    let (ok, _, err) = tokio::task::block_in_place(|| {
+        cli(&["numbers", "release", "--workspace", &ws_id, "+14155550100"])
+    });
+    assert!(ok, "{err}");
+    let (ok, _, err) = tokio::task::block_in_place(|| {
+        cli(&["numbers", "release", "--workspace", &ws_id, "+14155550100"])
+    });
+    assert!(!ok && err.contains("404"), "released once: {err}");
     let (ok, out, _) = tokio::task::block_in_place(|| cli(&["queue"]));
     assert!(ok);
     assert!(out.contains("\"depth\""));

@@ -63,6 +63,29 @@ pub enum AdminCommand {
     /// The billing cycle.
     #[command(subcommand)]
     Billing(BillingCmd),
+    /// Telnxo numbers and sender ids of workspaces.
+    #[command(subcommand)]
+    Numbers(NumbersCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NumbersCmd {
+    /// Gives a number (E.164, or an alphanumeric sender id for SMS) to a
+    /// workspace; again for the same workspace, changes its channels.
+    Provision {
+        #[arg(long)]
+        workspace: String,
+        /// sms, whatsapp, voice (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "sms")]
+        channels: Vec<String>,
+        number: String,
+    },
+    /// Takes a number back from a workspace.
+    Release {
+        #[arg(long)]
+        workspace: String,
+        number: String,
+    },
 }
 
 /// Paging of a listing.
@@ -778,6 +801,24 @@ fn request_for(cmd: &AdminCommand) -> (reqwest::Method, String, Option<Value>) {
                 "/admin/v1/workspaces/{}/api-keys/{}",
                 enc(workspace),
                 enc(id)
+            ),
+            None,
+        ),
+        AdminCommand::Numbers(NumbersCmd::Provision {
+            workspace,
+            channels,
+            number,
+        }) => (
+            Method::POST,
+            "/telnxo/v1/numbers".into(),
+            Some(json!({"workspace_id": workspace, "number": number, "channels": channels})),
+        ),
+        AdminCommand::Numbers(NumbersCmd::Release { workspace, number }) => (
+            Method::DELETE,
+            format!(
+                "/telnxo/v1/numbers/{}{}",
+                enc(number),
+                query(&[("workspace_id", Some(workspace.clone()))])
             ),
             None,
         ),
