@@ -598,32 +598,24 @@ async fn admin_cli_performs_the_same_calls() {
     assert!(out.contains("rw_migosmtp_"));
     // Telnxo numbers: provisioned with their channels, refused for a
     // channel that does not exist, released.
-    let (ok, out, err) = tokio::task::block_in_place(|| {
-        cli(&[
+    let provision = |channels: &str, number: &str| {
+        let args = [
             "numbers",
             "provision",
             "--workspace",
             &ws_id,
             "--channels",
-            "sms,whatsapp",
-            "+14155550100",
-        ])
-    });
+            channels,
+            number,
+        ];
+        tokio::task::block_in_place(|| cli(&args))
+    };
+    let (ok, out, err) = provision("sms,whatsapp", "+14155550100");
     assert!(ok, "{err}");
     let number: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(number["number"], "+14155550100");
     assert_eq!(number["channels"], serde_json::json!(["sms", "whatsapp"]));
-    let (ok, _, err) = tokio::task::block_in_place(|| {
-        cli(&[
-            "numbers",
-            "provision",
-            "--workspace",
-            &ws_id,
-            "--channels",
-            "fax",
-            "+14155550101",
-        ])
-    });
+    let (ok, _, err) = provision("fax", "+14155550101");
     assert!(!ok && err.contains("422"), "{err}");
     let (ok, _, err) = tokio::task::block_in_place(|| {
         cli(&["numbers", "release", "--workspace", &ws_id, "+14155550100"])
