@@ -401,6 +401,7 @@ pub fn router(state: AppState, limits: BodyLimits) -> axum::Router {
         state.clock.clone(),
     ));
     use axum::routing::{get, post};
+    use pages::platform::{Migo, Tel};
     // Pages: HTML, outside the OpenAPI document.
     let pages = axum::Router::new()
         .route(
@@ -505,7 +506,7 @@ pub fn router(state: AppState, limits: BodyLimits) -> axum::Router {
         .route("/telnxo/", get(pages::platform::telnxo_dashboard))
         .route(
             "/migosmtp/webhooks",
-            get(pages::platform::migosmtp_webhooks).post(pages::platform::migosmtp_add_webhook),
+            get(pages::platform::webhooks::<Migo>).post(pages::platform::add_webhook::<Migo>),
         )
         .route(
             "/migosmtp/suppressions",
@@ -521,7 +522,7 @@ pub fn router(state: AppState, limits: BodyLimits) -> axum::Router {
         )
         .route(
             "/telnxo/webhooks",
-            get(pages::platform::telnxo_webhooks).post(pages::platform::telnxo_add_webhook),
+            get(pages::platform::webhooks::<Tel>).post(pages::platform::add_webhook::<Tel>),
         )
         .route(
             "/telnxo/messages/{id}",
@@ -530,11 +531,11 @@ pub fn router(state: AppState, limits: BodyLimits) -> axum::Router {
         .route("/telnxo/calls/{id}", get(pages::platform::telnxo_call))
         .route(
             "/migosmtp/webhooks/{endpoint}/deliveries/{delivery}/resend",
-            post(pages::platform::migosmtp_resend),
+            post(pages::platform::resend::<Migo>),
         )
         .route(
             "/telnxo/webhooks/{endpoint}/deliveries/{delivery}/resend",
-            post(pages::platform::telnxo_resend),
+            post(pages::platform::resend::<Tel>),
         )
         .route(rackwave_web::STYLESHEET_PATH, get(pages::stylesheet))
         .route(rackwave_web::SCRIPT_PATH, get(pages::script))

@@ -158,6 +158,103 @@ async fn validate(
     ))
 }
 
+/// The platform a page belongs to (the type parameter of [`Signed`] and
+/// [`SignedForm`]).
+pub(crate) trait OnPlatform: Send + Sync + 'static {
+    const PLATFORM: Platform;
+}
+
+pub(crate) struct Migo;
+pub(crate) struct Tel;
+
+impl OnPlatform for Migo {
+    const PLATFORM: Platform = Platform::Migosmtp;
+}
+
+impl OnPlatform for Tel {
+    const PLATFORM: Platform = Platform::Telnxo;
+}
+
+/// A page of a platform's signed-in workspace: its session and the CSRF
+/// token of the page's forms. Without a session the handler never runs:
+/// the answer is the "not signed in" page.
+pub(crate) struct Signed<P> {
+    pub(crate) session: PlatformSession,
+    pub(crate) csrf: String,
+    platform: std::marker::PhantomData<P>,
+}
+
+impl<P: OnPlatform> axum::extract::FromRequestParts<AppState> for Signed<P> {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Response> {
+        let (session, csrf) = session_with_csrf(state, &parts.headers, P::PLATFORM).await?;
+        Ok(Signed {
+            session,
+            csrf,
+            platform: std::marker::PhantomData,
+        })
+    }
+}
+
+/// A form that carries its CSRF token in the `_csrf` field.
+pub(crate) trait CarriesCsrf {
+    fn csrf(&self) -> Option<&str>;
+}
+
+/// A form posted by a platform's signed-in workspace, its CSRF token
+/// checked: otherwise the handler never runs and the answer is the
+/// refusal (nothing changed).
+pub(crate) struct SignedForm<P, F> {
+    pub(crate) session: PlatformSession,
+    pub(crate) csrf: String,
+    pub(crate) form: F,
+    platform: std::marker::PhantomData<P>,
+}
+
+impl<P, F> axum::extract::FromRequest<AppState> for SignedForm<P, F>
+where
+    P: OnPlatform,
+    F: serde::de::DeserializeOwned + CarriesCsrf + Send + 'static,
+{
+    type Rejection = Response;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        state: &AppState,
+    ) -> Result<Self, Response> {
+        use axum::extract::FromRequestParts;
+        use axum::response::IntoResponse;
+        let (mut parts, body) = request.into_parts();
+        let signed = Signed::<P>::from_request_parts(&mut parts, state).await?;
+        let axum::Form(form) =
+            axum::Form::<F>::from_request(axum::extract::Request::from_parts(parts, body), state)
+                .await
+                .map_err(IntoResponse::into_response)?;
+        if !super::csrf_ok(form.csrf(), &signed.csrf) {
+            return Err(forged(P::PLATFORM));
+        }
+        Ok(SignedForm {
+            session: signed.session,
+            csrf: signed.csrf,
+            form,
+            platform: std::marker::PhantomData,
+        })
+    }
+}
+
+/// A form without its CSRF token (or with another's).
+fn forged(platform: Platform) -> Response {
+    refused(
+        platform,
+        StatusCode::FORBIDDEN,
+        "This form expired or did not come from this site (its CSRF token is missing or wrong). Nothing was changed.",
+    )
+}
+
 /// The platform session of a request with its CSRF token (for its
 /// forms), or where to go instead.
 async fn session_with_csrf(
@@ -271,13 +368,9 @@ pub(crate) struct LogSearch {
 /// The message log of the signed-in workspace: by recipient and status.
 pub(crate) async fn migosmtp_log(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Signed { session: s, .. }: Signed<Migo>,
     Query(q): Query<LogSearch>,
 ) -> Response {
-    let s = match session(&state, &headers, Platform::Migosmtp).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let to = q.to.filter(|t| !t.trim().is_empty());
     let status = q
         .status
@@ -300,13 +393,9 @@ pub(crate) async fn migosmtp_log(
 /// workspace's is not found).
 pub(crate) async fn migosmtp_message(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Signed { session: s, .. }: Signed<Migo>,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Response {
-    let s = match session(&state, &headers, Platform::Migosmtp).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let record = state
         .spool
         .get(&id)
@@ -365,12 +454,8 @@ pub(crate) async fn migosmtp_message(
 /// The MigoSMTP dashboard of the signed-in workspace.
 pub(crate) async fn migosmtp_dashboard(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Signed { session: s, .. }: Signed<Migo>,
 ) -> Response {
-    let s = match session(&state, &headers, Platform::Migosmtp).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let (workspace, email) = names(&state, &s).await;
     let (messages, _) = listed(&state, &s.workspace_id, None, None, None).await;
     // The last 30 UTC days' counts of the charted events (kept per day by
@@ -410,12 +495,8 @@ pub(crate) async fn migosmtp_dashboard(
 /// The Telnxo dashboard of the signed-in workspace.
 pub(crate) async fn telnxo_dashboard(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Signed { session: s, .. }: Signed<Tel>,
 ) -> Response {
-    let s = match session(&state, &headers, Platform::Telnxo).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let (workspace, email) = names(&state, &s).await;
     let ws = &s.workspace_id;
     let numbers = state.telnxo.numbers(ws).await.unwrap_or_default();
@@ -501,12 +582,10 @@ pub(crate) async fn telnxo_dashboard(
 /// The signed-in workspace's sending domains with their records.
 pub(crate) async fn migosmtp_domains(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Signed {
+        session: s, csrf, ..
+    }: Signed<Migo>,
 ) -> Response {
-    let (s, csrf) = match session_with_csrf(&state, &headers, Platform::Migosmtp).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let domains = state
         .domains
         .list(&s.workspace_id)
@@ -545,6 +624,30 @@ pub(crate) struct CsrfForm {
     csrf: Option<String>,
 }
 
+impl CarriesCsrf for CsrfForm {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
+    }
+}
+
+impl CarriesCsrf for NewDomainForm {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
+    }
+}
+
+impl CarriesCsrf for NewAccountForm {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
+    }
+}
+
+impl CarriesCsrf for super::webhooks::NewEndpointForm {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
+    }
+}
+
 #[derive(Deserialize)]
 pub(crate) struct NewDomainForm {
     domain: String,
@@ -556,13 +659,12 @@ pub(crate) struct NewDomainForm {
 /// shows its records to publish.
 pub(crate) async fn migosmtp_add_domain(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    axum::Form(f): axum::Form<NewDomainForm>,
+    SignedForm {
+        session: s,
+        form: f,
+        ..
+    }: SignedForm<Migo, NewDomainForm>,
 ) -> Response {
-    let (s, _) = match form_session(&state, &headers, f.csrf.as_deref()).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let added = state
         .domains
         .add(
@@ -579,14 +681,9 @@ pub(crate) async fn migosmtp_add_domain(
 /// Verify: looks the domain's records up, then back to the list.
 pub(crate) async fn migosmtp_verify(
     State(state): State<AppState>,
-    headers: HeaderMap,
     axum::extract::Path(domain): axum::extract::Path<String>,
-    axum::Form(form): axum::Form<CsrfForm>,
+    SignedForm { session: s, .. }: SignedForm<Migo, CsrfForm>,
 ) -> Response {
-    let (s, _) = match form_session(&state, &headers, form.csrf.as_deref()).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     back(
         Platform::Migosmtp,
         "/migosmtp/domains",
@@ -657,42 +754,16 @@ pub(crate) struct NewAccountForm {
     csrf: Option<String>,
 }
 
-/// The session and a form's checked CSRF token, or the refusal.
-async fn form_session(
-    state: &AppState,
-    headers: &HeaderMap,
-    given: Option<&str>,
-) -> Result<(PlatformSession, String), Response> {
-    form_session_of(state, headers, given, Platform::Migosmtp).await
-}
-
-async fn form_session_of(
-    state: &AppState,
-    headers: &HeaderMap,
-    given: Option<&str>,
-    platform: Platform,
-) -> Result<(PlatformSession, String), Response> {
-    let (s, csrf) = session_with_csrf(state, headers, platform).await?;
-    if !super::csrf_ok(given, &csrf) {
-        return Err(refused(
-            platform,
-            StatusCode::FORBIDDEN,
-            "This form expired or did not come from this site (its CSRF token is missing or wrong). Nothing was changed.",
-        ));
-    }
-    Ok((s, csrf))
-}
-
 /// Creates an SMTP account: its password is shown once.
 pub(crate) async fn migosmtp_create_account(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    axum::Form(f): axum::Form<NewAccountForm>,
+    SignedForm {
+        session: s,
+        csrf,
+        form: f,
+        ..
+    }: SignedForm<Migo, NewAccountForm>,
 ) -> Response {
-    let (s, csrf) = match form_session(&state, &headers, f.csrf.as_deref()).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let password = rackwave_core::random_hex(16);
     match state
         .accounts
@@ -721,14 +792,9 @@ pub(crate) async fn migosmtp_create_account(
 /// Deletes an SMTP account of the workspace.
 pub(crate) async fn migosmtp_delete_account(
     State(state): State<AppState>,
-    headers: HeaderMap,
     axum::extract::Path(username): axum::extract::Path<String>,
-    axum::Form(f): axum::Form<CsrfForm>,
+    SignedForm { session: s, .. }: SignedForm<Migo, CsrfForm>,
 ) -> Response {
-    let (s, _) = match form_session(&state, &headers, f.csrf.as_deref()).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     back(
         Platform::Migosmtp,
         "/migosmtp/credentials",
@@ -740,13 +806,10 @@ pub(crate) async fn migosmtp_delete_account(
 /// Creates an API key: shown once.
 pub(crate) async fn migosmtp_create_key(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    axum::Form(f): axum::Form<CsrfForm>,
+    SignedForm {
+        session: s, csrf, ..
+    }: SignedForm<Migo, CsrfForm>,
 ) -> Response {
-    let (s, csrf) = match form_session(&state, &headers, f.csrf.as_deref()).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     match state
         .accounts
         .create_api_key(&s.workspace_id, Platform::Migosmtp)
@@ -774,14 +837,9 @@ pub(crate) async fn migosmtp_create_key(
 /// Revokes an API key of the workspace.
 pub(crate) async fn migosmtp_revoke_key(
     State(state): State<AppState>,
-    headers: HeaderMap,
     axum::extract::Path(id): axum::extract::Path<String>,
-    axum::Form(f): axum::Form<CsrfForm>,
+    SignedForm { session: s, .. }: SignedForm<Migo, CsrfForm>,
 ) -> Response {
-    let (s, _) = match form_session(&state, &headers, f.csrf.as_deref()).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     back(
         Platform::Migosmtp,
         "/migosmtp/credentials",
@@ -814,98 +872,47 @@ fn nav_of(platform: Platform) -> Vec<rackwave_web::NavLink<'static>> {
 }
 
 /// A platform's webhooks page: its endpoints and their latest deliveries.
-async fn webhooks(state: &AppState, headers: &HeaderMap, platform: Platform) -> Response {
-    let (s, csrf) = match session_with_csrf(state, headers, platform).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let (base, nav) = (format!("/{}", platform.as_str()), nav_of(platform));
-    let owner = webhook_owner(platform, &s.workspace_id, &base, &nav);
-    super::webhooks::show(state, &owner, &csrf, StatusCode::OK, None).await
-}
-
-pub(crate) async fn migosmtp_webhooks(
+pub(crate) async fn webhooks<P: OnPlatform>(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Signed {
+        session: s, csrf, ..
+    }: Signed<P>,
 ) -> Response {
-    webhooks(&state, &headers, Platform::Migosmtp).await
-}
-
-pub(crate) async fn telnxo_webhooks(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    webhooks(&state, &headers, Platform::Telnxo).await
+    let (base, nav) = (format!("/{}", P::PLATFORM.as_str()), nav_of(P::PLATFORM));
+    let owner = webhook_owner(P::PLATFORM, &s.workspace_id, &base, &nav);
+    super::webhooks::show(&state, &owner, &csrf, StatusCode::OK, None).await
 }
 
 /// Adds an endpoint: the page again with its secret, shown once.
-async fn add_webhook(
-    state: &AppState,
-    headers: &HeaderMap,
-    platform: Platform,
-    form: super::webhooks::NewEndpointForm,
+pub(crate) async fn add_webhook<P: OnPlatform>(
+    State(state): State<AppState>,
+    SignedForm {
+        session: s,
+        csrf,
+        form,
+        ..
+    }: SignedForm<P, super::webhooks::NewEndpointForm>,
 ) -> Response {
-    let (s, csrf) = match form_session_of(state, headers, form.csrf.as_deref(), platform).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let (base, nav) = (format!("/{}", platform.as_str()), nav_of(platform));
-    let owner = webhook_owner(platform, &s.workspace_id, &base, &nav);
-    match super::webhooks::add(state, &owner, &csrf, form).await {
+    let (base, nav) = (format!("/{}", P::PLATFORM.as_str()), nav_of(P::PLATFORM));
+    let owner = webhook_owner(P::PLATFORM, &s.workspace_id, &base, &nav);
+    match super::webhooks::add(&state, &owner, &csrf, form).await {
         Ok(r) => r,
-        Err(e) => refused(platform, e.status, &e.message),
+        Err(e) => refused(P::PLATFORM, e.status, &e.message),
     }
-}
-
-pub(crate) async fn migosmtp_add_webhook(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    axum::Form(f): axum::Form<super::webhooks::NewEndpointForm>,
-) -> Response {
-    add_webhook(&state, &headers, Platform::Migosmtp, f).await
-}
-
-pub(crate) async fn telnxo_add_webhook(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    axum::Form(f): axum::Form<super::webhooks::NewEndpointForm>,
-) -> Response {
-    add_webhook(&state, &headers, Platform::Telnxo, f).await
 }
 
 /// Resend: the delivery goes again now, then back to the page.
-async fn resend(
-    state: &AppState,
-    headers: &HeaderMap,
-    platform: Platform,
-    ids: (String, String),
-    given: Option<&str>,
+pub(crate) async fn resend<P: OnPlatform>(
+    State(state): State<AppState>,
+    axum::extract::Path(ids): axum::extract::Path<(String, String)>,
+    SignedForm { session: s, .. }: SignedForm<P, CsrfForm>,
 ) -> Response {
-    let (s, _) = match form_session_of(state, headers, given, platform).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let (base, nav) = (format!("/{}", platform.as_str()), nav_of(platform));
-    let owner = webhook_owner(platform, &s.workspace_id, &base, &nav);
-    match super::webhooks::resend(state, &owner, ids).await {
+    let (base, nav) = (format!("/{}", P::PLATFORM.as_str()), nav_of(P::PLATFORM));
+    let owner = webhook_owner(P::PLATFORM, &s.workspace_id, &base, &nav);
+    match super::webhooks::resend(&state, &owner, ids).await {
         Ok(r) => r,
-        Err(e) => refused(platform, e.status, &e.message),
+        Err(e) => refused(P::PLATFORM, e.status, &e.message),
     }
-}
-
-pub(crate) async fn migosmtp_resend(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    axum::extract::Path(ids): axum::extract::Path<(String, String)>,
-    axum::Form(f): axum::Form<CsrfForm>,
-) -> Response {
-    resend(&state, &headers, Platform::Migosmtp, ids, f.csrf.as_deref()).await
-}
-
-pub(crate) async fn telnxo_resend(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    axum::extract::Path(ids): axum::extract::Path<(String, String)>,
-    axum::Form(f): axum::Form<CsrfForm>,
-) -> Response {
-    resend(&state, &headers, Platform::Telnxo, ids, f.csrf.as_deref()).await
 }
 
 fn telnxo_row(
@@ -971,13 +978,9 @@ fn not_found(platform: Platform, what: &str) -> Response {
 /// A Telnxo message of the signed-in workspace with its timeline.
 pub(crate) async fn telnxo_message(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Signed { session: s, .. }: Signed<Tel>,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Response {
-    let s = match session(&state, &headers, Platform::Telnxo).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let Ok(m) = state.telnxo.message(&s.workspace_id, &id).await else {
         return not_found(Platform::Telnxo, "message");
     };
@@ -1002,13 +1005,9 @@ pub(crate) async fn telnxo_message(
 /// A call of the signed-in workspace with its timeline.
 pub(crate) async fn telnxo_call(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Signed { session: s, .. }: Signed<Tel>,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Response {
-    let s = match session(&state, &headers, Platform::Telnxo).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let Ok(c) = state.telnxo.call(&s.workspace_id, &id).await else {
         return not_found(Platform::Telnxo, "call");
     };
@@ -1095,14 +1094,9 @@ pub(crate) struct RemoveQuery {
 /// Removes an address from the list.
 pub(crate) async fn migosmtp_unsuppress(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Query(q): Query<RemoveQuery>,
-    axum::Form(f): axum::Form<CsrfForm>,
+    SignedForm { session: s, .. }: SignedForm<Migo, CsrfForm>,
 ) -> Response {
-    let (s, _) = match form_session(&state, &headers, f.csrf.as_deref()).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     match state.suppressions.remove(&s.workspace_id, &q.address).await {
         Ok(_) => see_other("/migosmtp/suppressions", &[]),
         Err(e) => refused(
@@ -1168,17 +1162,18 @@ impl ImportForm {
 /// taken and skipped.
 pub(crate) async fn migosmtp_import(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Signed {
+        session: s, csrf, ..
+    }: Signed<Migo>,
     request: axum::extract::Request,
 ) -> Response {
     let f = match ImportForm::read(request, &state).await {
         Ok(f) => f,
         Err(e) => return refused(Platform::Migosmtp, StatusCode::BAD_REQUEST, &e),
     };
-    let (s, csrf) = match form_session(&state, &headers, f.csrf.as_deref()).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    if !super::csrf_ok(f.csrf.as_deref(), &csrf) {
+        return forged(Platform::Migosmtp);
+    }
     if f.csv.trim().is_empty() {
         return refused(
             Platform::Migosmtp,
