@@ -64,6 +64,25 @@ pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
+/// A form that carries its CSRF token in its `_csrf` field (`csrf`), as
+/// the form extractors (`platform::SignedForm`, `portal::ClientForm`)
+/// check it.
+pub(crate) trait CarriesCsrf {
+    fn csrf(&self) -> Option<&str>;
+}
+
+/// Implements [`CarriesCsrf`] for forms with a `csrf: Option<String>`.
+macro_rules! carries_csrf {
+    ($($form:ty),+) => {
+        $(impl $crate::pages::CarriesCsrf for $form {
+            fn csrf(&self) -> Option<&str> {
+                self.csrf.as_deref()
+            }
+        })+
+    };
+}
+pub(crate) use carries_csrf;
+
 /// Whether a form's CSRF field matches what it must (constant time).
 pub(crate) fn csrf_ok(given: Option<&str>, want: &str) -> bool {
     let given = given.unwrap_or_default();

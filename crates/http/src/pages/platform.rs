@@ -200,11 +200,6 @@ impl<P: OnPlatform> axum::extract::FromRequestParts<AppState> for Signed<P> {
     }
 }
 
-/// A form that carries its CSRF token in the `_csrf` field.
-pub(crate) trait CarriesCsrf {
-    fn csrf(&self) -> Option<&str>;
-}
-
 /// A form posted by a platform's signed-in workspace, its CSRF token
 /// checked: otherwise the handler never runs and the answer is the
 /// refusal (nothing changed).
@@ -218,7 +213,7 @@ pub(crate) struct SignedForm<P, F> {
 impl<P, F> axum::extract::FromRequest<AppState> for SignedForm<P, F>
 where
     P: OnPlatform,
-    F: serde::de::DeserializeOwned + CarriesCsrf + Send + 'static,
+    F: serde::de::DeserializeOwned + super::CarriesCsrf + Send + 'static,
 {
     type Rejection = Response;
 
@@ -624,29 +619,7 @@ pub(crate) struct CsrfForm {
     csrf: Option<String>,
 }
 
-impl CarriesCsrf for CsrfForm {
-    fn csrf(&self) -> Option<&str> {
-        self.csrf.as_deref()
-    }
-}
-
-impl CarriesCsrf for NewDomainForm {
-    fn csrf(&self) -> Option<&str> {
-        self.csrf.as_deref()
-    }
-}
-
-impl CarriesCsrf for NewAccountForm {
-    fn csrf(&self) -> Option<&str> {
-        self.csrf.as_deref()
-    }
-}
-
-impl CarriesCsrf for super::webhooks::NewEndpointForm {
-    fn csrf(&self) -> Option<&str> {
-        self.csrf.as_deref()
-    }
-}
+super::carries_csrf!(CsrfForm, NewDomainForm, NewAccountForm);
 
 #[derive(Deserialize)]
 pub(crate) struct NewDomainForm {

@@ -130,13 +130,10 @@ pub(crate) struct PlanForm {
 /// key is shown once.
 pub(crate) async fn start_trial(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(f): Form<PlanForm>,
+    ClientForm {
+        client, form: f, ..
+    }: ClientForm<PlanForm>,
 ) -> Response {
-    let client = match form_client(&state, &headers, f.csrf.as_deref()).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let Some(plan) = state
         .billing
         .config()
@@ -498,20 +495,39 @@ pub(crate) async fn reset_password(
     }
 }
 
-/// The signed-in client and the CSRF token a form had to carry, or where
-/// to go instead.
-async fn form_client(
-    state: &AppState,
-    headers: &HeaderMap,
-    given: Option<&str>,
-) -> Result<Client, Response> {
-    let Some((client, token)) = signed_in(state, headers).await else {
-        return Err(see_other("/portal/login", &[]));
-    };
-    if !csrf_ok(given, &csrf_token(&token)) {
-        return Err(forbidden_form());
+/// A form posted by the signed-in client, its CSRF token checked: else
+/// the handler never runs (not signed in: to the login page; a wrong or
+/// missing token: the refusal, nothing changed).
+pub(crate) struct ClientForm<F> {
+    pub(crate) client: Client,
+    /// The session's CSRF token, for a page shown again.
+    pub(crate) csrf: String,
+    pub(crate) form: F,
+}
+
+impl<F> axum::extract::FromRequest<AppState> for ClientForm<F>
+where
+    F: serde::de::DeserializeOwned + super::CarriesCsrf + Send + 'static,
+{
+    type Rejection = Response;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        state: &AppState,
+    ) -> Result<Self, Response> {
+        use axum::response::IntoResponse;
+        let Some((client, token)) = signed_in(state, request.headers()).await else {
+            return Err(see_other("/portal/login", &[]));
+        };
+        let Form(form) = Form::<F>::from_request(request, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let csrf = csrf_token(&token);
+        if !csrf_ok(form.csrf(), &csrf) {
+            return Err(forbidden_form());
+        }
+        Ok(ClientForm { client, csrf, form })
     }
-    Ok(client)
 }
 
 /// What the portal refuses to do, and back to the dashboard.
@@ -532,14 +548,11 @@ fn cannot(status: StatusCode, message: &str) -> Response {
 /// end.
 pub(crate) async fn change_plan(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    Form(f): Form<PlanForm>,
+    ClientForm {
+        client, form: f, ..
+    }: ClientForm<PlanForm>,
 ) -> Response {
-    let client = match form_client(&state, &headers, f.csrf.as_deref()).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     match state.billing.change_plan(&client.id, &id, &f.plan).await {
         Ok(_) => see_other("/portal/dashboard", &[]),
         Err(e) => {
@@ -577,14 +590,9 @@ pub(crate) async fn cancel_form(
 /// Cancels a subscription, at once.
 pub(crate) async fn cancel(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    Form(f): Form<CsrfForm>,
+    ClientForm { client, .. }: ClientForm<CsrfForm>,
 ) -> Response {
-    let client = match form_client(&state, &headers, f.csrf.as_deref()).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     match state.billing.cancel(Some(&client.id), &id).await {
         Ok(_) => see_other("/portal/dashboard", &[]),
         Err(e) => {
@@ -632,34 +640,30 @@ pub(crate) struct ContactForm {
 /// again saying why not.
 async fn set_contacts(
     state: &AppState,
-    headers: &HeaderMap,
+    csrf: &str,
     client: &Client,
     contacts: Vec<rackwave_store::Contact>,
 ) -> Response {
     match state.clients.set_contacts(&client.id, contacts).await {
         Ok(_) => see_other("/portal/contacts", &[]),
-        Err(e) => {
-            let token = cookie(headers, SESSION_COOKIE).unwrap_or_default();
-            contacts_page(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                client,
-                &csrf_token(&token),
-                Some(&e.to_string()),
-            )
-        }
+        Err(e) => contacts_page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            client,
+            csrf,
+            Some(&e.to_string()),
+        ),
     }
 }
 
 /// Adds a contact.
 pub(crate) async fn add_contact(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(f): Form<ContactForm>,
+    ClientForm {
+        client,
+        csrf,
+        form: f,
+    }: ClientForm<ContactForm>,
 ) -> Response {
-    let client = match form_client(&state, &headers, f.csrf.as_deref()).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let mut contacts = client.contacts.clone();
     contacts.push(rackwave_store::Contact {
         email: f.email,
@@ -667,26 +671,25 @@ pub(crate) async fn add_contact(
         billing: f.billing.is_some(),
         technical: f.technical.is_some(),
     });
-    set_contacts(&state, &headers, &client, contacts).await
+    set_contacts(&state, &csrf, &client, contacts).await
 }
 
 /// Removes a contact.
 pub(crate) async fn remove_contact(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(f): Form<EmailForm>,
+    ClientForm {
+        client,
+        csrf,
+        form: f,
+    }: ClientForm<EmailForm>,
 ) -> Response {
-    let client = match form_client(&state, &headers, f.csrf.as_deref()).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let contacts = client
         .contacts
         .iter()
         .filter(|c| !c.email.eq_ignore_ascii_case(f.email.trim()))
         .cloned()
         .collect();
-    set_contacts(&state, &headers, &client, contacts).await
+    set_contacts(&state, &csrf, &client, contacts).await
 }
 
 /// The client's lifecycle webhooks are owned by the client itself.
@@ -718,14 +721,12 @@ pub(crate) async fn webhooks(State(state): State<AppState>, headers: HeaderMap) 
 /// Adds a lifecycle webhook endpoint: its secret shown once.
 pub(crate) async fn add_webhook(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(f): Form<super::webhooks::NewEndpointForm>,
+    ClientForm {
+        client,
+        csrf,
+        form: f,
+    }: ClientForm<super::webhooks::NewEndpointForm>,
 ) -> Response {
-    let client = match form_client(&state, &headers, f.csrf.as_deref()).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let csrf = f.csrf.clone().unwrap_or_default();
     match super::webhooks::add(&state, &webhook_owner(&client.id), &csrf, f).await {
         Ok(r) => r,
         Err(e) => cannot(e.status, &e.message),
@@ -735,16 +736,13 @@ pub(crate) async fn add_webhook(
 /// Resends a lifecycle webhook delivery.
 pub(crate) async fn resend(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(ids): Path<(String, String)>,
-    Form(f): Form<CsrfForm>,
+    ClientForm { client, .. }: ClientForm<CsrfForm>,
 ) -> Response {
-    let client = match form_client(&state, &headers, f.csrf.as_deref()).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     match super::webhooks::resend(&state, &webhook_owner(&client.id), ids).await {
         Ok(r) => r,
         Err(e) => cannot(e.status, &e.message),
     }
 }
+
+super::carries_csrf!(PlanForm, CsrfForm, ContactForm, EmailForm);

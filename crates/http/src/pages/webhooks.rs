@@ -156,3 +156,5 @@ pub(crate) async fn resend(
         .await?;
     Ok(see_other(&format!("{}/webhooks", owner.base), &[]))
 }
+
+super::carries_csrf!(NewEndpointForm);
