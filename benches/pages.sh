@@ -42,8 +42,8 @@ BASE=http://127.0.0.1:$HTTP_PORT
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=$ROOT/target/release/rackwave
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+# shellcheck source=benches/lib.sh
+source "$ROOT/benches/lib.sh"
 [[ -x $BIN ]] || die "$BIN is missing: cargo build --release"
 command -v python3 >/dev/null || die "python3 is needed"
 

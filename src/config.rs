@@ -175,8 +175,8 @@ pub struct StorageConfig {
     /// Share fsyncs between concurrent transactions. Only benchmarks turn it off.
     pub group_commit: bool,
     /// Where the shared state lives: `sled` (embedded, one node) or
-    /// `postgres` (several nodes; being built: `rackwave storage migrate`
-    /// prepares its databases, `serve` does not run on it yet).
+    /// `postgres` (several nodes sharing one database; each node's spool
+    /// stays in `path`).
     pub backend: StorageBackend,
     /// `[storage.postgres]`: one database per part, possibly the same.
     pub postgres: PostgresSection,

@@ -38,10 +38,8 @@ pub enum StartError {
     },
     #[error("opening the database in {path}: {source}")]
     Storage { path: PathBuf, source: StoreError },
-    /// `[storage] backend = "postgres"`: its schema and tenancy exist
-    /// (`rackwave storage migrate`), the store's operations on it not yet.
-    #[error("[storage] backend = \"postgres\" cannot serve yet: `rackwave storage migrate` prepares the databases; serve with backend = \"sled\" for now")]
-    BackendNotReady,
+    #[error("[storage.postgres]: {0}")]
+    Postgres(StoreError),
     #[error("opening the spool: {0}")]
     Spool(#[from] rackwave_queue::SpoolError),
     #[error("TLS: {0}")]
@@ -92,9 +90,6 @@ pub const TRACKING_KEY_FILE: &str = "tracking.key";
 
 impl Server {
     pub async fn start(config: Config, clock: Clock) -> Result<Server, StartError> {
-        if config.storage.backend == crate::config::StorageBackend::Postgres {
-            return Err(StartError::BackendNotReady);
-        }
         let node_id = config.node.id();
         let data = config.storage.path.clone();
         std::fs::create_dir_all(&data).map_err(|source| StartError::DataDir {
@@ -106,9 +101,30 @@ impl Server {
             path: db_path.clone(),
             source,
         };
-        // One embedded database: the spool's tree and the store's.
+        // One embedded database: the spool's tree, and the store's unless
+        // the store is shared on PostgreSQL (the spool stays on the node).
         let database = Database::open(&db_path, config.storage.cache_mb).map_err(storage)?;
-        let store = database.store().map_err(storage)?;
+        let store = match config.storage.backend {
+            crate::config::StorageBackend::Sled => database.store().map_err(storage)?,
+            crate::config::StorageBackend::Postgres => {
+                let pg = &config.storage.postgres;
+                let url = |u: &Option<String>| u.clone().unwrap_or_default();
+                let (portal, migosmtp, telnxo) = (
+                    url(&pg.portal_url),
+                    url(&pg.migosmtp_url),
+                    url(&pg.telnxo_url),
+                );
+                rackwave_store::postgres::Databases {
+                    portal: &portal,
+                    migosmtp: &migosmtp,
+                    telnxo: &telnxo,
+                    max_connections: pg.max_connections,
+                }
+                .store()
+                .await
+                .map_err(StartError::Postgres)?
+            }
+        };
         let spool = Spool::open_in(
             &database,
             &data.join("bodies"),
@@ -179,7 +195,14 @@ impl Server {
                 spool: spool.clone(),
                 domains: domains.clone(),
                 suppressions: suppressions.clone(),
-                quotas: Quotas::new(spool.clone(), store.clone(), clock.clone()),
+                quotas: match config.storage.backend {
+                    crate::config::StorageBackend::Sled => {
+                        Quotas::new(spool.clone(), store.clone(), clock.clone())
+                    }
+                    crate::config::StorageBackend::Postgres => {
+                        Quotas::shared(spool.clone(), store.clone(), clock.clone())
+                    }
+                },
                 clock: clock.clone(),
                 new_mail: new_mail.clone(),
                 policies: Vec::new(),
@@ -192,6 +215,10 @@ impl Server {
             spool.clone(),
             clock.clone(),
             config.webhooks.clone(),
+            rackwave_events::Node {
+                id: &node_id,
+                shared: config.storage.backend == crate::config::StorageBackend::Postgres,
+            },
             &mut registry,
         );
         let events_task = events.start(shutdown.subscribe());
@@ -318,8 +345,12 @@ impl Server {
         if config.billing.cycle_secs > 0 {
             tasks.spawn(billing_cycle(
                 billing.clone(),
-                clock.clone(),
-                std::time::Duration::from_secs(config.billing.cycle_secs),
+                Cycle {
+                    store: store.clone(),
+                    node_id: node_id.clone(),
+                    clock: clock.clone(),
+                    every: std::time::Duration::from_secs(config.billing.cycle_secs),
+                },
                 shutdown.subscribe(),
             ));
         }
@@ -501,20 +532,56 @@ fn admin_token(config: &Config, data: &Path) -> Result<String, StartError> {
     Ok(token)
 }
 
-/// The billing cycle, every `[billing] cycle_secs` until shutdown (also
-/// run by `POST /admin/v1/billing/run`): conversions, renewals, dunning.
-async fn billing_cycle(
-    billing: rackwave_billing::Billing,
+/// When and where the billing cycle runs.
+struct Cycle {
+    store: Store,
+    node_id: String,
     clock: Clock,
     every: std::time::Duration,
+}
+
+/// The store's lease naming the node that runs the billing cycle.
+const BILLING_LEASE: &str = "billing-cycle";
+
+impl Cycle {
+    /// Whether this node runs the cycle now: it holds the lease (taken
+    /// when free or ended, renewed each cycle for two more), so with
+    /// several nodes on one database one runs it, and another takes over
+    /// two cycles after that one stops.
+    async fn ours(&self) -> Result<bool, StoreError> {
+        let now = self.clock.now_ms();
+        let until = now + 2 * self.every.as_millis() as i64 + 1_000;
+        let mut tx = self.store.begin().await?;
+        let held = tx
+            .claim_lease(BILLING_LEASE, &self.node_id, now, until)
+            .await?;
+        tx.commit().await?;
+        Ok(held)
+    }
+}
+
+/// The billing cycle, every `[billing] cycle_secs` until shutdown (also
+/// run by `POST /admin/v1/billing/run`): conversions, renewals, dunning;
+/// on one node at a time.
+async fn billing_cycle(
+    billing: rackwave_billing::Billing,
+    cycle: Cycle,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(every) => {}
+            _ = tokio::time::sleep(cycle.every) => {}
             _ = shutdown.wait_for(|s| *s) => return,
         }
-        match billing.run(clock.now_ms()).await {
+        match cycle.ours().await {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "billing cycle: the lease cannot be read; next cycle");
+                continue;
+            }
+        }
+        match billing.run(cycle.clock.now_ms()).await {
             Ok(r) if r.is_empty() => {}
             Ok(r) => tracing::info!(
                 converted = r.converted,

@@ -275,7 +275,17 @@ mod tests {
             ..Default::default()
         };
         let mut registry = prometheus_client::registry::Registry::default();
-        let events = Events::open(store, spool, clock.clone(), config, &mut registry);
+        let events = Events::open(
+            store,
+            spool,
+            clock.clone(),
+            config,
+            crate::Node {
+                id: "test",
+                shared: false,
+            },
+            &mut registry,
+        );
         (dir, events, clock)
     }
 

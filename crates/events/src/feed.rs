@@ -30,15 +30,13 @@ use tokio::sync::watch;
 
 use crate::{Events, EventsError, Targets};
 
-/// The store's name for the feed position consumed so far.
-pub(crate) const CURSOR: &str = "feed";
 /// Feed entries consumed per batch.
 const BATCH: usize = 512;
 
 /// Consumes what the feed has; returns how many entries it handled.
 async fn consume(events: &Events) -> Result<usize, EventsError> {
     let inner = &events.inner;
-    let after = inner.store.cursor(CURSOR).await?;
+    let after = inner.store.cursor(&inner.feed_cursor).await?;
     let entries = inner.spool.feed(after, BATCH)?;
     let Some(last) = entries.last().map(|e| match e {
         Ok(entry) => entry.seq,
@@ -74,7 +72,7 @@ async fn consume(events: &Events) -> Result<usize, EventsError> {
         queued += deliveries.len();
         suppress_on_hard_bounce(&mut tx, entry).await?;
     }
-    tx.set_cursor(CURSOR, last).await?;
+    tx.set_cursor(&inner.feed_cursor, last).await?;
     tx.commit().await?;
     inner.spool.trim_feed(last).await?;
     if queued > 0 {

@@ -91,6 +91,9 @@ struct Inner {
     /// receiving end until [`Events::start`] runs it.
     hits: tokio::sync::mpsc::Sender<hits::Hit>,
     hits_rx: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<hits::Hit>>>,
+    /// The store's name for the position in this node's spool feed
+    /// consumed so far (each node's spool has its own feed).
+    feed_cursor: String,
 }
 
 /// Stores an event and one delivery per target in `tx`; the caller
@@ -138,6 +141,16 @@ impl Targets {
     }
 }
 
+/// This node among those that may share the store.
+#[derive(Debug, Clone, Copy)]
+pub struct Node<'a> {
+    /// `[node] id`: whose webhook leases are whose.
+    pub id: &'a str,
+    /// Other nodes share the store: each names its own position in its
+    /// own spool's feed (`feed:<id>`; one node keeps `feed`).
+    pub shared: bool,
+}
+
 impl Events {
     /// The service; nothing runs until [`start`](Self::start).
     pub fn open(
@@ -145,6 +158,7 @@ impl Events {
         spool: Spool,
         clock: Clock,
         config: WebhooksConfig,
+        node: Node<'_>,
         registry: &mut Registry,
     ) -> Events {
         let metrics = EventsMetrics::register(registry);
@@ -153,6 +167,7 @@ impl Events {
             clock.clone(),
             config.clone(),
             metrics.clone(),
+            node.id,
         );
         let (hits, hits_rx) = hits::channel();
         Events {
@@ -165,6 +180,11 @@ impl Events {
                 metrics,
                 hits,
                 hits_rx: std::sync::Mutex::new(Some(hits_rx)),
+                feed_cursor: if node.shared {
+                    format!("feed:{}", node.id)
+                } else {
+                    "feed".to_string()
+                },
             }),
         }
     }
@@ -421,6 +441,6 @@ impl Events {
 
     /// The spool feed position consumed so far (diagnostics, tests).
     pub async fn feed_cursor(&self) -> Result<u64, EventsError> {
-        Ok(self.inner.store.cursor(feed::CURSOR).await?)
+        Ok(self.inner.store.cursor(&self.inner.feed_cursor).await?)
     }
 }

@@ -7,9 +7,12 @@
 //! first; if that fails too the delivery is permanently failed. Every
 //! attempt is logged (time, status code, latency, the first KiB of the
 //! response, the error). A retry carries the same event id with a fresh
-//! `webhook-timestamp` and signature. A crash in the middle of an attempt
-//! leaves the delivery due, so it is sent again after the restart: delivery
-//! is at least once, and receivers deduplicate on `webhook-id`.
+//! `webhook-timestamp` and signature. An attempt is made on a lease of
+//! its delivery (the request's timeout and 30 s): however many nodes share
+//! the outbox, one of them makes it. A crash in the middle of an attempt
+//! leaves the delivery leased, so it is sent again when the lease ends (by
+//! this node after a restart, or by another): delivery is at least once,
+//! and receivers deduplicate on `webhook-id`.
 //!
 //! Concurrency is bounded per endpoint and overall, and the scheduler only
 //! takes from an endpoint what that endpoint has room for, so one slow or
@@ -42,6 +45,8 @@ pub const FINAL_ATTEMPT_AFTER_MS: i64 = 24 * HOUR;
 pub(crate) const RESPONSE_LOG_BYTES: usize = 1024;
 /// Attempts kept per delivery (6 scheduled, the rest manual resends).
 const MAX_ATTEMPTS_KEPT: usize = 30;
+/// A delivery lease outlasts the attempt's timeout by this much.
+const LEASE_MARGIN_SECS: i64 = 30;
 
 /// When the next attempt is due after a failed scheduled attempt, or
 /// `None` when that was the final one. `done` counts the scheduled attempts
@@ -78,6 +83,7 @@ pub(crate) fn new_delivery(endpoint: &Endpoint, stored: &StoredEvent, now_ms: i6
         resend: false,
         attempts: Vec::new(),
         seq: 0,
+        leased_by: None,
     }
 }
 
@@ -108,6 +114,8 @@ struct Inner {
     in_flight: Mutex<InFlight>,
     /// The endpoint where the last scan stopped (round robin).
     resume: Mutex<Option<String>>,
+    /// This node's id: the holder of its delivery leases.
+    node_id: String,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -160,6 +168,7 @@ impl Emitter {
         clock: Clock,
         config: WebhooksConfig,
         metrics: EventsMetrics,
+        node_id: &str,
     ) -> Emitter {
         let client = http_client(&config);
         Emitter {
@@ -172,8 +181,25 @@ impl Emitter {
                 wake: Arc::new(Notify::new()),
                 in_flight: Mutex::new(InFlight::default()),
                 resume: Mutex::new(None),
+                node_id: node_id.to_string(),
             }),
         }
+    }
+
+    async fn release_own_leases(&self) -> Result<(), EventsError> {
+        let inner = &self.inner;
+        let mut tx = inner.store.begin().await?;
+        let released = tx
+            .release_leases(&inner.node_id, inner.clock.now_ms())
+            .await?;
+        tx.commit().await?;
+        if released > 0 {
+            tracing::info!(
+                released,
+                "webhook emitter: deliveries this node had leased before it stopped are due again"
+            );
+        }
+        Ok(())
     }
 
     /// Looks for due deliveries now.
@@ -189,6 +215,12 @@ impl Emitter {
     /// abandoned (their deliveries stay due and go out after a restart).
     pub(crate) async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let poll = Duration::from_millis(self.inner.config.poll_interval_ms.max(1));
+        // Leases this node held before it stopped: their attempts died
+        // with it, so they are due again now rather than when the leases
+        // end. (Until that succeeds, they wait for the leases' end.)
+        if let Err(e) = self.release_own_leases().await {
+            tracing::warn!(error = %e, "webhook emitter: this node's earlier leases wait for their end");
+        }
         let mut tasks = tokio::task::JoinSet::new();
         loop {
             if *shutdown.borrow() {
@@ -270,19 +302,29 @@ impl Emitter {
         if room == 0 {
             return Ok(());
         }
-        // Deliveries in flight are still due: ask for enough to find new ones.
-        let due = inner
-            .store
-            .due_deliveries(endpoint_id, now, room + busy)
+        let room = room.min(max.saturating_sub(lock(&inner.in_flight).total));
+        if room == 0 {
+            return Ok(());
+        }
+        // Leased, not just read: until the lease ends no node (this one
+        // included) takes them again, so each attempt is made once however
+        // many nodes share the outbox; if this node dies mid-attempt they
+        // are due again when it ends. Losing the lease in a crash only
+        // makes them due again at once, so it does not wait for the disk.
+        let mut tx = inner.store.begin().await?;
+        let leased = tx
+            .lease_deliveries(
+                endpoint_id,
+                &inner.node_id,
+                now,
+                now + self.lease_ms(),
+                room,
+            )
             .await?;
-        for id in due {
+        tx.commit_eventually().await?;
+        for d in leased {
             let mut f = lock(&inner.in_flight);
-            if f.total >= max
-                || f.per_endpoint.get(endpoint_id).copied().unwrap_or(0) >= per_endpoint
-            {
-                break;
-            }
-            if !f.ids.insert(id.clone()) {
+            if !f.ids.insert(d.id.clone()) {
                 continue;
             }
             f.total += 1;
@@ -290,14 +332,14 @@ impl Emitter {
             drop(f);
             let slot = Slot {
                 inner: inner.clone(),
-                id,
+                id: d.id.clone(),
                 endpoint: endpoint_id.to_string(),
             };
             tasks.spawn(async move {
                 let this = Emitter {
                     inner: slot.inner.clone(),
                 };
-                if let Err(e) = this.attempt(&slot.id).await {
+                if let Err(e) = this.attempt(d).await {
                     tracing::error!(error = %e, delivery = %slot.id, "webhook attempt failed to record");
                 }
                 drop(slot);
@@ -306,18 +348,17 @@ impl Emitter {
         Ok(())
     }
 
-    /// One attempt at one delivery, recorded.
-    async fn attempt(&self, id: &str) -> Result<(), EventsError> {
+    /// How long a leased delivery is this node's: longer than an attempt
+    /// can take (the request's timeout) with room to record it.
+    fn lease_ms(&self) -> i64 {
+        (self.inner.config.timeout_secs.max(1) as i64 + LEASE_MARGIN_SECS) * 1000
+    }
+
+    /// One attempt at one leased delivery, recorded.
+    async fn attempt(&self, d: Delivery) -> Result<(), EventsError> {
         let inner = &self.inner;
-        let Some(d) = inner.store.delivery(id).await? else {
-            return Ok(());
-        };
+        let id = d.id.as_str();
         let at_ms = inner.clock.now_ms();
-        // The scan's view of the due index may be older than the record (an
-        // attempt that just finished): only a delivery still due goes out.
-        if d.due_at_ms.is_none_or(|due| due > at_ms) {
-            return Ok(());
-        }
         let Some(endpoint) = inner.store.endpoint(&d.endpoint_id).await? else {
             return Ok(());
         };
@@ -331,7 +372,7 @@ impl Emitter {
                 success: false,
                 manual: d.resend,
             };
-            return self.record(id, attempt, true).await;
+            return self.record_until_kept(id, attempt, true, &d).await;
         };
         // The stored envelope, byte for byte: what was serialized when the
         // event happened is what is signed and sent.
@@ -364,7 +405,7 @@ impl Emitter {
         if !success {
             tracing::info!(delivery = %id, endpoint = %endpoint.id, status = ?attempt.status_code, error = ?attempt.error, "webhook attempt failed");
         }
-        self.record(id, attempt, false).await
+        self.record_until_kept(id, attempt, false, &d).await
     }
 
     async fn post(
@@ -422,6 +463,34 @@ impl Emitter {
         (Some(status.as_u16()), text, error)
     }
 
+    /// [`record`](Self::record), retried while the store is unavailable
+    /// and the lease lasts: an attempt made (the receiver may have taken
+    /// it) and then forgotten would be made again when the lease ends, by
+    /// this node or another. Past the lease that is what happens anyway.
+    async fn record_until_kept(
+        &self,
+        id: &str,
+        attempt: Attempt,
+        give_up: bool,
+        leased: &Delivery,
+    ) -> Result<(), EventsError> {
+        let mut pause = Duration::from_millis(50);
+        loop {
+            match self.record(id, attempt.clone(), give_up).await {
+                Err(e)
+                    if leased
+                        .due_at_ms
+                        .is_some_and(|end| self.inner.clock.now_ms() < end) =>
+                {
+                    tracing::warn!(error = %e, delivery = %id, "webhook attempt made, its record waits for the store");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                done => return done,
+            }
+        }
+    }
+
     /// Records an attempt and moves the delivery on: succeeded, retrying at
     /// the schedule's next time, or failed. Losing this record in a crash
     /// only repeats the attempt, so it does not wait for the disk.
@@ -432,6 +501,7 @@ impl Emitter {
             return Ok(());
         };
         d.due_at_ms = None;
+        d.leased_by = None;
         let was = d.state;
         let manual = attempt.manual;
         let at_ms = attempt.at_ms;

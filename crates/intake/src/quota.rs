@@ -8,6 +8,19 @@
 //! durable, and is released on RSET, failure or a dropped connection. All of
 //! it happens under one lock, so concurrent sessions of one account can never
 //! together exceed the quota.
+//!
+//! Several nodes sharing one store ([`Quotas::shared`]) cannot count from
+//! their own spools: there the store keeps each day's units per account
+//! and workspace, and a node claims them in blocks ([`Writes::claim_quota`],
+//! one conditional update that never hands out more than the cap across
+//! all nodes). A block is a sixteenth of what was left at the last claim,
+//! so far from the cap the store is asked once in many recipients, and
+//! near it one unit at a time: the last units go exactly to whoever asks
+//! first, on whichever node. Units a node has claimed and not used stay
+//! its own for the day (a node that stops loses them: the quota errs on
+//! the side of sending less).
+//!
+//! [`Writes::claim_quota`]: rackwave_store::Writes::claim_quota
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -34,6 +47,9 @@ struct Inner {
     store: Store,
     clock: Clock,
     usage: Mutex<HashMap<Scope, Usage>>,
+    /// Units are claimed from the store (several nodes) rather than
+    /// counted from this node's spool.
+    shared: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -47,7 +63,36 @@ struct Usage {
     day: i64,
     committed: u64,
     reserved: u64,
+    /// Shared: units claimed from the store and not reserved yet.
+    allowance: u64,
+    /// Shared: what the store had left at the last claim.
+    left: Option<u64>,
 }
+
+impl Usage {
+    fn fresh(day: i64, committed: u64) -> Usage {
+        Usage {
+            day,
+            committed,
+            reserved: 0,
+            allowance: 0,
+            left: None,
+        }
+    }
+}
+
+impl Scope {
+    /// The store's counter of a scope's units (shared quotas).
+    fn counter(&self) -> String {
+        match self {
+            Scope::Account(name) => format!("account:{name}"),
+            Scope::Workspace(id) => format!("workspace:{id}"),
+        }
+    }
+}
+
+/// The most units one claim asks the store for.
+const MAX_BLOCK: u64 = 256;
 
 /// Recipients reserved by one transaction. Dropping it without
 /// [`Quotas::commit`] gives the units back.
@@ -76,13 +121,24 @@ pub struct Limits<'a> {
 }
 
 impl Quotas {
+    /// Quotas counted from this node's spool (one node).
     pub fn new(spool: Spool, store: Store, clock: Clock) -> Quotas {
+        Quotas::open(spool, store, clock, false)
+    }
+
+    /// Quotas claimed from the store, which several nodes share.
+    pub fn shared(spool: Spool, store: Store, clock: Clock) -> Quotas {
+        Quotas::open(spool, store, clock, true)
+    }
+
+    fn open(spool: Spool, store: Store, clock: Clock, shared: bool) -> Quotas {
         Quotas {
             inner: Arc::new(Inner {
                 spool,
                 store,
                 clock,
                 usage: Mutex::new(HashMap::new()),
+                shared,
             }),
         }
     }
@@ -106,6 +162,9 @@ impl Quotas {
     ) -> Result<(), QuotaError> {
         let acct = Scope::Account(limits.account.to_string());
         let ws = Scope::Workspace(limits.workspace.to_string());
+        if self.inner.shared {
+            return self.reserve_shared(r, acct, ws, limits).await;
+        }
         // A workspace cap the first time on a day needs the workspace's
         // accounts, read from the store without holding the lock; the sum
         // of their counters is then taken under it.
@@ -139,7 +198,7 @@ impl Quotas {
             let mut usage = lock(&self.inner.usage);
             if r.day != today && r.count > 0 {
                 // The transaction straddles midnight: move its units to today.
-                release(&mut usage, r, r.count);
+                release(&mut usage, r, r.count, false);
             }
             r.day = today;
             let a = self
@@ -168,6 +227,81 @@ impl Quotas {
         }
     }
 
+    /// One unit of each capped scope, claimed from the store when this
+    /// node has none left of the day.
+    async fn reserve_shared(
+        &self,
+        r: &mut Reservation,
+        acct: Scope,
+        ws: Scope,
+        limits: &Limits<'_>,
+    ) -> Result<(), QuotaError> {
+        let today = self.inner.clock.today();
+        if r.day != today && r.count > 0 {
+            release(&mut lock(&self.inner.usage), r, r.count, true);
+            r.count = 0;
+        }
+        r.day = today;
+        let mut scopes = vec![(acct, limits.account_quota)];
+        if let Some(cap) = limits.workspace_quota {
+            scopes.push((ws, cap));
+        }
+        let mut taken: Vec<&Scope> = Vec::new();
+        for (scope, cap) in &scopes {
+            if !self.take_unit(scope, *cap, today).await? {
+                let mut usage = lock(&self.inner.usage);
+                for scope in taken {
+                    if let Some(u) = usage.get_mut(scope).filter(|u| u.day == today) {
+                        u.reserved -= 1;
+                        u.allowance += 1;
+                    }
+                }
+                return Err(QuotaError::Exceeded);
+            }
+            taken.push(scope);
+        }
+        r.count += 1;
+        Ok(())
+    }
+
+    /// Reserves one unit of `scope` from this node's allowance, claiming
+    /// a block from the store first when it is empty; false once the store
+    /// has none left.
+    async fn take_unit(&self, scope: &Scope, cap: u64, today: i64) -> Result<bool, QuotaError> {
+        loop {
+            let want = {
+                let mut usage = lock(&self.inner.usage);
+                let u = usage
+                    .entry(scope.clone())
+                    .or_insert_with(|| Usage::fresh(today, 0));
+                if u.day != today {
+                    *u = Usage::fresh(today, 0);
+                }
+                if u.allowance > 0 {
+                    u.allowance -= 1;
+                    u.reserved += 1;
+                    return Ok(true);
+                }
+                u.left.map_or(1, |left| (left / 16).clamp(1, MAX_BLOCK))
+            };
+            let storage = |e: rackwave_store::StoreError| QuotaError::Storage(e.to_string());
+            let mut tx = self.inner.store.begin().await.map_err(storage)?;
+            let (got, left) = tx
+                .claim_quota(&scope.counter(), today, cap, want)
+                .await
+                .map_err(storage)?;
+            tx.commit().await.map_err(storage)?;
+            let mut usage = lock(&self.inner.usage);
+            if let Some(u) = usage.get_mut(scope).filter(|u| u.day == today) {
+                u.allowance += got;
+                u.left = Some(left);
+            }
+            if got == 0 {
+                return Ok(false);
+            }
+        }
+    }
+
     /// Turns a reservation into accepted recipients once the spool has made
     /// them durable; `accepted_day` is the UTC day the spool counted them on.
     pub fn commit(&self, mut r: Reservation, accepted_day: i64) {
@@ -185,7 +319,10 @@ impl Quotas {
 
     fn settle(&self, r: &Reservation, accepted_day: Option<i64>) {
         let mut usage = lock(&self.inner.usage);
-        release(&mut usage, r, r.count);
+        // Shared units given back stay this node's to reserve again; used
+        // ones are gone (the store counted them when they were claimed).
+        let give_back = self.inner.shared && accepted_day.is_none();
+        release(&mut usage, r, r.count, give_back);
         if let Some(day) = accepted_day {
             for scope in [
                 Scope::Account(r.account.clone()),
@@ -233,11 +370,7 @@ impl Quotas {
             }
             (Scope::Workspace(_), None) => return Ok(None),
         };
-        let u = Usage {
-            day: today,
-            committed,
-            reserved: 0,
-        };
+        let u = Usage::fresh(today, committed);
         usage.insert(scope.clone(), u);
         Ok(Some(u))
     }
@@ -249,14 +382,20 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn release(usage: &mut HashMap<Scope, Usage>, r: &Reservation, n: u64) {
+/// Takes `n` units off a reservation's scopes; `give_back` returns them
+/// to the allowance (shared units not used).
+fn release(usage: &mut HashMap<Scope, Usage>, r: &Reservation, n: u64, give_back: bool) {
     for scope in [
         Scope::Account(r.account.clone()),
         Scope::Workspace(r.workspace.clone()),
     ] {
         if let Some(u) = usage.get_mut(&scope) {
             if u.day == r.day {
-                u.reserved = u.reserved.saturating_sub(n);
+                let n = n.min(u.reserved);
+                u.reserved -= n;
+                if give_back {
+                    u.allowance += n;
+                }
             }
         }
     }

@@ -13,7 +13,8 @@
 //!   Write transactions are serializable.
 //! * **Durability.** [`Txn::commit`] returns once the commit is on disk;
 //!   [`Txn::commit_eventually`] returns at once and the commit reaches the
-//!   disk within a second (sled's flush interval), for bookkeeping whose
+//!   disk within a second (sled's flush interval; PostgreSQL's WAL writer
+//!   with `synchronous_commit` off), for bookkeeping whose
 //!   loss only repeats work (a webhook attempt's record). Concurrent
 //!   durable commits share one flush.
 //! * **Reads** outside a transaction see every committed write.
@@ -22,9 +23,11 @@
 //!   digest, an id) return the record whatever its workspace: the caller
 //!   compares the workspace, and answers "not found" for another tenant's.
 //! * **Backends** implement [`Reads`] and [`Writes`]; features never name
-//!   one. Today there is one, sled, embedded in the data directory
-//!   ([`Database`]). Nothing in the signatures is particular to it: no key
-//!   prefixes, iterators or batches.
+//!   one. sled, embedded in the data directory ([`Database`]), serves one
+//!   node; PostgreSQL ([`postgres::Databases`]) several, where write
+//!   transactions take turns across all of them. Nothing in the
+//!   signatures is particular to either: no key prefixes, iterators,
+//!   batches or SQL.
 //!
 //! The operations are listed once, in the [`store_api!`] invocation below,
 //! which generates the backend traits and the methods of [`Store`] and
@@ -94,6 +97,7 @@ pub struct Store {
 #[derive(Clone)]
 enum Backend {
     Sled(Arc<sled::SledStore>),
+    Postgres(Arc<postgres::txn::PgStore>),
 }
 
 /// A write transaction (see the crate docs). Dropping it without
@@ -104,6 +108,7 @@ pub struct Txn {
 
 enum TxnInner {
     Sled(sled::SledTxn),
+    Postgres(Box<postgres::txn::PgTxn>),
 }
 
 impl Store {
@@ -114,11 +119,20 @@ impl Store {
         })
     }
 
-    /// Starts a write transaction; waits while another one is open.
+    /// The store on PostgreSQL ([`postgres::Databases::store`]).
+    fn on_postgres(store: postgres::txn::PgStore) -> Store {
+        Store {
+            backend: Backend::Postgres(Arc::new(store)),
+        }
+    }
+
+    /// Starts a write transaction; waits while another one is open (on
+    /// PostgreSQL, on any node).
     pub async fn begin(&self) -> Result<Txn> {
         Ok(Txn {
             inner: match &self.backend {
                 Backend::Sled(s) => TxnInner::Sled(s.begin().await),
+                Backend::Postgres(s) => TxnInner::Postgres(Box::new(s.begin().await?)),
             },
         })
     }
@@ -127,6 +141,8 @@ impl Store {
     pub async fn flush(&self) -> Result<()> {
         match &self.backend {
             Backend::Sled(s) => s.flush().await,
+            // Each durable commit was on the server's disk when it returned.
+            Backend::Postgres(_) => Ok(()),
         }
     }
 }
@@ -136,6 +152,7 @@ impl Txn {
     pub async fn commit(self) -> Result<()> {
         match self.inner {
             TxnInner::Sled(t) => t.commit(true).await,
+            TxnInner::Postgres(t) => (*t).commit(true).await,
         }
     }
 
@@ -143,6 +160,7 @@ impl Txn {
     pub async fn commit_eventually(self) -> Result<()> {
         match self.inner {
             TxnInner::Sled(t) => t.commit(false).await,
+            TxnInner::Postgres(t) => (*t).commit(false).await,
         }
     }
 }
@@ -173,6 +191,12 @@ macro_rules! store_api {
                 pub async fn $read(&self $(, $rarg: $rty)*) -> Result<$rret> {
                     match &self.backend {
                         Backend::Sled(s) => s.reader().$read($($rarg),*).await,
+                        Backend::Postgres(s) => {
+                            let view = s.reader();
+                            let out = view.$read($($rarg),*).await?;
+                            view.finish().await?;
+                            Ok(out)
+                        }
                     }
                 }
             )*
@@ -184,6 +208,7 @@ macro_rules! store_api {
                 pub async fn $read(&self $(, $rarg: $rty)*) -> Result<$rret> {
                     match &self.inner {
                         TxnInner::Sled(t) => t.$read($($rarg),*).await,
+                        TxnInner::Postgres(t) => t.$read($($rarg),*).await,
                     }
                 }
             )*
@@ -192,6 +217,7 @@ macro_rules! store_api {
                 pub async fn $write(&mut self $(, $warg: $wty)*) -> Result<$wret> {
                     match &mut self.inner {
                         TxnInner::Sled(t) => t.$write($($warg),*).await,
+                        TxnInner::Postgres(t) => t.$write($($warg),*).await,
                     }
                 }
             )*
@@ -444,5 +470,25 @@ store_api! {
         fn delete_parked_report(id: &str) -> bool;
         /// Adds to a Telnxo usage counter; the new total.
         fn add_telnxo_usage(workspace_id: &str, counter: &str, n: u64) -> u64;
+        /// Takes up to `limit` of an endpoint's deliveries due by `now_ms`,
+        /// oldest due first, for `holder`, moving their due time to
+        /// `until_ms`: a lease. Until it ends no other caller, on any node,
+        /// gets them; the attempt's record settles them, and if the node
+        /// making it dies they are due again when the lease ends (or when
+        /// it starts again: [`Writes::release_leases`]).
+        fn lease_deliveries(endpoint_id: &str, holder: &str, now_ms: i64, until_ms: i64, limit: usize) -> Vec<Delivery>;
+        /// Makes every delivery leased by `holder` due at `now_ms` again (a
+        /// node starting again: its attempts in flight died with it); how
+        /// many.
+        fn release_leases(holder: &str, now_ms: i64) -> u64;
+        /// Holds the lease `name` for `holder` until `until_ms` when it is
+        /// free, ended by `now_ms`, or the holder's already; whether
+        /// `holder` holds it now (one node at a time runs what it guards).
+        fn claim_lease(name: &str, holder: &str, now_ms: i64, until_ms: i64) -> bool;
+        /// Takes up to `want` units of a counter's `cap` for a UTC day: how
+        /// many it took (0 once the cap is reached) and how many are left.
+        /// Concurrent claims, on any node, never take more than `cap`
+        /// together.
+        fn claim_quota(counter: &str, day: i64, cap: u64, want: u64) -> (u64, u64);
     }
 }

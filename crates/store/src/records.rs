@@ -338,6 +338,10 @@ pub struct Delivery {
     pub attempts: Vec<Attempt>,
     /// Order of creation, given by the store (for listing).
     pub seq: u64,
+    /// The node whose lease it is on (see `Writes::lease_deliveries`),
+    /// until the attempt is recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leased_by: Option<String>,
 }
 
 impl Delivery {

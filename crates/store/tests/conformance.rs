@@ -24,6 +24,231 @@ async fn conformance(store: &Store) {
     invoices(store).await;
     long_event_pages(store).await;
     telnxo(store).await;
+    coordination(store).await;
+    hostile_keys(store).await;
+}
+
+/// Lookups by keys no write could have stored (NUL, empty) find nothing,
+/// and leave the transaction they ran in usable.
+async fn hostile_keys(store: &Store) {
+    let mut tx = store.begin().await.unwrap();
+    for key in ["a\0b", "", "\0"] {
+        assert!(tx.smtp_account(key).await.unwrap().is_none());
+        assert!(tx.api_key(key).await.unwrap().is_none());
+        assert!(tx.sender_domain(key).await.unwrap().is_none());
+        assert!(tx.client_by_email(key).await.unwrap().is_none());
+        assert!(tx.event_by_id(key).await.unwrap().is_none());
+        assert!(tx.telnxo_number(key).await.unwrap().is_none());
+        assert!(tx.sso_token(key).await.unwrap().is_none());
+        assert!(!tx.delete_smtp_account(key).await.unwrap());
+    }
+    // A listing by such a workspace is empty (sled) or refused as invalid
+    // (PostgreSQL cannot scope to it); either way nothing else changes.
+    match tx.smtp_accounts_of("ws\0x").await {
+        Ok(found) => assert!(found.is_empty()),
+        Err(e) => assert!(matches!(e, StoreError::Invalid(_)), "{e}"),
+    }
+    tx.insert_workspace(&workspace("ws_after_hostile"))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert!(store.workspace("ws_after_hostile").await.unwrap().is_some());
+}
+
+/// What nodes agree on through the store: webhook deliveries leased to one
+/// taker at a time (due again when the lease ends), named leases held by
+/// one holder, quota units never handed out past the cap, also when the
+/// takers race.
+async fn coordination(store: &Store) {
+    let mut tx = store.begin().await.unwrap();
+    tx.put_endpoint(&endpoint("ep_lease", "ws_o", T0))
+        .await
+        .unwrap();
+    for (id, due) in [("dl_3", T0 + 30), ("dl_1", T0 + 10), ("dl_2", T0 + 20)] {
+        tx.insert_delivery(&mut delivery(
+            id,
+            "ep_lease",
+            Some(due),
+            DeliveryState::Pending,
+        ))
+        .await
+        .unwrap();
+    }
+    tx.insert_delivery(&mut delivery(
+        "dl_later",
+        "ep_lease",
+        Some(T0 + 5_000),
+        DeliveryState::Pending,
+    ))
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let lease = |now: i64, until: i64, limit: usize| async move {
+        let mut tx = store.begin().await.unwrap();
+        let got = tx
+            .lease_deliveries("ep_lease", "node-a", now, until, limit)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        got.into_iter()
+            .map(|d| (d.id, d.due_at_ms))
+            .collect::<Vec<_>>()
+    };
+    let until = T0 + 1_000;
+    assert_eq!(
+        lease(T0 + 100, until, 2).await,
+        [
+            ("dl_1".to_string(), Some(until)),
+            ("dl_2".to_string(), Some(until))
+        ],
+        "oldest due first, carrying the lease's end"
+    );
+    assert_eq!(
+        store.delivery("dl_1").await.unwrap().unwrap().due_at_ms,
+        Some(until)
+    );
+    assert_eq!(
+        lease(T0 + 100, until, 10).await,
+        [("dl_3".to_string(), Some(until))]
+    );
+    assert!(
+        lease(T0 + 999, until + 1, 10).await.is_empty(),
+        "leased until then"
+    );
+    // An attempt recorded settles one; the others are due again at the end.
+    let mut settled = store.delivery("dl_2").await.unwrap().unwrap();
+    settled.due_at_ms = None;
+    settled.state = DeliveryState::Succeeded;
+    let mut tx = store.begin().await.unwrap();
+    tx.put_delivery(&settled).await.unwrap();
+    tx.commit().await.unwrap();
+    let again: Vec<String> = lease(until, until + 1_000, 10)
+        .await
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(again, ["dl_1", "dl_3"]);
+    // Takers racing for the same due deliveries each get different ones.
+    let mut tx = store.begin().await.unwrap();
+    for i in 0..20 {
+        tx.insert_delivery(&mut delivery(
+            &format!("dl_race{i:02}"),
+            "ep_lease",
+            Some(T0),
+            DeliveryState::Pending,
+        ))
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let racers: Vec<_> = (0..8).map(|_| lease(T0 + 1, T0 + 900, 3)).collect();
+    let mut taken: Vec<String> = futures::future::join_all(racers)
+        .await
+        .into_iter()
+        .flatten()
+        .map(|(id, _)| id)
+        .collect();
+    let n = taken.len();
+    taken.sort();
+    taken.dedup();
+    assert_eq!((n, taken.len()), (20, 20), "each one to one taker");
+
+    // A node starting again takes its own leases back at once; another
+    // node's stay. (Node a holds dl_1, dl_3 and the 20 raced ones, whose
+    // leases ended at T0 + 900: node b takes the oldest of those first.)
+    let mut tx = store.begin().await.unwrap();
+    let theirs = tx
+        .lease_deliveries("ep_lease", "node-b", T0 + 5_000, T0 + 9_000, 1)
+        .await
+        .unwrap();
+    assert!(theirs[0].id.starts_with("dl_race"), "{theirs:?}");
+    assert_eq!(
+        tx.release_leases("node-a", T0 + 2_000).await.unwrap(),
+        2 + 19
+    );
+    tx.commit().await.unwrap();
+    let back = store.delivery("dl_1").await.unwrap().unwrap();
+    assert_eq!((back.due_at_ms, back.leased_by), (Some(T0 + 2_000), None));
+    let kept = store.delivery(&theirs[0].id).await.unwrap().unwrap();
+    assert_eq!(kept.leased_by.as_deref(), Some("node-b"));
+    assert_eq!(kept.due_at_ms, Some(T0 + 9_000));
+
+    // Named leases.
+    assert!(claim(store, "billing", "node-a", T0, T0 + 60_000).await);
+    assert!(
+        !claim(store, "billing", "node-b", T0 + 1, T0 + 60_001).await,
+        "held"
+    );
+    assert!(
+        claim(store, "billing", "node-a", T0 + 30_000, T0 + 90_000).await,
+        "renewed"
+    );
+    assert!(!claim(store, "billing", "node-b", T0 + 89_999, T0 + 150_000).await);
+    assert!(
+        claim(store, "billing", "node-b", T0 + 90_000, T0 + 150_000).await,
+        "ended, taken over"
+    );
+    assert!(
+        claim(store, "other", "node-a", T0, T0 + 1).await,
+        "leases are by name"
+    );
+
+    // Quota claims: blocks until the cap, then nothing.
+    let mut got = Vec::new();
+    for want in [4, 4, 4, 1] {
+        got.push(quota(store, "acct:a", 20_000, 10, want).await);
+    }
+    assert_eq!(got, [(4, 6), (4, 2), (2, 0), (0, 0)]);
+    assert_eq!(
+        quota(store, "acct:a", 20_001, 10, 3).await,
+        (3, 7),
+        "a new day"
+    );
+    assert_eq!(
+        quota(store, "acct:b", 20_000, 10, 3).await,
+        (3, 7),
+        "by counter"
+    );
+    assert_eq!(
+        quota(store, "acct:c", 20_000, 0, 3).await,
+        (0, 0),
+        "a cap of 0"
+    );
+    assert_eq!(
+        quota(store, "acct:a", 20_001, 12, 1).await,
+        (1, 8),
+        "a cap raised"
+    );
+    assert_eq!(
+        quota(store, "acct:a", 20_001, 2, 1).await,
+        (0, 0),
+        "a cap lowered"
+    );
+    // Racing one unit at a time for the last 10: exactly 10 granted.
+    assert_eq!(quota(store, "acct:race", 20_000, 15, 5).await, (5, 10));
+    let racers: Vec<_> = (0..25)
+        .map(|_| quota(store, "acct:race", 20_000, 15, 1))
+        .collect();
+    let granted: u64 = futures::future::join_all(racers)
+        .await
+        .into_iter()
+        .map(|(taken, _)| taken)
+        .sum();
+    assert_eq!(granted, 10);
+}
+
+async fn claim(store: &Store, name: &str, holder: &str, now: i64, until: i64) -> bool {
+    let mut tx = store.begin().await.unwrap();
+    let held = tx.claim_lease(name, holder, now, until).await.unwrap();
+    tx.commit().await.unwrap();
+    held
+}
+
+async fn quota(store: &Store, counter: &str, day: i64, cap: u64, want: u64) -> (u64, u64) {
+    let mut tx = store.begin().await.unwrap();
+    let n = tx.claim_quota(counter, day, cap, want).await.unwrap();
+    tx.commit().await.unwrap();
+    n
 }
 
 fn sms(id: &str, ws: &str, created: i64, due: Option<i64>) -> TelnxoMessage {
@@ -1192,6 +1417,7 @@ fn delivery(id: &str, ep: &str, due: Option<i64>, state: DeliveryState) -> Deliv
         resend: false,
         attempts: vec![],
         seq: 0,
+        leased_by: None,
     }
 }
 
@@ -1558,6 +1784,83 @@ fn sled_store(path: &std::path::Path) -> Store {
 async fn sled_conforms() {
     let dir = tempfile::tempdir().unwrap();
     conformance(&sled_store(&dir.path().join("db"))).await;
+}
+
+/// A store on a fresh PostgreSQL server (Debian's package, started here),
+/// the three parts in `databases` (one name shared, or one each); `None`
+/// where PostgreSQL is not installed and not required.
+async fn postgres_store(
+    databases: [&str; 3],
+) -> Option<(rackwave_testkit_postgres::Postgres, Store)> {
+    let server = rackwave_testkit_postgres::Postgres::start()?;
+    let mut urls = Vec::new();
+    for name in databases {
+        if !urls.iter().any(|(n, _)| *n == name) {
+            urls.push((name, server.database(name)));
+        }
+    }
+    let url = |name: &str| urls.iter().find(|(n, _)| *n == name).unwrap().1.clone();
+    let (portal, migosmtp, telnxo) = (url(databases[0]), url(databases[1]), url(databases[2]));
+    let store = postgres::Databases {
+        portal: &portal,
+        migosmtp: &migosmtp,
+        telnxo: &telnxo,
+        max_connections: 8,
+    }
+    .store()
+    .await
+    .unwrap();
+    Some((server, store))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_conforms_with_one_database() {
+    let Some((_server, store)) = postgres_store(["rackwave"; 3]).await else {
+        return;
+    };
+    conformance(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_conforms_with_a_database_per_part() {
+    let Some((_server, store)) = postgres_store(["portal", "migosmtp", "telnxo"]).await else {
+        return;
+    };
+    conformance(&store).await;
+}
+
+/// One family at a time, for working on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_workspace_and_event_records() {
+    let Some((_server, store)) = postgres_store(["rackwave"; 3]).await else {
+        return;
+    };
+    workspaces_and_credentials(&store).await;
+    transactions(&store).await;
+    event_log(&store).await;
+    outbox(&store).await;
+    idempotency(&store).await;
+    daily_counts(&store).await;
+    suppressions(&store).await;
+    long_event_pages(&store).await;
+    coordination(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_portal_records() {
+    let Some((_server, store)) = postgres_store(["rackwave"; 3]).await else {
+        return;
+    };
+    clients(&store).await;
+    invoices(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_telnxo_records() {
+    let Some((_server, store)) = postgres_store(["rackwave"; 3]).await else {
+        return;
+    };
+    telnxo(&store).await;
 }
 
 #[tokio::test]

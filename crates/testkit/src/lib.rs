@@ -17,7 +17,7 @@ pub mod dns;
 pub mod esl;
 pub mod graph;
 pub mod portal;
-pub mod postgres;
+pub use rackwave_testkit_postgres as postgres;
 pub mod receiver;
 pub mod smsc;
 pub mod watchdog;

@@ -16,11 +16,38 @@ pub struct Migration {
 }
 
 /// Every step, in order.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "tenancy",
-    sql: include_str!("migrations/0001_tenancy.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "tenancy",
+        sql: include_str!("migrations/0001_tenancy.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "tenants",
+        sql: include_str!("migrations/0002_tenants.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "events",
+        sql: include_str!("migrations/0003_events.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "portal",
+        sql: include_str!("migrations/0004_portal.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "telnxo",
+        sql: include_str!("migrations/0005_telnxo.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "coordination",
+        sql: include_str!("migrations/0006_coordination.sql"),
+    },
+];
 
 /// The advisory lock migrations take turns on (`RWSCHEMA` in ASCII).
 const LOCK: i64 = 0x5257_5343_4845_4d41;

@@ -57,6 +57,8 @@
 //! | `so/<token digest>`                   | `SsoToken`                      |
 //! | `ps/<token digest>`                   | `PlatformSession`               |
 //! | `au/<id>`                             | `AuditEntry`                    |
+//! | `ls/<name>`                           | `Lease`: who runs what, until when |
+//! | `qc/<counter>\0<day>`                 | u64: quota units claimed on a day |
 //!
 //! The one-letter families are the event log's and outbox's since their
 //! first version; the two-letter ones moved in with the store crate.
@@ -115,6 +117,8 @@ pub(crate) const TELNXO_INBOUND_PARTS: &[u8] = b"ti/";
 pub(crate) const SSO_TOKEN: &[u8] = b"so/";
 pub(crate) const PLATFORM_SESSION: &[u8] = b"ps/";
 pub(crate) const AUDIT: &[u8] = b"au/";
+pub(crate) const LEASE: &[u8] = b"ls/";
+pub(crate) const QUOTA_CLAIMED: &[u8] = b"qc/";
 /// The named position holding the last notice number.
 pub(crate) const NOTICE_SEQ: &str = "notice-seq";
 

@@ -1500,6 +1500,102 @@ impl Writes for SledTxn {
     async fn add_telnxo_usage(&mut self, workspace_id: &str, counter: &str, n: u64) -> Result<u64> {
         self.telnxo_add_usage(workspace_id, counter, n)
     }
+
+    async fn lease_deliveries(
+        &mut self,
+        endpoint_id: &str,
+        holder: &str,
+        now_ms: i64,
+        until_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Delivery>> {
+        let mut leased = Vec::new();
+        for id in self.due_deliveries(endpoint_id, now_ms, limit).await? {
+            let Some(mut d) = self.delivery(&id).await? else {
+                continue;
+            };
+            d.due_at_ms = Some(until_ms);
+            d.leased_by = Some(holder.to_string());
+            self.put_delivery(&d).await?;
+            leased.push(d);
+        }
+        Ok(leased)
+    }
+
+    async fn release_leases(&mut self, holder: &str, now_ms: i64) -> Result<u64> {
+        // Every due entry (a start-up's walk): `q/<endpoint>\0<due>\0<id>`.
+        let mut released = 0;
+        for (key, _) in self.scan_prefix(keys::DUE)? {
+            let Some(id) = key.get(keys::DUE.len()..).and_then(|rest| {
+                let nul = rest.iter().position(|b| *b == 0)?;
+                rest.get(nul + 10..)
+            }) else {
+                continue;
+            };
+            let id = String::from_utf8_lossy(id).into_owned();
+            let Some(mut d) = self.delivery(&id).await? else {
+                continue;
+            };
+            if d.leased_by.as_deref() == Some(holder) {
+                d.due_at_ms = Some(now_ms);
+                d.leased_by = None;
+                self.put_delivery(&d).await?;
+                released += 1;
+            }
+        }
+        Ok(released)
+    }
+
+    async fn claim_lease(
+        &mut self,
+        name: &str,
+        holder: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<bool> {
+        #[derive(Serialize, Deserialize)]
+        struct Lease {
+            holder: String,
+            until_ms: i64,
+        }
+        let key = cat(&[keys::LEASE, name.as_bytes()]);
+        if let Some(held) = self.get_json::<Lease>(&key)? {
+            if held.holder != holder && held.until_ms > now_ms {
+                return Ok(false);
+            }
+        }
+        let lease = Lease {
+            holder: holder.to_string(),
+            until_ms,
+        };
+        self.put(key, encode(&lease));
+        Ok(true)
+    }
+
+    async fn claim_quota(
+        &mut self,
+        counter: &str,
+        day: i64,
+        cap: u64,
+        want: u64,
+    ) -> Result<(u64, u64)> {
+        component("quota counter", counter)?;
+        let key = cat(&[
+            keys::QUOTA_CLAIMED,
+            counter.as_bytes(),
+            b"\0",
+            &day.to_be_bytes(),
+        ]);
+        let used = match self.get(&key)? {
+            Some(v) => u64::from_be_bytes(v.as_slice().try_into().unwrap_or([0; 8])),
+            None => 0,
+        };
+        let granted = want.min(cap.saturating_sub(used));
+        if granted > 0 {
+            self.put(key, (used + granted).to_be_bytes().to_vec());
+        }
+        Ok((granted, cap.saturating_sub(used + granted)))
+    }
 }
 
 /// What a retention walk does with one entry.

@@ -14,7 +14,14 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::binary::free_addr;
+/// A loopback address nobody listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
 
 pub struct Postgres {
     dir: tempfile::TempDir,
@@ -68,7 +75,7 @@ impl Postgres {
             )
             .unwrap();
         }
-        let port = free_addr().port();
+        let port = free_port();
         let pg = Postgres {
             dir,
             bin,
