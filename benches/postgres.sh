@@ -29,6 +29,7 @@
 #   MESSAGES [20000] SIZE [2048] CONCURRENCY [50] DURATION [120] (s cap)
 #   PORT_BASE [12000] (node a: SMTP +25, HTTP +80; node b: +1025, +1080;
 #   PostgreSQL +432) IDLE_WAIT [180] KEEP_WORK [0]
+#   SHOW_STATEMENTS [0] (1: print the statements sent most often, per phase)
 set -euo pipefail
 
 MESSAGES=${MESSAGES:-20000}
@@ -38,6 +39,7 @@ DURATION=${DURATION:-120}
 PORT_BASE=${PORT_BASE:-12000}
 IDLE_WAIT=${IDLE_WAIT:-180}
 KEEP_WORK=${KEEP_WORK:-0}
+SHOW_STATEMENTS=${SHOW_STATEMENTS:-0}
 PG_PORT=$((PORT_BASE + 432))
 ADMIN_TOKEN=bench-admin-token-0123456789abcdef
 RW_USER=bench
@@ -67,7 +69,7 @@ trap cleanup EXIT
 
 # PostgreSQL refuses to run as root: then its commands run as `postgres`.
 as_pg() { if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-pg() { as_pg "$PG_BIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pg.log" -w "$@"; }
+pg() { as_pg "$PG_BIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pg/server.log" -w "$@"; }
 psql_admin() { as_pg "$PG_BIN/psql" -X -q -t -A -h 127.0.0.1 -p "$PG_PORT" -U postgres_admin "$@"; }
 
 mkdir "$WORK/pg"
@@ -91,7 +93,7 @@ fresh_database() {
 }
 
 statements() {
-    psql_admin -d rackwave -c "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid WHERE r.rolname = 'rackwave'"
+    psql_admin -d rackwave -c "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid JOIN pg_database d ON d.oid = s.dbid WHERE r.rolname = 'rackwave' AND d.datname = 'rackwave'"
 }
 
 # --- the nodes -------------------------------------------------------------------
@@ -192,6 +194,10 @@ phase() { # name
         wait "$first" ;;
     esac
     after=$(statements)
+    if [[ $SHOW_STATEMENTS == 1 ]]; then
+        log "$name: the statements sent most often"
+        psql_admin -d rackwave -c "SELECT calls, left(regexp_replace(query, '\s+', ' ', 'g'), 110) FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid JOIN pg_database d ON d.oid = s.dbid WHERE r.rolname = 'rackwave' AND d.datname = 'rackwave' ORDER BY calls DESC LIMIT 15" >&2
+    fi
     nodes_stop
     python3 - "$WORK" "$name" "$before" "$after" >>"$RESULTS" <<'PY'
 import glob, json, sys

@@ -74,8 +74,8 @@ async fn main() -> ExitCode {
                 }
             }
         }
-        Command::Storage(StorageCommand::Migrate { config }) => {
-            print_json(rackwave::cli::storage::migrate(&config).await)
+        Command::Storage(StorageCommand::Migrate { config, from, to }) => {
+            print_json(rackwave::cli::storage::migrate(&config, from.zip(to)).await)
         }
         Command::Admin(args) => print_json(rackwave::cli::admin::run(args).await),
     }

@@ -446,6 +446,9 @@ impl Server {
             },
         });
         tasks.spawn(forget_expired_logins(clients.clone(), shutdown.subscribe()));
+        if config.storage.backend == crate::config::StorageBackend::Postgres {
+            tasks.spawn(follow_suspensions(accounts.clone(), shutdown.subscribe()));
+        }
         tasks.spawn(rackwave_http::idempotency::forget_old_keys(
             store.clone(),
             clock.clone(),
@@ -593,6 +596,27 @@ async fn billing_cycle(
                 "billing cycle"
             ),
             Err(e) => tracing::warn!(error = %e, "billing cycle failed; next in a minute"),
+        }
+    }
+}
+
+/// How often a node sharing the store reads which workspaces are
+/// suspended: how long a suspension made on another node takes to stop
+/// this one's sending.
+const SUSPENSIONS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Several nodes: a workspace suspended (or let go) by another node's
+/// billing or operator stops (or resumes) sending here too. This node's
+/// own suspensions take effect at once; the others' within
+/// [`SUSPENSIONS_EVERY`].
+async fn follow_suspensions(accounts: Accounts, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(SUSPENSIONS_EVERY) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+        if let Err(e) = accounts.load_suspended().await {
+            tracing::warn!(error = %e, "reading suspended workspaces failed; next in {:?}", SUSPENSIONS_EVERY);
         }
     }
 }

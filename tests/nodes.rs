@@ -15,6 +15,9 @@ use rackwave_testkit::receiver::{Behavior, Receiver};
 use rackwave_testkit::{RawSmtp, TestServer};
 use serde_json::{json, Value};
 
+/// One MigoSMTP plan with a trial.
+const MAIL_PLAN: &str = "[[billing.plans]]\nid = \"mail\"\nplatform = \"migosmtp\"\nname = \"Mail\"\nprice_paise = 99900\ndaily_quota = 1000\ntrial_days = 14\n";
+
 /// Points a node at the shared database (all three parts in one).
 fn on_postgres(c: &mut Config, url: &str, node: &str) {
     c.storage.backend = StorageBackend::Postgres;
@@ -187,9 +190,7 @@ async fn wait_for_events(node: &TestServer, key: &str, n: usize) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_sign_on_token_works_on_one_node_only() {
     let Some((_pg, a, b)) = two_nodes(|c| {
-        c.billing = rackwave_testkit::portal::billing_config(
-            "[[billing.plans]]\nid = \"mail\"\nplatform = \"migosmtp\"\nname = \"Mail\"\nprice_paise = 99900\ndaily_quota = 1000\ntrial_days = 14\n",
-        );
+        c.billing = rackwave_testkit::portal::billing_config(MAIL_PLAN);
     })
     .await
     else {
@@ -218,6 +219,55 @@ async fn a_sign_on_token_works_on_one_node_only() {
     let again = browser.get(&on_a).send().await.unwrap();
     assert_eq!(again.status(), 403, "and refused on node a");
     assert!(again.text().await.unwrap().contains("used already"));
+}
+
+/// A workspace suspended on one node stops sending on the other too, a
+/// moment later (each node reads the suspensions every 2 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_suspension_on_one_node_stops_sending_on_the_other() {
+    let Some((_pg, a, b)) = two_nodes(|c| {
+        c.billing = rackwave_testkit::portal::billing_config(MAIL_PLAN);
+    })
+    .await
+    else {
+        return;
+    };
+    let (_, sub) =
+        rackwave_testkit::portal::trial_of(&a, "ada@example.test", "migosmtp", "mail").await;
+    let key = sub["api_key"].as_str().unwrap();
+    let mail =
+        json!({"from": "app@example.test", "to": ["u@example.net"], "subject": "hi", "text": "hi"});
+    let (s, v) = b
+        .call(key, "POST", "/migosmtp/v1/messages", Some(mail.clone()))
+        .await;
+    assert_eq!(s, 202, "{v}");
+    let (s, v) = a
+        .admin(
+            "POST",
+            &format!(
+                "/admin/v1/subscriptions/{}/suspend",
+                sub["id"].as_str().unwrap()
+            ),
+            Some(json!({"reason": "operator"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let mut answer = (0, Value::Null);
+    for _ in 0..100 {
+        answer = b
+            .call(key, "POST", "/migosmtp/v1/messages", Some(mail.clone()))
+            .await;
+        if answer.0 == 403 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        (answer.0, &answer.1["error"]["code"]),
+        (403, &json!("suspended")),
+        "{}",
+        answer.1
+    );
 }
 
 /// A node that dies while its webhook attempt is in flight: the other node

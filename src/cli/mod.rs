@@ -39,10 +39,18 @@ pub enum Command {
 pub enum StorageCommand {
     /// Brings the PostgreSQL databases of `[storage.postgres]` to this
     /// binary's schema (each database once, however many parts share it);
-    /// refuses a database whose schema is newer.
+    /// refuses a database whose schema is newer. With `--from sled --to
+    /// postgres`, then copies this node's store (the node stopped) into
+    /// them, empty, and checks every family of records read back.
     Migrate {
         #[arg(long, default_value = "config.toml")]
         config: PathBuf,
+        /// The backend to copy the shared state from (with `--to`).
+        #[arg(long, value_enum, requires = "to")]
+        from: Option<storage::Backend>,
+        /// The backend to copy the shared state into (with `--from`).
+        #[arg(long, value_enum, requires = "from")]
+        to: Option<storage::Backend>,
     },
 }
 

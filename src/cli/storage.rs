@@ -2,16 +2,74 @@
 //! `[storage.postgres]` brought to this binary's schema, each database
 //! once however many parts share it. Prints what it did as JSON:
 //! `{"databases": [{"parts": ["portal", …], "from": 0, "to": 1}]}`.
+//!
+//! With `--from sled --to postgres` it then copies this node's shared
+//! state from its sled store (`db` in `[storage] path`; the node stopped,
+//! which sled's lock makes sure of) into those databases, empty, with
+//! [`rackwave_store::copy`], and adds what it read back on each side:
+//! `"copy": {"from": "sled", "to": "postgres", "equal": true, "families":
+//! [{"family": "workspaces", "from": {"count": 2, "sha256": "…"}, "to":
+//! {…}, "equal": true}, …]}`. When a family differs, the report is printed
+//! all the same and the command fails.
 
 use std::path::Path;
 
 use rackwave_store::postgres::Postgres;
+use rackwave_store::{Database, Store};
 use serde_json::{json, Value};
 
 use crate::config::Config;
 
-pub async fn migrate(config: &Path) -> Result<Value, String> {
+/// A storage backend, as `--from` and `--to` name it.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sled,
+    Postgres,
+}
+
+impl Backend {
+    fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sled => "sled",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+pub async fn migrate(config: &Path, copy: Option<(Backend, Backend)>) -> Result<Value, String> {
     let config = Config::load(config).map_err(|e| e.to_string())?;
+    let sled = match copy {
+        None => None,
+        Some((Backend::Sled, Backend::Postgres)) => Some(open_sled(&config)?),
+        Some((from, to)) => {
+            return Err(format!(
+                "--from {} --to {}: the copy goes --from sled --to postgres only (a single node's store into PostgreSQL)",
+                from.as_str(),
+                to.as_str()
+            ))
+        }
+    };
+    let mut answer = json!({ "databases": migrate_databases(&config).await? });
+    if let Some(sled) = sled {
+        let report = copy_into_postgres(&config, &sled).await?;
+        let equal = report["equal"] == true;
+        answer["copy"] = report;
+        if !equal {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&answer).expect("JSON value serializes")
+            );
+            return Err(
+                "PostgreSQL does not read back what the sled store holds (see the families with \"equal\": false)"
+                    .into(),
+            );
+        }
+    }
+    Ok(answer)
+}
+
+/// Each distinct database of `[storage.postgres]` migrated: what it did.
+async fn migrate_databases(config: &Config) -> Result<Vec<Value>, String> {
     let section = &config.storage.postgres;
     // One entry per distinct URL, with the parts that use it.
     let mut databases: Vec<(&str, Vec<&str>)> = Vec::new();
@@ -32,5 +90,75 @@ pub async fn migrate(config: &Path) -> Result<Value, String> {
             .map_err(|e| format!("{}: {e}", parts.join(", ")))?;
         done.push(json!({"parts": parts, "from": migrated.from, "to": migrated.to}));
     }
-    Ok(json!({ "databases": done }))
+    Ok(done)
+}
+
+/// The node's sled store, as `serve` opens it; refused while the node
+/// runs (it holds sled's lock), since its store must not change while it
+/// is copied.
+fn open_sled(config: &Config) -> Result<Store, String> {
+    let path = config.storage.path.join("db");
+    if !path.exists() {
+        return Err(format!(
+            "no sled store at {}: [storage] path names the node's data directory",
+            path.display()
+        ));
+    }
+    let database = Database::open(&path, config.storage.cache_mb).map_err(|e| {
+        if e.to_string().contains("could not acquire lock") {
+            format!(
+                "the sled store at {} is in use: stop the node first",
+                path.display()
+            )
+        } else {
+            format!("{}: {e}", path.display())
+        }
+    })?;
+    database
+        .store()
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+async fn copy_into_postgres(config: &Config, sled: &Store) -> Result<Value, String> {
+    let section = &config.storage.postgres;
+    let urls = section.databases()?;
+    let url = |part: &str| {
+        urls.iter()
+            .find(|(p, _)| *p == part)
+            .map_or("", |(_, url)| *url)
+    };
+    let postgres = rackwave_store::postgres::Databases {
+        portal: url("portal"),
+        migosmtp: url("migosmtp"),
+        telnxo: url("telnxo"),
+        max_connections: section.max_connections,
+    }
+    .store()
+    .await
+    .map_err(|e| format!("PostgreSQL: {e}"))?;
+    let families = rackwave_store::copy::copy(sled, &postgres)
+        .await
+        .map_err(|e| format!("copying the sled store into PostgreSQL: {e}"))?;
+    let equal = families.iter().all(|f| f.equal());
+    if equal {
+        // On PostgreSQL each node names its position in its own spool's
+        // feed (`feed:<node id>`): this node goes on where it stopped,
+        // rather than from the spool's oldest untrimmed entry.
+        let position = sled.cursor("feed").await.map_err(|e| e.to_string())?;
+        let mut tx = postgres.begin().await.map_err(|e| e.to_string())?;
+        tx.set_cursor(&format!("feed:{}", config.node.id()), position)
+            .await
+            .map_err(|e| e.to_string())?;
+        tx.commit().await.map_err(|e| e.to_string())?;
+    }
+    let families: Vec<Value> = families
+        .iter()
+        .map(|f| json!({"family": f.family, "from": f.from, "to": f.to, "equal": f.equal()}))
+        .collect();
+    Ok(json!({
+        "from": Backend::Sled.as_str(),
+        "to": Backend::Postgres.as_str(),
+        "equal": equal,
+        "families": families,
+    }))
 }

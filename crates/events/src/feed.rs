@@ -46,8 +46,7 @@ async fn consume(events: &Events) -> Result<usize, EventsError> {
     };
     let now = inner.clock.now_ms();
     let mut tx = inner.store.begin().await?;
-    let mut targets = Targets::default();
-    let mut queued = 0;
+    let mut batch = Vec::with_capacity(entries.len());
     for entry in &entries {
         let entry = match entry {
             Ok(entry) => entry,
@@ -67,11 +66,16 @@ async fn consume(events: &Events) -> Result<usize, EventsError> {
             entry.attempt_number,
             entry.reply.clone(),
         );
-        let event = Event::new(&entry.workspace_id, Timestamp(entry.at_ms), data);
-        let (_, deliveries) = targets.record(&mut tx, &event, now).await?;
-        queued += deliveries.len();
+        batch.push(Event::new(
+            &entry.workspace_id,
+            Timestamp(entry.at_ms),
+            data,
+        ));
         suppress_on_hard_bounce(&mut tx, entry).await?;
     }
+    // The batch's events in one append (a few statements on PostgreSQL,
+    // whatever its size), then their deliveries.
+    let queued = Targets::default().record_all(&mut tx, &batch, now).await?;
     tx.set_cursor(&inner.feed_cursor, last).await?;
     tx.commit().await?;
     inner.spool.trim_feed(last).await?;

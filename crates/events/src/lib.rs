@@ -96,22 +96,21 @@ struct Inner {
     feed_cursor: String,
 }
 
-/// Stores an event and one delivery per target in `tx`; the caller
+/// Stores one delivery of a stored event per target in `tx`; the caller
 /// commits.
-async fn record(
+async fn deliver(
     tx: &mut Txn,
-    event: &Event,
+    stored: &StoredEvent,
     targets: &[&Endpoint],
     now_ms: i64,
-) -> Result<(StoredEvent, Vec<Delivery>), EventsError> {
-    let stored = tx.append_event(event).await?;
+) -> Result<Vec<Delivery>, EventsError> {
     let mut deliveries = Vec::with_capacity(targets.len());
     for ep in targets {
-        let mut d = outbox::new_delivery(ep, &stored, now_ms);
+        let mut d = outbox::new_delivery(ep, stored, now_ms);
         tx.insert_delivery(&mut d).await?;
         deliveries.push(d);
     }
-    Ok((stored, deliveries))
+    Ok(deliveries)
 }
 
 /// The endpoints of each workspace an event of one transaction belongs
@@ -128,16 +127,44 @@ impl Targets {
         event: &Event,
         now_ms: i64,
     ) -> Result<(StoredEvent, Vec<Delivery>), EventsError> {
-        let ws = &event.workspace_id;
+        let stored = tx.append_event(event).await?;
+        let deliveries = self.deliver(tx, &stored, now_ms).await?;
+        Ok((stored, deliveries))
+    }
+
+    /// [`record`](Self::record) for a batch: the events appended at once,
+    /// then their deliveries; how many deliveries.
+    pub(crate) async fn record_all(
+        &mut self,
+        tx: &mut Txn,
+        events: &[Event],
+        now_ms: i64,
+    ) -> Result<usize, EventsError> {
+        let mut queued = 0;
+        for stored in tx.append_events(events).await? {
+            queued += self.deliver(tx, &stored, now_ms).await?.len();
+        }
+        Ok(queued)
+    }
+
+    /// One delivery of a stored event to each endpoint of its workspace
+    /// that wants its type.
+    async fn deliver(
+        &mut self,
+        tx: &mut Txn,
+        stored: &StoredEvent,
+        now_ms: i64,
+    ) -> Result<Vec<Delivery>, EventsError> {
+        let ws = &stored.workspace_id;
         if !self.0.contains_key(ws) {
             let endpoints = tx.endpoints_of(ws).await?;
             self.0.insert(ws.clone(), endpoints);
         }
         let targets: Vec<&Endpoint> = self.0[ws]
             .iter()
-            .filter(|e| e.wants(event.event_type()))
+            .filter(|e| stored.event_type.is_some_and(|t| e.wants(t)))
             .collect();
-        record(tx, event, &targets, now_ms).await
+        deliver(tx, stored, &targets, now_ms).await
     }
 }
 
@@ -355,7 +382,8 @@ impl Events {
             },
         );
         let mut tx = self.inner.store.begin().await?;
-        let (stored, mut deliveries) = record(&mut tx, &event, &[&ep], now.ms()).await?;
+        let stored = tx.append_event(&event).await?;
+        let mut deliveries = deliver(&mut tx, &stored, &[&ep], now.ms()).await?;
         tx.commit().await?;
         self.kick();
         let delivery = deliveries.pop().expect("one delivery for one target");

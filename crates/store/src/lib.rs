@@ -17,7 +17,10 @@
 //!   with `synchronous_commit` off), for bookkeeping whose
 //!   loss only repeats work (a webhook attempt's record). Concurrent
 //!   durable commits share one flush.
-//! * **Reads** outside a transaction see every committed write.
+//! * **Reads** outside a transaction see every committed write; on
+//!   PostgreSQL, three that every message makes (a workspace, its sending
+//!   domains, a domain) may lag writes made on *another* node by up to a
+//!   second (a node's own writes are seen at once).
 //! * **Tenancy.** Records carry their workspace; listings are per
 //!   workspace. Lookups by a global key (a username, a domain, an API key
 //!   digest, an id) return the record whatever its workspace: the caller
@@ -33,6 +36,7 @@
 //! which generates the backend traits and the methods of [`Store`] and
 //! [`Txn`] from the same list.
 
+pub mod copy;
 pub mod postgres;
 mod records;
 mod sled;
@@ -194,7 +198,7 @@ macro_rules! store_api {
                         Backend::Postgres(s) => {
                             let view = s.reader();
                             let out = view.$read($($rarg),*).await?;
-                            view.finish().await?;
+                            view.finish();
                             Ok(out)
                         }
                     }
@@ -253,6 +257,9 @@ store_api! {
         fn events(workspace_id: &str, query: &EventQuery, cursor: Option<&str>, limit: usize) -> Page<StoredEvent>;
         /// A named position (the spool feed consumer's), 0 if never set.
         fn cursor(name: &str) -> u64;
+        /// Every named position set with [`Writes::set_cursor`] (the spool
+        /// feed's, each invoice and credit note number series), by name.
+        fn cursors() -> Vec<(String, u64)>;
         /// A webhook endpoint, whatever its workspace.
         fn endpoint(id: &str) -> Option<Endpoint>;
         /// A workspace's endpoints (every platform), oldest first.
@@ -333,14 +340,23 @@ store_api! {
         fn calls_of(workspace_id: &str, cursor: Option<&str>, limit: usize) -> Page<Call>;
         /// The message (and part) a carrier id names on a channel.
         fn telnxo_by_carrier_id(channel: Channel, carrier_id: &str) -> Option<(String, u32)>;
+        /// Up to `limit` carrier ids of every channel, as `(channel, carrier
+        /// id, message id, part)`, by channel and carrier id, after `after`.
+        fn carrier_ids(after: Option<(Channel, String)>, limit: usize) -> Vec<(Channel, String, String, u32)>;
         /// Up to `limit` ids in a channel's queue due by `now_ms`, earliest
         /// first.
         fn telnxo_due(channel: Channel, now_ms: i64, limit: usize) -> Vec<String>;
         /// When a WhatsApp user last wrote to the workspace (unix ms).
         fn whatsapp_window(workspace_id: &str, customer: &str) -> Option<i64>;
+        /// Every WhatsApp window of a workspace, as `(customer, unix ms)`, by
+        /// customer.
+        fn whatsapp_windows_of(workspace_id: &str) -> Vec<(String, i64)>;
         /// A workspace's Telnxo usage counter (`day:<n>` sends of a UTC
         /// day, `<channel>:<period start>` units of a billing period).
         fn telnxo_usage(workspace_id: &str, counter: &str) -> u64;
+        /// Every Telnxo usage counter of a workspace, as `(counter, total)`,
+        /// by counter.
+        fn telnxo_usage_of(workspace_id: &str) -> Vec<(String, u64)>;
         /// The parts of a concatenated inbound SMS received so far, by
         /// their sequence number.
         fn inbound_parts(key: &str) -> Vec<(u8, String)>;
@@ -378,6 +394,9 @@ store_api! {
         fn delete_sender_domain(domain: &str) -> bool;
         /// Appends an event to its workspace's log, serialized once here.
         fn append_event(event: &Event) -> StoredEvent;
+        /// Appends events (of any workspaces) in order, as
+        /// [`Writes::append_event`] would one by one, at the cost of one.
+        fn append_events(events: &[Event]) -> Vec<StoredEvent>;
         /// Sets a named position.
         fn set_cursor(name: &str, value: u64) -> ();
         /// Adds or replaces an endpoint.

@@ -26,6 +26,64 @@ async fn conformance(store: &Store) {
     telnxo(store).await;
     coordination(store).await;
     hostile_keys(store).await;
+    event_batches(store).await;
+    lookups_together(store).await;
+}
+
+/// Many suppression lookups at once (a busy node's recipients): each gets
+/// its own workspace's answer, never another's.
+async fn lookups_together(store: &Store) {
+    let mut tx = store.begin().await.unwrap();
+    for i in (0..60).step_by(3) {
+        let s = suppression("ws_many", &format!("r{i}@x.org"), SuppressionReason::Manual);
+        tx.put_suppression(&s).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let lookups: Vec<_> = (0..60)
+        .flat_map(|i| ["ws_many", "ws_other"].map(move |ws| (ws, i)))
+        .map(|(ws, i)| async move {
+            let found = store.suppression(ws, &format!("r{i}@x.org")).await.unwrap();
+            (ws, i, found.map(|s| (s.workspace_id, s.address)))
+        })
+        .collect();
+    for (ws, i, found) in futures::future::join_all(lookups).await {
+        let want =
+            (ws == "ws_many" && i % 3 == 0).then(|| ("ws_many".to_string(), format!("r{i}@x.org")));
+        assert_eq!(found, want, "{ws} r{i}");
+    }
+}
+
+/// A batch of events of several workspaces appended at once: in order,
+/// each in its workspace's log and daily counts, as one by one.
+async fn event_batches(store: &Store) {
+    let batch = [
+        email_event("ws_batch1", T0, "m1", EmailEvent::Queued),
+        email_event("ws_batch2", T0 + 1, "m2", EmailEvent::Queued),
+        email_event("ws_batch1", T0 + 2, "m1", EmailEvent::Queued),
+    ];
+    let mut tx = store.begin().await.unwrap();
+    let stored = tx.append_events(&batch).await.unwrap();
+    assert!(tx.append_events(&[]).await.unwrap().is_empty());
+    tx.commit().await.unwrap();
+    assert_eq!(stored.len(), 3);
+    assert!(stored.windows(2).all(|w| w[0].seq < w[1].seq), "in order");
+    for (s, e) in stored.iter().zip(&batch) {
+        assert_eq!(
+            (s.id.as_str(), s.workspace_id.as_str()),
+            (e.id.as_str(), e.workspace_id.as_str())
+        );
+        let again = store.event_by_id(&e.id).await.unwrap().unwrap();
+        assert_eq!(again.body(), s.body());
+    }
+    let q = EventQuery::default();
+    assert_eq!(count(store, "ws_batch1", &q, 10).await, 2);
+    assert_eq!(count(store, "ws_batch2", &q, 10).await, 1);
+    let day = T0.div_euclid(86_400_000);
+    let counts = store
+        .event_counts("ws_batch1", day, day, None)
+        .await
+        .unwrap();
+    assert_eq!(counts, [(day, "email.queued".to_string(), 2)]);
 }
 
 /// Lookups by keys no write could have stored (NUL, empty) find nothing,
@@ -335,7 +393,27 @@ async fn telnxo(store: &Store) {
     tx.put_carrier_id(Channel::Sms, "1715004", "msg_2", 1)
         .await
         .unwrap();
+    tx.put_carrier_id(Channel::Whatsapp, "=wamid.HBgM", "msg_3", 0)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
+    // Every carrier id, by channel and id (bytewise), in pages.
+    let carrier =
+        |channel, id: &str, msg: &str, part| (channel, id.to_string(), msg.to_string(), part);
+    assert_eq!(
+        store.carrier_ids(None, 2).await.unwrap(),
+        [
+            carrier(Channel::Sms, "1715004", "msg_2", 1),
+            carrier(Channel::Sms, "1A2B3C", "msg_2", 0)
+        ]
+    );
+    assert_eq!(
+        store
+            .carrier_ids(Some((Channel::Sms, "1A2B3C".into())), 10)
+            .await
+            .unwrap(),
+        [carrier(Channel::Whatsapp, "=wamid.HBgM", "msg_3", 0)]
+    );
     assert_eq!(
         store.telnxo_due(Channel::Sms, T0 + 1000, 10).await.unwrap(),
         vec!["msg_1".to_string()]
@@ -420,6 +498,24 @@ async fn telnxo(store: &Store) {
     tx.commit().await.unwrap();
     assert_eq!(store.telnxo_usage("ws_t1", "day:1").await.unwrap(), 5);
     assert_eq!(store.telnxo_usage("ws_t2", "day:1").await.unwrap(), 0);
+    let mut tx = store.begin().await.unwrap();
+    tx.add_telnxo_usage("ws_t1", "sms:1780825140000", 9)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        store.telnxo_usage_of("ws_t1").await.unwrap(),
+        [
+            ("day:1".to_string(), 5),
+            ("sms:1780825140000".to_string(), 9)
+        ]
+    );
+    assert!(store.telnxo_usage_of("ws_t2").await.unwrap().is_empty());
+    assert_eq!(
+        store.whatsapp_windows_of("ws_t1").await.unwrap(),
+        [("+919876543210".to_string(), T0)]
+    );
+    assert!(store.whatsapp_windows_of("ws_t2").await.unwrap().is_empty());
     assert_eq!(
         store
             .whatsapp_window("ws_t1", "+919876543210")
@@ -1255,6 +1351,23 @@ async fn transactions(store: &Store) {
     }
     assert_eq!(store.cursor("counter").await.unwrap(), 200);
     assert_eq!(store.cursor("never set").await.unwrap(), 0);
+
+    // Every named position, by name.
+    let mut tx = store.begin().await.unwrap();
+    tx.set_cursor("invoice-series/RW/2026-27", 42)
+        .await
+        .unwrap();
+    tx.set_cursor("feed", 7).await.unwrap();
+    tx.commit().await.unwrap();
+    let named = |name: &str, at: u64| (name.to_string(), at);
+    assert_eq!(
+        store.cursors().await.unwrap(),
+        [
+            named("counter", 200),
+            named("feed", 7),
+            named("invoice-series/RW/2026-27", 42)
+        ]
+    );
 }
 
 fn email_event(ws: &str, at: i64, msg: &str, e: EmailEvent) -> rackwave_core::event::Event {
@@ -1861,6 +1974,106 @@ async fn postgres_telnxo_records() {
         return;
     };
     telnxo(&store).await;
+}
+
+/// A copy between backends (`rackwave_store::copy`) of all the suite
+/// leaves behind: sled into PostgreSQL, then that back into sled, each
+/// family reading back as it was; a store already holding data is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn copies_every_family_between_backends() {
+    let Some((_server, postgres)) = postgres_store(["portal", "migosmtp", "telnxo"]).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let sled = sled_store(&dir.path().join("db"));
+    conformance(&sled).await;
+    // The suite writes most records of workspaces it never adds; a copy
+    // walks the workspaces there are.
+    let mut tx = sled.begin().await.unwrap();
+    for id in [
+        "ws_a", "ws_b", "ws_c", "ws_e", "ws_o", "ws_ab", "ws_old", "ws_long", "ws_other", "ws_i1",
+        "ws_i2", "ws_t1", "ws_t2", "su1", "su2", "ws_1",
+    ] {
+        if tx.workspace(id).await.unwrap().is_none() {
+            tx.insert_workspace(&workspace(id)).await.unwrap();
+        }
+    }
+    // And what it leaves none of: a call, the audit trail, a parked
+    // report, a workspace whose subscription was cancelled since.
+    tx.put_call(&Call {
+        id: "call_1".into(),
+        workspace_id: "ws_t1".into(),
+        from: "+14155550100".into(),
+        to: "+919876543210".into(),
+        tts: Some("Your code is 1234".into()),
+        audio_url: None,
+        record: false,
+        status: CommStatus::Completed,
+        attempts: 1,
+        due_at_ms: None,
+        expires_at_ms: T0 + 60_000,
+        initiated_at_ms: Some(T0),
+        answered_at_ms: Some(T0 + 3_000),
+        ended_at_ms: Some(T0 + 9_000),
+        duration_seconds: Some(6),
+        ring_seconds: Some(3),
+        recording_url: None,
+        error: None,
+        history: Vec::new(),
+        created_at_ms: T0,
+    })
+    .await
+    .unwrap();
+    tx.append_audit(&AuditEntry {
+        id: "au_1".into(),
+        at_ms: T0,
+        kind: "sso.refused".into(),
+        detail: "token used twice".into(),
+        client_id: Some("cus_1".into()),
+    })
+    .await
+    .unwrap();
+    tx.put_parked_report(&ParkedReport {
+        id: "tr_1".into(),
+        tries: 2,
+        report: r#"{"carrier_id":"1A2B3C","status":"DELIVRD"}"#.into(),
+    })
+    .await
+    .unwrap();
+    let mut gone = tx.subscription("sub_a").await.unwrap().unwrap();
+    gone.id = "sub_gone".into();
+    gone.workspace_id = "ws_b".into();
+    gone.status = SubscriptionStatus::Active;
+    tx.put_subscription(&gone).await.unwrap();
+    gone.status = SubscriptionStatus::Cancelled;
+    tx.put_subscription(&gone).await.unwrap();
+    tx.commit().await.unwrap();
+    let linked = sled.subscription_of_workspace("ws_b").await.unwrap();
+    assert_eq!(
+        linked.map(|s| s.status),
+        Some(SubscriptionStatus::Cancelled)
+    );
+    let into_postgres = copy::copy(&sled, &postgres).await.unwrap();
+    let back_again = copy::copy(&postgres, &sled_store(&dir.path().join("again")))
+        .await
+        .unwrap();
+    for (there, back) in into_postgres.iter().zip(&back_again) {
+        assert!(there.equal(), "{there:?}");
+        assert!(back.equal(), "{back:?}");
+        assert_eq!(there.from, back.to, "{}", there.family);
+    }
+    assert_eq!(into_postgres.len(), back_again.len());
+    let empty: Vec<_> = into_postgres
+        .iter()
+        .filter(|f| f.from.count == 0)
+        .map(|f| f.family)
+        .collect();
+    assert!(empty.is_empty(), "the suite leaves no {empty:?}");
+    let err = copy::copy(&sled, &postgres).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Invalid(m) if m.contains("already holds data")),
+        "{err}"
+    );
 }
 
 #[tokio::test]

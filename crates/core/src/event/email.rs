@@ -350,7 +350,7 @@ pub struct MessageRef {
 }
 
 /// `email.queued`
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct EmailQueued {
     #[serde(flatten)]
     pub message: MessageRef,
@@ -358,7 +358,7 @@ pub struct EmailQueued {
 }
 
 /// `email.sent`
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct EmailSent {
     #[serde(flatten)]
     pub message: MessageRef,
@@ -367,7 +367,7 @@ pub struct EmailSent {
 }
 
 /// `email.delivered`
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct EmailDelivered {
     #[serde(flatten)]
     pub message: MessageRef,
@@ -378,7 +378,7 @@ pub struct EmailDelivered {
 }
 
 /// `email.deferred`
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct EmailDeferred {
     #[serde(flatten)]
     pub message: MessageRef,
@@ -390,7 +390,7 @@ pub struct EmailDeferred {
 }
 
 /// `email.bounced`
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct EmailBounced {
     #[serde(flatten)]
     pub message: MessageRef,

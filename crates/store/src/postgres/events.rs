@@ -130,6 +130,21 @@ pub(super) async fn cursor(t: &PgTxn, name: &str) -> Result<u64> {
     }
 }
 
+pub(super) async fn cursors(t: &PgTxn) -> Result<Vec<(String, u64)>> {
+    let rows = log(t, Scope::Service)
+        .await?
+        .query("SELECT name, value FROM cursors ORDER BY name", &[])
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let corrupt =
+                |e: tokio_postgres::Error| StoreError::Corrupt(format!("a position: {e}"));
+            let value: i64 = row.try_get(1).map_err(corrupt)?;
+            Ok((row.try_get(0).map_err(corrupt)?, value as u64))
+        })
+        .collect()
+}
+
 pub(super) async fn endpoint(t: &PgTxn, id: &str) -> Result<Option<Endpoint>> {
     if !storable(id) {
         return Ok(None);
@@ -275,47 +290,105 @@ pub(super) async fn event_counts(
 }
 
 pub(super) async fn append_event(t: &PgTxn, event: &Event) -> Result<StoredEvent> {
-    let ws = &event.workspace_id;
-    component("workspace id", ws)?;
-    let c = log(t, Scope::Workspace(ws)).await?;
-    let event_type = event.event_type();
-    let stored = StoredEvent {
-        seq: next_seq(c).await?,
-        at_ms: event.timestamp.ms(),
-        id: event.id.clone(),
-        workspace_id: ws.clone(),
-        event_type: Some(event_type),
-        message_id: event.data.message_id().map(str::to_string),
-        event: serde_json::value::to_raw_value(event)
-            .map_err(|e| StoreError::Corrupt(format!("event envelope: {e}")))?,
+    let mut stored = append_events(t, std::slice::from_ref(event)).await?;
+    stored
+        .pop()
+        .ok_or_else(|| StoreError::Unavailable("the event was not stored".into()))
+}
+
+/// Appends a batch in three statements, whatever its size: its positions,
+/// its rows, and the daily counts it adds to (summed here first).
+pub(super) async fn append_events(t: &PgTxn, events: &[Event]) -> Result<Vec<StoredEvent>> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    for event in events {
+        component("workspace id", &event.workspace_id)?;
+    }
+    // One workspace's batch runs in its scope; a mixed one (the feed's)
+    // in the service's.
+    let first = &events[0].workspace_id;
+    let scope = if events.iter().all(|e| &e.workspace_id == first) {
+        Scope::Workspace(first)
+    } else {
+        Scope::Service
     };
+    let c = log(t, scope).await?;
+    let seqs: Vec<i64> = c
+        .query(
+            "SELECT nextval('rackwave_seq') FROM generate_series(1::bigint, $1::bigint)",
+            &[&(events.len() as i64)],
+        )
+        .await?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| StoreError::Corrupt(format!("the sequence: {e}")))?;
+    let mut stored = Vec::with_capacity(events.len());
+    let mut counts: std::collections::BTreeMap<(&str, i64, &str, &str), i64> = Default::default();
+    for (event, seq) in events.iter().zip(&seqs) {
+        let event_type = event.event_type();
+        let s = StoredEvent {
+            seq: *seq as u64,
+            at_ms: event.timestamp.ms(),
+            id: event.id.clone(),
+            workspace_id: event.workspace_id.clone(),
+            event_type: Some(event_type),
+            message_id: event.data.message_id().map(str::to_string),
+            event: serde_json::value::to_raw_value(event)
+                .map_err(|e| StoreError::Corrupt(format!("event envelope: {e}")))?,
+        };
+        // The day's counters, overall and per tag (stats without a scan).
+        let day = s.at_ms.div_euclid(86_400_000);
+        for tag in std::iter::once("").chain(event.data.tags().iter().map(String::as_str)) {
+            if !tag.contains('\0') {
+                *counts
+                    .entry((&event.workspace_id, day, tag, event_type.as_str()))
+                    .or_default() += 1;
+            }
+        }
+        stored.push(s);
+    }
+    let column = |f: fn(&StoredEvent) -> Option<String>| -> Vec<Option<String>> {
+        stored.iter().map(f).collect()
+    };
+    let ats: Vec<i64> = stored.iter().map(|s| s.at_ms).collect();
+    let types: Vec<&str> = events.iter().map(|e| e.event_type().as_str()).collect();
+    let products: Vec<&str> = events
+        .iter()
+        .map(|e| e.event_type().product().as_str())
+        .collect();
     c.execute(
         "INSERT INTO events (seq, workspace_id, id, at_ms, event_type, product, message_id, envelope)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+         SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[],
+                              $6::text[], $7::text[], $8::text[])",
         &[
-            &(stored.seq as i64),
-            ws,
-            &stored.id,
-            &stored.at_ms,
-            &event_type.as_str(),
-            &event_type.product().as_str(),
-            &stored.message_id,
-            &stored.event.get(),
+            &seqs,
+            &column(|s| Some(s.workspace_id.clone())),
+            &column(|s| Some(s.id.clone())),
+            &ats,
+            &types,
+            &products,
+            &column(|s| s.message_id.clone()),
+            &column(|s| Some(s.event.get().to_string())),
         ],
     )
     .await?;
-    // The day's counters, overall and per tag (stats without a scan).
-    let day = stored.at_ms.div_euclid(86_400_000);
-    let tags: Vec<&str> = std::iter::once("")
-        .chain(event.data.tags().iter().map(String::as_str))
-        .filter(|tag| !tag.contains('\0'))
-        .collect();
+    let (mut wss, mut days, mut tags, mut kinds, mut ns) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for ((ws, day, tag, kind), n) in counts {
+        wss.push(ws);
+        days.push(day);
+        tags.push(tag);
+        kinds.push(kind);
+        ns.push(n);
+    }
     c.execute(
         "INSERT INTO event_counts (workspace_id, day, tag, event_type, n)
-         SELECT $1, $2, tag, $4, count(*) FROM unnest($3::text[]) AS tag GROUP BY tag
+         SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[])
          ON CONFLICT (workspace_id, day, tag, event_type)
          DO UPDATE SET n = event_counts.n + EXCLUDED.n",
-        &[ws, &day, &tags, &event_type.as_str()],
+        &[&wss, &days, &tags, &kinds, &ns],
     )
     .await?;
     Ok(stored)

@@ -11,6 +11,7 @@
 
 mod coordination;
 mod events;
+mod lookups;
 mod migrate;
 mod ops;
 mod portal;
@@ -33,7 +34,13 @@ pub use tenancy::{Scope, Work};
 #[derive(Clone)]
 pub struct Postgres {
     pool: Pool,
+    /// Tells pools apart (clones share it): connections are known by their
+    /// pool and the pool's id of them.
+    id: usize,
 }
+
+/// The id of the next pool made.
+static POOLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// What the server said, as the store's errors: a unique key taken is a
 /// conflict, a refused row (a policy's check) invalid, anything else the
@@ -126,9 +133,17 @@ impl Postgres {
     /// bypasses row-level security (a superuser, `BYPASSRLS`) is refused,
     /// since tenancy would then rest on every query alone.
     pub async fn connect(url: &str, max_connections: usize) -> Result<Postgres> {
-        let config: tokio_postgres::Config = url
+        let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Invalid(format!("the PostgreSQL URL: {e}")))?;
+        // The transactions quote their scope into a literal (`txn::quoted`),
+        // which needs backslashes to be plain characters whatever the
+        // server's or the role's defaults say.
+        let options = match config.get_options() {
+            Some(given) => format!("{given} -c standard_conforming_strings=on"),
+            None => "-c standard_conforming_strings=on".to_string(),
+        };
+        config.options(&options);
         let manager = Manager::from_config(
             config,
             tls()?,
@@ -155,7 +170,10 @@ impl Postgres {
             )));
         }
         drop(client);
-        Ok(Postgres { pool })
+        Ok(Postgres {
+            pool,
+            id: POOLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        })
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object> {

@@ -52,6 +52,9 @@ impl Reads for PgTxn {
     async fn cursor(&self, name: &str) -> Result<u64> {
         events::cursor(self, name).await
     }
+    async fn cursors(&self) -> Result<Vec<(String, u64)>> {
+        events::cursors(self).await
+    }
     async fn endpoint(&self, id: &str) -> Result<Option<Endpoint>> {
         events::endpoint(self, id).await
     }
@@ -211,14 +214,27 @@ impl Reads for PgTxn {
     ) -> Result<Option<(String, u32)>> {
         telnxo::telnxo_by_carrier_id(self, channel, carrier_id).await
     }
+    async fn carrier_ids(
+        &self,
+        after: Option<(Channel, String)>,
+        limit: usize,
+    ) -> Result<Vec<(Channel, String, String, u32)>> {
+        telnxo::carrier_ids(self, after, limit).await
+    }
     async fn telnxo_due(&self, channel: Channel, now_ms: i64, limit: usize) -> Result<Vec<String>> {
         telnxo::telnxo_due(self, channel, now_ms, limit).await
     }
     async fn whatsapp_window(&self, workspace_id: &str, customer: &str) -> Result<Option<i64>> {
         telnxo::whatsapp_window(self, workspace_id, customer).await
     }
+    async fn whatsapp_windows_of(&self, workspace_id: &str) -> Result<Vec<(String, i64)>> {
+        telnxo::whatsapp_windows_of(self, workspace_id).await
+    }
     async fn telnxo_usage(&self, workspace_id: &str, counter: &str) -> Result<u64> {
         telnxo::telnxo_usage(self, workspace_id, counter).await
+    }
+    async fn telnxo_usage_of(&self, workspace_id: &str) -> Result<Vec<(String, u64)>> {
+        telnxo::telnxo_usage_of(self, workspace_id).await
     }
     async fn inbound_parts(&self, key: &str) -> Result<Vec<(u8, String)>> {
         telnxo::inbound_parts(self, key).await
@@ -273,6 +289,9 @@ impl Writes for PgTxn {
     }
     async fn append_event(&mut self, event: &Event) -> Result<StoredEvent> {
         events::append_event(self, event).await
+    }
+    async fn append_events(&mut self, events: &[Event]) -> Result<Vec<StoredEvent>> {
+        events::append_events(self, events).await
     }
     async fn set_cursor(&mut self, name: &str, value: u64) -> Result<()> {
         events::set_cursor(self, name, value).await

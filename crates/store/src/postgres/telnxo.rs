@@ -268,6 +268,35 @@ pub(super) async fn telnxo_by_carrier_id(
     Ok(Some((row.get(0), part)))
 }
 
+pub(super) async fn carrier_ids(
+    t: &PgTxn,
+    after: Option<(Channel, String)>,
+    limit: usize,
+) -> Result<Vec<(Channel, String, String, u32)>> {
+    let (after_channel, after_id) = match &after {
+        Some((channel, id)) => (Some(channel.as_str()), Some(id.as_str())),
+        None => (None, None),
+    };
+    let c = t.on(Part::Telnxo, Scope::Service).await?;
+    let rows = c
+        .query(
+            "SELECT channel, carrier_id, message_id, part FROM telnxo_carrier_ids
+            WHERE $1::text IS NULL OR (channel, carrier_id) > ($1, $2::text)
+            ORDER BY channel, carrier_id LIMIT $3",
+            &[&after_channel, &after_id, &limit_of(limit)],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let channel = Channel::parse(row.get(0))
+                .ok_or_else(|| StoreError::Corrupt("carrier id's channel".into()))?;
+            let part = u32::try_from(row.get::<_, i64>(3))
+                .map_err(|_| StoreError::Corrupt("carrier id's part".into()))?;
+            Ok((channel, row.get(1), row.get(2), part))
+        })
+        .collect()
+}
+
 /// Calls are the voice channel's queue, beside any message on it.
 pub(super) async fn telnxo_due(
     t: &PgTxn,
@@ -303,6 +332,40 @@ pub(super) async fn whatsapp_window(
     )
     .await?
     .map(|row| row.get(0)))
+}
+
+pub(super) async fn whatsapp_windows_of(
+    t: &PgTxn,
+    workspace_id: &str,
+) -> Result<Vec<(String, i64)>> {
+    if !storable(workspace_id) {
+        return Ok(Vec::new());
+    }
+    let c = t.on(Part::Telnxo, Scope::Workspace(workspace_id)).await?;
+    let rows = c
+        .query(
+            "SELECT customer, at_ms FROM telnxo_whatsapp_windows WHERE workspace_id = $1 ORDER BY customer",
+            &[&workspace_id],
+        )
+        .await?;
+    Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+}
+
+pub(super) async fn telnxo_usage_of(t: &PgTxn, workspace_id: &str) -> Result<Vec<(String, u64)>> {
+    if !storable(workspace_id) {
+        return Ok(Vec::new());
+    }
+    let c = t.on(Part::Telnxo, Scope::Workspace(workspace_id)).await?;
+    let rows = c
+        .query(
+            "SELECT counter, n FROM telnxo_usage WHERE workspace_id = $1 ORDER BY counter",
+            &[&workspace_id],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| (row.get(0), row.get::<_, i64>(1) as u64))
+        .collect())
 }
 
 pub(super) async fn telnxo_usage(t: &PgTxn, workspace_id: &str, counter: &str) -> Result<u64> {

@@ -41,10 +41,13 @@ pub(super) async fn workspace(t: &PgTxn, id: &str) -> Result<Option<Workspace>> 
     if !storable(id) {
         return Ok(None);
     }
-    shared(t, Scope::Service)
-        .await?
-        .record("SELECT record FROM workspaces WHERE id = $1", &[&id])
-        .await
+    t.cached(format!("workspace:{id}"), async {
+        shared(t, Scope::Service)
+            .await?
+            .record("SELECT record FROM workspaces WHERE id = $1", &[&id])
+            .await
+    })
+    .await
 }
 
 pub(super) async fn workspaces(t: &PgTxn) -> Result<Vec<Workspace>> {
@@ -104,23 +107,35 @@ pub(super) async fn sender_domain(t: &PgTxn, domain: &str) -> Result<Option<Send
     if !storable(domain) {
         return Ok(None);
     }
-    migosmtp(t, Scope::Service)
-        .await?
-        .record(
-            "SELECT record FROM sender_domains WHERE domain = $1",
-            &[&domain],
-        )
-        .await
+    t.cached(format!("domain:{domain}"), async {
+        migosmtp(t, Scope::Service)
+            .await?
+            .record(
+                "SELECT record FROM sender_domains WHERE domain = $1",
+                &[&domain],
+            )
+            .await
+    })
+    .await
 }
 
 pub(super) async fn sender_domains_of(t: &PgTxn, workspace_id: &str) -> Result<Vec<SenderDomain>> {
-    migosmtp(t, Scope::Workspace(workspace_id))
-        .await?
-        .records(
-            "SELECT record FROM sender_domains WHERE workspace_id = $1 ORDER BY domain COLLATE \"C\"",
-            &[&workspace_id],
-        )
-        .await
+    t.cached(format!("domains:{workspace_id}"), async {
+        migosmtp(t, Scope::Workspace(workspace_id))
+            .await?
+            .records(
+                "SELECT record FROM sender_domains WHERE workspace_id = $1 ORDER BY domain COLLATE \"C\"",
+                &[&workspace_id],
+            )
+            .await
+    })
+    .await
+}
+
+/// A sending domain's writes make its cached reads stale.
+fn domain_written(t: &PgTxn, domain: &str, workspace_id: &str) {
+    t.stale(format!("domain:{domain}"));
+    t.stale(format!("domains:{workspace_id}"));
 }
 
 pub(super) async fn idempotency(
@@ -145,8 +160,11 @@ pub(super) async fn suppression(
     workspace_id: &str,
     address: &str,
 ) -> Result<Option<Suppression>> {
-    if address.is_empty() || workspace_id.is_empty() {
+    if !storable(address) || !storable(workspace_id) {
         return Ok(None);
+    }
+    if let Some(store) = t.view_of() {
+        return store.suppression_together(workspace_id, address).await;
     }
     migosmtp(t, Scope::Workspace(workspace_id))
         .await?
@@ -181,6 +199,7 @@ pub(super) async fn suppressions(
 
 pub(super) async fn insert_workspace(t: &PgTxn, workspace: &Workspace) -> Result<()> {
     component("workspace id", &workspace.id)?;
+    t.stale(format!("workspace:{}", workspace.id));
     let rows = shared(t, Scope::Workspace(&workspace.id))
         .await?
         .execute(
@@ -194,6 +213,7 @@ pub(super) async fn insert_workspace(t: &PgTxn, workspace: &Workspace) -> Result
 }
 
 pub(super) async fn put_workspace(t: &PgTxn, workspace: &Workspace) -> Result<()> {
+    t.stale(format!("workspace:{}", workspace.id));
     let rows = shared(t, Scope::Workspace(&workspace.id))
         .await?
         .execute(
@@ -274,6 +294,7 @@ pub(super) async fn delete_smtp_account(t: &PgTxn, username: &str) -> Result<boo
 pub(super) async fn insert_sender_domain(t: &PgTxn, domain: &SenderDomain) -> Result<()> {
     component("domain", &domain.domain)?;
     component("workspace id", &domain.workspace_id)?;
+    domain_written(t, &domain.domain, &domain.workspace_id);
     let rows = migosmtp(t, Scope::Service)
         .await?
         .execute(
@@ -288,6 +309,7 @@ pub(super) async fn insert_sender_domain(t: &PgTxn, domain: &SenderDomain) -> Re
 }
 
 pub(super) async fn put_sender_domain(t: &PgTxn, domain: &SenderDomain) -> Result<()> {
+    domain_written(t, &domain.domain, &domain.workspace_id);
     let rows = migosmtp(t, Scope::Service)
         .await?
         .execute(
@@ -302,11 +324,20 @@ pub(super) async fn delete_sender_domain(t: &PgTxn, domain: &str) -> Result<bool
     if !storable(domain) {
         return Ok(false);
     }
-    let rows = migosmtp(t, Scope::Service)
+    let gone = migosmtp(t, Scope::Service)
         .await?
-        .execute("DELETE FROM sender_domains WHERE domain = $1", &[&domain])
+        .query(
+            "DELETE FROM sender_domains WHERE domain = $1 RETURNING workspace_id",
+            &[&domain],
+        )
         .await?;
-    Ok(rows > 0)
+    for row in &gone {
+        let workspace_id: String = row
+            .try_get(0)
+            .map_err(|e| StoreError::Corrupt(format!("a sending domain: {e}")))?;
+        domain_written(t, domain, &workspace_id);
+    }
+    Ok(!gone.is_empty())
 }
 
 pub(super) async fn put_idempotency(t: &PgTxn, record: &IdempotencyRecord) -> Result<()> {

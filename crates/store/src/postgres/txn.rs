@@ -12,10 +12,18 @@
 //! transaction touching two databases commits them one after the other
 //! (the portal's last); where the parts share a database there is one.
 //!
-//! Reads outside a transaction run in a short transaction of their own
-//! (their scope needs one), without the lock.
+//! Reads outside a transaction (a *view*) run no transaction: each of
+//! their statements sees what is committed, and their scope is the
+//! connection's session setting, which the store remembers per pooled
+//! connection, so a read whose scope is the one its connection already has
+//! is one statement, one round trip. (A transaction's `SET LOCAL` scope
+//! ends with it and leaves the session's as it was.)
 
+use std::any::Any;
+use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use deadpool_postgres::Object;
 use serde::de::DeserializeOwned;
@@ -30,7 +38,7 @@ use crate::{Result, StoreError};
 const WRITE_LOCK: i64 = 0x5257_5752_4954_4553;
 
 /// Whose database an operation uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Part {
     Portal = 0,
     Migosmtp = 1,
@@ -40,51 +48,179 @@ pub(crate) enum Part {
 /// The backend: a pool per part (parts on the same URL share one).
 pub(crate) struct PgStore {
     parts: [Postgres; 3],
+    /// What the hot path reads for every message (a workspace, its sending
+    /// domains, a domain), kept for [`CACHE_FOR`] for reads outside
+    /// transactions, by key (`workspace:<id>`, …); writes on this node
+    /// forget their keys, writes on other nodes are seen when it lapses.
+    cache: Mutex<HashMap<String, Cached>>,
+    /// Suppression lookups waiting to be asked together (`lookups`).
+    pub(super) lookups: Mutex<super::lookups::Lookups>,
+    /// The session scope of each pooled connection, by its pool (parts
+    /// on one database share one) and the pool's id of it (a connection
+    /// not in it has none).
+    sessions: Mutex<HashMap<(usize, String), String>>,
 }
+
+/// A cached read: when it was read, and what.
+type Cached = (Instant, Arc<dyn Any + Send + Sync>);
+
+/// How long a cached read stands: how far behind another node's writes
+/// this node's message checks may be.
+const CACHE_FOR: Duration = Duration::from_secs(1);
+/// Cached reads kept at most (past it they are all forgotten).
+const CACHE_KEPT: usize = 10_000;
+
+/// Session scopes remembered at most; past it they are forgotten (and set
+/// again when next needed), so connections the pools replaced do not
+/// accumulate.
+const SESSIONS_KEPT: usize = 4096;
 
 impl PgStore {
     pub(crate) fn new(portal: Postgres, migosmtp: Postgres, telnxo: Postgres) -> PgStore {
         PgStore {
             parts: [portal, migosmtp, telnxo],
+            cache: Mutex::new(HashMap::new()),
+            lookups: Mutex::default(),
+            sessions: Mutex::new(HashMap::new()),
         }
     }
 
     /// A write transaction: holds the write lock until it commits.
     pub(crate) async fn begin(self: &Arc<Self>) -> Result<PgTxn> {
-        let txn = self.reader();
-        let portal = txn.on(Part::Portal, Scope::Service).await?;
-        portal
-            .execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
-            .await?;
+        let txn = PgTxn {
+            store: self.clone(),
+            conns: Default::default(),
+            view: false,
+            stale: Mutex::new(Vec::new()),
+        };
+        txn.open(Part::Portal, Scope::Service, true).await?;
         Ok(txn)
     }
 
-    /// A read-only view (for reads outside a transaction): finish it with
+    /// A view for reads outside a transaction: finish it with
     /// [`PgTxn::finish`].
     pub(crate) fn reader(self: &Arc<Self>) -> PgTxn {
         PgTxn {
             store: self.clone(),
             conns: Default::default(),
+            view: true,
+            stale: Mutex::new(Vec::new()),
         }
+    }
+
+    fn forget(&self, key: &str) {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.remove(key);
+    }
+
+    fn session_scope(&self, key: &(usize, String)) -> String {
+        let sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        sessions.get(key).cloned().unwrap_or_default()
+    }
+
+    fn remember_session_scope(&self, key: (usize, String), scope: &str) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        if sessions.len() >= SESSIONS_KEPT {
+            sessions.clear();
+        }
+        sessions.insert(key, scope.to_string());
     }
 }
 
-/// One transaction on each part's database it has touched.
+/// One transaction on each part's database it has touched (or, for a view,
+/// one connection each).
 pub(crate) struct PgTxn {
     store: Arc<PgStore>,
     conns: [OnceCell<Conn>; 3],
+    /// Reads outside a transaction: no BEGIN, the session's scope.
+    view: bool,
+    /// Cached reads this transaction's writes make stale: forgotten when
+    /// written and again once committed (a read in between may have kept
+    /// the old value).
+    stale: Mutex<Vec<String>>,
 }
 
 impl PgTxn {
+    /// The store, for a view's reads that go through it (`lookups`).
+    pub(crate) fn view_of(&self) -> Option<&Arc<PgStore>> {
+        self.view.then_some(&self.store)
+    }
+
+    /// A read the hot path makes for every message: outside a transaction
+    /// from the cache while it stands, else `read` (and kept).
+    pub(crate) async fn cached<T, F>(&self, key: String, read: F) -> Result<T>
+    where
+        T: Clone + Send + Sync + 'static,
+        F: Future<Output = Result<T>>,
+    {
+        if self.view {
+            let cache = self.store.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((at, value)) = cache.get(&key) {
+                if at.elapsed() < CACHE_FOR {
+                    if let Some(value) = value.downcast_ref::<T>() {
+                        return Ok(value.clone());
+                    }
+                }
+            }
+        }
+        let value = read.await?;
+        if self.view {
+            let mut cache = self.store.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if cache.len() >= CACHE_KEPT {
+                cache.clear();
+            }
+            cache.insert(key, (Instant::now(), Arc::new(value.clone())));
+        }
+        Ok(value)
+    }
+
+    /// A write makes the cached read `key` stale.
+    pub(crate) fn stale(&self, key: String) {
+        self.store.forget(&key);
+        self.stale
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(key);
+    }
+
     /// The part's transaction, scoped to `scope` for what comes next.
     pub(crate) async fn on(&self, part: Part, scope: Scope<'_>) -> Result<&Conn> {
+        self.open(part, scope, false).await
+    }
+
+    /// [`on`](Self::on); a transaction it begins takes the write lock when
+    /// `lock`. Beginning, scoping and locking go in one round trip (the
+    /// simple protocol's batch: the scope is a quoted literal there).
+    async fn open(&self, part: Part, scope: Scope<'_>, lock: bool) -> Result<&Conn> {
+        let value = scope_value(scope)?;
         let conn = self.conns[part as usize]
             .get_or_try_init(|| async {
-                let client = self.store.parts[part as usize].client().await?;
-                client.batch_execute("BEGIN").await.map_err(pg_error)?;
+                let pool = &self.store.parts[part as usize];
+                let client = pool.client().await?;
+                if self.view {
+                    let session = (pool.id, Object::id(&client).to_string());
+                    return Ok::<_, StoreError>(Conn {
+                        scope: Mutex::new(self.store.session_scope(&session)),
+                        client: Some(client),
+                        session: Some((self.store.clone(), session)),
+                    });
+                }
+                let lock = if lock {
+                    format!("SELECT pg_advisory_xact_lock({WRITE_LOCK}); ")
+                } else {
+                    String::new()
+                };
+                client
+                    .batch_execute(&format!(
+                        "BEGIN; {lock}SELECT set_config('rackwave.workspace', {}, true)",
+                        quoted(value)
+                    ))
+                    .await
+                    .map_err(pg_error)?;
                 Ok::<_, StoreError>(Conn {
                     client: Some(client),
-                    scope: Mutex::new(String::new()),
+                    scope: Mutex::new(value.to_string()),
+                    session: None,
                 })
             })
             .await?;
@@ -112,21 +248,27 @@ impl PgTxn {
                 }
             }
         }
+        for key in self.stale.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            self.store.forget(key);
+        }
         Ok(())
     }
 
-    /// Ends a read-only view.
-    pub(crate) async fn finish(self) -> Result<()> {
-        self.commit(true).await
+    /// Ends a view: its connections go back to the pool as they are (no
+    /// transaction to end).
+    pub(crate) fn finish(self) {
+        drop(self);
     }
 }
 
-/// An open transaction on one database.
+/// An open transaction on one database, or a view's connection.
 pub(crate) struct Conn {
     /// `None` once committed.
     client: Option<Object>,
     /// The workspace the transaction is scoped to now (`*` the service).
     scope: Mutex<String>,
+    /// A view's: where its connection's session scope is remembered.
+    session: Option<(Arc<PgStore>, (usize, String))>,
 }
 
 fn scope_value(scope: Scope<'_>) -> Result<&str> {
@@ -141,6 +283,15 @@ fn scope_value(scope: Scope<'_>) -> Result<&str> {
     }
 }
 
+/// A string literal of SQL. Every connection of the pool sets
+/// `standard_conforming_strings` on (see `Postgres::connect`), so
+/// backslashes are plain characters and doubling the quotes is the whole
+/// of it; NUL, which no literal can carry, is refused by [`scope_value`]
+/// before it gets here.
+fn quoted(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
 impl Conn {
     fn client(&self) -> &Object {
         self.client.as_ref().expect("an open transaction")
@@ -151,12 +302,17 @@ impl Conn {
         if *self.scope.lock().expect("scope") == value {
             return Ok(());
         }
+        // A transaction's scope is local to it; a view's is its session's.
+        let local = self.session.is_none();
         self.execute(
-            "SELECT set_config('rackwave.workspace', $1, true)",
-            &[&value],
+            "SELECT set_config('rackwave.workspace', $1, $2)",
+            &[&value, &local],
         )
         .await?;
         *self.scope.lock().expect("scope") = value.to_string();
+        if let Some((store, key)) = &self.session {
+            store.remember_session_scope(key.clone(), value);
+        }
         Ok(())
     }
 
@@ -232,6 +388,10 @@ impl Drop for Conn {
         let Some(client) = self.client.take() else {
             return;
         };
+        if self.session.is_some() {
+            // A view's connection: no transaction to end.
+            return;
+        }
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 runtime.spawn(async move {

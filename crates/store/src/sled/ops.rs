@@ -184,6 +184,14 @@ fn get_event<K: Kv>(kv: &K, key: &[u8]) -> Result<Option<StoredEvent>> {
     kv.get(key)?.map(|raw| decode_event(key, &raw)).transpose()
 }
 
+/// A named position's stored value. A damaged one is an error, never 0:
+/// an invoice series read as 0 would hand out its numbers again.
+fn position(name: &str, raw: &[u8]) -> Result<u64> {
+    raw.try_into()
+        .map(u64::from_be_bytes)
+        .map_err(|_| StoreError::Corrupt(format!("position {name} has {} bytes", raw.len())))
+}
+
 impl<K: Kv> Reads for K {
     async fn workspace(&self, id: &str) -> Result<Option<Workspace>> {
         self.get_json(&cat(&[keys::WORKSPACE, id.as_bytes()]))
@@ -299,14 +307,22 @@ impl<K: Kv> Reads for K {
     async fn cursor(&self, name: &str) -> Result<u64> {
         match self.get(&cat(&[keys::CURSOR, name.as_bytes()]))? {
             None => Ok(0),
-            // A damaged position is an error, never 0: an invoice series
-            // read as 0 would hand out its numbers again.
-            Some(v) => v
-                .as_slice()
-                .try_into()
-                .map(u64::from_be_bytes)
-                .map_err(|_| StoreError::Corrupt(format!("position {name} has {} bytes", v.len()))),
+            Some(v) => position(name, &v),
         }
+    }
+
+    async fn cursors(&self) -> Result<Vec<(String, u64)>> {
+        let mut out = Vec::new();
+        for (key, value) in self.scan_prefix(keys::CURSOR)? {
+            let name = String::from_utf8_lossy(&key[keys::CURSOR.len()..]).into_owned();
+            // This backend's own numbering of notices (PostgreSQL numbers
+            // them itself), not a position anyone set.
+            if name != keys::NOTICE_SEQ {
+                let at = position(&name, &value)?;
+                out.push((name, at));
+            }
+        }
+        Ok(out)
     }
 
     async fn endpoint(&self, id: &str) -> Result<Option<Endpoint>> {
@@ -665,6 +681,14 @@ impl<K: Kv> Reads for K {
         super::telnxo::by_carrier_id(self, channel, carrier_id)
     }
 
+    async fn carrier_ids(
+        &self,
+        after: Option<(Channel, String)>,
+        limit: usize,
+    ) -> Result<Vec<(Channel, String, String, u32)>> {
+        super::telnxo::carrier_ids(self, after, limit)
+    }
+
     async fn telnxo_due(&self, channel: Channel, now_ms: i64, limit: usize) -> Result<Vec<String>> {
         super::telnxo::due(self, channel, now_ms, limit)
     }
@@ -673,8 +697,16 @@ impl<K: Kv> Reads for K {
         super::telnxo::window(self, workspace_id, customer)
     }
 
+    async fn whatsapp_windows_of(&self, workspace_id: &str) -> Result<Vec<(String, i64)>> {
+        super::telnxo::windows_of(self, workspace_id)
+    }
+
     async fn telnxo_usage(&self, workspace_id: &str, counter: &str) -> Result<u64> {
         super::telnxo::usage(self, workspace_id, counter)
+    }
+
+    async fn telnxo_usage_of(&self, workspace_id: &str) -> Result<Vec<(String, u64)>> {
+        super::telnxo::usage_of(self, workspace_id)
     }
 
     async fn sso_token(&self, digest: &str) -> Result<Option<SsoToken>> {
@@ -916,6 +948,14 @@ impl Writes for SledTxn {
                 None => 0,
             };
             self.put(key, (n + 1).to_be_bytes().to_vec());
+        }
+        Ok(stored)
+    }
+
+    async fn append_events(&mut self, events: &[Event]) -> Result<Vec<StoredEvent>> {
+        let mut stored = Vec::with_capacity(events.len());
+        for event in events {
+            stored.push(self.append_event(event).await?);
         }
         Ok(stored)
     }

@@ -100,16 +100,49 @@ pub(super) fn by_carrier_id(
     channel: Channel,
     carrier_id: &str,
 ) -> Result<Option<(String, u32)>> {
-    let Some(raw) = kv.get(&carrier_key(channel, carrier_id))? else {
-        return Ok(None);
-    };
+    kv.get(&carrier_key(channel, carrier_id))?
+        .map(|raw| carrier_entry(&raw))
+        .transpose()
+}
+
+/// A carrier id's entry: `<message id>\0<part u32>`.
+fn carrier_entry(raw: &[u8]) -> Result<(String, u32)> {
     let corrupt = || StoreError::Corrupt("carrier id index entry".into());
     let at = raw.len().checked_sub(5).ok_or_else(corrupt)?;
     let part = u32::from_be_bytes(raw[at + 1..].try_into().map_err(|_| corrupt())?);
-    Ok(Some((
-        String::from_utf8_lossy(&raw[..at]).into_owned(),
-        part,
-    )))
+    Ok((String::from_utf8_lossy(&raw[..at]).into_owned(), part))
+}
+
+pub(super) fn carrier_ids(
+    kv: &impl Kv,
+    after: Option<(Channel, String)>,
+    limit: usize,
+) -> Result<Vec<(Channel, String, String, u32)>> {
+    let start = match &after {
+        // The smallest key after the cursor's.
+        Some((channel, id)) => cat(&[&carrier_key(*channel, id), b"\0"]),
+        None => keys::TELNXO_CARRIER_ID.to_vec(),
+    };
+    let end = prefix_end(keys::TELNXO_CARRIER_ID);
+    kv.scan(&start, &end, false, limit)?
+        .into_iter()
+        .map(|(key, raw)| {
+            // `tc/<channel>\0<carrier id>`
+            let rest = &key[keys::TELNXO_CARRIER_ID.len()..];
+            let channel = rest.iter().position(|b| *b == 0).and_then(|nul| {
+                Some((
+                    Channel::parse(std::str::from_utf8(&rest[..nul]).ok()?)?,
+                    nul,
+                ))
+            });
+            let Some((channel, nul)) = channel else {
+                return Err(StoreError::Corrupt("carrier id index key".into()));
+            };
+            let carrier_id = String::from_utf8_lossy(&rest[nul + 1..]).into_owned();
+            let (id, part) = carrier_entry(&raw)?;
+            Ok((channel, carrier_id, id, part))
+        })
+        .collect()
 }
 
 pub(super) fn due(
@@ -134,8 +167,23 @@ pub(super) fn window(kv: &impl Kv, workspace_id: &str, customer: &str) -> Result
             workspace_id,
             customer.as_bytes(),
         ))?
-        .and_then(|raw| raw.try_into().ok())
-        .map(i64::from_be_bytes))
+        .and_then(window_at))
+}
+
+fn window_at(raw: Vec<u8>) -> Option<i64> {
+    raw.try_into().ok().map(i64::from_be_bytes)
+}
+
+pub(super) fn windows_of(kv: &impl Kv, workspace_id: &str) -> Result<Vec<(String, i64)>> {
+    let prefix = group(keys::TELNXO_WINDOW, workspace_id);
+    Ok(kv
+        .scan_prefix(&prefix)?
+        .into_iter()
+        .filter_map(|(key, raw)| {
+            let customer = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+            Some((customer, window_at(raw)?))
+        })
+        .collect())
 }
 
 fn usage_key(workspace_id: &str, counter: &str) -> Vec<u8> {
@@ -145,9 +193,23 @@ fn usage_key(workspace_id: &str, counter: &str) -> Vec<u8> {
 pub(super) fn usage(kv: &impl Kv, workspace_id: &str, counter: &str) -> Result<u64> {
     Ok(kv
         .get(&usage_key(workspace_id, counter))?
-        .and_then(|raw| raw.try_into().ok())
-        .map(u64::from_be_bytes)
-        .unwrap_or(0))
+        .map_or(0, usage_total))
+}
+
+fn usage_total(raw: Vec<u8>) -> u64 {
+    raw.try_into().ok().map(u64::from_be_bytes).unwrap_or(0)
+}
+
+pub(super) fn usage_of(kv: &impl Kv, workspace_id: &str) -> Result<Vec<(String, u64)>> {
+    let prefix = group(keys::TELNXO_USAGE, workspace_id);
+    Ok(kv
+        .scan_prefix(&prefix)?
+        .into_iter()
+        .map(|(key, raw)| {
+            let counter = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+            (counter, usage_total(raw))
+        })
+        .collect())
 }
 
 impl SledTxn {
