@@ -217,7 +217,10 @@ impl Server {
             config.webhooks.clone(),
             rackwave_events::Node {
                 id: &node_id,
-                shared: config.storage.backend == crate::config::StorageBackend::Postgres,
+                feed: &feed_position(&config, &data).map_err(|source| StartError::DataDir {
+                    path: data.join(SPOOL_ID_FILE),
+                    source,
+                })?,
             },
             &mut registry,
         );
@@ -512,6 +515,33 @@ async fn bind(addr: SocketAddr, what: &'static str) -> Result<TcpListener, Start
 
 /// The configured token, else the environment's, else one generated once
 /// into the data directory (readable by the owner only).
+/// The file naming this data directory's spool among the nodes' (see
+/// [`feed_position`]).
+pub const SPOOL_ID_FILE: &str = "spool.id";
+
+/// The store's name for this node's position in its spool's change feed.
+/// One node keeps `feed`. Nodes sharing a store each name theirs after
+/// their spool, by an id made when the data directory is first used: a
+/// rebuilt directory (whose spool counts its feed from the start again)
+/// gets a new one, and two nodes never share one, even with one `[node]
+/// id`.
+pub fn feed_position(config: &Config, data: &Path) -> std::io::Result<String> {
+    if config.storage.backend == crate::config::StorageBackend::Sled {
+        return Ok("feed".into());
+    }
+    let path = data.join(SPOOL_ID_FILE);
+    let id = match std::fs::read_to_string(&path) {
+        Ok(existing) if !existing.trim().is_empty() => existing.trim().to_string(),
+        _ => {
+            std::fs::create_dir_all(data)?;
+            let id = rackwave_core::random_hex(12);
+            std::fs::write(&path, &id)?;
+            id
+        }
+    };
+    Ok(format!("feed:{id}"))
+}
+
 fn admin_token(config: &Config, data: &Path) -> Result<String, StartError> {
     if let Some(token) = config.admin_token() {
         return Ok(token);

@@ -142,11 +142,16 @@ async fn copy_into_postgres(config: &Config, sled: &Store) -> Result<Value, Stri
     let equal = families.iter().all(|f| f.equal());
     if equal {
         // On PostgreSQL each node names its position in its own spool's
-        // feed (`feed:<node id>`): this node goes on where it stopped,
-        // rather than from the spool's oldest untrimmed entry.
+        // feed after the spool (`crate::server::feed_position`): this node
+        // goes on where it stopped, rather than from the spool's oldest
+        // untrimmed entry.
         let position = sled.cursor("feed").await.map_err(|e| e.to_string())?;
+        let mut shared = config.clone();
+        shared.storage.backend = crate::config::StorageBackend::Postgres;
+        let name = crate::server::feed_position(&shared, &config.storage.path)
+            .map_err(|e| format!("{}: {e}", config.storage.path.display()))?;
         let mut tx = postgres.begin().await.map_err(|e| e.to_string())?;
-        tx.set_cursor(&format!("feed:{}", config.node.id()), position)
+        tx.set_cursor(&name, position)
             .await
             .map_err(|e| e.to_string())?;
         tx.commit().await.map_err(|e| e.to_string())?;

@@ -282,7 +282,7 @@ mod tests {
             config,
             crate::Node {
                 id: "test",
-                shared: false,
+                feed: "feed",
             },
             &mut registry,
         );

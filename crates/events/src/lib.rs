@@ -173,9 +173,9 @@ impl Targets {
 pub struct Node<'a> {
     /// `[node] id`: whose webhook leases are whose.
     pub id: &'a str,
-    /// Other nodes share the store: each names its own position in its
-    /// own spool's feed (`feed:<id>`; one node keeps `feed`).
-    pub shared: bool,
+    /// The store's name for the position in this node's spool feed
+    /// consumed so far (each node's spool has its own feed).
+    pub feed: &'a str,
 }
 
 impl Events {
@@ -207,11 +207,7 @@ impl Events {
                 metrics,
                 hits,
                 hits_rx: std::sync::Mutex::new(Some(hits_rx)),
-                feed_cursor: if node.shared {
-                    format!("feed:{}", node.id)
-                } else {
-                    "feed".to_string()
-                },
+                feed_cursor: node.feed.to_string(),
             }),
         }
     }

@@ -47,6 +47,8 @@ struct Inner {
     store: Store,
     clock: Clock,
     usage: Mutex<HashMap<Scope, Usage>>,
+    /// Shared: a scope's claim in flight (one at a time per scope).
+    claims: Mutex<HashMap<Scope, Arc<tokio::sync::Mutex<()>>>>,
     /// Units are claimed from the store (several nodes) rather than
     /// counted from this node's spool.
     shared: bool,
@@ -102,6 +104,9 @@ pub struct Reservation {
     workspace: String,
     day: i64,
     count: u64,
+    /// Shared quotas: of `count`, the units also taken from the
+    /// workspace's (only while it has a cap).
+    workspace_count: u64,
 }
 
 impl Drop for Reservation {
@@ -138,6 +143,7 @@ impl Quotas {
                 store,
                 clock,
                 usage: Mutex::new(HashMap::new()),
+                claims: Mutex::new(HashMap::new()),
                 shared,
             }),
         }
@@ -151,6 +157,7 @@ impl Quotas {
             workspace: workspace.to_string(),
             day: self.inner.clock.today(),
             count: 0,
+            workspace_count: 0,
         }
     }
 
@@ -198,7 +205,7 @@ impl Quotas {
             let mut usage = lock(&self.inner.usage);
             if r.day != today && r.count > 0 {
                 // The transaction straddles midnight: move its units to today.
-                release(&mut usage, r, r.count, false);
+                release(&mut usage, r, false, false);
             }
             r.day = today;
             let a = self
@@ -238,28 +245,29 @@ impl Quotas {
     ) -> Result<(), QuotaError> {
         let today = self.inner.clock.today();
         if r.day != today && r.count > 0 {
-            release(&mut lock(&self.inner.usage), r, r.count, true);
+            self.settle(r, None);
             r.count = 0;
+            r.workspace_count = 0;
         }
         r.day = today;
-        let mut scopes = vec![(acct, limits.account_quota)];
-        if let Some(cap) = limits.workspace_quota {
-            scopes.push((ws, cap));
+        if !self.take_unit(&acct, limits.account_quota, today).await? {
+            return Err(QuotaError::Exceeded);
         }
-        let mut taken: Vec<&Scope> = Vec::new();
-        for (scope, cap) in &scopes {
-            if !self.take_unit(scope, *cap, today).await? {
-                let mut usage = lock(&self.inner.usage);
-                for scope in taken {
-                    if let Some(u) = usage.get_mut(scope).filter(|u| u.day == today) {
-                        u.reserved -= 1;
-                        u.allowance += 1;
-                    }
-                }
+        // The account's unit goes back if the workspace's is refused, or
+        // if this is abandoned on the way (the caller gone).
+        let mut account_unit = Unit {
+            quotas: self,
+            scope: &acct,
+            day: today,
+            held: true,
+        };
+        if let Some(cap) = limits.workspace_quota {
+            if !self.take_unit(&ws, cap, today).await? {
                 return Err(QuotaError::Exceeded);
             }
-            taken.push(scope);
+            r.workspace_count += 1;
         }
+        account_unit.held = false;
         r.count += 1;
         Ok(())
     }
@@ -268,13 +276,16 @@ impl Quotas {
     /// a block from the store first when it is empty; false once the store
     /// has none left.
     async fn take_unit(&self, scope: &Scope, cap: u64, today: i64) -> Result<bool, QuotaError> {
+        let mut claiming = None;
         loop {
             let want = {
                 let mut usage = lock(&self.inner.usage);
                 let u = usage
                     .entry(scope.clone())
                     .or_insert_with(|| Usage::fresh(today, 0));
-                if u.day != today {
+                // Only forward: a caller that read the clock just before
+                // midnight never takes a new day's units back to the old.
+                if u.day < today {
                     *u = Usage::fresh(today, 0);
                 }
                 if u.allowance > 0 {
@@ -284,18 +295,41 @@ impl Quotas {
                 }
                 u.left.map_or(1, |left| (left / 16).clamp(1, MAX_BLOCK))
             };
-            let storage = |e: rackwave_store::StoreError| QuotaError::Storage(e.to_string());
-            let mut tx = self.inner.store.begin().await.map_err(storage)?;
-            let (got, left) = tx
-                .claim_quota(&scope.counter(), today, cap, want)
-                .await
-                .map_err(storage)?;
-            tx.commit().await.map_err(storage)?;
-            let mut usage = lock(&self.inner.usage);
-            if let Some(u) = usage.get_mut(scope).filter(|u| u.day == today) {
-                u.allowance += got;
-                u.left = Some(left);
+            // One claim of a scope at a time on this node: the sessions
+            // that find the allowance empty together wait for one block
+            // rather than each claiming its own (and one node holding
+            // what another would have sent).
+            if claiming.is_none() {
+                let turn = lock(&self.inner.claims)
+                    .entry(scope.clone())
+                    .or_default()
+                    .clone();
+                claiming = Some(turn.lock_owned().await);
+                continue;
             }
+            // On a task of its own: a caller that goes away mid-claim does
+            // not lose the block (it is credited whatever happens here).
+            let quotas = self.clone();
+            let scope_owned = scope.clone();
+            let claim = tokio::spawn(async move {
+                let inner = &quotas.inner;
+                let storage = |e: rackwave_store::StoreError| QuotaError::Storage(e.to_string());
+                let mut tx = inner.store.begin().await.map_err(storage)?;
+                let (got, left) = tx
+                    .claim_quota(&scope_owned.counter(), today, cap, want)
+                    .await
+                    .map_err(storage)?;
+                tx.commit().await.map_err(storage)?;
+                let mut usage = lock(&inner.usage);
+                if let Some(u) = usage.get_mut(&scope_owned).filter(|u| u.day == today) {
+                    u.allowance += got;
+                    u.left = Some(left);
+                }
+                Ok::<_, QuotaError>(got)
+            });
+            let got = claim
+                .await
+                .map_err(|e| QuotaError::Storage(format!("a quota claim: {e}")))??;
             if got == 0 {
                 return Ok(false);
             }
@@ -307,6 +341,7 @@ impl Quotas {
     pub fn commit(&self, mut r: Reservation, accepted_day: i64) {
         self.settle(&r, Some(accepted_day));
         r.count = 0;
+        r.workspace_count = 0;
     }
 
     /// Gives back a reservation's units (RSET, failure) and keeps it usable.
@@ -314,6 +349,7 @@ impl Quotas {
         if r.count > 0 {
             self.settle(r, None);
             r.count = 0;
+            r.workspace_count = 0;
         }
     }
 
@@ -322,7 +358,7 @@ impl Quotas {
         // Shared units given back stay this node's to reserve again; used
         // ones are gone (the store counted them when they were claimed).
         let give_back = self.inner.shared && accepted_day.is_none();
-        release(&mut usage, r, r.count, give_back);
+        release(&mut usage, r, self.inner.shared, give_back);
         if let Some(day) = accepted_day {
             for scope in [
                 Scope::Account(r.account.clone()),
@@ -382,12 +418,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Takes `n` units off a reservation's scopes; `give_back` returns them
+/// Takes a reservation's units off its scopes; `give_back` returns them
 /// to the allowance (shared units not used).
-fn release(usage: &mut HashMap<Scope, Usage>, r: &Reservation, n: u64, give_back: bool) {
-    for scope in [
-        Scope::Account(r.account.clone()),
-        Scope::Workspace(r.workspace.clone()),
+fn release(usage: &mut HashMap<Scope, Usage>, r: &Reservation, shared: bool, give_back: bool) {
+    // Shared quotas take a workspace unit only while it has a cap; the
+    // spool's count every recipient against both.
+    let workspace_units = if shared { r.workspace_count } else { r.count };
+    for (scope, n) in [
+        (Scope::Account(r.account.clone()), r.count),
+        (Scope::Workspace(r.workspace.clone()), workspace_units),
     ] {
         if let Some(u) = usage.get_mut(&scope) {
             if u.day == r.day {
@@ -396,6 +435,28 @@ fn release(usage: &mut HashMap<Scope, Usage>, r: &Reservation, n: u64, give_back
                 if give_back {
                     u.allowance += n;
                 }
+            }
+        }
+    }
+}
+
+/// A unit of one scope taken for a reservation still in the making: given
+/// back to the allowance if dropped while held (the reservation refused,
+/// or abandoned on the way).
+struct Unit<'a> {
+    quotas: &'a Quotas,
+    scope: &'a Scope,
+    day: i64,
+    held: bool,
+}
+
+impl Drop for Unit<'_> {
+    fn drop(&mut self) {
+        if self.held {
+            let mut usage = lock(&self.quotas.inner.usage);
+            if let Some(u) = usage.get_mut(self.scope).filter(|u| u.day == self.day) {
+                u.reserved = u.reserved.saturating_sub(1);
+                u.allowance += 1;
             }
         }
     }

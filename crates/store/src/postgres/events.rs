@@ -316,7 +316,7 @@ pub(super) async fn append_events(t: &PgTxn, events: &[Event]) -> Result<Vec<Sto
     let c = log(t, scope).await?;
     let seqs: Vec<i64> = c
         .query(
-            "SELECT nextval('rackwave_seq') FROM generate_series(1::bigint, $1::bigint)",
+            "SELECT nextval('rackwave_seq') AS seq FROM generate_series(1::bigint, $1::bigint) ORDER BY seq",
             &[&(events.len() as i64)],
         )
         .await?
@@ -324,6 +324,13 @@ pub(super) async fn append_events(t: &PgTxn, events: &[Event]) -> Result<Vec<Sto
         .map(|row| row.try_get(0))
         .collect::<std::result::Result<_, _>>()
         .map_err(|e| StoreError::Corrupt(format!("the sequence: {e}")))?;
+    if seqs.len() != events.len() {
+        return Err(StoreError::Unavailable(format!(
+            "{} positions for {} events",
+            seqs.len(),
+            events.len()
+        )));
+    }
     let mut stored = Vec::with_capacity(events.len());
     let mut counts: std::collections::BTreeMap<(&str, i64, &str, &str), i64> = Default::default();
     for (event, seq) in events.iter().zip(&seqs) {

@@ -59,11 +59,25 @@ impl PgStore {
 
     /// Queries for the waiting lookups until none wait.
     async fn ask_waiting(self: Arc<Self>) {
+        // A task that ends abnormally (a panic) lets the next lookup start
+        // a new one rather than wait for it.
+        struct Abnormal(Arc<PgStore>, bool);
+        impl Drop for Abnormal {
+            fn drop(&mut self) {
+                if self.1 {
+                    lock(&self.0.lookups).asking = false;
+                }
+            }
+        }
+        let mut abnormal = Abnormal(self.clone(), true);
         loop {
             let batch = {
                 let mut lookups = lock(&self.lookups);
                 if lookups.waiting.is_empty() {
+                    // Under the lock: a lookup queued after this starts a
+                    // new task.
                     lookups.asking = false;
+                    abnormal.1 = false;
                     return;
                 }
                 let n = lookups.waiting.len().min(MOST);

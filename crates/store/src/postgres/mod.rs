@@ -37,7 +37,12 @@ pub struct Postgres {
     /// Tells pools apart (clones share it): connections are known by their
     /// pool and the pool's id of them.
     id: usize,
+    max_connections: usize,
 }
+
+/// How long an operation waits for a connection (or for a new one to be
+/// made) before it fails as unavailable.
+const POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The id of the next pool made.
 static POOLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -153,6 +158,11 @@ impl Postgres {
         );
         let pool = Pool::builder(manager)
             .max_size(max_connections.max(1))
+            // A connection not free within this is an error (the caller
+            // answers "try again"), never a wait without end.
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(POOL_WAIT))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| StoreError::Invalid(format!("PostgreSQL pool: {e}")))?;
         let client = pool.get().await.map_err(pool_error)?;
@@ -172,6 +182,7 @@ impl Postgres {
         drop(client);
         Ok(Postgres {
             pool,
+            max_connections: max_connections.max(1),
             id: POOLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }

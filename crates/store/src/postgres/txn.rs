@@ -48,11 +48,22 @@ pub(crate) enum Part {
 /// The backend: a pool per part (parts on the same URL share one).
 pub(crate) struct PgStore {
     parts: [Postgres; 3],
+    /// Each part's transaction slot: the first part on the same database
+    /// (parts sharing one share their transaction, so it commits at once).
+    slot: [usize; 3],
+    /// Write transactions of this node waiting for the write lock or
+    /// holding it, at most half the pool: the one holding it may need
+    /// connections for its other parts and for reads, which lock waiters
+    /// holding every connection would starve (and with them every node).
+    writers: Arc<tokio::sync::Semaphore>,
     /// What the hot path reads for every message (a workspace, its sending
     /// domains, a domain), kept for [`CACHE_FOR`] for reads outside
     /// transactions, by key (`workspace:<id>`, …); writes on this node
     /// forget their keys, writes on other nodes are seen when it lapses.
     cache: Mutex<HashMap<String, Cached>>,
+    /// Counts this node's writes to cached reads: a read that began before
+    /// one is not kept (it may hold what the write replaced).
+    writes_seen: std::sync::atomic::AtomicU64,
     /// Suppression lookups waiting to be asked together (`lookups`).
     pub(super) lookups: Mutex<super::lookups::Lookups>,
     /// The session scope of each pooled connection, by its pool (parts
@@ -77,9 +88,15 @@ const SESSIONS_KEPT: usize = 4096;
 
 impl PgStore {
     pub(crate) fn new(portal: Postgres, migosmtp: Postgres, telnxo: Postgres) -> PgStore {
+        let parts = [portal, migosmtp, telnxo];
+        let slot = [0, 1, 2].map(|p| (0..=p).find(|q| parts[*q].id == parts[p].id).unwrap_or(p));
+        let writers = (parts.iter().map(|p| p.max_connections).min().unwrap_or(1) / 2).max(1);
         PgStore {
-            parts: [portal, migosmtp, telnxo],
+            slot,
+            writers: Arc::new(tokio::sync::Semaphore::new(writers)),
+            parts,
             cache: Mutex::new(HashMap::new()),
+            writes_seen: std::sync::atomic::AtomicU64::new(0),
             lookups: Mutex::default(),
             sessions: Mutex::new(HashMap::new()),
         }
@@ -87,11 +104,18 @@ impl PgStore {
 
     /// A write transaction: holds the write lock until it commits.
     pub(crate) async fn begin(self: &Arc<Self>) -> Result<PgTxn> {
+        let permit = self
+            .writers
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Unavailable("the store is closed".into()))?;
         let txn = PgTxn {
             store: self.clone(),
             conns: Default::default(),
             view: false,
             stale: Mutex::new(Vec::new()),
+            _writer: Some(permit),
         };
         txn.open(Part::Portal, Scope::Service, true).await?;
         Ok(txn)
@@ -105,10 +129,13 @@ impl PgStore {
             conns: Default::default(),
             view: true,
             stale: Mutex::new(Vec::new()),
+            _writer: None,
         }
     }
 
     fn forget(&self, key: &str) {
+        self.writes_seen
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         cache.remove(key);
     }
@@ -116,6 +143,11 @@ impl PgStore {
     fn session_scope(&self, key: &(usize, String)) -> String {
         let sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         sessions.get(key).cloned().unwrap_or_default()
+    }
+
+    fn forget_session_scope(&self, key: &(usize, String)) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        sessions.remove(key);
     }
 
     fn remember_session_scope(&self, key: (usize, String), scope: &str) {
@@ -138,6 +170,8 @@ pub(crate) struct PgTxn {
     /// written and again once committed (a read in between may have kept
     /// the old value).
     stale: Mutex<Vec<String>>,
+    /// A write transaction's place among this node's writers.
+    _writer: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl PgTxn {
@@ -163,8 +197,16 @@ impl PgTxn {
                 }
             }
         }
+        let before = self
+            .store
+            .writes_seen
+            .load(std::sync::atomic::Ordering::Acquire);
         let value = read.await?;
-        if self.view {
+        let written = self
+            .store
+            .writes_seen
+            .load(std::sync::atomic::Ordering::Acquire);
+        if self.view && written == before {
             let mut cache = self.store.cache.lock().unwrap_or_else(|e| e.into_inner());
             if cache.len() >= CACHE_KEPT {
                 cache.clear();
@@ -193,7 +235,7 @@ impl PgTxn {
     /// simple protocol's batch: the scope is a quoted literal there).
     async fn open(&self, part: Part, scope: Scope<'_>, lock: bool) -> Result<&Conn> {
         let value = scope_value(scope)?;
-        let conn = self.conns[part as usize]
+        let conn = self.conns[self.store.slot[part as usize]]
             .get_or_try_init(|| async {
                 let pool = &self.store.parts[part as usize];
                 let client = pool.client().await?;
@@ -210,18 +252,24 @@ impl PgTxn {
                 } else {
                     String::new()
                 };
-                client
+                // The connection is a `Conn` before BEGIN is sent: if this
+                // is abandoned halfway (its caller gone), its drop rolls
+                // back whatever the server began (the write lock with it)
+                // instead of the pool handing out a connection in a
+                // transaction.
+                let conn = Conn {
+                    client: Some(client),
+                    scope: Mutex::new(value.to_string()),
+                    session: None,
+                };
+                conn.client()
                     .batch_execute(&format!(
                         "BEGIN; {lock}SELECT set_config('rackwave.workspace', {}, true)",
                         quoted(value)
                     ))
                     .await
                     .map_err(pg_error)?;
-                Ok::<_, StoreError>(Conn {
-                    client: Some(client),
-                    scope: Mutex::new(value.to_string()),
-                    session: None,
-                })
+                Ok::<_, StoreError>(conn)
             })
             .await?;
         conn.scope(scope).await?;
@@ -238,8 +286,15 @@ impl PgTxn {
         } else {
             "SET LOCAL synchronous_commit TO OFF; COMMIT"
         };
-        for part in [Part::Telnxo, Part::Migosmtp, Part::Portal] {
-            if let Some(mut conn) = self.conns[part as usize].take() {
+        // Parts sharing a database share its transaction (one slot).
+        let portal = self.store.slot[Part::Portal as usize];
+        let slots = [Part::Telnxo, Part::Migosmtp]
+            .map(|p| self.store.slot[p as usize])
+            .into_iter()
+            .filter(|s| *s != portal)
+            .chain([portal]);
+        for slot in slots {
+            if let Some(mut conn) = self.conns[slot].take() {
                 let client = conn.client.take().expect("an open transaction");
                 if let Err(e) = client.batch_execute(sql).await {
                     // The connection's state is unknown: never reuse it.
@@ -273,7 +328,9 @@ pub(crate) struct Conn {
 
 fn scope_value(scope: Scope<'_>) -> Result<&str> {
     match scope {
-        Scope::Workspace(ws) if ws.is_empty() || ws == "*" || ws.contains('\0') => {
+        Scope::Workspace(ws)
+            if ws.is_empty() || ws == "*" || ws.contains('\0') || ws.contains('\\') =>
+        {
             Err(StoreError::Invalid(format!(
                 "{ws:?} is not a workspace to scope a transaction to"
             )))
@@ -302,8 +359,13 @@ impl Conn {
         if *self.scope.lock().expect("scope") == value {
             return Ok(());
         }
-        // A transaction's scope is local to it; a view's is its session's.
+        // A transaction's scope is local to it; a view's is its session's,
+        // unknown while it changes (a change abandoned halfway leaves it
+        // unknown: set again when next needed).
         let local = self.session.is_none();
+        if let Some((store, key)) = &self.session {
+            store.forget_session_scope(key);
+        }
         self.execute(
             "SELECT set_config('rackwave.workspace', $1, $2)",
             &[&value, &local],
