@@ -87,6 +87,16 @@ pub(crate) fn new_delivery(endpoint: &Endpoint, stored: &StoredEvent, now_ms: i6
     }
 }
 
+/// Adds an attempt to a delivery's history, which keeps the latest
+/// [`MAX_ATTEMPTS_KEPT`].
+fn keep_attempt(d: &mut Delivery, attempt: Attempt) {
+    d.attempts.push(attempt);
+    if d.attempts.len() > MAX_ATTEMPTS_KEPT {
+        let excess = d.attempts.len() - MAX_ATTEMPTS_KEPT;
+        d.attempts.drain(..excess);
+    }
+}
+
 fn scheduled_attempts(d: &Delivery) -> u32 {
     d.attempts.iter().filter(|a| !a.manual).count() as u32
 }
@@ -500,17 +510,22 @@ impl Emitter {
         let Some(mut d) = tx.delivery(id).await? else {
             return Ok(());
         };
+        if d.leased_by.as_deref().is_some_and(|h| h != inner.node_id) {
+            // This node's lease ended before its record, and another node
+            // has taken the delivery since: the attempt is kept in the
+            // history, the schedule is the new holder's to move on.
+            keep_attempt(&mut d, attempt);
+            tx.put_delivery(&d).await?;
+            tx.commit_eventually().await?;
+            return Ok(());
+        }
         d.due_at_ms = None;
         d.leased_by = None;
         let was = d.state;
         let manual = attempt.manual;
         let at_ms = attempt.at_ms;
         let success = attempt.success;
-        d.attempts.push(attempt);
-        if d.attempts.len() > MAX_ATTEMPTS_KEPT {
-            let excess = d.attempts.len() - MAX_ATTEMPTS_KEPT;
-            d.attempts.drain(..excess);
-        }
+        keep_attempt(&mut d, attempt);
         d.resend = false;
         if success {
             d.state = DeliveryState::Succeeded;
@@ -563,13 +578,16 @@ impl Emitter {
                 d.state.as_str()
             )));
         }
-        if d.resend || self.is_in_flight(id) {
+        let now = inner.clock.now_ms();
+        // In flight here, or leased by another node whose lease lasts.
+        let leased = d.leased_by.is_some() && d.due_at_ms.is_some_and(|end| end > now);
+        if d.resend || self.is_in_flight(id) || leased {
             return Err(EventsError::Conflict(
                 "an attempt at this delivery is already on its way".into(),
             ));
         }
         d.resend = true;
-        d.due_at_ms = Some(inner.clock.now_ms());
+        d.due_at_ms = Some(now);
         tx.put_delivery(&d).await?;
         tx.commit().await?;
         self.kick();
