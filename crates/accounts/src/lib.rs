@@ -183,8 +183,12 @@ impl Accounts {
         Ok(ws)
     }
 
-    /// Reads which workspaces are suspended (at start).
+    /// Reads which workspaces are suspended (at start, and every few
+    /// seconds where several nodes share the store). In turn with
+    /// [`refresh_suspended`](Self::refresh_suspended): a suspension made
+    /// here while this reads is never undone by an older snapshot.
     pub async fn load_suspended(&self) -> Result<(), AccountsError> {
+        let _turn = self.inner.refreshing.lock().await;
         let suspended = self
             .inner
             .store
