@@ -13,12 +13,12 @@
 //! it.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
 use super::txn::{record, Part, PgStore};
-use super::Scope;
+use super::{lock, Scope};
 use crate::{Result, StoreError, Suppression};
 
 type Answer = oneshot::Sender<Result<Option<Suppression>>>;
@@ -130,8 +130,4 @@ impl PgStore {
         view.finish();
         Ok(found)
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -74,6 +74,12 @@ fn storable(key: &str) -> bool {
     crate::sled::keys::component("key", key).is_ok()
 }
 
+/// Locks one of the backend's in-memory tables, ignoring poisoning: they
+/// hold plain values that stay consistent if a holder panicked.
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A `LIMIT` for `limit` items.
 fn limit_of(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)

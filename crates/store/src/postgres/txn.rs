@@ -31,7 +31,7 @@ use tokio::sync::OnceCell;
 use tokio_postgres::types::{Json, ToSql};
 use tokio_postgres::Row;
 
-use super::{pg_error, Postgres, Scope};
+use super::{lock, pg_error, Postgres, Scope};
 use crate::{Result, StoreError};
 
 /// The advisory lock write transactions take turns on (`RWWRITES`).
@@ -136,22 +136,22 @@ impl PgStore {
     fn forget(&self, key: &str) {
         self.writes_seen
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = lock(&self.cache);
         cache.remove(key);
     }
 
     fn session_scope(&self, key: &(usize, String)) -> String {
-        let sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let sessions = lock(&self.sessions);
         sessions.get(key).cloned().unwrap_or_default()
     }
 
     fn forget_session_scope(&self, key: &(usize, String)) {
-        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let mut sessions = lock(&self.sessions);
         sessions.remove(key);
     }
 
     fn remember_session_scope(&self, key: (usize, String), scope: &str) {
-        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let mut sessions = lock(&self.sessions);
         if sessions.len() >= SESSIONS_KEPT {
             sessions.clear();
         }
@@ -188,7 +188,7 @@ impl PgTxn {
         F: Future<Output = Result<T>>,
     {
         if self.view {
-            let cache = self.store.cache.lock().unwrap_or_else(|e| e.into_inner());
+            let cache = lock(&self.store.cache);
             if let Some((at, value)) = cache.get(&key) {
                 if at.elapsed() < CACHE_FOR {
                     if let Some(value) = value.downcast_ref::<T>() {
@@ -207,7 +207,7 @@ impl PgTxn {
             .writes_seen
             .load(std::sync::atomic::Ordering::Acquire);
         if self.view && written == before {
-            let mut cache = self.store.cache.lock().unwrap_or_else(|e| e.into_inner());
+            let mut cache = lock(&self.store.cache);
             if cache.len() >= CACHE_KEPT {
                 cache.clear();
             }
@@ -303,7 +303,7 @@ impl PgTxn {
                 }
             }
         }
-        for key in self.stale.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        for key in lock(&self.stale).iter() {
             self.store.forget(key);
         }
         Ok(())
