@@ -221,6 +221,7 @@ impl Server {
                     path: data.join(SPOOL_ID_FILE),
                     source,
                 })?,
+                keep_messages_ms: config.spool.retention_ms(),
             },
             &mut registry,
         );

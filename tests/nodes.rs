@@ -92,9 +92,198 @@ async fn an_accounts_last_recipients_go_exactly_once_across_nodes() {
         codes.iter().all(|c| *c == 250 || *c == 550),
         "refused as over quota, nothing else: {codes:?}"
     );
-    // Each node's spool holds what it accepted: 15 between them.
-    let (on_a, on_b) = (a.messages(&ws).await, b.messages(&ws).await);
-    assert_eq!(on_a.len() + on_b.len(), 15);
+    // Each node lists the same 15, whichever took them (the shared log).
+    let ids = |list: Vec<Value>| -> Vec<String> {
+        list.iter()
+            .map(|m| m["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (on_a, on_b) = (ids(a.messages(&ws).await), ids(b.messages(&ws).await));
+    assert_eq!(on_a.len(), 15);
+    assert_eq!(on_a, on_b);
+}
+
+/// The message log is the same from either node: a submission over SMTP
+/// on node a (delivered there to a real sink) and one over HTTP on node b
+/// are listed alike on both, newest first, with their filters; a's
+/// message shows its delivery on b, once a has delivered it; its data is
+/// served by the node holding it, and the other names that node; another
+/// workspace's key sees none of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_message_log_answers_the_same_from_either_node() {
+    let Some(pg) = Postgres::start() else {
+        return;
+    };
+    let url = pg.database("rackwave");
+    let u = url.clone();
+    let rig = rackwave_testkit::delivery::rig(
+        vec![(61, rackwave_testkit::delivery::sink())],
+        [61, rackwave_testkit::delivery::DOWN],
+        move |c| on_postgres(c, &u, "node-a"),
+    )
+    .await;
+    let a = &rig.ts;
+    let b = rackwave_testkit::start_with(move |c| on_postgres(c, &url, "node-b")).await;
+    let ws = rig.account.workspace_id.clone();
+    let key = b.create_api_key(&ws, "migosmtp").await;
+
+    let queue_a = rig
+        .send(
+            "app@example.test",
+            &["Ann@example.test", "bob@example.test"],
+            "from a",
+        )
+        .await;
+    let mail = json!({"from": "app@example.test", "to": ["carol@example.test"],
+                      "subject": "from b", "text": "hi", "tags": ["b-side"]});
+    let (s, sent) = b
+        .call(&key, "POST", "/migosmtp/v1/messages", Some(mail))
+        .await;
+    assert_eq!(s, 202, "{sent}");
+    let id_b = sent["messages"][0]["id"].as_str().unwrap().to_string();
+
+    // Node a delivers its two; node b, with delivery off, keeps carol's.
+    let delivered = rig.wait(&queue_a, &["delivered"]).await;
+    assert_eq!(delivered.len(), 2);
+    let id_ann = delivered
+        .iter()
+        .find(|m| m["to"] == "Ann@example.test")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut listed = Value::Null;
+    for _ in 0..300 {
+        let (s, page) = b
+            .call(
+                &key,
+                "GET",
+                "/migosmtp/v1/messages?to=ann@EXAMPLE.test",
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{page}");
+        if page["messages"][0]["status"] == "delivered" {
+            listed = page;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        listed["messages"].as_array().map(Vec::len),
+        Some(1),
+        "{listed}"
+    );
+    assert_eq!(listed["messages"][0]["id"], id_ann.as_str());
+
+    // The whole log, newest first, the same on both nodes.
+    let all = |node: &TestServer| {
+        let key = key.clone();
+        let node = node.http.clone();
+        async move {
+            let (s, page) =
+                rackwave_testkit::api(&node, &key, "GET", "/migosmtp/v1/messages", None).await;
+            assert_eq!(s, 200, "{page}");
+            page["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| (m["id"].as_str().unwrap().to_string(), m["status"].clone()))
+                .collect::<Vec<_>>()
+        }
+    };
+    let (on_a, on_b) = (all(a).await, all(&b).await);
+    assert_eq!(on_a, on_b);
+    assert_eq!(on_a.len(), 3);
+    assert_eq!(on_a[0].0, id_b, "newest first: {on_a:?}");
+    let (_, tagged) = a
+        .call(&key, "GET", "/migosmtp/v1/messages?tag=b-side", None)
+        .await;
+    assert_eq!(tagged["messages"].as_array().unwrap().len(), 1, "{tagged}");
+    let (_, queued) = a
+        .call(&key, "GET", "/migosmtp/v1/messages?status=queued", None)
+        .await;
+    assert_eq!(queued["messages"][0]["id"], id_b.as_str(), "{queued}");
+    let (_, by_queue) = b
+        .get(&format!("/admin/v1/messages?queue_id={queue_a}"))
+        .await;
+    assert_eq!(
+        by_queue["messages"].as_array().unwrap().len(),
+        2,
+        "{by_queue}"
+    );
+
+    // a's message on b, with its delivery attempt as a recorded it.
+    let (s, m) = b
+        .call(
+            &key,
+            "GET",
+            &format!("/migosmtp/v1/messages/{id_ann}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{m}");
+    assert_eq!(m["status"], "delivered");
+    let events: Vec<&str> = m["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events.last(), Some(&"email.delivered"), "{m}");
+    assert_eq!(m["attempts"][0]["event"], "email.delivered", "{m}");
+
+    // Each message's data from the node holding it; the other names it.
+    let (s, held) = a
+        .call(
+            &key,
+            "GET",
+            &format!("/migosmtp/v1/messages/{id_b}/raw"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 404, "{held}");
+    assert!(
+        held["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("node-b"),
+        "{held}"
+    );
+    let raw = reqwest::Client::new()
+        .get(format!("{}/migosmtp/v1/messages/{id_b}/raw", b.http))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), 200);
+    assert!(raw.text().await.unwrap().contains("Subject: from b"));
+
+    // Another workspace's key: nothing of it, from either node.
+    let other = b.create_workspace("other", None).await;
+    let other_key = a.create_api_key(&other, "migosmtp").await;
+    for node in [a, &b] {
+        for id in [&id_ann, &id_b] {
+            let (s, _) = node
+                .call(
+                    &other_key,
+                    "GET",
+                    &format!("/migosmtp/v1/messages/{id}"),
+                    None,
+                )
+                .await;
+            assert_eq!(s, 404);
+        }
+        let (s, page) = node
+            .call(&other_key, "GET", "/migosmtp/v1/messages", None)
+            .await;
+        assert_eq!(s, 200);
+        assert_eq!(page["messages"], json!([]), "{page}");
+        let (s, _) = node
+            .call(&key, "GET", "/migosmtp/v1/messages?cursor=zz", None)
+            .await;
+        assert_eq!(s, 400);
+    }
 }
 
 /// Messages sent through both nodes: each event reaches the receiver

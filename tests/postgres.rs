@@ -205,6 +205,36 @@ async fn row_level_security_keeps_an_unscoped_query_in_its_workspace() {
         matches!(pg_error(err), StoreError::Invalid(m) if m.contains("row-level security")),
         "an insert without a scope is refused"
     );
+
+    // Every table holding a workspace's rows has its policy, forced even
+    // for the tables' owner (the message log among them). The portal's
+    // `workspace_subscriptions` is not a tenant's: the portal's records
+    // are its clients', kept in the service's scope (the seed asks
+    // row-level tenancy of the platforms' databases).
+    let unguarded: Vec<String> = client
+        .query(
+            "SELECT c.relname::text FROM pg_class c
+               JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public'
+               JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'workspace_id'
+              WHERE c.relkind = 'r' AND NOT (c.relrowsecurity AND c.relforcerowsecurity)
+                AND c.relname <> 'workspace_subscriptions'
+              ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(unguarded, Vec::<String>::new());
+    let guarded = client
+        .query(
+            "SELECT 1 FROM pg_class WHERE relname = 'message_log' AND relforcerowsecurity",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(guarded.len(), 1);
 }
 
 /// `rackwave storage migrate` prepares the databases of
@@ -303,10 +333,8 @@ async fn the_storage_migrate_command_copies_a_sled_node_into_postgres() {
     const NOW: i64 = 1_780_825_140_123;
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
-    let sled = Database::open(&data.join("db"), 16)
-        .unwrap()
-        .store()
-        .unwrap();
+    let database = Database::open(&data.join("db"), 16).unwrap();
+    let sled = database.store().unwrap();
     let mut tx = sled.begin().await.unwrap();
     tx.insert_workspace(&Workspace {
         id: "ws_1".into(),
@@ -533,6 +561,30 @@ async fn the_storage_migrate_command_copies_a_sled_node_into_postgres() {
         .unwrap();
     tx.add_telnxo_usage("ws_1", "day:20611", 1).await.unwrap();
     tx.commit().await.unwrap();
+    // And its spool's messages, which the shared message log gets.
+    let spool = rackwave_queue::Spool::open_in(
+        &database,
+        &data.join("bodies"),
+        rackwave_queue::SpoolConfig::default(),
+    )
+    .unwrap();
+    let queued = spool
+        .enqueue(rackwave_queue::Submission {
+            queue_id: None,
+            workspace_id: "ws_1".into(),
+            submitter: "acme".into(),
+            mail_from: "news@acme.example".into(),
+            recipients: vec!["a@example.org".into(), "b@example.org".into()],
+            subject: Some("Hello".into()),
+            body: b"Subject: Hello\r\n\r\nHi\r\n".to_vec(),
+            received_at_ms: NOW,
+            tags: vec!["welcome".into()],
+            metadata: Default::default(),
+            return_path: None,
+        })
+        .await
+        .unwrap();
+    drop(spool);
 
     // While the node runs, its store is not copied.
     let out = rackwave(&["--from", "sled", "--to", "postgres"]);
@@ -540,6 +592,7 @@ async fn the_storage_migrate_command_copies_a_sled_node_into_postgres() {
     assert!(stderr(&out).contains("stop the node first"), "{out:?}");
     sled.flush().await.unwrap();
     drop(sled);
+    drop(database);
 
     // Only a stopped sled node's store goes into PostgreSQL.
     let out = rackwave(&["--from", "postgres", "--to", "sled"]);
@@ -598,6 +651,7 @@ async fn the_storage_migrate_command_copies_a_sled_node_into_postgres() {
         ("carrier_ids", 1),
         ("telnxo_usage", 1),
         ("named_positions", 1),
+        ("message log", 2),
     ] {
         assert_eq!(count(family), n, "{family}");
     }
@@ -613,6 +667,19 @@ async fn the_storage_migrate_command_copies_a_sled_node_into_postgres() {
     .await
     .unwrap();
     assert_eq!(pg.workspace("ws_1").await.unwrap().unwrap().name, "Acme");
+    let log = pg
+        .message_log("ws_1", &MessageLogQuery::default(), None, 10)
+        .await
+        .unwrap();
+    let mut ids: Vec<&str> = log.items.iter().map(|e| e.id.as_str()).collect();
+    ids.sort();
+    let mut want: Vec<&str> = queued.message_ids.iter().map(String::as_str).collect();
+    want.sort();
+    assert_eq!(ids, want);
+    assert!(log
+        .items
+        .iter()
+        .all(|e| e.status == "queued" && e.tags == ["welcome"]));
     assert_eq!(
         pg.smtp_account("acme").await.unwrap().unwrap().workspace_id,
         "ws_1"

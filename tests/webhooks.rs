@@ -173,7 +173,8 @@ async fn events_and_finished_deliveries_expire_after_the_retention() {
         events.prune_expired().await.unwrap(),
         Pruned {
             events: 1,
-            deliveries: 1
+            deliveries: 1,
+            messages: 0
         }
     );
 

@@ -14,6 +14,7 @@
 
 use std::path::Path;
 
+use rackwave_store::copy::{FamilyReport, Tallying};
 use rackwave_store::postgres::Postgres;
 use rackwave_store::{Database, Store};
 use serde_json::{json, Value};
@@ -50,8 +51,8 @@ pub async fn migrate(config: &Path, copy: Option<(Backend, Backend)>) -> Result<
         }
     };
     let mut answer = json!({ "databases": migrate_databases(&config).await? });
-    if let Some(sled) = sled {
-        let report = copy_into_postgres(&config, &sled).await?;
+    if let Some((database, sled)) = sled {
+        let report = copy_into_postgres(&config, &database, &sled).await?;
         let equal = report["equal"] == true;
         answer["copy"] = report;
         if !equal {
@@ -96,7 +97,7 @@ async fn migrate_databases(config: &Config) -> Result<Vec<Value>, String> {
 /// The node's sled store, as `serve` opens it; refused while the node
 /// runs (it holds sled's lock), since its store must not change while it
 /// is copied.
-fn open_sled(config: &Config) -> Result<Store, String> {
+fn open_sled(config: &Config) -> Result<(Database, Store), String> {
     let path = config.storage.path.join("db");
     if !path.exists() {
         return Err(format!(
@@ -114,12 +115,17 @@ fn open_sled(config: &Config) -> Result<Store, String> {
             format!("{}: {e}", path.display())
         }
     })?;
-    database
+    let store = database
         .store()
-        .map_err(|e| format!("{}: {e}", path.display()))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((database, store))
 }
 
-async fn copy_into_postgres(config: &Config, sled: &Store) -> Result<Value, String> {
+async fn copy_into_postgres(
+    config: &Config,
+    database: &Database,
+    sled: &Store,
+) -> Result<Value, String> {
     let section = &config.storage.postgres;
     let urls = section.databases()?;
     let url = |part: &str| {
@@ -136,9 +142,10 @@ async fn copy_into_postgres(config: &Config, sled: &Store) -> Result<Value, Stri
     .store()
     .await
     .map_err(|e| format!("PostgreSQL: {e}"))?;
-    let families = rackwave_store::copy::copy(sled, &postgres)
+    let mut families = rackwave_store::copy::copy(sled, &postgres)
         .await
         .map_err(|e| format!("copying the sled store into PostgreSQL: {e}"))?;
+    families.push(share_message_log(config, database, sled, &postgres).await?);
     let equal = families.iter().all(|f| f.equal());
     if equal {
         // On PostgreSQL each node names its position in its own spool's
@@ -166,4 +173,67 @@ async fn copy_into_postgres(config: &Config, sled: &Store) -> Result<Value, Stri
         "equal": equal,
         "families": families,
     }))
+}
+
+/// The node's messages (its spool's records) put in the shared message
+/// log, so every node lists them once it runs on PostgreSQL; counted on
+/// both sides, workspace by workspace.
+async fn share_message_log(
+    config: &Config,
+    database: &Database,
+    sled: &Store,
+    postgres: &Store,
+) -> Result<FamilyReport, String> {
+    let data = &config.storage.path;
+    let spool = rackwave_queue::Spool::open_in(
+        database,
+        &data.join("bodies"),
+        rackwave_queue::SpoolConfig::default(),
+    )
+    .map_err(|e| format!("the spool in {}: {e}", data.display()))?;
+    let node = config.node.id();
+    let failed = |e: &dyn std::fmt::Display| format!("sharing the message log: {e}");
+    let (mut from, mut to) = (Tallying::default(), Tallying::default());
+    for workspace in sled.workspaces().await.map_err(|e| failed(&e))? {
+        let filter = rackwave_queue::ListFilter {
+            workspace_id: workspace.id.clone(),
+            ..Default::default()
+        };
+        let mut cursor = None;
+        loop {
+            let page = spool
+                .list(&filter, cursor.as_deref(), 500)
+                .map_err(|e| failed(&e))?;
+            let entries: Vec<_> = page
+                .messages
+                .iter()
+                .map(|m| rackwave_events::message_log_entry(m, &node))
+                .collect();
+            entries.iter().for_each(|e| from.add(e));
+            let mut tx = postgres.begin().await.map_err(|e| failed(&e))?;
+            tx.put_message_log(&entries).await.map_err(|e| failed(&e))?;
+            tx.commit().await.map_err(|e| failed(&e))?;
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        let mut cursor = None;
+        loop {
+            let page = postgres
+                .message_log(&workspace.id, &Default::default(), cursor.as_deref(), 500)
+                .await
+                .map_err(|e| failed(&e))?;
+            page.items.iter().for_each(|e| to.add(e));
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+    }
+    Ok(FamilyReport {
+        family: "message log",
+        from: from.finish(),
+        to: to.finish(),
+    })
 }

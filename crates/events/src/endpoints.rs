@@ -283,6 +283,7 @@ mod tests {
             crate::Node {
                 id: "test",
                 feed: "feed",
+                keep_messages_ms: 0,
             },
             &mut registry,
         );

@@ -24,8 +24,8 @@ use std::time::Duration;
 
 use rackwave_core::event::{EmailEvent, Event};
 use rackwave_core::Timestamp;
-use rackwave_queue::FeedEntry;
-use rackwave_store::{StoreError, Suppression, SuppressionReason, Txn};
+use rackwave_queue::{FeedEntry, MessageRecord};
+use rackwave_store::{MessageLogEntry, StoreError, Suppression, SuppressionReason, Txn};
 use tokio::sync::watch;
 
 use crate::{Events, EventsError, Targets};
@@ -42,6 +42,7 @@ async fn consume(events: &Events) -> Result<usize, EventsError> {
         Ok(entry) => entry.seq,
         Err(unreadable) => unreadable.seq,
     }) else {
+        inner.consumed.send_replace(after);
         return Ok(0);
     };
     let now = inner.clock.now_ms();
@@ -73,16 +74,74 @@ async fn consume(events: &Events) -> Result<usize, EventsError> {
         ));
         suppress_on_hard_bounce(&mut tx, entry).await?;
     }
+    if inner.store.is_shared() {
+        share_messages(inner, &mut tx, &entries).await?;
+    }
     // The batch's events in one append (a few statements on PostgreSQL,
     // whatever its size), then their deliveries.
     let queued = Targets::default().record_all(&mut tx, &batch, now).await?;
     tx.set_cursor(&inner.feed_cursor, last).await?;
     tx.commit().await?;
+    inner.consumed.send_replace(last);
     inner.spool.trim_feed(last).await?;
     if queued > 0 {
         events.kick();
     }
     Ok(entries.len())
+}
+
+/// Puts the spool's record of each message the batch changed in the
+/// shared message log, as it stands now (a later change comes with a
+/// later entry, so the log never goes back).
+async fn share_messages(
+    inner: &crate::Inner,
+    tx: &mut Txn,
+    entries: &[Result<FeedEntry, rackwave_queue::UnreadableEntry>],
+) -> Result<(), EventsError> {
+    let mut seen = std::collections::HashSet::new();
+    let mut log = Vec::new();
+    for entry in entries.iter().flatten() {
+        let id = &entry.message.message_id;
+        if !seen.insert(id.as_str()) {
+            continue;
+        }
+        // Gone already: retention deleted a message finished long ago.
+        let Some(record) = inner.spool.get(id)? else {
+            continue;
+        };
+        let entry = log_entry(&record, &inner.node);
+        match entry.check() {
+            Ok(()) => log.push(entry),
+            // Never stops the feed: the message is still listed on its node.
+            Err(reason) => {
+                tracing::warn!(%reason, message_id = %id, "not sharing a message log entry")
+            }
+        }
+    }
+    tx.put_message_log(&log).await?;
+    Ok(())
+}
+
+/// A spool record as the shared message log keeps it, held by `node`.
+pub fn log_entry(record: &MessageRecord, node: &str) -> MessageLogEntry {
+    MessageLogEntry {
+        id: record.id.clone(),
+        workspace_id: record.workspace_id.clone(),
+        queue_id: record.queue_id.clone(),
+        from: record.from.clone(),
+        to: record.to.clone(),
+        status: record.status.as_str().to_string(),
+        tags: record.tags.clone(),
+        created_at_ms: record.created_at_ms,
+        finished_at_ms: record.status.is_final().then(|| {
+            record
+                .history
+                .last()
+                .map_or(record.created_at_ms, |h| h.at_ms)
+        }),
+        node: node.to_string(),
+        record: serde_json::to_string(record).expect("records serialize"),
+    }
 }
 
 /// Suppresses the recipient of a bounce that says the address is bad.

@@ -43,6 +43,7 @@ use tokio::sync::watch;
 
 pub use config::WebhooksConfig;
 pub use endpoints::{EndpointPatch, NewEndpoint, MAX_ENDPOINTS, ROTATION_GRACE_MS};
+pub use feed::log_entry as message_log_entry;
 pub use outbox::{next_attempt, FINAL_ATTEMPT_AFTER_MS, RETRY_DELAYS_MS};
 pub use retention::Pruned;
 
@@ -94,6 +95,12 @@ struct Inner {
     /// The store's name for the position in this node's spool feed
     /// consumed so far (each node's spool has its own feed).
     feed_cursor: String,
+    /// `[node] id`: whose spool holds a message of the shared log.
+    node: String,
+    /// How long the shared message log keeps a finished message (0: ever).
+    keep_messages_ms: i64,
+    /// The feed position committed so far (see [`Events::caught_up`]).
+    consumed: watch::Sender<u64>,
 }
 
 /// Stores one delivery of a stored event per target in `tx`; the caller
@@ -176,6 +183,9 @@ pub struct Node<'a> {
     /// The store's name for the position in this node's spool feed
     /// consumed so far (each node's spool has its own feed).
     pub feed: &'a str,
+    /// `[spool] retention`: how long a shared store's message log keeps a
+    /// finished message, as the spool does (0: forever).
+    pub keep_messages_ms: i64,
 }
 
 impl Events {
@@ -208,6 +218,9 @@ impl Events {
                 hits,
                 hits_rx: std::sync::Mutex::new(Some(hits_rx)),
                 feed_cursor: node.feed.to_string(),
+                node: node.id.to_string(),
+                keep_messages_ms: node.keep_messages_ms,
+                consumed: watch::Sender::new(0),
             }),
         }
     }
@@ -241,6 +254,19 @@ impl Events {
                 let _ = recorder.await;
             }
         })
+    }
+
+    /// Waits (up to `within`) until everything this node's spool had
+    /// written when called is in the store: its events, and with a shared
+    /// store its messages in the shared log, so a listing made right after
+    /// a send on this node shows it. Whether it got there.
+    pub async fn caught_up(&self, within: std::time::Duration) -> bool {
+        let target = self.inner.spool.last_feed_seq();
+        let mut consumed = self.inner.consumed.subscribe();
+        self.inner.spool.feed_notify().notify_one();
+        tokio::time::timeout(within, consumed.wait_for(|seq| *seq >= target))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Looks for due deliveries now (after a test moved the clock, say).

@@ -24,20 +24,35 @@ const BATCH: usize = 1000;
 pub struct Pruned {
     pub events: u64,
     pub deliveries: u64,
+    /// Entries of a shared store's message log.
+    pub messages: u64,
 }
 
 /// Deletes events and finished deliveries older than the retention.
 pub(crate) async fn prune(events: &Events) -> Result<Pruned, EventsError> {
     let inner = &events.inner;
+    let mut pruned = Pruned::default();
+    let keep = inner.keep_messages_ms;
+    if keep > 0 && inner.store.is_shared() {
+        let cutoff = inner.clock.now_ms().saturating_sub(keep);
+        loop {
+            let mut tx = inner.store.begin().await?;
+            let (n, more) = tx.prune_message_log(cutoff, BATCH).await?;
+            tx.commit_eventually().await?;
+            pruned.messages += n;
+            if !more {
+                break;
+            }
+        }
+    }
     let days = inner.config.retention_days;
     if days == 0 {
-        return Ok(Pruned::default());
+        return Ok(pruned);
     }
     let cutoff = inner
         .clock
         .now_ms()
         .saturating_sub((days as i64).saturating_mul(DAY_MS));
-    let mut pruned = Pruned::default();
     // Deliveries first: a delivery whose event is gone could not be resent.
     loop {
         let mut tx = inner.store.begin().await?;
@@ -61,6 +76,7 @@ pub(crate) async fn prune(events: &Events) -> Result<Pruned, EventsError> {
         tracing::info!(
             events = pruned.events,
             deliveries = pruned.deliveries,
+            messages = pruned.messages,
             "pruned events and webhook deliveries past retention"
         );
     }

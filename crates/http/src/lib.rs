@@ -14,6 +14,7 @@ mod error;
 mod extract;
 mod health;
 pub mod idempotency;
+mod messages;
 mod rate_limit;
 mod tracking;
 

@@ -20,15 +20,10 @@ use crate::AppState;
 /// The message a link was made for (its id, or `""` once the spool no
 /// longer has it) and when it was delivered, if it was. A link names its
 /// submission, which held that one recipient.
-pub(crate) fn message_of(state: &AppState, who: &Recipient) -> (String, Option<i64>) {
-    let found =
-        state
-            .spool
-            .by_queue_id(&who.queue_id)
-            .and_then(|ids| match ids.into_iter().next() {
-                Some(id) => state.spool.get(&id),
-                None => Ok(None),
-            });
+pub(crate) async fn message_of(state: &AppState, who: &Recipient) -> (String, Option<i64>) {
+    let found = crate::messages::of_queue(state, &who.queue_id)
+        .await
+        .map(|found| found.into_iter().next());
     match found {
         Ok(Some(m)) if m.workspace_id == who.workspace_id => {
             let delivered = m
@@ -40,7 +35,7 @@ pub(crate) fn message_of(state: &AppState, who: &Recipient) -> (String, Option<i
         }
         Ok(_) => (String::new(), None),
         Err(e) => {
-            tracing::warn!(error = %e, queue_id = %who.queue_id, "looking up a tracked message failed");
+            tracing::warn!(error = ?e, queue_id = %who.queue_id, "looking up a tracked message failed");
             (String::new(), None)
         }
     }

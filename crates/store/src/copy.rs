@@ -114,6 +114,31 @@ pub struct FamilyReport {
     pub to: Tally,
 }
 
+/// A [`Tally`] kept as records go by, for a family copied outside this
+/// module (a node's spool messages into the shared message log): their
+/// JSON lines in the order given.
+#[derive(Default)]
+pub struct Tallying {
+    count: u64,
+    hash: Sha256,
+}
+
+impl Tallying {
+    pub fn add<T: Serialize>(&mut self, record: &T) {
+        self.count += 1;
+        self.hash
+            .update(serde_json::to_string(record).expect("records serialize"));
+        self.hash.update(b"\n");
+    }
+
+    pub fn finish(self) -> Tally {
+        Tally {
+            count: self.count,
+            sha256: hex::encode(self.hash.finalize()),
+        }
+    }
+}
+
 impl FamilyReport {
     /// Whether the target holds what the source does.
     pub fn equal(&self) -> bool {

@@ -37,6 +37,7 @@
 //! [`Txn`] from the same list.
 
 pub mod copy;
+pub mod message_log;
 pub mod postgres;
 mod records;
 mod sled;
@@ -48,6 +49,7 @@ use std::sync::Arc;
 use rackwave_core::event::Event;
 use rackwave_core::{Classify, ErrorKind};
 
+pub use message_log::{MessageLogEntry, MessageLogQuery};
 pub use records::{
     ApiKey, Attempt, Client, ClientSession, Contact, CreditNote, Delivery, DeliveryState,
     DkimAlgorithm, Endpoint, EventQuery, IdempotencyRecord, IdempotentResponse, Invoice,
@@ -139,6 +141,12 @@ impl Store {
                 Backend::Postgres(s) => TxnInner::Postgres(Box::new(s.begin().await?)),
             },
         })
+    }
+
+    /// Whether several nodes may share this store: then what every node
+    /// must see of a node's own data (the message log) is put in it.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
     }
 
     /// Makes every commit so far durable (at shutdown).
@@ -370,6 +378,14 @@ store_api! {
         fn parked_reports(limit: usize) -> Vec<ParkedReport>;
         /// The live (or latest) subscription a workspace belongs to.
         fn subscription_of_workspace(workspace_id: &str) -> Option<Subscription>;
+        /// A message of the shared log ([`message_log`]), whatever its
+        /// workspace.
+        fn message_log_entry(id: &str) -> Option<MessageLogEntry>;
+        /// One page of a workspace's messages in the shared log, newest
+        /// first (by creation time, then id).
+        fn message_log(workspace_id: &str, query: &MessageLogQuery, cursor: Option<&str>, limit: usize) -> Page<MessageLogEntry>;
+        /// The messages of one submission in the shared log, by id.
+        fn message_log_of_queue(queue_id: &str) -> Vec<MessageLogEntry>;
     }
     writes {
         /// Adds a workspace; its id must be new.
@@ -509,5 +525,11 @@ store_api! {
         /// Concurrent claims, on any node, never take more than `cap`
         /// together.
         fn claim_quota(counter: &str, day: i64, cap: u64, want: u64) -> (u64, u64);
+        /// Adds or replaces messages of the shared log (each checked with
+        /// [`MessageLogEntry::check`]; one refused, none put).
+        fn put_message_log(entries: &[MessageLogEntry]) -> ();
+        /// Deletes up to `limit` log entries that became final before
+        /// `cutoff_ms`; how many, and whether more may be.
+        fn prune_message_log(cutoff_ms: i64, limit: usize) -> (u64, bool);
     }
 }

@@ -28,6 +28,7 @@ async fn conformance(store: &Store) {
     hostile_keys(store).await;
     event_batches(store).await;
     lookups_together(store).await;
+    message_log(store).await;
 }
 
 /// Many suppression lookups at once (a busy node's recipients): each gets
@@ -1957,6 +1958,7 @@ async fn postgres_workspace_and_event_records() {
     suppressions(&store).await;
     long_event_pages(&store).await;
     coordination(&store).await;
+    message_log(&store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -2160,4 +2162,213 @@ async fn sled_moves_the_trees_of_earlier_versions_in() {
 /// How many of a workspace's events a query finds on its first page.
 async fn count(store: &Store, ws: &str, q: &EventQuery, limit: usize) -> usize {
     store.events(ws, q, None, limit).await.unwrap().items.len()
+}
+
+fn log_entry(id: &str, ws: &str, to: &str, created: i64, status: &str) -> MessageLogEntry {
+    MessageLogEntry {
+        id: id.into(),
+        workspace_id: ws.into(),
+        queue_id: format!("Q{}", id.chars().last().unwrap_or('0')),
+        from: "News@Sender.example".into(),
+        to: to.into(),
+        status: status.into(),
+        tags: vec!["weekly".into()],
+        created_at_ms: created,
+        finished_at_ms: None,
+        node: "a".into(),
+        record: format!(r#"{{"id":"{id}","subject":"caf\u00e9 \u0000 end"}}"#),
+    }
+}
+
+async fn put_log(store: &Store, entries: &[MessageLogEntry]) {
+    let mut tx = store.begin().await.unwrap();
+    tx.put_message_log(entries).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+async fn log_ids(store: &Store, ws: &str, q: &MessageLogQuery, limit: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .message_log(ws, q, cursor.as_deref(), limit)
+            .await
+            .unwrap();
+        ids.extend(page.items.into_iter().map(|e| e.id));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return ids,
+        }
+    }
+}
+
+/// The shared message log: entries put and replaced, listed newest first
+/// by workspace or recipient (case-insensitive) with the filters and a
+/// time window, paged by cursor, looked up by id and by submission, pruned
+/// once final past the cutoff; another workspace's never listed; what
+/// cannot be keyed refused, a malformed cursor invalid.
+async fn message_log(store: &Store) {
+    let mut entries = vec![
+        log_entry("msg_l1", "w_log", "Ann@Example.com", T0, "delivered"),
+        log_entry("msg_l2", "w_log", "bob@example.com", T0 + 10, "queued"),
+        log_entry("msg_l3", "w_log", "ann@example.com", T0 + 20, "deferred"),
+        log_entry("msg_l4", "w_log2", "ann@example.com", T0 + 30, "queued"),
+        // Same time as l3: the id orders them.
+        log_entry("msg_l5", "w_log", "ANN@example.com", T0 + 20, "bounced"),
+    ];
+    entries[0].finished_at_ms = Some(T0 + 5);
+    entries[4].finished_at_ms = Some(T0 + 25);
+    entries[1].tags = vec!["welcome".into()];
+    entries[2].from = "other@sender.example".into();
+    put_log(store, &entries).await;
+
+    let all = MessageLogQuery::default();
+    assert_eq!(
+        log_ids(store, "w_log", &all, 50).await,
+        ["msg_l5", "msg_l3", "msg_l2", "msg_l1"]
+    );
+    // Paged one at a time: the same order, nothing twice.
+    assert_eq!(
+        log_ids(store, "w_log", &all, 1).await,
+        ["msg_l5", "msg_l3", "msg_l2", "msg_l1"]
+    );
+    assert_eq!(log_ids(store, "w_log2", &all, 50).await, ["msg_l4"]);
+    assert!(log_ids(store, "w_nobody", &all, 50).await.is_empty());
+    let q = |f: fn(&mut MessageLogQuery)| {
+        let mut q = MessageLogQuery::default();
+        f(&mut q);
+        q
+    };
+    assert_eq!(
+        log_ids(
+            store,
+            "w_log",
+            &q(|q| q.to = Some("ann@EXAMPLE.com".into())),
+            2
+        )
+        .await,
+        ["msg_l5", "msg_l3", "msg_l1"]
+    );
+    assert_eq!(
+        log_ids(store, "w_log", &q(|q| q.status = Some("queued".into())), 50).await,
+        ["msg_l2"]
+    );
+    assert_eq!(
+        log_ids(
+            store,
+            "w_log",
+            &q(|q| q.from = Some("OTHER@sender.example".into())),
+            50
+        )
+        .await,
+        ["msg_l3"]
+    );
+    assert_eq!(
+        log_ids(store, "w_log", &q(|q| q.tag = Some("welcome".into())), 50).await,
+        ["msg_l2"]
+    );
+    assert_eq!(
+        log_ids(
+            store,
+            "w_log",
+            &q(|q| {
+                q.since_ms = Some(T0 + 10);
+                q.until_ms = Some(T0 + 20)
+            }),
+            50
+        )
+        .await,
+        ["msg_l2"]
+    );
+    assert!(
+        log_ids(store, "w_log", &q(|q| q.tag = Some("none".into())), 50)
+            .await
+            .is_empty()
+    );
+
+    let got = store.message_log_entry("msg_l3").await.unwrap().unwrap();
+    assert_eq!(got, entries[2]);
+    // The record comes back byte for byte, escapes and all.
+    assert_eq!(got.record, entries[2].record);
+    assert!(store.message_log_entry("msg_none").await.unwrap().is_none());
+    assert!(store.message_log_entry("").await.unwrap().is_none());
+    assert!(store.message_log_entry("msg\0x").await.unwrap().is_none());
+    let of_queue: Vec<String> = store
+        .message_log_of_queue("Q3")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(of_queue, ["msg_l3"]);
+    assert!(store.message_log_of_queue("").await.unwrap().is_empty());
+
+    // Replaced: the new status is what filters see; the last of one id in
+    // a batch wins.
+    let mut later = entries[1].clone();
+    later.status = "deferred".into();
+    let mut last = entries[1].clone();
+    last.status = "delivered".into();
+    last.finished_at_ms = Some(T0 + 40);
+    put_log(store, &[later, last.clone()]).await;
+    assert_eq!(
+        store.message_log_entry("msg_l2").await.unwrap().unwrap(),
+        last
+    );
+    assert!(
+        log_ids(store, "w_log", &q(|q| q.status = Some("queued".into())), 50)
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        log_ids(
+            store,
+            "w_log",
+            &q(|q| q.status = Some("delivered".into())),
+            50
+        )
+        .await,
+        ["msg_l2", "msg_l1"]
+    );
+
+    // Refused whole: nothing of the batch is put.
+    for bad in [
+        log_entry("", "w_log", "x@example.com", T0, "queued"),
+        log_entry("msg_b1", "", "x@example.com", T0, "queued"),
+        log_entry("msg_b2", "w\0log", "x@example.com", T0, "queued"),
+        log_entry("msg_b3", "w_log", "x\0@example.com", T0, "queued"),
+    ] {
+        let ok = log_entry("msg_ok", "w_log", "ok@example.com", T0, "queued");
+        let mut tx = store.begin().await.unwrap();
+        let put = tx.put_message_log(&[ok, bad]).await;
+        assert!(matches!(put, Err(StoreError::Invalid(_))), "{put:?}");
+        drop(tx);
+        assert!(store.message_log_entry("msg_ok").await.unwrap().is_none());
+    }
+    for cursor in ["zz", "00", "", "0011"] {
+        let page = store.message_log("w_log", &all, Some(cursor), 10).await;
+        assert!(
+            matches!(page, Err(StoreError::Invalid(_))),
+            "{cursor}: {page:?}"
+        );
+    }
+
+    // Pruned: the final ones finished before the cutoff, in batches.
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.prune_message_log(T0 + 30, 1).await.unwrap(), (1, true));
+    assert_eq!(tx.prune_message_log(T0 + 30, 10).await.unwrap().0, 1);
+    tx.commit().await.unwrap();
+    assert_eq!(
+        log_ids(store, "w_log", &all, 50).await,
+        ["msg_l3", "msg_l2"]
+    );
+    assert!(store.message_log_entry("msg_l1").await.unwrap().is_none());
+    assert!(log_ids(
+        store,
+        "w_log",
+        &q(|q| q.to = Some("ann@example.com".into())),
+        50
+    )
+    .await
+    .contains(&"msg_l3".to_string()));
 }

@@ -158,14 +158,12 @@ pub(crate) async fn list_scanning(
         .map_err(ApiError::invalid)?;
     if let Some(queue_id) = &q.queue_id {
         let mut messages = Vec::new();
-        for id in state.spool.by_queue_id(queue_id)? {
-            if let Some(m) = state.spool.get(&id)? {
-                let wanted = q.workspace.as_ref().is_none_or(|w| *w == m.workspace_id)
-                    && q.to.as_ref().is_none_or(|t| t.eq_ignore_ascii_case(&m.to))
-                    && status.as_ref().is_none_or(|s| *s == m.status);
-                if wanted {
-                    messages.push(summary(&m));
-                }
+        for m in crate::messages::of_queue(state, queue_id).await? {
+            let wanted = q.workspace.as_ref().is_none_or(|w| *w == m.workspace_id)
+                && q.to.as_ref().is_none_or(|t| t.eq_ignore_ascii_case(&m.to))
+                && status.as_ref().is_none_or(|s| *s == m.status);
+            if wanted {
+                messages.push(summary(&m));
             }
         }
         return Ok(MessageList {
@@ -198,9 +196,7 @@ pub(crate) async fn list_scanning(
         since_ms: time("since", &q.since)?,
         until_ms: time("until", &q.until)?,
     };
-    let page = state
-        .spool
-        .list_scanning(&filter, q.cursor.as_deref(), limit, budget)?;
+    let page = crate::messages::list(state, &filter, q.cursor.as_deref(), limit, budget).await?;
     Ok(MessageList {
         messages: page.messages.iter().map(summary).collect(),
         next_cursor: page.next_cursor,
@@ -216,9 +212,8 @@ pub(crate) async fn get(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<MessageDetail>, ApiError> {
-    let m = state
-        .spool
-        .get(&id)?
+    let (m, _) = crate::messages::message(&state, &id)
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("message {id} not found")))?;
     Ok(Json(detail_of(&m)))
 }

@@ -457,15 +457,16 @@ pub(crate) async fn list(
 }
 
 /// A message of the workspace, or 404.
-fn own_message(
+/// The workspace's message `id`, and the node whose spool holds it when
+/// that is another node.
+async fn own_message(
     state: &AppState,
     tenant: &Tenant,
     id: &str,
-) -> Result<rackwave_queue::MessageRecord, ApiError> {
-    state
-        .spool
-        .get(id)?
-        .filter(|m| m.workspace_id == tenant.workspace_id)
+) -> Result<(rackwave_queue::MessageRecord, Option<String>), ApiError> {
+    crate::messages::message(state, id)
+        .await?
+        .filter(|(m, _)| m.workspace_id == tenant.workspace_id)
         .ok_or_else(|| ApiError::not_found(format!("message {id} not found")))
 }
 
@@ -499,7 +500,7 @@ pub(crate) async fn get(
         history,
         delivery_attempts,
         ..
-    } = detail_of(&own_message(&state, &tenant, &id)?);
+    } = detail_of(&own_message(&state, &tenant, &id).await?.0);
     Ok(Json(MessageView {
         summary,
         next_attempt_at,
@@ -521,7 +522,12 @@ pub(crate) async fn raw(
     MigoSmtp(tenant): MigoSmtp,
     ApiPath(id): ApiPath<String>,
 ) -> Result<impl axum::response::IntoResponse, ApiError> {
-    let m = own_message(&state, &tenant, &id)?;
+    let (m, elsewhere) = own_message(&state, &tenant, &id).await?;
+    if let Some(node) = elsewhere {
+        return Err(ApiError::not_found(format!(
+            "the data of message {id} is held by node {node}; ask that node for it"
+        )));
+    }
     let body = state.spool.body(&m.queue_id)?.ok_or_else(|| {
         ApiError::not_found(format!(
             "the data of message {id} is no longer held (it is freed once every recipient of the send is delivered or bounced)"

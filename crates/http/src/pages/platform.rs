@@ -391,11 +391,11 @@ pub(crate) async fn migosmtp_message(
     Signed { session: s, .. }: Signed<Migo>,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Response {
-    let record = state
-        .spool
-        .get(&id)
+    let record = crate::messages::message(&state, &id)
+        .await
         .ok()
         .flatten()
+        .map(|(m, _)| m)
         .filter(|m| m.workspace_id == s.workspace_id);
     let Some(record) = record else {
         return page(

@@ -31,7 +31,7 @@ pub(crate) async fn follow(
         return StatusCode::NOT_FOUND.into_response();
     };
     let (ip, ua) = client_of(&req);
-    let (message_id, delivered_at) = message_of(&state, &who);
+    let (message_id, delivered_at) = message_of(&state, &who).await;
     let now = state.clock.now_ms();
     let machine =
         machine_click(&ua, delivered_at.map(|d| now - d)) || from_machine_network(&state, &ip);

@@ -34,7 +34,7 @@ pub(crate) async fn pixel(
         return StatusCode::NOT_FOUND.into_response();
     };
     let (ip, ua) = client_of(&req);
-    let (message_id, _) = message_of(&state, &who);
+    let (message_id, _) = message_of(&state, &who).await;
     let now = state.clock.now_ms();
     let machine = machine_open(&ua) || from_machine_network(&state, &ip);
     let (id, to) = (message_id.clone(), who.address.clone());

@@ -92,7 +92,7 @@ pub(crate) async fn one_click(
 /// already suppressed because it unsubscribed (decided in the
 /// transaction that records it, so concurrent retries make one event).
 async fn unsubscribe(state: &AppState, who: &Recipient) -> Result<(), String> {
-    let (message_id, _) = super::message_of(state, who);
+    let (message_id, _) = super::message_of(state, who).await;
     let now = state.clock.now_ms();
     let suppression = Suppression {
         workspace_id: who.workspace_id.clone(),

@@ -47,6 +47,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "coordination",
         sql: include_str!("migrations/0006_coordination.sql"),
     },
+    Migration {
+        version: 7,
+        name: "message log",
+        sql: include_str!("migrations/0007_message_log.sql"),
+    },
 ];
 
 /// The advisory lock migrations take turns on (`RWSCHEMA` in ASCII).

@@ -12,6 +12,7 @@
 mod coordination;
 mod events;
 mod lookups;
+mod message_log;
 mod migrate;
 mod ops;
 mod portal;
@@ -103,6 +104,57 @@ fn page<T>(mut rows: Vec<T>, limit: usize, cursor_of: impl Fn(&T) -> String) -> 
     crate::Page {
         items: rows,
         next_cursor,
+    }
+}
+
+/// Listings (Telnxo's, the message log's): the rows of workspace `$1` listed after position `$2`, `$3` (created,
+/// id) going newest first, as sled's `<created u64>\0<id>` keys order
+/// them. The id compares as bytes, so a cursor's need not be valid UTF-8.
+pub(super) const BEFORE: &str =
+    "workspace_id = $1 AND created_ms <= $2 AND (created_ms < $2 OR convert_to(id, 'UTF8') < $3)";
+
+/// Where a listing page starts: the first row listed after it.
+pub(super) struct Position {
+    pub(super) created_ms: i64,
+    pub(super) id: Vec<u8>,
+}
+
+impl Position {
+    /// Before every row: an id is UTF-8, which never has the byte 0xFF.
+    fn start() -> Position {
+        Position {
+            created_ms: i64::MAX,
+            id: vec![0xff],
+        }
+    }
+
+    /// Where a page starts: after `cursor`, or at the newest row.
+    pub(super) fn after(cursor: Option<&str>) -> Result<Position> {
+        cursor.map_or(Ok(Position::start()), Position::from_cursor)
+    }
+
+    /// A cursor we issued: hex of `<created u64 BE>\0<id>`, sled's key.
+    fn from_cursor(cursor: &str) -> Result<Position> {
+        let raw = hex::decode(cursor)
+            .ok()
+            .filter(|raw| raw.len() > 9 && raw[8] == 0)
+            .ok_or_else(|| StoreError::Invalid("cursor is not one we issued".into()))?;
+        let created = u64::from_be_bytes(raw[..8].try_into().expect("8 bytes"));
+        Ok(match i64::try_from(created) {
+            Ok(created_ms) => Position {
+                created_ms,
+                id: raw[9..].to_vec(),
+            },
+            // Past every stored time.
+            Err(_) => Position::start(),
+        })
+    }
+
+    pub(super) fn cursor(created_ms: i64, id: &str) -> String {
+        let mut raw = (created_ms as u64).to_be_bytes().to_vec();
+        raw.push(0);
+        raw.extend_from_slice(id.as_bytes());
+        hex::encode(raw)
     }
 }
 

@@ -4,7 +4,7 @@
 use rackwave_core::event::Event;
 
 use super::txn::PgTxn;
-use super::{coordination, events, portal, telnxo, tenants};
+use super::{coordination, events, message_log, portal, telnxo, tenants};
 use crate::sso::{AuditEntry, PlatformSession, SsoToken};
 use crate::telnxo::{Call, Channel, ParkedReport, TelnxoMessage, TelnxoNumber};
 use crate::*;
@@ -254,6 +254,21 @@ impl Reads for PgTxn {
     async fn subscription_of_workspace(&self, workspace_id: &str) -> Result<Option<Subscription>> {
         portal::subscription_of_workspace(self, workspace_id).await
     }
+    async fn message_log_entry(&self, id: &str) -> Result<Option<MessageLogEntry>> {
+        message_log::message_log_entry(self, id).await
+    }
+    async fn message_log(
+        &self,
+        workspace_id: &str,
+        query: &MessageLogQuery,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<MessageLogEntry>> {
+        message_log::message_log(self, workspace_id, query, cursor, limit).await
+    }
+    async fn message_log_of_queue(&self, queue_id: &str) -> Result<Vec<MessageLogEntry>> {
+        message_log::message_log_of_queue(self, queue_id).await
+    }
 }
 
 impl Writes for PgTxn {
@@ -457,5 +472,11 @@ impl Writes for PgTxn {
         want: u64,
     ) -> Result<(u64, u64)> {
         coordination::claim_quota(self, counter, day, cap, want).await
+    }
+    async fn put_message_log(&mut self, entries: &[MessageLogEntry]) -> Result<()> {
+        message_log::put_message_log(self, entries).await
+    }
+    async fn prune_message_log(&mut self, cutoff_ms: i64, limit: usize) -> Result<(u64, bool)> {
+        message_log::prune_message_log(self, cutoff_ms, limit).await
     }
 }

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use tokio_postgres::types::ToSql;
 
 use super::txn::{json, record, Conn, Part, PgTxn};
-use super::{limit_of, storable, Scope};
+use super::{limit_of, storable, Position, Scope, BEFORE};
 use crate::sled::keys::component;
 use crate::telnxo::{Call, Channel, ParkedReport, TelnxoMessage, TelnxoNumber};
 use crate::{Page, Result, StoreError};
@@ -57,52 +57,6 @@ const CALLS: Listing = Listing {
     keeps: "$5::text IS NULL OR $5 = 'voice'",
 };
 
-/// The rows of workspace `$1` listed after position `$2`, `$3` (created,
-/// id) going newest first, as sled's `<created u64>\0<id>` keys order
-/// them. The id compares as bytes, so a cursor's need not be valid UTF-8.
-const BEFORE: &str =
-    "workspace_id = $1 AND created_ms <= $2 AND (created_ms < $2 OR convert_to(id, 'UTF8') < $3)";
-
-/// Where a listing page starts: the first row listed after it.
-struct Position {
-    created_ms: i64,
-    id: Vec<u8>,
-}
-
-impl Position {
-    /// Before every row: an id is UTF-8, which never has the byte 0xFF.
-    fn start() -> Position {
-        Position {
-            created_ms: i64::MAX,
-            id: vec![0xff],
-        }
-    }
-
-    /// A cursor we issued: hex of `<created u64 BE>\0<id>`, sled's key.
-    fn from_cursor(cursor: &str) -> Result<Position> {
-        let raw = hex::decode(cursor)
-            .ok()
-            .filter(|raw| raw.len() > 9 && raw[8] == 0)
-            .ok_or_else(|| StoreError::Invalid("cursor is not one we issued".into()))?;
-        let created = u64::from_be_bytes(raw[..8].try_into().expect("8 bytes"));
-        Ok(match i64::try_from(created) {
-            Ok(created_ms) => Position {
-                created_ms,
-                id: raw[9..].to_vec(),
-            },
-            // Past every stored time.
-            Err(_) => Position::start(),
-        })
-    }
-
-    fn cursor(created_ms: i64, id: &str) -> String {
-        let mut raw = (created_ms as u64).to_be_bytes().to_vec();
-        raw.push(0);
-        raw.extend_from_slice(id.as_bytes());
-        hex::encode(raw)
-    }
-}
-
 /// One page of a listing, newest first, as sled's walk gives it: of the
 /// first [`SCAN_BUDGET`] rows after the cursor, up to `limit` that the
 /// listing keeps. The next cursor is the last row taken when the page is
@@ -116,10 +70,7 @@ async fn listing<T: DeserializeOwned>(
     cursor: Option<&str>,
     limit: usize,
 ) -> Result<Page<T>> {
-    let from = match cursor {
-        Some(c) => Position::from_cursor(c)?,
-        None => Position::start(),
-    };
+    let from = Position::after(cursor)?;
     if limit == 0 || !storable(workspace_id) {
         return Ok(Page {
             items: Vec::new(),

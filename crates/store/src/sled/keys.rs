@@ -59,6 +59,11 @@
 //! | `au/<id>`                             | `AuditEntry`                    |
 //! | `ls/<name>`                           | `Lease`: who runs what, until when |
 //! | `qc/<counter>\0<day>`                 | u64: quota units claimed on a day |
+//! | `ml/<message id>`                     | `MessageLogEntry`: the shared message log |
+//! | `mw/<ws>\0<created>\0<message id>`    | empty: log entries listed       |
+//! | `mr/<ws>\0<to>\0<created>\0<id>`      | empty: log entries by recipient (lowercase) |
+//! | `mq/<queue id>\0<message id>`         | empty: log entries of a submission |
+//! | `mx/<finished>\0<message id>`         | empty: final log entries by age |
 //!
 //! The one-letter families are the event log's and outbox's since their
 //! first version; the two-letter ones moved in with the store crate.
@@ -119,6 +124,11 @@ pub(crate) const PLATFORM_SESSION: &[u8] = b"ps/";
 pub(crate) const AUDIT: &[u8] = b"au/";
 pub(crate) const LEASE: &[u8] = b"ls/";
 pub(crate) const QUOTA_CLAIMED: &[u8] = b"qc/";
+pub(crate) const MESSAGE_LOG: &[u8] = b"ml/";
+pub(crate) const MESSAGE_LOG_OF: &[u8] = b"mw/";
+pub(crate) const MESSAGE_LOG_TO: &[u8] = b"mr/";
+pub(crate) const MESSAGE_LOG_QUEUE: &[u8] = b"mq/";
+pub(crate) const MESSAGE_LOG_FINISHED: &[u8] = b"mx/";
 /// The named position holding the last notice number.
 pub(crate) const NOTICE_SEQ: &str = "notice-seq";
 

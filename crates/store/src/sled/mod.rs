@@ -13,6 +13,8 @@
 //! the trees of earlier versions). The key layout is in [`keys`].
 
 mod kv;
+mod listing;
+mod message_log;
 mod migrate;
 mod ops;
 mod telnxo;

@@ -12,9 +12,9 @@ use crate::sso::{AuditEntry, PlatformSession, SsoToken};
 use crate::telnxo::{Call, Channel, ParkedReport, TelnxoMessage, TelnxoNumber};
 use crate::{
     ApiKey, Client, ClientSession, CreditNote, Delivery, DeliveryState, Endpoint, EventQuery,
-    IdempotencyRecord, Invoice, Notice, Page, PasswordReset, Payment, Reads, Result, SenderDomain,
-    SmtpAccount, StoreError, StoredEvent, Subscription, SubscriptionStatus, Suppression,
-    SuppressionReason, Workspace, Writes,
+    IdempotencyRecord, Invoice, MessageLogEntry, MessageLogQuery, Notice, Page, PasswordReset,
+    Payment, Reads, Result, SenderDomain, SmtpAccount, StoreError, StoredEvent, Subscription,
+    SubscriptionStatus, Suppression, SuppressionReason, Workspace, Writes,
 };
 
 /// Most entries one listing call examines, so a selective filter over a
@@ -641,10 +641,10 @@ impl<K: Kv> Reads for K {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<Page<TelnxoMessage>> {
-        super::telnxo::listing(
+        super::listing::newest_first(
             self,
-            keys::TELNXO_MESSAGES_OF,
-            workspace_id,
+            keys::group(keys::TELNXO_MESSAGES_OF, workspace_id),
+            Default::default(),
             cursor,
             limit,
             |id| super::telnxo::message(self, id),
@@ -662,10 +662,10 @@ impl<K: Kv> Reads for K {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<Page<Call>> {
-        super::telnxo::listing(
+        super::listing::newest_first(
             self,
-            keys::TELNXO_CALLS_OF,
-            workspace_id,
+            keys::group(keys::TELNXO_CALLS_OF, workspace_id),
+            Default::default(),
             cursor,
             limit,
             |id| super::telnxo::call(self, id),
@@ -756,6 +756,24 @@ impl<K: Kv> Reads for K {
             Some(id) => self.get_json(&cat(&[keys::SUBSCRIPTION, &id])),
             None => Ok(None),
         }
+    }
+
+    async fn message_log_entry(&self, id: &str) -> Result<Option<MessageLogEntry>> {
+        super::message_log::entry(self, id)
+    }
+
+    async fn message_log(
+        &self,
+        workspace_id: &str,
+        query: &MessageLogQuery,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<MessageLogEntry>> {
+        super::message_log::listing(self, workspace_id, query, cursor, limit)
+    }
+
+    async fn message_log_of_queue(&self, queue_id: &str) -> Result<Vec<MessageLogEntry>> {
+        super::message_log::of_queue(self, queue_id)
     }
 }
 
@@ -1635,6 +1653,14 @@ impl Writes for SledTxn {
             self.put(key, (used + granted).to_be_bytes().to_vec());
         }
         Ok((granted, cap.saturating_sub(used + granted)))
+    }
+
+    async fn put_message_log(&mut self, entries: &[MessageLogEntry]) -> Result<()> {
+        self.put_log_entries(entries)
+    }
+
+    async fn prune_message_log(&mut self, cutoff_ms: i64, limit: usize) -> Result<(u64, bool)> {
+        self.prune_log(cutoff_ms, limit)
     }
 }
 

@@ -6,17 +6,7 @@ use super::keys::{self, cat, component, group, pair};
 use super::kv::{encode, prefix_end, Kv};
 use super::SledTxn;
 use crate::telnxo::{Call, Channel, TelnxoMessage, TelnxoNumber};
-use crate::{Page, Result, StoreError};
-
-/// `<created u64 BE>\0<id>`: a listing entry's suffix, hex-encoded as the
-/// page cursor.
-fn listing_suffix(created_ms: i64, id: &str) -> Vec<u8> {
-    cat(&[
-        &(created_ms.max(0) as u64).to_be_bytes(),
-        b"\0",
-        id.as_bytes(),
-    ])
-}
+use crate::{Result, StoreError};
 
 fn queue_key(channel: Channel, due_ms: i64, id: &str) -> Vec<u8> {
     keys::timed(&group(keys::TELNXO_QUEUE, channel.as_str()), due_ms, id)
@@ -51,48 +41,6 @@ pub(super) fn message(kv: &impl Kv, id: &str) -> Result<Option<TelnxoMessage>> {
 
 pub(super) fn call(kv: &impl Kv, id: &str) -> Result<Option<Call>> {
     kv.get_json(&cat(&[keys::TELNXO_CALL, id.as_bytes()]))
-}
-
-/// One page of a listing index (`tl/`, `tk/`), newest first, of the
-/// records `read` finds and `keep` accepts.
-pub(super) fn listing<T>(
-    kv: &impl Kv,
-    index: &[u8],
-    workspace_id: &str,
-    cursor: Option<&str>,
-    limit: usize,
-    read: impl Fn(&str) -> Result<Option<T>>,
-    keep: impl Fn(&T) -> bool,
-) -> Result<Page<T>> {
-    let prefix = group(index, workspace_id);
-    let end = match cursor {
-        Some(c) => {
-            let raw = hex::decode(c)
-                .ok()
-                .filter(|raw| raw.len() > 9 && raw[8] == 0)
-                .ok_or_else(|| StoreError::Invalid("cursor is not one we issued".into()))?;
-            cat(&[&prefix, &raw])
-        }
-        None => prefix_end(&prefix),
-    };
-    let mut items = Vec::new();
-    let mut last = None;
-    let more = super::ops::walk_page(kv, prefix.clone(), end, true, limit, |key, _| {
-        if items.len() == limit {
-            return Ok(false);
-        }
-        let suffix = &key[prefix.len()..];
-        last = Some(hex::encode(suffix));
-        let id = String::from_utf8_lossy(suffix.get(9..).unwrap_or_default()).into_owned();
-        if let Some(found) = read(&id)?.filter(|f| keep(f)) {
-            items.push(found);
-        }
-        Ok(true)
-    })?;
-    Ok(Page {
-        items,
-        next_cursor: if more { last } else { None },
-    })
 }
 
 pub(super) fn by_carrier_id(
@@ -268,7 +216,7 @@ impl SledTxn {
                 pair(
                     keys::TELNXO_MESSAGES_OF,
                     &m.workspace_id,
-                    &listing_suffix(m.created_at_ms, &m.id),
+                    &super::listing::suffix(m.created_at_ms, &m.id),
                 ),
                 Vec::new(),
             );
@@ -293,7 +241,7 @@ impl SledTxn {
                 pair(
                     keys::TELNXO_CALLS_OF,
                     &c.workspace_id,
-                    &listing_suffix(c.created_at_ms, &c.id),
+                    &super::listing::suffix(c.created_at_ms, &c.id),
                 ),
                 Vec::new(),
             );

@@ -1,0 +1,131 @@
+//! The shared message log on sled (see `keys` for the layout). A single
+//! node's spool answers for its messages, so `serve` never fills this on
+//! sled; it is here so the backends answer alike (the conformance suite,
+//! `storage migrate`).
+
+use super::keys::{self, cat, component, group};
+use super::kv::{encode, Kv};
+use super::listing::{newest_first, suffix, time, Window};
+use super::SledTxn;
+use crate::message_log::{MessageLogEntry, MessageLogQuery};
+use crate::{Page, Result};
+
+fn entry_key(id: &str) -> Vec<u8> {
+    cat(&[keys::MESSAGE_LOG, id.as_bytes()])
+}
+
+/// The recipient index's prefix of one address.
+fn recipient_prefix(workspace_id: &str, to_key: &str) -> Vec<u8> {
+    cat(&[
+        &group(keys::MESSAGE_LOG_TO, workspace_id),
+        to_key.as_bytes(),
+        b"\0",
+    ])
+}
+
+/// Every index key of an entry.
+fn index_keys(e: &MessageLogEntry) -> Vec<Vec<u8>> {
+    let listed = suffix(e.created_at_ms, &e.id);
+    let mut out = vec![
+        cat(&[&group(keys::MESSAGE_LOG_OF, &e.workspace_id), &listed]),
+        cat(&[&recipient_prefix(&e.workspace_id, &e.recipient_key()), &listed]),
+        cat(&[
+            &group(keys::MESSAGE_LOG_QUEUE, &e.queue_id),
+            e.id.as_bytes(),
+        ]),
+    ];
+    if let Some(at) = e.finished_at_ms {
+        out.push(cat(&[keys::MESSAGE_LOG_FINISHED, &suffix(at, &e.id)]));
+    }
+    out
+}
+
+pub(super) fn entry(kv: &impl Kv, id: &str) -> Result<Option<MessageLogEntry>> {
+    if component("message id", id).is_err() {
+        return Ok(None);
+    }
+    kv.get_json(&entry_key(id))
+}
+
+pub(super) fn listing(
+    kv: &impl Kv,
+    workspace_id: &str,
+    query: &MessageLogQuery,
+    cursor: Option<&str>,
+    limit: usize,
+) -> Result<Page<MessageLogEntry>> {
+    let prefix = match &query.to {
+        Some(to) => recipient_prefix(workspace_id, &to.to_lowercase()),
+        None => group(keys::MESSAGE_LOG_OF, workspace_id),
+    };
+    let window = Window {
+        since_ms: query.since_ms,
+        until_ms: query.until_ms,
+    };
+    newest_first(
+        kv,
+        prefix,
+        window,
+        cursor,
+        limit,
+        |id| entry(kv, id),
+        |e| e.workspace_id == workspace_id && query.keeps(e),
+    )
+}
+
+pub(super) fn of_queue(kv: &impl Kv, queue_id: &str) -> Result<Vec<MessageLogEntry>> {
+    if component("queue id", queue_id).is_err() {
+        return Ok(Vec::new());
+    }
+    let prefix = group(keys::MESSAGE_LOG_QUEUE, queue_id);
+    let mut out = Vec::new();
+    for (key, _) in kv.scan_prefix(&prefix)? {
+        if let Some(e) = entry(kv, &String::from_utf8_lossy(&key[prefix.len()..]))? {
+            out.push(e);
+        }
+    }
+    Ok(out)
+}
+
+impl SledTxn {
+    pub(super) fn put_log_entries(&mut self, entries: &[MessageLogEntry]) -> Result<()> {
+        for e in entries {
+            e.check()?;
+        }
+        for e in entries {
+            // The old entry's index keys go first: its status (and so its
+            // finished time) may have changed.
+            if let Some(old) = entry(self, &e.id)? {
+                for key in index_keys(&old) {
+                    self.remove(key);
+                }
+            }
+            for key in index_keys(e) {
+                self.put(key, Vec::new());
+            }
+            self.put(entry_key(&e.id), encode(e));
+        }
+        Ok(())
+    }
+
+    pub(super) fn prune_log(&mut self, cutoff_ms: i64, limit: usize) -> Result<(u64, bool)> {
+        let start = keys::MESSAGE_LOG_FINISHED.to_vec();
+        let end = cat(&[keys::MESSAGE_LOG_FINISHED, &time(cutoff_ms)]);
+        let old = self.scan(&start, &end, false, limit)?;
+        let more = old.len() == limit;
+        let mut n = 0;
+        for (key, _) in old {
+            let id = String::from_utf8_lossy(&key[keys::MESSAGE_LOG_FINISHED.len() + 9..]);
+            if let Some(e) = entry(self, &id)? {
+                for index in index_keys(&e) {
+                    self.remove(index);
+                }
+                self.remove(entry_key(&e.id));
+                n += 1;
+            } else {
+                self.remove(key);
+            }
+        }
+        Ok((n, more))
+    }
+}
