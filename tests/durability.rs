@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rackwave_testkit::binary::{free_addr, wait_ready, Running};
+use rackwave_testkit::binary::{wait_ready, Ports, Running};
 use rackwave_testkit::dns;
 use rackwave_testkit::*;
 use serde_json::{json, Value};
@@ -19,24 +19,12 @@ fn spawn(config: &std::path::Path) -> rackwave_testkit::binary::Running {
     rackwave_testkit::binary::spawn(env!("CARGO_BIN_EXE_rackwave"), config)
 }
 
-struct Ports {
-    smtp: SocketAddr,
-    smtps: SocketAddr,
-    http: SocketAddr,
-}
-
 /// A config for the real binary; `delivery` is the `[delivery]` table.
 fn write_config(dir: &Path, ports: &Ports, delivery: &str) -> std::path::PathBuf {
-    let path = dir.join("config.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[storage]\npath = \"data\"\n\n[smtp]\nlisten = \"{}\"\nlisten_tls = \"{}\"\nhostname = \"mx.test\"\n\n[http]\nlisten = \"{}\"\n\n[admin]\ntoken = \"{ADMIN_TOKEN}\"\n\n[delivery]\n{delivery}\n",
-            ports.smtp, ports.smtps, ports.http
-        ),
+    ports.write_config(
+        dir,
+        &format!("[storage]\npath = \"data\"\n\n[delivery]\n{delivery}"),
     )
-    .unwrap();
-    path
 }
 
 async fn admin(http: SocketAddr, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -46,11 +34,7 @@ async fn admin(http: SocketAddr, method: &str, path: &str, body: Option<Value>) 
 /// Starts the real binary on free ports in `dir`, with `delivery` as its
 /// `[delivery]` table, and waits until it is ready.
 async fn start(dir: &Path, delivery: &str) -> (Ports, PathBuf, Running) {
-    let ports = Ports {
-        smtp: free_addr(),
-        smtps: free_addr(),
-        http: free_addr(),
-    };
+    let ports = Ports::free();
     let config = write_config(dir, &ports, delivery);
     let child = spawn(&config);
     wait_ready(ports.http).await;

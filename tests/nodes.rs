@@ -345,17 +345,8 @@ async fn hooked(
 ) -> (String, String, String) {
     let ws = node.create_workspace(name, None).await;
     let key = node.create_api_key(&ws, "migosmtp").await;
-    let (s, ep) = node
-        .call(
-            &key,
-            "POST",
-            "/migosmtp/v1/webhooks",
-            Some(json!({"url": rx.url(path), "event_types": types})),
-        )
-        .await;
-    assert_eq!(s, 201, "{ep}");
-    rx.set_secrets(path, &[ep["secret"].as_str().unwrap()]);
-    (ws, key, ep["id"].as_str().unwrap().to_string())
+    let ep = rx.endpoint(&node.http, &key, path, types).await;
+    (ws, key, ep)
 }
 
 /// The workspace's events once at least `n` are in the log.
@@ -459,70 +450,109 @@ async fn a_suspension_on_one_node_stops_sending_on_the_other() {
     );
 }
 
-/// A node that dies while its webhook attempt is in flight: the other node
+/// A node that is SIGKILLed while its webhook attempt is in flight (a
+/// real `rackwave serve` process on the system clock): the other node
 /// makes the attempt once the lease has ended (on its clock), and not
 /// before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_dead_nodes_leased_deliveries_go_out_from_the_other_after_the_lease() {
+async fn a_killed_nodes_leased_deliveries_go_out_from_the_other_after_the_lease() {
+    use rackwave_testkit::binary::{spawn, wait_ready, Ports};
     let Some(pg) = Postgres::start() else {
         return;
     };
     let url = pg.database("rackwave");
-    // Node a in a runtime of its own: shutting that down stops every task
-    // of it at once, mid-request, as a killed process stops.
-    let (runtime_a, a) = {
-        let url = url.clone();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            let node = runtime.block_on(rackwave_testkit::start_with(move |c| {
-                on_postgres(c, &url, "node-a");
-                c.webhooks.timeout_secs = 30;
-            }));
-            (runtime, node)
-        })
-        .join()
-        .unwrap()
+    let dir = tempfile::tempdir().unwrap();
+    let ports = Ports::free();
+    let http_addr = ports.http;
+    let config = ports.write_config(
+        dir.path(),
+        &format!(
+            "[node]\nid = \"node-a\"\n\n[storage]\npath = \"data\"\nbackend = \"postgres\"\n\n\
+             [storage.postgres]\nportal_url = \"{url}\"\nmigosmtp_url = \"{url}\"\ntelnxo_url = \"{url}\"\nmax_connections = 8\n\n\
+             [delivery]\nenabled = false\n\n[billing]\ncycle_secs = 0\n\n\
+             [webhooks]\nallow_private_targets = true\ntimeout_secs = 30"
+        ),
+    );
+    let mut node_a = spawn(env!("CARGO_BIN_EXE_rackwave"), &config);
+    wait_ready(http_addr).await;
+    let http = format!("http://{http_addr}");
+    let admin = |method: &'static str, path: String, body: Value| {
+        let http = http.clone();
+        async move {
+            rackwave_testkit::api(
+                &http,
+                rackwave_testkit::ADMIN_TOKEN,
+                method,
+                &path,
+                Some(body),
+            )
+            .await
+        }
     };
+    let (_, ws) = admin(
+        "POST",
+        "/admin/v1/workspaces".into(),
+        json!({"name": "lease"}),
+    )
+    .await;
+    let ws = ws["id"].as_str().unwrap().to_string();
+    let (_, key) = admin(
+        "POST",
+        format!("/admin/v1/workspaces/{ws}/api-keys"),
+        json!({"platform": "migosmtp"}),
+    )
+    .await;
+    let key = key["key"].as_str().unwrap().to_string();
     let rx = Receiver::start().await;
     rx.set_default("slow", Behavior::Hang);
-    let (_, key, ep) = hooked(&a, &rx, "lease", "slow", json!(["email.queued"])).await;
+    let ep = rx
+        .endpoint(&http, &key, "slow", json!(["email.queued"]))
+        .await;
+
+    // The lease node a takes ends 60 s (30 s timeout + 30 s) after it took
+    // it, on the system clock: after `sent`, before `received`.
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    };
+    let sent = now();
     let mail =
         json!({"from": "app@example.test", "to": ["u@example.net"], "subject": "hi", "text": "hi"});
-    let (s, v) = a
-        .call(&key, "POST", "/migosmtp/v1/messages", Some(mail))
-        .await;
+    let (s, v) =
+        rackwave_testkit::api(&http, &key, "POST", "/migosmtp/v1/messages", Some(mail)).await;
     assert_eq!(s, 202, "{v}");
-    // Node a's attempt is in flight (the receiver holds it): kill node a.
+    // Node a's attempt is in flight (the receiver holds it): SIGKILL.
     rx.wait_for("slow", 1, Duration::from_secs(20)).await;
-    runtime_a.shutdown_background();
-    drop(a);
+    let received = now();
+    node_a.kill().expect("SIGKILL");
+    node_a.wait().unwrap();
     rx.set_default("slow", Behavior::ok());
-    let b = rackwave_testkit::start_with(move |c| {
+
+    let b = rackwave_testkit::start_at(sent, move |c| {
         on_postgres(c, &url, "node-b");
         c.webhooks.timeout_secs = 30;
     })
     .await;
-    // Within the lease (30 s timeout + 30 s): node b leaves it alone.
+    // Within the lease: node b leaves it alone.
     b.clock.advance_ms(59_000);
     b.server.as_ref().unwrap().events.kick();
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(rx.count("slow"), 1, "leased to the dead node still");
     // Past it: node b makes the attempt, and it is recorded.
-    b.clock.advance_ms(2_000);
+    b.clock.set_ms(received + 61_000);
     b.server.as_ref().unwrap().events.kick();
     let got = rx.wait_for("slow", 2, Duration::from_secs(20)).await;
     assert_eq!(got[0].webhook_id, got[1].webhook_id, "the same event");
+    assert!(got[1].verified());
     let mut state = String::new();
     for _ in 0..100 {
         let (_, d) = b
             .call(
                 &key,
                 "GET",
-                &format!("/migosmtp/v1/webhooks/{}/deliveries", ep),
+                &format!("/migosmtp/v1/webhooks/{ep}/deliveries"),
                 None,
             )
             .await;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use rackwave_core::event::{EventType, InvoicePaid, TrialActivated};
 use rackwave_core::Timestamp;
 use rackwave_events::Pruned;
-use rackwave_testkit::binary::{free_addr, wait_ready};
+use rackwave_testkit::binary::{wait_ready, Ports};
 use rackwave_testkit::receiver::{Behavior, Receiver};
 use rackwave_testkit::*;
 use serde_json::{json, Value};
@@ -985,17 +985,13 @@ async fn admin(http: &str, method: &str, path: &str, body: Option<Value>) -> (u1
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_with_deliveries_pending_then_all_delivered_with_their_event_ids() {
     let dir = tempfile::tempdir().unwrap();
-    let (smtp, smtps, http_addr) = (free_addr(), free_addr(), free_addr());
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[storage]\npath = \"data\"\n\n[smtp]\nlisten = \"{smtp}\"\nlisten_tls = \"{smtps}\"\nhostname = \"mx.test\"\n\n\
-             [http]\nlisten = \"{http_addr}\"\n\n[admin]\ntoken = \"{ADMIN_TOKEN}\"\n\n[delivery]\nenabled = false\n\n\
-             [webhooks]\nallow_private_targets = true\ntimeout_secs = 120\n"
-        ),
-    )
-    .unwrap();
+    let ports = Ports::free();
+    let (smtp, http_addr) = (ports.smtp, ports.http);
+    let config = ports.write_config(
+        dir.path(),
+        "[storage]\npath = \"data\"\n\n[delivery]\nenabled = false\n\n\
+         [webhooks]\nallow_private_targets = true\ntimeout_secs = 120",
+    );
     let http = format!("http://{http_addr}");
     let rx = Receiver::start().await;
     rx.set_default("kill", Behavior::Hang);
@@ -1026,17 +1022,9 @@ async fn sigkill_with_deliveries_pending_then_all_delivered_with_their_event_ids
     )
     .await;
     let key = key["key"].as_str().unwrap().to_string();
-    let (s, ep) = api(
-        &http,
-        &key,
-        "POST",
-        "/migosmtp/v1/webhooks",
-        Some(json!({"url": rx.url("kill"), "event_types": ["email.queued"]})),
-    )
-    .await;
-    assert_eq!(s, 201, "{ep}");
-    let ep_id = ep["id"].as_str().unwrap().to_string();
-    rx.set_secrets("kill", &[ep["secret"].as_str().unwrap()]);
+    let ep_id = rx
+        .endpoint(&http, &key, "kill", json!(["email.queued"]))
+        .await;
 
     // Six messages; at most four requests hang at the endpoint at once,
     // the other deliveries wait in the outbox.

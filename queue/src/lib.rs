@@ -585,6 +585,22 @@ impl Spool {
             .transpose()
     }
 
+    /// One message record with its JSON as stored (what a copy of the
+    /// record elsewhere keeps without encoding it again; a record of an
+    /// older stored shape comes encoded afresh).
+    pub fn get_with_json(&self, id: &str) -> Result<Option<(MessageRecord, String)>, SpoolError> {
+        let key = keys::record(id);
+        let Some(raw) = self.inner.tree.get(&key)? else {
+            return Ok(None);
+        };
+        if let Ok(record) = serde_json::from_slice::<MessageRecord>(&raw) {
+            return Ok(Some((record, String::from_utf8_lossy(&raw).into_owned())));
+        }
+        let record = decode_record(&key, &raw)?;
+        let json = serde_json::to_string(&record).expect("records serialize");
+        Ok(Some((record, json)))
+    }
+
     /// The stored message of a submission; `None` once all its messages are
     /// final (the body is freed then) or if the queue id is unknown.
     pub fn body(&self, queue_id: &str) -> Result<Option<Vec<u8>>, SpoolError> {

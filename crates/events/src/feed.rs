@@ -106,10 +106,13 @@ async fn share_messages(
             continue;
         }
         // Gone already: retention deleted a message finished long ago.
-        let Some(record) = inner.spool.get(id)? else {
+        let Some((record, json)) = inner.spool.get_with_json(id)? else {
             continue;
         };
-        let entry = log_entry(&record, &inner.node);
+        let entry = MessageLogEntry {
+            record: json,
+            ..log_entry_without_record(&record, &inner.node)
+        };
         match entry.check() {
             Ok(()) => log.push(entry),
             // Never stops the feed: the message is still listed on its node.
@@ -124,6 +127,14 @@ async fn share_messages(
 
 /// A spool record as the shared message log keeps it, held by `node`.
 pub fn log_entry(record: &MessageRecord, node: &str) -> MessageLogEntry {
+    MessageLogEntry {
+        record: serde_json::to_string(record).expect("records serialize"),
+        ..log_entry_without_record(record, node)
+    }
+}
+
+/// [`log_entry`] but for the record's JSON, which the caller has.
+fn log_entry_without_record(record: &MessageRecord, node: &str) -> MessageLogEntry {
     MessageLogEntry {
         id: record.id.clone(),
         workspace_id: record.workspace_id.clone(),
@@ -140,7 +151,7 @@ pub fn log_entry(record: &MessageRecord, node: &str) -> MessageLogEntry {
                 .map_or(record.created_at_ms, |h| h.at_ms)
         }),
         node: node.to_string(),
-        record: serde_json::to_string(record).expect("records serialize"),
+        record: String::new(),
     }
 }
 

@@ -13,6 +13,45 @@ pub fn free_addr() -> SocketAddr {
         .unwrap()
 }
 
+/// Where a spawned server listens.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    pub smtp: SocketAddr,
+    pub smtps: SocketAddr,
+    pub http: SocketAddr,
+}
+
+impl Ports {
+    /// Loopback ports free a moment ago.
+    pub fn free() -> Ports {
+        Ports {
+            smtp: free_addr(),
+            smtps: free_addr(),
+            http: free_addr(),
+        }
+    }
+
+    /// Writes `dir/config.toml` for the real binary: these listeners, the
+    /// tests' admin token, and `tables` (the other TOML tables: `[storage]`,
+    /// `[delivery]`, …). Its path.
+    pub fn write_config(&self, dir: &Path, tables: &str) -> std::path::PathBuf {
+        let path = dir.join("config.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[smtp]\nlisten = \"{}\"\nlisten_tls = \"{}\"\nhostname = \"mx.test\"\n\n\
+                 [http]\nlisten = \"{}\"\n\n[admin]\ntoken = \"{}\"\n\n{tables}\n",
+                self.smtp,
+                self.smtps,
+                self.http,
+                super::ADMIN_TOKEN
+            ),
+        )
+        .expect("config written");
+        path
+    }
+}
+
 /// A running server process, killed when dropped: a test that fails
 /// halfway must not leave a server behind (it would also hold the test
 /// harness's output pipe open, so the run would never finish).

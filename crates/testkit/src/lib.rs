@@ -77,11 +77,17 @@ pub async fn start() -> TestServer {
 }
 
 pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
+    start_at(START_MS, tweak).await
+}
+
+/// [`start_with`] with the manual clock at `start_ms` (a node beside a
+/// real process, whose clock is the system's).
+pub async fn start_at(start_ms: i64, tweak: impl FnOnce(&mut Config)) -> TestServer {
     watchdog::arm();
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(dir.path());
     tweak(&mut config);
-    let clock = Clock::manual(START_MS);
+    let clock = Clock::manual(start_ms);
     let server = Server::start(config.clone(), clock.clone())
         .await
         .expect("server starts");

@@ -194,6 +194,29 @@ impl Receiver {
         format!("http://{}/{path}", self.addr)
     }
 
+    /// Adds a MigoSMTP webhook endpoint at this receiver's `path` for
+    /// `types` (API key `key`, server at `http`) and checks its requests
+    /// with the endpoint's secret: the endpoint's id.
+    pub async fn endpoint(
+        &self,
+        http: &str,
+        key: &str,
+        path: &str,
+        types: serde_json::Value,
+    ) -> String {
+        let (status, ep) = crate::api(
+            http,
+            key,
+            "POST",
+            "/migosmtp/v1/webhooks",
+            Some(serde_json::json!({"url": self.url(path), "event_types": types})),
+        )
+        .await;
+        assert_eq!(status, 201, "{ep}");
+        self.set_secrets(path, &[ep["secret"].as_str().unwrap()]);
+        ep["id"].as_str().unwrap().to_string()
+    }
+
     /// The secrets the path's signatures are checked against.
     pub fn set_secrets(&self, path: &str, secrets: &[&str]) {
         self.shared.secrets.lock().unwrap().insert(

@@ -11,12 +11,26 @@ use super::{fetch_limit, limit_of, storable, Position, Scope, BEFORE};
 use crate::message_log::{MessageLogEntry, MessageLogQuery};
 use crate::{Page, Result, StoreError};
 
+/// The columns an entry is read back from ([`entry_of`]).
+const ENTRY: &str =
+    "id, workspace_id, queue_id, sender, recipient, status, tags, created_at_ms, finished_at_ms, node, record";
+
 fn entry_of(row: &Row) -> Result<MessageLogEntry> {
-    let text: String = row
-        .try_get(0)
-        .map_err(|e| StoreError::Corrupt(format!("a message log entry: {e}")))?;
-    serde_json::from_str(&text)
-        .map_err(|e| StoreError::Corrupt(format!("a message log entry: {e}")))
+    let corrupt =
+        |e: tokio_postgres::Error| StoreError::Corrupt(format!("a message log entry: {e}"));
+    Ok(MessageLogEntry {
+        id: row.try_get(0).map_err(corrupt)?,
+        workspace_id: row.try_get(1).map_err(corrupt)?,
+        queue_id: row.try_get(2).map_err(corrupt)?,
+        from: row.try_get(3).map_err(corrupt)?,
+        to: row.try_get(4).map_err(corrupt)?,
+        status: row.try_get(5).map_err(corrupt)?,
+        tags: row.try_get(6).map_err(corrupt)?,
+        created_at_ms: row.try_get(7).map_err(corrupt)?,
+        finished_at_ms: row.try_get(8).map_err(corrupt)?,
+        node: row.try_get(9).map_err(corrupt)?,
+        record: row.try_get(10).map_err(corrupt)?,
+    })
 }
 
 pub(super) async fn message_log_entry(t: &PgTxn, id: &str) -> Result<Option<MessageLogEntry>> {
@@ -24,11 +38,14 @@ pub(super) async fn message_log_entry(t: &PgTxn, id: &str) -> Result<Option<Mess
         return Ok(None);
     }
     let c = t.on(Part::Migosmtp, Scope::Service).await?;
-    c.query_opt("SELECT entry FROM message_log WHERE id = $1", &[&id])
-        .await?
-        .as_ref()
-        .map(entry_of)
-        .transpose()
+    c.query_opt(
+        &format!("SELECT {ENTRY} FROM message_log WHERE id = $1"),
+        &[&id],
+    )
+    .await?
+    .as_ref()
+    .map(entry_of)
+    .transpose()
 }
 
 pub(super) async fn message_log_of_queue(
@@ -40,7 +57,7 @@ pub(super) async fn message_log_of_queue(
     }
     let c = t.on(Part::Migosmtp, Scope::Service).await?;
     c.query(
-        "SELECT entry FROM message_log WHERE queue_id = $1 ORDER BY id",
+        &format!("SELECT {ENTRY} FROM message_log WHERE queue_id = $1 ORDER BY id"),
         &[&queue_id],
     )
     .await?
@@ -70,7 +87,7 @@ pub(super) async fn message_log(
     let since = query.since_ms.map(|ms| ms.max(0));
     let until = query.until_ms.map(|ms| ms.max(0));
     let fetch = fetch_limit(limit);
-    let mut sql = format!("SELECT entry, created_ms, id FROM message_log WHERE {BEFORE}");
+    let mut sql = format!("SELECT {ENTRY} FROM message_log WHERE {BEFORE}");
     let mut params: Vec<&(dyn ToSql + Sync)> = vec![&workspace_id, &from.created_ms, &from.id];
     // Only the conditions asked for, so each shape of listing gets its
     // own plan (the recipient's index for a recipient).
@@ -121,17 +138,22 @@ pub(super) async fn put_message_log(t: &PgTxn, entries: &[MessageLogEntry]) -> R
     if entries.is_empty() {
         return Ok(());
     }
-    let column =
-        |f: fn(&MessageLogEntry) -> String| entries.iter().map(|e| f(e)).collect::<Vec<_>>();
-    let ids = column(|e| e.id.clone());
-    let workspaces = column(|e| e.workspace_id.clone());
-    let queues = column(|e| e.queue_id.clone());
-    let tos = column(MessageLogEntry::recipient_key);
-    let froms = column(MessageLogEntry::sender_key);
-    let statuses = column(|e| e.status.clone());
-    let tags = column(|e| serde_json::to_string(&e.tags).expect("strings serialize"));
-    let texts = column(|e| serde_json::to_string(e).expect("entries serialize"));
-    let created: Vec<i64> = entries.iter().map(|e| e.created_at_ms.max(0)).collect();
+    // Text columns borrowed from the entries; the derived ones made here.
+    let text =
+        |f: fn(&MessageLogEntry) -> &str| entries.iter().map(|e| f(e)).collect::<Vec<&str>>();
+    let made = |f: fn(&MessageLogEntry) -> String| entries.iter().map(|e| f(e)).collect::<Vec<_>>();
+    let ids = text(|e| &e.id);
+    let workspaces = text(|e| &e.workspace_id);
+    let queues = text(|e| &e.queue_id);
+    let tos = made(MessageLogEntry::recipient_key);
+    let froms = made(MessageLogEntry::sender_key);
+    let statuses = text(|e| &e.status);
+    let tags = made(|e| serde_json::to_string(&e.tags).expect("strings serialize"));
+    let senders = text(|e| &e.from);
+    let recipients = text(|e| &e.to);
+    let nodes = text(|e| &e.node);
+    let records = text(|e| &e.record);
+    let created: Vec<i64> = entries.iter().map(|e| e.created_at_ms).collect();
     let finished: Vec<Option<i64>> = entries.iter().map(|e| e.finished_at_ms).collect();
     // The feed's batches mix workspaces, so this runs in the service's
     // scope; an id is the spool's and never another tenant's, and the
@@ -139,15 +161,19 @@ pub(super) async fn put_message_log(t: &PgTxn, entries: &[MessageLogEntry]) -> R
     let c = t.on(Part::Migosmtp, Scope::Service).await?;
     c.execute(
         "INSERT INTO message_log
-            (id, workspace_id, queue_id, to_key, from_key, status, tags, created_ms, finished_at_ms, entry)
-         SELECT id, ws, q, t, f, st, ARRAY(SELECT jsonb_array_elements_text(tg::jsonb)), cr, fin, e
+            (id, workspace_id, queue_id, to_key, from_key, status, tags, created_ms, finished_at_ms,
+             sender, recipient, created_at_ms, node, record)
+         SELECT id, ws, q, t, f, st, ARRAY(SELECT jsonb_array_elements_text(tg::jsonb)),
+                greatest(cr, 0), fin, s, r, cr, n, rec
            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                       $7::text[], $8::bigint[], $9::bigint[], $10::text[])
-             AS x(id, ws, q, t, f, st, tg, cr, fin, e)
+                       $7::text[], $8::bigint[], $9::bigint[], $10::text[], $11::text[],
+                       $12::text[], $13::text[])
+             AS x(id, ws, q, t, f, st, tg, cr, fin, s, r, n, rec)
          ON CONFLICT (id) DO UPDATE SET
             status = excluded.status, tags = excluded.tags, to_key = excluded.to_key,
-            from_key = excluded.from_key, finished_at_ms = excluded.finished_at_ms,
-            entry = excluded.entry
+            from_key = excluded.from_key, sender = excluded.sender,
+            recipient = excluded.recipient, finished_at_ms = excluded.finished_at_ms,
+            node = excluded.node, record = excluded.record
           WHERE message_log.workspace_id = excluded.workspace_id",
         &[
             &ids,
@@ -159,7 +185,10 @@ pub(super) async fn put_message_log(t: &PgTxn, entries: &[MessageLogEntry]) -> R
             &tags,
             &created,
             &finished,
-            &texts,
+            &senders,
+            &recipients,
+            &nodes,
+            &records,
         ],
     )
     .await?;

@@ -28,7 +28,10 @@ fn index_keys(e: &MessageLogEntry) -> Vec<Vec<u8>> {
     let listed = suffix(e.created_at_ms, &e.id);
     let mut out = vec![
         cat(&[&group(keys::MESSAGE_LOG_OF, &e.workspace_id), &listed]),
-        cat(&[&recipient_prefix(&e.workspace_id, &e.recipient_key()), &listed]),
+        cat(&[
+            &recipient_prefix(&e.workspace_id, &e.recipient_key()),
+            &listed,
+        ]),
         cat(&[
             &group(keys::MESSAGE_LOG_QUEUE, &e.queue_id),
             e.id.as_bytes(),
