@@ -325,6 +325,7 @@ impl Server {
             accounts.clone(),
             events.clone(),
             Arc::new(config.billing.clone()),
+            &node_id,
         );
         {
             // Also when disabled: it then forgets queued notices unsent.
@@ -349,12 +350,7 @@ impl Server {
         if config.billing.cycle_secs > 0 {
             tasks.spawn(billing_cycle(
                 billing.clone(),
-                Cycle {
-                    store: store.clone(),
-                    node_id: node_id.clone(),
-                    clock: clock.clone(),
-                    every: std::time::Duration::from_secs(config.billing.cycle_secs),
-                },
+                std::time::Duration::from_secs(config.billing.cycle_secs),
                 shutdown.subscribe(),
             ));
         }
@@ -566,58 +562,24 @@ fn admin_token(config: &Config, data: &Path) -> Result<String, StartError> {
     Ok(token)
 }
 
-/// When and where the billing cycle runs.
-struct Cycle {
-    store: Store,
-    node_id: String,
-    clock: Clock,
-    every: std::time::Duration,
-}
-
-/// The store's lease naming the node that runs the billing cycle.
-const BILLING_LEASE: &str = "billing-cycle";
-
-impl Cycle {
-    /// Whether this node runs the cycle now: it holds the lease (taken
-    /// when free or ended, renewed each cycle for two more), so with
-    /// several nodes on one database one runs it, and another takes over
-    /// two cycles after that one stops.
-    async fn ours(&self) -> Result<bool, StoreError> {
-        let now = self.clock.now_ms();
-        let until = now + 2 * self.every.as_millis() as i64 + 1_000;
-        let mut tx = self.store.begin().await?;
-        let held = tx
-            .claim_lease(BILLING_LEASE, &self.node_id, now, until)
-            .await?;
-        tx.commit().await?;
-        Ok(held)
-    }
-}
-
 /// The billing cycle, every `[billing] cycle_secs` until shutdown (also
 /// run by `POST /admin/v1/billing/run`): conversions, renewals, dunning;
 /// on one node at a time.
 async fn billing_cycle(
     billing: rackwave_billing::Billing,
-    cycle: Cycle,
+    every: std::time::Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(cycle.every) => {}
+            _ = tokio::time::sleep(every) => {}
             _ = shutdown.wait_for(|s| *s) => return,
         }
-        match cycle.ours().await {
-            Ok(true) => {}
-            Ok(false) => continue,
-            Err(e) => {
-                tracing::warn!(error = %e, "billing cycle: the lease cannot be read; next cycle");
-                continue;
-            }
-        }
-        match billing.run(cycle.clock.now_ms()).await {
-            Ok(r) if r.is_empty() => {}
-            Ok(r) => tracing::info!(
+        match billing.run_held().await {
+            // Another node runs it.
+            Ok(None) => {}
+            Ok(Some(r)) if r.is_empty() => {}
+            Ok(Some(r)) => tracing::info!(
                 converted = r.converted,
                 renewed = r.renewed,
                 reminded = r.reminded,

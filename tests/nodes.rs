@@ -365,6 +365,39 @@ async fn wait_for_events(node: &TestServer, key: &str, n: usize) -> Vec<Value> {
     panic!("fewer than {n} events after 30 s");
 }
 
+/// A billing run asked of `node`.
+async fn run(node: &TestServer) -> (u16, Value) {
+    node.admin("POST", "/admin/v1/billing/run", Some(json!({})))
+        .await
+}
+
+/// The billing cycle runs on one node at a time, also when an operator
+/// asks for a run: the node holding its lease runs it, the other says so
+/// (`409`) until that lease has run out on its clock, then takes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_billing_run_happens_on_the_node_holding_the_lease() {
+    let Some((_pg, a, b)) = two_nodes(|_| {}).await else {
+        return;
+    };
+    let (s, report) = run(&a).await;
+    assert_eq!(s, 200, "{report}");
+    assert_eq!(run(&a).await.0, 200, "its holder runs it again");
+    let (s, refused) = run(&b).await;
+    assert_eq!(s, 409, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("another node"),
+        "{refused}"
+    );
+    b.clock.advance_ms(59_000);
+    assert_eq!(run(&b).await.0, 409, "the lease lasts a minute");
+    b.clock.advance_ms(2_000);
+    assert_eq!(run(&b).await.0, 200, "taken over once it ran out");
+    assert_eq!(run(&a).await.0, 409, "and now node a waits");
+}
+
 /// A sign-on link handed out by one node and redeemed on the other is
 /// used up for both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

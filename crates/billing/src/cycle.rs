@@ -56,8 +56,34 @@ enum Step {
     Suspended,
 }
 
+/// The store's lease naming the node that runs the billing cycle.
+const LEASE: &str = "billing-cycle";
+
 impl Billing {
-    /// One billing run at `now_ms` (see the module docs).
+    /// A billing run now on this node, if it holds the billing cycle's
+    /// lease (taken when free or ended, renewed by each run): with several
+    /// nodes on one database one runs the cycle, and another takes over
+    /// once that one's lease has run out (two cycles, at least a minute,
+    /// after its last run). `None`: another node holds it.
+    pub async fn run_held(&self) -> Result<Option<RunReport>, BillingError> {
+        let now = self.clock.now_ms();
+        let hold_ms = match self.config.cycle_secs {
+            0 => 60_000,
+            secs => (2 * secs as i64).saturating_mul(1000).max(60_000) + 1_000,
+        };
+        let mut tx = self.store.begin().await?;
+        let held = tx
+            .claim_lease(LEASE, &self.node_id, now, now.saturating_add(hold_ms))
+            .await?;
+        tx.commit().await?;
+        if !held {
+            return Ok(None);
+        }
+        self.run(now).await.map(Some)
+    }
+
+    /// One billing run at `now_ms` (see the module docs), whichever node
+    /// holds the lease.
     pub async fn run(&self, now_ms: i64) -> Result<RunReport, BillingError> {
         let mut report = RunReport::default();
         let mut after = None;

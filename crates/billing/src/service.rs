@@ -22,6 +22,8 @@ pub struct Billing {
     pub(crate) accounts: Accounts,
     pub(crate) events: Events,
     pub(crate) config: Arc<BillingConfig>,
+    /// `[node] id`: who holds the billing cycle's lease.
+    pub(crate) node_id: String,
 }
 
 impl Billing {
@@ -31,6 +33,7 @@ impl Billing {
         accounts: Accounts,
         events: Events,
         config: Arc<BillingConfig>,
+        node_id: &str,
     ) -> Billing {
         Billing {
             store,
@@ -38,6 +41,7 @@ impl Billing {
             accounts,
             events,
             config,
+            node_id: node_id.to_string(),
         }
     }
 

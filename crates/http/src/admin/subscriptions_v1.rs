@@ -152,15 +152,19 @@ pub(crate) async fn reactivate(
 
 /// Runs the billing cycle now: conversions of ended trials, renewals, and
 /// the dunning of unpaid invoices. Running it twice does nothing twice.
+/// With several nodes it runs on the node holding the billing cycle's
+/// lease (this one, unless another has it): `409` names the wait.
 #[utoipa::path(post, operation_id = "admin_billing_run", path = "/admin/v1/billing/run",
-    tag = "admin", responses((status = 200, body = BillingRun)),
+    tag = "admin", responses((status = 200, body = BillingRun), (status = 409, body = ErrorBody)),
     security(("admin_token" = [])))]
 pub(crate) async fn run(State(state): State<AppState>) -> Result<Json<BillingRun>, ApiError> {
-    let r = state
-        .billing
-        .run(state.clock.now_ms())
-        .await
-        .map_err(refused)?;
+    let r = state.billing.run_held().await.map_err(refused)?.ok_or_else(|| {
+        ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "conflict",
+            "another node runs the billing cycle now (it holds the billing-cycle lease); ask that node, or again once its lease has run out",
+        )
+    })?;
     Ok(Json(BillingRun {
         converted: r.converted,
         renewed: r.renewed,
