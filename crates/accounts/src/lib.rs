@@ -189,14 +189,7 @@ impl Accounts {
     /// here while this reads is never undone by an older snapshot.
     pub async fn load_suspended(&self) -> Result<(), AccountsError> {
         let _turn = self.inner.refreshing.lock().await;
-        let suspended = self
-            .inner
-            .store
-            .workspaces()
-            .await?
-            .into_iter()
-            .filter(|w| w.suspended.is_some())
-            .map(|w| w.id);
+        let suspended = self.inner.store.suspended_workspaces().await?;
         let mut set = lock(&self.inner.suspended);
         set.clear();
         set.extend(suspended);

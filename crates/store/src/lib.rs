@@ -243,6 +243,9 @@ store_api! {
         fn workspace(id: &str) -> Option<Workspace>;
         /// Every workspace, oldest id first.
         fn workspaces() -> Vec<Workspace>;
+        /// The ids of the workspaces that may not send now (`suspended`
+        /// set), by id.
+        fn suspended_workspaces() -> Vec<String>;
         /// The SMTP account with this username, whatever its workspace.
         fn smtp_account(username: &str) -> Option<SmtpAccount>;
         /// A workspace's SMTP accounts, by username.

@@ -1196,7 +1196,27 @@ async fn workspaces_and_credentials(store: &Store) {
     tx.put_workspace(&changed).await.unwrap();
     assert!(tx.put_workspace(&workspace("ws_unknown")).await.is_err());
     tx.commit().await.unwrap();
-    assert_eq!(store.workspace("ws_b").await.unwrap(), Some(changed));
+    assert_eq!(store.workspace("ws_b").await.unwrap(), Some(changed.clone()));
+    // Suspensions: listed by id while set, gone once lifted.
+    assert!(store.suspended_workspaces().await.unwrap().is_empty());
+    let mut tx = store.begin().await.unwrap();
+    for id in ["ws_b", "ws_a"] {
+        let ws = Workspace {
+            suspended: Some("unpaid".into()),
+            ..store.workspace(id).await.unwrap().unwrap()
+        };
+        tx.put_workspace(&ws).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    assert_eq!(
+        store.suspended_workspaces().await.unwrap(),
+        ["ws_a", "ws_b"]
+    );
+    let mut tx = store.begin().await.unwrap();
+    tx.put_workspace(&workspace("ws_a")).await.unwrap();
+    tx.put_workspace(&changed).await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(store.suspended_workspaces().await.unwrap().is_empty());
     let mut tx = store.begin().await.unwrap();
     tx.put_workspace(&workspace("ws_b")).await.unwrap();
     tx.commit().await.unwrap();

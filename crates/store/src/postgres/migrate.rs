@@ -52,6 +52,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "message log",
         sql: include_str!("migrations/0007_message_log.sql"),
     },
+    Migration {
+        version: 8,
+        name: "suspended",
+        sql: include_str!("migrations/0008_suspended.sql"),
+    },
 ];
 
 /// The advisory lock migrations take turns on (`RWSCHEMA` in ASCII).

@@ -16,6 +16,9 @@ impl Reads for PgTxn {
     async fn workspaces(&self) -> Result<Vec<Workspace>> {
         tenants::workspaces(self).await
     }
+    async fn suspended_workspaces(&self) -> Result<Vec<String>> {
+        tenants::suspended_workspaces(self).await
+    }
     async fn smtp_account(&self, username: &str) -> Result<Option<SmtpAccount>> {
         tenants::smtp_account(self, username).await
     }

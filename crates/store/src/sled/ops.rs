@@ -204,6 +204,18 @@ impl<K: Kv> Reads for K {
             .collect()
     }
 
+    async fn suspended_workspaces(&self) -> Result<Vec<String>> {
+        // One node reads this at start only (it keeps its own suspensions
+        // up to date): no index.
+        Ok(self
+            .workspaces()
+            .await?
+            .into_iter()
+            .filter(|w| w.suspended.is_some())
+            .map(|w| w.id)
+            .collect())
+    }
+
     async fn smtp_account(&self, username: &str) -> Result<Option<SmtpAccount>> {
         self.get_json(&cat(&[keys::ACCOUNT, username.as_bytes()]))
     }
