@@ -93,3 +93,13 @@ fn record_of(entry: &MessageLogEntry) -> Result<MessageRecord, ApiError> {
         )))
     })
 }
+
+/// How many of a workspace's messages wait in the queue: this node's,
+/// or with a shared store every node's.
+pub(crate) async fn waiting(state: &AppState, workspace_id: &str) -> Result<u64, ApiError> {
+    if !state.store.is_shared() {
+        return Ok(state.spool.due_count_of(workspace_id));
+    }
+    state.events.caught_up(CATCH_UP).await;
+    Ok(state.store.message_log_pending(workspace_id).await?)
+}

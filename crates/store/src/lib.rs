@@ -389,6 +389,9 @@ store_api! {
         fn message_log(workspace_id: &str, query: &MessageLogQuery, cursor: Option<&str>, limit: usize) -> Page<MessageLogEntry>;
         /// The messages of one submission in the shared log, by id.
         fn message_log_of_queue(queue_id: &str) -> Vec<MessageLogEntry>;
+        /// How many of a workspace's messages in the shared log are not
+        /// final yet (queued or deferred on their node).
+        fn message_log_pending(workspace_id: &str) -> u64;
     }
     writes {
         /// Adds a workspace; its id must be new.

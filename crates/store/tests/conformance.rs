@@ -1196,7 +1196,10 @@ async fn workspaces_and_credentials(store: &Store) {
     tx.put_workspace(&changed).await.unwrap();
     assert!(tx.put_workspace(&workspace("ws_unknown")).await.is_err());
     tx.commit().await.unwrap();
-    assert_eq!(store.workspace("ws_b").await.unwrap(), Some(changed.clone()));
+    assert_eq!(
+        store.workspace("ws_b").await.unwrap(),
+        Some(changed.clone())
+    );
     // Suspensions: listed by id while set, gone once lifted.
     assert!(store.suspended_workspaces().await.unwrap().is_empty());
     let mut tx = store.begin().await.unwrap();
@@ -2306,6 +2309,11 @@ async fn message_log(store: &Store) {
             .is_empty()
     );
 
+    // Not final: l2 and l3 of w_log, l4 of w_log2.
+    assert_eq!(store.message_log_pending("w_log").await.unwrap(), 2);
+    assert_eq!(store.message_log_pending("w_log2").await.unwrap(), 1);
+    assert_eq!(store.message_log_pending("w_none").await.unwrap(), 0);
+    assert_eq!(store.message_log_pending("").await.unwrap(), 0);
     let got = store.message_log_entry("msg_l3").await.unwrap().unwrap();
     assert_eq!(got, entries[2]);
     // The record comes back byte for byte, escapes and all.
@@ -2335,6 +2343,7 @@ async fn message_log(store: &Store) {
         store.message_log_entry("msg_l2").await.unwrap().unwrap(),
         last
     );
+    assert_eq!(store.message_log_pending("w_log").await.unwrap(), 1);
     assert!(
         log_ids(store, "w_log", &q(|q| q.status = Some("queued".into())), 50)
             .await

@@ -477,7 +477,9 @@ pub(crate) async fn migosmtp_dashboard(
             d
         })
         .collect();
-    let waiting = state.spool.due_count_of(&s.workspace_id);
+    let waiting = crate::messages::waiting(&state, &s.workspace_id)
+        .await
+        .unwrap_or(0);
     let view = rackwave_web::migosmtp::Overview {
         days,
         who: rackwave_web::SignedIn { workspace, email },

@@ -66,6 +66,24 @@ pub(super) async fn message_log_of_queue(
     .collect()
 }
 
+pub(super) async fn message_log_pending(t: &PgTxn, workspace_id: &str) -> Result<u64> {
+    if !storable(workspace_id) {
+        return Ok(0);
+    }
+    let c = t.on(Part::Migosmtp, Scope::Workspace(workspace_id)).await?;
+    let row = c
+        .query_opt(
+            "SELECT count(*) FROM message_log WHERE workspace_id = $1 AND finished_at_ms IS NULL",
+            &[&workspace_id],
+        )
+        .await?
+        .ok_or_else(|| StoreError::Unavailable("no count".into()))?;
+    let n: i64 = row
+        .try_get(0)
+        .map_err(|e| StoreError::Corrupt(format!("a count: {e}")))?;
+    Ok(n as u64)
+}
+
 /// One page, newest first, filtered in the query: a page is full unless
 /// the listing ends (sled's may come back short on a rare filter).
 pub(super) async fn message_log(

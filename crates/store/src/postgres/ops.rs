@@ -272,6 +272,9 @@ impl Reads for PgTxn {
     async fn message_log_of_queue(&self, queue_id: &str) -> Result<Vec<MessageLogEntry>> {
         message_log::message_log_of_queue(self, queue_id).await
     }
+    async fn message_log_pending(&self, workspace_id: &str) -> Result<u64> {
+        message_log::message_log_pending(self, workspace_id).await
+    }
 }
 
 impl Writes for PgTxn {

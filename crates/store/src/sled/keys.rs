@@ -64,6 +64,7 @@
 //! | `mr/<ws>\0<to>\0<created>\0<id>`      | empty: log entries by recipient (lowercase) |
 //! | `mq/<queue id>\0<message id>`         | empty: log entries of a submission |
 //! | `mx/<finished>\0<message id>`         | empty: final log entries by age |
+//! | `mp/<ws>\0<message id>`               | empty: log entries not final yet |
 //!
 //! The one-letter families are the event log's and outbox's since their
 //! first version; the two-letter ones moved in with the store crate.
@@ -129,6 +130,7 @@ pub(crate) const MESSAGE_LOG_OF: &[u8] = b"mw/";
 pub(crate) const MESSAGE_LOG_TO: &[u8] = b"mr/";
 pub(crate) const MESSAGE_LOG_QUEUE: &[u8] = b"mq/";
 pub(crate) const MESSAGE_LOG_FINISHED: &[u8] = b"mx/";
+pub(crate) const MESSAGE_LOG_PENDING: &[u8] = b"mp/";
 /// The named position holding the last notice number.
 pub(crate) const NOTICE_SEQ: &str = "notice-seq";
 

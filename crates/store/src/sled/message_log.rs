@@ -37,8 +37,12 @@ fn index_keys(e: &MessageLogEntry) -> Vec<Vec<u8>> {
             e.id.as_bytes(),
         ]),
     ];
-    if let Some(at) = e.finished_at_ms {
-        out.push(cat(&[keys::MESSAGE_LOG_FINISHED, &suffix(at, &e.id)]));
+    match e.finished_at_ms {
+        Some(at) => out.push(cat(&[keys::MESSAGE_LOG_FINISHED, &suffix(at, &e.id)])),
+        None => out.push(cat(&[
+            &group(keys::MESSAGE_LOG_PENDING, &e.workspace_id),
+            e.id.as_bytes(),
+        ])),
     }
     out
 }
@@ -88,6 +92,14 @@ pub(super) fn of_queue(kv: &impl Kv, queue_id: &str) -> Result<Vec<MessageLogEnt
         }
     }
     Ok(out)
+}
+
+pub(super) fn pending(kv: &impl Kv, workspace_id: &str) -> Result<u64> {
+    if component("workspace id", workspace_id).is_err() {
+        return Ok(0);
+    }
+    let prefix = group(keys::MESSAGE_LOG_PENDING, workspace_id);
+    Ok(kv.scan_prefix(&prefix)?.len() as u64)
 }
 
 impl SledTxn {

@@ -787,6 +787,10 @@ impl<K: Kv> Reads for K {
     async fn message_log_of_queue(&self, queue_id: &str) -> Result<Vec<MessageLogEntry>> {
         super::message_log::of_queue(self, queue_id)
     }
+
+    async fn message_log_pending(&self, workspace_id: &str) -> Result<u64> {
+        super::message_log::pending(self, workspace_id)
+    }
 }
 
 impl SledTxn {

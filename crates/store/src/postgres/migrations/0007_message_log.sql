@@ -25,4 +25,6 @@ CREATE INDEX message_log_workspace ON message_log (workspace_id, created_ms, id)
 CREATE INDEX message_log_recipient ON message_log (workspace_id, to_key, created_ms, id);
 CREATE INDEX message_log_queue ON message_log (queue_id, id);
 CREATE INDEX message_log_finished ON message_log (finished_at_ms) WHERE finished_at_ms IS NOT NULL;
+-- What waits in the queues of all nodes, per workspace (the dashboard's count).
+CREATE INDEX message_log_pending ON message_log (workspace_id) WHERE finished_at_ms IS NULL;
 SELECT rackwave_tenant_table('message_log', 'workspace_id');
