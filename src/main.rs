@@ -18,7 +18,6 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config } => {
-            rackwave::init_logging();
             let config = match Config::load(&config) {
                 Ok(c) => c,
                 Err(e) => {
@@ -26,6 +25,7 @@ async fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            rackwave::init_logging(&config.node.id());
             match rackwave::server::run(config).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
