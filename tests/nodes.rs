@@ -3,8 +3,11 @@
 //! the test kit starts (Debian's `postgresql`; skipped with a notice where
 //! it is not installed, mandatory in CI). Quotas are exact across them,
 //! each event reaches a webhook receiver once, a sign-on link works on one
-//! node only, and a node that dies mid-attempt leaves its webhook
-//! deliveries to the other once their lease ends.
+//! node only, a suspension reaches the other node, and a node SIGKILLed
+//! mid-attempt leaves its webhook deliveries to the other once their lease
+//! ends: those as two `rackwave serve` processes. Where a test moves a
+//! node's clock (leases, retries) that node runs in the test's process on
+//! the manual clock.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -48,6 +51,27 @@ async fn two_nodes(
     Some((pg, a, b))
 }
 
+/// Two `rackwave serve` processes on one fresh database, `tables` more
+/// of their config (on the system clock: for what needs no clock moved);
+/// `None` where PostgreSQL is missing.
+async fn two_processes(tables: &str) -> Option<(Postgres, TestServer, TestServer)> {
+    let pg = Postgres::start()?;
+    let url = pg.database("rackwave");
+    let node = |id: &str| {
+        format!(
+            "[node]\nid = \"{id}\"\n\n[storage]\npath = \"data\"\nbackend = \"postgres\"\n\n\
+             [storage.postgres]\nportal_url = \"{url}\"\nmigosmtp_url = \"{url}\"\n\
+             telnxo_url = \"{url}\"\nmax_connections = 8\n\n[delivery]\nenabled = false\n\n\
+             [webhooks]\nallow_private_targets = true\n\n\
+             [tracking]\nbase_url = \"https://t.rackwave.test\"\n\n[billing]\ncycle_secs = 0\n{tables}"
+        )
+    };
+    let bin = env!("CARGO_BIN_EXE_rackwave");
+    let a = rackwave_testkit::binary::serve(bin, &node("node-a")).await;
+    let b = rackwave_testkit::binary::serve(bin, &node("node-b")).await;
+    Some((pg, a, b))
+}
+
 /// One message of one recipient over SMTP: its final reply code (the
 /// RCPT's when refused there).
 async fn send_one(node: &TestServer, user: &str, password: &str, to: &str) -> u16 {
@@ -69,7 +93,7 @@ async fn send_one(node: &TestServer, user: &str, password: &str, to: &str) -> u1
 /// recipients: exactly 10 are accepted, whichever node took them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_accounts_last_recipients_go_exactly_once_across_nodes() {
-    let Some((_pg, a, b)) = two_nodes(|_| {}).await else {
+    let Some((_pg, a, b)) = two_processes("").await else {
         return;
     };
     let ws = a.create_workspace("race", None).await;
@@ -291,7 +315,7 @@ async fn the_message_log_answers_the_same_from_either_node() {
 /// emitter sent it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn each_event_reaches_a_webhook_once_from_two_nodes() {
-    let Some((_pg, a, b)) = two_nodes(|_| {}).await else {
+    let Some((_pg, a, b)) = two_processes("").await else {
         return;
     };
     let rx = Receiver::start().await;
@@ -402,11 +426,7 @@ async fn a_billing_run_happens_on_the_node_holding_the_lease() {
 /// used up for both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_sign_on_token_works_on_one_node_only() {
-    let Some((_pg, a, b)) = two_nodes(|c| {
-        c.billing = rackwave_testkit::portal::billing_config(MAIL_PLAN);
-    })
-    .await
-    else {
+    let Some((_pg, a, b)) = two_processes(MAIL_PLAN).await else {
         return;
     };
     let (token, sub) =
@@ -438,11 +458,7 @@ async fn a_sign_on_token_works_on_one_node_only() {
 /// moment later (each node reads the suspensions every 2 s).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_suspension_on_one_node_stops_sending_on_the_other() {
-    let Some((_pg, a, b)) = two_nodes(|c| {
-        c.billing = rackwave_testkit::portal::billing_config(MAIL_PLAN);
-    })
-    .await
-    else {
+    let Some((_pg, a, b)) = two_processes(MAIL_PLAN).await else {
         return;
     };
     let (_, sub) =
@@ -503,6 +519,7 @@ async fn a_killed_nodes_leased_deliveries_go_out_from_the_other_after_the_lease(
             "[node]\nid = \"node-a\"\n\n[storage]\npath = \"data\"\nbackend = \"postgres\"\n\n\
              [storage.postgres]\nportal_url = \"{url}\"\nmigosmtp_url = \"{url}\"\ntelnxo_url = \"{url}\"\nmax_connections = 8\n\n\
              [delivery]\nenabled = false\n\n[billing]\ncycle_secs = 0\n\n\
+             [tracking]\nbase_url = \"https://t.rackwave.test\"\n\n\
              [webhooks]\nallow_private_targets = true\ntimeout_secs = 30"
         ),
     );

@@ -109,3 +109,27 @@ pub async fn wait_ready(http: SocketAddr) {
     }
     panic!("server did not become ready");
 }
+
+/// `rackwave serve` as a process of its own on free ports, its config the
+/// listeners, the tests' admin token and `tables` (`[storage]`, `[node]`,
+/// …); ready when it returns. The test server's helpers speak to it over
+/// its sockets; it runs on the system clock (the `clock` is not its).
+pub async fn serve(bin: &str, tables: &str) -> crate::TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = Ports::free();
+    let path = ports.write_config(dir.path(), tables);
+    let config = rackwave::config::Config::load(&path).expect("the test's config loads");
+    let process = spawn(bin, &path);
+    wait_ready(ports.http).await;
+    crate::TestServer {
+        server: None,
+        process: Some(process),
+        dir,
+        clock: rackwave_core::Clock::manual(crate::START_MS),
+        smtp: ports.smtp,
+        smtp_tls: ports.smtps,
+        inbound: None,
+        http: format!("http://{}", ports.http),
+        config,
+    }
+}

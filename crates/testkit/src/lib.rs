@@ -39,6 +39,9 @@ pub const START_MS: i64 = 1_780_825_140_000;
 
 pub struct TestServer {
     pub server: Option<Server>,
+    /// A `rackwave serve` process instead ([`binary::serve`]): killed
+    /// when dropped, before its data directory goes.
+    pub process: Option<binary::Running>,
     pub dir: tempfile::TempDir,
     pub clock: Clock,
     pub smtp: SocketAddr,
@@ -97,6 +100,7 @@ pub async fn start_at(start_ms: i64, tweak: impl FnOnce(&mut Config)) -> TestSer
         inbound: server.inbound_addr,
         http: format!("http://{}", server.http_addr),
         server: Some(server),
+        process: None,
         dir,
         clock,
         config,
