@@ -731,3 +731,44 @@ async fn the_storage_migrate_command_copies_a_sled_node_into_postgres() {
     assert!(!again.status.success());
     assert!(stderr(&again).contains("already holds data"), "{again:?}");
 }
+
+/// Text PostgreSQL cannot hold (a NUL sent as `\u0000`) is the request's
+/// fault: `400` with the JSON error shape, never a `503` to retry, and
+/// the node goes on serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nul_in_a_record_is_refused_as_bad_input() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let url = server.database("rackwave");
+    let ts = rackwave_testkit::start_with(move |c| {
+        c.storage.backend = rackwave::config::StorageBackend::Postgres;
+        c.storage.postgres.portal_url = Some(url.clone());
+        c.storage.postgres.migosmtp_url = Some(url.clone());
+        c.storage.postgres.telnxo_url = Some(url);
+    })
+    .await;
+    let (s, refused) = ts
+        .admin(
+            "POST",
+            "/admin/v1/workspaces",
+            Some(json!({"name": "nul\u{0}name"})),
+        )
+        .await;
+    assert_eq!(s, 400, "{refused}");
+    assert_eq!(refused["error"]["code"], "invalid_request", "{refused}");
+    let ws = ts.create_workspace("after", None).await;
+    let key = ts.create_api_key(&ws, "migosmtp").await;
+    let (s, hook) = ts
+        .call(
+            &key,
+            "POST",
+            "/migosmtp/v1/webhooks",
+            Some(json!({"url": "https://hooks.example.test/x", "description": "a\u{0}b"})),
+        )
+        .await;
+    assert_eq!(s, 400, "{hook}");
+    let (s, list) = ts.call(&key, "GET", "/migosmtp/v1/webhooks", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(list["webhooks"], json!([]), "{list}");
+}

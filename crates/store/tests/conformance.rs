@@ -114,6 +114,36 @@ async fn hostile_keys(store: &Store) {
     assert!(store.workspace("ws_after_hostile").await.unwrap().is_some());
 }
 
+/// A NUL inside a record (not in `conformance`: what sled keeps, the copy
+/// into PostgreSQL refuses, as it says).
+async fn nul_in_records(store: &Store) {
+    // A NUL inside a record (a name sent as "\u0000"): kept as given
+    // (sled), or refused as invalid (PostgreSQL's jsonb cannot hold it),
+    // never a failure to try again later; the store goes on either way.
+    let named = Workspace {
+        name: "nul\0name".into(),
+        ..workspace("ws_nul_name")
+    };
+    let mut tx = store.begin().await.unwrap();
+    match tx.insert_workspace(&named).await {
+        Ok(()) => {
+            tx.commit().await.unwrap();
+            assert_eq!(store.workspace("ws_nul_name").await.unwrap(), Some(named));
+        }
+        Err(e) => {
+            assert!(matches!(e, StoreError::Invalid(_)), "{e}");
+            drop(tx);
+            assert!(store.workspace("ws_nul_name").await.unwrap().is_none());
+        }
+    }
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_workspace(&workspace("ws_after_nul"))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert!(store.workspace("ws_after_nul").await.unwrap().is_some());
+}
+
 /// What nodes agree on through the store: webhook deliveries leased to one
 /// taker at a time (due again when the lease ends), named leases held by
 /// one holder, quota units never handed out past the cap, also when the
@@ -1920,7 +1950,9 @@ fn sled_store(path: &std::path::Path) -> Store {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sled_conforms() {
     let dir = tempfile::tempdir().unwrap();
-    conformance(&sled_store(&dir.path().join("db"))).await;
+    let store = sled_store(&dir.path().join("db"));
+    conformance(&store).await;
+    nul_in_records(&store).await;
 }
 
 /// A store on a fresh PostgreSQL server (Debian's package, started here),
@@ -1956,6 +1988,7 @@ async fn postgres_conforms_with_one_database() {
         return;
     };
     conformance(&store).await;
+    nul_in_records(&store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -62,6 +62,16 @@ pub fn pg_error(e: tokio_postgres::Error) -> StoreError {
     match e.code() {
         Some(c) if *c == SqlState::UNIQUE_VIOLATION => StoreError::Conflict(said),
         Some(c) if *c == SqlState::INSUFFICIENT_PRIVILEGE => StoreError::Invalid(said),
+        // A NUL in a record's text: PostgreSQL's text and jsonb cannot
+        // hold one. The input's fault, never to be retried.
+        Some(c)
+            if *c == SqlState::UNTRANSLATABLE_CHARACTER
+                || *c == SqlState::CHARACTER_NOT_IN_REPERTOIRE =>
+        {
+            StoreError::Invalid(format!(
+                "{said}: text with a NUL character cannot be stored"
+            ))
+        }
         _ => StoreError::Unavailable(format!("PostgreSQL: {said}")),
     }
 }
