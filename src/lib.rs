@@ -19,6 +19,7 @@ pub mod cli;
 pub mod config;
 mod logging;
 mod metrics;
+mod node;
 pub mod server;
 mod tls;
 

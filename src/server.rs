@@ -133,6 +133,21 @@ impl Server {
                 ..SpoolConfig::default()
             },
         )?;
+        // Before any id is drawn: with several nodes on one store, each
+        // puts its own number into its ids.
+        let feed = feed_position(&config, &data).map_err(|source| StartError::DataDir {
+            path: data.join(SPOOL_ID_FILE),
+            source,
+        })?;
+        let id_number = if store.is_shared() {
+            let number = crate::node::take_id_number(&store, &feed, &clock)
+                .await
+                .map_err(StartError::Postgres)?;
+            rackwave_core::set_id_node(number);
+            Some(number)
+        } else {
+            None
+        };
         let mut registry = Registry::with_prefix("rackwave");
         registry.register_collector(Box::new(SpoolCollector(spool.clone())));
         registry.register(
@@ -184,6 +199,15 @@ impl Server {
 
         let (shutdown, _) = watch::channel(false);
         let mut tasks = JoinSet::new();
+        if let Some(number) = id_number {
+            tasks.spawn(crate::node::keep_id_number(
+                store.clone(),
+                feed.clone(),
+                clock.clone(),
+                number,
+                shutdown.subscribe(),
+            ));
+        }
         let new_mail = Arc::new(Notify::new());
         let intake = Intake::new(
             IntakeConfig {
@@ -217,10 +241,7 @@ impl Server {
             config.webhooks.clone(),
             rackwave_events::Node {
                 id: &node_id,
-                feed: &feed_position(&config, &data).map_err(|source| StartError::DataDir {
-                    path: data.join(SPOOL_ID_FILE),
-                    source,
-                })?,
+                feed: &feed,
                 keep_messages_ms: config.spool.retention_ms(),
             },
             &mut registry,

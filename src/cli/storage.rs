@@ -204,10 +204,13 @@ async fn share_message_log(
             let page = spool
                 .list(&filter, cursor.as_deref(), 500)
                 .map_err(|e| failed(&e))?;
+            // What the log cannot key stays listed by nothing but this
+            // node's spool, as the feed leaves it.
             let entries: Vec<_> = page
                 .messages
                 .iter()
                 .map(|m| rackwave_events::message_log_entry(m, &node))
+                .filter(|e| e.check().is_ok())
                 .collect();
             entries.iter().for_each(|e| from.add(e));
             let mut tx = postgres.begin().await.map_err(|e| failed(&e))?;

@@ -64,13 +64,19 @@ impl Billing {
     /// lease (taken when free or ended, renewed by each run): with several
     /// nodes on one database one runs the cycle, and another takes over
     /// once that one's lease has run out (two cycles, at least a minute,
-    /// after its last run). `None`: another node holds it.
+    /// after its last run). `None`: another node holds it. A store no
+    /// other node shares needs no lease (nor waits for one a previous
+    /// `[node] id` took).
     pub async fn run_held(&self) -> Result<Option<RunReport>, BillingError> {
         let now = self.clock.now_ms();
-        let hold_ms = match self.config.cycle_secs {
-            0 => 60_000,
-            secs => (2 * secs as i64).saturating_mul(1000).max(60_000) + 1_000,
-        };
+        if !self.store.is_shared() {
+            return self.run(now).await.map(Some);
+        }
+        let hold_ms = i64::try_from(self.config.cycle_secs)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(2_000)
+            .max(60_000)
+            .saturating_add(1_000);
         let mut tx = self.store.begin().await?;
         let held = tx
             .claim_lease(LEASE, &self.node_id, now, now.saturating_add(hold_ms))

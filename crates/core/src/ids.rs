@@ -38,27 +38,74 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rand::{Rng, RngCore};
 
-/// Random low bits of a time-ordered id.
+/// The low bits of a time-ordered id after its time.
 const RANDOM_BITS: u32 = 20;
+
+/// Of those, the bits naming the node that drew it, when several nodes
+/// share a store ([`set_id_node`]); the rest stay random.
+const NODE_BITS: u32 = 8;
+const NODE_SHIFT: u32 = RANDOM_BITS - NODE_BITS;
+
+/// How many nodes can draw ids into one store.
+pub const ID_NODES: u32 = 1 << NODE_BITS;
+
+/// No node set: all 20 low bits random.
+const NO_NODE: u64 = u64::MAX;
 
 /// The last time-ordered id drawn in this process.
 static LAST: AtomicU64 = AtomicU64::new(0);
 
+/// This process's node number in its ids, or [`NO_NODE`].
+static NODE: AtomicU64 = AtomicU64::new(NO_NODE);
+
+/// Puts `node` (below [`ID_NODES`]) into every id drawn from now on: with
+/// several nodes writing into one store, ids drawn in the same
+/// millisecond on two nodes could otherwise meet (20 random bits repeat
+/// within a day at a thousand messages a second on each), so each node
+/// draws from its own eighth of the bits, given it by the store.
+pub fn set_id_node(node: u32) {
+    assert!(node < ID_NODES, "node numbers are below {ID_NODES}");
+    NODE.store(node as u64, Ordering::Relaxed);
+}
+
 /// A fresh time-ordered id (see the module docs): strictly greater than
-/// every one drawn before it in this process.
+/// every one drawn before it in this process, and with a node number set,
+/// carrying it.
 pub fn time_ordered_id() -> u64 {
     let ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    let random = rand::thread_rng().gen::<u64>() & ((1 << RANDOM_BITS) - 1);
-    let drawn = (ms << RANDOM_BITS) | random;
+    let node = NODE.load(Ordering::Relaxed);
+    let random = rand::thread_rng().gen::<u64>();
+    let low = match node {
+        NO_NODE => random & ((1 << RANDOM_BITS) - 1),
+        node => (node << NODE_SHIFT) | (random & ((1 << NODE_SHIFT) - 1)),
+    };
+    let drawn = (ms << RANDOM_BITS) | low;
     let mut last = LAST.load(Ordering::Relaxed);
     loop {
-        let id = drawn.max(last + 1);
+        let id = drawn.max(next_after(last, node));
         match LAST.compare_exchange_weak(last, id, Ordering::Relaxed, Ordering::Relaxed) {
             Ok(_) => return id,
             Err(now) => last = now,
         }
+    }
+}
+
+/// The smallest id after `last` that carries `node`: one more, unless that
+/// runs out of the node's bits, then the node's first in the next
+/// millisecond.
+fn next_after(last: u64, node: u64) -> u64 {
+    let next = last + 1;
+    if node == NO_NODE || (next >> NODE_SHIFT) & (ID_NODES as u64 - 1) == node {
+        return next;
+    }
+    let ms = last >> RANDOM_BITS;
+    let in_this_ms = (ms << RANDOM_BITS) | (node << NODE_SHIFT);
+    if in_this_ms > last {
+        in_this_ms
+    } else {
+        ((ms + 1) << RANDOM_BITS) | (node << NODE_SHIFT)
     }
 }
 
@@ -94,6 +141,28 @@ mod tests {
         let a = super::random_hex(8);
         assert_eq!(a.len(), 16);
         assert_ne!(a, super::random_hex(8));
+    }
+
+    #[test]
+    fn the_next_id_keeps_the_node() {
+        use super::*;
+        let node = 5u64;
+        let at = |ms: u64, low: u64| (ms << RANDOM_BITS) | (node << NODE_SHIFT) | low;
+        assert_eq!(next_after(at(7, 3), node), at(7, 4));
+        // The node's last in a millisecond: its first in the next.
+        let full = at(7, (1 << NODE_SHIFT) - 1);
+        assert_eq!(next_after(full, node), at(8, 0));
+        // After another node's id (a floor raised from storage): this
+        // node's first above it.
+        assert_eq!(
+            next_after((7 << RANDOM_BITS) | (2 << NODE_SHIFT), node),
+            at(7, 0)
+        );
+        assert_eq!(
+            next_after((7 << RANDOM_BITS) | (9 << NODE_SHIFT), node),
+            at(8, 0)
+        );
+        assert_eq!(next_after(41, NO_NODE), 42);
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub mod page;
 mod platform;
 
 pub use clock::{rfc3339, rfc5322, Clock, Timestamp, MS_PER_DAY};
-pub use ids::{random_hex, time_ordered_id, time_ordered_ids_after};
+pub use ids::{random_hex, set_id_node, time_ordered_id, time_ordered_ids_after, ID_NODES};
 pub use net::IpNetwork;
 pub use platform::{Platform, Product};
 

@@ -45,6 +45,13 @@ async fn consume(events: &Events) -> Result<usize, EventsError> {
         inner.consumed.send_replace(after);
         return Ok(0);
     };
+    // Read before the transaction (which holds every node's write turn on
+    // a shared store): the records as they stand now, after the entries.
+    let shared_log = if inner.store.is_shared() {
+        messages_to_share(inner, &entries)
+    } else {
+        Vec::new()
+    };
     let now = inner.clock.now_ms();
     let mut tx = inner.store.begin().await?;
     let mut batch = Vec::with_capacity(entries.len());
@@ -74,9 +81,7 @@ async fn consume(events: &Events) -> Result<usize, EventsError> {
         ));
         suppress_on_hard_bounce(&mut tx, entry).await?;
     }
-    if inner.store.is_shared() {
-        share_messages(inner, &mut tx, &entries).await?;
-    }
+    tx.put_message_log(&shared_log).await?;
     // The batch's events in one append (a few statements on PostgreSQL,
     // whatever its size), then their deliveries.
     let queued = Targets::default().record_all(&mut tx, &batch, now).await?;
@@ -90,14 +95,14 @@ async fn consume(events: &Events) -> Result<usize, EventsError> {
     Ok(entries.len())
 }
 
-/// Puts the spool's record of each message the batch changed in the
-/// shared message log, as it stands now (a later change comes with a
-/// later entry, so the log never goes back).
-async fn share_messages(
+/// The shared message log's entry of each message the batch changed, as
+/// the spool has it now (a later change comes with a later feed entry, so
+/// the log never goes back). What cannot be read or kept is logged and
+/// left out: it never stops the feed.
+fn messages_to_share(
     inner: &crate::Inner,
-    tx: &mut Txn,
     entries: &[Result<FeedEntry, rackwave_queue::UnreadableEntry>],
-) -> Result<(), EventsError> {
+) -> Vec<MessageLogEntry> {
     let mut seen = std::collections::HashSet::new();
     let mut log = Vec::new();
     for entry in entries.iter().flatten() {
@@ -105,9 +110,15 @@ async fn share_messages(
         if !seen.insert(id.as_str()) {
             continue;
         }
-        // Gone already: retention deleted a message finished long ago.
-        let Some((record, json)) = inner.spool.get_with_json(id)? else {
-            continue;
+        let (record, json) = match inner.spool.get_with_json(id) {
+            Ok(Some(found)) => found,
+            // Gone already: retention deleted a message finished long ago.
+            Ok(None) => continue,
+            Err(e) => {
+                inner.metrics.feed_unreadable();
+                tracing::error!(error = %e, message_id = %id, "a spool record cannot be read; the shared message log keeps its last state");
+                continue;
+            }
         };
         let entry = MessageLogEntry {
             record: json,
@@ -115,14 +126,12 @@ async fn share_messages(
         };
         match entry.check() {
             Ok(()) => log.push(entry),
-            // Never stops the feed: the message is still listed on its node.
             Err(reason) => {
-                tracing::warn!(%reason, message_id = %id, "not sharing a message log entry")
+                tracing::warn!(%reason, message_id = %id, "a message the shared log cannot key: not listed from other nodes")
             }
         }
     }
-    tx.put_message_log(&log).await?;
-    Ok(())
+    log
 }
 
 /// A spool record as the shared message log keeps it, held by `node`.
@@ -178,7 +187,10 @@ async fn suppress_on_hard_bounce(tx: &mut Txn, entry: &FeedEntry) -> Result<(), 
             address,
             reason: SuppressionReason::HardBounce,
             message_id: Some(entry.message.message_id.clone()),
-            detail: Some(format!("{} {}", detail.bounce_code, detail.bounce_reason)),
+            // A remote server's words, as text every store holds.
+            detail: Some(
+                format!("{} {}", detail.bounce_code, detail.bounce_reason).replace('\0', ""),
+            ),
             created_at_ms: entry.at_ms,
         })
         .await;

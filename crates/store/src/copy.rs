@@ -125,9 +125,12 @@ pub struct Tallying {
 
 impl Tallying {
     pub fn add<T: Serialize>(&mut self, record: &T) {
+        self.add_line(&serde_json::to_string(record).expect("records serialize"));
+    }
+
+    fn add_line(&mut self, line: &str) {
         self.count += 1;
-        self.hash
-            .update(serde_json::to_string(record).expect("records serialize"));
+        self.hash.update(line);
         self.hash.update(b"\n");
     }
 
@@ -610,14 +613,14 @@ where
 }
 
 /// Counts and hashes of each family, as one store reads.
-struct Tallies(Vec<(&'static str, u64, Sha256)>);
+struct Tallies(Vec<(&'static str, Tallying)>);
 
 impl Default for Tallies {
     fn default() -> Self {
         Tallies(
             FAMILIES
                 .iter()
-                .map(|family| (*family, 0, Sha256::new()))
+                .map(|family| (*family, Tallying::default()))
                 .collect(),
         )
     }
@@ -626,48 +629,40 @@ impl Default for Tallies {
 impl Tallies {
     fn add(&mut self, record: &Record) {
         let family = record.family();
-        let at = match self.0.iter().position(|(f, _, _)| *f == family) {
+        let at = match self.0.iter().position(|(f, _)| *f == family) {
             Some(at) => at,
             None => {
-                self.0.push((family, 0, Sha256::new()));
+                self.0.push((family, Tallying::default()));
                 self.0.len() - 1
             }
         };
-        let (_, count, hash) = &mut self.0[at];
-        *count += 1;
-        hash.update(canonical(record.canonical()).to_string());
-        hash.update(b"\n");
+        self.0[at]
+            .1
+            .add_line(&canonical(record.canonical()).to_string());
     }
 
     /// The report of a copy: these tallies the source's, `to` the target's.
     fn report(self, to: Tallies) -> Vec<FamilyReport> {
         let mut to = to.0;
-        let tally = |count, hash: Sha256| Tally {
-            count,
-            sha256: hex::encode(hash.finalize()),
-        };
         let mut out: Vec<FamilyReport> = self
             .0
             .into_iter()
-            .map(|(family, count, hash)| {
-                let there = match to.iter().position(|(f, _, _)| *f == family) {
-                    Some(at) => {
-                        let (_, n, h) = to.remove(at);
-                        tally(n, h)
-                    }
-                    None => tally(0, Sha256::new()),
+            .map(|(family, here)| {
+                let there = match to.iter().position(|(f, _)| *f == family) {
+                    Some(at) => to.remove(at).1,
+                    None => Tallying::default(),
                 };
                 FamilyReport {
                     family,
-                    from: tally(count, hash),
-                    to: there,
+                    from: here.finish(),
+                    to: there.finish(),
                 }
             })
             .collect();
-        out.extend(to.into_iter().map(|(family, n, h)| FamilyReport {
+        out.extend(to.into_iter().map(|(family, there)| FamilyReport {
             family,
-            from: tally(0, Sha256::new()),
-            to: tally(n, h),
+            from: Tallying::default().finish(),
+            to: there.finish(),
         }));
         out
     }

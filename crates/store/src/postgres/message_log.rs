@@ -181,7 +181,8 @@ pub(super) async fn put_message_log(t: &PgTxn, entries: &[MessageLogEntry]) -> R
         "INSERT INTO message_log
             (id, workspace_id, queue_id, to_key, from_key, status, tags, created_ms, finished_at_ms,
              sender, recipient, created_at_ms, node, record)
-         SELECT id, ws, q, t, f, st, ARRAY(SELECT jsonb_array_elements_text(tg::jsonb)),
+         SELECT id, ws, q, t, f, st,
+                ARRAY(SELECT tag FROM jsonb_array_elements_text(tg::jsonb) WITH ORDINALITY AS g(tag, n) ORDER BY n),
                 greatest(cr, 0), fin, s, r, cr, n, rec
            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
                        $7::text[], $8::bigint[], $9::bigint[], $10::text[], $11::text[],

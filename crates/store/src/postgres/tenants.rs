@@ -66,7 +66,7 @@ pub(super) async fn suspended_workspaces(t: &PgTxn) -> Result<Vec<String>> {
     shared(t, Scope::Service)
         .await?
         .query(
-            "SELECT id FROM workspaces WHERE (record -> 'suspended') IS NOT NULL ORDER BY id",
+            "SELECT id FROM workspaces WHERE (record ->> 'suspended') IS NOT NULL ORDER BY id",
             &[],
         )
         .await?
