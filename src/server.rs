@@ -243,6 +243,9 @@ impl Server {
                 id: &node_id,
                 feed: &feed,
                 keep_messages_ms: config.spool.retention_ms(),
+                keep_pending_ms: i64::try_from(config.delivery.max_queue_lifetime_secs)
+                    .unwrap_or(i64::MAX)
+                    .saturating_mul(1000),
             },
             &mut registry,
         );

@@ -284,6 +284,7 @@ mod tests {
                 id: "test",
                 feed: "feed",
                 keep_messages_ms: 0,
+                keep_pending_ms: 0,
             },
             &mut registry,
         );

@@ -99,6 +99,8 @@ struct Inner {
     node: String,
     /// How long the shared message log keeps a finished message (0: ever).
     keep_messages_ms: i64,
+    /// How much longer a message may stay not final ([`Node`]).
+    keep_pending_ms: i64,
     /// The feed position committed so far (see [`Events::caught_up`]).
     consumed: watch::Sender<u64>,
 }
@@ -186,6 +188,10 @@ pub struct Node<'a> {
     /// `[spool] retention`: how long a shared store's message log keeps a
     /// finished message, as the spool does (0: forever).
     pub keep_messages_ms: i64,
+    /// `[delivery] max_queue_lifetime`: how long a message may stay
+    /// queued; one the log still has as not final that long past the
+    /// retention is dropped from it.
+    pub keep_pending_ms: i64,
 }
 
 impl Events {
@@ -220,6 +226,7 @@ impl Events {
                 feed_cursor: node.feed.to_string(),
                 node: node.id.to_string(),
                 keep_messages_ms: node.keep_messages_ms,
+                keep_pending_ms: node.keep_pending_ms,
                 consumed: watch::Sender::new(0),
             }),
         }

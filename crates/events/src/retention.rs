@@ -37,7 +37,10 @@ pub(crate) async fn prune(events: &Events) -> Result<Pruned, EventsError> {
         let cutoff = inner.clock.now_ms().saturating_sub(keep);
         loop {
             let mut tx = inner.store.begin().await?;
-            let (n, more) = tx.prune_message_log(cutoff, BATCH).await?;
+            // Never final a long while after the longest a message stays
+            // queued: its node never said (gone, or its spool lost it).
+            let stale = cutoff.saturating_sub(inner.keep_pending_ms);
+            let (n, more) = tx.prune_message_log(cutoff, stale, BATCH).await?;
             tx.commit_eventually().await?;
             pruned.messages += n;
             if !more {

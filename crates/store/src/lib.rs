@@ -535,7 +535,9 @@ store_api! {
         /// [`MessageLogEntry::check`]; one refused, none put).
         fn put_message_log(entries: &[MessageLogEntry]) -> ();
         /// Deletes up to `limit` log entries that became final before
-        /// `cutoff_ms`; how many, and whether more may be.
-        fn prune_message_log(cutoff_ms: i64, limit: usize) -> (u64, bool);
+        /// `cutoff_ms`, or were created before `stale_before_ms` and never
+        /// became final (their node never said: it is gone, or its spool
+        /// lost them); how many, and whether more may be.
+        fn prune_message_log(cutoff_ms: i64, stale_before_ms: i64, limit: usize) -> (u64, bool);
     }
 }

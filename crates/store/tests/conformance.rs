@@ -2420,8 +2420,14 @@ async fn message_log(store: &Store) {
 
     // Pruned: the final ones finished before the cutoff, in batches.
     let mut tx = store.begin().await.unwrap();
-    assert_eq!(tx.prune_message_log(T0 + 30, 1).await.unwrap(), (1, true));
-    assert_eq!(tx.prune_message_log(T0 + 30, 10).await.unwrap().0, 1);
+    assert_eq!(
+        tx.prune_message_log(T0 + 30, i64::MIN, 1).await.unwrap(),
+        (1, true)
+    );
+    assert_eq!(
+        tx.prune_message_log(T0 + 30, i64::MIN, 10).await.unwrap().0,
+        1
+    );
     tx.commit().await.unwrap();
     assert_eq!(
         log_ids(store, "w_log", &all, 50).await,
@@ -2436,4 +2442,17 @@ async fn message_log(store: &Store) {
     )
     .await
     .contains(&"msg_l3".to_string()));
+
+    // Never final long after it was made (its node never said): dropped
+    // once created before the stale bound; a newer one stays.
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(
+        tx.prune_message_log(T0, T0 + 25, 10).await.unwrap(),
+        (1, false)
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(log_ids(store, "w_log", &all, 50).await, ["msg_l2"]);
+    assert_eq!(log_ids(store, "w_log2", &all, 50).await, ["msg_l4"]);
+    assert_eq!(store.message_log_pending("w_log").await.unwrap(), 0);
+    assert_eq!(store.message_log_pending("w_log2").await.unwrap(), 1);
 }

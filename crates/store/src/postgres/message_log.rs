@@ -217,10 +217,11 @@ pub(super) async fn put_message_log(t: &PgTxn, entries: &[MessageLogEntry]) -> R
 pub(super) async fn prune_message_log(
     t: &PgTxn,
     cutoff_ms: i64,
+    stale_before_ms: i64,
     limit: usize,
 ) -> Result<(u64, bool)> {
     let c = t.on(Part::Migosmtp, Scope::Service).await?;
-    let n = c
+    let finished = c
         .execute(
             "DELETE FROM message_log WHERE id IN (
                 SELECT id FROM message_log WHERE finished_at_ms < $1
@@ -228,5 +229,18 @@ pub(super) async fn prune_message_log(
             &[&cutoff_ms, &limit_of(limit)],
         )
         .await?;
+    let left = limit.saturating_sub(finished as usize);
+    let stale = if left == 0 {
+        0
+    } else {
+        c.execute(
+            "DELETE FROM message_log WHERE id IN (
+                SELECT id FROM message_log WHERE finished_at_ms IS NULL AND created_at_ms < $1
+                 LIMIT $2)",
+            &[&stale_before_ms, &limit_of(left)],
+        )
+        .await?
+    };
+    let n = finished + stale;
     Ok((n, n as usize >= limit))
 }

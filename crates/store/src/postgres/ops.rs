@@ -482,7 +482,12 @@ impl Writes for PgTxn {
     async fn put_message_log(&mut self, entries: &[MessageLogEntry]) -> Result<()> {
         message_log::put_message_log(self, entries).await
     }
-    async fn prune_message_log(&mut self, cutoff_ms: i64, limit: usize) -> Result<(u64, bool)> {
-        message_log::prune_message_log(self, cutoff_ms, limit).await
+    async fn prune_message_log(
+        &mut self,
+        cutoff_ms: i64,
+        stale_before_ms: i64,
+        limit: usize,
+    ) -> Result<(u64, bool)> {
+        message_log::prune_message_log(self, cutoff_ms, stale_before_ms, limit).await
     }
 }

@@ -123,24 +123,46 @@ impl SledTxn {
         Ok(())
     }
 
-    pub(super) fn prune_log(&mut self, cutoff_ms: i64, limit: usize) -> Result<(u64, bool)> {
+    pub(super) fn prune_log(
+        &mut self,
+        cutoff_ms: i64,
+        stale_before_ms: i64,
+        limit: usize,
+    ) -> Result<(u64, bool)> {
         let start = keys::MESSAGE_LOG_FINISHED.to_vec();
         let end = cat(&[keys::MESSAGE_LOG_FINISHED, &time(cutoff_ms)]);
-        let old = self.scan(&start, &end, false, limit)?;
-        let more = old.len() == limit;
+        let mut old: Vec<String> = self
+            .scan(&start, &end, false, limit)?
+            .iter()
+            .map(|(key, _)| {
+                String::from_utf8_lossy(&key[keys::MESSAGE_LOG_FINISHED.len() + 9..]).into_owned()
+            })
+            .collect();
+        // The never-final: every pending entry read (sled's log is never
+        // filled by `serve`, so this stays small).
+        for (key, _) in self.scan_prefix(keys::MESSAGE_LOG_PENDING)? {
+            if old.len() >= limit {
+                break;
+            }
+            let rest = &key[keys::MESSAGE_LOG_PENDING.len()..];
+            let id = rest.iter().position(|b| *b == 0).map(|at| &rest[at + 1..]);
+            let Some(id) = id.map(|id| String::from_utf8_lossy(id).into_owned()) else {
+                continue;
+            };
+            if entry(self, &id)?.is_some_and(|e| e.created_at_ms < stale_before_ms) {
+                old.push(id);
+            }
+        }
         let mut n = 0;
-        for (key, _) in old {
-            let id = String::from_utf8_lossy(&key[keys::MESSAGE_LOG_FINISHED.len() + 9..]);
-            if let Some(e) = entry(self, &id)? {
+        for id in &old {
+            if let Some(e) = entry(self, id)? {
                 for index in index_keys(&e) {
                     self.remove(index);
                 }
                 self.remove(entry_key(&e.id));
                 n += 1;
-            } else {
-                self.remove(key);
             }
         }
-        Ok((n, more))
+        Ok((n, old.len() >= limit))
     }
 }

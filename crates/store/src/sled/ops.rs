@@ -1675,8 +1675,13 @@ impl Writes for SledTxn {
         self.put_log_entries(entries)
     }
 
-    async fn prune_message_log(&mut self, cutoff_ms: i64, limit: usize) -> Result<(u64, bool)> {
-        self.prune_log(cutoff_ms, limit)
+    async fn prune_message_log(
+        &mut self,
+        cutoff_ms: i64,
+        stale_before_ms: i64,
+        limit: usize,
+    ) -> Result<(u64, bool)> {
+        self.prune_log(cutoff_ms, stale_before_ms, limit)
     }
 }
 
