@@ -30,12 +30,10 @@ pub(crate) async fn take_id_number(
 ) -> Result<u32, StoreError> {
     let now = clock.now_ms();
     for number in 0..ID_NODES {
-        let mut tx = store.begin().await?;
-        let held = tx
-            .claim_lease(&lease(number), holder, now, now + HOLD_MS)
-            .await?;
-        tx.commit().await?;
-        if held {
+        if store
+            .hold_lease(&lease(number), holder, now, now + HOLD_MS)
+            .await?
+        {
             return Ok(number);
         }
     }
@@ -59,15 +57,10 @@ pub(crate) async fn keep_id_number(
             _ = shutdown.wait_for(|s| *s) => return,
         }
         let now = clock.now_ms();
-        let renewed = async {
-            let mut tx = store.begin().await?;
-            let held = tx
-                .claim_lease(&lease(number), &holder, now, now + HOLD_MS)
-                .await?;
-            tx.commit().await?;
-            Ok::<_, StoreError>(held)
-        };
-        match renewed.await {
+        let renewed = store
+            .hold_lease(&lease(number), &holder, now, now + HOLD_MS)
+            .await;
+        match renewed {
             Ok(true) => {}
             Ok(false) => match take_id_number(&store, &holder, &clock).await {
                 Ok(taken) => {

@@ -57,19 +57,27 @@ async fn two_nodes(
 async fn two_processes(tables: &str) -> Option<(Postgres, TestServer, TestServer)> {
     let pg = Postgres::start()?;
     let url = pg.database("rackwave");
-    let node = |id: &str| {
-        format!(
-            "[node]\nid = \"{id}\"\n\n[storage]\npath = \"data\"\nbackend = \"postgres\"\n\n\
-             [storage.postgres]\nportal_url = \"{url}\"\nmigosmtp_url = \"{url}\"\n\
-             telnxo_url = \"{url}\"\nmax_connections = 8\n\n[delivery]\nenabled = false\n\n\
-             [webhooks]\nallow_private_targets = true\n\n\
-             [tracking]\nbase_url = \"https://t.rackwave.test\"\n\n[billing]\ncycle_secs = 0\n{tables}"
-        )
-    };
-    let bin = env!("CARGO_BIN_EXE_rackwave");
-    let a = rackwave_testkit::binary::serve(bin, &node("node-a")).await;
-    let b = rackwave_testkit::binary::serve(bin, &node("node-b")).await;
+    let a = serve_node(&node_toml("node-a", &url, "", tables)).await;
+    let b = serve_node(&node_toml("node-b", &url, "", tables)).await;
     Some((pg, a, b))
+}
+
+/// A `rackwave serve` process with `config` (and the test kit's listeners).
+async fn serve_node(config: &str) -> TestServer {
+    rackwave_testkit::binary::serve(env!("CARGO_BIN_EXE_rackwave"), config).await
+}
+
+/// A node's config on the database at `url`, as [`on_postgres`] sets one
+/// up in process: `webhooks` more lines of `[webhooks]`, `tables` more
+/// tables.
+fn node_toml(id: &str, url: &str, webhooks: &str, tables: &str) -> String {
+    format!(
+        "[node]\nid = \"{id}\"\n\n[storage]\npath = \"data\"\nbackend = \"postgres\"\n\n\
+         [storage.postgres]\nportal_url = \"{url}\"\nmigosmtp_url = \"{url}\"\n\
+         telnxo_url = \"{url}\"\nmax_connections = 8\n\n[delivery]\nenabled = false\n\n\
+         [webhooks]\nallow_private_targets = true\n{webhooks}\n\n\
+         [tracking]\nbase_url = \"https://t.rackwave.test\"\n\n[billing]\ncycle_secs = 0\n{tables}"
+    )
 }
 
 /// One message of one recipient over SMTP: its final reply code (the
@@ -518,54 +526,14 @@ async fn a_suspension_on_one_node_stops_sending_on_the_other() {
 /// before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_killed_nodes_leased_deliveries_go_out_from_the_other_after_the_lease() {
-    use rackwave_testkit::binary::{spawn, wait_ready, Ports};
     let Some(pg) = Postgres::start() else {
         return;
     };
     let url = pg.database("rackwave");
-    let dir = tempfile::tempdir().unwrap();
-    let ports = Ports::free();
-    let http_addr = ports.http;
-    let config = ports.write_config(
-        dir.path(),
-        &format!(
-            "[node]\nid = \"node-a\"\n\n[storage]\npath = \"data\"\nbackend = \"postgres\"\n\n\
-             [storage.postgres]\nportal_url = \"{url}\"\nmigosmtp_url = \"{url}\"\ntelnxo_url = \"{url}\"\nmax_connections = 8\n\n\
-             [delivery]\nenabled = false\n\n[billing]\ncycle_secs = 0\n\n\
-             [tracking]\nbase_url = \"https://t.rackwave.test\"\n\n\
-             [webhooks]\nallow_private_targets = true\ntimeout_secs = 30"
-        ),
-    );
-    let mut node_a = spawn(env!("CARGO_BIN_EXE_rackwave"), &config);
-    wait_ready(http_addr).await;
-    let http = format!("http://{http_addr}");
-    let admin = |method: &'static str, path: String, body: Value| {
-        let http = http.clone();
-        async move {
-            rackwave_testkit::api(
-                &http,
-                rackwave_testkit::ADMIN_TOKEN,
-                method,
-                &path,
-                Some(body),
-            )
-            .await
-        }
-    };
-    let (_, ws) = admin(
-        "POST",
-        "/admin/v1/workspaces".into(),
-        json!({"name": "lease"}),
-    )
-    .await;
-    let ws = ws["id"].as_str().unwrap().to_string();
-    let (_, key) = admin(
-        "POST",
-        format!("/admin/v1/workspaces/{ws}/api-keys"),
-        json!({"platform": "migosmtp"}),
-    )
-    .await;
-    let key = key["key"].as_str().unwrap().to_string();
+    let mut a = serve_node(&node_toml("node-a", &url, "timeout_secs = 30", "")).await;
+    let http = a.http.clone();
+    let ws = a.create_workspace("lease", None).await;
+    let key = a.create_api_key(&ws, "migosmtp").await;
     let rx = Receiver::start().await;
     rx.set_default("slow", Behavior::Hang);
     let ep = rx
@@ -589,6 +557,7 @@ async fn a_killed_nodes_leased_deliveries_go_out_from_the_other_after_the_lease(
     // Node a's attempt is in flight (the receiver holds it): SIGKILL.
     rx.wait_for("slow", 1, Duration::from_secs(20)).await;
     let received = now();
+    let node_a = a.process.as_mut().expect("a process");
     node_a.kill().expect("SIGKILL");
     node_a.wait().unwrap();
     rx.set_default("slow", Behavior::ok());

@@ -209,7 +209,10 @@ async fn share_message_log(
             let entries: Vec<_> = page
                 .messages
                 .iter()
-                .map(|m| rackwave_events::message_log_entry(m, &node))
+                .map(|m| {
+                    let json = serde_json::to_string(m).expect("records serialize");
+                    rackwave_events::message_log_entry(m, json, &node)
+                })
                 .filter(|e| e.check().is_ok())
                 .collect();
             entries.iter().for_each(|e| from.add(e));

@@ -77,12 +77,12 @@ impl Billing {
             .saturating_mul(2_000)
             .max(60_000)
             .saturating_add(1_000);
-        let mut tx = self.store.begin().await?;
-        let held = tx
-            .claim_lease(LEASE, &self.node_id, now, now.saturating_add(hold_ms))
-            .await?;
-        tx.commit().await?;
-        if !held {
+        let until = now.saturating_add(hold_ms);
+        if !self
+            .store
+            .hold_lease(LEASE, &self.node_id, now, until)
+            .await?
+        {
             return Ok(None);
         }
         self.run(now).await.map(Some)

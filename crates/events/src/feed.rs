@@ -120,10 +120,7 @@ fn messages_to_share(
                 continue;
             }
         };
-        let entry = MessageLogEntry {
-            record: json,
-            ..log_entry_without_record(&record, &inner.node)
-        };
+        let entry = log_entry(&record, json, &inner.node);
         match entry.check() {
             Ok(()) => log.push(entry),
             Err(reason) => {
@@ -134,16 +131,9 @@ fn messages_to_share(
     log
 }
 
-/// A spool record as the shared message log keeps it, held by `node`.
-pub fn log_entry(record: &MessageRecord, node: &str) -> MessageLogEntry {
-    MessageLogEntry {
-        record: serde_json::to_string(record).expect("records serialize"),
-        ..log_entry_without_record(record, node)
-    }
-}
-
-/// [`log_entry`] but for the record's JSON, which the caller has.
-fn log_entry_without_record(record: &MessageRecord, node: &str) -> MessageLogEntry {
+/// A spool record (`json`: as stored) as the shared message log keeps
+/// it, held by `node`.
+pub fn log_entry(record: &MessageRecord, json: String, node: &str) -> MessageLogEntry {
     MessageLogEntry {
         id: record.id.clone(),
         workspace_id: record.workspace_id.clone(),
@@ -160,7 +150,7 @@ fn log_entry_without_record(record: &MessageRecord, node: &str) -> MessageLogEnt
                 .map_or(record.created_at_ms, |h| h.at_ms)
         }),
         node: node.to_string(),
-        record: String::new(),
+        record: json,
     }
 }
 

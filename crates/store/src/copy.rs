@@ -397,24 +397,16 @@ async fn walk(store: &Store, v: &mut impl Visit) -> Result<()> {
     for ws in &workspaces {
         let id = ws.id.as_str();
         v.visit(Record::Workspace(ws.clone())).await?;
-        for r in store.smtp_accounts_of(id).await? {
-            v.visit(Record::SmtpAccount(r)).await?;
-        }
-        for r in store.api_keys_of(id).await? {
-            v.visit(Record::ApiKey(r)).await?;
-        }
-        for r in store.sender_domains_of(id).await? {
-            v.visit(Record::SenderDomain(r)).await?;
-        }
+        each(v, store.smtp_accounts_of(id).await?, Record::SmtpAccount).await?;
+        each(v, store.api_keys_of(id).await?, Record::ApiKey).await?;
+        each(v, store.sender_domains_of(id).await?, Record::SenderDomain).await?;
         in_order(
             v,
             move |c| async move { store.suppressions(id, None, c.as_deref(), PAGE).await },
             Record::Suppression,
         )
         .await?;
-        for r in store.telnxo_numbers_of(id).await? {
-            v.visit(Record::TelnxoNumber(r)).await?;
-        }
+        each(v, store.telnxo_numbers_of(id).await?, Record::TelnxoNumber).await?;
         oldest_first(
             v,
             move |c| async move { store.telnxo_messages_of(id, None, c.as_deref(), PAGE).await },
@@ -427,24 +419,25 @@ async fn walk(store: &Store, v: &mut impl Visit) -> Result<()> {
             Record::Call,
         )
         .await?;
-        for (counter, total) in store.telnxo_usage_of(id).await? {
-            let workspace_id = id.to_string();
-            v.visit(Record::TelnxoUsage {
-                workspace_id,
+        let workspace_id = || id.to_string();
+        each(v, store.telnxo_usage_of(id).await?, |(counter, total)| {
+            Record::TelnxoUsage {
+                workspace_id: workspace_id(),
                 counter,
                 total,
-            })
-            .await?;
-        }
-        for (customer, at_ms) in store.whatsapp_windows_of(id).await? {
-            let workspace_id = id.to_string();
-            v.visit(Record::WhatsappWindow {
-                workspace_id,
+            }
+        })
+        .await?;
+        each(
+            v,
+            store.whatsapp_windows_of(id).await?,
+            |(customer, at_ms)| Record::WhatsappWindow {
+                workspace_id: workspace_id(),
                 customer,
                 at_ms,
-            })
-            .await?;
-        }
+            },
+        )
+        .await?;
     }
 
     let mut after = None;
@@ -541,26 +534,36 @@ async fn walk(store: &Store, v: &mut impl Visit) -> Result<()> {
     )
     .await?;
     for invoice in &invoices {
-        for r in store.payments_of(invoice).await? {
-            v.visit(Record::Payment(r)).await?;
-        }
-        for r in store.credit_notes_of(invoice).await? {
-            v.visit(Record::CreditNote(r)).await?;
-        }
+        each(v, store.payments_of(invoice).await?, Record::Payment).await?;
+        each(v, store.credit_notes_of(invoice).await?, Record::CreditNote).await?;
     }
 
     for (_, notice) in store.notices(usize::MAX).await? {
         v.visit(Record::Notice(notice)).await?;
     }
-    for r in store.audit_entries(usize::MAX).await? {
-        v.visit(Record::AuditEntry(r)).await?;
-    }
-    for r in store.parked_reports(usize::MAX).await? {
-        v.visit(Record::ParkedReport(r)).await?;
-    }
+    each(
+        v,
+        store.audit_entries(usize::MAX).await?,
+        Record::AuditEntry,
+    )
+    .await?;
+    each(
+        v,
+        store.parked_reports(usize::MAX).await?,
+        Record::ParkedReport,
+    )
+    .await?;
     // Last: numbering the notices above must not move them on.
     for (name, value) in store.cursors().await? {
         v.visit(Record::Cursor { name, value }).await?;
+    }
+    Ok(())
+}
+
+/// Hands each of `items` to `v` as `record` makes it.
+async fn each<T>(v: &mut impl Visit, items: Vec<T>, record: impl FnMut(T) -> Record) -> Result<()> {
+    for r in items.into_iter().map(record) {
+        v.visit(r).await?;
     }
     Ok(())
 }

@@ -149,6 +149,21 @@ impl Store {
         matches!(self.backend, Backend::Postgres(_))
     }
 
+    /// [`Writes::claim_lease`] in a transaction of its own (durable):
+    /// whether `holder` holds the lease `name` until `until_ms` now.
+    pub async fn hold_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let held = tx.claim_lease(name, holder, now_ms, until_ms).await?;
+        tx.commit().await?;
+        Ok(held)
+    }
+
     /// Makes every commit so far durable (at shutdown).
     pub async fn flush(&self) -> Result<()> {
         match &self.backend {
