@@ -49,9 +49,13 @@ use crate::keys;
 use crate::writer::{decode_counter, lock};
 
 /// First byte of an encoded [`BodyRef`]. Bodies stored inline in sled by
-/// earlier versions are RFC 5322 text and never start with it.
+/// earlier versions are RFC 5322 text and never start with either tag.
 const REF_TAG: u8 = 0xB5;
 const REF_LEN: usize = 25;
+/// A reference that also carries its submission's count of messages not
+/// yet final (see [`BodyRef::encode_with_pending`]).
+const PENDING_REF_TAG: u8 = 0xB6;
+const PENDING_REF_LEN: usize = REF_LEN + 8;
 
 /// Where one body lives: segment, byte range and checksum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,10 +77,39 @@ impl BodyRef {
         v
     }
 
+    /// The reference followed by the submission's count of messages not
+    /// yet final. Earlier versions kept that count under a key of its own
+    /// (`r/<queueid>`); in the reference it costs the writer one key fewer
+    /// per submission, and the two always change together anyway (the
+    /// body goes when the count reaches zero).
+    pub(crate) fn encode_with_pending(&self, pending: u64) -> Vec<u8> {
+        let mut v = self.encode();
+        v[0] = PENDING_REF_TAG;
+        v.extend_from_slice(&pending.to_be_bytes());
+        v
+    }
+
+    /// The pending count of a reference written by
+    /// [`encode_with_pending`](Self::encode_with_pending); `None` for
+    /// anything else (its count, if any, is under `r/<queueid>`).
+    pub(crate) fn pending_of(raw: &[u8]) -> Option<u64> {
+        if raw.len() != PENDING_REF_LEN || raw[0] != PENDING_REF_TAG {
+            return None;
+        }
+        Some(u64::from_be_bytes(
+            raw[REF_LEN..].try_into().expect("8 bytes"),
+        ))
+    }
+
     /// `None` if `raw` is not a reference (a body stored inline in sled by
     /// an earlier version).
     pub(crate) fn decode(raw: &[u8]) -> Option<BodyRef> {
-        if raw.len() != REF_LEN || raw[0] != REF_TAG {
+        let tagged = match raw.first() {
+            Some(&REF_TAG) => raw.len() == REF_LEN,
+            Some(&PENDING_REF_TAG) => raw.len() == PENDING_REF_LEN,
+            _ => false,
+        };
+        if !tagged {
             return None;
         }
         let u64_at = |i: usize| u64::from_be_bytes(raw[i..i + 8].try_into().expect("8 bytes"));
@@ -348,6 +381,28 @@ mod tests {
         let mut short = r.encode();
         short.pop();
         assert_eq!(BodyRef::decode(&short), None);
+        assert_eq!(BodyRef::pending_of(&r.encode()), None);
+    }
+
+    #[test]
+    fn a_reference_with_its_pending_count_reads_as_both() {
+        let r = BodyRef {
+            segment: 3,
+            offset: 4096,
+            len: 2048,
+            crc: 0x0102_0304,
+        };
+        let raw = r.encode_with_pending(1000);
+        assert_eq!(BodyRef::decode(&raw), Some(r));
+        assert_eq!(BodyRef::pending_of(&raw), Some(1000));
+        let mut long = raw.clone();
+        long.push(0);
+        assert_eq!(BodyRef::decode(&long), None);
+        assert_eq!(BodyRef::pending_of(&long), None);
+        let mut short = raw;
+        short.pop();
+        assert_eq!(BodyRef::decode(&short), None);
+        assert_eq!(BodyRef::pending_of(&short), None);
     }
 
     #[test]

@@ -11,9 +11,9 @@
 //! | key                                              | value                         |
 //! |--------------------------------------------------|-------------------------------|
 //! | `m/<msgid>`                                      | `MessageRecord` as JSON       |
-//! | `b/<queueid>`                                    | `BodyRef`: where the body is in the segment files (see `bodies`) |
+//! | `b/<queueid>`                                    | `BodyRef`: where the body is in the segment files (see `bodies`), and the submission's non-final messages |
 //! | `g/<segment u64 BE>`                             | u64 BE: live bodies in that segment |
-//! | `r/<queueid>`                                    | u64 BE: non-final messages    |
+//! | `r/<queueid>`                                    | u64 BE: non-final messages of a submission queued by an earlier version (now in `b/`) |
 //! | `d/<ws>\0<due u64 BE><msgid>`                    | empty: due index, one lane per workspace |
 //! | `l/<ws>`                                         | u64 BE: entries in `<ws>`'s due lane |
 //! | `iw/<ws>\0<created u64 BE><msgid>`               | empty: list by workspace      |
@@ -21,8 +21,9 @@
 //! | `iq/<queueid>/<index u32 BE><msgid>`             | empty: messages of submission |
 //! | `s/<status>`                                     | u64 BE: count per status      |
 //! | `c/<submitter>\0<day u64 BE>`                    | u64 BE: accepted recipients   |
-//! | `f/<seq u64 BE>`                                 | `FeedEntry` as JSON: change feed |
+//! | `f/<seq u64 BE>`                                 | a page of `FeedEntry`s as JSON, the first being `seq` (one entry as JSON if written by an earlier version): change feed |
 //! | `fh`                                             | u64 BE: highest feed seq ever issued |
+//! | `ft`                                             | u64 BE: feed trimmed up to this seq |
 //! | `x/<finished u64 BE><msgid>`                     | empty: finished messages by finish time (retention) |
 //! | `xi`                                             | empty: every finished record is in `x/` |
 //!
@@ -85,6 +86,9 @@ pub(crate) const ACCEPTED: &[u8] = b"c/";
 pub(crate) const FEED: &[u8] = b"f/";
 /// The feed's durable high-water mark (highest seq ever issued).
 pub(crate) const FEED_HIGH: &[u8] = b"fh";
+/// The seq up to which the consumer trimmed the feed (entries of a page
+/// partly trimmed are skipped below it). Sorts after [`FEED_HIGH`].
+pub(crate) const FEED_TRIMMED: &[u8] = b"ft";
 pub(crate) const FINISHED: &[u8] = b"x/";
 /// Present once every finished record has its `x/` entry (records
 /// finished before the retention index existed are added by a background
@@ -329,6 +333,7 @@ mod tests {
             assert_eq!(feed_seq_of(&feed(s)), Some(s));
         }
         assert!(feed_end().as_slice() < FEED_HIGH);
+        assert!(FEED_HIGH < FEED_TRIMMED);
         assert_eq!(feed_seq_of(FEED_HIGH), None);
     }
 

@@ -106,6 +106,7 @@
 
 mod bodies;
 mod error;
+mod feed_pages;
 mod ids;
 mod keys;
 mod legacy;
@@ -283,15 +284,19 @@ impl Spool {
             .range(keys::FEED.to_vec()..keys::feed_end())
             .next_back()
         {
-            let (key, _) = item?;
-            let last = keys::feed_seq_of(&key).ok_or_else(|| {
+            let (key, raw) = item?;
+            let first = keys::feed_seq_of(&key).ok_or_else(|| {
                 SpoolError::Corrupt(format!(
                     "feed key {} is malformed",
                     String::from_utf8_lossy(&key)
                 ))
             })?;
-            feed_seq = feed_seq.max(last);
+            feed_seq = feed_seq.max(first.saturating_add(feed_pages::count(&raw) - 1));
         }
+        let feed_trimmed = match tree.get(keys::FEED_TRIMMED)? {
+            Some(raw) => decode_counter(keys::FEED_TRIMMED, &raw)?,
+            None => 0,
+        };
         // A spool without records has no record to add to the retention
         // index.
         if tree.get(keys::FINISHED_INDEXED)?.is_none()
@@ -304,6 +309,7 @@ impl Spool {
             counts,
             Lanes::from_counts(lane_counts),
             feed_seq,
+            feed_trimmed,
         ));
         let (tx, rx) = mpsc::channel();
         let writer = Writer {
@@ -844,13 +850,45 @@ impl Spool {
         if limit == 0 || after_seq >= durable {
             return Ok(out);
         }
-        let range = keys::feed(after_seq + 1)..=keys::feed(durable);
-        for item in self.inner.tree.range(range).take(limit) {
+        // Entries are stored in pages (see `feed_pages`): start at the page
+        // holding the first wanted seq, which may begin before it.
+        let after = after_seq.max(self.inner.shared.feed_trimmed.load(Ordering::Acquire));
+        let wanted = keys::feed(after + 1);
+        let tree = &self.inner.tree;
+        let start = match tree.range(keys::FEED.to_vec()..=wanted.clone()).next_back() {
+            Some(item) => item?.0.to_vec(),
+            None => wanted,
+        };
+        for item in tree.range(start..=keys::feed(durable)) {
             let (key, raw) = item?;
-            out.push(decode_feed(&key, &raw).map_err(|e| UnreadableEntry {
-                seq: keys::feed_seq_of(&key).unwrap_or(0),
-                reason: e.to_string(),
-            }));
+            let first = keys::feed_seq_of(&key).unwrap_or(0);
+            let entries = match feed_pages::entries(&raw) {
+                Ok(entries) => entries,
+                Err(reason) => {
+                    if first > after {
+                        out.push(Err(UnreadableEntry {
+                            seq: first,
+                            reason: format!("feed page {first}: {reason}"),
+                        }));
+                    }
+                    if out.len() == limit {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            for (seq, json) in (first..).zip(entries) {
+                if seq <= after || seq > durable {
+                    continue;
+                }
+                out.push(decode_feed(seq, json).map_err(|e| UnreadableEntry {
+                    seq,
+                    reason: e.to_string(),
+                }));
+                if out.len() == limit {
+                    return Ok(out);
+                }
+            }
         }
         Ok(out)
     }

@@ -246,3 +246,95 @@ async fn bodies_stored_inline_by_earlier_versions_are_still_read() {
         b"Subject: old\r\n\r\nold body\r\n"
     );
 }
+
+#[tokio::test]
+async fn a_submission_counted_by_an_earlier_version_frees_its_body_after_the_last_recipient() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue_id = {
+        let (db, spool) = open_with(dir.path(), 1 << 20);
+        let queued = spool
+            .enqueue(submission(1, &["a@example.net", "b@example.net"], 512))
+            .await
+            .unwrap();
+        drop(spool);
+        // What an earlier version wrote: the 25-byte reference (tag 0xB5)
+        // and the pending count under a key of its own.
+        let tree = db.open_tree(TREE_NAME).unwrap();
+        let key = format!("b/{}", queued.queue_id);
+        let current = tree.get(&key).unwrap().unwrap();
+        assert_eq!(current.len(), 33, "the reference carries the count");
+        let mut old = current[..25].to_vec();
+        old[0] = 0xB5;
+        tree.insert(&key, old).unwrap();
+        tree.insert(format!("r/{}", queued.queue_id), &2u64.to_be_bytes()[..])
+            .unwrap();
+        db.flush().unwrap();
+        queued.queue_id
+    };
+    let (db, spool) = open_with(dir.path(), 1 << 20);
+    let tree = db.open_tree(TREE_NAME).unwrap();
+    let leased = spool.lease(T0 + 1, 10).unwrap();
+    assert_eq!(leased.len(), 2);
+    spool
+        .delivered(&leased[0].id, delivered_attempt())
+        .await
+        .unwrap();
+    assert_eq!(
+        spool.body(&queue_id).unwrap().unwrap(),
+        body(1, 512),
+        "one recipient is still pending"
+    );
+    assert_eq!(
+        tree.get(format!("r/{queue_id}")).unwrap().unwrap().as_ref(),
+        &1u64.to_be_bytes()[..]
+    );
+    spool
+        .delivered(&leased[1].id, delivered_attempt())
+        .await
+        .unwrap();
+    assert_eq!(spool.body(&queue_id).unwrap(), None);
+    assert!(tree.get(format!("r/{queue_id}")).unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_body_goes_with_the_last_of_its_recipients() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, spool) = open_with(dir.path(), 1 << 20);
+    let tree = db.open_tree(TREE_NAME).unwrap();
+    let queued = spool
+        .enqueue(submission(
+            2,
+            &["a@example.net", "b@example.net", "c@example.net"],
+            700,
+        ))
+        .await
+        .unwrap();
+    assert!(
+        tree.scan_prefix(b"r/").next().is_none(),
+        "the count lives in the body's reference"
+    );
+    let leased = spool.lease(T0 + 1, 10).unwrap();
+    assert_eq!(leased.len(), 3);
+    spool
+        .delivered(&leased[0].id, delivered_attempt())
+        .await
+        .unwrap();
+    spool
+        .bounce(&leased[1].id, delivered_attempt())
+        .await
+        .unwrap();
+    assert_eq!(spool.body(&queued.queue_id).unwrap().unwrap(), body(2, 700));
+    // A deferral is not final: the body stays for the retry.
+    spool
+        .defer(&leased[2].id, T0 + 60_000, delivered_attempt())
+        .await
+        .unwrap();
+    assert_eq!(spool.body(&queued.queue_id).unwrap().unwrap(), body(2, 700));
+    let retried = spool.lease(T0 + 60_000, 10).unwrap();
+    assert_eq!(retried.len(), 1);
+    spool
+        .delivered(&retried[0].id, delivered_attempt())
+        .await
+        .unwrap();
+    assert_eq!(spool.body(&queued.queue_id).unwrap(), None);
+}

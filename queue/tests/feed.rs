@@ -274,11 +274,20 @@ async fn an_unreadable_entry_is_reported_in_its_place_and_the_rest_flows() {
         .enqueue(submission("ws1", &["a@x.org", "b@x.org", "c@x.org"], T0))
         .await
         .unwrap();
-    // Damage entry 2 on disk.
+    // Damage entry 2 on disk: the three entries of the submission share
+    // the page stored under seq 1; a NUL inside entry 2's recipient (same
+    // length, so the page's framing holds) is not JSON.
     let tree = db.open_tree("spool").unwrap();
     let mut key = b"f/".to_vec();
-    key.extend_from_slice(&2u64.to_be_bytes());
-    tree.insert(key, &b"{not json"[..]).unwrap();
+    key.extend_from_slice(&1u64.to_be_bytes());
+    let mut page = tree.get(&key).unwrap().unwrap().to_vec();
+    let needle = b"b@x.org";
+    let at: Vec<usize> = (0..page.len() - needle.len())
+        .filter(|&i| &page[i..i + needle.len()] == needle)
+        .collect();
+    assert_eq!(at.len(), 1, "entry 2 names its recipient once");
+    page[at[0] + 1] = 0;
+    tree.insert(key, page).unwrap();
     let items = spool.feed(0, 10).unwrap();
     assert_eq!(items.len(), 3);
     assert_eq!(items[0].as_ref().unwrap().seq, 1);
@@ -601,4 +610,78 @@ async fn concurrent_enqueues_get_unique_contiguous_seqs() {
     let fed: HashSet<String> = f.iter().map(|e| e.message.message_id.clone()).collect();
     assert_eq!(fed, ids);
     assert_eq!(spool.last_feed_seq(), 50);
+}
+
+#[tokio::test]
+async fn a_page_partly_trimmed_shows_only_its_later_entries_also_after_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (db, spool) = open(dir.path());
+        spool
+            .enqueue(submission(
+                "ws1",
+                &["a@x.org", "b@x.org", "c@x.org", "d@x.org", "e@x.org"],
+                T0,
+            ))
+            .await
+            .unwrap();
+        let tree = db.open_tree("spool").unwrap();
+        assert_eq!(
+            tree.scan_prefix(b"f/").count(),
+            1,
+            "one group's entries share one page"
+        );
+        spool.trim_feed(3).await.unwrap();
+        assert_eq!(seqs(&all(&spool)), [4, 5]);
+        assert_eq!(seqs(&feed(&spool, 1, 10)), [4, 5]);
+        assert_eq!(seqs(&feed(&spool, 4, 10)), [5]);
+        assert_eq!(tree.scan_prefix(b"f/").count(), 1, "the page stays");
+        // Another commit makes the trim durable with it.
+        spool
+            .enqueue(submission("ws1", &["f@x.org"], T0 + 1))
+            .await
+            .unwrap();
+    }
+    let (db, spool) = open(dir.path());
+    assert_eq!(seqs(&all(&spool)), [4, 5, 6]);
+    spool.trim_feed(5).await.unwrap();
+    assert_eq!(seqs(&all(&spool)), [6]);
+    let tree = db.open_tree("spool").unwrap();
+    assert_eq!(
+        tree.scan_prefix(b"f/").count(),
+        1,
+        "the first page went once all its entries were trimmed"
+    );
+    assert_eq!(spool.last_feed_seq(), 6);
+}
+
+#[tokio::test]
+async fn entries_stored_one_per_key_by_an_earlier_version_read_alongside_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, spool) = open(dir.path());
+    let first = spool
+        .enqueue(submission("ws1", &["a@x.org"], T0))
+        .await
+        .unwrap();
+    // What an earlier version wrote under `f/1`: the entry's JSON alone
+    // (a page is a 5-byte header, then each entry after its 4-byte length).
+    let tree = db.open_tree("spool").unwrap();
+    let mut key = b"f/".to_vec();
+    key.extend_from_slice(&1u64.to_be_bytes());
+    let page = tree.get(&key).unwrap().unwrap();
+    assert_eq!(page[0], 0xFE);
+    tree.insert(&key, &page[9..]).unwrap();
+    spool
+        .enqueue(submission("ws1", &["b@x.org", "c@x.org"], T0 + 1))
+        .await
+        .unwrap();
+    let f = all(&spool);
+    assert_eq!(seqs(&f), [1, 2, 3]);
+    assert_eq!(f[0].message.message_id, first.message_ids[0]);
+    assert_eq!(seqs(&feed(&spool, 1, 1)), [2]);
+    spool.trim_feed(1).await.unwrap();
+    assert_eq!(seqs(&all(&spool)), [2, 3]);
+    drop((spool, tree, db));
+    let (_db, spool) = open(dir.path());
+    assert_eq!(spool.last_feed_seq(), 3);
 }

@@ -125,8 +125,7 @@ pub(super) fn stage_enqueue(
         st.put(keys::queue_member(&queue_id, index as u32, &id), Vec::new());
         message_ids.push(id);
     }
-    st.put_body(&queue_id, sub.body)?;
-    st.put(keys::remaining(&queue_id), keys::encode_u64(n).to_vec());
+    st.put_body(&queue_id, sub.body, n)?;
     let ck = keys::accepted(&sub.submitter, at.div_euclid(DAY_MS));
     let accepted = st.get_counter(&ck)?.unwrap_or(0).saturating_add(n);
     st.put(ck, keys::encode_u64(accepted).to_vec());

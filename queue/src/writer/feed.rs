@@ -3,11 +3,15 @@
 use super::staged::Staged;
 use super::FEED_TRIM_CHUNK;
 use crate::error::SpoolError;
+use crate::feed_pages;
 use crate::keys;
 
-/// Deletes up to [`FEED_TRIM_CHUNK`] feed entries with seq <= `up_to_seq`
-/// (already clamped to the durable high-water mark, so entries staged in
-/// this group are never in range). Returns whether more remain.
+/// Deletes up to [`FEED_TRIM_CHUNK`] feed keys whose entries all have
+/// seq <= `up_to_seq` (already clamped to the durable high-water mark, so
+/// entries staged in this group are never in range). A page holding
+/// entries past `up_to_seq` stays (the writer raises the trimmed floor,
+/// below which reads skip its entries) and ends the trim. Returns whether
+/// more remain.
 pub(super) fn stage_trim_feed(st: &mut Staged<'_>, up_to_seq: u64) -> Result<bool, SpoolError> {
     if up_to_seq == 0 {
         return Ok(false);
@@ -22,7 +26,13 @@ pub(super) fn stage_trim_feed(st: &mut Staged<'_>, up_to_seq: u64) -> Result<boo
         let Some(item) = iter.next() else {
             return Ok(false);
         };
-        st.remove(item?.0.to_vec());
+        let (key, raw) = item?;
+        let first = keys::feed_seq_of(&key).unwrap_or(0);
+        let last = first.saturating_add(feed_pages::count(&raw) - 1);
+        if last > up_to_seq {
+            return Ok(false);
+        }
+        st.remove(key.to_vec());
         removed += 1;
     }
     Ok(iter.next().transpose()?.is_some())

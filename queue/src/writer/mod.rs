@@ -60,6 +60,7 @@ use tracing::{debug, error, warn};
 
 use crate::bodies::BodyWriter;
 use crate::error::SpoolError;
+use crate::feed_pages;
 use crate::keys;
 use crate::record::{
     status_index, DeliveryAttempt, Enqueued, FeedEntry, LateReport, MessageRecord, Status,
@@ -149,19 +150,30 @@ pub(crate) struct Shared {
     /// Highest feed seq known to be fsynced: `Spool::feed` never returns
     /// entries past it. Set to `feed_applied` after every successful flush.
     pub feed_durable: AtomicU64,
+    /// Feed entries up to this seq are trimmed: a page partly trimmed
+    /// stays until all of its entries are, and `Spool::feed` skips the
+    /// trimmed ones (durable as `ft`, as lazily as the trims).
+    pub feed_trimmed: AtomicU64,
     /// Fired after every flush that made new feed entries durable.
     pub feed_notify: Arc<Notify>,
 }
 
 impl Shared {
-    /// `feed_seq` is the highest feed seq found on disk at open.
-    pub(crate) fn new(counts: StatusCounts, lanes: Lanes, feed_seq: u64) -> Shared {
+    /// `feed_seq` is the highest feed seq found on disk at open,
+    /// `feed_trimmed` the seq up to which the feed was trimmed.
+    pub(crate) fn new(
+        counts: StatusCounts,
+        lanes: Lanes,
+        feed_seq: u64,
+        feed_trimmed: u64,
+    ) -> Shared {
         Shared {
             leased: Mutex::new(HashSet::new()),
             counts: Mutex::new(counts),
             lanes: Mutex::new(lanes),
             feed_applied: AtomicU64::new(feed_seq),
             feed_durable: AtomicU64::new(feed_seq),
+            feed_trimmed: AtomicU64::new(feed_trimmed),
             feed_notify: Arc::new(Notify::new()),
             flushes: AtomicU64::new(0),
             commits: AtomicU64::new(0),
@@ -193,14 +205,9 @@ pub(crate) fn decode_record(key: &[u8], raw: &[u8]) -> Result<MessageRecord, Spo
     })
 }
 
-/// Decodes a stored feed entry; the key is authoritative for `seq`.
-pub(crate) fn decode_feed(key: &[u8], raw: &[u8]) -> Result<FeedEntry, SpoolError> {
-    let seq = keys::feed_seq_of(key).ok_or_else(|| {
-        SpoolError::Corrupt(format!(
-            "feed key {} is malformed",
-            String::from_utf8_lossy(key)
-        ))
-    })?;
+/// Decodes one stored feed entry; its place in the feed (key and page)
+/// is authoritative for `seq`.
+pub(crate) fn decode_feed(seq: u64, raw: &[u8]) -> Result<FeedEntry, SpoolError> {
     let mut entry: FeedEntry = match serde_json::from_slice(raw) {
         Ok(entry) => entry,
         Err(e) => crate::legacy::feed_entry(seq, raw)
@@ -368,10 +375,15 @@ impl Writer {
                 Request::TrimFeed { up_to_seq, reply } => {
                     let mut st = Staged::new(&self.tree, &group);
                     let durable = self.shared.feed_durable.load(Ordering::Acquire);
-                    let result = feed::stage_trim_feed(&mut st, up_to_seq.min(durable));
+                    let up_to = up_to_seq.min(durable);
+                    let result = feed::stage_trim_feed(&mut st, up_to);
                     if result.is_ok() {
                         let changes = st.finish();
                         group.absorb_lazy(changes);
+                        let floor = self.shared.feed_trimmed.load(Ordering::Acquire);
+                        if up_to > floor.max(group.feed_trimmed.unwrap_or(0)) {
+                            group.feed_trimmed = Some(up_to);
+                        }
                     }
                     done.push(Done::TrimFeed(reply, result));
                 }
@@ -388,7 +400,10 @@ impl Writer {
         }
 
         let mut failed = false;
-        if !group.changes.writes.is_empty() {
+        if !group.changes.writes.is_empty()
+            || !group.changes.feed.is_empty()
+            || group.feed_trimmed.is_some()
+        {
             if let Err(err) = self.apply_and_flush(&group) {
                 failed = true;
                 error!(error = %err, requests = done.len(), "spool commit failed");
@@ -463,14 +478,23 @@ impl Writer {
             }
         }
         // Highest seq of the group's entries, if it staged any.
-        let feed_last =
-            (group.changes.feed_count > 0).then(|| group.feed_base + group.changes.feed_count - 1);
+        let feed_count = group.changes.feed_count();
+        let feed_last = (feed_count > 0).then(|| group.feed_base + feed_count - 1);
         if let Some(last) = feed_last {
+            for (first, page) in feed_pages::pages(group.feed_base, &group.changes.feed) {
+                batch.insert(keys::feed(first), page);
+            }
             batch.insert(keys::FEED_HIGH, &keys::encode_u64(last)[..]);
+        }
+        if let Some(floor) = group.feed_trimmed {
+            batch.insert(keys::FEED_TRIMMED, &keys::encode_u64(floor)[..]);
         }
         self.tree.apply_batch(batch)?;
         if let Some(last) = feed_last {
             self.shared.feed_applied.store(last, Ordering::Release);
+        }
+        if let Some(floor) = group.feed_trimmed {
+            self.shared.feed_trimmed.fetch_max(floor, Ordering::AcqRel);
         }
         *lock(&self.shared.counts) = counts;
         if !group.changes.lanes.is_empty() {

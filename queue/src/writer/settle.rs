@@ -7,6 +7,7 @@ use tracing::warn;
 use super::lanes::Entry;
 use super::staged::Staged;
 use super::{decode_record, lock, Shared};
+use crate::bodies::BodyRef;
 use crate::error::SpoolError;
 use crate::keys;
 use crate::record::{
@@ -76,20 +77,7 @@ pub(super) fn stage_settle(
         }
         _ => {
             rec.next_attempt_at_ms = None;
-            let rk = keys::remaining(&rec.queue_id);
-            let left = match st.get_counter(&rk)? {
-                Some(n) => n.saturating_sub(1),
-                None => {
-                    warn!(queue_id = %rec.queue_id, "remaining counter missing; freeing body");
-                    0
-                }
-            };
-            if left == 0 {
-                st.remove(rk);
-                st.remove_body(&rec.queue_id)?;
-            } else {
-                st.put(rk, keys::encode_u64(left).to_vec());
-            }
+            settle_pending(st, &rec.queue_id)?;
             st.put(keys::finished(attempt.at_ms, id), Vec::new());
         }
     }
@@ -98,6 +86,38 @@ pub(super) fn stage_settle(
     st.changes.delta[status_index(old)] -= 1;
     st.changes.delta[status_index(new)] += 1;
     Ok(rec)
+}
+
+/// Counts one message of a submission as final: the body goes with the
+/// last one. The count is in the body's reference, or (written by an
+/// earlier version) under `r/<queueid>`.
+fn settle_pending(st: &mut Staged<'_>, queue_id: &str) -> Result<(), SpoolError> {
+    let bk = keys::body(queue_id);
+    let stored = st.get(&bk)?;
+    if let Some(raw) = stored.as_deref() {
+        if let (Some(r), Some(n)) = (BodyRef::decode(raw), BodyRef::pending_of(raw)) {
+            match n.saturating_sub(1) {
+                0 => st.remove_body(queue_id)?,
+                left => st.put(bk, r.encode_with_pending(left)),
+            }
+            return Ok(());
+        }
+    }
+    let rk = keys::remaining(queue_id);
+    let left = match st.get_counter(&rk)? {
+        Some(n) => n.saturating_sub(1),
+        None => {
+            warn!(queue_id, "remaining counter missing; freeing body");
+            0
+        }
+    };
+    if left == 0 {
+        st.remove(rk);
+        st.remove_body(queue_id)?;
+    } else {
+        st.put(rk, keys::encode_u64(left).to_vec());
+    }
+    Ok(())
 }
 
 /// Later reports a delivered message takes at most: a bounce ends them,

@@ -32,6 +32,9 @@ pub(crate) struct Group {
     pub(super) settlements: u64,
     /// Seq of the group's first feed entry.
     pub(super) feed_base: u64,
+    /// The feed is trimmed up to here by this group's trims (when that
+    /// raises the floor).
+    pub(super) feed_trimmed: Option<u64>,
     /// Whether the group holds anything that must be fsynced before the
     /// callers are answered (everything but feed trims).
     pub(super) needs_flush: bool,
@@ -58,8 +61,14 @@ impl<'a> Staged<'a> {
     }
 
     /// Stages a new body: its reference (at the offset it will get when the
-    /// group's bodies are appended) and its segment's live counter.
-    pub(crate) fn put_body(&mut self, queue_id: &str, body: Vec<u8>) -> Result<(), SpoolError> {
+    /// group's bodies are appended) with the submission's `pending`
+    /// messages, and its segment's live counter.
+    pub(crate) fn put_body(
+        &mut self,
+        queue_id: &str,
+        body: Vec<u8>,
+        pending: u64,
+    ) -> Result<(), SpoolError> {
         let len = u32::try_from(body.len())
             .map_err(|_| SpoolError::Invalid("message body exceeds 4 GiB".into()))?;
         let r = BodyRef {
@@ -73,7 +82,7 @@ impl<'a> Staged<'a> {
         let ck = keys::segment_live(r.segment);
         let live = self.get_counter(&ck)?.unwrap_or(0) + 1;
         self.put(ck, keys::encode_u64(live).to_vec());
-        self.put(keys::body(queue_id), r.encode());
+        self.put(keys::body(queue_id), r.encode_with_pending(pending));
         self.changes.body_bytes += u64::from(len);
         self.changes.bodies.push(body);
         Ok(())
@@ -156,7 +165,8 @@ impl<'a> Staged<'a> {
         change: StatusChange,
         reply: Option<&str>,
     ) -> Result<(), SpoolError> {
-        let seq = self.group.feed_base + self.group.changes.feed_count + self.changes.feed_count;
+        let seq =
+            self.group.feed_base + self.group.changes.feed_count() + self.changes.feed_count();
         let mut message = rec.message_ref();
         message.status = change.status;
         let entry = FeedEntry {
@@ -170,8 +180,7 @@ impl<'a> Staged<'a> {
         };
         let raw = serde_json::to_vec(&entry)
             .map_err(|e| SpoolError::encoding(format!("encoding feed entry {seq}"), e))?;
-        self.put(keys::feed(seq), raw);
-        self.changes.feed_count += 1;
+        self.changes.feed.push(raw);
         rec.history.push(change);
         Ok(())
     }
@@ -256,8 +265,9 @@ pub(crate) struct Changes {
     pub(super) delta: [i64; 4],
     /// Lanes touched.
     pub(super) lanes: BTreeMap<String, LaneChange>,
-    /// Feed entries staged.
-    pub(super) feed_count: u64,
+    /// Feed entries staged (their JSON, in seq order), written as pages
+    /// when the group is applied (see `feed_pages`).
+    pub(super) feed: Vec<Vec<u8>>,
     /// New bodies, in the order of their offsets.
     pub(super) bodies: Vec<Vec<u8>>,
     pub(super) body_bytes: u64,
@@ -266,8 +276,12 @@ pub(crate) struct Changes {
 }
 
 impl Changes {
+    pub(super) fn feed_count(&self) -> u64 {
+        self.feed.len() as u64
+    }
+
     fn merge(&mut self, other: Changes) {
-        self.feed_count += other.feed_count;
+        self.feed.extend(other.feed);
         self.writes.extend(other.writes);
         self.bodies.extend(other.bodies);
         self.body_bytes += other.body_bytes;
