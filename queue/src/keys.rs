@@ -45,20 +45,24 @@
 //! # Change feed
 //!
 //! Every history entry the writer appends to a record (`email.queued`,
-//! `email.sent`, the settlement's event) also gets one `f/<seq>` entry in
-//! the SAME batch, so the feed and the records can never disagree, even
-//! after a crash: if a history entry is on disk, so is its feed entry. The
-//! event emitter (webhooks) tails the feed from a cursor it stores itself;
-//! that is what makes "no event is ever lost" possible without scanning
-//! records. Big-endian seqs make key order equal to seq order, so tailing
-//! is a range scan from `f/<cursor + 1>`.
+//! `email.sent`, the settlement's event) also gets one feed entry with the
+//! next seq in the SAME batch, so the feed and the records can never
+//! disagree, even after a crash: if a history entry is on disk, so is its
+//! feed entry. A group's entries are stored as pages under the seq of each
+//! page's first entry (see `feed_pages`). The event emitter (webhooks)
+//! tails the feed from a cursor it stores itself; that is what makes "no
+//! event is ever lost" possible without scanning records. Big-endian seqs
+//! make key order equal to seq order, so tailing is a range scan from the
+//! page holding `cursor + 1`. Trimming deletes whole pages; `ft` holds the
+//! seq up to which the consumer trimmed, so the entries of a page it
+//! trimmed in part are not read again.
 //!
 //! Seqs are strictly increasing and never reused. The consumer deletes what
 //! it has consumed (`Spool::trim_feed`), possibly everything, so the last
 //! `f/` key alone cannot tell the next seq after a restart: `fh` holds the
 //! highest seq ever issued and is rewritten in every batch that adds feed
-//! entries. `Spool::open` resumes from the larger of `fh` and the last `f/`
-//! key. `fh` sorts after every `f/` key (`h` > `/`), so it never shows up
+//! entries. `Spool::open` resumes from the larger of `fh` and the last
+//! entry of the last `f/` page. `fh` sorts after every `f/` key (`h` > `/`), so it never shows up
 //! in a scan of the feed.
 //!
 //! Timestamps are stored big-endian with the sign bit flipped

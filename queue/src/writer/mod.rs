@@ -1,7 +1,7 @@
 //! The single writer thread and its group commit.
 //!
 //! Why one thread: every mutation of the spool is a read-modify-write
-//! (counters, a record's history, the remaining-recipients count of a body).
+//! (counters, a record's history, the pending-recipients count of a body).
 //! Funnelling all of them through one thread makes those updates race-free
 //! without locks, keeps the durable counters exact, and — most importantly —
 //! lets one `fsync` cover many callers: the thread blocks for the first
@@ -25,8 +25,9 @@
 //! group's final counter values.
 //!
 //! Change feed: every history entry staged for a record goes through
-//! [`Staged::history`], which also stages a `f/<seq>` feed entry, so the
-//! two always land in the same batch. Seqs are allocated at staging time
+//! [`Staged::history`], which also stages its feed entry, so the two
+//! always land in the same batch (the group's entries as `f/` pages, see
+//! `feed_pages`). Seqs are allocated at staging time
 //! from the group's base (`feed_applied + 1`) plus the entries staged before
 //! in the group; a failed request drops its writes, so its seqs are reused
 //! by the next request and the feed stays contiguous. After the apply
