@@ -133,7 +133,8 @@ pub use record::{
 };
 
 use writer::{
-    decode_counter, decode_feed, decode_record, lock, Lanes, PruneItem, Request, Shared, Writer,
+    decode_counter, decode_feed, decode_legacy_record, decode_record, lock, Lanes, PruneItem,
+    Request, Shared, Writer,
 };
 
 /// Name of the sled tree holding everything the spool stores.
@@ -599,12 +600,14 @@ impl Spool {
         let Some(raw) = self.inner.tree.get(&key)? else {
             return Ok(None);
         };
-        if let Ok(record) = serde_json::from_slice::<MessageRecord>(&raw) {
-            return Ok(Some((record, String::from_utf8_lossy(&raw).into_owned())));
+        match serde_json::from_slice::<MessageRecord>(&raw) {
+            Ok(record) => Ok(Some((record, String::from_utf8_lossy(&raw).into_owned()))),
+            Err(e) => {
+                let record = decode_legacy_record(&key, &raw, e)?;
+                let json = serde_json::to_string(&record).expect("records serialize");
+                Ok(Some((record, json)))
+            }
         }
-        let record = decode_record(&key, &raw)?;
-        let json = serde_json::to_string(&record).expect("records serialize");
-        Ok(Some((record, json)))
     }
 
     /// The stored message of a submission; `None` once all its messages are

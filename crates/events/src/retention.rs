@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use rackwave_store::Store;
+
 use crate::{Events, EventsError};
 
 /// Days as milliseconds.
@@ -31,22 +33,15 @@ pub struct Pruned {
 /// Deletes events and finished deliveries older than the retention.
 pub(crate) async fn prune(events: &Events) -> Result<Pruned, EventsError> {
     let inner = &events.inner;
+    let store = &inner.store;
     let mut pruned = Pruned::default();
     let keep = inner.keep_messages_ms;
-    if keep > 0 && inner.store.is_shared() {
+    if keep > 0 && store.is_shared() {
         let cutoff = inner.clock.now_ms().saturating_sub(keep);
-        loop {
-            let mut tx = inner.store.begin().await?;
-            // Never final a long while after the longest a message stays
-            // queued: its node never said (gone, or its spool lost it).
-            let stale = cutoff.saturating_sub(inner.keep_pending_ms);
-            let (n, more) = tx.prune_message_log(cutoff, stale, BATCH).await?;
-            tx.commit_eventually().await?;
-            pruned.messages += n;
-            if !more {
-                break;
-            }
-        }
+        // Never final a long while after the longest a message stays
+        // queued: its node never said (gone, or its spool lost it).
+        let stale = cutoff.saturating_sub(inner.keep_pending_ms);
+        pruned.messages = in_batches(store, Past::MessageLog { cutoff, stale }).await?;
     }
     let days = inner.config.retention_days;
     if days == 0 {
@@ -57,24 +52,8 @@ pub(crate) async fn prune(events: &Events) -> Result<Pruned, EventsError> {
         .now_ms()
         .saturating_sub((days as i64).saturating_mul(DAY_MS));
     // Deliveries first: a delivery whose event is gone could not be resent.
-    loop {
-        let mut tx = inner.store.begin().await?;
-        let (n, more) = tx.prune_deliveries(cutoff, BATCH).await?;
-        tx.commit_eventually().await?;
-        pruned.deliveries += n;
-        if !more {
-            break;
-        }
-    }
-    loop {
-        let mut tx = inner.store.begin().await?;
-        let (n, more) = tx.prune_events(cutoff, BATCH).await?;
-        tx.commit_eventually().await?;
-        pruned.events += n;
-        if !more {
-            break;
-        }
-    }
+    pruned.deliveries = in_batches(store, Past::Deliveries(cutoff)).await?;
+    pruned.events = in_batches(store, Past::Events(cutoff)).await?;
     if pruned != Pruned::default() {
         tracing::info!(
             events = pruned.events,
@@ -84,6 +63,41 @@ pub(crate) async fn prune(events: &Events) -> Result<Pruned, EventsError> {
         );
     }
     Ok(pruned)
+}
+
+/// What one kind of pruning deletes: records from before a cutoff.
+#[derive(Clone, Copy)]
+enum Past {
+    /// Final entries of the shared message log, and those never made
+    /// final created before `stale`.
+    MessageLog {
+        cutoff: i64,
+        stale: i64,
+    },
+    /// Finished webhook deliveries.
+    Deliveries(i64),
+    Events(i64),
+}
+
+/// Deletes what `past` names in transactions of at most [`BATCH`]
+/// records each, so writers wait at most for one; the total deleted.
+async fn in_batches(store: &Store, past: Past) -> Result<u64, EventsError> {
+    let mut total = 0;
+    loop {
+        let mut tx = store.begin().await?;
+        let (n, more) = match past {
+            Past::MessageLog { cutoff, stale } => {
+                tx.prune_message_log(cutoff, stale, BATCH).await?
+            }
+            Past::Deliveries(cutoff) => tx.prune_deliveries(cutoff, BATCH).await?,
+            Past::Events(cutoff) => tx.prune_events(cutoff, BATCH).await?,
+        };
+        tx.commit_eventually().await?;
+        total += n;
+        if !more {
+            return Ok(total);
+        }
+    }
 }
 
 /// Prunes once an hour until `shutdown` turns true.

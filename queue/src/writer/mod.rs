@@ -196,13 +196,21 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Decodes a stored record (one written by an earlier version too).
 pub(crate) fn decode_record(key: &[u8], raw: &[u8]) -> Result<MessageRecord, SpoolError> {
-    serde_json::from_slice(raw).or_else(|e| {
-        crate::legacy::record(raw).map_err(|_| {
-            SpoolError::encoding(
-                format!("decoding record {}", String::from_utf8_lossy(key)),
-                e,
-            )
-        })
+    serde_json::from_slice(raw).or_else(|e| decode_legacy_record(key, raw, e))
+}
+
+/// Decodes a record that is not in the current shape (`e` said why) as
+/// one of an earlier version.
+pub(crate) fn decode_legacy_record(
+    key: &[u8],
+    raw: &[u8],
+    e: serde_json::Error,
+) -> Result<MessageRecord, SpoolError> {
+    crate::legacy::record(raw).map_err(|_| {
+        SpoolError::encoding(
+            format!("decoding record {}", String::from_utf8_lossy(key)),
+            e,
+        )
     })
 }
 
