@@ -20,20 +20,36 @@ pub(super) fn stage_trim_feed(st: &mut Staged<'_>, up_to_seq: u64) -> Result<boo
         Some(next) => keys::feed(next),
         None => keys::feed_end(),
     };
-    let mut iter = st.tree.range(keys::FEED.to_vec()..end);
+    // Past `end` too: the key after a page bounds its last seq, whatever
+    // a damaged page header claims.
+    let mut iter = st
+        .tree
+        .range(keys::FEED.to_vec()..keys::feed_end())
+        .peekable();
     let mut removed = 0;
     while removed < FEED_TRIM_CHUNK {
         let Some(item) = iter.next() else {
             return Ok(false);
         };
         let (key, raw) = item?;
+        if key.as_ref() >= end.as_slice() {
+            return Ok(false);
+        }
         let first = keys::feed_seq_of(&key).unwrap_or(0);
-        let last = first.saturating_add(feed_pages::count(&raw) - 1);
+        let mut last = first.saturating_add(feed_pages::count(&raw) - 1);
+        if let Some(Ok((next, _))) = iter.peek() {
+            if let Some(next) = keys::feed_seq_of(next) {
+                last = last.min(next.saturating_sub(1)).max(first);
+            }
+        }
         if last > up_to_seq {
             return Ok(false);
         }
         st.remove(key.to_vec());
         removed += 1;
     }
-    Ok(iter.next().transpose()?.is_some())
+    Ok(iter
+        .next()
+        .transpose()?
+        .is_some_and(|(key, _)| key.as_ref() < end.as_slice()))
 }
