@@ -856,6 +856,9 @@ impl Spool {
         // Entries are stored in pages (see `feed_pages`): start at the page
         // holding the first wanted seq, which may begin before it.
         let after = after_seq.max(self.inner.shared.feed_trimmed.load(Ordering::Acquire));
+        if after >= durable {
+            return Ok(out);
+        }
         let wanted = keys::feed(after + 1);
         let tree = &self.inner.tree;
         let start = match tree.range(keys::FEED.to_vec()..=wanted.clone()).next_back() {
