@@ -42,6 +42,8 @@
 #   section, `\n`-separated; empty for a build without rate limits)
 #   IDLE_WAIT [180] (s to wait for other builds to finish before a phase)
 #   KEEP_WORK [0] (keep the temp dir)
+#   PHASES ["smtp single batch"] (a subset for quick A/B runs of a change:
+#   "single batch" gives the ratio the issue names)
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
@@ -56,6 +58,7 @@ PORT_BASE=${PORT_BASE:-11000}
 RW_HTTP=${RW_HTTP-rate_limit_per_second = 0}
 IDLE_WAIT=${IDLE_WAIT:-180}
 KEEP_WORK=${KEEP_WORK:-0}
+PHASES=${PHASES:-smtp single batch}
 
 SMTP_PORT=$((PORT_BASE + 25))
 TLS_PORT=$((PORT_BASE + 465))
@@ -196,11 +199,14 @@ measure() { # round phase
 
 # --- the run -------------------------------------------------------------------------
 
-log "work dir $WORK; $ROUNDS rounds of $MESSAGES messages of $SIZE octets: SMTP $SMTP_CONCURRENCY conn, HTTP $HTTP_CONCURRENCY conn, batch $BATCH x $BATCH_CONCURRENCY conn"
+for phase in $PHASES; do
+    case $phase in smtp | single | batch) ;; *) die "unknown phase $phase (smtp, single, batch)" ;; esac
+done
+log "work dir $WORK; $ROUNDS rounds ($PHASES) of $MESSAGES messages of $SIZE octets: SMTP $SMTP_CONCURRENCY conn, HTTP $HTTP_CONCURRENCY conn, batch $BATCH x $BATCH_CONCURRENCY conn"
 START=$(date +%s)
 for ((round = 1; round <= ROUNDS; round++)); do
     log "round $round of $ROUNDS"
-    for phase in smtp single batch; do
+    for phase in $PHASES; do
         measure "$round" "$phase"
     done
 done
