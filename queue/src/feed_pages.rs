@@ -58,6 +58,12 @@ pub(crate) fn count(raw: &[u8]) -> u64 {
     }
 }
 
+/// The seq of the last entry under the feed key of seq `first` (as its
+/// header says; see [`count`]).
+pub(crate) fn last_seq(first: u64, raw: &[u8]) -> u64 {
+    first.saturating_add(count(raw) - 1)
+}
+
 /// The entries' JSON under one feed key, in seq order; `Err` with the
 /// reason if a page's framing is damaged (its entries cannot be told
 /// apart).

@@ -292,7 +292,7 @@ impl Spool {
                     String::from_utf8_lossy(&key)
                 ))
             })?;
-            feed_seq = feed_seq.max(first.saturating_add(feed_pages::count(&raw) - 1));
+            feed_seq = feed_seq.max(feed_pages::last_seq(first, &raw));
         }
         let feed_trimmed = match tree.get(keys::FEED_TRIMMED)? {
             Some(raw) => decode_counter(keys::FEED_TRIMMED, &raw)?,
@@ -850,13 +850,10 @@ impl Spool {
     ) -> Result<Vec<Result<FeedEntry, UnreadableEntry>>, SpoolError> {
         let durable = self.last_feed_seq();
         let mut out = Vec::new();
-        if limit == 0 || after_seq >= durable {
-            return Ok(out);
-        }
         // Entries are stored in pages (see `feed_pages`): start at the page
         // holding the first wanted seq, which may begin before it.
         let after = after_seq.max(self.inner.shared.feed_trimmed.load(Ordering::Acquire));
-        if after >= durable {
+        if limit == 0 || after >= durable {
             return Ok(out);
         }
         let wanted = keys::feed(after + 1);

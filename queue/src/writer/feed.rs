@@ -36,7 +36,7 @@ pub(super) fn stage_trim_feed(st: &mut Staged<'_>, up_to_seq: u64) -> Result<boo
             return Ok(false);
         }
         let first = keys::feed_seq_of(&key).unwrap_or(0);
-        let mut last = first.saturating_add(feed_pages::count(&raw) - 1);
+        let mut last = feed_pages::last_seq(first, &raw);
         if let Some(Ok((next, _))) = iter.peek() {
             if let Some(next) = keys::feed_seq_of(next) {
                 last = last.min(next.saturating_sub(1)).max(first);

@@ -94,14 +94,13 @@ pub(super) fn stage_settle(
 fn settle_pending(st: &mut Staged<'_>, queue_id: &str) -> Result<(), SpoolError> {
     let bk = keys::body(queue_id);
     let stored = st.get(&bk)?;
-    if let Some(raw) = stored.as_deref() {
-        if let (Some(r), Some(n)) = (BodyRef::decode(raw), BodyRef::pending_of(raw)) {
-            match n.saturating_sub(1) {
-                0 => st.remove_body(queue_id)?,
-                left => st.put(bk, r.encode_with_pending(left)),
-            }
-            return Ok(());
+    let reference = stored.as_deref().and_then(BodyRef::decode);
+    if let (Some(r), Some(n)) = (reference, stored.as_deref().and_then(BodyRef::pending_of)) {
+        match n.saturating_sub(1) {
+            0 => st.remove_body(queue_id, reference)?,
+            left => st.put(bk, r.encode_with_pending(left)),
         }
+        return Ok(());
     }
     let rk = keys::remaining(queue_id);
     let left = match st.get_counter(&rk)? {
@@ -113,7 +112,7 @@ fn settle_pending(st: &mut Staged<'_>, queue_id: &str) -> Result<(), SpoolError>
     };
     if left == 0 {
         st.remove(rk);
-        st.remove_body(queue_id)?;
+        st.remove_body(queue_id, reference)?;
     } else {
         st.put(rk, keys::encode_u64(left).to_vec());
     }

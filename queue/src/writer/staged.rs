@@ -88,11 +88,16 @@ impl<'a> Staged<'a> {
         Ok(())
     }
 
-    /// Stages the removal of a body and the release of its segment.
-    pub(crate) fn remove_body(&mut self, queue_id: &str) -> Result<(), SpoolError> {
+    /// Stages the removal of a body and the release of its segment;
+    /// `stored` is its reference as the caller read it (`None` for a body
+    /// stored inline by an earlier version, which has no segment).
+    pub(crate) fn remove_body(
+        &mut self,
+        queue_id: &str,
+        stored: Option<BodyRef>,
+    ) -> Result<(), SpoolError> {
         let key = keys::body(queue_id);
-        // Bodies stored inline by earlier versions have no segment.
-        if let Some(r) = self.get(&key)?.as_deref().and_then(BodyRef::decode) {
+        if let Some(r) = stored {
             let ck = keys::segment_live(r.segment);
             match self.get_counter(&ck)?.unwrap_or(0) {
                 0 | 1 => {
