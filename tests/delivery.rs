@@ -202,10 +202,14 @@ async fn a_body_damaged_on_disk_bounces_instead_of_being_sent() {
         .send("app@sender.test", &["fay@example.test"], "to be damaged")
         .await;
     r.wait(&qid, &["deferred"]).await;
-    // Flip one byte of every stored body.
+    // Flip one byte of every stored body (the segment files; the spool's
+    // index is a directory beside them).
     let bodies = r.ts.dir.path().join("data").join("bodies");
     for entry in std::fs::read_dir(&bodies).unwrap() {
         let path = entry.unwrap().path();
+        if !path.is_file() {
+            continue;
+        }
         let mut bytes = std::fs::read(&path).unwrap();
         if let Some(b) = bytes.last_mut() {
             *b ^= 0x20;

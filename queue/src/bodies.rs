@@ -1,21 +1,20 @@
-//! Message bodies, kept in append-only segment files beside the sled tree.
+//! Message bodies, kept in append-only segment files beside the index.
 //!
-//! # Why not in sled
+//! # Why not in the index
 //!
 //! Bodies are most of the spool's bytes but are written once, read once per
-//! delivery connection and deleted once. sled 0.34 stores values inside its
-//! B-tree leaf pages and rewrites a whole page whenever any key on it
-//! changes, so a 2 KB body is copied again and again while the records next
-//! to it are updated, and values past a quarter segment (128 KB) become a
-//! file each. Both the write amplification and the page cache pressure grow
-//! with queue depth. Here a body is written exactly once, sequentially, and
-//! sled only holds a 25-byte [`BodyRef`] to it.
+//! delivery connection and deleted once. A key-value store rewrites its
+//! values: a B-tree with copy-on-write pages (sled, which held the spool
+//! before) whenever any key on the page changes, an LSM tree at every
+//! compaction that passes them; both the write amplification and the
+//! cache pressure grow with queue depth. Here a body is written exactly
+//! once, sequentially, and the index only holds a small [`BodyRef`] to it.
 //!
 //! # Durability
 //!
 //! The writer thread appends every body of a group to the current segment,
-//! `fdatasync`s the segment, and only THEN applies the sled batch holding the
-//! references and fsyncs sled. So a durable reference always points at
+//! `fdatasync`s the segment, and only THEN applies the index batch holding
+//! the references and syncs the index's journal. So a durable reference always points at
 //! durable bytes. A crash in between leaves unreferenced bytes at the end of
 //! a segment: garbage, never a dangling reference. Each body carries a CRC32
 //! in its reference, so torn or damaged data is reported, not delivered.
@@ -48,7 +47,7 @@ use crate::error::SpoolError;
 use crate::keys;
 use crate::writer::{decode_counter, lock};
 
-/// First byte of an encoded [`BodyRef`]. Bodies stored inline in sled by
+/// First byte of an encoded [`BodyRef`]. Bodies stored inline (in sled) by
 /// earlier versions are RFC 5322 text and never start with either tag.
 const REF_TAG: u8 = 0xB5;
 const REF_LEN: usize = 25;
@@ -101,7 +100,7 @@ impl BodyRef {
         ))
     }
 
-    /// `None` if `raw` is not a reference (a body stored inline in sled by
+    /// `None` if `raw` is not a reference (a body stored inline, in sled, by
     /// an earlier version).
     pub(crate) fn decode(raw: &[u8]) -> Option<BodyRef> {
         let tagged = match raw.first() {
@@ -203,7 +202,7 @@ impl BodyWriter {
     /// to and starts a fresh segment after the highest id seen.
     pub(crate) fn open(
         dir: &Path,
-        tree: &sled::Tree,
+        tree: &crate::index::Index,
         segment_target: u64,
     ) -> Result<BodyWriter, SpoolError> {
         std::fs::create_dir_all(dir).map_err(io_error(format!("creating {}", dir.display())))?;
@@ -270,7 +269,7 @@ impl BodyWriter {
     /// away if no body in it is live); if that fails, the current segment
     /// goes on growing past its target rather than failing the group, which
     /// may hold settlements that have nothing to do with bodies.
-    pub(crate) fn prepare(&mut self, tree: &sled::Tree) -> Result<(u64, u64), SpoolError> {
+    pub(crate) fn prepare(&mut self, tree: &crate::index::Index) -> Result<(u64, u64), SpoolError> {
         if self.poisoned {
             match self.file.set_len(self.len) {
                 Ok(()) => self.poisoned = false,
@@ -289,7 +288,7 @@ impl BodyWriter {
         Ok((self.current, self.len))
     }
 
-    fn rotate(&mut self, tree: &sled::Tree) -> Result<(), SpoolError> {
+    fn rotate(&mut self, tree: &crate::index::Index) -> Result<(), SpoolError> {
         let next = self.current + 1;
         let file = create_segment(&self.files.dir, next)?;
         let old = std::mem::replace(&mut self.current, next);

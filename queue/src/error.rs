@@ -9,10 +9,12 @@ use thiserror::Error;
 /// decide whether to retry.
 #[derive(Debug, Error)]
 pub enum SpoolError {
-    /// sled failed (I/O, corruption). For enqueue this means the message
-    /// was NOT durably accepted and the client must be told to retry.
+    /// The index failed (I/O, corruption), or the sled tree of an earlier
+    /// version could not be read. For enqueue this means the message was
+    /// NOT durably accepted and the client must be told to retry. Shared,
+    /// so a group's failure reaches each of its waiters.
     #[error("spool storage error: {0}")]
-    Storage(#[from] sled::Error),
+    Storage(std::sync::Arc<dyn std::error::Error + Send + Sync>),
     /// Reading or writing a body segment file failed. For enqueue this,
     /// like `Storage`, means the message was NOT accepted.
     #[error("spool i/o error ({context}): {source}")]
@@ -48,6 +50,18 @@ pub enum SpoolError {
     /// The writer thread is gone (spool shutting down or it panicked).
     #[error("spool writer is closed")]
     Closed,
+}
+
+impl From<fjall::Error> for SpoolError {
+    fn from(e: fjall::Error) -> Self {
+        SpoolError::Storage(std::sync::Arc::new(e))
+    }
+}
+
+impl From<sled::Error> for SpoolError {
+    fn from(e: sled::Error) -> Self {
+        SpoolError::Storage(std::sync::Arc::new(e))
+    }
 }
 
 impl SpoolError {

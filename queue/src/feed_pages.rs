@@ -1,11 +1,11 @@
 //! Feed pages: the change feed's entries of one group commit stored
 //! together under the seq of the first.
 //!
-//! Why: every key the writer inserts into sled 0.34 costs it a leaf clone
-//! and, every few inserts at the tree's right edge, a split that rewrites
-//! the parent index node into the log. One feed key per entry was an
-//! eighth of the writer's inserts, and trimming the consumed entries cost
-//! as many removals again. A page is one insert and one removal for a
+//! Why: every key costs the writer an insert (and, in sled 0.34, where the
+//! spool was kept when pages came, a leaf clone and every few inserts a
+//! split). One feed key per entry was an eighth of the writer's inserts,
+//! and trimming the consumed entries cost as many removals again (in an
+//! LSM tree, as many tombstones). A page is one insert and one removal for a
 //! group's entries (up to [`PAGE_TARGET`] bytes a page).
 //!
 //! Layout of a page value: [`PAGE_TAG`], the entry count (u32 BE), then
@@ -17,9 +17,8 @@
 const PAGE_TAG: u8 = 0xFE;
 const HEADER: usize = 5;
 
-/// A page is closed once it holds this many bytes of entries, so values
-/// stay far below the size at which sled stores a value as a file of its
-/// own (a quarter of its 512 KB segments).
+/// A page is closed once it holds this many bytes of entries: one value
+/// stays a small part of a memtable and of a table's block.
 pub(crate) const PAGE_TARGET: usize = 64 * 1024;
 
 /// Splits a group's entries (in seq order, the first being `first_seq`)

@@ -1,11 +1,11 @@
-//! Key layout of the `spool` tree.
+//! Key layout of the spool's index (`index.rs`).
 //!
-//! Everything lives in ONE sled tree, distinguished by key prefixes, because
-//! sled only makes a `Batch` atomic within a single tree: keeping the body
-//! references, the records, every index and every counter in the same tree is
-//! what lets a whole group commit be a single `Tree::apply_batch`, so a crash
-//! can never leave an index pointing at a missing record or a counter that
-//! disagrees with the data. (The body bytes themselves are in segment files,
+//! Everything lives in ONE key space, distinguished by key prefixes (the
+//! layout sled's tree `spool` had in earlier versions, so their spools are
+//! copied over key for key): the body references, the records, every index
+//! and every counter change together in one atomic batch per group
+//! commit, so a crash can never leave an index pointing at a missing
+//! record or a counter that disagrees with the data. (The body bytes themselves are in segment files,
 //! made durable before the batch that references them: see `bodies.rs`.)
 //!
 //! | key                                              | value                         |

@@ -5,21 +5,21 @@
 //!
 //! * **Durable acceptance.** [`Spool::enqueue`] returns only after the body
 //!   (appended to a segment file and `fdatasync`ed first) and every record
-//!   (`sled::Db::flush`) are on disk. The SMTP server
+//!   (the index's journal, synced) are on disk. The SMTP server
 //!   answers `250 OK queued as <queue id>` only after that, so a crash can
 //!   never lose mail we claimed to have taken responsibility for. (The
 //!   converse is at-least-once: if the connection dies between commit and
 //!   reply, the client retries and the message may be queued twice.)
 //! * **Group commit.** fsync is the expensive part, so one writer thread
-//!   batches concurrent mutations into a single atomic `apply_batch` and a
-//!   single flush (see [`SpoolConfig`]).
+//!   batches concurrent mutations into a single atomic batch and a
+//!   single sync (see [`SpoolConfig`]).
 //! * **Bodies outside the tree.** Bodies are written once, sequentially,
 //!   into append-only segment files; the tree holds a small checksummed
 //!   reference per body (see `bodies.rs` for why and how crashes are
 //!   handled).
 //! * **Atomic bookkeeping.** Records, body references, due index, listing indexes,
-//!   per-status counters and per-submitter daily counters live in one sled
-//!   tree and change in the same batch, so they never disagree, even after
+//!   per-status counters and per-submitter daily counters live in the
+//!   spool's index (`index.rs`) and change in the same batch, so they never disagree, even after
 //!   a crash. Counters are therefore exact and loaded at open instead of
 //!   recomputed by scanning.
 //! * **Bounded memory.** Nothing proportional to queue length is held in
@@ -108,6 +108,7 @@ mod bodies;
 mod error;
 mod feed_pages;
 mod ids;
+mod index;
 mod keys;
 mod legacy;
 mod record;
@@ -127,6 +128,8 @@ use tracing::warn;
 
 pub use error::SpoolError;
 pub use ids::{is_message_id, is_queue_id, new_queue_id};
+#[doc(hidden)]
+pub use index::RawIndex;
 pub use record::{
     DeliveryAttempt, Enqueued, FeedEntry, LateReport, ListFilter, MessageRecord, Page, SpoolStats,
     Status, StatusChange, StatusCounts, Submission, UnreadableEntry,
@@ -137,8 +140,10 @@ use writer::{
     Request, Shared, Writer,
 };
 
-/// Name of the sled tree holding everything the spool stores.
-pub const TREE_NAME: &str = "spool";
+/// The directory, inside the spool's directory, holding its index
+/// (records, indexes, counters: see `keys.rs`); the body segments are
+/// beside it.
+pub const INDEX_DIR: &str = "index";
 
 /// Maximum number of index entries one [`Spool::list`] call examines.
 /// The fields of a stored record a listing's filter compares, read
@@ -164,7 +169,7 @@ pub struct SpoolConfig {
     /// exists to measure what group commit buys, not for production.
     pub group_commit: bool,
     /// Maximum number of operations per commit (default 512). Caps the size
-    /// of one sled batch and the latency a single fsync adds to the last
+    /// of one index batch and the latency a single fsync adds to the last
     /// waiter of a large group.
     pub max_batch: usize,
     /// A body segment file stops taking new bodies at this size (default
@@ -196,7 +201,7 @@ pub struct Spool {
 pub type HeldLanes = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 struct Inner {
-    tree: sled::Tree,
+    tree: index::Index,
     bodies: Arc<bodies::BodyFiles>,
     shared: Arc<Shared>,
     /// The lane that got the most recent message from `lease`; the next
@@ -227,33 +232,37 @@ impl Drop for Inner {
 }
 
 impl Spool {
-    /// Opens (creating if needed) the sled tree `"spool"` in `db` and the
-    /// body segments in `bodies_dir` (deleting segments left unreferenced
-    /// by a crash), loads the
+    /// The spool of a data directory's node: [`open`](Self::open) with the
+    /// store's sled database as the place an earlier version may have
+    /// kept it.
+    pub fn open_in(
+        database: &rackwave_store::Database,
+        dir: &Path,
+        config: SpoolConfig,
+    ) -> Result<Spool, SpoolError> {
+        Spool::open(database.sled(), dir, config)
+    }
+
+    /// Opens (creating if needed) the spool in `dir`: its index in
+    /// `dir/index` (see [`INDEX_DIR`]) and its body segments in `dir`
+    /// itself (deleting segments left unreferenced by a crash), loads the
     /// status counters and the due lanes (one small counter per workspace
     /// with pending mail) and starts the writer thread.
     ///
-    /// Call it once per process and database: the spool relies on being the
-    /// only writer of its tree for exact counters and race-free updates.
-    /// The spool in the data directory's database (beside the store), its
-    /// bodies in `bodies_dir`: [`open`](Self::open) on [`Database::sled`].
+    /// Earlier versions kept the index in the store's sled database (the
+    /// tree `spool`); what `legacy` holds there is moved into the index,
+    /// once, before anything else happens.
     ///
-    /// [`Database::sled`]: rackwave_store::Database::sled
-    pub fn open_in(
-        database: &rackwave_store::Database,
-        bodies_dir: &Path,
-        config: SpoolConfig,
-    ) -> Result<Spool, SpoolError> {
-        Spool::open(database.sled(), bodies_dir, config)
-    }
-
-    pub fn open(
-        db: &sled::Db,
-        bodies_dir: &Path,
-        config: SpoolConfig,
-    ) -> Result<Spool, SpoolError> {
-        let tree = db.open_tree(TREE_NAME)?;
-        let body_writer = bodies::BodyWriter::open(bodies_dir, &tree, config.body_segment_bytes)?;
+    /// Call it once per process and directory: the spool relies on being
+    /// the only writer of its index for exact counters and race-free
+    /// updates.
+    pub fn open(legacy: &sled::Db, dir: &Path, config: SpoolConfig) -> Result<Spool, SpoolError> {
+        std::fs::create_dir_all(dir).map_err(|e| SpoolError::Io {
+            context: format!("creating {}", dir.display()),
+            source: e,
+        })?;
+        let tree = index::Index::open(&dir.join(INDEX_DIR), Some(legacy))?;
+        let body_writer = bodies::BodyWriter::open(dir, &tree, config.body_segment_bytes)?;
         let body_files = body_writer.files();
         let mut counts = StatusCounts::default();
         for status in Status::ALL {
@@ -314,7 +323,6 @@ impl Spool {
         ));
         let (tx, rx) = mpsc::channel();
         let writer = Writer {
-            db: db.clone(),
             tree: tree.clone(),
             shared: shared.clone(),
             rx,
@@ -326,7 +334,10 @@ impl Spool {
         let handle = std::thread::Builder::new()
             .name("rackwave-spool-writer".into())
             .spawn(move || writer.run())
-            .map_err(|e| SpoolError::Storage(sled::Error::Io(e)))?;
+            .map_err(|e| SpoolError::Io {
+                context: "starting the spool writer thread".into(),
+                source: e,
+            })?;
         Ok(Spool {
             inner: Arc::new(Inner {
                 tree,
@@ -629,7 +640,7 @@ impl Spool {
                 }
                 Err(e) => Err(e),
             },
-            // Stored inline in sled by an earlier version.
+            // Stored inline by an earlier version.
             None => Ok(Some(raw.to_vec())),
         }
     }
@@ -905,8 +916,8 @@ impl Spool {
     /// huge batch) and is visible once this returns, but it is NOT fsynced
     /// on its own: a group holding only trims is applied without a flush,
     /// and the deletions become durable with the next group commit (any
-    /// enqueue or settlement), sled's periodic background flush or a clean
-    /// shutdown (sled flushes when the database is dropped). After a crash
+    /// enqueue or settlement) or a clean shutdown (the index syncs its
+    /// journal when closed). After a crash
     /// some trimmed entries may therefore reappear; they are below the
     /// consumer's stored cursor, so it skips them and trims them again.
     pub async fn trim_feed(&self, up_to_seq: u64) -> Result<(), SpoolError> {
@@ -1057,6 +1068,13 @@ impl Spool {
         Ok(!done)
     }
 
+    /// The stored keys themselves, for tests of what the spool does with
+    /// damaged or earlier versions' data.
+    #[doc(hidden)]
+    pub fn raw(&self) -> index::RawIndex {
+        index::RawIndex(self.inner.tree.clone())
+    }
+
     /// The ids currently leased (diagnostics).
     pub fn leased_ids(&self) -> HashSet<String> {
         lock(&self.inner.shared.leased).clone()
@@ -1071,12 +1089,12 @@ struct LaneScan {
     /// The lane's lease cursor at the snapshot: the scan starts after it.
     start_after: Option<Vec<u8>>,
     /// Opened on first use: the lane's keys due at `now_ms`, in order.
-    iter: Option<sled::Iter>,
+    iter: Option<index::Iter>,
     /// Whether any due key (leased or not) was seen in the lane.
     saw_due: bool,
     /// The last key the scan passed (leased, or not leasable at all) with
     /// no refused message before it: where the lane's cursor may move.
-    last_key: Option<sled::IVec>,
+    last_key: Option<fjall::Slice>,
     /// Messages `admit` refused in this call.
     refused: usize,
 }
@@ -1087,7 +1105,7 @@ struct LaneScan {
 /// the tree: ids drawn from now on are newer than anything stored and
 /// never repeat in this process (see `rackwave_core::ids`). `false` when
 /// a stored id is not one of ours: then the writer checks every id.
-fn ids_follow_stored(tree: &sled::Tree) -> Result<bool, SpoolError> {
+fn ids_follow_stored(tree: &index::Index) -> Result<bool, SpoolError> {
     let mut newest = 0;
     // Record keys end with the message id; submission keys continue after
     // the queue id (`iq/<queueid>/...`); body keys end with it.
@@ -1122,7 +1140,7 @@ pub const REFUSALS_PER_LANE: usize = 512;
 /// The next leasable due message of a lane that `admit` accepts,
 /// advancing its iterator.
 fn next_due_in_lane(
-    tree: &sled::Tree,
+    tree: &index::Index,
     lane: &mut LaneScan,
     now_ms: i64,
     leased: &HashSet<String>,

@@ -275,7 +275,7 @@ pub struct SpoolStats {
     #[serde(default)]
     pub records_pruned: u64,
     /// Duration of the most recent flush (the body segment's fdatasync
-    /// plus sled's flush, the two fsyncs of a group commit).
+    /// plus the index journal's, the two syncs of a group commit).
     pub last_flush_nanos: u64,
     /// Sum of all flush durations; divide by `flushes` for the mean.
     pub total_flush_nanos: u64,

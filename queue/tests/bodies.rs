@@ -230,9 +230,10 @@ async fn a_damaged_body_is_reported_not_returned() {
 async fn bodies_stored_inline_by_earlier_versions_are_still_read() {
     let dir = tempfile::tempdir().unwrap();
     {
-        // What an earlier version wrote: the body itself under `b/<queue id>`.
+        // What an earlier version wrote, in the store's sled database: the
+        // body itself under `b/<queue id>`.
         let db = common::open_db(&dir.path().join("db"));
-        let tree = db.open_tree(TREE_NAME).unwrap();
+        let tree = db.open_tree("spool").unwrap();
         tree.insert(
             b"b/0123456789ABCDEF",
             &b"Subject: old\r\n\r\nold body\r\n"[..],
@@ -251,28 +252,26 @@ async fn bodies_stored_inline_by_earlier_versions_are_still_read() {
 async fn a_submission_counted_by_an_earlier_version_frees_its_body_after_the_last_recipient() {
     let dir = tempfile::tempdir().unwrap();
     let queue_id = {
-        let (db, spool) = open_with(dir.path(), 1 << 20);
+        let (_db, spool) = open_with(dir.path(), 1 << 20);
         let queued = spool
             .enqueue(submission(1, &["a@example.net", "b@example.net"], 512))
             .await
             .unwrap();
-        drop(spool);
         // What an earlier version wrote: the 25-byte reference (tag 0xB5)
         // and the pending count under a key of its own.
-        let tree = db.open_tree(TREE_NAME).unwrap();
+        let tree = spool.raw();
         let key = format!("b/{}", queued.queue_id);
         let current = tree.get(&key).unwrap().unwrap();
         assert_eq!(current.len(), 33, "the reference carries the count");
         let mut old = current[..25].to_vec();
         old[0] = 0xB5;
         tree.insert(&key, old).unwrap();
-        tree.insert(format!("r/{}", queued.queue_id), &2u64.to_be_bytes()[..])
+        tree.insert(format!("r/{}", queued.queue_id), 2u64.to_be_bytes())
             .unwrap();
-        db.flush().unwrap();
         queued.queue_id
     };
-    let (db, spool) = open_with(dir.path(), 1 << 20);
-    let tree = db.open_tree(TREE_NAME).unwrap();
+    let (_db, spool) = open_with(dir.path(), 1 << 20);
+    let tree = spool.raw();
     let leased = spool.lease(T0 + 1, 10).unwrap();
     assert_eq!(leased.len(), 2);
     spool
@@ -285,7 +284,7 @@ async fn a_submission_counted_by_an_earlier_version_frees_its_body_after_the_las
         "one recipient is still pending"
     );
     assert_eq!(
-        tree.get(format!("r/{queue_id}")).unwrap().unwrap().as_ref(),
+        tree.get(format!("r/{queue_id}")).unwrap().unwrap(),
         &1u64.to_be_bytes()[..]
     );
     spool
@@ -299,8 +298,8 @@ async fn a_submission_counted_by_an_earlier_version_frees_its_body_after_the_las
 #[tokio::test]
 async fn a_body_goes_with_the_last_of_its_recipients() {
     let dir = tempfile::tempdir().unwrap();
-    let (db, spool) = open_with(dir.path(), 1 << 20);
-    let tree = db.open_tree(TREE_NAME).unwrap();
+    let (_db, spool) = open_with(dir.path(), 1 << 20);
+    let tree = spool.raw();
     let queued = spool
         .enqueue(submission(
             2,
@@ -310,7 +309,7 @@ async fn a_body_goes_with_the_last_of_its_recipients() {
         .await
         .unwrap();
     assert!(
-        tree.scan_prefix(b"r/").next().is_none(),
+        tree.keys(b"r/").unwrap().is_empty(),
         "the count lives in the body's reference"
     );
     let leased = spool.lease(T0 + 1, 10).unwrap();

@@ -49,11 +49,12 @@ fn listed(spool: &Spool, ws: &str) -> Vec<String> {
         .collect()
 }
 
-fn keys_naming(db: &sled::Db, id: &str) -> Vec<String> {
-    let tree = db.open_tree("spool").unwrap();
-    tree.iter()
-        .keys()
-        .map(|k| k.unwrap())
+fn keys_naming(spool: &Spool, id: &str) -> Vec<String> {
+    spool
+        .raw()
+        .keys(b"")
+        .unwrap()
+        .into_iter()
         .filter(|k| k.windows(id.len()).any(|w| w == id.as_bytes()))
         .map(|k| String::from_utf8_lossy(&k).into_owned())
         .collect()
@@ -62,7 +63,7 @@ fn keys_naming(db: &sled::Db, id: &str) -> Vec<String> {
 #[tokio::test]
 async fn finished_messages_go_after_the_retention_and_pending_ones_stay() {
     let dir = tempfile::tempdir().unwrap();
-    let (db, spool) = open(dir.path());
+    let (_db, spool) = open(dir.path());
     let a = spool
         .enqueue(submission("ws1", &["a@x.org", "b@x.org", "c@x.org"], T0))
         .await
@@ -105,9 +106,9 @@ async fn finished_messages_go_after_the_retention_and_pending_ones_stay() {
     for id in &ids[..2] {
         assert!(spool.get(id).unwrap().is_none(), "{id} is gone");
         assert!(
-            keys_naming(&db, id).is_empty(),
+            keys_naming(&spool, id).is_empty(),
             "{id}: {:?}",
-            keys_naming(&db, id)
+            keys_naming(&spool, id)
         );
     }
     // The deferred one and the one finished later are untouched.
@@ -181,7 +182,7 @@ async fn records_finished_before_the_index_are_found_once() {
     let dir = tempfile::tempdir().unwrap();
     let old_id;
     {
-        let (db, spool) = open(dir.path());
+        let (_db, spool) = open(dir.path());
         let e = spool
             .enqueue(submission("ws1", &["a@x.org"], T0))
             .await
@@ -189,8 +190,7 @@ async fn records_finished_before_the_index_are_found_once() {
         spool.lease(T0, 1).unwrap();
         old_id = e.message_ids[0].clone();
         spool.delivered(&old_id, attempt_at(T0 + 1)).await.unwrap();
-        drop(spool);
-        as_an_earlier_version_left_it(&db);
+        as_an_earlier_version_left_it(&spool);
     }
     let (_db, spool) = open(dir.path());
     assert_eq!(
@@ -211,7 +211,7 @@ async fn records_finished_before_the_index_are_found_once() {
 async fn the_walk_goes_in_batches() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let (db, spool) = open(dir.path());
+        let (_db, spool) = open(dir.path());
         for i in 0..5 {
             spool
                 .enqueue(submission("ws1", &["a@x.org"], T0 + i))
@@ -221,8 +221,7 @@ async fn the_walk_goes_in_batches() {
         for m in spool.lease(T0 + 10, 10).unwrap() {
             spool.delivered(&m.id, attempt_at(T0 + 20)).await.unwrap();
         }
-        drop(spool);
-        as_an_earlier_version_left_it(&db);
+        as_an_earlier_version_left_it(&spool);
     }
     let (_db, spool) = open(dir.path());
     assert!(spool.index_finished(2).await.unwrap());
@@ -237,10 +236,9 @@ async fn the_walk_goes_in_batches() {
 
 /// Removes the retention index and its marker, as a spool written before
 /// retention existed has neither.
-fn as_an_earlier_version_left_it(db: &sled::Db) {
-    let tree = db.open_tree("spool").unwrap();
-    for key in tree.scan_prefix(b"x").keys() {
-        tree.remove(key.unwrap()).unwrap();
+fn as_an_earlier_version_left_it(spool: &Spool) {
+    let tree = spool.raw();
+    for key in tree.keys(b"x").unwrap() {
+        tree.remove(key).unwrap();
     }
-    db.flush().unwrap();
 }

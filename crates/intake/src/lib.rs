@@ -33,7 +33,8 @@ use std::sync::Arc;
 
 use mail_parser::MessageParser;
 use prometheus_client::registry::Registry;
-use rackwave_accounts::{Domains, SenderRules, Suppressions};
+pub use rackwave_accounts::SenderRules;
+use rackwave_accounts::{Domains, Suppressions};
 use rackwave_core::{random_hex, rfc5322, Clock, MS_PER_DAY};
 use rackwave_queue::Spool;
 use tokio::sync::Notify;
@@ -123,6 +124,10 @@ pub struct Submission {
     /// follows the message's `X-Rackwave-Tracking` field, else the
     /// workspace's default.
     pub tracking: TrackingChoice,
+    /// The workspace's sender rules when the caller read them already for
+    /// this request ([`Intake::sender_rules`]): a batch of messages reads
+    /// them once, not once a message. `None`: read here.
+    pub sender_rules: Option<std::sync::Arc<SenderRules>>,
 }
 
 /// Per-recipient switches of one message (`None`: not said).
@@ -433,7 +438,10 @@ impl Intake {
         };
         // Every author's domain must be one the workspace may send from (a
         // From without a readable address only while nothing is verified).
-        let rules = self.sender_rules(&sub.workspace_id).await?;
+        let rules = match sub.sender_rules.take() {
+            Some(rules) => rules,
+            None => std::sync::Arc::new(self.sender_rules(&sub.workspace_id).await?),
+        };
         let authors = if from_domains.is_empty() {
             vec![String::new()]
         } else {
@@ -655,7 +663,9 @@ impl Intake {
     }
 
     /// What the workspace may put in `From:` (one read per submission).
-    async fn sender_rules(&self, workspace_id: &str) -> Result<SenderRules, Refusal> {
+    /// What `workspace_id` may put in `From:` and what its mail carries
+    /// (its sending domains, its tracking defaults).
+    pub async fn sender_rules(&self, workspace_id: &str) -> Result<SenderRules, Refusal> {
         self.inner
             .domains
             .sender_rules(workspace_id)

@@ -101,6 +101,7 @@ impl Rig {
             tags: Vec::new(),
             tracking: Default::default(),
             metadata: Default::default(),
+            sender_rules: None,
         }
     }
 

@@ -481,6 +481,7 @@ impl Notifier {
                     clicks: Some(false),
                     unsubscribe: Some(false),
                 },
+                sender_rules: None,
             })
             .await;
         match submitted {

@@ -12,7 +12,7 @@ pub(crate) struct Lane {
     /// Entries in the lane (mirror of the durable `l/<ws>` counter).
     pub count: u64,
     /// A lower bound of the earliest due time in the lane: `lease` skips
-    /// the lane without touching sled while `now < next_due_hint`. The
+    /// the lane without touching the index while `now < next_due_hint`. The
     /// writer lowers it whenever it adds an entry; `lease` raises it after
     /// finding nothing due (see [`Lanes::raise_hint`]). `i64::MIN` means
     /// unknown (always scan).

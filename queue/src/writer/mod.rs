@@ -6,7 +6,7 @@
 //! without locks, keeps the durable counters exact, and — most importantly —
 //! lets one `fsync` cover many callers: the thread blocks for the first
 //! request, drains whatever else queued up meanwhile (at most `max_batch`),
-//! applies everything as ONE atomic `Tree::apply_batch`, flushes ONCE and
+//! applies everything as ONE atomic batch of the index, syncs ONCE and
 //! then answers every waiter. While a flush is in progress new requests pile
 //! up in the channel and form the next group, so under load the number of
 //! fsyncs per message drops without adding any artificial delay.
@@ -300,8 +300,7 @@ fn fail_all(requests: Vec<Request>, err: &SpoolError) {
 
 /// The writer thread's state.
 pub(crate) struct Writer {
-    pub db: sled::Db,
-    pub tree: sled::Tree,
+    pub tree: crate::index::Index,
     pub shared: Arc<Shared>,
     pub rx: Receiver<Request>,
     pub bodies: BodyWriter,
@@ -463,13 +462,12 @@ impl Writer {
         let began = Instant::now();
         self.bodies.append(&group.changes.bodies)?;
         let bodies_done = Instant::now();
-        let mut batch = sled::Batch::default();
-        for (k, v) in &group.changes.writes {
-            match v {
-                Some(v) => batch.insert(k.as_slice(), v.as_slice()),
-                None => batch.remove(k.as_slice()),
-            }
-        }
+        // The group's own writes, then the counters and feed pages
+        // computed from them, in one atomic batch.
+        // A key may appear once in a batch (all of its writes share one
+        // sequence number), and these win over the group's writes.
+        let mut batch: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> =
+            std::collections::BTreeMap::new();
         let mut counts = *lock(&self.shared.counts);
         for status in Status::ALL {
             let d = group.changes.delta[status_index(status)];
@@ -482,7 +480,7 @@ impl Writer {
                 *c = next;
                 batch.insert(
                     keys::status_count(status.as_str()),
-                    &keys::encode_u64(next)[..],
+                    Some(keys::encode_u64(next).to_vec()),
                 );
             }
         }
@@ -491,14 +489,27 @@ impl Writer {
         let feed_last = (feed_count > 0).then(|| group.feed_base + feed_count - 1);
         if let Some(last) = feed_last {
             for (first, page) in feed_pages::pages(group.feed_base, &group.changes.feed) {
-                batch.insert(keys::feed(first), page);
+                batch.insert(keys::feed(first), Some(page));
             }
-            batch.insert(keys::FEED_HIGH, &keys::encode_u64(last)[..]);
+            batch.insert(
+                keys::FEED_HIGH.to_vec(),
+                Some(keys::encode_u64(last).to_vec()),
+            );
         }
         if let Some(floor) = group.feed_trimmed {
-            batch.insert(keys::FEED_TRIMMED, &keys::encode_u64(floor)[..]);
+            batch.insert(
+                keys::FEED_TRIMMED.to_vec(),
+                Some(keys::encode_u64(floor).to_vec()),
+            );
         }
-        self.tree.apply_batch(batch)?;
+        let writes = group
+            .changes
+            .writes
+            .iter()
+            .filter(|(k, _)| !batch.contains_key(*k))
+            .chain(&batch);
+        self.tree
+            .apply(writes.map(|(k, v)| (k.as_slice(), v.as_deref())))?;
         if let Some(last) = feed_last {
             self.shared.feed_applied.store(last, Ordering::Release);
         }
@@ -523,13 +534,14 @@ impl Writer {
 
         if !group.needs_flush {
             // Only feed trims: they become durable with the next group
-            // commit or sled's own periodic flush (see `Spool::trim_feed`).
+            // commit or when the index is closed (see `Spool::trim_feed`).
             return Ok(());
         }
         let applied_at = Instant::now();
-        let flushed = self.db.flush();
+        let flushed = self.tree.persist();
         let done = Instant::now();
-        // Both fsyncs of the group (segment and sled) count as its flush.
+        // Both syncs of the group (segment and index journal) count as its
+        // flush.
         let nanos = |d: std::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         let fsync = nanos((bodies_done - began) + (done - applied_at));
         s.flushes.fetch_add(1, Ordering::Relaxed);
@@ -539,7 +551,7 @@ impl Writer {
         if took >= SLOW_COMMIT {
             // Every waiter of the group waited this long: say where the
             // time went.
-            let (total_ms, bodies_ms, apply_ms, sled_flush_ms) = (
+            let (total_ms, bodies_ms, apply_ms, index_sync_ms) = (
                 took.as_millis() as u64,
                 (bodies_done - began).as_millis() as u64,
                 (applied_at - bodies_done).as_millis() as u64,
@@ -549,12 +561,12 @@ impl Writer {
             if took >= VERY_SLOW_COMMIT {
                 warn!(
                     total_ms,
-                    bodies_ms, apply_ms, sled_flush_ms, bodies, writes, "slow spool commit"
+                    bodies_ms, apply_ms, index_sync_ms, bodies, writes, "slow spool commit"
                 );
             } else {
                 debug!(
                     total_ms,
-                    bodies_ms, apply_ms, sled_flush_ms, bodies, writes, "slow spool commit"
+                    bodies_ms, apply_ms, index_sync_ms, bodies, writes, "slow spool commit"
                 );
             }
         }

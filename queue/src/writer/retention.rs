@@ -5,7 +5,7 @@
 //! there, still final) so a counter is never decremented twice.
 //!
 //! Like feed trims, retention writes need no fsync of their own: they
-//! become durable with the next group commit or sled's periodic flush. A
+//! become durable with the next group commit or when the index closes. A
 //! crash may bring some deleted records back; they are deleted again.
 
 use super::decode_record;

@@ -46,13 +46,13 @@ pub(crate) struct Group {
 
 /// One request's writes, staged on top of the group and the tree.
 pub(crate) struct Staged<'a> {
-    pub(super) tree: &'a sled::Tree,
+    pub(super) tree: &'a crate::index::Index,
     pub(super) group: &'a Group,
     pub(super) changes: Changes,
 }
 
 impl<'a> Staged<'a> {
-    pub(crate) fn new(tree: &'a sled::Tree, group: &'a Group) -> Self {
+    pub(crate) fn new(tree: &'a crate::index::Index, group: &'a Group) -> Self {
         Staged {
             tree,
             group,

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use rackwave_core::event::{BounceType, BouncedDetail, DeferredDetail, EmailEvent};
 use rackwave_core::Timestamp;
-use rackwave_queue::{DeliveryAttempt, MessageRecord, Spool, SpoolError};
+use rackwave_queue::{DeliveryAttempt, MessageRecord, Spool, SpoolError, Submission};
 
 /// Opens the sled database at `path` as the server does (the store
 /// crate's [`Database`](rackwave_store::Database), which waits out a lock
@@ -15,6 +15,24 @@ pub fn open_db(path: &Path) -> sled::Db {
         .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()))
         .sled()
         .clone()
+}
+
+/// A submission from alice to `rcpts` in workspace `ws`, received at `at`,
+/// with a small fixed body.
+pub fn submission(ws: &str, rcpts: &[&str], at: i64) -> Submission {
+    Submission {
+        queue_id: None,
+        workspace_id: ws.into(),
+        submitter: "alice".into(),
+        mail_from: "alice@example.com".into(),
+        recipients: rcpts.iter().map(|r| r.to_string()).collect(),
+        subject: Some("hello".into()),
+        body: b"Subject: hello\r\n\r\nhi\r\n".to_vec(),
+        received_at_ms: at,
+        tags: Vec::new(),
+        metadata: Default::default(),
+        return_path: None,
+    }
 }
 
 /// The three settlements by name: `Spool::settle` with the outcome set.

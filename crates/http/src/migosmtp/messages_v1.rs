@@ -186,15 +186,17 @@ pub(crate) async fn send_batch(
                 format!("1 to {MAX_BATCH} messages per batch"),
             ));
         }
-        // All at once: the spool's group commit then makes them durable
+        // The workspace and its sender rules once for the whole batch;
+        // then all at once: the spool's group commit makes them durable
         // together instead of one flush after another.
+        let sender = std::sync::Arc::new(Sender::of(&state, &tenant).await?);
         let n = value.messages.len();
         let mut sends = tokio::task::JoinSet::new();
         for (i, message) in value.messages.into_iter().enumerate() {
-            let (state, tenant) = (state.clone(), tenant.clone());
+            let (state, tenant, sender) = (state.clone(), tenant.clone(), sender.clone());
             sends.spawn(async move {
                 let prefix = format!("messages[{i}].");
-                (i, send_one(&state, &tenant, message, &prefix).await)
+                (i, send_as(&state, &tenant, &sender, message, &prefix).await)
             });
         }
         let mut results: Vec<Option<BatchItem>> = (0..n).map(|_| None).collect();
@@ -218,10 +220,45 @@ pub(crate) async fn send_batch(
     .await
 }
 
+/// What every message of one request shares: read once a request.
+struct Sender {
+    workspace: rackwave_accounts::Workspace,
+    rules: std::sync::Arc<rackwave_intake::SenderRules>,
+}
+
+impl Sender {
+    async fn of(state: &AppState, tenant: &Tenant) -> Result<Sender, ApiError> {
+        let workspace = state
+            .accounts
+            .require_workspace(&tenant.workspace_id)
+            .await?;
+        let rules = state
+            .intake
+            .sender_rules(&workspace.id)
+            .await
+            .map_err(|_| ApiError::unavailable())?;
+        Ok(Sender {
+            workspace,
+            rules: std::sync::Arc::new(rules),
+        })
+    }
+}
+
 /// Composes, reserves the quota for each recipient, and submits.
 pub(crate) async fn send_one(
     state: &AppState,
     tenant: &Tenant,
+    m: SendMessage,
+    field_prefix: &str,
+) -> Result<Sent, ApiError> {
+    let sender = Sender::of(state, tenant).await?;
+    send_as(state, tenant, &sender, m, field_prefix).await
+}
+
+async fn send_as(
+    state: &AppState,
+    tenant: &Tenant,
+    sender: &Sender,
     m: SendMessage,
     field_prefix: &str,
 ) -> Result<Sent, ApiError> {
@@ -280,10 +317,7 @@ pub(crate) async fn send_one(
         .compose(limits, now, &message_id)
         .map_err(|e| invalid(e.field, e.message))?;
 
-    let workspace = state
-        .accounts
-        .require_workspace(&tenant.workspace_id)
-        .await?;
+    let workspace = &sender.workspace;
     let quotas = state.intake.quotas();
     let mut reservation = quotas.begin(&tenant.key_id, &workspace.id);
     let quota = Limits {
@@ -365,6 +399,7 @@ pub(crate) async fn send_one(
             tags: m.tags,
             metadata: m.metadata,
             tracking,
+            sender_rules: Some(sender.rules.clone()),
         })
         .await
         .map_err(|r| {

@@ -228,6 +228,7 @@ impl Session {
             tags: Vec::new(),
             metadata: Default::default(),
             tracking: Default::default(),
+            sender_rules: None,
         };
         match sub.intake.submit(submission).await {
             Ok(accepted) => self.reply(Reply::new(
