@@ -168,9 +168,10 @@ pub struct SpoolConfig {
     /// (default `true`). `false` flushes after every single operation; it
     /// exists to measure what group commit buys, not for production.
     pub group_commit: bool,
-    /// Maximum number of operations per commit (default 512). Caps the size
-    /// of one index batch and the latency a single fsync adds to the last
-    /// waiter of a large group.
+    /// Maximum number of operations per commit (default 2048). Caps the
+    /// size of one index batch and the latency a large group adds to its
+    /// last waiter. (512 while the index was sled's, whose batch cost grew
+    /// with it; batch sends, a message an operation, fill groups past 512.)
     pub max_batch: usize,
     /// A body segment file stops taking new bodies at this size (default
     /// 32 MiB). A segment is deleted when its last body is released, so
@@ -183,7 +184,7 @@ impl Default for SpoolConfig {
     fn default() -> Self {
         SpoolConfig {
             group_commit: true,
-            max_batch: 512,
+            max_batch: 2048,
             body_segment_bytes: 32 * 1024 * 1024,
         }
     }
@@ -330,6 +331,7 @@ impl Spool {
             group_commit: config.group_commit,
             max_batch: config.max_batch,
             fresh_ids,
+            feed_trim_from: keys::FEED.to_vec(),
         };
         let handle = std::thread::Builder::new()
             .name("rackwave-spool-writer".into())

@@ -97,13 +97,22 @@ pub fn spawn(bin: &str, config: &Path) -> Running {
 
 /// Waits until `GET /healthz` answers on the HTTP address.
 pub async fn wait_ready(http: SocketAddr) {
+    ready_unless(http, || false).await;
+}
+
+/// Waits until `GET /healthz` answers (`true`), or `exited` says the
+/// process is gone (`false`).
+async fn ready_unless(http: SocketAddr, mut exited: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(30);
     let url = format!("http://{http}/healthz");
     while Instant::now() < deadline {
         if let Ok(r) = reqwest::get(&url).await {
             if r.status().is_success() {
-                return;
+                return true;
             }
+        }
+        if exited() {
+            return false;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -116,11 +125,22 @@ pub async fn wait_ready(http: SocketAddr) {
 /// its sockets; it runs on the system clock (the `clock` is not its).
 pub async fn serve(bin: &str, tables: &str) -> crate::TestServer {
     let dir = tempfile::tempdir().unwrap();
-    let ports = Ports::free();
-    let path = ports.write_config(dir.path(), tables);
+    // Free ports are free when picked; another test may bind one before
+    // the process does, which then exits ("address already in use"):
+    // then again on other ports.
+    let mut attempts = 0;
+    let (ports, path, process) = loop {
+        attempts += 1;
+        let ports = Ports::free();
+        let path = ports.write_config(dir.path(), tables);
+        let mut process = spawn(bin, &path);
+        let exited = || matches!(process.try_wait(), Ok(Some(_)));
+        if ready_unless(ports.http, exited).await {
+            break (ports, path, process);
+        }
+        assert!(attempts < 5, "the server exited at start {attempts} times");
+    };
     let config = rackwave::config::Config::load(&path).expect("the test's config loads");
-    let process = spawn(bin, &path);
-    wait_ready(ports.http).await;
     crate::TestServer {
         server: None,
         process: Some(process),

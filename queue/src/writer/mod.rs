@@ -309,6 +309,9 @@ pub(crate) struct Writer {
     /// Ids drawn in this process are newer than every stored one (see
     /// `ids_follow_stored`), so fresh ids need no lookup in the tree.
     pub fresh_ids: bool,
+    /// Every feed page before this key is trimmed (see
+    /// `feed::stage_trim_feed`); the feed's first key at open.
+    pub feed_trim_from: Vec<u8>,
 }
 
 impl Writer {
@@ -384,16 +387,21 @@ impl Writer {
                     let mut st = Staged::new(&self.tree, &group);
                     let durable = self.shared.feed_durable.load(Ordering::Acquire);
                     let up_to = up_to_seq.min(durable);
-                    let result = feed::stage_trim_feed(&mut st, up_to);
-                    if result.is_ok() {
+                    let from = group
+                        .feed_trim_from
+                        .clone()
+                        .unwrap_or_else(|| self.feed_trim_from.clone());
+                    let result = feed::stage_trim_feed(&mut st, up_to, &from);
+                    if let Ok((_, next_from)) = &result {
                         let changes = st.finish();
+                        group.feed_trim_from = Some(next_from.clone());
                         group.absorb_lazy(changes);
                         let floor = self.shared.feed_trimmed.load(Ordering::Acquire);
                         if up_to > floor.max(group.feed_trimmed.unwrap_or(0)) {
                             group.feed_trimmed = Some(up_to);
                         }
                     }
-                    done.push(Done::TrimFeed(reply, result));
+                    done.push(Done::TrimFeed(reply, result.map(|(more, _)| more)));
                 }
                 Request::Prune { items, reply } => {
                     let mut st = Staged::new(&self.tree, &group);
@@ -412,7 +420,13 @@ impl Writer {
             || !group.changes.feed.is_empty()
             || group.feed_trimmed.is_some()
         {
-            if let Err(err) = self.apply_and_flush(&group) {
+            let applied = self.apply_and_flush(&group);
+            if applied.is_ok() {
+                if let Some(from) = group.feed_trim_from.take() {
+                    self.feed_trim_from = from;
+                }
+            }
+            if let Err(err) = applied {
                 failed = true;
                 error!(error = %err, requests = done.len(), "spool commit failed");
                 for d in &mut done {

@@ -35,6 +35,9 @@ pub(crate) struct Group {
     /// The feed is trimmed up to here by this group's trims (when that
     /// raises the floor).
     pub(super) feed_trimmed: Option<u64>,
+    /// Where the next trim starts, once this group is applied (see
+    /// `feed::stage_trim_feed`).
+    pub(super) feed_trim_from: Option<Vec<u8>>,
     /// Whether the group holds anything that must be fsynced before the
     /// callers are answered (everything but feed trims).
     pub(super) needs_flush: bool,
