@@ -4,9 +4,10 @@
 //! RSS, with enqueue and lease at 1 M queued no more than 2× slower than at
 //! 1 k".
 //!
-//! The program fills a fresh spool (sled opened exactly like the server:
-//! 64 MiB cache, background flush every second; bodies in segment files
-//! under `<dir>/bodies`) with `DEPTH` single-recipient messages of `SIZE`
+//! The program fills a fresh spool (opened exactly like the server: the
+//! store's sled database with a 64 MiB cache, background flush every
+//! second, where earlier versions kept the spool; bodies in segment files
+//! under `<dir>/bodies`, the spool's own index in `<dir>/bodies/index`) with `DEPTH` single-recipient messages of `SIZE`
 //! bytes, all in workspace `ws_bench` and all received at the same instant
 //! T0, so every one of them is due. `TASKS` tokio tasks enqueue concurrently
 //! on a 2-worker multi-thread runtime, each enqueue waiting for its fsync as

@@ -54,6 +54,14 @@ pub enum SpoolError {
 
 impl From<fjall::Error> for SpoolError {
     fn from(e: fjall::Error) -> Self {
+        if matches!(e, fjall::Error::Poisoned) {
+            // fjall refuses every write once one to its journal failed:
+            // say what the operator can do about it.
+            return SpoolError::Storage(std::sync::Arc::new(std::io::Error::other(
+                "the spool's index stopped taking writes after a write to its journal failed \
+                 (disk full?); restart rackwave once the cause is fixed",
+            )));
+        }
         SpoolError::Storage(std::sync::Arc::new(e))
     }
 }

@@ -476,10 +476,10 @@ impl Writer {
         let began = Instant::now();
         self.bodies.append(&group.changes.bodies)?;
         let bodies_done = Instant::now();
-        // The group's own writes, then the counters and feed pages
-        // computed from them, in one atomic batch.
-        // A key may appear once in a batch (all of its writes share one
-        // sequence number), and these win over the group's writes.
+        // The group's own writes and the counters and feed pages computed
+        // from them go in one atomic batch. A key may appear in it once
+        // (all of a batch's writes share one sequence number), so these
+        // computed ones replace any of the group's writes to the same key.
         let mut batch: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> =
             std::collections::BTreeMap::new();
         let mut counts = *lock(&self.shared.counts);
