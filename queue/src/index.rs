@@ -11,7 +11,7 @@
 //! waited while the writer applied a group. An LSM tree appends a group
 //! to its journal and a memtable (a group of 400 messages applied in
 //! 2.6 ms instead of 13.8 ms, `docs/PERFORMANCE.md`), its batch is atomic
-//! without a global lock, and compaction runs on its own threads.
+//! without a global lock, and compaction runs on a thread of its own.
 //!
 //! The surface is what the spool needs and nothing else: point reads,
 //! ordered range scans both ways, one atomic batch per group commit and
@@ -44,19 +44,13 @@ const ADOPT_BATCH: usize = 20_000;
 /// a moment (its last iterator or compaction finishing): wait this long.
 const LOCK_WAIT: Duration = Duration::from_secs(10);
 
-/// Memory the index takes, whatever the queue's length: its block cache,
-/// and its memtables (the one taking writes, and those sealed while a
+/// Memory the index takes whatever the queue's length: its block cache,
+/// and its memtables (the one taking writes, and those sealed while the
 /// worker thread writes them out as tables; with four sealed the writer
-/// waits for them).
+/// waits for them). Besides, the tables' filters and block indexes, which
+/// grow with what is stored (see `Index::open`).
 const CACHE_BYTES: u64 = 32 << 20;
 const MEMTABLE_BYTES: u64 = 16 << 20;
-
-// Every table's bloom filter and block index stay in memory (about 2.5
-// bytes a key: 20 MB at a million messages stored), not just those of the
-// newest tables: a settlement reads five keys, each read asks the filter
-// of every table that may hold it, and a filter evicted from the block
-// cache is read and checksummed whole again (a million messages deep,
-// settlements went at 1,200 a second, 80% of the writer's time there).
 
 /// Threads writing memtables out and compacting tables. One: with more,
 /// fjall 3.1 keeps the first for flushes and has it hand every compaction
@@ -92,6 +86,13 @@ impl Index {
                 Err(e) => return Err(e.into()),
             }
         };
+        // Every table's bloom filter and block index stay in memory (about
+        // 2.5 bytes a key: 20 MB at a million messages stored), not just
+        // those of the newest tables: a settlement reads five keys, each
+        // read asks the filter of every table that may hold it, and a
+        // filter evicted from the block cache is read and checksummed
+        // whole again (a million messages deep, settlements went at 1,200
+        // a second, 80% of the writer's time there).
         let keys = db.keyspace("spool", || {
             KeyspaceCreateOptions::default()
                 .max_memtable_size(MEMTABLE_BYTES)
