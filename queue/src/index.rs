@@ -30,7 +30,7 @@ use tracing::info;
 use crate::error::SpoolError;
 
 /// Name of the sled tree in which earlier versions kept the spool.
-pub(crate) const SLED_TREE: &str = "spool";
+const SLED_TREE: &str = "spool";
 
 /// Present once a spool kept in sled by an earlier version is copied
 /// whole; written with the last part of the copy. Sorts before every key
@@ -71,7 +71,7 @@ pub(crate) struct Index {
 impl Index {
     /// Opens (creating if needed) the index in `dir`, then adopts what an
     /// earlier version left in `legacy`'s sled tree.
-    pub(crate) fn open(dir: &Path, legacy: Option<&sled::Db>) -> Result<Index, SpoolError> {
+    pub(crate) fn open(dir: &Path, legacy: &sled::Db) -> Result<Index, SpoolError> {
         let began = Instant::now();
         let db = loop {
             let opened = Database::builder(dir)
@@ -100,9 +100,7 @@ impl Index {
                 .index_block_pinning_policy(PinningPolicy::all(true))
         })?;
         let index = Index { db, keys };
-        if let Some(sled) = legacy {
-            index.adopt_sled_tree(sled)?;
-        }
+        index.adopt_sled_tree(legacy)?;
         Ok(index)
     }
 
@@ -112,8 +110,10 @@ impl Index {
     /// marker, written and synced with its last part, says it is whole,
     /// after which the tree (possibly half dropped) is never read again.
     fn adopt_sled_tree(&self, sled: &sled::Db) -> Result<(), SpoolError> {
-        let adopted = self.get(ADOPTED)?.is_some();
-        if !adopted && sled.tree_names().iter().any(|n| n == SLED_TREE.as_bytes()) {
+        if !sled.tree_names().iter().any(|n| n == SLED_TREE.as_bytes()) {
+            return Ok(());
+        }
+        if self.get(ADOPTED)?.is_none() {
             let tree = sled.open_tree(SLED_TREE)?;
             if !tree.is_empty() {
                 let mut copied = 0usize;
@@ -135,10 +135,8 @@ impl Index {
                 );
             }
         }
-        if sled.tree_names().iter().any(|n| n == SLED_TREE.as_bytes()) {
-            sled.drop_tree(SLED_TREE)?;
-            sled.flush()?;
-        }
+        sled.drop_tree(SLED_TREE)?;
+        sled.flush()?;
         Ok(())
     }
 

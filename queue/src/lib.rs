@@ -19,8 +19,8 @@
 //!   handled).
 //! * **Atomic bookkeeping.** Records, body references, due index, listing indexes,
 //!   per-status counters and per-submitter daily counters live in the
-//!   spool's index (`index.rs`) and change in the same batch, so they never disagree, even after
-//!   a crash. Counters are therefore exact and loaded at open instead of
+//!   spool's index (`index.rs`) and change in the same batch, so they
+//!   never disagree, even after a crash. Counters are therefore exact and loaded at open instead of
 //!   recomputed by scanning.
 //! * **Bounded memory.** Nothing proportional to queue length is held in
 //!   RAM: the due queue is an on-disk index scanned in time order, listings
@@ -258,11 +258,8 @@ impl Spool {
     /// the only writer of its index for exact counters and race-free
     /// updates.
     pub fn open(legacy: &sled::Db, dir: &Path, config: SpoolConfig) -> Result<Spool, SpoolError> {
-        std::fs::create_dir_all(dir).map_err(|e| SpoolError::Io {
-            context: format!("creating {}", dir.display()),
-            source: e,
-        })?;
-        let tree = index::Index::open(&dir.join(INDEX_DIR), Some(legacy))?;
+        // The index creates `dir` with its own directory.
+        let tree = index::Index::open(&dir.join(INDEX_DIR), legacy)?;
         let body_writer = bodies::BodyWriter::open(dir, &tree, config.body_segment_bytes)?;
         let body_files = body_writer.files();
         let mut counts = StatusCounts::default();

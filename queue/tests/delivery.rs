@@ -20,17 +20,10 @@ fn open(dir: &tempfile::TempDir) -> (sled::Db, Spool) {
 
 fn submission(ws: &str, rcpts: &[String], at: i64) -> Submission {
     Submission {
-        queue_id: None,
-        workspace_id: ws.into(),
         submitter: format!("{ws}-user"),
         mail_from: "sender@example.com".into(),
         recipients: rcpts.to_vec(),
-        subject: Some("hello".into()),
-        body: b"Subject: hello\r\n\r\nhi\r\n".to_vec(),
-        received_at_ms: at,
-        tags: Vec::new(),
-        metadata: Default::default(),
-        return_path: None,
+        ..common::submission(ws, &[], at)
     }
 }
 

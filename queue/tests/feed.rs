@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{attempt_at, Settle};
+use common::{attempt_at, submission, Settle};
 use rackwave_core::event::EmailEvent;
 use rackwave_queue::*;
 use tokio::time::timeout;
@@ -18,22 +18,6 @@ fn open(dir: &std::path::Path) -> (sled::Db, Spool) {
     let db = common::open_db(dir);
     let spool = Spool::open(&db, &dir.join("bodies"), SpoolConfig::default()).unwrap();
     (db, spool)
-}
-
-fn submission(ws: &str, rcpts: &[&str], at: i64) -> Submission {
-    Submission {
-        queue_id: None,
-        workspace_id: ws.into(),
-        submitter: "alice".into(),
-        mail_from: "alice@example.com".into(),
-        recipients: rcpts.iter().map(|r| r.to_string()).collect(),
-        subject: Some("hello".into()),
-        body: b"Subject: hello\r\n\r\nhi\r\n".to_vec(),
-        received_at_ms: at,
-        tags: Vec::new(),
-        metadata: Default::default(),
-        return_path: None,
-    }
 }
 
 fn attempt(at: i64, sent_at: Option<i64>, reply: &str) -> DeliveryAttempt {

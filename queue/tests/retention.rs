@@ -17,19 +17,12 @@ fn open(path: &std::path::Path) -> (sled::Db, Spool) {
     (db, spool)
 }
 
+/// A submission by the workspace's own submitter (accepted counts are
+/// per submitter).
 fn submission(ws: &str, rcpts: &[&str], at: i64) -> Submission {
     Submission {
-        queue_id: None,
-        workspace_id: ws.into(),
         submitter: format!("{ws}-app"),
-        mail_from: "alice@example.com".into(),
-        recipients: rcpts.iter().map(|r| r.to_string()).collect(),
-        subject: Some("hello".into()),
-        body: b"Subject: hello\r\n\r\nhi\r\n".to_vec(),
-        received_at_ms: at,
-        tags: Vec::new(),
-        metadata: Default::default(),
-        return_path: None,
+        ..common::submission(ws, rcpts, at)
     }
 }
 

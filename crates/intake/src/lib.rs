@@ -662,7 +662,6 @@ impl Intake {
         })
     }
 
-    /// What the workspace may put in `From:` (one read per submission).
     /// What `workspace_id` may put in `From:` and what its mail carries
     /// (its sending domains, its tracking defaults).
     pub async fn sender_rules(&self, workspace_id: &str) -> Result<SenderRules, Refusal> {
