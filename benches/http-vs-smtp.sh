@@ -186,6 +186,9 @@ measure() { # round phase
         log "warning: $phase reported failure (see $out)"
     cpu1=$(proc_cpu "$RW_PID")
     client=$(cat "$WORK/client-cpu")
+    # The spool's group commits: how many messages each made durable, and
+    # how long its two syncs took (what a message waits for beyond CPU).
+    curl -fsS "http://127.0.0.1:$HTTP_PORT/metrics" >"$WORK/$round-$phase.metrics" || true
     rw_stop
     ok=$(jget "$out" 'd["messages_ok"]')
     record "$round" "${phase}_rate" "$(jget "$out" 'd["messages_per_sec"]')"
@@ -193,6 +196,8 @@ measure() { # round phase
     record "$round" "${phase}_p99" "$(jget "$out" 'd["latency_ms_p99"]')"
     record "$round" "${phase}_failed" "$(jget "$out" 'd["messages_failed"]')"
     record "$round" "${phase}_server_cpu" "$(awk -v a="$cpu0" -v b="$cpu1" -v n="$ok" 'BEGIN { printf "%.4f", (n > 0 ? (b - a) * 1000 / n : 0) }')"
+    record "$round" "${phase}_commit_msgs" "$(awk -v n="$ok" '/^rackwave_spool_commits_total/ { c = $2 } END { printf "%.1f", (c > 0 ? n / c : 0) }' "$WORK/$round-$phase.metrics")"
+    record "$round" "${phase}_flush_ms" "$(awk '/^rackwave_spool_flushes_total/ { f = $2 } /^rackwave_spool_flush_seconds_total/ { s = $2 } END { printf "%.2f", (f > 0 ? s * 1000 / f : 0) }' "$WORK/$round-$phase.metrics")"
     record "$round" "${phase}_client_cpu" "$(awk -v c="$client" -v n="$ok" 'BEGIN { printf "%.4f", (n > 0 ? c * 1000 / n : 0) }')"
     log "$phase: $ok ok, $(jget "$out" 'round(d["messages_per_sec"])') msg/s, p99 $(jget "$out" 'd["latency_ms_p99"]') ms, failed $(jget "$out" 'd["messages_failed"]')$(jget "$out" '"; first error: " + d["first_error"] if d.get("first_error") else ""')"
 }
@@ -259,7 +264,8 @@ for phase, label in (("smtp", "SMTP"), ("single", "HTTP single"), ("batch", "HTT
         v = med(f"{phase}_{k}")
         return fmt.format(v) if v is not None else "–"
     print(f"  {label:<12} p50 {f('p50')} ms, p99 {f('p99')} ms (per {'request' if phase != 'smtp' else 'message'}), "
-          f"CPU ms/msg: server {f('server_cpu')}, client {f('client_cpu')}, failed {f('failed', '{:.0f}')}")
+          f"CPU ms/msg: server {f('server_cpu')}, client {f('client_cpu')}, failed {f('failed', '{:.0f}')}; "
+          f"spool: {f('commit_msgs')} msg a group commit, its syncs {f('flush_ms')} ms")
 print()
 print("per round:")
 for fig, v in sorted(vals.items()):

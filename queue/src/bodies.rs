@@ -27,7 +27,10 @@
 //! Each segment has a durable live-body counter (`g/<segment>` in the spool
 //! tree) changed in the same batch as the references. A segment whose
 //! counter reaches zero, and that is no longer the one being appended to,
-//! is deleted once that batch is fsynced. At open, segment files without a
+//! is deleted once that batch is fsynced (by the writer's sync thread,
+//! [`BodyFiles::durable`]: the index's sync runs while the writer stages
+//! the next group, so a batch the writer has applied may not be durable
+//! yet). At open, segment files without a
 //! counter (only garbage from a crash, or emptied before the crash) are
 //! deleted. A segment stays while any one of its bodies is pending, so a
 //! long deferral pins its whole segment; segments are kept small
@@ -39,6 +42,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tracing::{debug, warn};
@@ -143,6 +147,20 @@ fn io_error(context: String) -> impl FnOnce(std::io::Error) -> SpoolError {
 pub(crate) struct BodyFiles {
     dir: PathBuf,
     open: Mutex<HashMap<u64, Arc<File>>>,
+    /// The segment being appended to (set by the writer): never deleted.
+    current: AtomicU64,
+    reclaim: Mutex<Reclaim>,
+}
+
+/// Which emptied segments may go: only those emptied by durable groups.
+#[derive(Default)]
+struct Reclaim {
+    /// Every group up to this number is durable.
+    durable_group: u64,
+    /// Segments the writer rotated away from with no live body left, each
+    /// with the number of the last group applied then: deleted once that
+    /// group is durable.
+    deferred: Vec<(u64, u64)>,
 }
 
 impl BodyFiles {
@@ -181,6 +199,53 @@ impl BodyFiles {
     fn forget(&self, segment: u64) {
         lock(&self.open).remove(&segment);
     }
+
+    /// Every group up to `group` is durable, and `emptied` lost their last
+    /// live body in them: deletes those (the current segment excepted:
+    /// the writer's rotation away from it deletes it) and the segments a
+    /// rotation left for this.
+    pub(crate) fn durable(&self, group: u64, emptied: &[u64]) {
+        let current = self.current.load(Ordering::Acquire);
+        let due = {
+            let mut r = lock(&self.reclaim);
+            r.durable_group = r.durable_group.max(group);
+            let durable = r.durable_group;
+            let (due, later): (Vec<_>, Vec<_>) = r
+                .deferred
+                .drain(..)
+                .partition(|&(_, applied)| applied <= durable);
+            r.deferred = later;
+            due
+        };
+        let emptied = emptied.iter().copied().filter(|&s| s != current);
+        for segment in emptied.chain(due.into_iter().map(|(s, _)| s)) {
+            self.delete(segment);
+        }
+    }
+
+    /// The writer rotated away from `segment`, whose last live body is
+    /// released in the tree as of group `applied`: deleted now if that
+    /// group is durable, else once it is.
+    fn emptied_by_rotation(&self, segment: u64, applied: u64) {
+        let mut r = lock(&self.reclaim);
+        if applied <= r.durable_group {
+            drop(r);
+            self.delete(segment);
+        } else {
+            r.deferred.push((segment, applied));
+        }
+    }
+
+    fn delete(&self, segment: u64) {
+        self.forget(segment);
+        let path = self.dir.join(segment_name(segment));
+        match std::fs::remove_file(&path) {
+            Ok(()) => debug!(segment, "deleted empty body segment"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            // Harmless: an unreferenced segment is deleted at the next open.
+            Err(e) => warn!(path = %path.display(), error = %e, "deleting body segment failed"),
+        }
+    }
 }
 
 /// Write side, owned by the writer thread.
@@ -195,6 +260,8 @@ pub(crate) struct BodyWriter {
     /// to `len` (or starts a new one) rather than trusting its end.
     poisoned: bool,
     segment_target: u64,
+    /// One buffer for a group's bodies: written with one call.
+    buffer: Vec<u8>,
 }
 
 impl BodyWriter {
@@ -241,11 +308,13 @@ impl BodyWriter {
                 );
             }
         }
+        let current = highest.map_or(1, |h| h + 1);
         let files = Arc::new(BodyFiles {
             dir: dir.to_path_buf(),
             open: Mutex::new(HashMap::new()),
+            current: AtomicU64::new(current),
+            reclaim: Mutex::new(Reclaim::default()),
         });
-        let current = highest.map_or(1, |h| h + 1);
         let file = create_segment(dir, current)?;
         Ok(BodyWriter {
             files,
@@ -254,6 +323,7 @@ impl BodyWriter {
             len: 0,
             poisoned: false,
             segment_target,
+            buffer: Vec::new(),
         })
     }
 
@@ -269,7 +339,12 @@ impl BodyWriter {
     /// away if no body in it is live); if that fails, the current segment
     /// goes on growing past its target rather than failing the group, which
     /// may hold settlements that have nothing to do with bodies.
-    pub(crate) fn prepare(&mut self, tree: &crate::index::Index) -> Result<(u64, u64), SpoolError> {
+    /// `applied_group`: the number of the last group the writer applied.
+    pub(crate) fn prepare(
+        &mut self,
+        tree: &crate::index::Index,
+        applied_group: u64,
+    ) -> Result<(u64, u64), SpoolError> {
         if self.poisoned {
             match self.file.set_len(self.len) {
                 Ok(()) => self.poisoned = false,
@@ -277,7 +352,7 @@ impl BodyWriter {
             }
         }
         if self.poisoned || self.len >= self.segment_target {
-            match self.rotate(tree) {
+            match self.rotate(tree, applied_group) {
                 Ok(()) => {}
                 Err(e) if !self.poisoned => {
                     warn!(error = %e, "starting a new body segment failed; the current one grows past its target");
@@ -288,17 +363,18 @@ impl BodyWriter {
         Ok((self.current, self.len))
     }
 
-    fn rotate(&mut self, tree: &crate::index::Index) -> Result<(), SpoolError> {
+    fn rotate(&mut self, tree: &crate::index::Index, applied_group: u64) -> Result<(), SpoolError> {
         let next = self.current + 1;
         let file = create_segment(&self.files.dir, next)?;
         let old = std::mem::replace(&mut self.current, next);
+        self.files.current.store(next, Ordering::Release);
         self.file = file;
         self.len = 0;
         self.poisoned = false;
-        // Every earlier group is fsynced by now, so the tree's counter is
-        // the durable one.
+        // The tree's counter is the durable one only once every group
+        // applied so far is.
         if tree.get(keys::segment_live(old))?.is_none() {
-            self.delete(old);
+            self.files.emptied_by_rotation(old, applied_group);
         }
         Ok(())
     }
@@ -309,13 +385,21 @@ impl BodyWriter {
         if bodies.is_empty() {
             return Ok(());
         }
-        let result = (|| {
-            for body in bodies {
-                self.file.write_all(body)?;
-                self.len += body.len() as u64;
-            }
+        // One write for the group, not one a body (hundreds of calls for
+        // a group of batch sends).
+        self.buffer.clear();
+        for body in bodies {
+            self.buffer.extend_from_slice(body);
+        }
+        let result = self.file.write_all(&self.buffer).and_then(|()| {
+            self.len += self.buffer.len() as u64;
             self.file.sync_data()
-        })();
+        });
+        // A group's worth of bodies stays allocated between groups; a rare
+        // huge one does not.
+        if self.buffer.capacity() > 64 << 20 {
+            self.buffer = Vec::new();
+        }
         result.map_err(|e| {
             self.poisoned = true;
             SpoolError::Io {
@@ -323,28 +407,6 @@ impl BodyWriter {
                 source: e,
             }
         })
-    }
-
-    /// Deletes segments whose last live body was released by a group that
-    /// is now durable. The segment being appended to is kept; `prepare`
-    /// deletes it when it rotates away from it.
-    pub(crate) fn release(&mut self, emptied: &[u64]) {
-        for &segment in emptied {
-            if segment != self.current {
-                self.delete(segment);
-            }
-        }
-    }
-
-    fn delete(&self, segment: u64) {
-        self.files.forget(segment);
-        let path = self.files.dir.join(segment_name(segment));
-        match std::fs::remove_file(&path) {
-            Ok(()) => debug!(segment, "deleted empty body segment"),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            // Harmless: an unreferenced segment is deleted at the next open.
-            Err(e) => warn!(path = %path.display(), error = %e, "deleting body segment failed"),
-        }
     }
 }
 
@@ -366,6 +428,36 @@ fn create_segment(dir: &Path, id: u64) -> Result<File, SpoolError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A segment emptied by a group that is not durable yet stays until it
+    /// is: deleting it earlier, a crash would bring back the index's older
+    /// state, whose references point into the deleted file.
+    #[test]
+    fn emptied_segments_go_only_once_the_group_that_emptied_them_is_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        for id in 1..=4 {
+            std::fs::write(dir.path().join(segment_name(id)), b"x").unwrap();
+        }
+        let exists = |id| dir.path().join(segment_name(id)).exists();
+        let files = BodyFiles {
+            dir: dir.path().to_path_buf(),
+            open: Mutex::new(HashMap::new()),
+            current: AtomicU64::new(4),
+            reclaim: Mutex::new(Reclaim::default()),
+        };
+        // Rotated away from 2 with group 5 applied, nothing durable yet.
+        files.emptied_by_rotation(2, 5);
+        assert!(exists(2));
+        files.durable(4, &[]);
+        assert!(exists(2), "group 5 is not durable yet");
+        // Group 5 emptied segment 1 and the current one, 4.
+        files.durable(5, &[1, 4]);
+        assert!(!exists(1) && !exists(2));
+        assert!(exists(4), "the segment being appended to stays");
+        // A rotation behind what is durable deletes at once.
+        files.emptied_by_rotation(3, 5);
+        assert!(!exists(3));
+    }
 
     #[test]
     fn references_roundtrip_and_inline_bodies_are_not_references() {

@@ -136,8 +136,8 @@ pub use record::{
 };
 
 use writer::{
-    decode_counter, decode_feed, decode_legacy_record, decode_record, lock, Lanes, PruneItem,
-    Request, Shared, Writer,
+    decode_counter, decode_feed, decode_legacy_record, decode_record, lock, Gate, Lanes, PruneItem,
+    Request, Shared, Syncer, Writer,
 };
 
 /// The directory, inside the spool's directory, holding its index
@@ -232,6 +232,22 @@ impl Drop for Inner {
     }
 }
 
+/// Starts one of the spool's threads. Named without a `rackwave-` prefix:
+/// Linux keeps 15 bytes of a thread's name, and `top -H` or a profile
+/// should tell the writer from its sync thread.
+fn spawn(
+    name: &str,
+    run: impl FnOnce() + Send + 'static,
+) -> Result<std::thread::JoinHandle<()>, SpoolError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(run)
+        .map_err(|e| SpoolError::Io {
+            context: format!("starting the spool's thread {name}"),
+            source: e,
+        })
+}
+
 impl Spool {
     /// The spool of a data directory's node: [`open`](Self::open) with the
     /// store's sled database as the place an earlier version may have
@@ -320,6 +336,20 @@ impl Spool {
             feed_trimmed,
         ));
         let (tx, rx) = mpsc::channel();
+        // One applied group waits at most while another is synced: the
+        // writer runs no further ahead (its next apply waits for the
+        // journal's sync anyway).
+        let (sync, applied) = mpsc::sync_channel(1);
+        let gate = Arc::new(Gate::default());
+        let syncer = Syncer {
+            gate: gate.clone(),
+            tree: tree.clone(),
+            shared: shared.clone(),
+            rx: applied,
+            bodies: body_writer.files(),
+            unreleased: Vec::new(),
+        };
+        let syncer = spawn("spool-sync", move || syncer.run())?;
         let writer = Writer {
             tree: tree.clone(),
             shared: shared.clone(),
@@ -329,14 +359,12 @@ impl Spool {
             max_batch: config.max_batch,
             fresh_ids,
             feed_trim_from: keys::FEED.to_vec(),
+            sync,
+            gate,
+            applied_group: 0,
+            syncer: Some(syncer),
         };
-        let handle = std::thread::Builder::new()
-            .name("rackwave-spool-writer".into())
-            .spawn(move || writer.run())
-            .map_err(|e| SpoolError::Io {
-                context: "starting the spool writer thread".into(),
-                source: e,
-            })?;
+        let handle = spawn("spool-writer", move || writer.run())?;
         Ok(Spool {
             inner: Arc::new(Inner {
                 tree,

@@ -337,3 +337,87 @@ async fn a_body_goes_with_the_last_of_its_recipients() {
         .unwrap();
     assert_eq!(spool.body(&queued.queue_id).unwrap(), None);
 }
+
+/// Enqueues `range` at once, each on its own task (so the writer meets
+/// hundreds waiting and stages them while the last group's journal is
+/// synced); answers `(n, queue id)` per message.
+async fn enqueue_at_once(spool: &Spool, range: std::ops::Range<usize>) -> Vec<(usize, String)> {
+    let tasks: Vec<_> = range
+        .map(|n| {
+            let spool = spool.clone();
+            tokio::spawn(async move {
+                let e = spool
+                    .enqueue(submission(n, &["a@x.org"], 1000))
+                    .await
+                    .unwrap();
+                (n, e.queue_id)
+            })
+        })
+        .collect();
+    let mut queued = Vec::new();
+    for t in tasks {
+        queued.push(t.await.unwrap());
+    }
+    queued
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn groups_staged_while_the_last_one_syncs_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // Small segments: rotations and deletions happen while groups overlap.
+    let (db, spool) = open_with(dir.path(), 64 * 1024);
+    let first = enqueue_at_once(&spool, 0..1500).await;
+    for (n, q) in &first {
+        assert_eq!(spool.body(q).unwrap().unwrap(), body(*n, 1000), "body {n}");
+    }
+    let s = spool.stats();
+    assert!(s.commits < 1500, "no groups formed: {s:?}");
+    assert_eq!(s.flushes, s.commits, "{s:?}");
+
+    // More at once while everything queued is delivered: settlements that
+    // empty segments land in groups staged beside enqueues.
+    let delivering = {
+        let spool = spool.clone();
+        tokio::spawn(async move {
+            let mut settled = 0;
+            while settled < 1500 {
+                let leased = spool.lease(T0 + 1, 200).unwrap();
+                for m in leased {
+                    spool.delivered(&m.id, delivered_attempt()).await.unwrap();
+                    settled += 1;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let second = enqueue_at_once(&spool, 1500..3000).await;
+    delivering.await.unwrap();
+    for (n, q) in &second {
+        if let Some(b) = spool.body(q).unwrap() {
+            assert_eq!(b, body(*n, 1000), "body {n}");
+        }
+    }
+    deliver_all(&spool).await;
+
+    let c = spool.counts();
+    assert_eq!((c.queued, c.delivered), (0, 3000));
+    // Every message: queued, sent, delivered; in one contiguous feed.
+    assert_eq!(spool.last_feed_seq(), 9000);
+    let seqs: Vec<u64> = spool
+        .feed(0, 10_000)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.unwrap().seq)
+        .collect();
+    assert_eq!(seqs, (1..=9000).collect::<Vec<_>>());
+    // Nothing live: only the segment still open for appending is left.
+    assert_eq!(segments(dir.path()).len(), 1, "{:?}", segments(dir.path()));
+
+    drop(spool);
+    drop(db);
+    let (_db, spool) = open_with(dir.path(), 64 * 1024);
+    let c = spool.counts();
+    assert_eq!((c.queued, c.delivered), (0, 3000));
+    assert_eq!(spool.last_feed_seq(), 9000);
+    assert_eq!(segments(dir.path()).len(), 1, "{:?}", segments(dir.path()));
+}

@@ -125,6 +125,12 @@ impl SenderRules {
         self.domain(domain)?.tracking_host.as_deref()
     }
 
+    /// Whether `domain` is one of the workspace's sending domains (added,
+    /// verified or not): only those have a DKIM key of the workspace.
+    pub fn owns(&self, domain: &str) -> bool {
+        self.domain(domain).is_some()
+    }
+
     /// The return-path host of `domain` when it is a verified one.
     pub fn return_path(&self, domain: &str) -> Option<String> {
         self.domain(domain)

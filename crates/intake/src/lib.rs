@@ -614,7 +614,9 @@ impl Intake {
             }
             _ => vec![(queue_id, recipients, message)],
         };
-        if let Some(domain) = &from_domain {
+        // Only the workspace's own domains have its DKIM keys: no lookup of
+        // a key for any other From domain.
+        if let Some(domain) = from_domain.as_ref().filter(|d| rules.owns(d)) {
             for part in &mut parts {
                 let m = std::mem::take(&mut part.2);
                 part.2 = self.sign(&sub.workspace_id, domain, m).await;

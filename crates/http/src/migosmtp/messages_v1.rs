@@ -14,6 +14,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
 use base64::Engine;
+use futures::FutureExt;
 use rackwave_intake::compose::{Attachment, ComposeLimits, Composition};
 use rackwave_intake::{Limits, QuotaError, RefusalKind, Source, Submission, TrackingChoice};
 use serde::{Deserialize, Serialize};
@@ -188,33 +189,35 @@ pub(crate) async fn send_batch(
         }
         // The workspace and its sender rules once for the whole batch;
         // then all at once: the spool's group commit makes them durable
-        // together instead of one flush after another.
-        let sender = std::sync::Arc::new(Sender::of(&state, &tenant).await?);
-        let n = value.messages.len();
-        let mut sends = tokio::task::JoinSet::new();
-        for (i, message) in value.messages.into_iter().enumerate() {
-            let (state, tenant, sender) = (state.clone(), tenant.clone(), sender.clone());
-            sends.spawn(async move {
+        // together instead of one flush after another. Polled together
+        // in this task rather than spawned one task a message: a send's
+        // future is large, and a task moves it into place and out again.
+        let sender = Sender::of(&state, &tenant).await?;
+        let sends = value.messages.into_iter().enumerate().map(|(i, message)| {
+            let (state, tenant, sender) = (&state, &tenant, &sender);
+            async move {
                 let prefix = format!("messages[{i}].");
-                (i, send_as(&state, &tenant, &sender, message, &prefix).await)
-            });
-        }
-        let mut results: Vec<Option<BatchItem>> = (0..n).map(|_| None).collect();
-        while let Some(done) = sends.join_next().await {
-            let (i, result) = done.map_err(|e| {
-                tracing::error!(error = %e, "a send of a batch failed");
+                send_as(state, tenant, sender, message, &prefix).await
+            }
+        });
+        let sent = std::panic::AssertUnwindSafe(futures::future::join_all(sends))
+            .catch_unwind()
+            .await
+            .map_err(|_| {
+                tracing::error!("a send of a batch panicked");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal",
                     "internal error; see the server log",
                 )
             })?;
-            results[i] = Some(match result {
+        let results = sent
+            .into_iter()
+            .map(|result| match result {
                 Ok(sent) => BatchItem::Sent(sent),
                 Err(e) => BatchItem::Failed { error: e.detail() },
-            });
-        }
-        let results = results.into_iter().flatten().collect();
+            })
+            .collect();
         Ok((StatusCode::OK, BatchSent { results }))
     })
     .await
