@@ -63,9 +63,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, Notify};
 use tracing::{debug, error, warn};
 
-pub(crate) use self::sync::Syncer;
-use self::sync::Timing;
-pub(crate) use self::sync::{Applied, Gate};
+use self::sync::{Applied, Timing};
+pub(crate) use self::sync::{Gate, Syncer};
 
 use crate::bodies::BodyWriter;
 use crate::error::SpoolError;
@@ -357,9 +356,9 @@ impl Writer {
         debug!("spool writer stopping");
         // Closing the channel lets the sync thread answer what it holds
         // and stop; the spool is closed once both are gone.
-        let (closed, _) = std::sync::mpsc::sync_channel(0);
-        drop(std::mem::replace(&mut self.sync, closed));
-        if let Some(handle) = self.syncer.take() {
+        let Writer { sync, syncer, .. } = self;
+        drop(sync);
+        if let Some(handle) = syncer {
             if handle.join().is_err() {
                 warn!("spool sync thread panicked");
             }
